@@ -1,0 +1,1 @@
+"""store_sql: a SQLite-backed session and transcript store for AI-agent gateways."""

@@ -1,0 +1,46 @@
+"""Options every command shares (`--db`, `--json`) and running a coroutine on a Store."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from store_sql.store import DEFAULT_DB_ENV, Store
+
+T = TypeVar("T")
+
+DEFAULT_DB = "store.sqlite"
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=os.environ.get(DEFAULT_DB_ENV, DEFAULT_DB),
+        help=f"database file (default: ${DEFAULT_DB_ENV} or ./{DEFAULT_DB})",
+    )
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def add_agent(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    parser.add_argument(
+        "--agent",
+        required=required,
+        default=None if required else "main",
+        help="agent id" + ("" if required else " (default: main)"),
+    )
+
+
+def with_store(db: str, work: Callable[[Store], Awaitable[T]], **open_args: object) -> T:
+    """Open the database, run `work(store)`, close it; all on a fresh event loop."""
+
+    async def run() -> T:
+        store = await Store.open(db, **open_args)  # type: ignore[arg-type]
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())

@@ -1,0 +1,76 @@
+"""`store-sql`: the command line, a thin layer over the library.
+
+Each command module registers its subcommands and calls one public library function per
+command. Errors the library raises on purpose (`StoreError`) print one clear line (or a JSON
+object with --json) and exit with status 2; bad usage exits with 2 as argparse does."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from store_sql.cli import output
+from store_sql.errors import StoreError
+
+
+
+def _command_modules() -> list[ModuleType]:
+    from store_sql.cli import (
+        doctor_cmd,
+        export_cmd,
+        import_cmd,
+        migrate_cmd,
+        search_cmd,
+        sessions_cmd,
+        sql_cmd,
+        stats_cmd,
+        transcript_cmd,
+        verify_cmd,
+    )
+
+    return [
+        sessions_cmd,
+        transcript_cmd,
+        import_cmd,
+        export_cmd,
+        verify_cmd,
+        migrate_cmd,
+        sql_cmd,
+        search_cmd,
+        stats_cmd,
+        doctor_cmd,
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="store-sql",
+        description="SQLite-backed session and transcript store for AI-agent gateways.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _command_modules():
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except StoreError as exc:
+        if getattr(args, "json", False):
+            output.emit_json({"error": type(exc).__name__, "message": str(exc)}, sys.stderr)
+        else:
+            print(f"store-sql: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("store-sql: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+def run() -> None:
+    sys.exit(main())

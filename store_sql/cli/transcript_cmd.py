@@ -1,0 +1,121 @@
+"""`store-sql transcript show|tail|tree|append|migrate`: one session's transcript."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from store_sql import render
+from store_sql.cli import output
+from store_sql.cli.common import add_agent, add_common, with_store
+from store_sql.errors import InvalidEntryError
+from store_sql.formats import jsjson
+from store_sql.store import Store
+
+
+def _target(text: str) -> str | int:
+    """A session id, or `#<transcript_id>` for any transcript (archives, versions)."""
+    return int(text[1:]) if text.startswith("#") and text[1:].isdigit() else text
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    group = sub.add_parser("transcript", help="read and append to a session's transcript")
+    cmds = group.add_subparsers(dest="transcript_command", required=True, metavar="SUBCOMMAND")
+
+    p = cmds.add_parser("show", help="the active path, readably")
+    _common(p)
+    p.set_defaults(handler=_show)
+
+    p = cmds.add_parser("tail", help="the last entries of the active path")
+    _common(p)
+    p.add_argument("-n", "--limit", type=int, default=20)
+    p.add_argument("--max-bytes", type=int, default=None)
+    p.set_defaults(handler=_tail)
+
+    p = cmds.add_parser("tree", help="every branch, with labels")
+    _common(p)
+    p.set_defaults(handler=_tree)
+
+    p = cmds.add_parser("append", help="append one entry (JSON object with a 'type')")
+    _common(p)
+    p.add_argument("entry", metavar="ENTRY_JSON", help="e.g. '{\"type\":\"message\",\"message\":{...}}'")
+    p.add_argument("--parent", default=None, help="append below this entry id (branch)")
+    p.set_defaults(handler=_append)
+
+    p = cmds.add_parser("migrate", help="write the v3 form of a v1/v2 transcript (original kept)")
+    _common(p)
+    p.set_defaults(handler=_migrate)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add_common(p)
+    add_agent(p)
+    p.add_argument("session", help="session id, or #<transcript_id>")
+
+
+def _entries_json(entries: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"pos": e.pos, "id": e.id, "parentId": e.parent_id, "type": e.type, "role": e.role,
+         "timestamp": e.timestamp, "kind": e.kind, "damage": e.damage,
+         "line": e.raw.decode("utf-8", "replace")}
+        for e in entries
+    ]  # fmt: skip
+
+
+def _show(args: argparse.Namespace) -> int:
+    entries = with_store(args.db, lambda s: s.transcripts.active_path(args.agent, _target(args.session)))
+    if args.json:
+        output.emit_json(_entries_json(entries))
+    else:
+        print("\n".join(render.entry_lines(entries)))
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    entries = with_store(
+        args.db,
+        lambda s: s.transcripts.recent(
+            args.agent, _target(args.session), limit=args.limit, max_bytes=args.max_bytes
+        ),
+    )
+    if args.json:
+        output.emit_json(_entries_json(entries))
+    else:
+        print("\n".join(render.entry_lines(entries)))
+    return 0
+
+
+def _tree(args: argparse.Namespace) -> int:
+    roots = with_store(args.db, lambda s: s.transcripts.tree(args.agent, _target(args.session)))
+    if args.json:
+        output.emit_json(roots)
+    else:
+        print("\n".join(render.tree_lines(roots)))
+    return 0
+
+
+def _append(args: argparse.Namespace) -> int:
+    try:
+        entry = jsjson.loads(args.entry)
+    except ValueError as exc:
+        raise InvalidEntryError(f"ENTRY_JSON is not valid JSON: {exc}") from exc
+    if not isinstance(entry, dict):
+        raise InvalidEntryError("ENTRY_JSON must be a JSON object with a 'type'")
+
+    async def work(store: Store) -> Any:
+        from store_sql.transcripts import LEAF
+
+        parent = args.parent if args.parent is not None else LEAF
+        return (await store.transcripts.append(args.agent, _target(args.session), [entry], parent_id=parent))[0]
+
+    appended = with_store(args.db, work)
+    output.emit(appended, args.json, f"{'exists' if appended.existed else 'appended'} {appended.id} at line {appended.pos + 1}")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    info = with_store(args.db, lambda s: s.transcripts.migrate_to_v3(args.agent, _target(args.session)))
+    output.emit(info, args.json, f"migrated to v3 as transcript #{info.transcript_id}")
+    print("", end="", file=sys.stderr)
+    return 0

@@ -1,0 +1,124 @@
+"""The model context of a transcript, exactly as pi's `buildSessionContext` builds it.
+
+Walk the active path; the last `thinking_level_change` gives the thinking level, the last
+`model_change` or assistant message the model; if the path holds a compaction, the last one
+contributes its summary first, then the entries from `firstKeptEntryId` up to it, then
+everything after it. `branch_summary` and `custom_message` entries become messages
+(FORMATS.md §3; pi-mono session-manager.ts and messages.ts).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from store_sql.transcript_reads import StoredEntry, active_path
+
+
+@dataclass(slots=True)
+class SessionContext:
+    """What the model sees: messages, thinking level and model."""
+
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    thinking_level: str = "off"
+    model: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The shape pi returns: {messages, thinkingLevel, model}."""
+        return {"messages": self.messages, "thinkingLevel": self.thinking_level, "model": self.model}
+
+
+def _epoch_ms(timestamp: Any) -> int | None:
+    """`new Date(timestamp).getTime()` for the ISO strings entries carry (None for NaN)."""
+    if not isinstance(timestamp, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(parsed.timestamp() * 1000 + 0.5) if parsed.tzinfo else None
+
+
+def _as_message(value: dict[str, Any]) -> dict[str, Any] | None:
+    kind = value.get("type")
+    if kind == "message":
+        message = value.get("message")
+        return message if isinstance(message, dict) else None
+    if kind == "custom_message":
+        message = {
+            "role": "custom",
+            "customType": value.get("customType"),
+            "content": value.get("content"),
+            "display": value.get("display"),
+            "details": value.get("details"),
+            "timestamp": _epoch_ms(value.get("timestamp")),
+        }
+        # JSON.stringify drops `undefined`; pi passes details through even when absent.
+        if "details" not in value:
+            del message["details"]
+        return message
+    if kind == "branch_summary" and value.get("summary"):
+        return {
+            "role": "branchSummary",
+            "summary": value.get("summary"),
+            "fromId": value.get("fromId"),
+            "timestamp": _epoch_ms(value.get("timestamp")),
+        }
+    return None
+
+
+def context_from_path(path: list[StoredEntry]) -> SessionContext:
+    """pi's buildSessionContext over an already-walked path (root first)."""
+    values: list[tuple[StoredEntry, dict[str, Any]]] = []
+    for entry in path:
+        if entry.kind != "entry":
+            continue
+        value = entry.value()
+        if isinstance(value, dict):
+            values.append((entry, value))
+    ctx = SessionContext()
+    compaction_index: int | None = None
+    for index, (_entry, value) in enumerate(values):
+        kind = value.get("type")
+        if kind == "thinking_level_change":
+            ctx.thinking_level = value.get("thinkingLevel")  # type: ignore[assignment]
+        elif kind == "model_change":
+            ctx.model = {"provider": value.get("provider"), "modelId": value.get("modelId")}
+        elif kind == "message" and isinstance(value.get("message"), dict):
+            message = value["message"]
+            if message.get("role") == "assistant":
+                ctx.model = {"provider": message.get("provider"), "modelId": message.get("model")}
+        elif kind == "compaction":
+            compaction_index = index
+    if compaction_index is None:
+        ctx.messages = [m for _, v in values if (m := _as_message(v)) is not None]
+        return ctx
+    compaction = values[compaction_index][1]
+    ctx.messages.append(
+        {
+            "role": "compactionSummary",
+            "summary": compaction.get("summary"),
+            "tokensBefore": compaction.get("tokensBefore"),
+            "timestamp": _epoch_ms(compaction.get("timestamp")),
+        }
+    )
+    first_kept = compaction.get("firstKeptEntryId")
+    keeping = False
+    for entry, value in values[:compaction_index]:
+        if entry.id is not None and entry.id == first_kept:
+            keeping = True
+        if keeping and (message := _as_message(value)) is not None:
+            ctx.messages.append(message)
+    for _entry, value in values[compaction_index + 1 :]:
+        if (message := _as_message(value)) is not None:
+            ctx.messages.append(message)
+    return ctx
+
+
+def build_context(
+    conn: sqlite3.Connection, transcript_id: int, leaf_id: str | None = None
+) -> SessionContext:
+    """The model context at the leaf (or at `leaf_id`)."""
+    return context_from_path(active_path(conn, transcript_id, leaf_id))

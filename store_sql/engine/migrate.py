@@ -1,0 +1,74 @@
+"""Alembic, driven from code: where the revisions are and how they run.
+
+The revisions live in the top-level `migrations/` folder, installed as the package
+`store_sql._migrations`. pysqlite does not open transactions around DDL by itself; the
+engine below does (SQLAlchemy's documented recipe), so each revision is all-or-nothing and
+a crash in the middle of a migration leaves the previous revision intact.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+
+def script_location() -> str:
+    import store_sql._migrations as pkg
+
+    return str(Path(pkg.__file__).parent)
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location())
+    return cfg
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(rev.revision for rev in script.walk_revisions())
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def transactional_engine(path: Path) -> Any:
+    """A SQLAlchemy engine on `path` whose transactions really are SQLite transactions."""
+    from sqlalchemy import create_engine, event
+
+    engine = create_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_tx(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA foreign_keys = ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def upgrade_to_head(path: Path) -> None:
+    from alembic import command
+
+    cfg = _alembic_config()
+    engine = transactional_engine(path)
+    try:
+        with engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    finally:
+        engine.dispose()

@@ -1,0 +1,161 @@
+"""Deciding whether a file may be opened, creating it, and upgrading it.
+
+Runs synchronously (callers use a worker thread). The rules, in docs/GUARANTEES.md:
+a file that is not SQLite, is corrupt, belongs to another application or carries a schema
+revision newer than this code is refused and never written to; an older revision is backed
+up with VACUUM INTO beside the file and then upgraded; a new database is built in a temporary
+file and renamed into place, so a crash never leaves a half-created database behind.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from store_sql.engine.readers import read_only_uri
+from store_sql.errors import DatabaseRefusedError
+from store_sql.schema import APPLICATION_ID, SCHEMA_REVISION
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReport:
+    """What opening did to the file."""
+
+    created: bool
+    upgraded_from: str | None
+    backup_path: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """What an existing file is, read without writing to it."""
+
+    application_id: int
+    revision: str | None
+    has_tables: bool
+
+
+def prepare(path: Path, *, upgrade: bool = True, backup: bool = True) -> OpenReport:
+    """Make `path` a current store_sql database, or refuse it without touching it."""
+    if not path.exists() or path.stat().st_size == 0 and not _sidecar_exists(path):
+        _create(path)
+        return OpenReport(created=True, upgraded_from=None, backup_path=None)
+    state = inspect_file(path)
+    if state.revision == SCHEMA_REVISION:
+        return OpenReport(created=False, upgraded_from=None, backup_path=None)
+    if state.revision is not None and not _is_known_revision(state.revision):
+        raise DatabaseRefusedError(
+            f"{path}: schema revision {state.revision!r} is newer than this store_sql "
+            f"(which knows up to {SCHEMA_REVISION!r}); upgrade store_sql to open it"
+        )
+    if not upgrade:
+        raise DatabaseRefusedError(
+            f"{path}: schema revision {state.revision!r} is older than {SCHEMA_REVISION!r}; "
+            "run `store-sql migrate` to upgrade it"
+        )
+    backup_path = _backup(path, state.revision) if backup else None
+    run_migrations(path)
+    return OpenReport(created=False, upgraded_from=state.revision, backup_path=backup_path)
+
+
+def inspect_file(path: Path) -> FileState:
+    """Read the header, application id and revision of an existing file, read-only."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(100)
+    except OSError as exc:
+        raise DatabaseRefusedError(f"{path}: cannot read the file: {exc}") from exc
+    if not head.startswith(_SQLITE_MAGIC):
+        raise DatabaseRefusedError(f"{path}: not a SQLite database (refusing to touch it)")
+    try:
+        conn = sqlite3.connect(read_only_uri(str(path)), uri=True)
+    except sqlite3.Error as exc:
+        raise DatabaseRefusedError(f"{path}: cannot open: {exc}") from exc
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        revision = None
+        if "alembic_version" in names:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = row[0] if row else None
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseRefusedError(f"{path}: the database is corrupt or unreadable: {exc}") from exc
+    finally:
+        conn.close()
+    if app_id != APPLICATION_ID:
+        raise DatabaseRefusedError(
+            f"{path}: a SQLite database of another application (application_id={app_id}); "
+            "store_sql opens only its own databases"
+        )
+    return FileState(application_id=app_id, revision=revision, has_tables=bool(names))
+
+
+def run_migrations(path: Path) -> None:
+    """Upgrade `path` to the head revision with Alembic, each revision in one transaction."""
+    from store_sql.engine.migrate import upgrade_to_head
+
+    upgrade_to_head(path)
+
+
+def _create(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{time.monotonic_ns()}")
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA page_size = 4096")
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            conn.execute("VACUUM")  # makes page_size and auto_vacuum take effect on an empty file
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        finally:
+            conn.close()
+        run_migrations(tmp)
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        finally:
+            conn.close()
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
+            if leftover.exists():
+                leftover.unlink()
+
+
+def _backup(path: Path, revision: str | None) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    target = path.with_name(f"{path.name}.backup-{revision or 'none'}-{stamp}")
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("VACUUM INTO ?", (str(target),))
+    finally:
+        conn.close()
+    os.chmod(target, 0o600)
+    return target
+
+
+def _is_known_revision(revision: str) -> bool:
+    from store_sql.engine.migrate import known_revisions
+
+    return revision in known_revisions()
+
+
+def _sidecar_exists(path: Path) -> bool:
+    # A 0-byte database with a -wal beside it may hold committed data in the WAL.
+    return Path(f"{path}-wal").exists()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,58 @@
+"""Connection settings: one place that says how every connection is configured.
+
+Durability and concurrency promises that follow from these are written down in
+docs/GUARANTEES.md.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Literal
+
+Synchronous = Literal["NORMAL", "FULL"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """Tunables of the engine. The defaults suit a gateway on a small machine."""
+
+    synchronous: Synchronous = "NORMAL"
+    """NORMAL: a commit survives a process crash, the last commits may roll back on power loss.
+    FULL: every acknowledged commit survives power loss, at one fsync per group commit."""
+    busy_timeout_ms: int = 5000
+    """How long a connection waits for another process's lock before failing clearly."""
+    readers: int = 4
+    """Size of the read-only connection pool."""
+    max_batch: int = 512
+    """Most mutations committed in one group transaction."""
+    journal_size_limit: int = 16 * 1024 * 1024
+    """The WAL file is truncated back to this size after a checkpoint resets it."""
+    wal_autocheckpoint_pages: int = 2000
+    """Passive checkpoint once the WAL holds this many pages (run by the writer only)."""
+    wal_truncate_bytes: int = 64 * 1024 * 1024
+    """Above this WAL size the writer forces a TRUNCATE checkpoint, waiting for readers,
+    so constant reads cannot grow the WAL without bound."""
+    cache_size_kib: int = 16384
+
+
+def configure_writer(conn: sqlite3.Connection, settings: EngineSettings) -> None:
+    """Settings of the one write connection."""
+    conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"could not switch the database to WAL (mode is {mode})")
+    conn.execute(f"PRAGMA synchronous = {settings.synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(f"PRAGMA journal_size_limit = {int(settings.journal_size_limit)}")
+    conn.execute(f"PRAGMA wal_autocheckpoint = {int(settings.wal_autocheckpoint_pages)}")
+    conn.execute(f"PRAGMA cache_size = -{int(settings.cache_size_kib)}")
+    conn.execute("PRAGMA temp_store = MEMORY")
+
+
+def configure_reader(conn: sqlite3.Connection, settings: EngineSettings) -> None:
+    """Settings of a pooled read-only connection: it can never write, so never checkpoint."""
+    conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
+    conn.execute("PRAGMA query_only = 1")
+    conn.execute(f"PRAGMA cache_size = -{int(settings.cache_size_kib)}")
+    conn.execute("PRAGMA temp_store = MEMORY")

@@ -1,0 +1,262 @@
+"""The single writer: one connection, one queue, group commit.
+
+Every mutation in store_sql is a plain function `fn(connection) -> result` submitted here.
+One asyncio task drains the queue; everything queued at that moment runs on the writer's
+thread as ONE `BEGIN IMMEDIATE ... COMMIT`, each mutation inside its own SAVEPOINT so a
+failing one is rolled back alone and reports its own exception. One thread hop per batch,
+not per statement, is what makes 100 concurrent producers cheap (docs/GUARANTEES.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from store_sql.engine.pragmas import EngineSettings
+from store_sql.engine.thread_conn import ThreadConnection
+from store_sql.errors import StoreClosedError, WriteFailedError
+
+T = TypeVar("T")
+Mutation = Callable[[sqlite3.Connection], Any]
+
+
+@dataclass(slots=True)
+class _Job:
+    fn: Mutation
+    future: asyncio.Future[Any]
+    # Set from the loop when the caller gives up; read by the writer thread before it starts
+    # the job. A threading.Event rather than future.cancelled(), which is not thread-safe.
+    abandoned: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    ok: bool
+    value: Any = None
+    skipped: bool = False
+
+
+@dataclass(slots=True)
+class WriterMetrics:
+    """Counters the writer keeps; `Store.metrics()` reports them."""
+
+    batches: int = 0
+    mutations: int = 0
+    failed_mutations: int = 0
+    largest_batch: int = 0
+    last_batch_size: int = 0
+    total_txn_seconds: float = 0.0
+    max_txn_seconds: float = 0.0
+    checkpoints: int = 0
+    wal_bytes: int = 0
+    max_wal_bytes: int = 0
+    batch_retries: int = 0
+
+    def as_dict(self, queue_depth: int) -> dict[str, Any]:
+        mean = self.total_txn_seconds / self.batches if self.batches else 0.0
+        return {
+            "queue_depth": queue_depth,
+            "batches": self.batches,
+            "mutations": self.mutations,
+            "failed_mutations": self.failed_mutations,
+            "mean_batch_size": self.mutations / self.batches if self.batches else 0.0,
+            "largest_batch": self.largest_batch,
+            "last_batch_size": self.last_batch_size,
+            "mean_txn_ms": mean * 1000,
+            "max_txn_ms": self.max_txn_seconds * 1000,
+            "checkpoints": self.checkpoints,
+            "wal_bytes": self.wal_bytes,
+            "max_wal_bytes": self.max_wal_bytes,
+            "batch_retries": self.batch_retries,
+        }
+
+
+class Writer:
+    """Owns the only write connection; `submit` is the only way to change the database."""
+
+    def __init__(self, conn: ThreadConnection, wal_path: str, settings: EngineSettings) -> None:
+        self._conn = conn
+        self._wal_path = wal_path
+        self._settings = settings
+        self._queue: list[_Job] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.metrics = WriterMetrics()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._drain(), name="store_sql.writer")
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` inside the next group transaction and return its result.
+
+        If the caller is cancelled before the batch starts, the mutation is skipped; once it
+        started it completes or rolls back as a whole (its savepoint), never half-applied."""
+        if self._closing:
+            raise StoreClosedError("the store is closed; writes are no longer accepted")
+        job = _Job(fn, asyncio.get_running_loop().create_future())
+        self._queue.append(job)
+        self._wake.set()
+        try:
+            return await asyncio.shield(job.future)  # type: ignore[no-any-return]
+        except asyncio.CancelledError:
+            job.abandoned.set()
+            raise
+
+    async def close(self) -> None:
+        """Stop accepting writes, commit everything already queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        with contextlib.suppress(sqlite3.Error):
+            await self._conn.run(_final_checkpoint)
+        await self._conn.close()
+
+    async def _drain(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._queue[: self._settings.max_batch]
+            del self._queue[: len(batch)]
+            try:
+                outcomes = await self._conn.run(lambda c: self._apply(c, batch))
+            except BaseException as exc:  # the thread itself failed: every job learns it
+                for job in batch:
+                    _settle(job, _Outcome(ok=False, value=_as_write_error(exc)))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for job, outcome in zip(batch, outcomes, strict=True):
+                _settle(job, outcome)
+
+    # --- everything below runs on the writer's thread -------------------------------------
+
+    def _apply(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+        started = time.perf_counter()
+        try:
+            outcomes = self._apply_together(conn, batch)
+        except sqlite3.Error:
+            # BEGIN or COMMIT failed (disk full, I/O error, lock wait): nothing of the batch is
+            # in the database. Retry each mutation alone so only the ones that cannot be
+            # written report an error, to their own callers.
+            _rollback_quietly(conn)
+            self.metrics.batch_retries += 1
+            outcomes = [self._apply_alone(conn, job) for job in batch]
+        elapsed = time.perf_counter() - started
+        self._record(batch, outcomes, elapsed)
+        self._pace_wal(conn)
+        return outcomes
+
+    def _apply_together(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+        conn.execute("BEGIN IMMEDIATE")
+        outcomes: list[_Outcome] = []
+        for job in batch:
+            if job.abandoned.is_set():
+                outcomes.append(_Outcome(ok=False, skipped=True))
+                continue
+            conn.execute("SAVEPOINT job")
+            try:
+                value = job.fn(conn)
+            except Exception as exc:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (some I/O errors do): the
+                    # earlier jobs of this batch are gone too, so start over one by one.
+                    raise sqlite3.OperationalError(f"transaction lost: {exc}") from exc
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append(_Outcome(ok=False, value=_as_write_error(exc)))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append(_Outcome(ok=True, value=value))
+        conn.execute("COMMIT")
+        return outcomes
+
+    def _apply_alone(self, conn: sqlite3.Connection, job: _Job) -> _Outcome:
+        if job.abandoned.is_set():
+            return _Outcome(ok=False, skipped=True)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            value = job.fn(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            _rollback_quietly(conn)
+            return _Outcome(ok=False, value=_as_write_error(exc))
+        return _Outcome(ok=True, value=value)
+
+    def _record(self, batch: list[_Job], outcomes: list[_Outcome], elapsed: float) -> None:
+        m = self.metrics
+        m.batches += 1
+        m.mutations += len(batch)
+        m.failed_mutations += sum(1 for o in outcomes if not o.ok and not o.skipped)
+        m.last_batch_size = len(batch)
+        m.largest_batch = max(m.largest_batch, len(batch))
+        m.total_txn_seconds += elapsed
+        m.max_txn_seconds = max(m.max_txn_seconds, elapsed)
+
+    def _pace_wal(self, conn: sqlite3.Connection) -> None:
+        """Keep the WAL bounded even when readers never pause.
+
+        SQLite's auto-checkpoint (PASSIVE) cannot move past pages a reader still needs, so
+        under constant reads the WAL only grows (800 MB was seen in a soak). Past
+        `wal_truncate_bytes` the writer itself waits for readers (TRUNCATE, bounded by the
+        busy timeout) so the WAL restarts from empty; reads are single short transactions,
+        so the wait is short."""
+        try:
+            size = os.stat(self._wal_path).st_size
+        except OSError:
+            return
+        m = self.metrics
+        m.max_wal_bytes = max(m.max_wal_bytes, size)
+        if size >= self._settings.wal_truncate_bytes:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            m.checkpoints += 1
+            with contextlib.suppress(OSError):
+                size = os.stat(self._wal_path).st_size
+        m.wal_bytes = size
+
+
+def _settle(job: _Job, outcome: _Outcome) -> None:
+    if job.future.done():
+        return
+    if outcome.skipped:
+        job.future.cancel()
+    elif outcome.ok:
+        job.future.set_result(outcome.value)
+    else:
+        job.future.set_exception(outcome.value)
+
+
+def _as_write_error(exc: BaseException) -> BaseException:
+    """SQLite's own failures become WriteFailedError; the mutation's errors pass through."""
+    if isinstance(exc, sqlite3.Error):
+        err = WriteFailedError(f"SQLite refused the write: {exc}")
+        err.__cause__ = exc
+        return err
+    return exc
+
+
+def _rollback_quietly(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _final_checkpoint(conn: sqlite3.Connection) -> None:
+    # On a clean close, fold the WAL into the database so the file is self-contained.
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

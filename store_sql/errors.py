@@ -1,0 +1,39 @@
+"""The error hierarchy: every error store_sql raises on purpose is a `StoreError`."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Root of every error store_sql raises on purpose."""
+
+
+class DatabaseRefusedError(StoreError):
+    """The file is not a store_sql database we may open (foreign, corrupt or too new).
+
+    The file is left exactly as it was."""
+
+
+class StoreClosedError(StoreError):
+    """The store was closed; open a new one."""
+
+
+class InvalidEntryError(StoreError, ValueError):
+    """A session entry or patch does not have the shape the gateway requires."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """A session key, transcript, entry or checkpoint does not exist."""
+
+
+class WriteFailedError(StoreError):
+    """SQLite refused a write (disk full, I/O error, lock wait exhausted).
+
+    Only the caller whose write failed sees this; earlier acknowledged writes are kept."""
+
+
+class ImportFailedError(StoreError):
+    """A source could not be imported; the message names the file, line and reason."""
+
+
+class ExportRefusedError(StoreError):
+    """An export would write outside its target directory or over something it must not."""

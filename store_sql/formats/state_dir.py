@@ -1,0 +1,303 @@
+"""What the files of an OpenClaw state directory are, where the sessions dirs are, safe paths.
+
+Names follow `../shared/FORMATS.md` §1 and the gateway's own parsers
+(`src/config/sessions/artifacts.ts`, `paths.ts`, `archive-compression.ts` in openclaw/openclaw):
+an archive suffix is ``.reset.``/``.deleted.``/``.bak.`` followed by exactly
+``YYYY-MM-DDTHH-MM-SS[.mmm]Z``, optionally followed by ``.zst``. Nothing here reads file contents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Literal
+from urllib.parse import unquote
+
+__all__ = [
+    "ClassifiedFile",
+    "FileKind",
+    "SessionsDir",
+    "SkippedFile",
+    "StateDirError",
+    "archive_name",
+    "classify_name",
+    "find_sessions_dirs",
+    "safe_join",
+    "walk_sessions_dir",
+]
+
+DEFAULT_AGENT_ID = "main"  # the gateway's default agent; the legacy <state>/sessions is its dir
+
+
+class StateDirError(ValueError):
+    """A path is not a state/sessions directory, or a name is unsafe to write to."""
+
+
+class FileKind(StrEnum):
+    """The role of one file in a sessions directory."""
+
+    SESSIONS_INDEX = "sessions_index"
+    LIVE = "live"
+    TOPIC = "topic"
+    FORK = "fork"
+    CHECKPOINT = "checkpoint"
+    RESET_ARCHIVE = "reset_archive"
+    DELETED_ARCHIVE = "deleted_archive"
+    TRAJECTORY = "trajectory"
+    BACKUP = "backup"
+    LOCK_OR_TEMP = "lock_or_temp"
+    SKILL_PROMPT = "skill_prompt"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifiedFile:
+    """A file name and what it tells about the file, without opening it."""
+
+    name: str
+    """Relative to the sessions dir, posix separators (``skills-prompts/sha256/ab/<hash>.txt``)."""
+    kind: FileKind
+    session_id: str | None
+    topic: str | None
+    """The decoded topic id of a topic transcript (or of the archived file)."""
+    checkpoint_id: str | None
+    archived_at: str | None
+    """The time in a ``.reset.``/``.deleted.``/``.bak.`` suffix, as written in the name."""
+    compressed: bool
+    """The name ends with ``.zst``: the archive inside is zstd-compressed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionsDir:
+    """One agent's sessions directory inside a state directory."""
+
+    agent_id: str
+    rel_dir: str
+    """Posix path relative to the state dir: ``agents/<id>/sessions`` or legacy ``sessions``."""
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A directory entry `walk_sessions_dir` did not yield, and why."""
+
+    name: str
+    reason: str
+
+
+_TS = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d{3})?Z"
+_ARCHIVE_TIMESTAMP = re.compile(_TS)
+_ARCHIVE_KINDS = {
+    "reset": FileKind.RESET_ARCHIVE,
+    "deleted": FileKind.DELETED_ARCHIVE,
+    "bak": FileKind.BACKUP,
+}
+_LEGACY_INDEX_BACKUP = re.compile(r"sessions\.json\.bak\.\d+")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_CHECKPOINT = re.compile(rf"(.+)\.checkpoint\.({_UUID})\.jsonl", re.IGNORECASE)
+# pi names its session files "<ISO time with ':' and '.' as '-'>_<sessionId>.jsonl".
+_FORK = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z)_(.+)\.jsonl")
+# The gateway's SAFE_SESSION_ID_RE: what it accepts as <sessionId> in "<sessionId>.jsonl".
+_SESSION_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}", re.IGNORECASE)
+_SKILL_PROMPT = re.compile(r"skills-prompts/sha256/[^/]+/[^/]+\.txt")
+_TRAJECTORY_SUFFIXES = (".trajectory.jsonl", ".trajectory-path.json")
+
+
+def classify_name(name: str) -> ClassifiedFile:
+    """Say what a file is from its name relative to the sessions dir."""
+    plain = ClassifiedFile(name, FileKind.OTHER, None, None, None, None, name.endswith(".zst"))
+    base = name.rsplit("/", 1)[-1]
+    if base.endswith((".lock", ".tmp")):  # gateway locks and atomic-write temps, anywhere
+        return replace(plain, kind=FileKind.LOCK_OR_TEMP)
+    if "/" in name:
+        if _SKILL_PROMPT.fullmatch(name):
+            return replace(plain, kind=FileKind.SKILL_PROMPT)
+        return plain
+    if name == "sessions.json":
+        return replace(plain, kind=FileKind.SESSIONS_INDEX)
+    stem = name.removesuffix(".zst")
+    archive = _split_archive(stem)
+    if archive is not None:
+        inner, kind, when = archive
+        ids = _classify_transcript(inner)
+        return replace(ids or plain, name=name, kind=kind, archived_at=when, compressed=plain.compressed)
+    if _LEGACY_INDEX_BACKUP.fullmatch(name) or ".bak" in name or name.endswith(".backup"):
+        # "*.bak*": people's and tools' copies; keep the session id when the copy names one.
+        head, sep, _ = name.partition(".jsonl.")
+        ids = _classify_transcript(head + ".jsonl") if sep else None
+        return replace(ids or plain, name=name, kind=FileKind.BACKUP, compressed=plain.compressed)
+    if name.endswith(_TRAJECTORY_SUFFIXES):
+        session_id = name.rsplit(".trajectory", 1)[0]
+        return replace(plain, kind=FileKind.TRAJECTORY, session_id=session_id or None)
+    return _classify_transcript(name) or plain
+
+
+def _split_archive(stem: str) -> tuple[str, FileKind, str] | None:
+    """``(archived file name, kind, time as written)`` for ``<file>.<reason>.<time>`` names."""
+    for reason, kind in _ARCHIVE_KINDS.items():
+        marker = f".{reason}."
+        index = stem.rfind(marker)
+        if index > 0 and _ARCHIVE_TIMESTAMP.fullmatch(stem, index + len(marker)):
+            return stem[:index], kind, stem[index + len(marker) :]
+    return None
+
+
+def _classify_transcript(name: str) -> ClassifiedFile | None:
+    """Live, topic, fork and checkpoint transcripts; None for any other name."""
+    if not name.endswith(".jsonl"):
+        return None
+    if match := _CHECKPOINT.fullmatch(name):
+        return ClassifiedFile(
+            name, FileKind.CHECKPOINT, match[1], None, match[2].lower(), None, False
+        )
+    if match := _FORK.fullmatch(name):
+        return ClassifiedFile(name, FileKind.FORK, match[2], None, None, None, False)
+    stem = name.removesuffix(".jsonl")
+    session_id, sep, encoded = stem.partition("-topic-")
+    if sep and encoded and _SESSION_ID.fullmatch(session_id):
+        # The gateway writes encodeURIComponent(topicId); keep the raw text if it is not UTF-8.
+        try:
+            topic = unquote(encoded, errors="strict")
+        except UnicodeDecodeError:
+            topic = encoded
+        return ClassifiedFile(name, FileKind.TOPIC, session_id, topic, None, None, False)
+    if _SESSION_ID.fullmatch(stem):
+        return ClassifiedFile(name, FileKind.LIVE, stem, None, None, None, False)
+    return None
+
+
+def archive_name(file_name: str, kind: Literal["reset", "deleted"], when: datetime) -> str:
+    """The name the gateway gives an archive: ``<file>.<kind>.<toISOString, ':' -> '-'>``.
+
+    ``when`` must be timezone-aware; it is written in UTC with milliseconds truncated, as
+    ``Date.prototype.toISOString`` does (e.g. ``x.jsonl.reset.2026-02-10T10-51-08.679Z``).
+    """
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise ValueError("archive_name needs a timezone-aware datetime (naive times are ambiguous)")
+    utc = when.astimezone(UTC)
+    stamp = utc.strftime("%Y-%m-%dT%H-%M-%S") + f".{utc.microsecond // 1000:03d}Z"
+    return f"{file_name}.{kind}.{stamp}"
+
+
+def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[SessionsDir]:
+    """The sessions dirs under a state dir, or the one sessions dir ``path`` is.
+
+    A state dir yields every ``agents/<id>/sessions`` (sorted by agent id) and the legacy
+    ``sessions/`` (agent ``main``); ``agent`` then keeps only that agent's. A sessions dir
+    takes its agent from ``agents/<id>/sessions`` in its path, else from ``agent``.
+    """
+    if not path.is_dir():
+        raise StateDirError(f"{path} is not a directory")
+    agents_dir = path / "agents"
+    legacy = path / "sessions"
+    if agents_dir.is_dir() or legacy.is_dir():
+        found = [
+            SessionsDir(child.name, f"agents/{child.name}/sessions", child / "sessions")
+            for child in sorted(agents_dir.iterdir() if agents_dir.is_dir() else [])
+            if (child / "sessions").is_dir()
+        ]
+        if legacy.is_dir():
+            found.append(SessionsDir(DEFAULT_AGENT_ID, "sessions", legacy))
+        if agent is not None:
+            found = [d for d in found if d.agent_id == agent]
+        if not found:
+            which = f" for agent {agent!r}" if agent is not None else ""
+            raise StateDirError(f"{path} is a state directory but holds no sessions dir{which}")
+        return found
+    if not _looks_like_sessions_dir(path):
+        raise StateDirError(
+            f"{path} is neither a state directory (no agents/ or sessions/ inside) nor a "
+            "sessions directory (no sessions.json or *.jsonl inside)"
+        )
+    parent = path.resolve().parent
+    from_path = parent.name if parent.parent.name == "agents" and path.name == "sessions" else None
+    if from_path is not None and agent is not None and agent != from_path:
+        raise StateDirError(f"{path} belongs to agent {from_path!r}, not {agent!r}")
+    agent_id = from_path or agent
+    if agent_id is None:
+        raise StateDirError(
+            f"{path} is a sessions directory outside agents/<id>/sessions: say which agent owns it"
+        )
+    return [SessionsDir(agent_id, f"agents/{agent_id}/sessions", path)]
+
+
+def _looks_like_sessions_dir(path: Path) -> bool:
+    return (path / "sessions.json").is_file() or any(path.glob("*.jsonl"))
+
+
+def walk_sessions_dir(
+    d: SessionsDir, *, skipped: list[SkippedFile] | None = None
+) -> Iterator[tuple[Path, ClassifiedFile]]:
+    """Every regular file under a sessions dir, sorted by relative name, with its class.
+
+    Subdirectories (``skills-prompts/sha256/**`` and any other) are included. A symlink is
+    followed only to a regular file inside the root; symlinked directories, links leaving the
+    root, broken links and special files are never read but appended to ``skipped``.
+    """
+    root = Path(os.path.realpath(d.path))
+    found: list[tuple[str, Path]] = []
+    pending = [(d.path, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                reason = _skip_reason(entry, root)
+                if reason == "directory":
+                    pending.append((Path(entry.path), rel + "/"))
+                elif reason is None:
+                    found.append((rel, Path(entry.path)))
+                elif skipped is not None:
+                    skipped.append(SkippedFile(rel, reason))
+    for rel, file_path in sorted(found):
+        yield file_path, classify_name(rel)
+
+
+def _skip_reason(entry: os.DirEntry[str], root: Path) -> str | None:
+    """None for a file to yield, "directory" to descend into, else why the entry is skipped."""
+    if not entry.is_symlink():
+        if entry.is_dir(follow_symlinks=False):
+            return "directory"
+        if entry.is_file(follow_symlinks=False):
+            return None
+        return "not a regular file"
+    target = Path(os.path.realpath(entry.path))
+    if not target.is_relative_to(root):
+        return f"symlink leaving the sessions dir (to {target})"
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return "broken symlink"
+    if stat.S_ISDIR(mode):
+        return "symlink to a directory (not followed: it could loop)"
+    return None if stat.S_ISREG(mode) else "symlink to something that is not a regular file"
+
+
+def safe_join(root: Path, rel: str) -> Path:
+    """``root / rel`` for a name read from a store, refusing anything that could escape root.
+
+    Refused: absolute or drive paths, ``..`` and ``.`` parts, empty parts, NUL, backslashes,
+    and names that resolve (through existing symlinks) outside ``root``.
+    """
+    if not rel:
+        raise StateDirError("empty file name")
+    if "\0" in rel:
+        raise StateDirError(f"file name {rel!r} contains a NUL byte")
+    if "\\" in rel:
+        raise StateDirError(f"file name {rel!r} contains a backslash")
+    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive:
+        raise StateDirError(f"file name {rel!r} is absolute")
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise StateDirError(f"file name {rel!r} has an empty, '.' or '..' part")
+    joined = root.joinpath(*parts)
+    real_root = Path(os.path.realpath(root))
+    if not Path(os.path.realpath(joined)).is_relative_to(real_root):
+        raise StateDirError(f"file name {rel!r} resolves outside {root}")
+    return joined

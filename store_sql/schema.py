@@ -1,0 +1,276 @@
+"""The database schema: SQLAlchemy Core tables, the single source of truth for Alembic.
+
+Every table and column carries a comment; docs/SCHEMA.md explains them with example queries,
+and tests/test_schema_doc.py fails when the two disagree. Things SQLAlchemy Core cannot
+express (the full-text index, its triggers and the maintainer views) are SQL text in
+`schema_sql.py`, created by the same migration.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+# The revision the code expects; tests/test_migrations.py checks it is Alembic's head.
+SCHEMA_REVISION = "0001"
+
+# PRAGMA application_id marks a file as ours ("SQLS"), so `Store.open` can refuse a
+# SQLite database that belongs to someone else instead of writing tables into it.
+APPLICATION_ID = 0x53514C53
+
+metadata = MetaData()
+
+# Lines are stored as TEXT when valid UTF-8 (so json_extract works on them) and as BLOB when
+# not (so their bytes survive exactly). A column declared BLOB has no type affinity in SQLite,
+# so it keeps each value's own type.
+_TEXT_OR_BLOB = LargeBinary
+
+session_indexes = Table(
+    "session_indexes",
+    metadata,
+    Column("agent_id", Text, primary_key=True, comment="agent id, lowercase ('main')"),
+    Column(
+        "rel_dir",
+        Text,
+        nullable=False,
+        comment="sessions directory relative to the state dir: agents/<id>/sessions or sessions",
+    ),
+    Column(
+        "source_bytes",
+        LargeBinary,
+        comment="sessions.json exactly as imported; NULL once the index changed through the API",
+    ),
+    Column(
+        "source_state",
+        Text,
+        nullable=False,
+        server_default=text("'api'"),
+        comment="api | imported | empty_file | invalid: how the index came to be",
+    ),
+    Column("source_error", Text, comment="why an imported sessions.json was invalid"),
+    Column(
+        "revision",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="bumped by every change to the index; lets exporters skip unchanged files",
+    ),
+    Column("next_position", Integer, nullable=False, server_default=text("0")),
+    CheckConstraint(
+        "source_state IN ('api', 'imported', 'empty_file', 'invalid')", name="source_state_known"
+    ),
+    comment="one row per agent: the sessions.json of that agent",
+)
+
+session_entries = Table(
+    "session_entries",
+    metadata,
+    Column("entry_pk", Integer, primary_key=True, comment="row id"),
+    Column(
+        "agent_id",
+        Text,
+        ForeignKey("session_indexes.agent_id", ondelete="CASCADE"),
+        nullable=False,
+        comment="agent id",
+    ),
+    Column("session_key", Text, nullable=False, comment="session key, opaque ('agent:main:main')"),
+    Column(
+        "position",
+        Integer,
+        nullable=False,
+        comment="insertion order in sessions.json (JS puts integer-like keys first on export)",
+    ),
+    Column(
+        "entry_json",
+        Text,
+        nullable=False,
+        comment="the entry's JSON text exactly as sessions.json holds it (2-space, depth 1)",
+    ),
+    Column("session_id", Text, comment="entry.sessionId (NULL only for invalid imported entries)"),
+    Column("updated_at", Integer, comment="entry.updatedAt, epoch milliseconds"),
+    Column("session_started_at", Integer, comment="entry.sessionStartedAt, epoch ms"),
+    Column("last_interaction_at", Integer, comment="entry.lastInteractionAt, epoch ms"),
+    Column("chat_type", Text, comment="entry.chatType (direct, group, channel, ...)"),
+    Column("channel", Text, comment="entry.channel, else entry.deliveryContext.channel"),
+    Column("label", Text, comment="entry.label"),
+    Column("display_name", Text, comment="entry.displayName"),
+    Column("model_provider", Text, comment="entry.modelProvider"),
+    Column("model", Text, comment="entry.model"),
+    Column("status", Text, comment="entry.status"),
+    Column("archived_at", Integer, comment="entry.archivedAt"),
+    Column("session_file", Text, comment="entry.sessionFile"),
+    Column("spawned_by", Text, comment="entry.spawnedBy"),
+    Column("input_tokens", Integer, comment="entry.inputTokens"),
+    Column("output_tokens", Integer, comment="entry.outputTokens"),
+    Column("total_tokens", Integer, comment="entry.totalTokens"),
+    Column("context_tokens", Integer, comment="entry.contextTokens"),
+    Column("compaction_count", Integer, comment="entry.compactionCount"),
+    Column("entry_bytes", Integer, nullable=False, comment="UTF-8 size of entry_json"),
+    Column("problem", Text, comment="why an imported entry is invalid; NULL when valid"),
+    UniqueConstraint("agent_id", "session_key", name="uq_session_entries_key"),
+    Index("ix_session_entries_updated", "agent_id", text("updated_at DESC")),
+    Index("ix_session_entries_session_id", "agent_id", "session_id"),
+    Index("ix_session_entries_position", "agent_id", "position"),
+    Index("ix_session_entries_label", "agent_id", "label"),
+    Index("ix_session_entries_chat_type", "agent_id", "chat_type"),
+    Index("ix_session_entries_channel", "agent_id", "channel"),
+    comment="one row per session key: the entry text plus indexed columns extracted from it",
+)
+
+transcripts = Table(
+    "transcripts",
+    metadata,
+    Column("transcript_id", Integer, primary_key=True, comment="row id; identity of a transcript"),
+    Column("agent_id", Text, nullable=False, comment="agent id"),
+    Column("rel_dir", Text, nullable=False, comment="sessions directory, as in session_indexes"),
+    Column("session_id", Text, comment="header id (or the id in the file name)"),
+    Column(
+        "kind",
+        Text,
+        nullable=False,
+        comment="live | topic | fork | checkpoint | reset | deleted | other",
+    ),
+    Column("file_name", Text, nullable=False, comment="file name inside the sessions directory"),
+    Column("topic", Text, comment="topic id of a topic transcript"),
+    Column("archived_at", Text, comment="time stamp of a reset/deleted archive, as in its name"),
+    Column("parent_session", Text, comment="header parentSession (v1: branchedFrom)"),
+    Column("version", Integer, comment="header version; 1 for legacy files without one"),
+    Column("leaf_pos", Integer, comment="position of the leaf entry (last entry in file order)"),
+    Column("leaf_id", Text, comment="id of the leaf entry (NULL for v1 transcripts)"),
+    Column("line_count", Integer, nullable=False, server_default=text("0")),
+    Column("entry_count", Integer, nullable=False, server_default=text("0")),
+    Column("byte_size", Integer, nullable=False, server_default=text("0")),
+    Column("damaged_count", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "ends_with_newline",
+        Integer,
+        nullable=False,
+        server_default=text("1"),
+        comment="1 when the file ends with \\n (export reproduces a missing final newline)",
+    ),
+    Column(
+        "source_size",
+        Integer,
+        comment="bytes of the source file imported so far; differs from byte_size after API appends",
+    ),
+    Column(
+        "source_sha256",
+        Text,
+        comment="sha256 of the first source_size bytes of the source: a grown file is tailed",
+    ),
+    Column("compressed_bytes", LargeBinary, comment="original .zst bytes of a compressed archive"),
+    Column("created_at", Text, nullable=False, comment="ISO time the row was created"),
+    Column(
+        "superseded_by",
+        Integer,
+        ForeignKey("transcripts.transcript_id", ondelete="SET NULL"),
+        comment="newer version of the same file (changed on disk, or migrated); NULL = current",
+    ),
+    Column(
+        "generation",
+        Integer,
+        nullable=False,
+        server_default=text("1"),
+        comment="bumped when the content is replaced rather than appended to",
+    ),
+    CheckConstraint(
+        "kind IN ('live', 'topic', 'fork', 'checkpoint', 'reset', 'deleted', 'other')",
+        name="transcript_kind_known",
+    ),
+    Index("ix_transcripts_session", "agent_id", "session_id", "kind"),
+    Index("ix_transcripts_file", "agent_id", "rel_dir", "file_name"),
+    comment="one row per transcript file (live, archives, snapshots, forks) and per version",
+)
+
+transcript_lines = Table(
+    "transcript_lines",
+    metadata,
+    Column("line_pk", Integer, primary_key=True, comment="row id (also the full-text rowid)"),
+    Column(
+        "transcript_id",
+        Integer,
+        ForeignKey("transcripts.transcript_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("pos", Integer, nullable=False, comment="0-based line number; the header is 0"),
+    Column(
+        "line",
+        _TEXT_OR_BLOB,
+        nullable=False,
+        comment="the line's exact bytes without its \\n: TEXT when valid UTF-8, else BLOB",
+    ),
+    Column("kind", Text, nullable=False, comment="header | entry | blank | damaged"),
+    Column("entry_id", Text, comment="entry id (8 hex); NULL for v1 entries"),
+    Column("parent_id", Text, comment="parentId as written"),
+    Column(
+        "parent_pos",
+        Integer,
+        comment="pos of the parent: nearest preceding entry with that id (v1: previous entry)",
+    ),
+    Column("type", Text, comment="entry type (message, compaction, label, ...)"),
+    Column("role", Text, comment="message.role for message entries"),
+    Column("timestamp", Text, comment="entry timestamp (ISO)"),
+    Column("idempotency_key", Text, comment="message.idempotencyKey"),
+    Column("byte_size", Integer, nullable=False, comment="size of the line in bytes"),
+    Column("damage", Text, comment="why a damaged line could not be read; kept verbatim"),
+    UniqueConstraint("transcript_id", "pos", name="uq_transcript_lines_pos"),
+    Index("ix_transcript_lines_entry", "transcript_id", "entry_id"),
+    Index("ix_transcript_lines_parent", "transcript_id", "parent_pos"),
+    Index(
+        "ix_transcript_lines_idem",
+        "transcript_id",
+        "idempotency_key",
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+    CheckConstraint("kind IN ('header', 'entry', 'blank', 'damaged')", name="line_kind_known"),
+    comment="every line of every transcript, exact bytes plus extracted columns",
+)
+
+opaque_files = Table(
+    "opaque_files",
+    metadata,
+    Column("file_pk", Integer, primary_key=True),
+    Column("agent_id", Text, nullable=False, comment="agent id"),
+    Column("rel_dir", Text, nullable=False, comment="sessions directory"),
+    Column("file_name", Text, nullable=False, comment="path inside the sessions directory"),
+    Column(
+        "kind", Text, nullable=False, comment="backup | trajectory | skill_prompt | other | ..."
+    ),
+    Column("content", LargeBinary, nullable=False, comment="the file's exact bytes"),
+    Column("sha256", Text, nullable=False),
+    Column("imported_at", Text, nullable=False),
+    UniqueConstraint("agent_id", "rel_dir", "file_name", name="uq_opaque_files_name"),
+    comment="files kept only so export can reproduce the directory (backups, sidecars, blobs)",
+)
+
+checkpoint_snapshots = Table(
+    "checkpoint_snapshots",
+    metadata,
+    Column("snapshot_pk", Integer, primary_key=True),
+    Column("agent_id", Text, nullable=False),
+    Column("checkpoint_id", Text, nullable=False, comment="checkpointId in the entry"),
+    Column(
+        "transcript_id",
+        Integer,
+        ForeignKey("transcripts.transcript_id", ondelete="CASCADE"),
+        nullable=False,
+        comment="transcript the snapshot points into (append-only, so a prefix is stable)",
+    ),
+    Column("upto_pos", Integer, nullable=False, comment="last line included in the snapshot"),
+    Column("leaf_id", Text, comment="leaf entry id at snapshot time"),
+    Column("file_name", Text, nullable=False, comment="<sessionId>.checkpoint.<uuid>.jsonl"),
+    Column("created_at", Text, nullable=False),
+    UniqueConstraint("agent_id", "checkpoint_id", name="uq_checkpoint_snapshots_id"),
+    comment="pre-compaction snapshots as references into transcripts, not copies",
+)

@@ -1,0 +1,385 @@
+"""The session index: one entry per session key, per agent (FORMATS.md §2).
+
+Functions here run on a connection thread (the writer for changes, a pooled reader for
+reads); `store.Store` submits them. Each entry is kept as the exact text sessions.json holds
+for it (2-space JSON at depth 1) plus columns extracted from it for indexed queries. Every
+change re-serialises the entry as JavaScript would after `{...entry, ...patch}`: existing
+fields keep their places and spellings, new fields go last, `None` removes a field.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+
+from store_sql.engine.statements import compile_sql
+from store_sql.errors import InvalidEntryError, NotFoundError
+from store_sql.formats import jsjson
+from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
+from store_sql.schema import session_entries as E
+
+Entry = dict[str, Any]
+Mutator = Callable[[Entry | None], Entry | None]
+
+_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def check_agent_id(agent_id: str) -> str:
+    """Agent ids name directories on export, so only the gateway's safe shape is accepted."""
+    if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
+        raise InvalidEntryError(
+            f"invalid agent id {agent_id!r}: use 1-64 lowercase letters, digits, '_' or '-' "
+            "starting with a letter or digit (the gateway's default is 'main')"
+        )
+    return agent_id
+
+
+def check_session_key(key: str) -> str:
+    if not isinstance(key, str) or key == "":
+        raise InvalidEntryError(f"invalid session key {key!r}: a non-empty string is required")
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """The indexed columns of one entry: what listing returns without reading entry JSON."""
+
+    key: str
+    session_id: str | None
+    updated_at: int | float | None
+    label: str | None
+    display_name: str | None
+    chat_type: str | None
+    channel: str | None
+    model: str | None
+    entry_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Filters for `list_entries`; every field is optional and they combine with AND."""
+
+    updated_after: int | None = None
+    updated_before: int | None = None
+    label: str | None = None
+    chat_type: str | None = None
+    channel: str | None = None
+
+
+# --- extracted columns ---------------------------------------------------------------------
+
+
+def _num(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def entry_columns(value: Any, text: str) -> dict[str, Any]:
+    """The indexed columns of an entry (all NULL for an entry that is not an object)."""
+    v: Mapping[str, Any] = value if isinstance(value, dict) else {}
+    delivery = v.get("deliveryContext")
+    channel = _str(v.get("channel"))
+    if channel is None and isinstance(delivery, dict):
+        channel = _str(delivery.get("channel"))
+    return {
+        "session_id": _str(v.get("sessionId")),
+        "updated_at": _num(v.get("updatedAt")),
+        "session_started_at": _num(v.get("sessionStartedAt")),
+        "last_interaction_at": _num(v.get("lastInteractionAt")),
+        "chat_type": _str(v.get("chatType")),
+        "channel": channel,
+        "label": _str(v.get("label")),
+        "display_name": _str(v.get("displayName")),
+        "model_provider": _str(v.get("modelProvider")),
+        "model": _str(v.get("model")),
+        "status": _str(v.get("status")),
+        "archived_at": _num(v.get("archivedAt")),
+        "session_file": _str(v.get("sessionFile")),
+        "spawned_by": _str(v.get("spawnedBy")),
+        "input_tokens": _num(v.get("inputTokens")),
+        "output_tokens": _num(v.get("outputTokens")),
+        "total_tokens": _num(v.get("totalTokens")),
+        "context_tokens": _num(v.get("contextTokens")),
+        "compaction_count": _num(v.get("compactionCount")),
+        "entry_bytes": len(text.encode("utf-8", "surrogatepass")),
+    }
+
+
+_COLUMN_NAMES = tuple(entry_columns({}, "").keys())
+
+# --- statements ----------------------------------------------------------------------------
+
+_SELECT_TEXT = compile_sql(
+    select(E.c.entry_json).where(
+        E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
+    )
+)
+_INSERT_ENTRY = compile_sql(
+    insert(E).values(
+        agent_id=bindparam("agent_id"),
+        session_key=bindparam("session_key"),
+        position=bindparam("position"),
+        entry_json=bindparam("entry_json"),
+        problem=bindparam("problem"),
+        **{name: bindparam(name) for name in _COLUMN_NAMES},
+    )
+)
+_UPDATE_ENTRY = compile_sql(
+    update(E)
+    .where(E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key"))
+    .values(
+        entry_json=bindparam("entry_json"),
+        problem=None,
+        **{name: bindparam(name) for name in _COLUMN_NAMES},
+    )
+)
+_DELETE_ENTRY = compile_sql(
+    delete(E).where(
+        E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
+    )
+)
+_ENSURE_INDEX = (
+    "INSERT INTO session_indexes (agent_id, rel_dir, source_state) "
+    "VALUES (:agent_id, :rel_dir, 'api') ON CONFLICT (agent_id) DO NOTHING"
+)
+# Any change through the API drops the imported bytes: from then on export renders the
+# index the way the gateway would write it.
+_MARK_CHANGED = (
+    "UPDATE session_indexes SET revision = revision + 1, source_bytes = NULL, "
+    "source_state = 'api', source_error = NULL WHERE agent_id = :agent_id"
+)
+_TAKE_POSITION = (
+    "UPDATE session_indexes SET next_position = next_position + 1 "
+    "WHERE agent_id = :agent_id RETURNING next_position - 1"
+)
+
+_SUMMARY_COLUMNS = (
+    E.c.session_key,
+    E.c.session_id,
+    E.c.updated_at,
+    E.c.label,
+    E.c.display_name,
+    E.c.chat_type,
+    E.c.channel,
+    E.c.model,
+    E.c.entry_bytes,
+)
+
+
+def default_rel_dir(agent_id: str) -> str:
+    return f"agents/{agent_id}/sessions"
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def read_entry_text(conn: sqlite3.Connection, agent_id: str, key: str) -> str | None:
+    row = conn.execute(_SELECT_TEXT, {"agent_id": agent_id, "session_key": key}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def get_entry(conn: sqlite3.Connection, agent_id: str, key: str) -> Entry | None:
+    text = read_entry_text(conn, agent_id, key)
+    if text is None:
+        return None
+    value = jsjson.loads(text)
+    return value if isinstance(value, dict) else None
+
+
+def _filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
+    stmt = stmt.where(E.c.agent_id == agent_id)
+    if where.updated_after is not None:
+        stmt = stmt.where(E.c.updated_at > where.updated_after)
+    if where.updated_before is not None:
+        stmt = stmt.where(E.c.updated_at < where.updated_before)
+    if where.label is not None:
+        stmt = stmt.where(E.c.label == where.label)
+    if where.chat_type is not None:
+        stmt = stmt.where(E.c.chat_type == where.chat_type)
+    if where.channel is not None:
+        stmt = stmt.where(E.c.channel == where.channel)
+    return stmt
+
+
+def list_entries(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    where: ListFilter,
+    limit: int | None,
+    offset: int,
+) -> list[SessionSummary]:
+    """Entries newest `updatedAt` first, from indexed columns only (no entry JSON read)."""
+    stmt = _filtered(select(*_SUMMARY_COLUMNS), agent_id, where).order_by(
+        E.c.updated_at.desc(), E.c.position
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    compiled = stmt.compile(dialect=_dialect())
+    rows = conn.execute(str(compiled), compiled.params).fetchall()
+    return [SessionSummary(*row) for row in rows]
+
+
+def count_entries(conn: sqlite3.Connection, agent_id: str, where: ListFilter) -> int:
+    compiled = _filtered(select(func.count()).select_from(E), agent_id, where).compile(
+        dialect=_dialect()
+    )
+    return int(conn.execute(str(compiled), compiled.params).fetchone()[0])
+
+
+def list_agents(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT agent_id FROM session_indexes ORDER BY agent_id")]
+
+
+def _dialect() -> Any:
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.dialect(paramstyle="named")
+
+
+def render_sessions_json(conn: sqlite3.Connection, agent_id: str) -> bytes | None:
+    """sessions.json of an agent: the imported bytes while untouched, else as JS writes it."""
+    row = conn.execute(
+        "SELECT source_bytes FROM session_indexes WHERE agent_id = ?", (agent_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] is not None:
+        return bytes(row[0])
+    rows = conn.execute(
+        "SELECT session_key, entry_json FROM session_entries WHERE agent_id = ? ORDER BY position",
+        (agent_id,),
+    ).fetchall()
+    texts = dict(rows)
+    return render_index((key, texts[key]) for key in js_key_order(k for k, _ in rows))
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+def _store(
+    conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, existed: bool
+) -> None:
+    problem = validate_entry(value)
+    if problem is not None:
+        raise InvalidEntryError(f"session {key!r} of agent {agent_id!r}: {problem}")
+    text = entry_text(value)
+    params = {"agent_id": agent_id, "session_key": key, "entry_json": text}
+    params.update(entry_columns(value, text))
+    conn.execute(_ENSURE_INDEX, {"agent_id": agent_id, "rel_dir": default_rel_dir(agent_id)})
+    if existed:
+        conn.execute(_UPDATE_ENTRY, params)
+    else:
+        position = conn.execute(_TAKE_POSITION, {"agent_id": agent_id}).fetchone()[0]
+        conn.execute(_INSERT_ENTRY, {**params, "position": position, "problem": None})
+    conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+
+
+def apply_patch(current: Entry | None, patch: Mapping[str, Any]) -> Entry:
+    """`{...current, ...patch}` with `None` meaning "remove the field"."""
+    merged: Entry = dict(current) if current else {}
+    for field, value in patch.items():
+        if not isinstance(field, str):
+            raise InvalidEntryError(f"patch field names must be strings, got {field!r}")
+        if value is None:
+            merged.pop(field, None)
+        else:
+            merged[field] = value
+    return merged
+
+
+def patch_entry(
+    conn: sqlite3.Connection, agent_id: str, key: str, patch: Mapping[str, Any]
+) -> Entry:
+    if not isinstance(patch, Mapping):
+        raise InvalidEntryError(f"a patch must be a JSON object, got {type(patch).__name__}")
+    current = get_entry(conn, agent_id, key)
+    merged = apply_patch(current, patch)
+    _store(conn, agent_id, key, merged, existed=current is not None)
+    return merged
+
+
+def put_entry(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry) -> Entry:
+    """Replace an entry whole (fields not in `value` are dropped)."""
+    existed = read_entry_text(conn, agent_id, key) is not None
+    _store(conn, agent_id, key, dict(value), existed=existed)
+    return value
+
+
+def update_entry(conn: sqlite3.Connection, agent_id: str, key: str, mutator: Mutator) -> Entry | None:
+    """Read-modify-write as one step: `mutator(entry or None)` returns the new entry, or
+    None to leave the index unchanged. It runs inside the write transaction."""
+    current = get_entry(conn, agent_id, key)
+    result = mutator(current)
+    if result is None:
+        return current
+    if not isinstance(result, dict):
+        raise InvalidEntryError(f"the mutator must return a dict or None, got {type(result)}")
+    _store(conn, agent_id, key, result, existed=current is not None)
+    return result
+
+
+def delete_entry(conn: sqlite3.Connection, agent_id: str, key: str) -> bool:
+    deleted = conn.execute(_DELETE_ENTRY, {"agent_id": agent_id, "session_key": key}).rowcount
+    if deleted:
+        conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+    return bool(deleted)
+
+
+# A top-level field of an entry stored in canonical 2-space text sits on a line of its own,
+# indented by exactly four spaces; nested fields are indented deeper, and a raw newline can
+# never occur inside a JSON string. So this pattern finds the top-level updatedAt only.
+_UPDATED_AT_LINE = re.compile(r'\n    "updatedAt": (-?[0-9][0-9.eE+-]*)(?=,?\n)')
+
+
+def touch_entry(conn: sqlite3.Connection, agent_id: str, key: str, updated_at: int) -> None:
+    """The updatedAt fast path: rewrites one number in the stored text, no JSON parse."""
+    if isinstance(updated_at, bool) or not isinstance(updated_at, int):
+        raise InvalidEntryError(f"updatedAt must be an integer (epoch ms), got {updated_at!r}")
+    text = read_entry_text(conn, agent_id, key)
+    if text is None:
+        raise NotFoundError(f"no session {key!r} for agent {agent_id!r}")
+    found = list(_UPDATED_AT_LINE.finditer(text)) if text.startswith("{\n    ") else []
+    if len(found) != 1:
+        patch_entry(conn, agent_id, key, {"updatedAt": updated_at})
+        return
+    match = found[0]
+    new_text = f"{text[: match.start(1)]}{updated_at}{text[match.end(1) :]}"
+    conn.execute(
+        "UPDATE session_entries SET entry_json = ?, updated_at = ?, entry_bytes = ? "
+        "WHERE agent_id = ? AND session_key = ?",
+        (new_text, updated_at, len(new_text.encode("utf-8", "surrogatepass")), agent_id, key),
+    )
+    conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+
+
+def insert_imported_entries(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    entries: Iterable[tuple[str, int, str, Any, str | None]],
+) -> int:
+    """Bulk insert of (key, position, text, value, problem) rows from an imported file."""
+    count = 0
+    for key, position, text, value, problem in entries:
+        params = {
+            "agent_id": agent_id,
+            "session_key": key,
+            "position": position,
+            "entry_json": text,
+            "problem": problem,
+        }
+        params.update(entry_columns(value, text))
+        conn.execute(_INSERT_ENTRY, params)
+        count += 1
+    return count

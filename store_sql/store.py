@@ -1,0 +1,131 @@
+"""The facade: opening a database, wiring the writer and the readers, the async API.
+
+Every public coroutine here does its SQLite work on a connection thread: changes go to the
+single writer (group commit), reads to the pool of read-only connections. Nothing blocks the
+caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from store_sql.engine.opening import OpenReport, prepare
+from store_sql.engine.pragmas import EngineSettings, Synchronous, configure_writer
+from store_sql.engine.readers import ReaderPool
+from store_sql.engine.thread_conn import ThreadConnection
+from store_sql.engine.writer import Writer
+from store_sql.errors import StoreClosedError
+from store_sql.session_api import SessionIndexAPI
+from store_sql.transcript_api import TranscriptAPI
+
+T = TypeVar("T")
+
+DEFAULT_DB_ENV = "STORE_SQL_DB"
+
+
+class Store:
+    """A store_sql database opened for use by one process.
+
+    Open with `await Store.open(path)` (or `async with await Store.open(path) as store`);
+    `close()` commits everything already submitted, then releases the connections."""
+
+    def __init__(
+        self, path: Path, writer: Writer, readers: ReaderPool, report: OpenReport
+    ) -> None:
+        self.path = path
+        self.open_report = report
+        self._writer = writer
+        self._readers = readers
+        self._closed = False
+        self.sessions = SessionIndexAPI(self)
+        """The session index (sessions.json) of every agent."""
+        self.transcripts = TranscriptAPI(self)
+        """Transcripts: appends, tree and context reads."""
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "NORMAL",
+        readers: int = 4,
+        upgrade: bool = True,
+        backup_before_upgrade: bool = True,
+        busy_timeout_ms: int = 5000,
+        settings: EngineSettings | None = None,
+    ) -> Store:
+        """Open (creating or upgrading as needed) the database at `path`.
+
+        Refuses, without modifying it, a file that is not a store_sql database, is corrupt,
+        or has a newer schema revision than this code (`DatabaseRefusedError`)."""
+        db_path = Path(path).absolute()
+        cfg = settings or EngineSettings(
+            synchronous=synchronous, readers=readers, busy_timeout_ms=busy_timeout_ms
+        )
+        report = await asyncio.to_thread(
+            prepare, db_path, upgrade=upgrade, backup=backup_before_upgrade
+        )
+        conn = await ThreadConnection.open(
+            str(db_path), uri=False, setup=lambda c: configure_writer(c, cfg)
+        )
+        try:
+            pool = await ReaderPool.open(str(db_path), cfg)
+        except BaseException:
+            await conn.close()
+            raise
+        writer = Writer(conn, f"{db_path}-wal", cfg)
+        writer.start()
+        return cls(db_path, writer, pool, report)
+
+    async def close(self) -> None:
+        """Drain the write queue, checkpoint, and close every connection. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._writer.close()
+        await self._readers.close()
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- the two doors to SQLite (used by every module of the API) ------------------------
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` in the writer's next group transaction (advanced use)."""
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        return await self._writer.submit(fn)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on a pooled read-only connection, in one snapshot."""
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        return await self._readers.run(fn)
+
+    def metrics(self) -> dict[str, Any]:
+        """Queue depth, batch sizes, transaction times, WAL size and checkpoints."""
+        m = self._writer.metrics.as_dict(self._writer.queue_depth)
+        m["readers"] = self._readers.size
+        m["readers_busy"] = self._readers.busy
+        m["reads"] = self._readers.reads
+        try:
+            m["wal_bytes"] = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            m["wal_bytes"] = 0
+        return m

@@ -1,0 +1,354 @@
+"""Reading transcripts: entries, paths, the tree, recent messages, pages and changes.
+
+All reads use indexed columns and SQL walks (recursive CTEs over `parent_pos`), never a
+full load of the transcript. The rules for damaged trees (docs/TRANSCRIPTS.md):
+
+- an entry's parent is the nearest *preceding* entry whose id equals its `parentId`;
+- a `parentId` that names no preceding entry (missing, later in the file, itself) makes the
+  entry a root: the active path stops there, as pi's walk stops at a missing parent;
+- so paths never cycle, duplicate ids resolve to the latest preceding one, and several roots
+  are simply several trees; v1 entries (no ids) chain to the previous entry in file order.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from store_sql.errors import NotFoundError
+from store_sql.transcripts import TranscriptInfo, get_info, line_bytes, parse_stored
+
+_ENTRY_COLUMNS = "pos, entry_id, parent_id, parent_pos, type, role, timestamp, line, kind, damage"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """One stored line of a transcript with its extracted columns."""
+
+    pos: int
+    id: str | None
+    parent_id: str | None
+    parent_pos: int | None
+    type: str | None
+    role: str | None
+    timestamp: str | None
+    raw: bytes
+    kind: str
+    damage: str | None
+
+    def value(self) -> Any:
+        """The parsed JSON object (raises for damaged lines)."""
+        return parse_stored(self.raw)
+
+
+def _entry(row: Sequence[Any]) -> StoredEntry:
+    return StoredEntry(
+        pos=row[0],
+        id=row[1],
+        parent_id=row[2],
+        parent_pos=row[3],
+        type=row[4],
+        role=row[5],
+        timestamp=row[6],
+        raw=line_bytes(row[7]),
+        kind=row[8],
+        damage=row[9],
+    )
+
+
+def entry_by_id(conn: sqlite3.Connection, transcript_id: int, entry_id: str) -> StoredEntry:
+    """The latest entry with that id (ids should be unique; damaged files repeat them)."""
+    row = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM transcript_lines WHERE transcript_id = ? "
+        "AND entry_id = ? AND kind = 'entry' ORDER BY pos DESC LIMIT 1",
+        (transcript_id, entry_id),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"transcript {transcript_id} has no entry {entry_id!r}")
+    return _entry(row)
+
+
+def entry_at(conn: sqlite3.Connection, transcript_id: int, pos: int) -> StoredEntry | None:
+    row = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM transcript_lines WHERE transcript_id = ? AND pos = ?",
+        (transcript_id, pos),
+    ).fetchone()
+    return None if row is None else _entry(row)
+
+
+def leaf(conn: sqlite3.Connection, transcript_id: int) -> StoredEntry | None:
+    info = get_info(conn, transcript_id)
+    return None if info.leaf_pos is None else entry_at(conn, transcript_id, info.leaf_pos)
+
+
+def children(conn: sqlite3.Connection, transcript_id: int, entry_id: str) -> list[StoredEntry]:
+    parent = entry_by_id(conn, transcript_id, entry_id)
+    rows = conn.execute(
+        f"SELECT {_ENTRY_COLUMNS} FROM transcript_lines WHERE transcript_id = ? "
+        "AND parent_pos = ? ORDER BY pos",
+        (transcript_id, parent.pos),
+    ).fetchall()
+    return [_entry(r) for r in rows]
+
+
+# The walk: parent_pos is always smaller than pos, so the recursion ends.
+_WALK = (
+    "WITH RECURSIVE walk(pos, depth) AS ("
+    " SELECT :start, 0"
+    " UNION ALL"
+    " SELECT l.parent_pos, walk.depth + 1 FROM transcript_lines l JOIN walk"
+    " ON l.transcript_id = :tid AND l.pos = walk.pos"
+    " WHERE l.parent_pos IS NOT NULL AND walk.depth < :max_depth"
+    ")"
+)
+
+
+def path_positions(
+    conn: sqlite3.Connection, transcript_id: int, start_pos: int, max_depth: int = -1
+) -> list[int]:
+    """Positions from `start_pos` up to its root (leaf first); at most max_depth+1 of them."""
+    depth = max_depth if max_depth >= 0 else 1 << 62
+    rows = conn.execute(
+        _WALK + " SELECT pos FROM walk", {"start": start_pos, "tid": transcript_id, "max_depth": depth}
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def active_path(
+    conn: sqlite3.Connection, transcript_id: int, to_entry_id: str | None = None
+) -> list[StoredEntry]:
+    """Root -> leaf (or -> `to_entry_id`) entries, in path order."""
+    if to_entry_id is None:
+        info = get_info(conn, transcript_id)
+        if info.leaf_pos is None:
+            return []
+        start = info.leaf_pos
+    else:
+        start = entry_by_id(conn, transcript_id, to_entry_id).pos
+    rows = conn.execute(
+        _WALK + f" SELECT {', '.join('l.' + c for c in _ENTRY_COLUMNS.split(', '))} "
+        "FROM walk JOIN transcript_lines l ON l.transcript_id = :tid AND l.pos = walk.pos "
+        "ORDER BY walk.depth DESC",
+        {"start": start, "tid": transcript_id, "max_depth": 1 << 62},
+    ).fetchall()
+    return [_entry(r) for r in rows]
+
+
+def recent_entries(
+    conn: sqlite3.Connection,
+    transcript_id: int,
+    *,
+    limit: int = 50,
+    max_bytes: int | None = None,
+    types: frozenset[str] | None = None,
+) -> list[StoredEntry]:
+    """The last `limit` entries of the active path (oldest first), optionally only of
+    `types`, stopping before the total line bytes would exceed `max_bytes` (the newest entry
+    is always included so a single huge message is still shown)."""
+    limit = max(0, min(limit, 1000))
+    info = get_info(conn, transcript_id)
+    if info.leaf_pos is None or limit == 0:
+        return []
+    picked: list[StoredEntry] = []
+    used = 0
+    start: int | None = info.leaf_pos
+    chunk = max(limit * 2, 64)
+    while start is not None and len(picked) < limit:
+        rows = conn.execute(
+            _WALK + f" SELECT {', '.join('l.' + c for c in _ENTRY_COLUMNS.split(', '))} "
+            "FROM walk JOIN transcript_lines l ON l.transcript_id = :tid AND l.pos = walk.pos "
+            "ORDER BY walk.depth",
+            {"start": start, "tid": transcript_id, "max_depth": chunk - 1},
+        ).fetchall()
+        if not rows:
+            break
+        for row in rows:
+            entry = _entry(row)
+            if types is not None and entry.type not in types:
+                continue
+            if max_bytes is not None and picked and used + len(entry.raw) > max_bytes:
+                return picked[::-1]
+            picked.append(entry)
+            used += len(entry.raw)
+            if len(picked) >= limit:
+                break
+        start = rows[-1][3] if len(rows) == chunk else None
+    return picked[::-1]
+
+
+def page(
+    conn: sqlite3.Connection,
+    transcript_id: int,
+    *,
+    after_pos: int | None = None,
+    before_pos: int | None = None,
+    limit: int = 100,
+) -> list[StoredEntry]:
+    """Lines in file order after or before a position (header and damaged lines included)."""
+    if before_pos is not None:
+        rows = conn.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM transcript_lines WHERE transcript_id = ? AND pos < ? "
+            "ORDER BY pos DESC LIMIT ?",
+            (transcript_id, before_pos, limit),
+        ).fetchall()
+        rows.reverse()
+    else:
+        rows = conn.execute(
+            f"SELECT {_ENTRY_COLUMNS} FROM transcript_lines WHERE transcript_id = ? AND pos > ? "
+            "ORDER BY pos LIMIT ?",
+            (transcript_id, -1 if after_pos is None else after_pos, limit),
+        ).fetchall()
+    return [_entry(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a reader got to: which transcript (and which content of it) and which line."""
+
+    transcript_id: int
+    generation: int
+    pos: int
+
+    def encode(self) -> str:
+        return f"{self.transcript_id}.{self.generation}.{self.pos}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            tid, gen, pos = (int(part) for part in text.split("."))
+        except ValueError as exc:
+            raise ValueError(f"not a transcript cursor: {text!r}") from exc
+        return cls(tid, gen, pos)
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Lines added since a cursor; `replaced` means start over from `entries` (all lines)."""
+
+    entries: list[StoredEntry]
+    cursor: Cursor
+    replaced: bool
+
+
+def changes_since(
+    conn: sqlite3.Connection, current: TranscriptInfo, cursor: Cursor | None, limit: int = 1000
+) -> Changes:
+    """Lines of `current` after `cursor`. When the cursor belongs to another transcript (the
+    session was reset or re-imported) or another generation, `replaced` is True and the
+    lines are read from the start."""
+    replaced = cursor is None or (
+        cursor.transcript_id != current.transcript_id or cursor.generation != current.generation
+    )
+    after = -1 if replaced or cursor is None else cursor.pos
+    entries = page(conn, current.transcript_id, after_pos=after, limit=limit)
+    last = entries[-1].pos if entries else after
+    return Changes(
+        entries=entries,
+        cursor=Cursor(current.transcript_id, current.generation, last),
+        replaced=replaced and cursor is not None,
+    )
+
+
+def labels(conn: sqlite3.Connection, transcript_id: int) -> dict[str, str]:
+    """Resolved labels: target id -> label, the last label entry per target winning and an
+    empty or missing label clearing it (pi's labelsById)."""
+    resolved: dict[str, str] = {}
+    rows = conn.execute(
+        "SELECT line FROM transcript_lines WHERE transcript_id = ? AND type = 'label' "
+        "AND kind = 'entry' ORDER BY pos",
+        (transcript_id,),
+    )
+    for (line,) in rows:
+        value = parse_stored(line)
+        target, label = value.get("targetId"), value.get("label")
+        if not isinstance(target, str):
+            continue
+        if isinstance(label, str) and label:
+            resolved[target] = label
+        else:
+            resolved.pop(target, None)
+    return resolved
+
+
+def session_name(conn: sqlite3.Connection, transcript_id: int) -> str | None:
+    """The name of the latest `session_info` entry that has one."""
+    rows = conn.execute(
+        "SELECT line FROM transcript_lines WHERE transcript_id = ? AND type = 'session_info' "
+        "AND kind = 'entry' ORDER BY pos DESC",
+        (transcript_id,),
+    )
+    for (line,) in rows:
+        name = parse_stored(line).get("name")
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TreeNode:
+    """An entry of the tree view, without its payload."""
+
+    pos: int
+    id: str | None
+    parent_pos: int | None
+    type: str | None
+    role: str | None
+    timestamp: str | None
+    label: str | None
+    children: list[TreeNode]
+
+
+def tree(conn: sqlite3.Connection, transcript_id: int) -> list[TreeNode]:
+    """Every entry as a forest (roots in file order, children in file order), labels
+    resolved. Reads only indexed columns plus label entries."""
+    names = labels(conn, transcript_id)
+    rows = conn.execute(
+        "SELECT pos, entry_id, parent_pos, type, role, timestamp FROM transcript_lines "
+        "WHERE transcript_id = ? AND kind = 'entry' ORDER BY pos",
+        (transcript_id,),
+    ).fetchall()
+    nodes: dict[int, TreeNode] = {}
+    roots: list[TreeNode] = []
+    for pos, entry_id, parent_pos, kind, role, timestamp in rows:
+        node = TreeNode(pos, entry_id, parent_pos, kind, role, timestamp,
+                        names.get(entry_id) if entry_id else None, [])  # fmt: skip
+        nodes[pos] = node
+        parent = nodes.get(parent_pos) if parent_pos is not None else None
+        (parent.children if parent is not None else roots).append(node)
+    return roots
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptCounts:
+    lines: int
+    entries: int
+    damaged: int
+    bytes: int
+    messages_by_role: dict[str, int]
+
+
+def counts(conn: sqlite3.Connection, transcript_id: int) -> TranscriptCounts:
+    """Counts and sizes from indexed columns, no payload read."""
+    info = get_info(conn, transcript_id)
+    roles = dict(
+        conn.execute(
+            "SELECT role, count(*) FROM transcript_lines WHERE transcript_id = ? "
+            "AND type = 'message' AND role IS NOT NULL GROUP BY role",
+            (transcript_id,),
+        ).fetchall()
+    )
+    return TranscriptCounts(
+        info.line_count, info.entry_count, info.damaged_count, info.byte_size, roles
+    )
+
+
+def all_lines(conn: sqlite3.Connection, transcript_id: int, upto_pos: int | None = None) -> list[bytes]:
+    """Every stored line's bytes in file order (for export of small transcripts)."""
+    sql = "SELECT line FROM transcript_lines WHERE transcript_id = ?"
+    params: list[Any] = [transcript_id]
+    if upto_pos is not None:
+        sql += " AND pos <= ?"
+        params.append(upto_pos)
+    return [line_bytes(r[0]) for r in conn.execute(sql + " ORDER BY pos", params)]
