@@ -27,7 +27,11 @@ class SessionContext:
 
     def as_dict(self) -> dict[str, Any]:
         """The shape pi returns: {messages, thinkingLevel, model}."""
-        return {"messages": self.messages, "thinkingLevel": self.thinking_level, "model": self.model}
+        return {
+            "messages": self.messages,
+            "thinkingLevel": self.thinking_level,
+            "model": self.model,
+        }
 
 
 def _epoch_ms(timestamp: Any) -> int | None:

@@ -47,7 +47,10 @@ def describe(entry: StoredEntry) -> tuple[str, str]:
     value = entry.value()
     kind = value.get("type") if isinstance(value, dict) else None
     if kind == "session":
-        return "session", f"session {value.get('id')} (v{value.get('version', 1)}) cwd={value.get('cwd')}"
+        return (
+            "session",
+            f"session {value.get('id')} (v{value.get('version', 1)}) cwd={value.get('cwd')}",
+        )
     if kind == "message":
         message = value.get("message") or {}
         role = str(message.get("role"))

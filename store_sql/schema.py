@@ -162,7 +162,7 @@ transcripts = Table(
     Column(
         "source_size",
         Integer,
-        comment="bytes of the source file imported so far; differs from byte_size after API appends",
+        comment="bytes of the source file imported so far (byte_size also counts API appends)",
     ),
     Column(
         "source_sha256",

@@ -41,7 +41,9 @@ class SessionIndexAPI:
         """Entries newest `updatedAt` first, read from indexed columns only."""
         sessions.check_agent_id(agent_id)
         where = ListFilter(updated_after, updated_before, label, chat_type, channel)
-        return await self._store.read(lambda c: sessions.list_entries(c, agent_id, where, limit, offset))
+        return await self._store.read(
+            lambda c: sessions.list_entries(c, agent_id, where, limit, offset)
+        )
 
     async def count_entries(
         self,

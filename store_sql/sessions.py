@@ -268,9 +268,7 @@ def render_sessions_json(conn: sqlite3.Connection, agent_id: str) -> bytes | Non
 # --- writes --------------------------------------------------------------------------------
 
 
-def _store(
-    conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, existed: bool
-) -> None:
+def _store(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, existed: bool) -> None:
     problem = validate_entry(value)
     if problem is not None:
         raise InvalidEntryError(f"session {key!r} of agent {agent_id!r}: {problem}")
@@ -317,7 +315,9 @@ def put_entry(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry) -
     return value
 
 
-def update_entry(conn: sqlite3.Connection, agent_id: str, key: str, mutator: Mutator) -> Entry | None:
+def update_entry(
+    conn: sqlite3.Connection, agent_id: str, key: str, mutator: Mutator
+) -> Entry | None:
     """Read-modify-write as one step: `mutator(entry or None)` returns the new entry, or
     None to leave the index unchanged. It runs inside the write transaction."""
     current = get_entry(conn, agent_id, key)

@@ -35,9 +35,7 @@ class Store:
     Open with `await Store.open(path)` (or `async with await Store.open(path) as store`);
     `close()` commits everything already submitted, then releases the connections."""
 
-    def __init__(
-        self, path: Path, writer: Writer, readers: ReaderPool, report: OpenReport
-    ) -> None:
+    def __init__(self, path: Path, writer: Writer, readers: ReaderPool, report: OpenReport) -> None:
         self.path = path
         self.open_report = report
         self._writer = writer
@@ -66,7 +64,7 @@ class Store:
 
         Refuses, without modifying it, a file that is not a store_sql database, is corrupt,
         or has a newer schema revision than this code (`DatabaseRefusedError`)."""
-        db_path = Path(path).absolute()
+        db_path = Path(os.path.abspath(path))
         cfg = settings or EngineSettings(
             synchronous=synchronous, readers=readers, busy_timeout_ms=busy_timeout_ms
         )

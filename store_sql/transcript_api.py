@@ -86,10 +86,14 @@ class TranscriptAPI:
         check_agent_id(agent_id)
         return await self._store.read(lambda c: tx.find_live(c, agent_id, session_id))
 
-    async def list_transcripts(self, agent_id: str, *, session_id: str | None = None) -> list[TranscriptInfo]:
+    async def list_transcripts(
+        self, agent_id: str, *, session_id: str | None = None
+    ) -> list[TranscriptInfo]:
         """Every transcript of an agent (or of one session): live, archives, versions."""
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: tx.list_transcripts(c, agent_id, session_id=session_id))
+        return await self._store.read(
+            lambda c: tx.list_transcripts(c, agent_id, session_id=session_id)
+        )
 
     # --- appends --------------------------------------------------------------------------
 
@@ -235,9 +239,7 @@ class TranscriptAPI:
         self, agent_id: str, target: Target, to_entry_id: str | None = None
     ) -> list[StoredEntry]:
         """Root -> leaf (or -> `to_entry_id`)."""
-        return await self._read(
-            agent_id, target, lambda c, t: reads.active_path(c, t, to_entry_id)
-        )
+        return await self._read(agent_id, target, lambda c, t: reads.active_path(c, t, to_entry_id))
 
     async def tree(self, agent_id: str, target: Target) -> list[TreeNode]:
         return await self._read(agent_id, target, reads.tree)
@@ -295,7 +297,9 @@ class TranscriptAPI:
         caller the transcript was reset, migrated or re-imported and to start over."""
         check_agent_id(agent_id)
         return await self._store.read(
-            lambda c: reads.changes_since(c, tx.require_live(c, agent_id, session_id), cursor, limit)
+            lambda c: reads.changes_since(
+                c, tx.require_live(c, agent_id, session_id), cursor, limit
+            )
         )
 
     async def counts(self, agent_id: str, target: Target) -> TranscriptCounts:

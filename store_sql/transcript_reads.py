@@ -111,7 +111,8 @@ def path_positions(
     """Positions from `start_pos` up to its root (leaf first); at most max_depth+1 of them."""
     depth = max_depth if max_depth >= 0 else 1 << 62
     rows = conn.execute(
-        _WALK + " SELECT pos FROM walk", {"start": start_pos, "tid": transcript_id, "max_depth": depth}
+        _WALK + " SELECT pos FROM walk",
+        {"start": start_pos, "tid": transcript_id, "max_depth": depth},
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -344,7 +345,9 @@ def counts(conn: sqlite3.Connection, transcript_id: int) -> TranscriptCounts:
     )
 
 
-def all_lines(conn: sqlite3.Connection, transcript_id: int, upto_pos: int | None = None) -> list[bytes]:
+def all_lines(
+    conn: sqlite3.Connection, transcript_id: int, upto_pos: int | None = None
+) -> list[bytes]:
     """Every stored line's bytes in file order (for export of small transcripts)."""
     sql = "SELECT line FROM transcript_lines WHERE transcript_id = ?"
     params: list[Any] = [transcript_id]

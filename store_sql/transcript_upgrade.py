@@ -49,7 +49,9 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
     """Write the v3 form of a transcript as a new version and supersede the old one."""
     old = get_info(conn, transcript_id)
     if old.superseded_by is not None:
-        raise InvalidEntryError(f"transcript {transcript_id} is superseded; migrate the current one")
+        raise InvalidEntryError(
+            f"transcript {transcript_id} is superseded; migrate the current one"
+        )
     version = old.version or 1
     if version >= 3:
         raise InvalidEntryError(f"{old.file_name} is already a v{version} transcript")
@@ -74,7 +76,11 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
         for value in objects:
             index = value.get("firstKeptEntryIndex")
             if value.get("type") == "compaction" and "firstKeptEntryIndex" in value:
-                if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(objects):
+                if (
+                    isinstance(index, int)
+                    and not isinstance(index, bool)
+                    and 0 <= index < len(objects)
+                ):
                     target = objects[index]
                     if target.get("type") != "session":
                         value["firstKeptEntryId"] = target["id"]
@@ -123,7 +129,9 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
                 parent_pos=None if parent_id is None else pos_of.get(parent_id),
                 type=value.get("type") if isinstance(value.get("type"), str) else None,
                 role=message.get("role") if isinstance(message, dict) else None,
-                timestamp=value.get("timestamp") if isinstance(value.get("timestamp"), str) else None,
+                timestamp=value.get("timestamp")
+                if isinstance(value.get("timestamp"), str)
+                else None,
                 idempotency_key=key if isinstance(key, str) else None,
                 byte_size=len(raw),
                 damage=None,

@@ -15,7 +15,6 @@ from store_sql.cli import output
 from store_sql.errors import StoreError
 
 
-
 def _command_modules() -> list[ModuleType]:
     from store_sql.cli import (
         doctor_cmd,

@@ -28,16 +28,22 @@ def plain(value: Any) -> Any:
 
 def emit_json(value: Any, out: TextIO | None = None) -> None:
     stream = out or sys.stdout
-    stream.write(orjson.dumps(plain(value), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode())
+    stream.write(
+        orjson.dumps(plain(value), option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    )
     stream.write("\n")
 
 
-def emit_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO | None = None) -> None:
+def emit_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], out: TextIO | None = None
+) -> None:
     """A plain aligned text table (no box drawing, so it pastes well)."""
     stream = out or sys.stdout
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    stream.write("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
+    stream.write(
+        "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n"
+    )
     for r in cells:
         stream.write("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
 

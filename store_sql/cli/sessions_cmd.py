@@ -90,10 +90,12 @@ def _patch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InvalidEntryError(f"PATCH_JSON is not valid JSON: {exc}") from exc
     if not isinstance(patch, dict):
-        raise InvalidEntryError("PATCH_JSON must be a JSON object, e.g. '{\"label\":\"x\"}'")
+        raise InvalidEntryError('PATCH_JSON must be a JSON object, e.g. \'{"label":"x"}\'')
     entry = with_store(args.db, lambda s: s.sessions.patch(args.agent, args.key, patch))
     if args.json:
-        output.emit_json({"agent": args.agent, "key": args.key, "entry": orjson.loads(jsjson.dumps(entry))})
+        output.emit_json(
+            {"agent": args.agent, "key": args.key, "entry": orjson.loads(jsjson.dumps(entry))}
+        )
     else:
         print(jsjson.dumps(entry, indent=2))
     return 0

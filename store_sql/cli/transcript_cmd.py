@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     p = cmds.add_parser("append", help="append one entry (JSON object with a 'type')")
     _common(p)
-    p.add_argument("entry", metavar="ENTRY_JSON", help="e.g. '{\"type\":\"message\",\"message\":{...}}'")
+    p.add_argument(
+        "entry", metavar="ENTRY_JSON", help='e.g. \'{"type":"message","message":{...}}\''
+    )
     p.add_argument("--parent", default=None, help="append below this entry id (branch)")
     p.set_defaults(handler=_append)
 
@@ -64,7 +66,9 @@ def _entries_json(entries: list[Any]) -> list[dict[str, Any]]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    entries = with_store(args.db, lambda s: s.transcripts.active_path(args.agent, _target(args.session)))
+    entries = with_store(
+        args.db, lambda s: s.transcripts.active_path(args.agent, _target(args.session))
+    )
     if args.json:
         output.emit_json(_entries_json(entries))
     else:
@@ -107,15 +111,25 @@ def _append(args: argparse.Namespace) -> int:
         from store_sql.transcripts import LEAF
 
         parent = args.parent if args.parent is not None else LEAF
-        return (await store.transcripts.append(args.agent, _target(args.session), [entry], parent_id=parent))[0]
+        return (
+            await store.transcripts.append(
+                args.agent, _target(args.session), [entry], parent_id=parent
+            )
+        )[0]
 
     appended = with_store(args.db, work)
-    output.emit(appended, args.json, f"{'exists' if appended.existed else 'appended'} {appended.id} at line {appended.pos + 1}")
+    output.emit(
+        appended,
+        args.json,
+        f"{'exists' if appended.existed else 'appended'} {appended.id} at line {appended.pos + 1}",
+    )
     return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    info = with_store(args.db, lambda s: s.transcripts.migrate_to_v3(args.agent, _target(args.session)))
+    info = with_store(
+        args.db, lambda s: s.transcripts.migrate_to_v3(args.agent, _target(args.session))
+    )
     output.emit(info, args.json, f"migrated to v3 as transcript #{info.transcript_id}")
     print("", end="", file=sys.stderr)
     return 0

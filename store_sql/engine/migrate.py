@@ -14,9 +14,12 @@ from typing import Any
 
 
 def script_location() -> str:
-    import store_sql._migrations as pkg
+    import importlib.util
 
-    return str(Path(pkg.__file__).parent)
+    spec = importlib.util.find_spec("store_sql._migrations")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("store_sql is installed without its migrations (store_sql._migrations)")
+    return str(Path(spec.origin).parent)
 
 
 def _alembic_config() -> Any:

@@ -42,7 +42,7 @@ class FileState:
 
 def prepare(path: Path, *, upgrade: bool = True, backup: bool = True) -> OpenReport:
     """Make `path` a current store_sql database, or refuse it without touching it."""
-    if not path.exists() or path.stat().st_size == 0 and not _sidecar_exists(path):
+    if not path.exists() or (path.stat().st_size == 0 and not _sidecar_exists(path)):
         _create(path)
         return OpenReport(created=True, upgraded_from=None, backup_path=None)
     state = inspect_file(path)

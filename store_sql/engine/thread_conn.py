@@ -43,7 +43,7 @@ class ThreadConnection:
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the connection's thread and return its result."""
         raw: sqlite3.Connection = self._conn._conn
-        result: Any = await self._conn._execute(fn, raw)
+        result: Any = await self._conn._execute(fn, raw)  # type: ignore[no-untyped-call]
         return result  # type: ignore[no-any-return]
 
     async def interrupt(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -109,7 +110,7 @@ class Writer:
         self._queue.append(job)
         self._wake.set()
         try:
-            return await asyncio.shield(job.future)  # type: ignore[no-any-return]
+            return await asyncio.shield(job.future)
         except asyncio.CancelledError:
             job.abandoned.set()
             raise
@@ -135,7 +136,7 @@ class Writer:
             batch = self._queue[: self._settings.max_batch]
             del self._queue[: len(batch)]
             try:
-                outcomes = await self._conn.run(lambda c: self._apply(c, batch))
+                outcomes = await self._conn.run(functools.partial(self._apply, batch=batch))
             except BaseException as exc:  # the thread itself failed: every job learns it
                 for job in batch:
                     _settle(job, _Outcome(ok=False, value=_as_write_error(exc)))
@@ -147,7 +148,7 @@ class Writer:
 
     # --- everything below runs on the writer's thread -------------------------------------
 
-    def _apply(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+    def _apply(self, conn: sqlite3.Connection, *, batch: list[_Job]) -> list[_Outcome]:
         started = time.perf_counter()
         try:
             outcomes = self._apply_together(conn, batch)

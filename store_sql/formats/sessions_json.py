@@ -14,7 +14,6 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from json.decoder import scanstring
 from typing import Any
 
 from store_sql.formats import jsjson
@@ -104,10 +103,12 @@ def parse_index(data: bytes) -> ParsedIndex:
     # A gateway-written file is split at its layout without a parse; when the split does not
     # hold up (another layout, invalid JSON) the general scanner finds the spans and errors.
     members = _layout_members(text)
-    values = _load_values(text, members) if members is not None else None
+    texts = [text[m.value_start : m.value_end] for m in members or ()]
+    values = _load_values(texts) if members is not None else None
     if members is None or values is None:
         members = _scan_members(text)
-        values = [_load_value(text, m) for m in members]
+        texts = [text[m.value_start : m.value_end] for m in members]
+        values = [_load_value(text, m, t) for m, t in zip(members, texts, strict=True)]
     by_key: dict[str, list[int]] = {}
     for n, member in enumerate(members):
         by_key.setdefault(member.key, []).append(n)
@@ -120,9 +121,8 @@ def parse_index(data: bytes) -> ParsedIndex:
     entries = []
     for position, key in enumerate(order):
         winner = by_key[key][-1]
-        member, value = members[winner], values[winner]
-        value_text = text[member.value_start : member.value_end]
-        entries.append(IndexEntry(key, position, value_text, value, validate_entry(value)))
+        value = values[winner]
+        entries.append(IndexEntry(key, position, texts[winner], value, validate_entry(value)))
     first_seen = list(by_key)
     if first_seen != order:
         warnings.append(
@@ -214,7 +214,7 @@ def _syntax_error(text: str, index: int, reason: str) -> IndexFileError:
 
 def _decode_error(text: str, exc: json.JSONDecodeError) -> IndexFileError:
     """The stdlib's complaint, plus the likely cause when it stopped at the end of the file."""
-    reason = exc.msg
+    reason = exc.msg.removesuffix(" at")  # "Unterminated string starting at"
     if _ws(text, exc.pos) == len(text) or reason.startswith("Unterminated string"):
         reason += " (the file ends early: truncated write?)"
     return _syntax_error(text, exc.pos, reason)
@@ -250,7 +250,7 @@ def _scan_members(text: str) -> list[_Member]:
             key_start = i
             _expect(text, i, '"', "a session key in double quotes")
             try:
-                key, i = scanstring(text, i + 1, True)
+                key, i = _read_key(text, i)
                 i = _ws(text, _expect(text, _ws(text, i), ":", "':' after the key"))
                 value_start = i
                 _, i = _SPAN_DECODER.raw_decode(text, i)
@@ -296,6 +296,14 @@ def _raise_not_an_object(text: str, start: int) -> None:
     raise IndexFileError(f"top-level value is {kind}, not an object", *_line_column(text, start))
 
 
+def _read_key(text: str, start: int) -> tuple[str, int]:
+    """The key whose opening quote is at ``start`` and the index after its closing quote."""
+    # A string is a JSON value: the C scanner reads it (typeshed does not expose scanstring).
+    key, end = _SPAN_DECODER.raw_decode(text, start)
+    assert isinstance(key, str)  # text[start] is '"', checked by the callers
+    return key, end
+
+
 def _layout_members(text: str) -> list[_Member] | None:
     """Member spans of a file laid out exactly as JSON.stringify(store, null, 2), or None.
 
@@ -315,7 +323,7 @@ def _layout_members(text: str) -> list[_Member] | None:
         found = text.find(_SEPARATOR + '"', start, body_end)
         end = body_end if found < 0 else found
         try:
-            key, key_end = scanstring(text, start + 1, True)
+            key, key_end = _read_key(text, start)
         except json.JSONDecodeError:
             return None
         value_start = key_end + len(_COLON)
@@ -332,18 +340,18 @@ def _layout_members(text: str) -> list[_Member] | None:
         start = found + len(_SEPARATOR)
 
 
-def _load_values(text: str, members: list[_Member]) -> list[Any] | None:
-    """Every member's value, or None as soon as one does not parse."""
+def _load_values(texts: list[str]) -> list[Any] | None:
+    """Every value, or None as soon as one does not parse."""
     try:
-        return [jsjson.loads(text[m.value_start : m.value_end]) for m in members]
+        return [jsjson.loads(t) for t in texts]
     except jsjson.JSONSyntaxError:
         return None
 
 
-def _load_value(text: str, member: _Member) -> Any:
+def _load_value(text: str, member: _Member, value_text: str) -> Any:
     """Read one entry with jsjson semantics; errors point into the whole file."""
     try:
-        return jsjson.loads(text[member.value_start : member.value_end])
+        return jsjson.loads(value_text)
     except jsjson.JSONSyntaxError as exc:
         # The stdlib accepted the span, jsjson did not (NaN, Infinity): report it in place.
         line, column = _line_column(text, member.value_start)

@@ -126,7 +126,9 @@ def classify_name(name: str) -> ClassifiedFile:
     if archive is not None:
         inner, kind, when = archive
         ids = _classify_transcript(inner)
-        return replace(ids or plain, name=name, kind=kind, archived_at=when, compressed=plain.compressed)
+        return replace(
+            ids or plain, name=name, kind=kind, archived_at=when, compressed=plain.compressed
+        )
     if _LEGACY_INDEX_BACKUP.fullmatch(name) or ".bak" in name or name.endswith(".backup"):
         # "*.bak*": people's and tools' copies; keep the session id when the copy names one.
         head, sep, _ = name.partition(".jsonl.")

@@ -52,7 +52,7 @@ class TranscriptLine:
     pos: int
     """0-based line index in the file."""
     raw: bytes
-    """The line's bytes without the terminating ``\\n`` (may end in ``\\r``, may start with a BOM)."""
+    """The bytes without the terminating ``\\n``; may end in ``\\r``, may start with a BOM."""
     kind: LineKind
     damage: str | None
     """Why a DAMAGED line is damaged; byte offsets are 0-based into ``raw``."""
@@ -126,7 +126,9 @@ def join_lines(lines: Iterable[bytes], ends_with_newline: bool) -> bytes:
     return body + b"\n" if ends_with_newline else body
 
 
-def iter_raw_lines(stream: ByteSource, *, chunk_size: int = 1 << 20) -> Iterator[tuple[bytes, bool]]:
+def iter_raw_lines(
+    stream: ByteSource, *, chunk_size: int = 1 << 20
+) -> Iterator[tuple[bytes, bool]]:
     """Yield ``(line, terminated)`` for each line of a binary stream, reading fixed-size chunks.
 
     Memory stays at one chunk plus the longest line, whatever the file size. The pairs match
@@ -210,7 +212,9 @@ def _make(
 ) -> TranscriptLine:
     """Build a TranscriptLine, reading the indexed fields from ``value`` when there is one."""
     if value is None:
-        return TranscriptLine(pos, raw, kind, damage, None, None, False, None, None, None, None, None)
+        return TranscriptLine(
+            pos, raw, kind, damage, None, None, False, None, None, None, None, None
+        )
     entry_type = _str_or_none(value.get("type"))
     message = value.get("message") if entry_type == "message" else None
     if not isinstance(message, dict):
@@ -340,8 +344,10 @@ class _Scan:
     depth: int = 0
 
 
-# Plain string content runs to the next quote, backslash or control character.
-_STRING_RUN = re.compile(r'[^"\\\x00-\x1f]*')
+# Valid string content (plain characters and well-formed escapes) in one match. Possessive
+# quantifiers keep the regex engine from saving backtrack state per escape: a 12 MB torn tool
+# result full of \n escapes scans in 0.15 s instead of 2 s.
+_STRING_RUN = re.compile(r'(?:[^"\\\x00-\x1f]++|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*+')
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 _ESCAPES = frozenset('"\\/bfnrt')

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""One entry point for developers and CI: set up the virtualenv, then run a job.
+
+    python3 tools/dev.py demo    # set up, import the bundled sample state, export, verify
+    python3 tools/dev.py test    # set up, then ruff, ruff format --check, mypy, pytest
+    python3 tools/dev.py setup   # only set up (.venv with the pinned dependencies)
+
+Extra arguments after `test` go to pytest (e.g. `python3 tools/dev.py test --long`).
+Needs only Python >= 3.11 and access to the package registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".store_sql-installed"
+
+
+def _say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _run(*args: str | Path, cwd: Path = ROOT) -> None:
+    _say(" ".join(str(a) for a in args))
+    subprocess.run([str(a) for a in args], cwd=cwd, check=True)
+
+
+def setup() -> None:
+    """Create .venv and install the project with its pinned dev dependencies (once per
+    change of pyproject.toml)."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script is what tells users so
+        sys.exit(f"store_sql needs Python >= 3.11; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        _say(f"creating virtualenv {VENV}")
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(wanted)
+
+
+def demo() -> None:
+    """The main job on bundled sample data: import it, show it, export it, prove the bytes."""
+    setup()
+    sample = ROOT / "samples" / "state"
+    work = ROOT / "demo-out"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    db = work / "store.sqlite"
+    cli = BIN / "store-sql"
+    _run(cli, "import", sample, "--db", db)
+    _run(cli, "stats", "--db", db)
+    _run(cli, "sessions", "list", "--db", db, "--agent", "main", "--limit", "5")
+    _run(cli, "export", work / "export", "--db", db)
+    _run(cli, "verify", sample, "--db", db)
+    different = _compare_trees(sample, work / "export")
+    if different:
+        sys.exit(f"round trip FAILED for: {', '.join(different)}")
+    count = sum(1 for p in sample.rglob("*") if p.is_file())
+    _say(f"round trip OK: {count} files exported byte for byte identical (database: {db})")
+
+
+def _compare_trees(left: Path, right: Path) -> list[str]:
+    names = {p.relative_to(left) for p in left.rglob("*") if p.is_file()}
+    names |= {p.relative_to(right) for p in right.rglob("*") if p.is_file()}
+    return sorted(
+        str(n)
+        for n in names
+        if not (left / n).is_file()
+        or not (right / n).is_file()
+        or (left / n).read_bytes() != (right / n).read_bytes()
+    )
+
+
+def test(pytest_args: list[str]) -> None:
+    """Everything CI checks: lint, format, types, tests."""
+    setup()
+    _run(BIN / "ruff", "check", ".")
+    _run(BIN / "ruff", "format", "--check", ".")
+    _run(BIN / "mypy")
+    _run(BIN / "python", "-m", "pytest", *pytest_args)
+
+
+def main(argv: list[str]) -> None:
+    job = argv[0] if argv else "test"
+    try:
+        if job == "setup":
+            setup()
+        elif job == "demo":
+            demo()
+        elif job == "test":
+            test(argv[1:])
+        else:
+            sys.exit(__doc__)
+    except subprocess.CalledProcessError as exc:
+        sys.exit(exc.returncode or 1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
