@@ -45,31 +45,37 @@ def _epoch_ms(timestamp: Any) -> int | None:
     return int(parsed.timestamp() * 1000 + 0.5) if parsed.tzinfo else None
 
 
+_ABSENT: Any = object()
+
+
+def _js_object(**fields: Any) -> dict[str, Any]:
+    """`{a: entry.a, ...}` as JavaScript builds it: a field read from an absent property is
+    `undefined`, which JSON.stringify leaves out (null stays null). Entries written by other
+    code may lack fields pi's types require; the context must still be pi's, byte for byte."""
+    return {name: value for name, value in fields.items() if value is not _ABSENT}
+
+
 def _as_message(value: dict[str, Any]) -> dict[str, Any] | None:
     kind = value.get("type")
     if kind == "message":
         message = value.get("message")
         return message if isinstance(message, dict) else None
     if kind == "custom_message":
-        message = {
-            "role": "custom",
-            "customType": value.get("customType"),
-            "content": value.get("content"),
-            "display": value.get("display"),
-            "details": value.get("details"),
-            "timestamp": _epoch_ms(value.get("timestamp")),
-        }
-        # JSON.stringify drops `undefined`; pi passes details through even when absent.
-        if "details" not in value:
-            del message["details"]
-        return message
+        return _js_object(
+            role="custom",
+            customType=value.get("customType", _ABSENT),
+            content=value.get("content", _ABSENT),
+            display=value.get("display", _ABSENT),
+            details=value.get("details", _ABSENT),
+            timestamp=_epoch_ms(value.get("timestamp")),
+        )
     if kind == "branch_summary" and value.get("summary"):
-        return {
-            "role": "branchSummary",
-            "summary": value.get("summary"),
-            "fromId": value.get("fromId"),
-            "timestamp": _epoch_ms(value.get("timestamp")),
-        }
+        return _js_object(
+            role="branchSummary",
+            summary=value.get("summary"),
+            fromId=value.get("fromId", _ABSENT),
+            timestamp=_epoch_ms(value.get("timestamp")),
+        )
     return None
 
 
@@ -89,11 +95,16 @@ def context_from_path(path: list[StoredEntry]) -> SessionContext:
         if kind == "thinking_level_change":
             ctx.thinking_level = value.get("thinkingLevel")  # type: ignore[assignment]
         elif kind == "model_change":
-            ctx.model = {"provider": value.get("provider"), "modelId": value.get("modelId")}
+            ctx.model = _js_object(
+                provider=value.get("provider", _ABSENT), modelId=value.get("modelId", _ABSENT)
+            )
         elif kind == "message" and isinstance(value.get("message"), dict):
             message = value["message"]
             if message.get("role") == "assistant":
-                ctx.model = {"provider": message.get("provider"), "modelId": message.get("model")}
+                ctx.model = _js_object(
+                    provider=message.get("provider", _ABSENT),
+                    modelId=message.get("model", _ABSENT),
+                )
         elif kind == "compaction":
             compaction_index = index
     if compaction_index is None:
@@ -101,12 +112,12 @@ def context_from_path(path: list[StoredEntry]) -> SessionContext:
         return ctx
     compaction = values[compaction_index][1]
     ctx.messages.append(
-        {
-            "role": "compactionSummary",
-            "summary": compaction.get("summary"),
-            "tokensBefore": compaction.get("tokensBefore"),
-            "timestamp": _epoch_ms(compaction.get("timestamp")),
-        }
+        _js_object(
+            role="compactionSummary",
+            summary=compaction.get("summary", _ABSENT),
+            tokensBefore=compaction.get("tokensBefore", _ABSENT),
+            timestamp=_epoch_ms(compaction.get("timestamp")),
+        )
     )
     first_kept = compaction.get("firstKeptEntryId")
     keeping = False

@@ -103,14 +103,23 @@ def markdown(title: str, entries: Iterable[StoredEntry]) -> str:
 def tree_lines(roots: list[TreeNode]) -> list[str]:
     """An indented outline of the tree; branches show as siblings, labels in brackets."""
     out: list[str] = []
-    stack: list[tuple[TreeNode, int]] = [(r, 0) for r in reversed(roots)]
+    # Each item: the node, the prefix of its own line, the prefix its chain continues with.
+    # A chain continues under its first line; each branch of a branch point ("+ ") starts
+    # with "- ", indented under it, and so does each of several roots. (Indenting by depth
+    # alone printed two sibling chains as one: nothing showed where a branch ended.)
+    many_roots = len(roots) > 1
+    stack: list[tuple[TreeNode, str, str]] = [
+        (r, "- " if many_roots else "", "  " if many_roots else "") for r in reversed(roots)
+    ]
     while stack:
-        node, depth = stack.pop()
+        node, prefix, chain = stack.pop()
         label = f" [{node.label}]" if node.label else ""
         what = node.role or node.type or "?"
-        branch = "+ " if len(node.children) > 1 else ""
-        out.append(f"{'  ' * depth}{branch}{node.id or node.pos} {what}{label}")
-        # A chain continues at the same depth; only real branches indent.
-        next_depth = depth + 1 if len(node.children) > 1 else depth
-        stack.extend((child, next_depth) for child in reversed(node.children))
+        branches = len(node.children) > 1
+        out.append(f"{prefix}{'+ ' if branches else ''}{node.id or node.pos} {what}{label}")
+        if branches:
+            children = [(c, chain + "  - ", chain + "    ") for c in node.children]
+        else:
+            children = [(c, chain, chain) for c in node.children]
+        stack.extend(reversed(children))
     return out

@@ -60,13 +60,25 @@ session_indexes = Table(
     ),
     Column("source_error", Text, comment="why an imported sessions.json was invalid"),
     Column(
+        "source_sha256",
+        Text,
+        comment="sha256 of the sessions.json last imported; kept after API changes so a "
+        "re-import can tell that same file (unchanged) from a changed one (a conflict)",
+    ),
+    Column(
         "revision",
         Integer,
         nullable=False,
         server_default=text("0"),
-        comment="bumped by every change to the index; lets exporters skip unchanged files",
+        comment="bumped by every import of this agent's sessions.json",
     ),
-    Column("next_position", Integer, nullable=False, server_default=text("0")),
+    Column(
+        "next_position",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="position the next new session key gets (keys keep insertion order)",
+    ),
     CheckConstraint(
         "source_state IN ('api', 'imported', 'empty_file', 'invalid')", name="source_state_known"
     ),
@@ -121,7 +133,6 @@ session_entries = Table(
     UniqueConstraint("agent_id", "session_key", name="uq_session_entries_key"),
     Index("ix_session_entries_updated", "agent_id", text("updated_at DESC")),
     Index("ix_session_entries_session_id", "agent_id", "session_id"),
-    Index("ix_session_entries_position", "agent_id", "position"),
     Index("ix_session_entries_label", "agent_id", "label"),
     Index("ix_session_entries_chat_type", "agent_id", "chat_type"),
     Index("ix_session_entries_channel", "agent_id", "channel"),
@@ -271,6 +282,25 @@ checkpoint_snapshots = Table(
     Column("leaf_id", Text, comment="leaf entry id at snapshot time"),
     Column("file_name", Text, nullable=False, comment="<sessionId>.checkpoint.<uuid>.jsonl"),
     Column("created_at", Text, nullable=False),
+    Column(
+        "session_key",
+        Text,
+        comment="session key whose compactionCheckpoints names this snapshot (NULL: unknown)",
+    ),
+    Column(
+        "byte_size",
+        Integer,
+        comment="bytes of the snapshot file (lines 0..upto_pos); NULL: unknown, sum the lines",
+    ),
+    Column(
+        "ends_with_newline",
+        Integer,
+        nullable=False,
+        server_default=text("1"),
+        comment="0 when the transcript had no final newline when captured, so neither has the file",
+    ),
     UniqueConstraint("agent_id", "checkpoint_id", name="uq_checkpoint_snapshots_id"),
+    Index("ix_checkpoint_snapshots_file", "agent_id", "file_name"),
+    Index("ix_checkpoint_snapshots_transcript", "transcript_id"),
     comment="pre-compaction snapshots as references into transcripts, not copies",
 )

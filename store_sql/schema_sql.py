@@ -27,8 +27,273 @@ BEGIN
 END
 """
 
-CREATE_STATEMENTS: tuple[str, ...] = (FTS_TABLE, FTS_DELETE_TRIGGER)
+# --- Maintainer views (docs/SCHEMA.md) -------------------------------------------------------
+# Plain SQL with SQLite's built-in JSON functions, so they work the same in the sqlite3 shell,
+# Datasette and `store-sql sql`. A line is JSON text only when `typeof(line) = 'text'`: BLOB
+# lines are bytes that were not valid UTF-8 (damaged), and json_valid()/json_extract() would
+# raise on them (or, from SQLite 3.45, read them as JSONB). Every JSON read below therefore
+# goes through `CASE WHEN typeof(line) = 'text' AND json_valid(line) THEN line END`: a CASE
+# fixes the evaluation order, so no filter a caller adds can make SQLite parse a bad line.
+# (No `:name` sequences anywhere in this SQL: Alembic's op.execute reads them as parameters.)
+
+SESSIONS_VIEW = """
+CREATE VIEW IF NOT EXISTS sessions AS
+-- One row per session key: the main columns of its index entry (already extracted into
+-- session_entries) and the current live transcript of its sessionId, chosen as the store API
+-- chooses it (transcripts.find_live): kind 'live', not superseded, `<sessionId>.jsonl` first,
+-- then the newest. Times named *_at are epoch milliseconds, as sessions.json holds them.
+SELECT
+    e.agent_id,
+    e.session_key,
+    e.session_id,
+    e.updated_at,
+    strftime('%Y-%m-%dT%H:%M:%fZ', e.updated_at / 1000.0, 'unixepoch') AS updated_at_iso,
+    e.session_started_at,
+    e.last_interaction_at,
+    e.chat_type,
+    e.channel,
+    e.label,
+    e.display_name,
+    e.model_provider,
+    e.model,
+    e.status,
+    e.archived_at,
+    e.spawned_by,
+    e.input_tokens,
+    e.output_tokens,
+    e.total_tokens,
+    e.context_tokens,
+    e.compaction_count,
+    e.entry_bytes,
+    e.problem,
+    t.transcript_id,
+    t.file_name AS transcript_file,
+    t.entry_count AS transcript_entries,
+    t.byte_size AS transcript_bytes,
+    t.damaged_count AS damaged_lines,
+    t.leaf_id
+FROM session_entries AS e
+LEFT JOIN transcripts AS t ON t.transcript_id = (
+    SELECT c.transcript_id FROM transcripts AS c
+    WHERE c.agent_id = e.agent_id AND c.session_id = e.session_id
+      AND c.kind = 'live' AND c.superseded_by IS NULL
+    ORDER BY c.file_name = c.session_id || '.jsonl' DESC, c.transcript_id DESC
+    LIMIT 1
+)
+"""
+
+MESSAGES_VIEW = """
+CREATE VIEW IF NOT EXISTS messages AS
+-- One row per `message` entry of every current (not superseded) transcript: live
+-- transcripts and archives alike (filter on transcript_kind). `text` joins the text blocks
+-- of message.content (or the string content; the summary of branch/compaction summaries;
+-- command and output of bash executions); `tool_names` lists the toolCall names of an
+-- assistant message, or the toolName of a tool result. Damaged lines are not messages.
+-- (`+e.updated_at` keeps SQLite on the (agent_id, session_id) index for the key lookup
+-- instead of walking all of the agent's entries in updated_at order.)
+SELECT
+    m.line_pk,
+    t.agent_id,
+    (SELECT e.session_key FROM session_entries AS e
+     WHERE e.agent_id = t.agent_id AND e.session_id = t.session_id
+     ORDER BY +e.updated_at DESC LIMIT 1) AS session_key,
+    t.session_id,
+    m.transcript_id,
+    t.kind AS transcript_kind,
+    m.pos,
+    m.entry_id,
+    m.parent_id,
+    m.timestamp,
+    m.role,
+    CASE
+        WHEN m.role = 'bashExecution' THEN
+            coalesce(json_extract(m.j, '$.message.command'), '') || char(10)
+            || coalesce(json_extract(m.j, '$.message.output'), '')
+        WHEN json_type(m.j, '$.message.content') = 'text' THEN
+            json_extract(m.j, '$.message.content')
+        WHEN json_type(m.j, '$.message.content') = 'array' THEN
+            (SELECT group_concat(json_extract(b.value, '$.text'), char(10))
+             FROM json_each(m.j, '$.message.content') AS b
+             WHERE CASE WHEN b.type = 'object' THEN json_extract(b.value, '$.type') END = 'text')
+        ELSE json_extract(m.j, '$.message.summary')
+    END AS text,
+    coalesce(
+        (SELECT group_concat(json_extract(b.value, '$.name'), ',')
+         FROM json_each(m.j, '$.message.content') AS b
+         WHERE CASE WHEN b.type = 'object' THEN json_extract(b.value, '$.type') END
+               = 'toolCall'),
+        json_extract(m.j, '$.message.toolName')
+    ) AS tool_names,
+    json_extract(m.j, '$.message.toolCallId') AS tool_call_id,
+    json_extract(m.j, '$.message.isError') AS is_error,
+    json_extract(m.j, '$.message.provider') AS provider,
+    json_extract(m.j, '$.message.model') AS model,
+    json_extract(m.j, '$.message.stopReason') AS stop_reason,
+    json_extract(m.j, '$.message.usage.input') AS input_tokens,
+    json_extract(m.j, '$.message.usage.output') AS output_tokens,
+    json_extract(m.j, '$.message.usage.cacheRead') AS cache_read_tokens,
+    json_extract(m.j, '$.message.usage.cacheWrite') AS cache_write_tokens,
+    json_extract(m.j, '$.message.usage.totalTokens') AS total_tokens,
+    json_extract(m.j, '$.message.usage.cost.total') AS cost,
+    m.byte_size
+FROM (
+    SELECT l.*, CASE WHEN typeof(l.line) = 'text' AND json_valid(l.line) THEN l.line END AS j
+    FROM transcript_lines AS l
+    WHERE l.kind = 'entry' AND l.type = 'message'
+) AS m
+JOIN transcripts AS t ON t.transcript_id = m.transcript_id AND t.superseded_by IS NULL
+WHERE m.j IS NOT NULL
+"""
+
+ACTIVE_PATH_VIEW = """
+CREATE VIEW IF NOT EXISTS active_path AS
+-- The active path of every current transcript: from its leaf (transcripts.leaf_pos, the last
+-- entry in file order) up through parent_pos to the root. depth 0 is the leaf; order by
+-- depth DESC for root -> leaf. parent_pos always points to an earlier line, so the walk
+-- ends; the `<` test keeps that true even on a hand-edited database. SQLite cannot push a
+-- WHERE into a recursive CTE: every transcript's path is walked, then filtered.
+WITH RECURSIVE walk(transcript_id, pos, depth) AS (
+    SELECT transcript_id, leaf_pos, 0 FROM transcripts
+    WHERE superseded_by IS NULL AND leaf_pos IS NOT NULL
+    UNION ALL
+    SELECT l.transcript_id, l.parent_pos, walk.depth + 1
+    FROM walk JOIN transcript_lines AS l
+        ON l.transcript_id = walk.transcript_id AND l.pos = walk.pos
+    WHERE l.parent_pos IS NOT NULL AND l.parent_pos < l.pos
+)
+SELECT
+    t.agent_id,
+    t.session_id,
+    w.transcript_id,
+    t.kind AS transcript_kind,
+    w.depth,
+    l.line_pk,
+    l.pos,
+    l.entry_id,
+    l.parent_id,
+    l.type,
+    l.role,
+    l.timestamp,
+    l.byte_size,
+    l.line
+FROM walk AS w
+JOIN transcript_lines AS l ON l.transcript_id = w.transcript_id AND l.pos = w.pos
+JOIN transcripts AS t ON t.transcript_id = w.transcript_id
+"""
+
+RESOLVED_LABELS_VIEW = """
+CREATE VIEW IF NOT EXISTS resolved_labels AS
+-- Entry labels as pi resolves them (labelsById): per transcript and target entry, the last
+-- `label` entry in file order wins; an empty or missing label clears the target. Label
+-- entries whose targetId is not a string are ignored. Current transcripts only.
+WITH label_entries AS (
+    SELECT x.transcript_id, x.pos, x.entry_id, x.timestamp,
+           json_extract(x.j, '$.targetId') AS target_id,
+           json_extract(x.j, '$.label') AS label
+    FROM (
+        SELECT transcript_id, pos, entry_id, timestamp,
+               CASE WHEN typeof(line) = 'text' AND json_valid(line) THEN line END AS j
+        FROM transcript_lines
+        WHERE kind = 'entry' AND type = 'label'
+    ) AS x
+    WHERE x.j IS NOT NULL
+),
+latest AS (
+    SELECT transcript_id, target_id, max(pos) AS pos FROM label_entries
+    WHERE typeof(target_id) = 'text'
+    GROUP BY transcript_id, target_id
+)
+SELECT
+    t.agent_id,
+    t.session_id,
+    le.transcript_id,
+    le.target_id,
+    (SELECT max(l.pos) FROM transcript_lines AS l
+     WHERE l.transcript_id = le.transcript_id AND l.entry_id = le.target_id
+       AND l.kind = 'entry') AS target_pos,
+    le.label,
+    le.pos AS label_pos,
+    le.entry_id AS label_entry_id,
+    le.timestamp AS labelled_at
+FROM latest
+JOIN label_entries AS le ON le.transcript_id = latest.transcript_id AND le.pos = latest.pos
+JOIN transcripts AS t ON t.transcript_id = le.transcript_id AND t.superseded_by IS NULL
+WHERE typeof(le.label) = 'text' AND le.label <> ''
+"""
+
+SESSION_STATS_VIEW = """
+CREATE VIEW IF NOT EXISTS session_stats AS
+-- Per session key: counts and sizes of its live transcript, the bytes of every other
+-- transcript of its sessionId (archives, snapshots, old versions), and token totals summed
+-- from message.usage of the assistant messages in the live transcript (every branch: what
+-- was spent, not only the active path). One pass over the message lines of all live
+-- transcripts; for one session, filter the messages view instead (docs/SCHEMA.md).
+SELECT
+    s.agent_id,
+    s.session_key,
+    s.session_id,
+    s.transcript_id,
+    coalesce(t.line_count, 0) AS lines,
+    coalesce(t.entry_count, 0) AS entries,
+    coalesce(g.messages, 0) AS messages,
+    coalesce(g.user_messages, 0) AS user_messages,
+    coalesce(g.assistant_messages, 0) AS assistant_messages,
+    coalesce(g.tool_results, 0) AS tool_results,
+    coalesce(t.damaged_count, 0) AS damaged_lines,
+    coalesce(t.byte_size, 0) AS transcript_bytes,
+    s.entry_bytes,
+    (SELECT count(*) FROM transcripts AS o
+     WHERE o.agent_id = s.agent_id AND o.session_id = s.session_id
+       AND o.transcript_id IS NOT s.transcript_id) AS other_transcripts,
+    (SELECT coalesce(sum(o.byte_size), 0) FROM transcripts AS o
+     WHERE o.agent_id = s.agent_id AND o.session_id = s.session_id
+       AND o.transcript_id IS NOT s.transcript_id) AS other_transcript_bytes,
+    coalesce(g.input_tokens, 0) AS usage_input_tokens,
+    coalesce(g.output_tokens, 0) AS usage_output_tokens,
+    coalesce(g.cache_read_tokens, 0) AS usage_cache_read_tokens,
+    coalesce(g.cache_write_tokens, 0) AS usage_cache_write_tokens,
+    coalesce(g.total_tokens, 0) AS usage_total_tokens,
+    coalesce(g.cost, 0) AS usage_cost
+FROM sessions AS s
+LEFT JOIN transcripts AS t ON t.transcript_id = s.transcript_id
+LEFT JOIN (
+    SELECT
+        u.transcript_id,
+        count(*) AS messages,
+        sum(u.role = 'user') AS user_messages,
+        sum(u.role = 'assistant') AS assistant_messages,
+        sum(u.role = 'toolResult') AS tool_results,
+        sum(json_extract(u.j, '$.message.usage.input')) AS input_tokens,
+        sum(json_extract(u.j, '$.message.usage.output')) AS output_tokens,
+        sum(json_extract(u.j, '$.message.usage.cacheRead')) AS cache_read_tokens,
+        sum(json_extract(u.j, '$.message.usage.cacheWrite')) AS cache_write_tokens,
+        sum(json_extract(u.j, '$.message.usage.totalTokens')) AS total_tokens,
+        sum(json_extract(u.j, '$.message.usage.cost.total')) AS cost
+    FROM (
+        SELECT l.transcript_id, l.role,
+               CASE WHEN l.role = 'assistant' AND typeof(l.line) = 'text' AND json_valid(l.line)
+                    THEN l.line END AS j
+        FROM transcript_lines AS l
+        JOIN transcripts AS c ON c.transcript_id = l.transcript_id
+        WHERE c.kind = 'live' AND c.superseded_by IS NULL
+          AND l.kind = 'entry' AND l.type = 'message'
+    ) AS u
+    GROUP BY u.transcript_id
+) AS g ON g.transcript_id = s.transcript_id
+"""
+
+# Views in creation order (session_stats reads the sessions view); dropped in reverse.
+VIEWS: dict[str, str] = {
+    "sessions": SESSIONS_VIEW,
+    "messages": MESSAGES_VIEW,
+    "active_path": ACTIVE_PATH_VIEW,
+    "resolved_labels": RESOLVED_LABELS_VIEW,
+    "session_stats": SESSION_STATS_VIEW,
+}
+
+CREATE_STATEMENTS: tuple[str, ...] = (FTS_TABLE, FTS_DELETE_TRIGGER, *VIEWS.values())
 DROP_STATEMENTS: tuple[str, ...] = (
+    *(f"DROP VIEW IF EXISTS {name}" for name in reversed(VIEWS)),
     "DROP TRIGGER IF EXISTS transcript_lines_fts_delete",
     "DROP TABLE IF EXISTS entry_text_fts",
 )

@@ -124,6 +124,11 @@ _SELECT_TEXT = compile_sql(
         E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
     )
 )
+_SELECT_STORED = compile_sql(
+    select(E.c.entry_json, *(E.c[name] for name in _COLUMN_NAMES)).where(
+        E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
+    )
+)
 _INSERT_ENTRY = compile_sql(
     insert(E).values(
         agent_id=bindparam("agent_id"),
@@ -131,15 +136,6 @@ _INSERT_ENTRY = compile_sql(
         position=bindparam("position"),
         entry_json=bindparam("entry_json"),
         problem=bindparam("problem"),
-        **{name: bindparam(name) for name in _COLUMN_NAMES},
-    )
-)
-_UPDATE_ENTRY = compile_sql(
-    update(E)
-    .where(E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key"))
-    .values(
-        entry_json=bindparam("entry_json"),
-        problem=None,
         **{name: bindparam(name) for name in _COLUMN_NAMES},
     )
 )
@@ -155,8 +151,8 @@ _ENSURE_INDEX = (
 # Any change through the API drops the imported bytes: from then on export renders the
 # index the way the gateway would write it.
 _MARK_CHANGED = (
-    "UPDATE session_indexes SET revision = revision + 1, source_bytes = NULL, "
-    "source_state = 'api', source_error = NULL WHERE agent_id = :agent_id"
+    "UPDATE session_indexes SET source_bytes = NULL, source_state = 'api', source_error = NULL "
+    "WHERE agent_id = :agent_id AND source_state != 'api'"
 )
 _TAKE_POSITION = (
     "UPDATE session_indexes SET next_position = next_position + 1 "
@@ -268,19 +264,57 @@ def render_sessions_json(conn: sqlite3.Connection, agent_id: str) -> bytes | Non
 # --- writes --------------------------------------------------------------------------------
 
 
-def _store(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, existed: bool) -> None:
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """An entry as stored: its text and its extracted columns."""
+
+    text: str
+    columns: dict[str, Any]
+
+
+def _read_stored(conn: sqlite3.Connection, agent_id: str, key: str) -> _Stored | None:
+    row = conn.execute(_SELECT_STORED, {"agent_id": agent_id, "session_key": key}).fetchone()
+    if row is None:
+        return None
+    return _Stored(str(row[0]), dict(zip(_COLUMN_NAMES, row[1:], strict=True)))
+
+
+def _parse_stored(stored: _Stored | None) -> Entry | None:
+    if stored is None:
+        return None
+    value = jsjson.loads(stored.text)
+    return value if isinstance(value, dict) else None
+
+
+def _same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _store(
+    conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, old: _Stored | None
+) -> None:
     problem = validate_entry(value)
     if problem is not None:
         raise InvalidEntryError(f"session {key!r} of agent {agent_id!r}: {problem}")
     text = entry_text(value)
-    params = {"agent_id": agent_id, "session_key": key, "entry_json": text}
-    params.update(entry_columns(value, text))
-    conn.execute(_ENSURE_INDEX, {"agent_id": agent_id, "rel_dir": default_rel_dir(agent_id)})
-    if existed:
-        conn.execute(_UPDATE_ENTRY, params)
-    else:
+    columns = entry_columns(value, text)
+    where = {"agent_id": agent_id, "session_key": key}
+    if old is None:
+        conn.execute(_ENSURE_INDEX, {"agent_id": agent_id, "rel_dir": default_rel_dir(agent_id)})
         position = conn.execute(_TAKE_POSITION, {"agent_id": agent_id}).fetchone()[0]
-        conn.execute(_INSERT_ENTRY, {**params, "position": position, "problem": None})
+        params = {**where, **columns, "entry_json": text, "problem": None, "position": position}
+        conn.execute(_INSERT_ENTRY, params)
+    else:
+        # Only columns whose value changed are written: SQLite rewrites every index that
+        # covers a SET column, so setting unchanged indexed columns costs page writes.
+        changed = {k: v for k, v in columns.items() if not _same(old.columns[k], v)}
+        assignments = ", ".join(f"{name} = :{name}" for name in changed)
+        conn.execute(
+            "UPDATE session_entries SET entry_json = :entry_json, problem = NULL"
+            + (f", {assignments}" if assignments else "")
+            + " WHERE agent_id = :agent_id AND session_key = :session_key",
+            {**where, **changed, "entry_json": text},
+        )
     conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
 
 
@@ -302,16 +336,15 @@ def patch_entry(
 ) -> Entry:
     if not isinstance(patch, Mapping):
         raise InvalidEntryError(f"a patch must be a JSON object, got {type(patch).__name__}")
-    current = get_entry(conn, agent_id, key)
-    merged = apply_patch(current, patch)
-    _store(conn, agent_id, key, merged, existed=current is not None)
+    old = _read_stored(conn, agent_id, key)
+    merged = apply_patch(_parse_stored(old), patch)
+    _store(conn, agent_id, key, merged, old)
     return merged
 
 
 def put_entry(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry) -> Entry:
     """Replace an entry whole (fields not in `value` are dropped)."""
-    existed = read_entry_text(conn, agent_id, key) is not None
-    _store(conn, agent_id, key, dict(value), existed=existed)
+    _store(conn, agent_id, key, dict(value), _read_stored(conn, agent_id, key))
     return value
 
 
@@ -320,13 +353,14 @@ def update_entry(
 ) -> Entry | None:
     """Read-modify-write as one step: `mutator(entry or None)` returns the new entry, or
     None to leave the index unchanged. It runs inside the write transaction."""
-    current = get_entry(conn, agent_id, key)
+    old = _read_stored(conn, agent_id, key)
+    current = _parse_stored(old)
     result = mutator(current)
     if result is None:
         return current
     if not isinstance(result, dict):
         raise InvalidEntryError(f"the mutator must return a dict or None, got {type(result)}")
-    _store(conn, agent_id, key, result, existed=current is not None)
+    _store(conn, agent_id, key, result, old)
     return result
 
 
@@ -347,10 +381,17 @@ def touch_entry(conn: sqlite3.Connection, agent_id: str, key: str, updated_at: i
     """The updatedAt fast path: rewrites one number in the stored text, no JSON parse."""
     if isinstance(updated_at, bool) or not isinstance(updated_at, int):
         raise InvalidEntryError(f"updatedAt must be an integer (epoch ms), got {updated_at!r}")
-    text = read_entry_text(conn, agent_id, key)
-    if text is None:
+    row = conn.execute(
+        "SELECT entry_json, problem FROM session_entries WHERE agent_id = ? AND session_key = ?",
+        (agent_id, key),
+    ).fetchone()
+    if row is None:
         raise NotFoundError(f"no session {key!r} for agent {agent_id!r}")
-    found = list(_UPDATED_AT_LINE.finditer(text)) if text.startswith("{\n    ") else []
+    text, problem = str(row[0]), row[1]
+    # An imported entry with a problem (no sessionId, ...) must fail exactly as a patch does,
+    # not be silently re-stamped: only valid entries take the fast path.
+    fast = problem is None and text.startswith("{\n    ")
+    found = list(_UPDATED_AT_LINE.finditer(text)) if fast else []
     if len(found) != 1:
         patch_entry(conn, agent_id, key, {"updatedAt": updated_at})
         return
@@ -369,9 +410,15 @@ def insert_imported_entries(
     agent_id: str,
     entries: Iterable[tuple[str, int, str, Any, str | None]],
 ) -> int:
-    """Bulk insert of (key, position, text, value, problem) rows from an imported file."""
+    """Bulk insert of (key, position, text, value, problem) rows from an imported file.
+
+    The agent's `session_indexes` row must exist. Its `next_position` is moved past the
+    imported positions, so a key the API adds later goes last, as in JavaScript (without
+    this it took position 0 and rendered among the imported keys)."""
     count = 0
+    last_position = -1
     for key, position, text, value, problem in entries:
+        last_position = max(last_position, position)
         params = {
             "agent_id": agent_id,
             "session_key": key,
@@ -382,4 +429,8 @@ def insert_imported_entries(
         params.update(entry_columns(value, text))
         conn.execute(_INSERT_ENTRY, params)
         count += 1
+    conn.execute(
+        "UPDATE session_indexes SET next_position = max(next_position, ?) WHERE agent_id = ?",
+        (last_position + 1, agent_id),
+    )
     return count

@@ -15,12 +15,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from store_sql.checkpoint_api import CheckpointAPI
 from store_sql.engine.opening import OpenReport, prepare
 from store_sql.engine.pragmas import EngineSettings, Synchronous, configure_writer
 from store_sql.engine.readers import ReaderPool
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.engine.writer import Writer
 from store_sql.errors import StoreClosedError
+from store_sql.lifecycle_api import LifecycleAPI
+from store_sql.maintenance_api import MaintenanceAPI
+from store_sql.search import SearchAPI
 from store_sql.session_api import SessionIndexAPI
 from store_sql.transcript_api import TranscriptAPI
 
@@ -45,6 +49,14 @@ class Store:
         """The session index (sessions.json) of every agent."""
         self.transcripts = TranscriptAPI(self)
         """Transcripts: appends, tree and context reads."""
+        self.checkpoints = CheckpointAPI(self)
+        """Compaction checkpoints: persist, list, get, branch, restore."""
+        self.lifecycle = LifecycleAPI(self)
+        """Session reset and delete (archiving transcripts), agent purge."""
+        self.maintenance = MaintenanceAPI(self)
+        """Cleanup by the gateway's policy: prune, cap, archive, disk budget, vacuum."""
+        self.search = SearchAPI(self)
+        """Full-text search over entries, and rebuilding its index."""
 
     # --- life cycle ----------------------------------------------------------------------
 

@@ -1,10 +1,40 @@
-"""Placeholder: this command group is being written; it registers no subcommand yet."""
+"""`store-sql doctor`: health checks of the SQLite library and a database, read-only.
+
+Exit status: 0 healthy, 1 warnings, 2 errors (or the database cannot be examined)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from store_sql import doctor
+from store_sql.cli import output
+from store_sql.cli.common import add_common
 
-def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    return None
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="check the SQLite library and the database (read-only); exit 0/1/2",
+        description=(
+            "SQLite version, FTS5/trigram, file modes, leftover -wal/-shm, journal mode, "
+            "schema revision, integrity_check, foreign_key_check, WAL. Never writes."
+        ),
+        epilog="exit status: 0 healthy, 1 warnings, 2 errors",
+    )
+    add_common(p)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick_check instead of integrity_check (skips index contents; for big files)",
+    )
+    p.set_defaults(handler=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    report = doctor.diagnose(args.db, quick=args.quick)
+    if args.json:
+        output.emit_json(report.as_dict())
+    else:
+        print(doctor.format_report(report))
+    return report.exit_code

@@ -1,10 +1,82 @@
-"""Placeholder: this command group is being written; it registers no subcommand yet."""
+"""`store-sql export OUT`: rebuild the state directory (or one transcript) from the database.
+
+Exit status 0 when every file was written, 1 when some stored name was refused (it would
+have landed outside OUT) or could not be written, 2 on errors such as an unknown session."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 from typing import Any
 
+from store_sql.cli import output
+from store_sql.cli.common import add_common, with_store
+from store_sql.cli.verify_cmd import require_database
+from store_sql.errors import ExportRefusedError
+from store_sql.exporter import ExportReport, export_transcript, export_tree, write_file_atomic
 
-def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    return None
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "export",
+        help="write the stored files back out, byte for byte",
+        description="Rebuild agents/<id>/sessions/ (or the legacy sessions/) under OUT with "
+        "the original file names; untouched data comes out exactly as imported. With "
+        "--session, write one transcript to OUT (or to stdout when OUT is -).",
+    )
+    add_common(p)
+    p.add_argument("out", metavar="OUT", help="output directory (with --session: a file or -)")
+    p.add_argument("--agent", help="only this agent (with --session: default main)")
+    p.add_argument("--session", metavar="KEY_OR_ID", help="one transcript: session key or id")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "markdown"),
+        default="jsonl",
+        help="with --session: the JSONL file (default) or readable Markdown",
+    )
+    p.add_argument(
+        "--fsync", action="store_true", help="fsync every file and directory (power-loss safe)"
+    )
+    p.set_defaults(handler=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    require_database(args.db)
+    if args.session is not None:
+        return _export_one(args)
+    if args.out == "-":
+        raise ExportRefusedError("a whole tree cannot go to stdout: give a directory, or --session")
+    report: ExportReport = with_store(
+        args.db,
+        lambda store: export_tree(store, Path(args.out), agent=args.agent, durable=args.fsync),
+    )
+    output.emit(report.as_dict(), args.json, _human(report))
+    return 0 if report.ok else 1
+
+
+def _export_one(args: argparse.Namespace) -> int:
+    agent = args.agent or "main"
+    data = with_store(
+        args.db, lambda store: export_transcript(store, agent, args.session, fmt=args.format)
+    )
+    if args.out == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    write_file_atomic(Path(args.out), data)
+    result = {"out": args.out, "agent": agent, "session": args.session, "bytes": len(data)}
+    output.emit(result, args.json, f"wrote {len(data)} bytes to {args.out}")
+    return 0
+
+
+def _human(report: ExportReport) -> str:
+    lines = [f"refused  {path}  ({reason})" for path, reason in report.refused]
+    lines += [f"conflict  {text}" for text in report.conflicts]
+    total = sum(f.bytes for f in report.files)
+    lines.append(
+        f"wrote {len(report.files)} files ({total} bytes) to {report.out} "
+        f"in {report.duration_s:.2f}s"
+        + (f"; {len(report.refused)} refused" if report.refused else "")
+    )
+    return "\n".join(lines)

@@ -1,10 +1,118 @@
-"""Placeholder: this command group is being written; it registers no subcommand yet."""
+"""`store-sql import PATH`: a state dir, one sessions dir or one file into the database.
+
+Exit status 0 when every file imported (damaged lines are kept and reported, not errors),
+1 when some file could not be imported, 2 when PATH cannot be imported at all."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from store_sql.cli import output
+from store_sql.cli.common import add_common, with_store
+from store_sql.import_report import ImportProgress, ImportReport
+from store_sql.importer import import_path
 
 
-def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    return None
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "import",
+        help="import OpenClaw session files (sources are only read, never changed)",
+        description="Import a state dir (every agents/<id>/sessions and the legacy sessions/), "
+        "one sessions dir, or one .jsonl / sessions.json file. Re-running it imports only "
+        "what changed: grown files get their new lines, files changed in the middle become "
+        "new versions.",
+    )
+    add_common(p)
+    p.add_argument("path", metavar="PATH", help="state dir, sessions dir, or one file")
+    p.add_argument(
+        "--agent",
+        help="owner of a sessions dir or file outside agents/<id>/sessions "
+        "(with a state dir: import only this agent)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="read and report, write nothing")
+    p.add_argument(
+        "--no-full-text",
+        action="store_true",
+        help="leave the full-text index out (faster; rebuild with `store-sql search --rebuild`)",
+    )
+    p.set_defaults(handler=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        report = with_store(
+            args.db,
+            lambda store: import_path(
+                store,
+                Path(args.path),
+                agent=args.agent,
+                dry_run=args.dry_run,
+                full_text=not args.no_full_text,
+                progress=bar.update if bar is not None else None,
+            ),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    output.emit(report.as_dict(), args.json, _human(report))
+    return 0 if report.ok else 1
+
+
+def _human(report: ImportReport) -> str:
+    lines: list[str] = []
+    for f in report.files:
+        if f.status in ("imported", "unchanged") and not f.damaged_total and not f.message:
+            continue
+        lines.append(f"{f.status:>11}  {f.rel_path}" + (f"  ({f.message})" if f.message else ""))
+        lines.extend(f"{'':>11}    line {n}: {reason}" for n, reason in f.damaged)
+        if f.damaged_total > len(f.damaged):
+            lines.append(f"{'':>11}    ... {f.damaged_total - len(f.damaged)} more damaged lines")
+    for s in report.skipped:
+        lines.append(f"{'skipped':>11}  {s.path}  ({s.reason})")
+    t = report.totals()
+    statuses = ", ".join(
+        f"{k.removeprefix('status_')} {v}" for k, v in t.items() if k.startswith("status_")
+    )
+    what = "would import" if report.dry_run else "imported"
+    lines.append(
+        f"{what} {t['files']} files ({statuses or 'none'}): {t['lines']} lines, "
+        f"{t['entries']} entries, {t['bytes']} bytes, {t['damaged']} damaged lines kept, "
+        f"{t['skipped']} skipped, in {report.duration_s:.2f}s"
+    )
+    return "\n".join(lines)
+
+
+class ProgressBar:
+    """A one-line progress bar for a terminal (redrawn at most 10 times a second)."""
+
+    def __init__(self, stream: TextIO, width: int = 30) -> None:
+        self._stream = stream
+        self._width = width
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, p: ImportProgress) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.1 and p.bytes_done < p.bytes_total:
+            return
+        self._last = now
+        frac = p.bytes_done / p.bytes_total if p.bytes_total else 1.0
+        filled = int(frac * self._width)
+        bar = "#" * filled + "-" * (self._width - filled)
+        name = p.rel_path if len(p.rel_path) <= 40 else "…" + p.rel_path[-39:]
+        self._stream.write(
+            f"\r[{bar}] {frac:6.1%}  file {p.file_index + 1}/{p.file_count}  "
+            f"{p.bytes_done / 1e6:.1f}/{p.bytes_total / 1e6:.1f} MB  {name:<40}"
+        )
+        self._stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self._stream.write("\r\033[K")
+            self._stream.flush()

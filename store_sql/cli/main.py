@@ -17,6 +17,7 @@ from store_sql.errors import StoreError
 
 def _command_modules() -> list[ModuleType]:
     from store_sql.cli import (
+        checkpoints_cmd,
         doctor_cmd,
         export_cmd,
         import_cmd,
@@ -32,6 +33,7 @@ def _command_modules() -> list[ModuleType]:
     return [
         sessions_cmd,
         transcript_cmd,
+        checkpoints_cmd,
         import_cmd,
         export_cmd,
         verify_cmd,

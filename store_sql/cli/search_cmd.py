@@ -1,10 +1,127 @@
-"""Placeholder: this command group is being written; it registers no subcommand yet."""
+"""`store-sql search`: full-text search over entries, with snippets, entry ids and session keys.
+
+A search reads the file through the read-only console (never creates, migrates or
+checkpoints it: safe beside a running gateway). `--rebuild` recreates the index from the
+stored lines through the store's writer, in batches, and may be combined with a search.
+
+Exit status: 0 something was found (or the rebuild ran), 1 nothing was found, 2 the database
+cannot be used or the search text / a filter is invalid."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
+from store_sql import search
+from store_sql.cli import output
+from store_sql.cli.common import add_common, with_store
+from store_sql.search import RebuildReport, SearchQuery, SearchResult
+from store_sql.sql_console import check_path
+from store_sql.transcripts import KINDS
 
-def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    return None
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "search",
+        help="full-text search over message text (snippets, entry ids, session keys)",
+        description=(
+            "Find entries whose text contains TEXT (case-insensitive substring; 3 or more "
+            "characters use the trigram index, shorter text is scanned with LIKE)."
+        ),
+    )
+    add_common(p)
+    p.add_argument("text", nargs="?", metavar="TEXT", help="text to find (literal substring)")
+    p.add_argument("--agent", help="only this agent")
+    p.add_argument("--session", help="only this session (session key or session id)")
+    p.add_argument("--role", help="only messages of this role (user, assistant, toolResult, ...)")
+    p.add_argument(
+        "--since", metavar="ISO", help="only entries at or after this time (UTC if no zone)"
+    )
+    p.add_argument(
+        "--active-path-only",
+        action="store_true",
+        help="only entries on the active path (leaf -> root) of their transcript",
+    )
+    p.add_argument(
+        "--kind",
+        action="append",
+        choices=KINDS,
+        dest="kinds",
+        help="only transcripts of this kind (repeatable; default: all current transcripts)",
+    )
+    p.add_argument("--limit", type=int, default=search.DEFAULT_LIMIT, help="most hits (default 20)")
+    p.add_argument(
+        "--raw", action="store_true", help="TEXT is an FTS5 query (AND, OR, NOT, quotes)"
+    )
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild the full-text index from the stored lines first (writes; batched)",
+    )
+    p.set_defaults(handler=_search)
+
+
+def _search(args: argparse.Namespace) -> int:
+    if args.text is None and not args.rebuild:
+        print("store-sql search: give TEXT to search for, or --rebuild", file=sys.stderr)
+        return 2
+    report = _rebuild(args) if args.rebuild else None
+    if args.text is None:
+        assert report is not None
+        if args.json:
+            output.emit_json({"rebuild": report})
+        return 0
+    query = SearchQuery(
+        text=args.text,
+        agent_id=args.agent,
+        session=args.session,
+        role=args.role,
+        since=args.since,
+        active_path_only=args.active_path_only,
+        kinds=tuple(args.kinds or ()),
+        limit=args.limit,
+        raw=args.raw,
+    )
+    result = search.search_file(args.db, query)
+    if args.json:
+        value: dict[str, Any] = {"query": query, **output.plain(result)}
+        if report is not None:
+            value["rebuild"] = report
+        output.emit_json(value)
+    else:
+        _print_hits(result)
+    if result.notice:
+        print(f"store-sql search: {result.notice}", file=sys.stderr)
+    return 0 if result.hits else 1
+
+
+def _rebuild(args: argparse.Namespace) -> RebuildReport:
+    check_path(args.db)  # a rebuild must not create a database at a mistyped path
+
+    def progress(r: RebuildReport) -> None:
+        if not args.json and sys.stderr.isatty():
+            print(f"\rre-indexed {r.lines_read} lines ...", end="", file=sys.stderr)
+
+    report = with_store(args.db, lambda s: s.search.rebuild(progress=progress))
+    if not args.json:
+        print(
+            f"rebuilt the full-text index: {report.rows_indexed} entries indexed from "
+            f"{report.lines_read} entry lines in {report.batches} batches"
+            + (f"; {report.unreadable} unreadable lines left out" if report.unreadable else ""),
+            file=sys.stderr,
+        )
+    return report
+
+
+def _print_hits(result: SearchResult) -> None:
+    for hit in result.hits:
+        where = hit.session_key or f"(no session key) {hit.session_id or hit.file_name}"
+        kind = "" if hit.transcript_kind == "live" else f" [{hit.transcript_kind}]"
+        print(f"{hit.timestamp or '-'}  {hit.agent_id}  {where}{kind}")
+        print(
+            f"  entry {hit.entry_id or '-'} (pos {hit.pos}, {hit.role or hit.type}): {hit.snippet}"
+        )
+    count = len(result.hits)
+    tail = ", more not shown (raise --limit)" if result.more else ""
+    print(f"({count} hit{'' if count == 1 else 's'}{tail})")

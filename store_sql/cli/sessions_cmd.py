@@ -1,4 +1,4 @@
-"""`store-sql sessions list|get|patch|delete`: the session index of one agent."""
+"""`store-sql sessions list|get|patch|delete|cleanup|reset|delete-archive|purge`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, with_store
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
+from store_sql.maintenance import MaintenancePolicy, parse_bytes, parse_duration_ms
 from store_sql.store import Store
 
 
@@ -48,6 +49,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_agent(p)
     p.add_argument("key")
     p.set_defaults(handler=_delete)
+
+    _register_lifecycle(cmds)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -108,3 +111,133 @@ def _delete(args: argparse.Namespace) -> int:
     else:
         print(f"deleted {args.key}" if deleted else f"no session {args.key!r}; nothing deleted")
     return 0 if deleted else 1
+
+
+# --- life cycle and maintenance (store.lifecycle, store.maintenance) --------------------------
+
+
+def _register_lifecycle(cmds: argparse._SubParsersAction[Any]) -> None:
+    p = cmds.add_parser(
+        "cleanup",
+        help="maintenance by the gateway's policy: prune, cap, archive, disk budget",
+        description="Without --enforce the mode is warn: the report says what is over the "
+        "limits and nothing changes. --dry-run reports what --enforce would do.",
+    )
+    add_common(p)
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--agent", default="main", help="agent id (default: main)")
+    scope.add_argument("--all-agents", action="store_true", help="every agent of the database")
+    p.add_argument("--dry-run", action="store_true", help="report only; change nothing")
+    p.add_argument("--enforce", action="store_true", help="apply the policy (mode enforce)")
+    p.add_argument("--active-key", help="a session key to protect (the caller's active one)")
+    p.add_argument("--prune-after", default="30d", help="drop entries idle longer (30d)")
+    p.add_argument("--max-entries", type=int, default=500, help="keep at most N (500)")
+    p.add_argument("--max-disk-bytes", help="disk budget per agent, e.g. 2gb (default: off)")
+    p.add_argument("--high-water-bytes", help="clean down to this (default: 80%% of the max)")
+    p.add_argument(
+        "--archive-retention", help="delete archives older than this (default: --prune-after; "
+        "'off' keeps them)"
+    )  # fmt: skip
+    p.set_defaults(handler=_cleanup)
+
+    p = cmds.add_parser("reset", help="new session id and transcript; the old one is archived")
+    add_common(p)
+    add_agent(p)
+    p.add_argument("key")
+    p.set_defaults(handler=_reset)
+
+    p = cmds.add_parser(
+        "delete-archive", help="remove an entry and archive its transcript as .deleted."
+    )
+    add_common(p)
+    add_agent(p)
+    p.add_argument("key")
+    p.set_defaults(handler=_delete_archive)
+
+    p = cmds.add_parser("purge", help="remove every entry and transcript of one agent")
+    add_common(p)
+    add_agent(p, required=True)
+    p.add_argument("--yes", action="store_true", help="required: the purge cannot be undone")
+    p.set_defaults(handler=_purge)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    prune_after = parse_duration_ms(args.prune_after)
+    retention: str | None = args.archive_retention
+    policy = MaintenancePolicy(
+        mode="enforce" if args.enforce else "warn",
+        prune_after_ms=prune_after,
+        max_entries=args.max_entries,
+        max_disk_bytes=parse_bytes(args.max_disk_bytes) if args.max_disk_bytes else None,
+        high_water_bytes=parse_bytes(args.high_water_bytes) if args.high_water_bytes else None,
+        archive_retention_ms=(
+            prune_after if retention is None
+            else None if retention.lower() in ("off", "never", "false")
+            else parse_duration_ms(retention)
+        ),
+    )  # fmt: skip
+    options = {"active_key": args.active_key, "dry_run": args.dry_run}
+
+    async def work(store: Store) -> dict[str, Any]:
+        if args.all_agents:
+            return await store.maintenance.cleanup_all(policy, **options)
+        return await store.maintenance.cleanup(args.agent, policy, **options)
+
+    report = with_store(args.db, work)
+    if args.json:
+        output.emit_json(report)
+        return 0
+    for summary in report.get("stores", [report]):
+        budget = summary["diskBudget"]
+        print(
+            f"agent {summary['agentId']} ({summary['mode']}): {summary['beforeCount']} -> "
+            f"{summary['afterCount']} entries; pruned {summary['pruned']}, capped "
+            f"{summary['capped']}; archived {summary['archivedTranscripts']} transcripts; "
+            f"deleted {summary['archiveCleanup']['removedFiles']} old archives"
+            + ("" if budget is None else f"; disk {budget['totalBytesBefore']} -> "
+               f"{budget['totalBytesAfter']} bytes (max {budget['maxBytes']})")
+        )  # fmt: skip
+    space = report.get("spaceReclaimed")
+    if space:
+        print(f"space returned to the file system: {space['bytesReclaimed']} bytes")
+    if args.dry_run:
+        print("dry run: nothing was changed")
+    elif not args.enforce:
+        print("mode warn: nothing was changed (use --enforce to apply)")
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    result = with_store(args.db, lambda s: s.lifecycle.reset(args.agent, args.key))
+    if args.json:
+        output.emit_json({"agent": args.agent, **output.plain(result)})
+    else:
+        print(f"{args.key}: new session {result.session_id}")
+        for name in result.archived:
+            print(f"archived {name}")
+    return 0
+
+
+def _delete_archive(args: argparse.Namespace) -> int:
+    result = with_store(args.db, lambda s: s.lifecycle.delete(args.agent, args.key))
+    if args.json:
+        output.emit_json({"agent": args.agent, **output.plain(result)})
+    elif not result.deleted:
+        print(f"no session {args.key!r}; nothing deleted")
+    else:
+        print(f"deleted {args.key}" + "".join(f"\narchived {n}" for n in result.archived))
+    return 0 if result.deleted else 1
+
+
+def _purge(args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise InvalidEntryError(f"purging agent {args.agent!r} cannot be undone: add --yes")
+    result = with_store(args.db, lambda s: s.lifecycle.purge_agent(args.agent))
+    if args.json:
+        output.emit_json(output.plain(result))
+    else:
+        print(
+            f"purged agent {args.agent}: {result.entries} entries, {result.transcripts} "
+            f"transcripts ({result.lines} lines), {result.snapshots} snapshots"
+        )
+    return 0

@@ -1,10 +1,52 @@
-"""Placeholder: this command group is being written; it registers no subcommand yet."""
+"""`store-sql verify PATH`: compare the database with a directory, writing nothing.
+
+Exit status 0 only when identical, 1 when something differs, 2 on errors."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from store_sql.cli import output
+from store_sql.cli.common import add_common, with_store
+from store_sql.errors import NotFoundError
+from store_sql.verify import VerifyReport, verify_tree
 
-def register(sub: "argparse._SubParsersAction[Any]") -> None:
-    return None
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="compare the database with a state or sessions dir (read-only)",
+        description="List every file missing from PATH, extra in PATH, or different (with "
+        "the first differing byte), comparing what `export` would write with what is there.",
+    )
+    add_common(p)
+    p.add_argument("path", metavar="PATH", help="state dir or one sessions dir")
+    p.add_argument("--agent", help="only this agent (required for a dir outside agents/<id>/)")
+    p.set_defaults(handler=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    require_database(args.db)
+    report: VerifyReport = with_store(
+        args.db, lambda store: verify_tree(store, Path(args.path), agent=args.agent)
+    )
+    output.emit(report.as_dict(), args.json, _human(report))
+    return 0 if report.identical else 1
+
+
+def _human(report: VerifyReport) -> str:
+    lines = []
+    for d in report.differences:
+        at = f" at byte {d.first_differing_byte}" if d.first_differing_byte is not None else ""
+        lines.append(f"{d.kind:>9}  {d.rel_path}{at}")
+    verdict = "identical" if report.identical else f"{len(report.differences)} differences"
+    lines.append(f"{verdict} ({report.compared} files compared, {len(report.ignored)} ignored)")
+    return "\n".join(lines)
+
+
+def require_database(db: str) -> None:
+    """Reading commands refuse a missing database instead of creating an empty one."""
+    if not Path(db).exists():
+        raise NotFoundError(f"no database at {db} (give --db, or import first)")

@@ -46,6 +46,21 @@ def head_revision() -> str:
     return head
 
 
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic autogenerate filter: leave out what `schema_sql` builds outside the metadata.
+
+    The FTS5 table and its shadow tables (`entry_text_fts_data`, `_idx`, ...) are reflected
+    as plain tables; without this filter `alembic revision --autogenerate` proposes dropping
+    the full-text index. Pass it as `include_object=` to `context.configure` (env.py) and
+    to `MigrationContext.configure(opts=...)` when comparing."""
+    return not (type_ == "table" and reflected and (name or "").startswith(_FTS_PREFIX))
+
+
+_FTS_PREFIX = "entry_text_fts"
+
+
 def transactional_engine(path: Path) -> Any:
     """A SQLAlchemy engine on `path` whose transactions really are SQLite transactions."""
     from sqlalchemy import create_engine, event

@@ -9,9 +9,13 @@ file and renamed into place, so a crash never leaves a half-created database beh
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import glob
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +46,15 @@ class FileState:
 
 def prepare(path: Path, *, upgrade: bool = True, backup: bool = True) -> OpenReport:
     """Make `path` a current store_sql database, or refuse it without touching it."""
-    if not path.exists() or (path.stat().st_size == 0 and not _sidecar_exists(path)):
-        _create(path)
-        return OpenReport(created=True, upgraded_from=None, backup_path=None)
+    if _is_new(path):
+        # Fix (issue 5): two processes opening a new path at once each built a database and
+        # renamed it into place; the second rename replaced the file the first had already
+        # opened and written to, losing its acknowledged writes (10 of 10 runs). Creation is
+        # now serialised by a lock on the directory and re-checked under it.
+        with _directory_lock(path.parent):
+            if _is_new(path):
+                _create(path)
+                return OpenReport(created=True, upgraded_from=None, backup_path=None)
     state = inspect_file(path)
     if state.revision == SCHEMA_REVISION:
         return OpenReport(created=False, upgraded_from=None, backup_path=None)
@@ -53,14 +63,19 @@ def prepare(path: Path, *, upgrade: bool = True, backup: bool = True) -> OpenRep
             f"{path}: schema revision {state.revision!r} is newer than this store_sql "
             f"(which knows up to {SCHEMA_REVISION!r}); upgrade store_sql to open it"
         )
+    # A file of ours without a revision (no alembic_version row: its schema was never built,
+    # or Alembic downgraded it to base) is upgraded too; the report names it "base", as
+    # Alembic does, so callers can tell an upgrade from "already current" (the CLI said
+    # "is up to date" after building the whole schema).
+    older = state.revision if state.revision is not None else "base"
     if not upgrade:
         raise DatabaseRefusedError(
-            f"{path}: schema revision {state.revision!r} is older than {SCHEMA_REVISION!r}; "
+            f"{path}: schema revision {older!r} is older than {SCHEMA_REVISION!r}; "
             "run `store-sql migrate` to upgrade it"
         )
     backup_path = _backup(path, state.revision) if backup else None
     run_migrations(path)
-    return OpenReport(created=False, upgraded_from=state.revision, backup_path=backup_path)
+    return OpenReport(created=False, upgraded_from=older, backup_path=backup_path)
 
 
 def inspect_file(path: Path) -> FileState:
@@ -72,8 +87,15 @@ def inspect_file(path: Path) -> FileState:
         raise DatabaseRefusedError(f"{path}: cannot read the file: {exc}") from exc
     if not head.startswith(_SQLITE_MAGIC):
         raise DatabaseRefusedError(f"{path}: not a SQLite database (refusing to touch it)")
+    uri = read_only_uri(str(path))
+    if not Path(f"{path}-wal").exists():
+        # A read-only connection to a WAL-mode file creates -wal and -shm beside it and,
+        # unable to write, never removes them: refusing a foreign or corrupt file left two
+        # new files next to it. With no -wal everything committed is in the main file, so
+        # `immutable=1` reads it without creating anything.
+        uri += "&immutable=1"
     try:
-        conn = sqlite3.connect(read_only_uri(str(path)), uri=True)
+        conn = sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
         raise DatabaseRefusedError(f"{path}: cannot open: {exc}") from exc
     try:
@@ -104,6 +126,11 @@ def run_migrations(path: Path) -> None:
 
 def _create(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Fix (issue 5): a creator killed midway left its temporary file (and -journal) behind
+    # for good. Creation runs under `_directory_lock`, so any such file seen here is a leftover.
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.creating-*"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{time.monotonic_ns()}")
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)
@@ -146,6 +173,22 @@ def _is_known_revision(revision: str) -> bool:
     from store_sql.engine.migrate import known_revisions
 
     return revision in known_revisions()
+
+
+def _is_new(path: Path) -> bool:
+    return not path.exists() or (path.stat().st_size == 0 and not _sidecar_exists(path))
+
+
+@contextlib.contextmanager
+def _directory_lock(directory: Path) -> Iterator[None]:
+    """An exclusive flock on `directory` itself (no lock file is left behind)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def _sidecar_exists(path: Path) -> bool:

@@ -33,6 +33,10 @@ class EngineSettings:
     wal_truncate_bytes: int = 64 * 1024 * 1024
     """Above this WAL size the writer forces a TRUNCATE checkpoint, waiting for readers,
     so constant reads cannot grow the WAL without bound."""
+    checkpoint_wait_ms: int = 250
+    """How long that forced checkpoint waits for readers. Pooled reads are short; a reader
+    that keeps an old snapshot (another process's long query) makes it give up after this
+    long rather than stall the writer for busy_timeout (docs/GUARANTEES.md)."""
     cache_size_kib: int = 16384
 
 

@@ -90,6 +90,7 @@ class Writer:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._force_checkpoint_at = settings.wal_truncate_bytes
         self.metrics = WriterMetrics()
 
     def start(self) -> None:
@@ -110,7 +111,9 @@ class Writer:
         self._queue.append(job)
         self._wake.set()
         try:
-            return await asyncio.shield(job.future)
+            # Cancelling the caller cancels job.future; the writer then skips the job if it
+            # has not started, and drops the outcome if it has (the savepoint made it whole).
+            return await job.future  # type: ignore[no-any-return]
         except asyncio.CancelledError:
             job.abandoned.set()
             raise
@@ -151,7 +154,11 @@ class Writer:
     def _apply(self, conn: sqlite3.Connection, *, batch: list[_Job]) -> list[_Outcome]:
         started = time.perf_counter()
         try:
-            outcomes = self._apply_together(conn, batch)
+            if len(batch) == 1:
+                # Alone in its transaction, a mutation needs no savepoint of its own.
+                outcomes = [self._apply_alone(conn, batch[0])]
+            else:
+                outcomes = self._apply_together(conn, batch)
         except sqlite3.Error:
             # BEGIN or COMMIT failed (disk full, I/O error, lock wait): nothing of the batch is
             # in the database. Retry each mutation alone so only the ones that cannot be
@@ -161,11 +168,25 @@ class Writer:
             outcomes = [self._apply_alone(conn, job) for job in batch]
         elapsed = time.perf_counter() - started
         self._record(batch, outcomes, elapsed)
-        self._pace_wal(conn)
+        # Fix (issue 5): the batch is committed (or rolled back) by now. A checkpoint that
+        # fails (disk full while the database file grows, an I/O error) used to escape from
+        # here, and `_drain` then reported every job of an already committed batch as failed.
+        with contextlib.suppress(sqlite3.Error):
+            self._pace_wal(conn)
         return outcomes
 
     def _apply_together(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            # Fix (issue 5): BEGIN failing means nothing ran, and usually that another process
+            # held the write lock past busy_timeout. Retrying each job alone waited busy_timeout
+            # once more per job (a batch of 50 with 200 ms took 10 s to fail): every job of the
+            # batch gets this error now, so a caller waits about one busy_timeout, not N.
+            return [
+                _Outcome(ok=False, value=_as_write_error(exc), skipped=j.abandoned.is_set())
+                for j in batch
+            ]
         outcomes: list[_Outcome] = []
         for job in batch:
             if job.abandoned.is_set():
@@ -174,7 +195,11 @@ class Writer:
             conn.execute("SAVEPOINT job")
             try:
                 value = job.fn(conn)
-            except Exception as exc:
+            # BaseException, not Exception: a mutation raising e.g. SystemExit or a custom
+            # BaseException escaped with the transaction open, killed the writer task, and
+            # every later write waited forever. Now it is rolled back and its caller alone
+            # gets it (tests/test_engine.py).
+            except BaseException as exc:
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (some I/O errors do): the
                     # earlier jobs of this batch are gone too, so start over one by one.
@@ -195,7 +220,7 @@ class Writer:
             conn.execute("BEGIN IMMEDIATE")
             value = job.fn(conn)
             conn.execute("COMMIT")
-        except Exception as exc:
+        except BaseException as exc:  # as in _apply_together: never leave the writer dead
             _rollback_quietly(conn)
             return _Outcome(ok=False, value=_as_write_error(exc))
         return _Outcome(ok=True, value=value)
@@ -215,21 +240,40 @@ class Writer:
 
         SQLite's auto-checkpoint (PASSIVE) cannot move past pages a reader still needs, so
         under constant reads the WAL only grows (800 MB was seen in a soak). Past
-        `wal_truncate_bytes` the writer itself waits for readers (TRUNCATE, bounded by the
-        busy timeout) so the WAL restarts from empty; reads are single short transactions,
-        so the wait is short."""
+        `wal_truncate_bytes` the writer itself waits for readers (TRUNCATE) so the WAL
+        restarts from empty; pooled reads are single short transactions, so the wait is short.
+
+        Fix (issue 5): the wait used to be the full busy_timeout, on every batch, for as long
+        as any reader held an old snapshot: a `store-sql sql` query or a sqlite3 shell left
+        open in another process stalled each write for 5 s once the WAL passed the bound.
+        Now the wait is `checkpoint_wait_ms`, and after a checkpoint that could not finish the
+        next attempt waits until the WAL has grown by another `wal_truncate_bytes`."""
         try:
             size = os.stat(self._wal_path).st_size
         except OSError:
             return
         m = self.metrics
         m.max_wal_bytes = max(m.max_wal_bytes, size)
-        if size >= self._settings.wal_truncate_bytes:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        bound = self._settings.wal_truncate_bytes
+        if size >= self._force_checkpoint_at:
+            finished = _checkpoint_truncate(conn, self._settings)
             m.checkpoints += 1
+            self._force_checkpoint_at = bound if finished else size + bound
             with contextlib.suppress(OSError):
                 size = os.stat(self._wal_path).st_size
+        elif size < bound:
+            self._force_checkpoint_at = bound  # the WAL was reset (auto-checkpoint, restart)
         m.wal_bytes = size
+
+
+def _checkpoint_truncate(conn: sqlite3.Connection, settings: EngineSettings) -> bool:
+    """A TRUNCATE checkpoint waiting at most `checkpoint_wait_ms` for readers; True if done."""
+    conn.execute(f"PRAGMA busy_timeout = {int(settings.checkpoint_wait_ms)}")
+    try:
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
+    return not busy
 
 
 def _settle(job: _Job, outcome: _Outcome) -> None:
@@ -243,10 +287,30 @@ def _settle(job: _Job, outcome: _Outcome) -> None:
         job.future.set_exception(outcome.value)
 
 
+# What to tell a caller, by SQLite's primary result code (sqlite3.Error.sqlite_errorname).
+# The Python messages alone ("disk I/O error", "database is locked") do not say what to do.
+_ADVICE = {
+    "SQLITE_BUSY": (
+        "another connection held the write lock longer than busy_timeout; store_sql supports "
+        "one writing process per database (docs/GUARANTEES.md)"
+    ),
+    "SQLITE_FULL": "the disk is full; free space and retry",
+    "SQLITE_IOERR": (
+        "writing the database files failed (disk full, a file-size limit, or failing storage)"
+    ),
+    "SQLITE_READONLY": "the database file or its directory is not writable",
+}
+
+
 def _as_write_error(exc: BaseException) -> BaseException:
     """SQLite's own failures become WriteFailedError; the mutation's errors pass through."""
     if isinstance(exc, sqlite3.Error):
-        err = WriteFailedError(f"SQLite refused the write: {exc}")
+        name = getattr(exc, "sqlite_errorname", None) or ""
+        advice = _ADVICE.get("_".join(name.split("_")[:2]))  # SQLITE_IOERR_WRITE -> SQLITE_IOERR
+        detail = f"SQLite refused the write: {exc}"
+        if advice is not None:
+            detail += f" ({name}: {advice}; this write was not stored, earlier ones are intact)"
+        err = WriteFailedError(detail)
         err.__cause__ = exc
         return err
     return exc

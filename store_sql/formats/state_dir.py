@@ -98,7 +98,6 @@ _ARCHIVE_KINDS = {
     "deleted": FileKind.DELETED_ARCHIVE,
     "bak": FileKind.BACKUP,
 }
-_LEGACY_INDEX_BACKUP = re.compile(r"sessions\.json\.bak\.\d+")
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 _CHECKPOINT = re.compile(rf"(.+)\.checkpoint\.({_UUID})\.jsonl", re.IGNORECASE)
 # pi names its session files "<ISO time with ':' and '.' as '-'>_<sessionId>.jsonl".
@@ -129,8 +128,9 @@ def classify_name(name: str) -> ClassifiedFile:
         return replace(
             ids or plain, name=name, kind=kind, archived_at=when, compressed=plain.compressed
         )
-    if _LEGACY_INDEX_BACKUP.fullmatch(name) or ".bak" in name or name.endswith(".backup"):
-        # "*.bak*": people's and tools' copies; keep the session id when the copy names one.
+    if ".bak" in name or name.endswith(".backup"):
+        # "*.bak*" (also the legacy sessions.json.bak.<n>) and "*.backup": copies made by
+        # people and tools; keep the session id when the copy names one.
         head, sep, _ = name.partition(".jsonl.")
         ids = _classify_transcript(head + ".jsonl") if sep else None
         return replace(ids or plain, name=name, kind=FileKind.BACKUP, compressed=plain.compressed)
@@ -196,8 +196,13 @@ def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[Sessions
     """
     if not path.is_dir():
         raise StateDirError(f"{path} is not a directory")
+    real = path.resolve()  # names of "." or a symlinked dir say nothing; the real path does
     agents_dir = path / "agents"
     legacy = path / "sessions"
+    if not agents_dir.is_dir() and legacy.is_dir() and real.parent.name == "agents":
+        # An agent dir (agents/<id>): its sessions/ is that agent's, not the legacy layout.
+        found = [SessionsDir(real.name, f"agents/{real.name}/sessions", legacy)]
+        return _filtered(found, agent, path)
     if agents_dir.is_dir() or legacy.is_dir():
         found = [
             SessionsDir(child.name, f"agents/{child.name}/sessions", child / "sessions")
@@ -206,19 +211,14 @@ def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[Sessions
         ]
         if legacy.is_dir():
             found.append(SessionsDir(DEFAULT_AGENT_ID, "sessions", legacy))
-        if agent is not None:
-            found = [d for d in found if d.agent_id == agent]
-        if not found:
-            which = f" for agent {agent!r}" if agent is not None else ""
-            raise StateDirError(f"{path} is a state directory but holds no sessions dir{which}")
-        return found
-    if not _looks_like_sessions_dir(path):
+        return _filtered(found, agent, path)
+    in_agents = real.name == "sessions" and real.parent.parent.name == "agents"
+    if not in_agents and not _looks_like_sessions_dir(path):
         raise StateDirError(
             f"{path} is neither a state directory (no agents/ or sessions/ inside) nor a "
             "sessions directory (no sessions.json or *.jsonl inside)"
         )
-    parent = path.resolve().parent
-    from_path = parent.name if parent.parent.name == "agents" and path.name == "sessions" else None
+    from_path = real.parent.name if in_agents else None
     if from_path is not None and agent is not None and agent != from_path:
         raise StateDirError(f"{path} belongs to agent {from_path!r}, not {agent!r}")
     agent_id = from_path or agent
@@ -227,6 +227,16 @@ def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[Sessions
             f"{path} is a sessions directory outside agents/<id>/sessions: say which agent owns it"
         )
     return [SessionsDir(agent_id, f"agents/{agent_id}/sessions", path)]
+
+
+def _filtered(found: list[SessionsDir], agent: str | None, path: Path) -> list[SessionsDir]:
+    """Keep only ``agent``'s dirs when one is named; an empty result is an error."""
+    if agent is not None:
+        found = [d for d in found if d.agent_id == agent]
+    if not found:
+        which = f" for agent {agent!r}" if agent is not None else ""
+        raise StateDirError(f"{path} is a state directory but holds no sessions dir{which}")
+    return found
 
 
 def _looks_like_sessions_dir(path: Path) -> bool:
@@ -247,7 +257,15 @@ def walk_sessions_dir(
     pending = [(d.path, "")]
     while pending:
         folder, prefix = pending.pop()
-        with os.scandir(folder) as entries:
+        try:
+            entries = os.scandir(folder)
+        except OSError as exc:
+            if not prefix:
+                raise StateDirError(f"cannot list {folder}: {exc.strerror}") from exc
+            if skipped is not None:
+                skipped.append(SkippedFile(prefix.rstrip("/"), f"unreadable directory ({exc})"))
+            continue
+        with entries:
             for entry in entries:
                 rel = prefix + entry.name
                 reason = _skip_reason(entry, root)

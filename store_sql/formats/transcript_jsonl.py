@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 
@@ -32,7 +32,7 @@ __all__ = [
 
 _BOM = b"\xef\xbb\xbf"
 # JSON.parse whitespace (ECMA-404): only these four; a line made of anything else is not blank.
-_JSON_WS = " \t\n\r"
+_WS_RUN = re.compile(r"[ \t\n\r]*")
 _BLANK_BYTES = b" \t\r"
 
 
@@ -55,7 +55,8 @@ class TranscriptLine:
     """The bytes without the terminating ``\\n``; may end in ``\\r``, may start with a BOM."""
     kind: LineKind
     damage: str | None
-    """Why a DAMAGED line is damaged; byte offsets are 0-based into ``raw``."""
+    """Why a DAMAGED line is damaged. Byte offsets are 0-based into ``raw``; columns count
+    characters of the decoded line from 1, after a BOM on line 0."""
     entry_id: str | None
     parent_id: str | None
     has_parent_key: bool
@@ -172,12 +173,12 @@ def classify_line(raw: bytes, pos: int) -> TranscriptLine:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:
-        outcome = _parse_fallback(body, skip)
-        if isinstance(outcome, str):
-            return _make(raw, pos, LineKind.DAMAGED, damage=outcome)
-        value = outcome
+        value, damage = _parse_fallback(body, skip)
+        if damage is not None:
+            return _make(raw, pos, LineKind.DAMAGED, damage=damage)
     if not isinstance(value, dict):
-        return _make(raw, pos, LineKind.DAMAGED, damage=f"not a JSON object ({_js_type(value)})")
+        kind_name = _JSON_TYPE_NAMES.get(type(value), "number")
+        return _make(raw, pos, LineKind.DAMAGED, damage=f"not a JSON object ({kind_name})")
     kind = LineKind.HEADER if pos == 0 and value.get("type") == "session" else LineKind.ENTRY
     return _make(raw, pos, kind, value=value)
 
@@ -213,7 +214,18 @@ def _make(
     """Build a TranscriptLine, reading the indexed fields from ``value`` when there is one."""
     if value is None:
         return TranscriptLine(
-            pos, raw, kind, damage, None, None, False, None, None, None, None, None
+            pos=pos,
+            raw=raw,
+            kind=kind,
+            damage=damage,
+            entry_id=None,
+            parent_id=None,
+            has_parent_key=False,
+            type=None,
+            role=None,
+            timestamp=None,
+            idempotency_key=None,
+            value=None,
         )
     entry_type = _str_or_none(value.get("type"))
     message = value.get("message") if entry_type == "message" else None
@@ -240,17 +252,7 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _js_type(value: object) -> str:
-    """Name a parsed JSON value the way a person reading the file would."""
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    return "number"
+_JSON_TYPE_NAMES = {list: "array", str: "string", bool: "boolean", type(None): "null"}
 
 
 def _reject_constant(name: str) -> Any:
@@ -266,26 +268,24 @@ def _parse_long_int(digits: str) -> int | float:
 _FALLBACK_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_long_int)
 
 
-def _parse_fallback(body: bytes, skip: int) -> Any:
-    """Parse what orjson refused; return the value, or the damage reason as a str."""
+def _parse_fallback(body: bytes, skip: int) -> tuple[Any, str | None]:
+    """Parse what orjson refused: ``(value, None)``, or ``(None, why it is damaged)``."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return f"invalid UTF-8 at byte {exc.start + skip}"
+        return None, f"invalid UTF-8 at byte {exc.start + skip}"
     try:
         value, end = _FALLBACK_DECODER.raw_decode(text, _skip_ws(text, 0))
     except (ValueError, RecursionError) as exc:
-        return _diagnose(text, skip, exc)
+        return None, _diagnose(text, skip, exc)
     if _skip_ws(text, end) == len(text):
-        return value
-    return _diagnose(text, skip, None)
+        return value, None
+    return None, _diagnose(text, skip, None)
 
 
 def _skip_ws(text: str, i: int) -> int:
-    n = len(text)
-    while i < n and text[i] in _JSON_WS:
-        i += 1
-    return i
+    match = _WS_RUN.match(text, i)
+    return match.end() if match else i
 
 
 def _diagnose(text: str, skip: int, python_error: BaseException | None) -> str:
@@ -338,7 +338,7 @@ def _describe_glued(text: str, first: int, end: int, skip: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Scan:
-    status: str  # "complete" (value ends at pos), "eof" (input ended inside it), "error"
+    status: Literal["complete", "eof", "error"]  # eof: the input ended inside the value
     pos: int
     reason: str = ""
     depth: int = 0

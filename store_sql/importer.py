@@ -1,0 +1,477 @@
+"""Import OpenClaw state directories, sessions directories and single files (issue 4).
+
+    report = await import_path(store, Path("~/.openclaw").expanduser())
+    for f in report.files:
+        print(f.rel_path, f.status, f.damaged)
+
+What each file becomes (FORMATS.md §1): `sessions.json` -> the agent's session index (exact
+bytes plus parsed entries); transcripts (live, topic, fork, checkpoint, `.reset.` and
+`.deleted.` archives, also zstd-compressed) -> `transcripts` and one row per line; prompt
+blobs, backups, trajectory sidecars and unknown files -> `opaque_files`; `*.lock`/`*.tmp` and
+symlinks leaving the sessions dir -> skipped and reported. Sources are only ever opened for
+reading.
+
+Guarantees, each tested in tests/test_import.py:
+- Every byte is kept: export reproduces each file exactly (tests/test_roundtrip_corpus.py).
+- Re-import: an unchanged file writes nothing; a file that only grew gets its new lines
+  (the stored `source_sha256` of the imported prefix is checked first); a file changed in
+  the middle, or grown while the store has API appends of its own, becomes a new version
+  superseding the old one, reported as `new_version`; nothing is ever merged.
+- Memory stays flat: a transcript is read in chunks (`import_lines.CHUNK_BYTES`), each
+  committed with the offset and hash it reached, so an interrupted import resumes as "the
+  file grew". Parsing runs in worker threads and SQLite on the writer's thread, so the event
+  loop keeps serving other calls while a large file imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from store_sql import import_files as db
+from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
+from store_sql.formats import jsjson
+from store_sql.formats.sessions_json import IndexFileError, parse_index
+from store_sql.formats.state_dir import FileKind
+from store_sql.formats.transcript_jsonl import LineKind, classify_line
+from store_sql.import_lines import READ_BYTES, LineChunk, LineChunker, LineStats, sha256_prefix
+from store_sql.import_plan import OPAQUE_KINDS, TRANSCRIPT_KINDS, SourceFile, plan_import
+from store_sql.import_report import FileReport, ImportProgress, ImportReport
+from store_sql.store import Store
+
+__all__ = ["ImportProgress", "ImportReport", "import_path"]
+
+ProgressCallback = Callable[[ImportProgress], None]
+_PEEK_BYTES = 64 << 10
+
+
+async def import_path(
+    store: Store,
+    path: Path,
+    *,
+    agent: str | None = None,
+    dry_run: bool = False,
+    full_text: bool = True,
+    progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import a state dir, one sessions dir, or one file into `store`.
+
+    `agent` names the owner of a sessions dir or file outside ``agents/<id>/sessions`` (or
+    keeps only that agent of a state dir). `dry_run` reads and checks everything and reports
+    what would happen, writing nothing. `full_text=False` leaves the full-text index out
+    (faster bulk loads; rebuild it afterwards). `progress` is called after every chunk.
+
+    Raises ImportFailedError when `path` is not importable at all; a problem with one file
+    is reported in that file's record (status ``error``) and the others still import."""
+    started = time.perf_counter()
+    plan = await asyncio.to_thread(plan_import, Path(path), agent)
+    report = ImportReport(str(path), dry_run, skipped=list(plan.skipped))
+    tracker = _Tracker(plan.files, progress)
+    importer = _FileImporter(store, dry_run=dry_run, full_text=full_text, tracker=tracker)
+    for index, src in enumerate(plan.files):
+        tracker.start_file(index)
+        record = FileReport(str(src.path), src.rel_path, src.agent_id, src.info.kind.value)
+        try:
+            await importer.run(src, record)
+        except (OSError, ImportFailedError, InvalidEntryError, WriteFailedError) as exc:
+            record.status = "error"
+            record.note(str(exc) if not isinstance(exc, OSError) else f"cannot read: {exc}")
+        report.files.append(record)
+        tracker.end_file()
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+class _Tracker:
+    """Turns chunk-level advances into `ImportProgress` calls."""
+
+    def __init__(self, files: list[SourceFile], callback: ProgressCallback | None) -> None:
+        self._files = files
+        self._callback = callback
+        self._total = sum(f.size for f in files)
+        self._done_before = 0
+        self._done = 0
+        self._lines = 0
+        self._index = 0
+
+    def start_file(self, index: int) -> None:
+        self._index = index
+        self._done_before = self._done
+
+    def advance(self, size: int, lines: int) -> None:
+        self._done += size
+        self._lines += lines
+        self._emit()
+
+    def end_file(self) -> None:
+        self._done = max(self._done, self._done_before + self._files[self._index].size)
+        self._emit()
+
+    def _emit(self) -> None:
+        if self._callback is not None:
+            src = self._files[self._index]
+            total = max(self._total, self._done)
+            self._callback(
+                ImportProgress(
+                    self._index, len(self._files), src.rel_path, self._done, total, self._lines
+                )
+            )
+
+
+@dataclass(slots=True)
+class _Start:
+    """Where reading a transcript starts, decided from the stored row and the file."""
+
+    status: str
+    stream: BinaryIO | None
+    hasher: Any
+    target: db.NewTranscript | db.Continuation | None
+    start_offset: int = 0
+    first_pos: int = 0
+    version: int | None = None
+    has_header: bool = False
+    prev_entry_pos: int | None = None
+    message: str | None = None
+
+
+class _FileImporter:
+    def __init__(self, store: Store, *, dry_run: bool, full_text: bool, tracker: _Tracker) -> None:
+        self._store = store
+        self._dry_run = dry_run
+        self._full_text = full_text
+        self._tracker = tracker
+
+    async def run(self, src: SourceFile, record: FileReport) -> None:
+        kind = src.info.kind
+        if kind is FileKind.SESSIONS_INDEX:
+            await self._index(src, record)
+        elif kind in TRANSCRIPT_KINDS and src.info.compressed:
+            await self._compressed(src, record, TRANSCRIPT_KINDS[kind])
+        elif kind in TRANSCRIPT_KINDS:
+            await self._transcript(src, record, TRANSCRIPT_KINDS[kind])
+        elif kind is FileKind.OTHER and await asyncio.to_thread(_is_transcript, src):
+            await self._transcript(src, record, "other")
+        else:
+            await self._opaque(src, record, OPAQUE_KINDS.get(kind, "other"))
+
+    # --- transcripts -----------------------------------------------------------------------
+
+    def _new(self, src: SourceFile, kind: str, supersedes: int | None) -> db.NewTranscript:
+        info = src.info
+        return db.NewTranscript(
+            src.agent_id, src.rel_dir, kind, src.name, info.session_id, info.topic,
+            info.archived_at, supersedes,
+        )  # fmt: skip
+
+    async def _transcript(self, src: SourceFile, record: FileReport, kind: str) -> None:
+        stored = await self._store.read(
+            db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
+        )
+        start = await asyncio.to_thread(_decide, src.path, stored, self._new(src, kind, None))
+        record.status = start.status  # type: ignore[assignment]
+        if start.message:
+            record.note(start.message)
+        if stored is not None:
+            record.transcript_id = stored.transcript_id
+        if start.stream is None:
+            return
+        stats = LineStats()
+        chunker = LineChunker(
+            start.stream,
+            first_pos=start.first_pos,
+            start_offset=start.start_offset,
+            hasher=start.hasher,
+            version=start.version,
+            has_header=start.has_header,
+            prev_entry_pos=start.prev_entry_pos,
+            full_text=self._full_text,
+            stats=stats,
+        )
+        try:
+            await self._write_chunks(chunker, start.target, start.start_offset, record)
+        finally:
+            start.stream.close()
+        _fill(record, stats)
+
+    async def _write_chunks(
+        self,
+        chunker: LineChunker,
+        target: db.NewTranscript | db.Continuation | None,
+        offset: int,
+        record: FileReport,
+    ) -> None:
+        """Parse the next chunk in a worker thread while the writer stores this one."""
+        pending: asyncio.Future[LineChunk | None] | None
+        pending = asyncio.ensure_future(asyncio.to_thread(chunker.next_chunk))
+        try:
+            while pending is not None:
+                chunk = await pending
+                pending = None
+                if chunk is None:
+                    break
+                if not chunk.final:
+                    pending = asyncio.ensure_future(asyncio.to_thread(chunker.next_chunk))
+                if not self._dry_run and target is not None:
+                    target = await self._write_chunk(target, chunk, record)
+                self._tracker.advance(chunk.end_offset - offset, len(chunk.rows))
+                offset = chunk.end_offset
+                await asyncio.sleep(0)
+        finally:
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await pending
+
+    async def _write_chunk(
+        self,
+        target: db.NewTranscript | db.Continuation,
+        chunk: LineChunk,
+        record: FileReport,
+    ) -> db.Continuation:
+        full_text = self._full_text
+        tid = await self._store.write(
+            lambda conn: db.write_chunk(conn, target, chunk, full_text=full_text)
+        )
+        record.transcript_id = tid
+        if chunk.rows:
+            next_pos = chunk.rows[-1].pos + 1
+        else:
+            next_pos = target.line_count if isinstance(target, db.Continuation) else 0
+        return db.Continuation(tid, next_pos, chunk.end_offset, target.file_name)
+
+    async def _compressed(self, src: SourceFile, record: FileReport, kind: str) -> None:
+        stored = await self._store.read(
+            db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
+        )
+        size, sha = await asyncio.to_thread(_hash_file, src.path)
+        if stored is not None and stored.source_sha256 == sha and stored.source_size == size:
+            record.status = "unchanged"
+            record.transcript_id = stored.transcript_id
+            return
+        supersedes = stored.transcript_id if stored is not None else None
+        record.status = "imported" if stored is None else "new_version"
+        if stored is not None:
+            record.note("the archive differs from the one imported: stored as a new version")
+        stats = LineStats()
+        new = self._new(src, kind, supersedes)
+        full_text = self._full_text
+        try:
+            if self._dry_run:
+                await asyncio.to_thread(_parse_compressed, src.path, stats)
+            else:
+                record.transcript_id = await self._store.write(
+                    lambda conn: db.import_compressed(
+                        conn, new, src.path, full_text=full_text, stats=stats
+                    )
+                )
+        except db.UnreadableArchiveError as exc:
+            record.message = None
+            await self._opaque(src, record, "other")
+            record.note(f"{exc}; kept as exact bytes only")
+            return
+        _fill(record, stats)
+        record.bytes = size
+        self._tracker.advance(size, stats.lines)
+
+    # --- sessions.json and opaque files ----------------------------------------------------
+
+    async def _index(self, src: SourceFile, record: FileReport) -> None:
+        source = await asyncio.to_thread(_read_index, src)
+        record.bytes = len(source.data)
+        record.lines = source.data.count(b"\n") + (source.data[-1:] not in (b"", b"\n"))
+        stored = await self._store.read(db.reader_of(db.stored_index, src.agent_id))
+        outcome = db.decide_index(stored, source)
+        if not self._dry_run and outcome.status in ("imported", "new_version"):
+            # Decided again inside the write, so a concurrent change cannot be overwritten.
+            outcome = await self._store.write(db.reader_of(db.import_index, source))
+        if outcome.status == "other_dir":
+            await self._opaque(src, record, "other")
+            record.note(outcome.message or "")
+            return
+        record.status = "error" if outcome.status == "conflict" else outcome.status  # type: ignore[assignment]
+        if outcome.message:
+            record.note(outcome.message)
+        if outcome.status not in ("imported", "new_version"):
+            record.lines = record.bytes = 0  # nothing was imported
+            return
+        if source.parsed is None:
+            record.status = "kept_opaque"
+            record.note(
+                f"sessions.json is {'empty' if not source.data else 'invalid'}: "
+                f"{source.error}; kept byte for byte, never read as an empty index"
+            )
+            return
+        record.entries = len(source.parsed.entries)
+        for warning in source.parsed.warnings:
+            record.note(warning)
+        text = source.data.decode("utf-8")
+        for entry in source.parsed.entries:
+            if entry.problem is not None:
+                record.add_damage(_key_line(text, entry.key), f"{entry.key}: {entry.problem}")
+        self._tracker.advance(record.bytes, 0)
+
+    async def _opaque(self, src: SourceFile, record: FileReport, kind: str) -> None:
+        stored_sha = await self._store.read(
+            db.reader_of(db.opaque_sha256, src.agent_id, src.rel_dir, src.name)
+        )
+        size, sha = await asyncio.to_thread(_hash_file, src.path)
+        if stored_sha == sha:
+            record.status = "unchanged"
+            return
+        record.bytes = size
+        record.status = "kept_opaque"
+        if stored_sha is not None:
+            record.note("content changed since the last import: replaced")
+        if not self._dry_run:
+            await self._store.write(
+                lambda conn: db.store_opaque(
+                    conn, src.agent_id, src.rel_dir, src.name, kind, src.path
+                )
+            )
+        self._tracker.advance(size, 0)
+
+
+# --- helpers run in worker threads -------------------------------------------------------------
+
+
+def _decide(path: Path, stored: db.StoredSource | None, new: db.NewTranscript) -> _Start:
+    """How to read `path` given what the store holds for it (see the module doc)."""
+    stream = path.open("rb")
+    try:
+        return _decide_open(stream, stored, new)
+    except BaseException:
+        stream.close()
+        raise
+
+
+def _decide_open(stream: BinaryIO, stored: db.StoredSource | None, new: db.NewTranscript) -> _Start:
+    def from_scratch(status: str, message: str | None, supersedes: int | None) -> _Start:
+        stream.seek(0)
+        target = dataclasses.replace(new, supersedes=supersedes)
+        return _Start(status, stream, hashlib.sha256(), target, message=message)
+
+    if stored is None:
+        return from_scratch("imported", None, None)
+    tid = stored.transcript_id
+    if stored.source_size is None or stored.source_sha256 is None or stored.compressed:
+        return from_scratch(
+            "new_version", "the stored transcript was not imported from this file", tid
+        )
+    size = _size(stream)
+    if size < stored.source_size:
+        return from_scratch("new_version", "the file is shorter than what was imported", tid)
+    redo = not stored.ends_with_newline and stored.line_count > 0
+    keep = stored.source_size - (stored.last_line_bytes if redo else 0)
+    hasher = sha256_prefix(stream, keep)
+    whole = hasher.copy() if hasher is not None else None
+    rest = stream.read(stored.source_size - keep) if whole is not None else b""
+    if whole is None or len(rest) != stored.source_size - keep:
+        return from_scratch("new_version", "the file changed while it was read", tid)
+    whole.update(rest)
+    if whole.hexdigest() != stored.source_sha256:
+        return from_scratch(
+            "new_version", "the file changed before its end since the last import", tid
+        )
+    if size == stored.source_size:
+        stream.close()
+        note = "the store holds API appends beyond this file" if stored.api_appended else None
+        return _Start("unchanged", None, None, None, message=note)
+    if stored.api_appended:
+        return from_scratch(
+            "new_version",
+            "the file grew, but the store has API appends of its own beyond the imported part",
+            tid,
+        )
+    stream.seek(keep)
+    first_pos = stored.line_count - redo
+    target = db.Continuation(tid, stored.line_count, stored.source_size, new.file_name, redo)
+    return _Start(
+        "appended",
+        stream,
+        hasher,
+        target,
+        start_offset=keep,
+        first_pos=first_pos,
+        version=stored.version,
+        has_header=stored.version is not None,
+        prev_entry_pos=stored.entry_before_last if redo else stored.leaf_pos,
+    )
+
+
+def _size(stream: BinaryIO) -> int:
+    import os
+
+    return os.fstat(stream.fileno()).st_size
+
+
+def _fill(record: FileReport, stats: LineStats) -> None:
+    record.lines = stats.lines
+    record.entries = stats.entries
+    record.bytes = stats.bytes
+    for pos, reason in stats.damaged:
+        record.add_damage(pos + 1, reason)
+    record.damaged_total = stats.damaged_total
+    if stats.crlf_lines:
+        record.note(f"{stats.crlf_lines} lines end with CRLF (kept)")
+    if stats.bom:
+        record.note("the file starts with a byte order mark (kept)")
+    if stats.lines and not stats.ends_with_newline:
+        record.note("no newline at the end of the file (kept)")
+
+
+def _hash_file(path: Path) -> tuple[int, str]:
+    hasher = hashlib.sha256()
+    size = 0
+    with path.open("rb") as f:
+        while block := f.read(READ_BYTES):
+            hasher.update(block)
+            size += len(block)
+    return size, hasher.hexdigest()
+
+
+def _parse_compressed(path: Path, stats: LineStats) -> None:
+    import zstandard
+
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(
+            path.open("rb"), read_across_frames=True
+        ) as lines:
+            for _ in LineChunker(lines, full_text=False, stats=stats):
+                pass
+    except zstandard.ZstdError as exc:
+        raise db.UnreadableArchiveError(f"{path.name}: cannot decompress: {exc}") from exc
+
+
+def _is_transcript(src: SourceFile) -> bool:
+    """An unknown ``*.jsonl`` is a transcript (kind 'other') when its first line is a header."""
+    if src.info.compressed or not src.name.endswith(".jsonl") or "/" in src.name:
+        return False
+    with src.path.open("rb") as f:
+        head = f.read(_PEEK_BYTES)
+    first, newline, _ = head.partition(b"\n")
+    if not newline and len(head) == _PEEK_BYTES:
+        return False
+    return classify_line(first, 0).kind is LineKind.HEADER
+
+
+def _read_index(src: SourceFile) -> db.IndexSource:
+    data = src.path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        parsed = parse_index(data)
+    except IndexFileError as exc:
+        state = "empty_file" if not data else "invalid"
+        return db.IndexSource(src.agent_id, src.rel_dir, data, sha, None, state, str(exc))
+    return db.IndexSource(src.agent_id, src.rel_dir, data, sha, parsed, "imported", None)
+
+
+def _key_line(text: str, key: str) -> int:
+    """1-based line of a key in a JSON.stringify(store, null, 2) file (0 when not found)."""
+    at = text.find(f"\n  {jsjson.dumps(key)}: ")
+    return 0 if at < 0 else text.count("\n", 0, at) + 2

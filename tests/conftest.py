@@ -1,0 +1,170 @@
+"""Shared fixtures: a real Store on a SQLite file in tmp_path, and Node as the JSON oracle."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store_sql import transcripts
+from store_sql.formats.transcript_jsonl import LineKind, classify_line, read_header, split_lines
+from store_sql.search_text import entry_search_text
+from store_sql.sessions import default_rel_dir
+from store_sql.store import Store
+
+NODE = shutil.which("node")
+
+LONG_ENV = "STORE_SQL_LONG_TESTS"
+"""Set to 1 by `--long` (or by hand): long crash, soak and fuzz runs (docs/TESTING.md)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="also run tests marked slow (long crash, soak and fuzz runs; docs/TESTING.md)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Test modules read the mode at import time (hypothesis budgets), and child processes
+    # inherit it: an environment variable reaches both.
+    if config.getoption("--long"):
+        os.environ[LONG_ENV] = "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--long") or os.environ.get(LONG_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason="long run: use --long (docs/TESTING.md)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A freshly created database, closed (and drained) after the test."""
+    opened = await Store.open(tmp_path / "store.sqlite")
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def run_node(script: str, payload: Any = None) -> str:
+    """Run `script` with Node; `payload` arrives as the global `input` (parsed JSON).
+
+    The script prints its result with `process.stdout.write`; that text is returned."""
+    if NODE is None:
+        pytest.skip("node is not installed: the JSON.stringify oracle is unavailable")
+    prelude = "const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+    done = subprocess.run(
+        [NODE, "-e", prelude + script],
+        input=json.dumps(payload),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"node failed ({done.returncode}): {done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture
+def js() -> Any:
+    """`js(script, payload) -> stdout`: Node as the oracle (the test skips visibly without it)."""
+    if NODE is None:
+        pytest.skip("node is not installed: the JSON.stringify oracle is unavailable")
+    return run_node
+
+
+def transcript_rows(data: bytes) -> tuple[list[transcripts.LineRow], bool, int | None]:
+    """LineRows for a JSONL file (the rows an importer writes), its final-newline flag and
+    its header version. Parents follow transcript_reads' rule: v1 entries chain to the
+    previous entry; v2/v3 entries to the nearest preceding entry with their parentId."""
+    lines, ends_with_newline = split_lines(data)
+    rows: list[transcripts.LineRow] = []
+    version: int | None = None
+    previous: int | None = None
+    latest_pos: dict[str, int] = {}
+    for pos, raw in enumerate(lines):
+        line = classify_line(raw, pos)
+        if line.kind is LineKind.HEADER:
+            header = read_header(line)
+            version = header.version if header is not None else None
+        parent_pos = None
+        if line.kind is LineKind.ENTRY:
+            if (version or 1) < 2:
+                parent_pos = previous
+            elif line.parent_id is not None:
+                parent_pos = latest_pos.get(line.parent_id)
+            previous = pos
+            if line.entry_id is not None:
+                latest_pos[line.entry_id] = pos
+        rows.append(
+            transcripts.LineRow(
+                pos=pos,
+                line=transcripts.stored_line(raw),
+                kind=str(line.kind),
+                entry_id=line.entry_id,
+                parent_id=line.parent_id,
+                parent_pos=parent_pos,
+                type=line.type,
+                role=line.role,
+                timestamp=line.timestamp,
+                idempotency_key=line.idempotency_key,
+                byte_size=len(raw),
+                damage=line.damage,
+                search_text=entry_search_text(line.value) if line.kind is LineKind.ENTRY else None,
+            )
+        )
+    return rows, ends_with_newline, version
+
+
+LoadTranscript = Callable[..., Awaitable[int]]
+
+
+@pytest.fixture
+def load_transcript() -> LoadTranscript:
+    """`await load_transcript(store, data, agent_id=..., session_id=..., kind=...)` stores
+    a JSONL file's lines as a transcript (what an import does) and returns its id."""
+
+    async def load(
+        store: Store,
+        data: bytes,
+        *,
+        agent_id: str = "main",
+        session_id: str | None = None,
+        kind: str = "live",
+        file_name: str | None = None,
+    ) -> int:
+        rows, ends_with_newline, version = transcript_rows(data)
+        header = rows[0] if rows and rows[0].kind == "header" else None
+        sid = session_id or (header.entry_id if header is not None else None) or "session"
+
+        def write(conn: sqlite3.Connection) -> int:
+            tid = transcripts.insert_transcript(
+                conn,
+                agent_id=agent_id,
+                rel_dir=default_rel_dir(agent_id),
+                session_id=sid,
+                kind=kind,
+                file_name=file_name or f"{sid}.jsonl",
+                version=version,
+            )
+            transcripts.insert_lines(conn, tid, rows, ends_with_newline=ends_with_newline)
+            return tid
+
+        return await store.write(write)
+
+    return load

@@ -1,0 +1,328 @@
+"""Compaction checkpoints: the entry's `compactionCheckpoints` as the gateway writes it, and
+snapshots that are references into append-only transcripts, not copies."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store_sql import checkpoints as cps
+from store_sql import transcripts as tx
+from store_sql.checkpoints import CheckpointSpec
+from store_sql.errors import NotFoundError
+from store_sql.formats import jsjson
+from store_sql.store import Store
+
+AGENT = "main"
+KEY = "agent:main:main"
+SAMPLE_INDEX = (
+    Path(__file__).resolve().parents[2]
+    / "shared/corpus/sample-state/agents/main/sessions/sessions.json"
+)
+
+
+async def make_session(
+    store: Store, key: str = KEY, session_id: str = "sid-1", messages: int = 2, **fields: Any
+) -> None:
+    entry = {"sessionId": session_id, "updatedAt": 1000, "sessionFile": f"{session_id}.jsonl"}
+    await store.sessions.put(AGENT, key, {**entry, **fields})
+    await store.transcripts.create(AGENT, session_id, cwd="/work")
+    for n in range(messages):
+        await store.transcripts.append_message(
+            AGENT, session_id, {"role": "user", "content": f"m{n}"}
+        )
+
+
+async def count(store: Store, sql: str) -> int:
+    return int(await store.read(lambda c: c.execute(sql).fetchone()[0]))
+
+
+async def test_checkpoint_fields_follow_the_gateway_order(store: Store) -> None:
+    await make_session(store)
+    spec = CheckpointSpec(
+        reason="auto-threshold", summary="  sum  ", first_kept_entry_id="abcd1234",
+        tokens_before=150000, tokens_after=20000, post_entry_id="ffff0000",
+    )  # fmt: skip
+    cp = (await store.checkpoints.persist(AGENT, KEY, spec)).checkpoint
+    assert list(cp) == [
+        "checkpointId", "sessionKey", "sessionId", "createdAt", "reason", "tokensBefore",
+        "tokensAfter", "summary", "firstKeptEntryId", "preCompaction", "postCompaction",
+    ]  # fmt: skip
+    assert list(cp["preCompaction"]) == ["sessionId", "sessionFile", "leafId"]
+    assert cp["postCompaction"] == {"sessionId": "sid-1", "entryId": "ffff0000"}
+    assert cp["summary"] == "sum"
+    assert re.fullmatch(
+        r"sid-1\.checkpoint\.[0-9a-f-]{36}\.jsonl", cp["preCompaction"]["sessionFile"]
+    )
+
+
+async def test_absent_optionals_are_left_out(store: Store) -> None:
+    await make_session(store)
+    cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    assert list(cp) == [
+        "checkpointId", "sessionKey", "sessionId", "createdAt", "reason", "preCompaction",
+        "postCompaction",
+    ]  # fmt: skip
+
+
+@pytest.mark.skipif(not SAMPLE_INDEX.is_file(), reason=f"corpus index not found at {SAMPLE_INDEX}")
+async def test_field_order_matches_the_corpus_checkpoints(store: Store) -> None:
+    sample = json.loads(SAMPLE_INDEX.read_text())["agent:main:main"]["compactionCheckpoints"][0]
+    await make_session(store)
+    spec = CheckpointSpec(
+        reason="auto-threshold", summary="s", first_kept_entry_id="x", tokens_before=1,
+        tokens_after=2,
+    )  # fmt: skip
+    cp = (await store.checkpoints.persist(AGENT, KEY, spec)).checkpoint
+    assert list(cp) == list(sample)
+    assert list(cp["preCompaction"]) == list(sample["preCompaction"])
+    assert list(cp["postCompaction"]) == list(sample["postCompaction"])
+
+
+async def test_new_checkpoint_list_goes_last_and_existing_fields_keep_their_place(
+    store: Store,
+) -> None:
+    await make_session(store, label="x")
+    await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual", created_at=5))
+    entry = await store.sessions.get(AGENT, KEY)
+    assert entry is not None
+    assert list(entry) == [
+        "sessionId",
+        "updatedAt",
+        "sessionFile",
+        "label",
+        "compactionCheckpoints",
+    ]
+
+
+async def test_missing_key_stores_nothing_and_says_so(store: Store) -> None:
+    await make_session(store)
+    with pytest.raises(NotFoundError, match="not stored"):
+        await store.checkpoints.persist(AGENT, "agent:main:nope", CheckpointSpec(reason="manual"))
+    assert await count(store, "SELECT count(*) FROM checkpoint_snapshots") == 0
+    assert await store.sessions.get(AGENT, "agent:main:nope") is None
+
+
+async def test_updated_at_becomes_the_later_of_the_two(store: Store) -> None:
+    await make_session(store)
+    await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual", created_at=500))
+    assert (await store.sessions.get(AGENT, KEY) or {})["updatedAt"] == 1000
+    await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual", created_at=9000))
+    assert (await store.sessions.get(AGENT, KEY) or {})["updatedAt"] == 9000
+
+
+async def test_newest_25_are_kept_and_trimmed_snapshots_released(store: Store) -> None:
+    await make_session(store)
+    ids = []
+    for n in range(28):
+        spec = CheckpointSpec(reason="manual", created_at=2000 + n)
+        ids.append((await store.checkpoints.persist(AGENT, KEY, spec)).checkpoint["checkpointId"])
+    kept = [cp["checkpointId"] for cp in await store.checkpoints.list_checkpoints(AGENT, KEY)]
+    assert kept == ids[::-1][:25]
+    rows = await store.read(
+        lambda c: {r[0] for r in c.execute("SELECT checkpoint_id FROM checkpoint_snapshots")}
+    )
+    assert rows == set(ids[3:])
+
+
+async def test_byte_budget_trims_oldest_but_keeps_the_newest(store: Store) -> None:
+    await make_session(store, messages=5)
+    size = (await store.transcripts.info(AGENT, "sid-1")).byte_size
+    first = await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))
+    second = await store.checkpoints.persist(
+        AGENT, KEY, CheckpointSpec(reason="manual"), max_retained_bytes=size + size // 2
+    )
+    assert second.removed == [first.checkpoint["checkpointId"]]
+    third = await store.checkpoints.persist(
+        AGENT, KEY, CheckpointSpec(reason="manual"), max_retained_bytes=1
+    )
+    assert third.removed == [second.checkpoint["checkpointId"]]
+    listed = await store.checkpoints.list_checkpoints(AGENT, KEY)
+    assert [cp["checkpointId"] for cp in listed] == [third.checkpoint["checkpointId"]]
+    assert await count(store, "SELECT count(*) FROM checkpoint_snapshots") == 1
+
+
+def test_a_snapshot_still_named_by_a_kept_checkpoint_stays(tmp_path: Path) -> None:
+    trimmed = {"checkpointId": "a", "preCompaction": {"sessionFile": "s.checkpoint.1.jsonl"}}
+    kept = {"checkpointId": "b", "preCompaction": {"sessionFile": "/dir/s.checkpoint.1.jsonl"}}
+    conn = sqlite3.connect(":memory:")  # never queried: the shared file is skipped first
+    assert cps.release_snapshots(conn, AGENT, [trimmed], [kept]) == 0
+
+
+async def test_a_snapshot_is_a_reference_not_a_copy(store: Store) -> None:
+    await make_session(store, messages=50)
+    lines_before = await count(store, "SELECT count(*) FROM transcript_lines")
+    file_then = await store.transcripts.file_bytes(AGENT, "sid-1")
+    cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    await store.transcripts.append_message(
+        AGENT, "sid-1", {"role": "assistant", "content": "after"}
+    )
+    assert await count(store, "SELECT count(*) FROM transcript_lines") == lines_before + 1
+    assert await store.checkpoints.snapshot_bytes(AGENT, KEY, cp["checkpointId"]) == file_then
+
+
+async def test_captured_before_compaction_the_snapshot_excludes_it(store: Store) -> None:
+    await make_session(store)
+    before = await store.transcripts.file_bytes(AGENT, "sid-1")
+    leaf = await store.transcripts.leaf(AGENT, "sid-1")
+    captured = await store.checkpoints.capture(AGENT, "sid-1")
+    await store.transcripts.append_compaction(AGENT, "sid-1", "summary", "abc", 100)
+    spec = CheckpointSpec(reason="manual")
+    cp = (await store.checkpoints.persist(AGENT, KEY, spec, snapshot=captured)).checkpoint
+    assert leaf is not None
+    assert cp["preCompaction"]["leafId"] == leaf.id
+    assert await store.checkpoints.snapshot_bytes(AGENT, KEY, cp["checkpointId"]) == before
+
+
+async def test_a_transcript_without_final_newline_gives_a_snapshot_without_one(
+    store: Store,
+) -> None:
+    await make_session(store, messages=0)
+    info = await store.transcripts.info(AGENT, "sid-1")
+    raw = b'{"type":"message","id":"aaaa0001","parentId":null,"timestamp":"t","message":{}}'
+
+    def torn_append(conn: sqlite3.Connection) -> None:
+        row = tx.LineRow(1, raw.decode(), "entry", "aaaa0001", None, None, "message", None,
+                         "t", None, len(raw), None, None)  # fmt: skip
+        tx.insert_lines(conn, info.transcript_id, [row], ends_with_newline=False)
+
+    await store.write(torn_append)
+    expected = await store.transcripts.file_bytes(AGENT, "sid-1")
+    assert not expected.endswith(b"\n")
+    cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    await store.transcripts.append_message(AGENT, "sid-1", {"role": "user", "content": "x"})
+    assert await store.checkpoints.snapshot_bytes(AGENT, KEY, cp["checkpointId"]) == expected
+
+
+async def test_list_is_newest_first_and_get_finds_by_id(store: Store) -> None:
+    await make_session(store)
+    made = {}
+    for created in (3000, 1000, 2000):
+        spec = CheckpointSpec(reason="manual", created_at=created)
+        made[created] = (await store.checkpoints.persist(AGENT, KEY, spec)).checkpoint
+    listed = await store.checkpoints.list_checkpoints(AGENT, KEY)
+    assert [cp["createdAt"] for cp in listed] == [3000, 2000, 1000]
+    got = await store.checkpoints.get(AGENT, KEY, made[1000]["checkpointId"])
+    assert got == made[1000]
+    with pytest.raises(NotFoundError):
+        await store.checkpoints.get(AGENT, KEY, "no-such-id")
+
+
+async def test_branch_makes_a_new_session_from_the_snapshot(store: Store) -> None:
+    await make_session(store, label="Work")
+    before = await store.transcripts.file_bytes(AGENT, "sid-1")
+    spec = CheckpointSpec(reason="manual", tokens_before=777)
+    cp = (await store.checkpoints.persist(AGENT, KEY, spec)).checkpoint
+    await store.transcripts.append_message(AGENT, "sid-1", {"role": "user", "content": "later"})
+    result = await store.checkpoints.branch(AGENT, KEY, cp["checkpointId"])
+    assert re.fullmatch(r"agent:main:dashboard:[0-9a-f-]{36}", result.key)
+    lines = (await store.transcripts.file_bytes(AGENT, result.session_id)).splitlines()
+    header = json.loads(lines[0])
+    assert header["id"] == result.session_id
+    assert header["parentSession"] == cp["preCompaction"]["sessionFile"]
+    assert list(header) == ["type", "version", "id", "timestamp", "cwd", "parentSession"]
+    assert lines[1:] == before.splitlines()[1:]
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z_[0-9a-f-]{36}\.jsonl", result.file_name
+    )
+    entry = result.entry
+    assert entry["label"] == "Work (checkpoint)"
+    assert entry["parentSessionKey"] == KEY
+    assert entry["totalTokens"] == 777
+    assert entry["totalTokensFresh"] is True
+    assert "compactionCheckpoints" not in entry
+    assert (await store.sessions.get(AGENT, KEY) or {})["sessionId"] == "sid-1"
+
+
+async def test_branch_stops_at_the_checkpoint_leaf(store: Store) -> None:
+    await make_session(store, messages=3)
+    captured = await store.checkpoints.capture(AGENT, "sid-1")
+    await store.transcripts.append_message(AGENT, "sid-1", {"role": "user", "content": "after"})
+    spec = CheckpointSpec(reason="manual")
+    cp = (await store.checkpoints.persist(AGENT, KEY, spec, snapshot=captured)).checkpoint
+    result = await store.checkpoints.branch(AGENT, KEY, cp["checkpointId"], new_key="agent:main:b")
+    path = await store.transcripts.active_path(AGENT, result.session_id)
+    assert [e.id for e in path][-1] == captured.leaf_id
+    assert len(path) == 3
+
+
+async def test_branched_lines_are_written_as_json_stringify_writes_them(
+    store: Store, js: Any
+) -> None:
+    await make_session(store, messages=0)
+    info = await store.transcripts.info(AGENT, "sid-1")
+    raw = (
+        '{"type":"custom","customType":"x","data":{"b":1.0,"2":"two","1":"one","n":1E3},'
+        '"id":"aaaa0001","parentId":null,"timestamp":"t"}'
+    )
+
+    def imported_line(conn: sqlite3.Connection) -> None:
+        row = tx.LineRow(1, raw, "entry", "aaaa0001", None, None, "custom", None, "t", None,
+                         len(raw), None, None)  # fmt: skip
+        tx.insert_lines(conn, info.transcript_id, [row], ends_with_newline=True)
+
+    await store.write(imported_line)
+    cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    result = await store.checkpoints.branch(AGENT, KEY, cp["checkpointId"])
+    lines = (await store.transcripts.file_bytes(AGENT, result.session_id)).decode().splitlines()
+    assert lines[1] == js("process.stdout.write(JSON.stringify(JSON.parse(input)))", raw)
+
+
+async def test_restore_makes_the_snapshot_the_active_transcript(store: Store) -> None:
+    await make_session(store, label="Work")
+    before = await store.transcripts.file_bytes(AGENT, "sid-1")
+    cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    await store.transcripts.append_message(AGENT, "sid-1", {"role": "user", "content": "later"})
+    result = await store.checkpoints.restore(AGENT, KEY, cp["checkpointId"])
+    entry = await store.sessions.get(AGENT, KEY)
+    assert entry is not None
+    assert entry["sessionId"] == result.session_id != "sid-1"
+    assert entry["label"] == "Work"
+    assert [c["checkpointId"] for c in entry["compactionCheckpoints"]] == [cp["checkpointId"]]
+    restored = await store.transcripts.file_bytes(AGENT, result.session_id)
+    assert restored.splitlines()[1:] == before.splitlines()[1:]
+    await store.transcripts.append_message(
+        AGENT, result.session_id, {"role": "user", "content": "on"}
+    )
+    old = await store.transcripts.info(AGENT, "sid-1")
+    assert old.kind == "live"
+    assert old.entry_count == 3
+
+
+async def test_an_imported_checkpoint_copy_serves_as_the_snapshot(store: Store) -> None:
+    await make_session(store, messages=0)
+    name = "sid-1.checkpoint.11111111-2222-4333-8444-555555555555.jsonl"
+    header = jsjson.dumps(tx.header_value("sid-1", cwd="/w", timestamp="t", parent_session=None))
+    entry = (
+        '{"type":"message","id":"bbbb0001","parentId":null,"timestamp":"t",'
+        '"message":{"role":"user","content":"old"}}'
+    )
+
+    def import_copy(conn: sqlite3.Connection) -> None:
+        tid = tx.insert_transcript(conn, agent_id=AGENT, rel_dir="agents/main/sessions",
+                                   session_id="sid-1", kind="checkpoint", file_name=name,
+                                   version=3)  # fmt: skip
+        rows = [
+            tx.LineRow(0, header, "header", "sid-1", None, None, "session", None, "t", None,
+                       len(header), None, None),
+            tx.LineRow(1, entry, "entry", "bbbb0001", None, None, "message", "user", "t", None,
+                       len(entry), None, None),
+        ]  # fmt: skip
+        tx.insert_lines(conn, tid, rows, ends_with_newline=True)
+
+    await store.write(import_copy)
+    cp = {"checkpointId": "c1", "sessionKey": KEY, "sessionId": "sid-1", "createdAt": 1,
+          "reason": "manual", "preCompaction": {"sessionId": "sid-1", "sessionFile": name,
+          "leafId": "bbbb0001"}, "postCompaction": {"sessionId": "sid-1"}}  # fmt: skip
+    await store.sessions.patch(AGENT, KEY, {"compactionCheckpoints": [cp]})
+    data = await store.checkpoints.snapshot_bytes(AGENT, KEY, "c1")
+    assert data == f"{header}\n{entry}\n".encode()
+    result = await store.checkpoints.branch(AGENT, KEY, "c1")
+    assert (await store.transcripts.file_bytes(AGENT, result.session_id)).endswith(
+        f"{entry}\n".encode()
+    )

@@ -1,0 +1,648 @@
+"""Crash safety: a real process is SIGKILLed at random moments; nothing acknowledged is lost.
+
+docs/GUARANTEES.md "Crashes" is the promise tested here:
+- every write whose `await` returned is in the database after a process kill;
+- one mutation (`store.write(fn)`) is all-or-nothing: three entries and an index change
+  written together are all there or none is;
+- the file passes `PRAGMA integrity_check`, every transcript's parent chain, counters and
+  leaf agree with its lines;
+- an import killed midway left its sources untouched, holds only whole prefixes of them, and
+  re-running it completes the import with an export byte-identical to the sources;
+- a v1 -> v3 transcript migration killed midway left either the v1 transcript untouched or
+  the complete v3 version, never a part; creating a new database leaves none or a whole one.
+
+Default run: a handful of kills of each kind; `--long` (docs/TESTING.md): 200+ writer kills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store_sql.engine.migrate import head_revision
+from store_sql.importer import import_path
+from store_sql.store import Store
+
+HERE = Path(__file__).resolve().parent
+CHILD = HERE / "crash_child.py"
+sys.path.insert(0, str(HERE))
+import crash_child  # noqa: E402
+
+STORE_SQL = Path(sys.executable).with_name("store-sql")
+SEED = int(os.environ.get("STORE_SQL_CRASH_SEED", "0")) or random.SystemRandom().randrange(1 << 30)
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    """A seeded RNG; the seed is printed so a failing run can be replayed
+    (STORE_SQL_CRASH_SEED=<seed>)."""
+    print(f"crash seed {SEED}")
+    return random.Random(SEED)
+
+
+# --- running and killing a child -------------------------------------------------------------
+
+
+@dataclass
+class Killed:
+    lines: list[str]
+    """Complete lines the child printed (a line cut by the kill is dropped)."""
+    before_ready: bool
+
+
+class Child:
+    """A child process whose stdout is collected by a thread while the test decides when to
+    kill it."""
+
+    def __init__(self, args: list[str], stderr_path: Path) -> None:
+        self._stderr = stderr_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, *args], stdout=subprocess.PIPE, stderr=self._stderr
+        )
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        self._eof = False
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            if not raw.endswith(b"\n"):
+                break  # torn by the kill: never acknowledged
+            with self._cond:
+                self.lines.append(raw.decode().rstrip("\n"))
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_for(self, predicate: Any, timeout: float = 60) -> bool:
+        """Wait until a printed line satisfies `predicate` (False if the child ended first)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not any(predicate(line) for line in self.lines):
+                if self._eof:
+                    return False
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"child printed nothing matching in {timeout}s")
+                self._cond.wait(left)
+        return True
+
+    def kill(self) -> list[str]:
+        self.proc.send_signal(signal.SIGKILL)
+        return self.finish(expect_killed=True)
+
+    def finish(self, *, expect_killed: bool = False, timeout: float = 120) -> list[str]:
+        code = self.proc.wait(timeout)
+        self._thread.join(30)
+        self._stderr.close()
+        err = Path(self._stderr.name).read_text(errors="replace")
+        if expect_killed:
+            # The child must not have died on its own before the kill (an exception).
+            assert code == -signal.SIGKILL, f"child exited {code} before the kill:\n{err}"
+        else:
+            assert code == 0, f"child failed ({code}):\n{err}"
+        return list(self.lines)
+
+
+# --- the writer: acknowledged operations -----------------------------------------------------
+
+
+@dataclass
+class Acks:
+    """Everything the children acknowledged, over every run."""
+
+    appended: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (sid, id)
+    combined: dict[str, tuple[str, list[str], int]] = field(default_factory=dict)
+    increments: dict[str, list[int]] = field(default_factory=lambda: collections.defaultdict(list))
+    touches: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+
+    def add(self, line: str) -> None:
+        parts = line.split(" ")
+        kind = parts[0]
+        if kind in ("OPENING", "READY"):
+            return
+        self.count += 1
+        if kind == "A":
+            self.appended[parts[2]] = (parts[1], parts[3])
+        elif kind == "C":
+            self.combined[parts[2]] = (parts[1], parts[3].split(","), int(parts[4]))
+        elif kind == "I":
+            self.increments[parts[1]].append(int(parts[2]))
+        elif kind == "T":
+            self.touches[parts[1]] = max(self.touches.get(parts[1], 0), int(parts[2]))
+        else:
+            raise AssertionError(f"unexpected line from the child: {line!r}")
+
+
+def run_writer_and_kill(db: Path, run: int, rng: random.Random, tmp: Path) -> Killed:
+    child = Child(
+        [str(CHILD), "writer", str(db), f"r{run}", str(rng.randrange(1 << 30))],
+        tmp / f"writer-{run}.err",
+    )
+    before_ready = rng.random() < 0.2
+    if before_ready:
+        # Inside start-up: Python imports, Store.open (creating the database on the first
+        # run, WAL recovery on the others), the setup mutation.
+        time.sleep(rng.uniform(0.0, 0.7))
+    else:
+        assert child.wait_for(lambda line: line == "READY"), "the child ended before READY"
+        time.sleep(rng.uniform(0.0, 0.4))
+    return Killed(child.kill(), before_ready)
+
+
+def read_only(db: Path) -> sqlite3.Connection:
+    """What another process sees: a plain read-only connection (no checkpoint, no recovery
+    beyond what SQLite itself does on open)."""
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+
+
+def check_integrity(conn: sqlite3.Connection) -> None:
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def check_transcript_shape(conn: sqlite3.Connection, transcript_id: int) -> list[tuple[Any, ...]]:
+    """Counters, leaf and the parent chain of a transcript agree with its lines; returns
+    its entry rows (pos, entry_id, idempotency_key)."""
+    info = conn.execute(
+        "SELECT line_count, entry_count, byte_size, leaf_pos, leaf_id, ends_with_newline "
+        "FROM transcripts WHERE transcript_id = ?",
+        (transcript_id,),
+    ).fetchone()
+    rows = conn.execute(
+        "SELECT pos, kind, entry_id, parent_id, parent_pos, idempotency_key, byte_size, "
+        "length(CAST(line AS BLOB)), json_extract(line, '$.id'), json_extract(line, '$.parentId') "
+        "FROM transcript_lines WHERE transcript_id = ? ORDER BY pos",
+        (transcript_id,),
+    ).fetchall()
+    line_count, entry_count, byte_size, leaf_pos, leaf_id, ends_with_newline = info
+    assert [r[0] for r in rows] == list(range(len(rows))), "positions are not contiguous"
+    assert line_count == len(rows)
+    entries = [r for r in rows if r[1] == "entry"]
+    assert entry_count == len(entries)
+    assert all(r[6] == r[7] for r in rows), "byte_size differs from the stored line"
+    assert byte_size == sum(r[6] + 1 for r in rows) - (0 if ends_with_newline else 1)
+    assert rows[0][1] == "header"
+    previous: tuple[Any, ...] | None = None
+    for r in entries:
+        assert (r[8], r[9]) == (r[2], r[3]), f"columns disagree with the line at pos {r[0]}"
+        if previous is None:
+            assert (r[3], r[4]) == (None, None), "the first entry is not a root"
+        else:
+            assert (r[3], r[4]) == (previous[2], previous[0]), f"broken chain at pos {r[0]}"
+        previous = r
+    if previous is None:
+        assert (leaf_pos, leaf_id) == (None, None)
+    else:
+        assert (leaf_pos, leaf_id) == (previous[0], previous[2]), "leaf is not the last entry"
+    return [(r[0], r[2], r[5]) for r in entries]
+
+
+def verify_writer_db(conn: sqlite3.Connection, acks: Acks) -> dict[str, int]:
+    check_integrity(conn)
+    conn.execute("BEGIN")  # one snapshot for everything below
+    try:
+        entries_seen = 0
+        index = {
+            key: json.loads(text)
+            for key, text in conn.execute(
+                "SELECT session_key, entry_json FROM session_entries WHERE agent_id = 'main'"
+            )
+        }
+        for sid in crash_child.SESSIONS:
+            tid = conn.execute(
+                "SELECT transcript_id FROM transcripts WHERE agent_id = 'main' "
+                "AND session_id = ? AND kind = 'live' AND superseded_by IS NULL",
+                (sid,),
+            ).fetchall()
+            if not tid:
+                continue  # the first run was killed before its setup committed
+            assert len(tid) == 1
+            entries = check_transcript_shape(conn, tid[0][0])
+            entries_seen += len(entries)
+            keys = collections.Counter(key for _, _, key in entries)
+            assert not [k for k, n in keys.items() if n > 1], "an idempotency key twice"
+            by_key = {key: (pos, entry_id) for pos, entry_id, key in entries}
+            for key, (asid, entry_id) in acks.appended.items():
+                if asid == sid:
+                    assert by_key.get(key, (0, None))[1] == entry_id, f"lost append {key}"
+            # Combined mutations: all three entries, consecutive and chained, or none.
+            groups = sorted((by_key[k][0], k.rsplit(".", 1)[0]) for k in by_key if k.endswith(".0"))
+            for pos, group in groups:
+                got = [by_key.get(f"{group}.{i}") for i in range(3)]
+                assert None not in got, f"combined write {group} half-applied: {got}"
+                assert [g[0] for g in got if g] == [pos, pos + 1, pos + 2]
+            for key in by_key:
+                if key.endswith((".1", ".2")):
+                    assert f"{key[:-2]}.0" in by_key, f"combined write {key} half-applied"
+            entry = index[crash_child.session_key(sid)]
+            assert entry["combined"] == len(groups), "index and transcript disagree"
+            if groups:
+                assert entry["lastCombined"] == by_key[f"{groups[-1][1]}.2"][1]
+            for key, (csid, ids, count) in acks.combined.items():
+                if csid == sid:
+                    assert [by_key.get(f"{key}.{i}", (0, None))[1] for i in range(3)] == ids
+                    assert count <= entry["combined"]
+        for key, values in acks.increments.items():
+            assert len(set(values)) == len(values), f"{key}: an increment was lost and redone"
+            assert index[key]["n"] >= max(values), f"{key}: acknowledged increment lost"
+        for key, value in acks.touches.items():
+            assert index[key]["updatedAt"] >= value, f"{key}: acknowledged touch lost"
+        return {"entries": entries_seen}
+    finally:
+        conn.execute("COMMIT")
+
+
+def writer_kills(tmp_path: Path, rng: random.Random, kills: int) -> None:
+    db = tmp_path / "crash.sqlite"
+    acks = Acks()
+    started = time.monotonic()
+    max_wal = 0
+    for run in range(kills):
+        killed = run_writer_and_kill(db, run, rng, tmp_path)
+        for line in killed.lines:
+            acks.add(line)
+        if not db.exists():
+            assert (run, killed.before_ready) == (0, True), "the database vanished"
+            assert not acks.count
+            continue
+        max_wal = max(max_wal, _size(Path(f"{db}-wal")))
+        conn = read_only(db)
+        try:
+            stats = verify_writer_db(conn, acks)
+        finally:
+            conn.close()
+    # Finally through the library: Store.open on the crashed file, the same checks, close.
+    final = asyncio_run(_final_open(db))
+    conn = read_only(db)
+    try:
+        stats = verify_writer_db(conn, acks)
+    finally:
+        conn.close()
+    print(
+        f"{kills} kills in {time.monotonic() - started:.1f}s: {acks.count} acknowledged "
+        f"operations, {stats['entries']} entries, all present; max WAL after a kill "
+        f"{max_wal} bytes; {final}"
+    )
+    assert acks.count > 0
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+async def _final_open(db: Path) -> str:
+    store = await Store.open(db)
+    try:
+        assert store.open_report.upgraded_from is None
+        check = await store.read(lambda c: c.execute("PRAGMA quick_check").fetchall())
+        assert check == [("ok",)]
+        info = await store.transcripts.info("main", "s0")
+        leaf = await store.transcripts.leaf("main", "s0")
+        assert (leaf.pos, leaf.id) == (info.leaf_pos, info.leaf_id) if leaf else True
+        return f"reopened with Store.open: leaf of s0 at line {info.leaf_pos}"
+    finally:
+        await store.close()
+
+
+def asyncio_run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_sigkill_during_writes_loses_no_acknowledged_write(
+    tmp_path: Path, rng: random.Random
+) -> None:
+    writer_kills(tmp_path, rng, kills=5)
+
+
+@pytest.mark.slow
+def test_sigkill_during_writes_200_times(tmp_path: Path, rng: random.Random) -> None:
+    writer_kills(tmp_path, rng, kills=int(os.environ.get("STORE_SQL_CRASH_KILLS", "200")))
+
+
+# --- creating a database ---------------------------------------------------------------------
+
+
+def test_sigkill_while_creating_a_database_leaves_none_or_a_whole_one(
+    tmp_path: Path, rng: random.Random
+) -> None:
+    outcomes: collections.Counter[str] = collections.Counter()
+    for n in range(4):
+        db = tmp_path / f"new-{n}.sqlite"
+        child = Child([str(CHILD), "writer", str(db), "c", "1"], tmp_path / f"create-{n}.err")
+        assert child.wait_for(lambda line: line == "OPENING")
+        # Opening a new path (schema built by Alembic, then READY) takes about 0.6-0.8 s.
+        time.sleep(rng.uniform(0.0, 0.6))
+        child.kill()
+        if db.exists():
+            conn = read_only(db)
+            try:
+                check_integrity(conn)
+                revision = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+                assert revision == [(head_revision(),)], "a half-built database was left"
+            finally:
+                conn.close()
+        outcomes["complete" if db.exists() else "absent"] += 1
+        asyncio_run(_reopen_and_write(db))
+        leftovers = [p.name for p in tmp_path.glob(f".{db.name}.creating-*")]
+        assert not leftovers, f"temporary files of the killed creation remain: {leftovers}"
+    print(f"database creation killed: {dict(outcomes)}")
+
+
+async def _reopen_and_write(db: Path) -> None:
+    async with await Store.open(db) as store:
+        await store.sessions.patch("main", "after-crash", {"sessionId": "x", "updatedAt": 1})
+        assert (await store.sessions.get("main", "after-crash")) is not None
+
+
+# --- import ----------------------------------------------------------------------------------
+
+
+def _line(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def make_state_dir(root: Path, big_bytes: int) -> dict[str, bytes]:
+    """An OpenClaw state dir with two agents, two transcripts larger than an import chunk
+    (4 MB), small ones, damaged lines, a CRLF file and one without a final newline."""
+    rng = random.Random(7)
+    files: dict[str, bytes] = {}
+    for agent, sizes in (("main", [big_bytes, big_bytes // 2, 20_000, 3_000]), ("ops", [9_000])):
+        index: dict[str, Any] = {}
+        for n, size in enumerate(sizes):
+            sid = f"{agent}-{n:04d}-0000-4000-8000-000000000000"
+            lines = [
+                _line({"type": "session", "version": 3, "id": sid,
+                       "timestamp": "2026-01-02T03:04:05.678Z", "cwd": "/work/é"})
+            ]  # fmt: skip
+            parent, total, i = None, 0, 0
+            while total < size:
+                eid = f"{rng.getrandbits(32):08x}"
+                text = " ".join(rng.choice(("alpha", "βeta", "gamma", "0.000009", "日本")) for _ in
+                                range(rng.randint(5, 300)))  # fmt: skip
+                lines.append(_line({
+                    "type": "message", "id": eid, "parentId": parent,
+                    "timestamp": "2026-01-02T03:04:06.000Z",
+                    "message": {"role": "user" if i % 2 == 0 else "assistant",
+                                "content": [{"type": "text", "text": text}],
+                                "usage": {"cost": 0.000009}},
+                }))  # fmt: skip
+                total += len(lines[-1]) + 1
+                parent, i = eid, i + 1
+            body = b"\n".join(lines) + b"\n"
+            if n == 2:  # glued records and a blank line in the middle, torn last line
+                body += lines[1] + lines[2] + b"\n\n" + lines[3][:40]
+            if n == 3:
+                body = body.replace(b"\n", b"\r\n")
+            files[f"agents/{agent}/sessions/{sid}.jsonl"] = body
+            index[f"agent:{agent}:{n}"] = {
+                "sessionId": sid, "updatedAt": 1767225600000 + n, "sessionFile": f"{sid}.jsonl",
+            }  # fmt: skip
+        files[f"agents/{agent}/sessions/sessions.json"] = json.dumps(
+            index, indent=2, ensure_ascii=False
+        ).encode()
+    for rel, data in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return files
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def check_import_prefixes(db: Path, sources: dict[str, bytes]) -> int:
+    """Every stored transcript is an exact prefix of its source, up to `source_size`."""
+    conn = read_only(db)
+    try:
+        check_integrity(conn)
+        conn.execute("BEGIN")
+        rows = conn.execute(
+            "SELECT transcript_id, rel_dir, file_name, source_size, byte_size, "
+            "ends_with_newline FROM transcripts WHERE superseded_by IS NULL"
+        ).fetchall()
+        for tid, rel_dir, name, source_size, byte_size, ends in rows:
+            lines = [
+                bytes(r[0]) if isinstance(r[0], bytes) else r[0].encode("utf-8", "surrogatepass")
+                for r in conn.execute(
+                    "SELECT line FROM transcript_lines WHERE transcript_id = ? ORDER BY pos",
+                    (tid,),
+                )
+            ]
+            stored = b"\n".join(lines) + (b"\n" if ends and lines else b"")
+            source = sources[f"{rel_dir}/{name}"]
+            assert source_size == byte_size == len(stored), name
+            assert source.startswith(stored), f"{name}: stored lines are not a source prefix"
+        conn.execute("COMMIT")
+        return len(rows)
+    finally:
+        conn.close()
+
+
+def import_kills(tmp_path: Path, rng: random.Random, kills: int, big_bytes: int) -> None:
+    src = tmp_path / "state"
+    sources = make_state_dir(src, big_bytes)
+    before = tree_hashes(src)
+    total = sum(len(b) for b in sources.values())
+    db = tmp_path / "import.sqlite"
+    partial = []
+    for n in range(kills):
+        child = Child([str(CHILD), "import", str(db), str(src)], tmp_path / f"import-{n}.err")
+        target = rng.uniform(0.05, 0.95) * total
+        finished = not child.wait_for(
+            lambda line, at=target: line.startswith("P ") and int(line.split()[1]) >= at
+        )
+        if not finished:
+            time.sleep(rng.uniform(0.0, 0.3))  # into the next chunk: parsing or its commit
+            finished = child.proc.poll() is not None
+        if finished:
+            child.finish()
+        else:
+            child.kill()
+        partial.append(check_import_prefixes(db, sources) if db.exists() else 0)
+        assert tree_hashes(src) == before, "the import changed its source files"
+    # Resume with the command line; it must finish what the killed runs started.
+    done = subprocess.run(
+        [str(STORE_SQL), "import", str(src), "--db", str(db), "--json"],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    report = json.loads(done.stdout)
+    assert report["ok"], report
+    statuses = collections.Counter(f["status"] for f in report["files"])
+    assert set(statuses) <= {"imported", "appended", "unchanged"}, statuses
+    assert tree_hashes(src) == before
+    check_import_prefixes(db, sources)
+    out = tmp_path / "export"
+    done = subprocess.run(
+        [str(STORE_SQL), "export", str(out), "--db", str(db)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    exported = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert sorted(exported) == sorted(sources)
+    for rel, data in sources.items():
+        assert exported[rel] == data, f"{rel} differs after the resumed import"
+    print(
+        f"import of {total} bytes killed {kills} times (transcripts stored at each kill: "
+        f"{partial}); resumed run: {dict(statuses)}; export byte-identical"
+    )
+
+
+def test_sigkill_during_import_then_resume_gives_an_identical_export(
+    tmp_path: Path, rng: random.Random
+) -> None:
+    import_kills(tmp_path, rng, kills=2, big_bytes=5_000_000)
+
+
+@pytest.mark.slow
+def test_sigkill_during_import_many_times(tmp_path: Path, rng: random.Random) -> None:
+    import_kills(tmp_path, rng, kills=25, big_bytes=9_000_000)
+
+
+# --- migration of a v1 transcript ------------------------------------------------------------
+
+
+def _v1_file(lines: int) -> bytes:
+    out = [_line({"type": "session", "id": "v1", "timestamp": "2025-01-01T00:00:00.000Z",
+                  "cwd": "/w", "provider": "anthropic", "modelId": "claude"})]  # fmt: skip
+    for i in range(lines):
+        if i and i % 1000 == 0:
+            out.append(_line({"type": "compaction", "summary": f"up to {i}",
+                              "firstKeptEntryIndex": i - 10, "tokensBefore": 1000}))  # fmt: skip
+        else:
+            role = ("user", "assistant", "hookMessage")[i % 3]
+            out.append(_line({"type": "message", "timestamp": "2025-01-01T00:00:01.000Z",
+                              "message": {"role": role, "content": f"turn {i} " * 8}}))  # fmt: skip
+    return b"\n".join(out) + b"\n"
+
+
+@pytest.fixture
+def v1_template(tmp_path: Path) -> tuple[Path, bytes]:
+    """A closed store holding one large v1 transcript (session `v1`), and its file bytes."""
+    data = _v1_file(8000)
+    sessions_dir = tmp_path / "v1src" / "agents" / "main" / "sessions"
+    sessions_dir.mkdir(parents=True)
+    (sessions_dir / "v1.jsonl").write_bytes(data)
+    db = tmp_path / "v1-template.sqlite"
+
+    async def build() -> None:
+        async with await Store.open(db) as store:
+            report = await import_path(store, tmp_path / "v1src", full_text=False)
+            assert report.ok
+
+    asyncio_run(build())
+    return db, data
+
+
+def migration_state(db: Path, source: bytes) -> str:
+    """'v1' (untouched), or 'v3' (complete new version, old one superseded); else fail."""
+    conn = read_only(db)
+    try:
+        check_integrity(conn)
+        rows = conn.execute(
+            "SELECT transcript_id, version, superseded_by, line_count FROM transcripts "
+            "WHERE session_id = 'v1' ORDER BY transcript_id"
+        ).fetchall()
+        old_lines = [
+            r[0].encode()
+            for r in conn.execute(
+                "SELECT line FROM transcript_lines WHERE transcript_id = ? ORDER BY pos",
+                (rows[0][0],),
+            )
+        ]
+        assert b"\n".join(old_lines) + b"\n" == source, "the v1 original was changed"
+        if len(rows) == 1:
+            assert rows[0][1:3] == (1, None)
+            return "v1"
+        assert len(rows) == 2, rows
+        (_, _, superseded_by, old_count), (new_id, version, _, new_count) = rows
+        assert (superseded_by, version, new_count) == (new_id, 3, old_count)
+        entries = check_transcript_shape(conn, new_id)
+        assert len(entries) == old_count - 1
+        header = conn.execute(
+            "SELECT json_extract(line, '$.version') FROM transcript_lines "
+            "WHERE transcript_id = ? AND pos = 0",
+            (new_id,),
+        ).fetchone()
+        assert header == (3,)
+        return "v3"
+    finally:
+        conn.close()
+
+
+def migration_kills(tmp_path: Path, template: tuple[Path, bytes], rng: random.Random,
+                    kills: int) -> None:  # fmt: skip
+    db_template, source = template
+    # One run to the end measures how long a migration takes.
+    db = tmp_path / "measure.sqlite"
+    shutil.copyfile(db_template, db)
+    child = Child([str(CHILD), "migrate", str(db)], tmp_path / "measure.err")
+    assert child.wait_for(lambda line: line == "MIGRATING")
+    started = time.monotonic()
+    child.finish()
+    duration = time.monotonic() - started
+    assert migration_state(db, source) == "v3"
+    outcomes: collections.Counter[str] = collections.Counter()
+    for n in range(kills):
+        db = tmp_path / f"migrate-{n}.sqlite"
+        shutil.copyfile(db_template, db)
+        child = Child([str(CHILD), "migrate", str(db)], tmp_path / f"migrate-{n}.err")
+        assert child.wait_for(lambda line: line == "MIGRATING")
+        time.sleep(rng.uniform(0.0, duration * 1.1))
+        lines = child.kill() if child.proc.poll() is None else child.finish()
+        state = migration_state(db, source)
+        if any(line.startswith("DONE") for line in lines):
+            assert state == "v3", "an acknowledged migration was lost"
+        outcomes[state] += 1
+        if state == "v1":  # re-running completes it
+            Child([str(CHILD), "migrate", str(db)], tmp_path / f"again-{n}.err").finish()
+            assert migration_state(db, source) == "v3"
+    print(
+        f"v1->v3 migration of 8000 lines ({duration:.2f}s) killed {kills} times: {dict(outcomes)}"
+    )
+
+
+def test_sigkill_during_v1_to_v3_migration_leaves_old_or_new_never_a_mix(
+    tmp_path: Path, v1_template: tuple[Path, bytes], rng: random.Random
+) -> None:
+    migration_kills(tmp_path, v1_template, rng, kills=3)
+
+
+@pytest.mark.slow
+def test_sigkill_during_v1_to_v3_migration_many_times(
+    tmp_path: Path, v1_template: tuple[Path, bytes], rng: random.Random
+) -> None:
+    migration_kills(tmp_path, v1_template, rng, kills=30)

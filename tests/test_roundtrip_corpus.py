@@ -1,0 +1,84 @@
+"""The promise of issue 4 on real data: import, export, and every file compares equal.
+
+`../shared/corpus/sample-state` is a generated state dir (two agents, integer-like keys,
+JavaScript number spellings, damaged transcripts, `.reset.` archives); `openclaw/pi-mono`
+holds real pi transcripts (v1 files, compactions, a line of two glued records), imported as
+one sessions dir with `agent`. Bytes are compared with `==`, and the file sets must match.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from store_sql.exporter import export_tree
+from store_sql.importer import import_path
+from store_sql.store import Store
+from store_sql.verify import verify_tree
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+SAMPLE_STATE = CORPUS / "sample-state"
+PI_MONO = CORPUS / "openclaw" / "pi-mono"
+
+pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every regular file under `root`, by posix path relative to it."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+async def test_sample_state_round_trips_byte_for_byte(store: Store, tmp_path: Path) -> None:
+    report = await import_path(store, SAMPLE_STATE)
+    assert report.ok, report.as_dict()
+    assert not report.skipped
+    assert {f.agent for f in report.files} == {"main", "ops"}
+
+    exported = await export_tree(store, tmp_path / "out")
+
+    assert exported.ok
+    assert not exported.conflicts
+    source, out = tree_bytes(SAMPLE_STATE), tree_bytes(tmp_path / "out")
+    assert sorted(out) == sorted(source)
+    for rel, data in source.items():
+        assert out[rel] == data, rel
+
+
+async def test_pi_mono_transcripts_round_trip_as_one_sessions_dir(
+    store: Store, tmp_path: Path
+) -> None:
+    report = await import_path(store, PI_MONO, agent="pi")
+    assert report.ok, report.as_dict()
+    glued = next(f for f in report.files if f.rel_path.endswith("interleaved-write-session.jsonl"))
+    assert [n for n, _ in glued.damaged] == [440]
+
+    await export_tree(store, tmp_path / "out")
+
+    out = tree_bytes(tmp_path / "out" / "agents" / "pi" / "sessions")
+    source = tree_bytes(PI_MONO)
+    assert sorted(out) == sorted(source)
+    for rel, data in source.items():
+        assert out[rel] == data, rel
+
+
+async def test_verify_finds_the_corpus_identical_after_import(store: Store) -> None:
+    await import_path(store, SAMPLE_STATE)
+    assert (await verify_tree(store, SAMPLE_STATE)).identical
+
+    await import_path(store, PI_MONO, agent="pi")
+    assert (await verify_tree(store, PI_MONO, agent="pi")).identical
+    # The state dir lacks agent pi's files, which the store now holds.
+    whole = await verify_tree(store, SAMPLE_STATE)
+    assert {(d.kind, d.rel_path.split("/")[1]) for d in whole.differences} == {("missing", "pi")}
+    assert (await verify_tree(store, SAMPLE_STATE, agent="ops")).identical
+
+
+async def test_reimporting_the_corpus_changes_nothing(store: Store) -> None:
+    await import_path(store, SAMPLE_STATE)
+    before = store.metrics()["mutations"]
+
+    again = await import_path(store, SAMPLE_STATE)
+
+    assert {f.status for f in again.files} == {"unchanged"}
+    assert store.metrics()["mutations"] == before

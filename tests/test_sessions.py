@@ -1,0 +1,548 @@
+"""The session index API (`store.sessions`): FORMATS.md §2 and §5, issue 2.
+
+Entries are checked through the API and through `render_json`, the bytes export writes for
+sessions.json; Node applying the same operations is the oracle for those bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store_sql import sessions
+from store_sql.errors import InvalidEntryError, NotFoundError
+from store_sql.formats import jsjson
+from store_sql.formats.sessions_json import parse_index
+from store_sql.sessions import ListFilter
+from store_sql.store import Store
+
+A = "main"
+
+
+def entry(session_id: str, updated_at: int, **fields: Any) -> dict[str, Any]:
+    return {"sessionId": session_id, "updatedAt": updated_at, **fields}
+
+
+async def rendered(store: Store, agent: str = A) -> dict[str, Any]:
+    data = await store.sessions.render_json(agent)
+    assert data is not None
+    return json.loads(data)
+
+
+async def import_index(store: Store, agent: str, data: bytes) -> None:
+    """Store a sessions.json the way an importer does: its exact entry texts and positions."""
+    parsed = parse_index(data)
+
+    def run(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO session_indexes (agent_id, rel_dir, source_bytes, source_state) "
+            "VALUES (?, ?, ?, 'imported')",
+            (agent, sessions.default_rel_dir(agent), data),
+        )
+        sessions.insert_imported_entries(
+            conn, agent, ((e.key, e.position, e.text, e.value, e.problem) for e in parsed.entries)
+        )
+
+    await store.write(run)
+
+
+# --- get / list / count ----------------------------------------------------------------------
+
+
+async def seed_listing(store: Store) -> None:
+    await store.sessions.patch(
+        A, "agent:main:a", entry("sa", 100, label="x", chatType="direct", channel="telegram")
+    )
+    await store.sessions.patch(
+        A,
+        "agent:main:b",
+        entry("sb", 300, chatType="group", deliveryContext={"channel": "discord", "to": "c1"}),
+    )
+    await store.sessions.patch(A, "agent:main:c", entry("sc", 200, label="x"))
+    await store.sessions.patch(A, "agent:main:d", entry("sd", 300, label="y"))
+    await store.sessions.patch("ops", "agent:ops:main", entry("so", 999))
+
+
+async def test_get_returns_the_entry_or_none(store: Store) -> None:
+    await seed_listing(store)
+    got = await store.sessions.get(A, "agent:main:b")
+    assert got == entry(
+        "sb", 300, chatType="group", deliveryContext={"channel": "discord", "to": "c1"}
+    )
+    assert list(got) == ["sessionId", "updatedAt", "chatType", "deliveryContext"]
+    assert await store.sessions.get(A, "agent:main:nope") is None
+    assert await store.sessions.get("ops", "agent:main:a") is None
+
+
+async def test_list_is_newest_first_with_ties_in_index_order(store: Store) -> None:
+    await seed_listing(store)
+    rows = await store.sessions.list_entries(A)
+    assert [r.key for r in rows] == ["agent:main:b", "agent:main:d", "agent:main:c", "agent:main:a"]
+    first = rows[0]
+    assert (first.session_id, first.updated_at, first.chat_type, first.channel) == (
+        "sb",
+        300,
+        "group",
+        "discord",
+    )
+    assert first.entry_bytes == len(sessions.entry_text(await store.sessions.get(A, first.key)))
+
+
+async def test_list_pages_with_limit_and_offset(store: Store) -> None:
+    await seed_listing(store)
+    keys = [r.key for r in await store.sessions.list_entries(A)]
+    assert [r.key for r in await store.sessions.list_entries(A, limit=2)] == keys[:2]
+    assert [r.key for r in await store.sessions.list_entries(A, limit=2, offset=2)] == keys[2:]
+    assert [r.key for r in await store.sessions.list_entries(A, offset=3)] == keys[3:]
+    assert await store.sessions.list_entries(A, limit=5, offset=10) == []
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"updated_after": 100}, ["agent:main:b", "agent:main:d", "agent:main:c"]),
+        ({"updated_before": 300}, ["agent:main:c", "agent:main:a"]),
+        ({"updated_after": 100, "updated_before": 300}, ["agent:main:c"]),
+        ({"label": "x"}, ["agent:main:c", "agent:main:a"]),
+        ({"chat_type": "group"}, ["agent:main:b"]),
+        ({"channel": "telegram"}, ["agent:main:a"]),
+        ({"channel": "discord"}, ["agent:main:b"]),  # from deliveryContext.channel
+        ({"label": "x", "updated_after": 150}, ["agent:main:c"]),
+        ({"label": "nobody"}, []),
+    ],
+)
+async def test_each_filter_and_the_count_agree(
+    store: Store, filters: dict[str, Any], expected: list[str]
+) -> None:
+    await seed_listing(store)
+    assert [r.key for r in await store.sessions.list_entries(A, **filters)] == expected
+    assert await store.sessions.count_entries(A, **filters) == len(expected)
+
+
+async def test_count_and_agents(store: Store) -> None:
+    await seed_listing(store)
+    assert await store.sessions.count_entries(A) == 4
+    assert await store.sessions.count_entries("ops") == 1
+    assert await store.sessions.agents() == ["main", "ops"]
+
+
+async def test_listing_never_reads_entry_json(store: Store) -> None:
+    await seed_listing(store)
+    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
+    read_columns: set[str] = set()
+
+    def authorizer(action: int, table: str | None, column: str | None, *_: object) -> int:
+        if action == sqlite3.SQLITE_READ and table == "session_entries":
+            read_columns.add(str(column))
+            if column == "entry_json":
+                return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    conn.set_authorizer(authorizer)
+    try:
+        rows = sessions.list_entries(conn, A, ListFilter(label="x"), 10, 0)
+        assert len(rows) == 2
+        assert sessions.count_entries(conn, A, ListFilter()) == 4
+    finally:
+        conn.close()
+    assert "entry_json" not in read_columns
+    assert {"session_key", "updated_at"} <= read_columns
+
+
+# --- patch -----------------------------------------------------------------------------------
+
+
+async def test_patch_merges_keeping_order_and_appending_new_keys(store: Store) -> None:
+    await store.sessions.patch(A, "k", entry("s", 1, model="m1", label="old", extra={"a": 1}))
+    result = await store.sessions.patch(A, "k", {"label": "new", "updatedAt": 2, "fresh": True})
+    assert list(result.items()) == [
+        ("sessionId", "s"),
+        ("updatedAt", 2),
+        ("model", "m1"),
+        ("label", "new"),
+        ("extra", {"a": 1}),
+        ("fresh", True),
+    ]
+    assert await store.sessions.get(A, "k") == result
+
+
+async def test_patch_none_removes_a_field_and_readding_puts_it_last(store: Store) -> None:
+    await store.sessions.patch(A, "k", entry("s", 1, model="m1", label="l"))
+    assert list(await store.sessions.patch(A, "k", {"model": None, "ghost": None})) == [
+        "sessionId",
+        "updatedAt",
+        "label",
+    ]
+    assert list(await store.sessions.patch(A, "k", {"model": "m2"})) == [
+        "sessionId",
+        "updatedAt",
+        "label",
+        "model",
+    ]
+
+
+async def test_patch_creates_a_missing_entry(store: Store) -> None:
+    created = await store.sessions.patch(A, "agent:main:new", entry("s", 5, label="l"))
+    assert created == entry("s", 5, label="l")
+    assert await store.sessions.get(A, "agent:main:new") == created
+
+
+@pytest.mark.parametrize(
+    ("patch", "problem"),
+    [
+        ({"label": "x"}, "missing sessionId; missing updatedAt"),
+        ({"sessionId": "s"}, "missing updatedAt"),
+        ({"updatedAt": 1}, "missing sessionId"),
+        ({"sessionId": 7, "updatedAt": 1}, "sessionId is not a string"),
+        ({"sessionId": "s", "updatedAt": "1"}, "updatedAt is not a number"),
+        ({"sessionId": "", "updatedAt": 1}, "sessionId is empty"),
+    ],
+)
+async def test_patch_creating_an_entry_requires_session_id_and_updated_at(
+    store: Store, patch: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(InvalidEntryError) as raised:
+        await store.sessions.patch(A, "agent:main:x", patch)
+    assert str(raised.value) == f"session 'agent:main:x' of agent 'main': {problem}"
+    assert await store.sessions.get(A, "agent:main:x") is None
+
+
+async def test_patch_cannot_remove_a_required_field(store: Store) -> None:
+    await store.sessions.patch(A, "k", entry("s", 1))
+    with pytest.raises(InvalidEntryError, match="missing sessionId"):
+        await store.sessions.patch(A, "k", {"sessionId": None})
+    assert await store.sessions.get(A, "k") == entry("s", 1)
+
+
+async def test_bad_agent_ids_keys_and_patches_are_refused(store: Store) -> None:
+    with pytest.raises(InvalidEntryError, match="invalid agent id 'Main'"):
+        await store.sessions.patch("Main", "k", entry("s", 1))
+    with pytest.raises(InvalidEntryError, match=r"invalid agent id '\.\./x'"):
+        await store.sessions.get("../x", "k")
+    with pytest.raises(InvalidEntryError, match="invalid session key ''"):
+        await store.sessions.patch(A, "", entry("s", 1))
+    with pytest.raises(InvalidEntryError, match="a patch must be a JSON object"):
+        await store.sessions.patch(A, "k", [("sessionId", "s")])  # type: ignore[arg-type]
+
+
+# --- put / update / delete -------------------------------------------------------------------
+
+
+async def test_put_replaces_the_whole_entry_in_its_place(store: Store) -> None:
+    await store.sessions.patch(A, "first", entry("s1", 1, label="gone"))
+    await store.sessions.patch(A, "second", entry("s2", 2))
+    await store.sessions.put(A, "first", {"updatedAt": 3, "sessionId": "s1b"})
+    assert await store.sessions.get(A, "first") == {"updatedAt": 3, "sessionId": "s1b"}
+    assert list(await rendered(store)) == ["first", "second"]
+    with pytest.raises(InvalidEntryError, match="missing updatedAt"):
+        await store.sessions.put(A, "first", {"sessionId": "s"})
+
+
+async def test_update_is_an_atomic_read_modify_write(store: Store) -> None:
+    await store.sessions.patch(A, "k", entry("s", 1, turns=0))
+
+    def bump(current: dict[str, Any] | None) -> dict[str, Any]:
+        assert current is not None
+        return {**current, "turns": current["turns"] + 1}
+
+    await asyncio.gather(*(store.sessions.update(A, "k", bump) for _ in range(100)))
+    assert (await store.sessions.get(A, "k"))["turns"] == 100  # type: ignore[index]
+
+
+async def test_update_creates_and_none_means_unchanged(store: Store) -> None:
+    created = await store.sessions.update(
+        A, "k", lambda cur: entry("s", 1) if cur is None else None
+    )
+    assert created == entry("s", 1)
+    before = await store.sessions.render_json(A)
+    revision = await store.read(
+        lambda c: c.execute("SELECT revision FROM session_indexes").fetchone()[0]
+    )
+    assert await store.sessions.update(A, "k", lambda cur: None) == entry("s", 1)
+    assert await store.sessions.update(A, "missing", lambda cur: None) is None
+    assert await store.sessions.render_json(A) == before
+    assert (
+        await store.read(lambda c: c.execute("SELECT revision FROM session_indexes").fetchone()[0])
+        == revision
+    )
+    assert await store.sessions.get(A, "missing") is None
+
+
+async def test_a_raising_mutator_changes_nothing(store: Store) -> None:
+    await store.sessions.patch(A, "k", entry("s", 1))
+
+    def half_then_fail(current: dict[str, Any] | None) -> dict[str, Any]:
+        raise RuntimeError("mutator gave up")
+
+    with pytest.raises(RuntimeError, match="mutator gave up"):
+        await store.sessions.update(A, "k", half_then_fail)
+    with pytest.raises(InvalidEntryError, match="must return a dict or None"):
+        await store.sessions.update(A, "k", lambda cur: ["not", "a", "dict"])  # type: ignore[arg-type,return-value]
+    with pytest.raises(InvalidEntryError, match="missing updatedAt"):
+        await store.sessions.update(A, "k", lambda cur: {"sessionId": "s"})
+    assert await store.sessions.get(A, "k") == entry("s", 1)
+
+
+async def test_delete(store: Store) -> None:
+    await store.sessions.patch(A, "k", entry("s", 1))
+    assert await store.sessions.delete(A, "k") is True
+    assert await store.sessions.delete(A, "k") is False
+    assert await store.sessions.get(A, "k") is None
+
+
+async def test_an_index_emptied_by_deletes_renders_as_two_bytes(store: Store) -> None:
+    assert await store.sessions.render_json(A) is None  # no index at all
+    await store.sessions.patch(A, "a", entry("s", 1))
+    await store.sessions.patch(A, "b", entry("t", 2))
+    await store.sessions.delete(A, "a")
+    await store.sessions.delete(A, "b")
+    assert await store.sessions.render_json(A) == b"{}"
+
+
+async def test_a_deleted_then_recreated_key_goes_last(store: Store) -> None:
+    for key in ("a", "b", "c"):
+        await store.sessions.patch(A, key, entry(key, 1))
+    await store.sessions.delete(A, "a")
+    await store.sessions.patch(A, "a", entry("a2", 2))
+    assert list(await rendered(store)) == ["b", "c", "a"]
+
+
+# --- touch (the updatedAt fast path) ---------------------------------------------------------
+
+
+TOUCH_CASES = [
+    entry("s", 1),
+    entry("s", 1, label="l", origin={"updatedAt": 5, "nested": {"updatedAt": 6}}),
+    {"label": "first", "updatedAt": 1.5, "sessionId": "s"},
+    {"sessionId": "s", "updatedAt": 1e21, "ratio": 0.000009},
+    entry("s", -3, note='"updatedAt": 9 inside a string\u2028'),
+]
+
+
+@pytest.mark.parametrize("value", TOUCH_CASES)
+async def test_touch_gives_exactly_what_a_full_patch_gives(
+    store: Store, value: dict[str, Any]
+) -> None:
+    await store.sessions.patch("touched", "k", value)
+    await store.sessions.patch("patched", "k", value)
+    await store.sessions.touch("touched", "k", 1767225600123)
+    await store.sessions.patch("patched", "k", {"updatedAt": 1767225600123})
+    assert await store.sessions.get("touched", "k") == await store.sessions.get("patched", "k")
+    assert await store.sessions.render_json("touched") == await store.sessions.render_json(
+        "patched"
+    )
+    touched = await store.sessions.list_entries("touched")
+    patched = await store.sessions.list_entries("patched")
+    assert touched == patched
+
+
+async def test_touch_of_an_imported_entry_matches_a_patch_too(store: Store) -> None:
+    text = b'{\n  "k": {\n    "updatedAt": 1,\n    "sessionId": "s",\n    "n": 1.0\n  }\n}'
+    await import_index(store, "touched", text)
+    await import_index(store, "patched", text)
+    await store.sessions.touch("touched", "k", 2)
+    await store.sessions.patch("patched", "k", {"updatedAt": 2})
+    assert await store.sessions.render_json("touched") == await store.sessions.render_json(
+        "patched"
+    )
+    assert await store.sessions.render_json("touched") == text.replace(b": 1,", b": 2,")
+
+
+async def test_touch_of_an_invalid_imported_entry_fails_like_a_patch(store: Store) -> None:
+    text = b'{\n  "k": {\n    "updatedAt": 1\n  }\n}'  # imported with a problem: no sessionId
+    await import_index(store, A, text)
+    with pytest.raises(InvalidEntryError, match="missing sessionId"):
+        await store.sessions.patch(A, "k", {"updatedAt": 2})
+    with pytest.raises(InvalidEntryError, match="missing sessionId"):
+        await store.sessions.touch(A, "k", 2)
+    assert await store.sessions.render_json(A) == text
+
+
+async def test_touch_of_a_missing_entry_or_with_a_non_integer_fails(store: Store) -> None:
+    with pytest.raises(NotFoundError, match="no session 'k'"):
+        await store.sessions.touch(A, "k", 1)
+    await store.sessions.patch(A, "k", entry("s", 1))
+    with pytest.raises(InvalidEntryError, match="must be an integer"):
+        await store.sessions.touch(A, "k", 1.5)  # type: ignore[arg-type]
+    with pytest.raises(InvalidEntryError, match="must be an integer"):
+        await store.sessions.touch(A, "k", True)
+
+
+# --- JavaScript key order and odd keys -------------------------------------------------------
+
+
+async def test_integer_like_keys_render_first_ascending(store: Store) -> None:
+    for key in ("agent:main:z", "42", "global", "7", "007", "-1", "4294967295", "4294967294"):
+        await store.sessions.patch(A, key, entry(key, 1))
+    data = await store.sessions.render_json(A)
+    assert data is not None
+    keys = [line.split(b'"')[1].decode() for line in data.split(b"\n") if line.startswith(b'  "')]
+    assert keys == ["7", "42", "4294967294", "agent:main:z", "global", "007", "-1", "4294967295"]
+
+
+async def test_proto_and_constructor_keys_round_trip(store: Store) -> None:
+    odd = entry("s", 1, __proto__={"polluted": True}, constructor="c", prototype=None)
+    await store.sessions.patch(A, "__proto__", {k: v for k, v in odd.items() if v is not None})
+    await store.sessions.patch(A, "constructor", entry("t", 2))
+    await store.sessions.patch(A, "__proto__", {"label": "still own"})
+    got = await store.sessions.get(A, "__proto__")
+    assert got == {
+        "sessionId": "s",
+        "updatedAt": 1,
+        "__proto__": {"polluted": True},
+        "constructor": "c",
+        "label": "still own",
+    }
+    data = await store.sessions.render_json(A)
+    assert data is not None
+    assert data.startswith(b'{\n  "__proto__": {\n    "sessionId": "s",')
+    assert b'\n  "constructor": {\n    "sessionId": "t",' in data
+
+
+async def test_number_spellings_survive_patches_of_other_fields(store: Store) -> None:
+    data = (
+        b'{\n  "agent:main:main": {\n    "sessionId": "s",\n    "updatedAt": 1700000000000,\n'
+        b'    "ratio": 1.0,\n    "huge": 1e+21,\n    "tiny": 0.000009,\n    "exp": 1E5,\n'
+        b'    "nested": {\n      "cost": 2.50\n    }\n  }\n}'
+    )
+    await import_index(store, A, data)
+    assert await store.sessions.render_json(A) == data  # untouched: the imported bytes
+    await store.sessions.patch(A, "agent:main:main", {"label": "x"})
+    after = await store.sessions.render_json(A)
+    assert after == data.replace(b"2.50\n    }\n  }", b'2.50\n    },\n    "label": "x"\n  }')
+    await store.sessions.touch(A, "agent:main:main", 1700000000001)
+    after_touch = await store.sessions.render_json(A)
+    assert after_touch == after.replace(b"1700000000000", b"1700000000001")
+
+
+async def test_keys_added_after_an_import_go_last(store: Store) -> None:
+    data = (
+        b'{\n  "b": {\n    "sessionId": "s",\n    "updatedAt": 1\n  },\n'
+        b'  "a": {\n    "sessionId": "t",\n    "updatedAt": 2\n  }\n}'
+    )
+    await import_index(store, A, data)
+    await store.sessions.patch(A, "c", entry("u", 3))
+    await store.sessions.patch(A, "b", {"label": "kept in place"})
+    assert list(await rendered(store)) == ["b", "a", "c"]
+
+
+# --- Node as the oracle ----------------------------------------------------------------------
+
+NODE_APPLY = """
+const store = {};
+for (const op of input) {
+  if (op.op === "patch") {
+    const current = Object.prototype.hasOwnProperty.call(store, op.key) ? store[op.key] : undefined;
+    const next = { ...current, ...op.patch };
+    for (const [field, value] of Object.entries(op.patch)) if (value === null) delete next[field];
+    // defineProperty, not assignment: `store["__proto__"] = x` would set the prototype.
+    Object.defineProperty(store, op.key,
+      { value: next, enumerable: true, writable: true, configurable: true });
+  } else {
+    delete store[op.key];
+  }
+}
+process.stdout.write(JSON.stringify(store, null, 2));
+"""
+
+
+def random_operations(seed: int, count: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    keys = [
+        "agent:main:main",
+        "7",
+        "42",
+        "0",
+        "agent:main:telegram:direct:ünï",
+        "__proto__",
+        "constructor",
+        "global",
+        "cron:nightly",
+        "10",
+        "hook:1",
+    ]
+    fields = [
+        "label",
+        "model",
+        "displayName",
+        "chatType",
+        "inputTokens",
+        "cost",
+        "origin",
+        "deliveryContext",
+        "9",
+        "1",
+        "skillsSnapshot",
+        "emoji",
+        "__proto__",
+    ]
+    values: list[Any] = [
+        "x",
+        "ünïcödé 🦞",
+        'line\nbreak "quoted" \u2028',
+        0,
+        -1,
+        12345678901234,
+        0.000009,
+        1e21,
+        1.5,
+        2.0,
+        -0.0,
+        3.3e-8,
+        True,
+        False,
+        [],
+        {},
+        [1, "two", None, {"3": 3, "a": 1}],
+        {"channel": "discord", "to": "c1", "2": "int-like", "threadId": 42},
+    ]
+    ops: list[dict[str, Any]] = []
+    live: set[str] = set()
+    clock = 1_700_000_000_000
+    for _ in range(count):
+        key = rng.choice(keys)
+        if key in live and rng.random() < 0.12:
+            ops.append({"op": "delete", "key": key})
+            live.discard(key)
+            continue
+        clock += rng.randint(1, 1000)
+        patch: dict[str, Any] = {}
+        if key not in live or rng.random() < 0.3:
+            patch["sessionId"] = f"sid-{rng.randint(0, 99)}"
+            patch["updatedAt"] = clock
+        for field in rng.sample(fields, rng.randint(0, 4)):
+            patch[field] = None if rng.random() < 0.25 else rng.choice(values)
+        ops.append({"op": "patch", "key": key, "patch": patch})
+        live.add(key)
+    return ops
+
+
+async def test_render_json_equals_node_applying_the_same_operations(store: Store, js: Any) -> None:
+    ops = random_operations(seed=20260101, count=300)
+    for op in ops:
+        if op["op"] == "patch":
+            await store.sessions.patch(A, op["key"], op["patch"])
+        else:
+            await store.sessions.delete(A, op["key"])
+    expected = js(NODE_APPLY, ops)
+    data = await store.sessions.render_json(A)
+    assert data is not None
+    assert data.decode("utf-8") == expected
+
+
+async def test_an_index_emptied_through_the_api_matches_node(store: Store, js: Any) -> None:
+    ops = [{"op": "patch", "key": "k", "patch": entry("s", 1)}, {"op": "delete", "key": "k"}]
+    await store.sessions.patch(A, "k", entry("s", 1))
+    await store.sessions.delete(A, "k")
+    assert (await store.sessions.render_json(A)) == js(NODE_APPLY, ops).encode() == b"{}"
+
+
+def test_entry_text_is_what_json_stringify_writes_at_depth_one(tmp_path: Path, js: Any) -> None:
+    value = {"sessionId": "s", "updatedAt": 1, "n": [1, {"b": 2, "1": None}], "e": {}, "a": []}
+    expected = js("process.stdout.write(JSON.stringify({k: input}, null, 2))", value)
+    assert expected == '{\n  "k": ' + sessions.entry_text(jsjson.loads(json.dumps(value))) + "\n}"

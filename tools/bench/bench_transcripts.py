@@ -1,0 +1,305 @@
+"""Transcript speed (issue 3): appends, recent entries, active path; each against its baseline.
+
+Metrics (ratio orientation in harness.py: > 1 means the store did better):
+- `transcripts.append_vs_jsonl_scan`: one `append_message` to a 100,000-entry transcript vs the
+  seed design (read the JSONL file, parse every line with orjson to find the last id, append
+  one JSON.stringify-exact line; no fsync, as pi appends). ratio = speedup, target >= 1000.
+- `transcripts.concurrent_append_sessions`: 100 tasks, each appending to its own session's
+  transcript, vs plain sqlite3 inserting the same `transcript_lines` rows (same schema, same
+  values, read back from the store) 100 per transaction. ratio = fraction of the baseline's
+  rows/s, target >= 0.5.
+- `transcripts.concurrent_append_one`: the same with all 100 tasks appending to one transcript.
+- `transcripts.recent50_vs_sqlite`: `recent(limit=50)` on the 100,000-entry transcript vs one
+  plain sqlite3 connection finding the live transcript and walking `parent_pos` from its leaf
+  for 50 rows (recursive CTE). ratio = speedup, target >= 1/3 ("within 3x").
+- `transcripts.recent50_vs_jsonl`: the same call vs reading and parsing the JSONL file and
+  walking parentIds from the last entry. ratio = speedup, target >= 1000.
+- `transcripts.active_path_10k_vs_sqlite`: `active_path` whose path holds 10,000 entries (a
+  5,000 trunk, an abandoned 2,000 branch, the active 5,000 branch) vs plain sqlite3 reading
+  the same rows with the same walk. ratio = speedup, target >= 0.5 ("within 2x").
+
+The 100,000-entry transcript has a 3-entry abandoned branch every 1,000 entries, so its
+active path is not file order. It is built as rows and bulk-inserted in one write without
+full-text rows (as a bulk import defers them); appends through the API index their text.
+Messages alternate user (with an idempotencyKey, as the gateway sends them), assistant and
+tool result, ~820 bytes per line on average. Store and baseline rounds alternate and each
+keeps its fastest round (harness.Fastest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import sqlite3
+import time
+import uuid
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import fixtures
+import orjson
+from fixtures import AGENT
+from harness import Fastest, Row, abest_of, bench_dir, best_of, row, run_async, timed
+
+from store_sql import Store
+from store_sql.formats import jsjson
+from store_sql.transcripts import now_iso
+
+BIG = "big-session"
+BRANCH = "branch-session"
+TASKS = 100
+
+_LINE_COLUMNS = (
+    "transcript_id, pos, line, kind, entry_id, parent_id, parent_pos, type, role, "
+    "timestamp, idempotency_key, byte_size, damage"
+)
+_INSERT_LINE = f"INSERT INTO transcript_lines ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+_WALK = (
+    "WITH RECURSIVE walk(pos, depth) AS ("
+    " SELECT ?, 0 UNION ALL"
+    " SELECT l.parent_pos, walk.depth + 1 FROM transcript_lines l JOIN walk"
+    " ON l.transcript_id = ? AND l.pos = walk.pos"
+    " WHERE l.parent_pos IS NOT NULL AND walk.depth < ?)"
+    " SELECT l.pos, l.entry_id, l.parent_id, l.parent_pos, l.type, l.role, l.timestamp,"
+    " l.line, l.kind, l.damage"
+    " FROM walk JOIN transcript_lines l ON l.transcript_id = ? AND l.pos = walk.pos"
+    " ORDER BY walk.depth DESC"
+)
+_LIVE = (
+    "SELECT transcript_id, leaf_pos FROM transcripts WHERE agent_id = ? AND session_id = ? "
+    "AND kind = 'live' AND superseded_by IS NULL"
+)
+
+
+# --- baselines -------------------------------------------------------------------------------
+
+
+def seed_append(path: Path, message: dict[str, Any]) -> str:
+    """The seed design: scan the whole file for the last entry's id, then append a child."""
+    last_id = None
+    for line in path.read_bytes().splitlines():
+        if line:
+            value = orjson.loads(line)
+            if value.get("type") != "session":
+                last_id = value.get("id")
+    entry_id = uuid.uuid4().hex[:8]
+    entry = {
+        "type": "message",
+        "id": entry_id,
+        "parentId": last_id,
+        "timestamp": now_iso(),
+        "message": message,
+    }
+    with path.open("ab") as out:
+        out.write(jsjson.dumps(entry).encode("utf-8") + b"\n")
+    return entry_id
+
+
+def jsonl_recent(path: Path, limit: int) -> list[bytes]:
+    """Recent entries from the file: parse every line, then walk parentIds from the leaf."""
+    by_id: dict[str, tuple[str | None, bytes]] = {}
+    leaf = None
+    for line in path.read_bytes().splitlines():
+        if line:
+            value = orjson.loads(line)
+            if value.get("type") != "session":
+                leaf = value.get("id")
+                by_id[leaf] = (value.get("parentId"), line)
+    picked: list[bytes] = []
+    while leaf is not None and leaf in by_id and len(picked) < limit:
+        leaf, line = by_id[leaf]
+        picked.append(line)
+    return picked[::-1]
+
+
+def sqlite_path(conn: sqlite3.Connection, session_id: str, limit: int) -> list[Any]:
+    """What a hand-written plain sqlite3 reader does: find the live transcript and its leaf,
+    then walk `parent_pos` up to `limit` rows (-1: the whole path), root first."""
+    conn.execute("BEGIN")
+    try:
+        tid, leaf_pos = conn.execute(_LIVE, (AGENT, session_id)).fetchone()
+        depth = limit - 1 if limit > 0 else 1 << 62
+        return conn.execute(_WALK, (leaf_pos, tid, depth, tid)).fetchall()
+    finally:
+        conn.execute("COMMIT")
+
+
+def insert_batched(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], per_txn: int) -> None:
+    for start in range(0, len(rows), per_txn):
+        conn.execute("BEGIN IMMEDIATE")
+        for params in rows[start : start + per_txn]:
+            conn.execute(_INSERT_LINE, params)
+        conn.execute("COMMIT")
+
+
+# --- the runs --------------------------------------------------------------------------------
+
+
+async def _reads_and_appends(quick: bool) -> list[Row]:
+    work = bench_dir() / "transcripts"
+    work.mkdir(exist_ok=True)
+    big = fixtures.build_transcript(BIG, fixtures.chain_with_side_branches(100_000), seed=3)
+    branch = fixtures.build_transcript(BRANCH, fixtures.forked_branch(5000, 2000, 5000), seed=4)
+    jsonl = fixtures.write_file(work / f"{BIG}.jsonl", big.file_bytes())
+    db = work / "store.sqlite"
+    rounds = 3 if quick else 5
+    file_rounds = 2 if quick else 3
+    appends = 50 if quick else 100
+    fastest = Fastest()
+    rng = random.Random(5)
+    counter = iter(range(10**9))
+
+    def next_message() -> dict[str, Any]:
+        n = next(counter)
+        return fixtures.message_fields(rng, n, fixtures.BASE_MS + n)["message"]  # type: ignore[no-any-return]
+
+    async with await Store.open(db) as store:
+        await fixtures.load_transcript(store, big)
+        await fixtures.load_transcript(store, branch)
+        plain = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        try:
+            # Same answers first, then store and baselines take turns (harness.Fastest).
+            recent = await store.transcripts.recent(AGENT, BIG, limit=50)
+            assert [e.raw for e in recent] == [r[7].encode() for r in sqlite_path(plain, BIG, 50)]
+            assert [e.raw for e in recent] == jsonl_recent(jsonl, 50)
+            path = await store.transcripts.active_path(AGENT, BRANCH)
+            assert len(path) == 10_000, len(path)
+            assert [e.raw for e in path] == [r[7].encode() for r in sqlite_path(plain, BRANCH, -1)]
+            for n in range(rounds):
+                recent_call = partial(store.transcripts.recent, AGENT, BIG, limit=50)
+                fastest.add("recent", await abest_of(recent_call, repeat=1, number=100))
+                fastest.add("recent_sql", best_of(lambda: sqlite_path(plain, BIG, 50), number=100))
+                path_call = partial(store.transcripts.active_path, AGENT, BRANCH)
+                fastest.add("path", await abest_of(path_call, repeat=1, number=2))
+                fastest.add("path_sql", best_of(lambda: sqlite_path(plain, BRANCH, -1), number=2))
+                if n < file_rounds:
+                    fastest.add("recent_file", timed(lambda: jsonl_recent(jsonl, 50)))
+        finally:
+            plain.close()
+        for n in range(rounds):
+
+            async def append_call() -> None:
+                await store.transcripts.append_message(AGENT, BIG, next_message())
+
+            fastest.add("append", await abest_of(append_call, repeat=1, number=appends))
+            if n < file_rounds:
+                fastest.add("append_file", timed(lambda: seed_append(jsonl, next_message())))
+    us = 1e6
+    return [
+        row(
+            "transcripts.recent50_vs_sqlite",
+            fastest["recent"] * us,
+            fastest["recent_sql"] * us,
+            "us/op",
+            False,
+            target=1 / 3,
+        ),
+        row(
+            "transcripts.recent50_vs_jsonl",
+            fastest["recent"] * us,
+            fastest["recent_file"] * us,
+            "us/op",
+            False,
+            target=1000,
+        ),
+        row(
+            "transcripts.active_path_10k_vs_sqlite",
+            fastest["path"] * 1e3,
+            fastest["path_sql"] * 1e3,
+            "ms/op",
+            False,
+            target=0.5,
+        ),
+        row(
+            "transcripts.append_vs_jsonl_scan",
+            fastest["append"] * us,
+            fastest["append_file"] * us,
+            "us/op",
+            False,
+            target=1000,
+        ),
+    ]
+
+
+async def _concurrent_appends(quick: bool, one_transcript: bool) -> Row:
+    """100 tasks appending messages (one transcript each, or all to one) vs plain sqlite3
+    inserting the same rows into a copy of the same database, 100 per transaction."""
+    name = "one" if one_transcript else "sessions"
+    work = bench_dir() / f"concurrent_{name}"
+    work.mkdir(exist_ok=True)
+    db, plain_db = work / "store.sqlite", work / "plain.sqlite"
+    targets = ["solo"] if one_transcript else [f"session-{t:03d}" for t in range(TASKS)]
+    async with await Store.open(db) as store:
+        for session_id in targets:
+            await store.transcripts.create(AGENT, session_id, cwd="/home/u/project")
+    shutil.copyfile(db, plain_db)  # closed: the WAL is folded in, the copy is complete
+
+    per_task = 20 if quick else 50
+    rounds = 2 if quick else 3
+    rng = random.Random(6)
+    fastest = Fastest()
+    reader = sqlite3.connect(db, isolation_level=None)
+    plain = fixtures.plain_connection(plain_db)
+    seen = 0  # line_pk of the last row already copied to the baseline
+    try:
+        async with await Store.open(db) as store:
+
+            async def appender(messages: list[dict[str, Any]], session_id: str) -> None:
+                for message in messages:
+                    await store.transcripts.append_message(AGENT, session_id, message)
+
+            before = store.metrics()
+            for _ in range(rounds):
+                work_items = [
+                    (
+                        [
+                            fixtures.message_fields(rng, j, fixtures.BASE_MS)["message"]
+                            for j in range(per_task)
+                        ],
+                        targets[t % len(targets)],
+                    )
+                    for t in range(TASKS)
+                ]
+                start = time.perf_counter()
+                await asyncio.gather(*(appender(m, sid) for m, sid in work_items))
+                fastest.add("store", (time.perf_counter() - start) / (TASKS * per_task))
+                # The same rows, as the store wrote them, inserted by plain sqlite3.
+                appended = reader.execute(
+                    f"SELECT {_LINE_COLUMNS} FROM transcript_lines WHERE line_pk > ? AND pos > 0 "
+                    "ORDER BY line_pk",
+                    (seen,),
+                ).fetchall()
+                seen = reader.execute("SELECT max(line_pk) FROM transcript_lines").fetchone()[0]
+                assert len(appended) == TASKS * per_task, len(appended)
+                fastest.add(
+                    "plain", timed(partial(insert_batched, plain, appended, 100)) / len(appended)
+                )
+            after = store.metrics()
+    finally:
+        reader.close()
+        plain.close()
+    result = row(
+        f"transcripts.concurrent_append_{name}",
+        1 / fastest["store"],
+        1 / fastest["plain"],
+        "rows/s",
+        True,
+        target=0.5,
+    )
+    result["mean_batch"] = round(
+        (after["mutations"] - before["mutations"]) / max(1, after["batches"] - before["batches"]), 1
+    )
+    return result
+
+
+async def _main(quick: bool) -> list[Row]:
+    rows = await _reads_and_appends(quick)
+    rows.append(await _concurrent_appends(quick, one_transcript=False))
+    rows.append(await _concurrent_appends(quick, one_transcript=True))
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    return run_async(lambda: _main(quick))
