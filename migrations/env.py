@@ -7,7 +7,7 @@ from pathlib import Path
 
 from alembic import context
 
-from store_sql.engine.migrate import transactional_engine
+from store_sql.engine.migrate import include_object, transactional_engine
 from store_sql.schema import metadata
 
 target_metadata = metadata
@@ -19,6 +19,7 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite cannot ALTER most things; batch mode rebuilds tables
         transaction_per_migration=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

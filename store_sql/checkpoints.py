@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from store_sql import sessions
 from store_sql import transcripts as tx
 from store_sql.errors import InvalidEntryError, NotFoundError
@@ -306,6 +308,31 @@ def snapshot_source(
     return SnapshotSource(tid, int(line_count) - 1, file_name, int(size), bool(final_nl), None)
 
 
+def snapshot_sizes(
+    conn: sqlite3.Connection, agent_id: str, checkpoints: Sequence[Checkpoint]
+) -> dict[str, int]:
+    """Checkpoint id -> bytes of its snapshot file (0 when it has none): one query for the
+    snapshot rows, a lookup per checkpoint only for imported copies and unknown sizes."""
+    names = {str(cp.get("checkpointId")): pre_file(cp) for cp in checkpoints}
+    rows = {
+        (cp_id, name): size
+        for cp_id, name, size in conn.execute(
+            "SELECT checkpoint_id, file_name, byte_size FROM checkpoint_snapshots "
+            "WHERE agent_id = ? AND file_name IN (SELECT value FROM json_each(?))",
+            (agent_id, orjson.dumps([base_name(n) for n in names.values() if n]).decode()),
+        )
+    }
+    sizes: dict[str, int] = {}
+    for cp in checkpoints:
+        cp_id, name = str(cp.get("checkpointId")), names[str(cp.get("checkpointId"))]
+        size = rows.get((cp_id, base_name(name))) if name else 0
+        if size is None:
+            source = snapshot_source(conn, agent_id, cp)
+            size = source.byte_size if source else 0
+        sizes[cp_id] = int(size)
+    return sizes
+
+
 def snapshot_bytes(conn: sqlite3.Connection, source: SnapshotSource) -> bytes:
     """The snapshot file exactly as the gateway's copy of the transcript was."""
     lines = all_lines(conn, source.transcript_id, source.upto_pos)
@@ -398,10 +425,8 @@ def persist_checkpoint(
         pre_leaf_id=snapshot.leaf_id,
     )
     existing = entry_checkpoints(entry)
-    sizes = {checkpoint_id: snapshot.byte_size}
-    for cp in existing:
-        source = snapshot_source(conn, agent_id, cp)
-        sizes[str(cp.get("checkpointId"))] = source.byte_size if source else 0
+    sizes = snapshot_sizes(conn, agent_id, existing)
+    sizes[checkpoint_id] = snapshot.byte_size
     kept, removed = trim_checkpoints([*existing, checkpoint], sizes, max_retained_bytes)
     updated_at = entry.get("updatedAt")
     if isinstance(updated_at, bool) or not isinstance(updated_at, int | float):

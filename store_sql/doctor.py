@@ -20,7 +20,6 @@ import os
 import re
 import sqlite3
 import stat
-import struct
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from store_sql import schema, schema_sql
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import DatabaseRefusedError
 from store_sql.sql_console import open_console
+from store_sql.wal_files import lock_holders, read_wal_index
 
 if TYPE_CHECKING:
     from store_sql.store import Store
@@ -161,53 +161,6 @@ def check_file_modes(path: Path) -> Check:
             modes,
         )
     return Check("file_modes", OK, "owner-only (0600)", modes)
-
-
-def lock_holders(paths: list[Path]) -> set[int] | None:
-    """Process ids holding POSIX locks on any of `paths` (from /proc/locks, which is read
-    without opening the files). None when the system has no /proc/locks."""
-    try:
-        table = Path("/proc/locks").read_text()
-    except OSError:
-        return None
-    wanted = set()
-    for file in paths:
-        try:
-            st = os.stat(file)
-        except OSError:
-            continue
-        wanted.add((os.major(st.st_dev), os.minor(st.st_dev), st.st_ino))
-    pids: set[int] = set()
-    for line in table.splitlines():
-        # "1: POSIX  ADVISORY  READ 1234 fe:00:2155638 128 128" ("->" marks a waiter)
-        parts = [p for p in line.split() if p != "->"]
-        if len(parts) < 6:
-            continue
-        try:
-            major, minor, inode = parts[5].split(":")
-            key = (int(major, 16), int(minor, 16), int(inode))
-            pid = int(parts[4])
-        except ValueError:
-            continue
-        if key in wanted:
-            pids.add(pid)
-    return pids
-
-
-def read_wal_index(shm: Path) -> dict[str, int] | None:
-    """Frames in the WAL and frames already copied into the database, from the -shm header
-    (two copies of WalIndexHdr, then nBackfill at byte 96, in native byte order). None
-    when the header is missing or being rewritten."""
-    try:
-        with shm.open("rb") as f:
-            head = f.read(136)
-    except OSError:
-        return None
-    if len(head) < 136 or head[0:48] != head[48:96] or not head[12]:
-        return None
-    max_frame = struct.unpack_from("=I", head, 16)[0]
-    backfilled = struct.unpack_from("=I", head, 96)[0]
-    return {"wal_frames": max_frame, "wal_frames_checkpointed": backfilled}
 
 
 def check_sidecars(path: Path, *, in_process: bool) -> tuple[Check, dict[str, int] | None]:

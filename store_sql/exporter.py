@@ -20,7 +20,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -112,9 +112,7 @@ async def export_tree(
             report.refused.append((item.rel_path, str(exc)))
             continue
         try:
-            size = await store.read(
-                lambda conn, i=item, t=target: _write_file(conn, i, t, durable)  # type: ignore[misc]
-            )
+            size = await store.read(_writer_of(item, target, durable))
         except OSError as exc:
             report.refused.append((item.rel_path, f"cannot write: {exc}"))
             continue
@@ -202,8 +200,11 @@ def _make_dirs(root: Path, folder: Path) -> None:
         os.chmod(path, DIR_MODE)  # mkdir's mode is masked by the umask
 
 
-def _write_file(conn: sqlite3.Connection, item: PlannedFile, target: Path, durable: bool) -> int:
-    return write_file_atomic(target, file_chunks(conn, item), durable=durable)
+def _writer_of(
+    item: PlannedFile, target: Path, durable: bool
+) -> Callable[[sqlite3.Connection], int]:
+    """A read function streaming `item` into `target` (one snapshot for the whole file)."""
+    return lambda conn: write_file_atomic(target, file_chunks(conn, item), durable=durable)
 
 
 def write_file_atomic(target: Path, data: bytes | Iterable[bytes], *, durable: bool = False) -> int:

@@ -117,18 +117,28 @@ def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
     plan.skipped.extend(SkippedSource(str(sessions_dir.path / s.name), s.reason) for s in skipped)
 
 
-def _plan_one_file(path: Path, agent: str | None) -> ImportPlan:
-    parent = path.absolute().parent
+def agent_of(folder: Path, agent: str | None) -> str:
+    """The agent owning a sessions dir: ``<id>`` when it is ``.../agents/<id>/sessions``,
+    else `agent`. Raises StateDirError when the two disagree or neither names one."""
+    folder = folder.absolute()
     from_path = None
-    if parent.name == "sessions" and parent.parent.parent.name == "agents":
-        from_path = parent.parent.name
+    if folder.name == "sessions" and folder.parent.parent.name == "agents":
+        from_path = folder.parent.name
     if from_path is not None and agent is not None and from_path != agent:
-        raise ImportFailedError(f"{path} belongs to agent {from_path!r}, not {agent!r}")
+        raise StateDirError(f"{folder} belongs to agent {from_path!r}, not {agent!r}")
     agent_id = from_path or agent
     if agent_id is None:
-        raise ImportFailedError(
-            f"{path} is not inside agents/<id>/sessions: say which agent owns it (--agent)"
+        raise StateDirError(
+            f"{folder} is not inside agents/<id>/sessions: say which agent owns it (--agent)"
         )
+    return agent_id
+
+
+def _plan_one_file(path: Path, agent: str | None) -> ImportPlan:
+    try:
+        agent_id = agent_of(path.parent, agent)
+    except StateDirError as exc:
+        raise ImportFailedError(f"{path}: {exc}") from None
     check_agent_id(agent_id)
     info = classify_name(path.name)
     plan = ImportPlan()

@@ -99,7 +99,10 @@ class ImportReport:
         """No file ended in error."""
         return all(f.status != "error" for f in self.files)
 
+    @property
     def totals(self) -> dict[str, int]:
+        """Counts over every file: files, skipped, lines, entries, bytes, damaged, errors,
+        and `status_<status>` per status seen."""
         by_status: dict[str, int] = {}
         for f in self.files:
             by_status[f.status] = by_status.get(f.status, 0) + 1
@@ -120,7 +123,7 @@ class ImportReport:
             "dry_run": self.dry_run,
             "ok": self.ok,
             "duration_s": round(self.duration_s, 6),
-            "totals": self.totals(),
+            "totals": self.totals,
             "files": [f.as_dict() for f in self.files],
             "skipped": [s.as_dict() for s in self.skipped],
         }

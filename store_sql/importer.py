@@ -43,13 +43,19 @@ from store_sql.formats.state_dir import FileKind
 from store_sql.formats.transcript_jsonl import LineKind, classify_line
 from store_sql.import_lines import READ_BYTES, LineChunk, LineChunker, LineStats, sha256_prefix
 from store_sql.import_plan import OPAQUE_KINDS, TRANSCRIPT_KINDS, SourceFile, plan_import
-from store_sql.import_report import FileReport, ImportProgress, ImportReport
+from store_sql.import_report import FileReport, FileStatus, ImportProgress, ImportReport
 from store_sql.store import Store
 
 __all__ = ["ImportProgress", "ImportReport", "import_path"]
 
 ProgressCallback = Callable[[ImportProgress], None]
 _PEEK_BYTES = 64 << 10
+_INDEX_STATUS: dict[str, FileStatus] = {
+    "imported": "imported",
+    "new_version": "new_version",
+    "unchanged": "unchanged",
+    "conflict": "error",
+}
 
 
 async def import_path(
@@ -129,7 +135,7 @@ class _Tracker:
 class _Start:
     """Where reading a transcript starts, decided from the stored row and the file."""
 
-    status: str
+    status: FileStatus
     stream: BinaryIO | None
     hasher: Any
     target: db.NewTranscript | db.Continuation | None
@@ -175,7 +181,7 @@ class _FileImporter:
             db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
         )
         start = await asyncio.to_thread(_decide, src.path, stored, self._new(src, kind, None))
-        record.status = start.status  # type: ignore[assignment]
+        record.status = start.status
         if start.message:
             record.note(start.message)
         if stored is not None:
@@ -294,7 +300,7 @@ class _FileImporter:
             await self._opaque(src, record, "other")
             record.note(outcome.message or "")
             return
-        record.status = "error" if outcome.status == "conflict" else outcome.status  # type: ignore[assignment]
+        record.status = _INDEX_STATUS[outcome.status]
         if outcome.message:
             record.note(outcome.message)
         if outcome.status not in ("imported", "new_version"):
@@ -351,7 +357,7 @@ def _decide(path: Path, stored: db.StoredSource | None, new: db.NewTranscript) -
 
 
 def _decide_open(stream: BinaryIO, stored: db.StoredSource | None, new: db.NewTranscript) -> _Start:
-    def from_scratch(status: str, message: str | None, supersedes: int | None) -> _Start:
+    def from_scratch(status: FileStatus, message: str | None, supersedes: int | None) -> _Start:
         stream.seek(0)
         target = dataclasses.replace(new, supersedes=supersedes)
         return _Start(status, stream, hashlib.sha256(), target, message=message)

@@ -8,8 +8,8 @@ The rules are the gateway's (openclaw `src/config/sessions/store-maintenance.ts`
   cap's budget instead (with 25 removable entries kept when protected ones fill the cap).
   Protected: `agent:*:main` and `global`, thread/topic keys, `<channel>:group|channel:*`
   keys, entries whose chatType (or origin.chatType) is group, channel or thread, archived
-  entries (`archivedAt`), model-locked ones, and the caller's active key; synthetic keys
-  (subagent, acp, cron, hook, node, heartbeat) are never protected by their shape.
+  entries (`archivedAt`), model-locked ones, and the caller's active key. Synthetic keys
+  (subagent, acp, cron, hook, node, heartbeat) are not protected, whatever their chat type.
 - the transcripts of removed sessions no other entry uses become `.deleted.` archives;
   then archives older than the archive retention are deleted, and checkpoint snapshots no
   entry names any more are released once older than `pruneAfter`.
@@ -20,29 +20,23 @@ The rules are the gateway's (openclaw `src/config/sessions/store-maintenance.ts`
 - mode `warn` changes nothing (it reports); `enforce` applies. A dry run reports exactly
   what `enforce` would do and writes nothing.
 
-Everything is decided by `plan_cleanup`, a pure function over `AgentFacts` read in one
-snapshot; `maintenance_api` then applies the plan in short writer transactions and returns
-the space to the file system. Deviations from the gateway (a database has no mtimes) are
-noted where they are made.
+Everything is decided by `plan_cleanup`, a pure function over `AgentFacts` (read in one
+snapshot by `maintenance_steps.read_facts`); `maintenance_api` then applies the plan with the
+short writer steps of `maintenance_steps` and returns the space to the file system.
+Deviations from the gateway (a database has no mtimes) are noted where they are made.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, Literal, NamedTuple
 
-import orjson
-
-from store_sql import sessions
-from store_sql.checkpoints import base_name, index_rel_dir
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
-from store_sql.lifecycle import archive_transcripts, transcript_candidates
+from store_sql.lifecycle import transcript_candidates
 
 Mode = Literal["warn", "enforce"]
 DAY_MS: Final = 86_400_000
@@ -166,18 +160,28 @@ def is_protected(key: str, chat_type: str | None) -> bool:
 # --- facts -----------------------------------------------------------------------------------
 
 
-# EntryFact and Removal are NamedTuples, not dataclasses: a cleanup holds 100,000 of each,
-# and tuples of plain values drop out of the garbage collector's lists, where 100,000
-# dataclass instances made every full collection (run on whichever thread allocates, GIL
-# held) stall the event loop for ~200 ms (measured).
-class EntryFact(NamedTuple):
-    key: str
-    session_id: str | None
-    updated_at: float | None
-    session_file: str | None
-    entry_bytes: int
-    preserved: bool
+@dataclass(slots=True)
+class EntryColumns:
+    """The agent's entries, one list per field, in index order (entry i is `keys[i]`).
+
+    Columns, not one object per entry: a cleanup reads 100,000 entries, and as many small
+    container objects each made the garbage collector run full collections that hold the
+    GIL (and so stall the event loop) for 0.1-1 s, measured; lists of strings and numbers
+    are a handful of objects."""
+
+    keys: list[str] = field(default_factory=list)
+    session_ids: list[str | None] = field(default_factory=list)
+    updated: list[float | None] = field(default_factory=list)
+    files: list[str | None] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    preserved: list[bool] = field(default_factory=list)
     """Protected, archived or model-locked (the active key is added by the plan)."""
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def removal(self, i: int) -> Removal:
+        return Removal(self.keys[i], self.session_ids[i], self.updated[i], self.files[i])
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,103 +207,10 @@ class FileFact:
 @dataclass(frozen=True, slots=True)
 class AgentFacts:
     agent_id: str
-    entries: list[EntryFact]
+    entries: EntryColumns
     files: list[FileFact]
     other_bytes: int
     """Kept files (backups, sidecars, prompt blobs)."""
-
-
-def _time_ms(text: Any, fallback: int) -> int:
-    if not isinstance(text, str):
-        return fallback
-    for fmt in ("%Y-%m-%dT%H-%M-%S.%fZ", "%Y-%m-%dT%H-%M-%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
-        try:
-            return int(datetime.strptime(text, fmt).replace(tzinfo=UTC).timestamp() * 1000)
-        except ValueError:
-            continue
-    return fallback
-
-
-_ENTRY_FACTS = (
-    "SELECT session_key, session_id, updated_at, session_file, entry_bytes, chat_type, "
-    # origin.chatType counts only when chatType is absent (`entry.chatType ?? origin...`);
-    # instr() spares the JSON parse for the entries that cannot match.
-    " CASE WHEN chat_type IS NULL AND instr(entry_json, '\"origin\"') > 0 "
-    "  THEN json_extract(entry_json, '$.origin.chatType') END, "
-    " CASE WHEN instr(entry_json, '\"archivedAt\"') > 0 "
-    "  THEN json_type(entry_json, '$.archivedAt') END, "
-    " CASE WHEN instr(entry_json, '\"modelSelectionLocked\"') > 0 "
-    "  THEN json_extract(entry_json, '$.modelSelectionLocked') END "
-    "FROM session_entries WHERE agent_id = ? ORDER BY position"
-)
-_NAMED_CHECKPOINTS = (
-    "SELECT json_extract(c.value, '$.checkpointId'), "
-    " json_extract(c.value, '$.preCompaction.sessionFile') "
-    "FROM session_entries e, json_each(e.entry_json, '$.compactionCheckpoints') c "
-    "WHERE e.agent_id = ? AND instr(e.entry_json, '\"compactionCheckpoints\"') > 0 "
-    "AND json_type(e.entry_json, '$.compactionCheckpoints') = 'array'"
-)
-_TRANSCRIPT_FACTS = (
-    "SELECT t.transcript_id, t.kind, t.file_name, t.session_id, "
-    " coalesce(length(t.compressed_bytes), t.byte_size), t.archived_at, t.created_at, "
-    " (SELECT l.timestamp FROM transcript_lines l "
-    "  WHERE l.transcript_id = t.transcript_id AND l.pos = t.leaf_pos) "
-    "FROM transcripts t WHERE t.agent_id = ? AND t.superseded_by IS NULL"
-)
-_SNAPSHOT_FACTS = (
-    "SELECT snapshot_pk, checkpoint_id, file_name, transcript_id, created_at, byte_size, "
-    " upto_pos, ends_with_newline "
-    "FROM checkpoint_snapshots WHERE agent_id = ?"
-)
-
-
-def read_facts(conn: sqlite3.Connection, agent_id: str, now_ms: int) -> AgentFacts:
-    """What the plan needs, read in one snapshot (reader thread)."""
-    entries = []
-    for key, sid, updated, file, size, chat, origin_chat, archived, locked in conn.execute(
-        _ENTRY_FACTS, (agent_id,)
-    ):
-        if chat is None and isinstance(origin_chat, str):
-            chat = origin_chat
-        chat_type = chat if isinstance(chat, str) else None
-        preserved = archived is not None or locked == 1 or is_protected(key, chat_type)
-        entries.append(EntryFact(key, sid, updated, file, int(size), preserved))
-    ids, names = set(), set()
-    for cp_id, name in conn.execute(_NAMED_CHECKPOINTS, (agent_id,)):
-        ids.add(cp_id)
-        if isinstance(name, str):
-            names.add(base_name(name.strip()))
-    files: list[FileFact] = []
-    pins: set[int] = set()
-    for pk, cp_id, name, tid, created, size, upto, final_nl in conn.execute(
-        _SNAPSHOT_FACTS, (agent_id,)
-    ):
-        referenced = cp_id in ids or name in names
-        if referenced:
-            pins.add(tid)
-        if size is None:
-            row = conn.execute(
-                "SELECT coalesce(sum(byte_size + 1), 0) FROM transcript_lines "
-                "WHERE transcript_id = ? AND pos <= ?",
-                (tid, upto),
-            ).fetchone()
-            size = int(row[0]) - (0 if final_nl else 1)
-        when = _time_ms(created, now_ms)
-        files.append(FileFact("snapshot", pk, name, None, int(size), when, when, False, referenced))
-    for tid, kind, name, sid, size, archived_at, created, last in conn.execute(
-        _TRANSCRIPT_FACTS, (agent_id,)
-    ):
-        made = _time_ms(created, now_ms)
-        referenced = kind != "checkpoint" or name in names
-        files.append(
-            FileFact(kind, tid, name, sid, int(size), _time_ms(archived_at, made),
-                     _time_ms(last, made), tid in pins, referenced)
-        )  # fmt: skip
-    other = conn.execute(
-        "SELECT coalesce(sum(length(content)), 0) FROM opaque_files WHERE agent_id = ?",
-        (agent_id,),
-    ).fetchone()[0]
-    return AgentFacts(agent_id, entries, files, int(other))
 
 
 # --- the plan --------------------------------------------------------------------------------
@@ -345,9 +256,10 @@ class CleanupPlan:
     agent_id: str
     mode: Mode
     dry_run: bool
-    before_count: int
-    pruned: list[Removal] = field(default_factory=list)
-    capped: list[Removal] = field(default_factory=list)
+    entries: EntryColumns
+    pruned: list[int] = field(default_factory=list)
+    """Entry indexes (see `EntryColumns`); `removals()` gives what to remove."""
+    capped: list[int] = field(default_factory=list)
     archived_transcripts: int = 0
     archives_scanned: int = 0
     expired: list[FileFact] = field(default_factory=list)
@@ -357,9 +269,16 @@ class CleanupPlan:
     """Snapshots no checkpoint names, older than pruneAfter."""
     budget: BudgetSweep | None = None
     budget_files: list[FileFact] = field(default_factory=list)
-    evicted: list[Removal] = field(default_factory=list)
+    evicted: list[int] = field(default_factory=list)
     """Entries the disk budget removes (their unshared transcripts are deleted)."""
     prune_after_ms: int = 0
+
+    def removals(self, indexes: Sequence[int]) -> list[Removal]:
+        return [self.entries.removal(i) for i in indexes]
+
+    @property
+    def before_count(self) -> int:
+        return len(self.entries)
 
     @property
     def after_count(self) -> int:
@@ -399,8 +318,8 @@ class CleanupPlan:
         }
 
 
-def _removal(e: EntryFact) -> Removal:
-    return Removal(e.key, e.session_id, e.updated_at, e.session_file)
+def _newest_first(updated: float | None) -> float:
+    return -updated if updated is not None else math.inf
 
 
 def _removable_budget(max_entries: int, preserved: int) -> int:
@@ -408,16 +327,6 @@ def _removable_budget(max_entries: int, preserved: int) -> int:
     if budget > 0 or max_entries <= 0:
         return budget
     return min(max_entries, _MIN_OVER_CAP_REMOVABLE)
-
-
-def _newest_first(e: EntryFact) -> float:
-    # The gateway sorts by updatedAt descending with a missing one as -Infinity (removed first).
-    return -e.updated_at if e.updated_at is not None else math.inf
-
-
-def _index_chunk(e: EntryFact) -> int:
-    """Bytes an entry takes in sessions.json, with its `,\\n  ` separator."""
-    return len(jsjson.dumps(e.key).encode("utf-8", "surrogatepass")) + 2 + e.entry_bytes + 4
 
 
 def plan_cleanup(
@@ -430,44 +339,47 @@ def plan_cleanup(
     force: bool = True,
 ) -> CleanupPlan:
     """Decide everything a cleanup does; nothing is read or written here."""
-    plan = CleanupPlan(facts.agent_id, policy.mode, dry_run, len(facts.entries))
+    entries = facts.entries
+    plan = CleanupPlan(facts.agent_id, policy.mode, dry_run, entries)
     plan.prune_after_ms = policy.prune_after_ms
-    keep = {e.key for e in facts.entries if e.preserved or e.key == active_key}
+    updated = entries.updated
+    keep = [p or k == active_key for p, k in zip(entries.preserved, entries.keys, strict=True)]
+    remaining = list(range(len(entries)))
     # A dry run previews entry removals whatever the mode; a warn run changes nothing.
     entries_apply = dry_run or policy.mode == "enforce"
-    remaining = list(facts.entries)
     if entries_apply:
         cutoff = now_ms - policy.prune_after_ms
-        stale = {
-            e.key for e in remaining
-            if e.key not in keep and e.updated_at is not None and e.updated_at < cutoff
-        }  # fmt: skip
-        plan.pruned = [_removal(e) for e in remaining if e.key in stale]
-        remaining = [e for e in remaining if e.key not in stale]
+        plan.pruned = [
+            i for i in remaining
+            if not keep[i] and (u := updated[i]) is not None and u < cutoff
+        ]  # fmt: skip
+        gone = set(plan.pruned)
+        remaining = [i for i in remaining if i not in gone]
         if force or len(remaining) >= entry_high_water(policy.max_entries):
-            removable = [e for e in remaining if e.key not in keep]
+            removable = [i for i in remaining if not keep[i]]
             budget = _removable_budget(policy.max_entries, len(remaining) - len(removable))
             if len(removable) > budget:
-                over = sorted(removable, key=_newest_first)[budget:]
-                over_keys = {e.key for e in over}
-                plan.capped = [_removal(e) for e in remaining if e.key in over_keys]
-                remaining = [e for e in remaining if e.key not in over_keys]
+                # Newest first, a missing updatedAt as -Infinity; ties keep index order.
+                newest = sorted(removable, key=lambda i: _newest_first(updated[i]))
+                gone = set(newest[budget:])
+                plan.capped = [i for i in remaining if i in gone]
+                remaining = [i for i in remaining if i not in gone]
     files = _after_archiving(plan, facts, remaining)
     if entries_apply:
         files = _archive_cleanup(plan, files, policy, now_ms)
-    _disk_budget(plan, facts, remaining, files, policy, active_key, keep)
+    _disk_budget(plan, facts, remaining, files, policy, keep)
     return plan
 
 
-def _after_archiving(
-    plan: CleanupPlan, facts: AgentFacts, remaining: list[EntryFact]
-) -> list[FileFact]:
+def _after_archiving(plan: CleanupPlan, facts: AgentFacts, remaining: list[int]) -> list[FileFact]:
     """The files once the removed sessions' unshared transcripts are `.deleted.` archives."""
-    used = {e.session_id for e in remaining if e.session_id}
+    sids, paths = facts.entries.session_ids, facts.entries.files
+    used = {sids[i] for i in remaining}
     names: set[str] = set()
-    for r in [*plan.pruned, *plan.capped]:
-        if r.session_id and r.session_id not in used:
-            names.update(transcript_candidates(r.session_id, r.session_file))
+    for i in [*plan.pruned, *plan.capped]:
+        sid = sids[i]
+        if sid and sid not in used:
+            names.update(transcript_candidates(sid, paths[i]))
     files = []
     for f in facts.files:
         if f.kind in ("live", "topic") and f.file_name in names:
@@ -496,21 +408,25 @@ def _archive_cleanup(
     return [f for f in files if (f.kind, f.ident) not in gone]
 
 
+def _index_chunk(key: str, entry_bytes: int) -> int:
+    """Bytes an entry takes in sessions.json, with its `,\\n  ` separator."""
+    return len(jsjson.dumps(key).encode("utf-8", "surrogatepass")) + 2 + entry_bytes + 4
+
+
 def _disk_budget(
     plan: CleanupPlan,
     facts: AgentFacts,
-    remaining: list[EntryFact],
+    remaining: list[int],
     files: list[FileFact],
     policy: MaintenancePolicy,
-    active_key: str | None,
-    keep: set[str],
+    keep: list[bool],
 ) -> None:
     high = policy.high_water()
     if policy.max_disk_bytes is None or high is None:
         return
-    chunks = {e.key: _index_chunk(e) for e in remaining}
-    index_bytes = 2 if not remaining else 2 + sum(chunks.values())
-    total = index_bytes + sum(f.size for f in files) + facts.other_bytes
+    e = facts.entries
+    chunks = {i: _index_chunk(e.keys[i], e.sizes[i]) for i in remaining}
+    total = 2 + sum(chunks.values()) + sum(f.size for f in files) + facts.other_bytes
     sweep = plan.budget = BudgetSweep(total, total, policy.max_disk_bytes, high)
     if total <= policy.max_disk_bytes:
         return
@@ -532,145 +448,25 @@ def _disk_budget(
     for f in files:
         if f.kind in ("live", "topic") and f.session_id and not f.pinned:
             by_session.setdefault(f.session_id, []).append(f)
-    users: dict[str, int] = {}
-    for e in remaining:
-        if e.session_id:
-            users[e.session_id] = users.get(e.session_id, 0) + 1
+    users: dict[str | None, int] = {}
+    for i in remaining:
+        users[e.session_ids[i]] = users.get(e.session_ids[i], 0) + 1
     # Oldest first; a missing updatedAt counts as 0 here (the gateway's getEntryUpdatedAt).
-    for e in sorted(remaining, key=lambda e: e.updated_at or 0):
+    for i in sorted(remaining, key=lambda i: e.updated[i] or 0):
         if total <= high:
             break
-        if e.key in keep or e.key == active_key:
+        if keep[i]:
             continue
-        plan.evicted.append(_removal(e))
-        total -= chunks[e.key]
+        plan.evicted.append(i)
+        total -= chunks[i]
         sweep.removed_entries += 1
-        if e.session_id:
-            users[e.session_id] -= 1
-        if e.session_id and users[e.session_id] == 0:
-            names = set(transcript_candidates(e.session_id, e.session_file))
-            for f in by_session.get(e.session_id, []):
+        sid = e.session_ids[i]
+        users[sid] -= 1
+        if sid and users[sid] == 0:
+            names = set(transcript_candidates(sid, e.files[i]))
+            for f in by_session.get(sid, []):
                 if f.file_name in names:
                     total -= f.size
                     sweep.freed_bytes += f.size
                     sweep.removed_files += 1
     sweep.total_bytes_after = total
-
-
-# --- applying (writer thread) ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    removed: int
-    archived: list[str]
-    doomed_transcripts: list[int]
-    """Transcripts of evicted sessions, to delete chunk by chunk after this batch."""
-
-
-def remove_entries(
-    conn: sqlite3.Connection,
-    agent_id: str,
-    batch: Sequence[Removal],
-    when: datetime,
-    *,
-    archive: bool,
-) -> BatchResult:
-    """Remove planned entries still as planned (an entry touched since is left alone); then
-    archive (or, for budget evictions, mark for deletion) transcripts no entry uses now.
-    A handful of set-based statements per batch plus the delete of each entry."""
-    current = {
-        key: (sid, updated)
-        for key, sid, updated in conn.execute(
-            "SELECT session_key, session_id, updated_at FROM session_entries "
-            "WHERE agent_id = ? AND session_key IN (SELECT value FROM json_each(?))",
-            (agent_id, _json_list(r.key for r in batch)),
-        )
-    }
-    removed = [r for r in batch if current.get(r.key) == (r.session_id, r.updated_at)]
-    for r in removed:
-        sessions.delete_entry(conn, agent_id, r.key)
-    unused = {
-        row[0]
-        for row in conn.execute(
-            "SELECT j.value FROM json_each(?) j WHERE NOT EXISTS (SELECT 1 FROM session_entries "
-            "e WHERE e.agent_id = ? AND e.session_id = j.value)",
-            (_json_list({r.session_id for r in removed if r.session_id}), agent_id),
-        )
-    }
-    names = list(
-        dict.fromkeys(
-            name
-            for r in removed
-            if r.session_id and r.session_id in unused
-            for name in transcript_candidates(r.session_id, r.session_file)
-        )
-    )
-    if archive:
-        return BatchResult(
-            len(removed), archive_transcripts(conn, agent_id, names, "deleted", when), []
-        )
-    return BatchResult(len(removed), [], _unpinned_transcripts(conn, agent_id, names))
-
-
-def _json_list(values: Iterable[str]) -> str:
-    return orjson.dumps(list(values)).decode()
-
-
-def _unpinned_transcripts(
-    conn: sqlite3.Connection, agent_id: str, names: Sequence[str]
-) -> list[int]:
-    if not names:
-        return []
-    rows = conn.execute(
-        "SELECT transcript_id FROM transcripts t WHERE agent_id = ? AND rel_dir = ? "
-        "AND file_name IN (SELECT value FROM json_each(?)) AND kind IN ('live', 'topic') "
-        "AND superseded_by IS NULL AND NOT EXISTS (SELECT 1 FROM checkpoint_snapshots s "
-        "WHERE s.transcript_id = t.transcript_id)",
-        (agent_id, index_rel_dir(conn, agent_id), _json_list(names)),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
-def transcript_versions(conn: sqlite3.Connection, transcript_id: int) -> list[int]:
-    """A transcript and the older versions it superseded, oldest first: deleting only the
-    current one would make an old version current again."""
-    rows = conn.execute(
-        "WITH RECURSIVE older(id) AS (SELECT ? UNION "
-        " SELECT t.transcript_id FROM transcripts t JOIN older ON t.superseded_by = older.id) "
-        "SELECT id FROM older ORDER BY id",
-        (transcript_id,),
-    ).fetchall()
-    return [int(r[0]) for r in rows]
-
-
-def release_snapshot_rows(conn: sqlite3.Connection, snapshot_pks: Iterable[int]) -> int:
-    """Delete snapshot rows (planned as unreferenced or over budget)."""
-    count = 0
-    for pk in snapshot_pks:
-        count += conn.execute(
-            "DELETE FROM checkpoint_snapshots WHERE snapshot_pk = ?", (pk,)
-        ).rowcount
-    return count
-
-
-VACUUM_THRESHOLD_PAGES: Final = 1024
-"""Free pages (4 MiB at 4 KiB pages) above which a cleanup gives space back to the file
-system with `incremental_vacuum`; below it the pages are simply reused by later writes."""
-VACUUM_STEP_PAGES: Final = 2048
-"""Pages freed per writer transaction (~55 ms measured), so other writes interleave."""
-
-
-def free_pages(conn: sqlite3.Connection) -> int:
-    return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
-
-
-def vacuum_step(conn: sqlite3.Connection, max_pages: int = VACUUM_STEP_PAGES) -> int:
-    """Return up to `max_pages` free pages to the file system; the pages still free after.
-
-    Python's sqlite3 steps `PRAGMA incremental_vacuum(N)` once, which frees one page, and
-    leaves the statement open (a later RELEASE then fails); so one page per statement, each
-    cursor closed at once."""
-    for _ in range(min(max_pages, free_pages(conn))):
-        conn.execute("PRAGMA incremental_vacuum(1)").close()
-    return free_pages(conn)

@@ -25,15 +25,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from store_sql import maintenance as mt
+from store_sql import maintenance_steps as steps
 from store_sql.lifecycle import delete_transcript_chunk
-from store_sql.maintenance import CleanupPlan, FileFact, MaintenancePolicy, Removal
+from store_sql.maintenance import CleanupPlan, FileFact, MaintenancePolicy
 from store_sql.sessions import check_agent_id, list_agents
 
 if TYPE_CHECKING:
     from store_sql.store import Store
 
 ENTRY_BATCH: int = 500
-"""Entries removed per writer transaction (~10 ms each, measured)."""
+"""Entries removed per writer transaction: ~25 ms each on the 2-core test machine, so other
+writes wait at most that long behind a cleanup (measured: tools/bench/bench_checkpoints.py)."""
 
 
 def _file_size(path: Path) -> int:
@@ -79,7 +81,7 @@ class MaintenanceAPI:
         # Python that must not stall the event loop (and every other caller's await).
         return await self._store.read(
             lambda c: mt.plan_cleanup(
-                mt.read_facts(c, agent_id, now),
+                steps.read_facts(c, agent_id, now),
                 rules,
                 now_ms=now,
                 active_key=active_key,
@@ -107,9 +109,11 @@ class MaintenanceAPI:
         plan = await self.plan(
             agent_id, policy, active_key=active_key, dry_run=dry_run, force=force, now_ms=now_ms
         )
-        if dry_run:
+        if dry_run or plan.mode == "warn":  # warn reports, and writes nothing at all
             report = plan.report()
             report["spaceReclaimed"] = await self._space_preview()
+            if not dry_run:
+                report["applied"] = True
             return report
         before = self._sizes()
         report = await self._apply(plan, now_ms)
@@ -144,7 +148,7 @@ class MaintenanceAPI:
         mutated = any(s["wouldMutate"] for s in stores)
         space = (
             await self._space_preview()
-            if dry_run
+            if dry_run or policy.mode == "warn"
             else await self.reclaim_space(before=before, wal=mutated)
         )
         for s in stores:
@@ -163,12 +167,12 @@ class MaintenanceAPI:
         report = plan.report()
         when = datetime.fromtimestamp(now_ms / 1000, UTC) if now_ms else datetime.now(UTC)
         agent = plan.agent_id
-        pruned, archived, _ = await self._remove(agent, plan.pruned, when, archive=True)
-        capped, more, _ = await self._remove(agent, plan.capped, when, archive=True)
+        pruned, archived, _ = await self._remove(plan, plan.pruned, when, archive=True)
+        capped, more, _ = await self._remove(plan, plan.capped, when, archive=True)
         expired = await self._delete_files(plan.expired)
         unreferenced = await self._delete_files(plan.unreferenced)
         await self._delete_files(plan.budget_files)
-        evicted, _, doomed = await self._remove(agent, plan.evicted, when, archive=False)
+        evicted, _, doomed = await self._remove(plan, plan.evicted, when, archive=False)
         for transcript_id in doomed:
             await self._delete_versions(transcript_id)
         count = await self._store.read(
@@ -187,15 +191,19 @@ class MaintenanceAPI:
         return report
 
     async def _remove(
-        self, agent_id: str, removals: list[Removal], when: datetime, *, archive: bool
+        self, plan: CleanupPlan, indexes: list[int], when: datetime, *, archive: bool
     ) -> tuple[int, int, list[int]]:
         removed = archived = 0
         doomed: list[int] = []
-        for start in range(0, len(removals), ENTRY_BATCH):
-            batch = removals[start : start + ENTRY_BATCH]
+        for start in range(0, len(indexes), ENTRY_BATCH):
+            batch = plan.removals(indexes[start : start + ENTRY_BATCH])
             result = await self._store.write(
                 partial(
-                    mt.remove_entries, agent_id=agent_id, batch=batch, when=when, archive=archive
+                    steps.remove_entries,
+                    agent_id=plan.agent_id,
+                    batch=batch,
+                    when=when,
+                    archive=archive,
                 )
             )
             removed += result.removed
@@ -207,7 +215,7 @@ class MaintenanceAPI:
         snapshots = [f.ident for f in files if f.kind == "snapshot"]
         done = 0
         if snapshots:
-            done += await self._store.write(lambda c: mt.release_snapshot_rows(c, snapshots))
+            done += await self._store.write(lambda c: steps.release_snapshot_rows(c, snapshots))
         for f in files:
             if f.kind != "snapshot":
                 await self._delete_versions(f.ident)
@@ -215,7 +223,9 @@ class MaintenanceAPI:
         return done
 
     async def _delete_versions(self, transcript_id: int) -> None:
-        for version in await self._store.read(lambda c: mt.transcript_versions(c, transcript_id)):
+        for version in await self._store.read(
+            lambda c: steps.transcript_versions(c, transcript_id)
+        ):
             while True:
                 _, finished = await self._store.write(
                     partial(delete_transcript_chunk, transcript_id=version)
@@ -230,7 +240,7 @@ class MaintenanceAPI:
 
     async def _space_preview(self) -> dict[str, Any]:
         db, wal = self._sizes()
-        free = await self._store.read(mt.free_pages)
+        free = await self._store.read(steps.free_pages)
         return {
             "freePagesBefore": free,
             "pagesVacuumed": 0,
@@ -246,17 +256,17 @@ class MaintenanceAPI:
         *,
         before: tuple[int, int] | None = None,
         wal: bool = True,
-        threshold_pages: int = mt.VACUUM_THRESHOLD_PAGES,
+        threshold_pages: int = steps.VACUUM_THRESHOLD_PAGES,
         checkpoint_timeout_s: float = 2.0,
     ) -> dict[str, Any]:
         """Give free pages back (when more than `threshold_pages` are free) and truncate the
         WAL; report the bytes returned to the file system."""
         db_before, wal_before = before or self._sizes()
-        free = await self._store.write(mt.free_pages)
+        free = await self._store.write(steps.free_pages)
         remaining = free
         if free > threshold_pages:
             while remaining > 0:
-                after = await self._store.write(mt.vacuum_step)
+                after = await self._store.write(steps.vacuum_step)
                 if after >= remaining:  # other writers took the pages meanwhile
                     break
                 remaining = after

@@ -131,7 +131,7 @@ session_entries = Table(
     Column("entry_bytes", Integer, nullable=False, comment="UTF-8 size of entry_json"),
     Column("problem", Text, comment="why an imported entry is invalid; NULL when valid"),
     UniqueConstraint("agent_id", "session_key", name="uq_session_entries_key"),
-    Index("ix_session_entries_updated", "agent_id", text("updated_at DESC")),
+    Index("ix_session_entries_updated", "agent_id", "updated_at"),
     Index("ix_session_entries_session_id", "agent_id", "session_id"),
     Index("ix_session_entries_label", "agent_id", "label"),
     Index("ix_session_entries_chat_type", "agent_id", "chat_type"),

@@ -114,7 +114,7 @@ class TranscriptAPI:
         items = list(entries)
         return await self._store.write(
             lambda c: tx.append_entries(
-                c, _resolve(c, agent_id, target).transcript_id, items, parent_id=parent_id
+                c, _resolve(c, agent_id, target), items, parent_id=parent_id
             )
         )
 
@@ -268,10 +268,11 @@ class TranscriptAPI:
         types: frozenset[str] | None = None,
     ) -> list[StoredEntry]:
         """The last `limit` (<= 1000) entries of the active path within `max_bytes`."""
-        return await self._read(
-            agent_id,
-            target,
-            lambda c, t: reads.recent_entries(c, t, limit=limit, max_bytes=max_bytes, types=types),
+        check_agent_id(agent_id)
+        return await self._store.read(
+            lambda c: reads.recent_entries(
+                c, _resolve(c, agent_id, target), limit=limit, max_bytes=max_bytes, types=types
+            )
         )
 
     async def page(

@@ -34,28 +34,28 @@ class StoredEntry:
     type: str | None
     role: str | None
     timestamp: str | None
-    raw: bytes
+    line: str | bytes
+    """The line as stored: TEXT when valid UTF-8, else the exact bytes (see `raw`)."""
     kind: str
     damage: str | None
 
+    @property
+    def raw(self) -> bytes:
+        """The line's exact bytes (encoded on demand: paths of 10,000 entries rarely need
+        every line's bytes, and the encode was a third of building them)."""
+        return line_bytes(self.line)
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
     def value(self) -> Any:
         """The parsed JSON object (raises for damaged lines)."""
-        return parse_stored(self.raw)
+        return parse_stored(self.line)
 
 
 def _entry(row: Sequence[Any]) -> StoredEntry:
-    return StoredEntry(
-        pos=row[0],
-        id=row[1],
-        parent_id=row[2],
-        parent_pos=row[3],
-        type=row[4],
-        role=row[5],
-        timestamp=row[6],
-        raw=line_bytes(row[7]),
-        kind=row[8],
-        damage=row[9],
-    )
+    return StoredEntry(*row)
 
 
 def entry_by_id(conn: sqlite3.Connection, transcript_id: int, entry_id: str) -> StoredEntry:
@@ -139,7 +139,7 @@ def active_path(
 
 def recent_entries(
     conn: sqlite3.Connection,
-    transcript_id: int,
+    transcript: int | TranscriptInfo,
     *,
     limit: int = 50,
     max_bytes: int | None = None,
@@ -149,13 +149,16 @@ def recent_entries(
     `types`, stopping before the total line bytes would exceed `max_bytes` (the newest entry
     is always included so a single huge message is still shown)."""
     limit = max(0, min(limit, 1000))
-    info = get_info(conn, transcript_id)
+    info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
+    transcript_id = info.transcript_id
     if info.leaf_pos is None or limit == 0:
         return []
     picked: list[StoredEntry] = []
     used = 0
     start: int | None = info.leaf_pos
-    chunk = max(limit * 2, 64)
+    # Unfiltered and unbounded by bytes, the walk needs exactly `limit` rows; with a filter
+    # it reads ahead in chunks and continues from the last parent.
+    chunk = limit if types is None and max_bytes is None else max(limit * 2, 64)
     while start is not None and len(picked) < limit:
         rows = conn.execute(
             _WALK + f" SELECT {', '.join('l.' + c for c in _ENTRY_COLUMNS.split(', '))} "
@@ -169,10 +172,10 @@ def recent_entries(
             entry = _entry(row)
             if types is not None and entry.type not in types:
                 continue
-            if max_bytes is not None and picked and used + len(entry.raw) > max_bytes:
+            if max_bytes is not None and picked and used + entry.size > max_bytes:
                 return picked[::-1]
             picked.append(entry)
-            used += len(entry.raw)
+            used += entry.size
             if len(picked) >= limit:
                 break
         start = rows[-1][3] if len(rows) == chunk else None

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from store_sql.engine import deferred
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.search_text import entry_search_text
@@ -293,7 +294,7 @@ def insert_lines(
     for row in rows:
         cur = conn.execute(_INSERT_LINE, row.params(transcript_id))
         if full_text and row.search_text:
-            conn.execute(_INSERT_TEXT, (cur.lastrowid, row.search_text))
+            deferred.insert(conn, _INSERT_TEXT, (cur.lastrowid, row.search_text))
         added_lines += 1
         added_bytes += row.byte_size + 1
         if row.kind == "entry":
@@ -390,9 +391,11 @@ def _idempotency_key(fields: Mapping[str, Any]) -> str | None:
 def find_by_idempotency_key(
     conn: sqlite3.Connection, transcript_id: int, key: str
 ) -> tuple[str | None, int] | None:
+    # `+pos`: without it SQLite may walk the (transcript_id, pos) index to avoid a sort and
+    # scan the whole transcript (38-68 ms at 100,000 lines) instead of the key index.
     row = conn.execute(
         "SELECT entry_id, pos FROM transcript_lines WHERE transcript_id = ? "
-        "AND idempotency_key = ? ORDER BY pos LIMIT 1",
+        "AND idempotency_key = ? ORDER BY +pos LIMIT 1",
         (transcript_id, key),
     ).fetchone()
     return None if row is None else (row[0], int(row[1]))
@@ -400,7 +403,7 @@ def find_by_idempotency_key(
 
 def append_entries(
     conn: sqlite3.Connection,
-    transcript_id: int,
+    transcript: int | TranscriptInfo,
     entries: Sequence[Mapping[str, Any]],
     *,
     parent_id: str | None = LEAF,
@@ -410,7 +413,9 @@ def append_entries(
 
     An entry whose `message.idempotencyKey` is already in the transcript is not written; its
     result names the existing entry, and the chain goes on from the new entries only."""
-    info = get_info(conn, transcript_id)
+    # A caller that just resolved the transcript passes its info: one query less per append.
+    info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
+    transcript_id = info.transcript_id
     if info.superseded_by is not None:
         raise InvalidEntryError(
             f"transcript {transcript_id} was superseded by {info.superseded_by}; append there"

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from store_sql.errors import NotFoundError
 from store_sql.export_plan import PlannedFile, file_chunks, plan_export
@@ -30,6 +31,7 @@ from store_sql.formats.state_dir import (
     find_sessions_dirs,
     walk_sessions_dir,
 )
+from store_sql.import_plan import agent_of
 from store_sql.sessions import check_agent_id
 from store_sql.store import Store
 
@@ -38,8 +40,9 @@ __all__ = ["Difference", "VerifyReport", "verify_tree"]
 DifferenceKind = Literal["missing", "extra", "different"]
 
 
-@dataclass(frozen=True, slots=True)
-class Difference:
+class Difference(NamedTuple):
+    """One difference; a tuple ``(rel_path, kind, first_differing_byte)`` with names."""
+
     rel_path: str
     """Relative to PATH: ``agents/main/sessions/x.jsonl`` (a state dir), ``x.jsonl`` (one dir)."""
     kind: DifferenceKind
@@ -110,9 +113,7 @@ async def verify_tree(store: Store, path: Path, *, agent: str | None = None) -> 
             report.differences.append(Difference(rel, "extra"))
         else:
             report.compared += 1
-            offset = await store.read(
-                lambda conn, i=stored, p=file_path: _first_difference(conn, i, p)  # type: ignore[misc]
-            )
+            offset = await store.read(_comparer_of(stored, file_path))
             if offset is not None:
                 report.differences.append(Difference(rel, "different", offset))
     report.duration_s = time.perf_counter() - started
@@ -128,16 +129,10 @@ def _layout(path: Path, agent: str | None) -> tuple[list[SessionsDir], str | Non
             return find_sessions_dirs(path, agent=agent), None
         except StateDirError:
             return [], None  # a state dir holding no sessions dir: everything is missing
-    parent = path.resolve().parent
-    from_path = parent.name if path.name == "sessions" and parent.parent.name == "agents" else None
-    if from_path is not None and agent is not None and from_path != agent:
-        raise NotFoundError(f"{path} belongs to agent {from_path!r}, not {agent!r}")
-    agent_id = from_path or agent
-    if agent_id is None:
-        raise NotFoundError(
-            f"{path} is not a state dir nor inside agents/<id>/sessions: say which agent "
-            "owns it (--agent)"
-        )
+    try:
+        agent_id = agent_of(path, agent)
+    except StateDirError as exc:
+        raise NotFoundError(f"{path} is not a state dir; {exc}") from None
     rel_dir = f"agents/{agent_id}/sessions"
     return [SessionsDir(agent_id, rel_dir, path)], f"{rel_dir}/"
 
@@ -153,6 +148,10 @@ def _disk_files(dirs: list[SessionsDir], state_mode: bool, report: VerifyReport)
             files[f"{d.rel_dir}/{info.name}" if state_mode else info.name] = file_path
         report.ignored.extend((str(d.path / s.name), s.reason) for s in skipped)
     return files
+
+
+def _comparer_of(item: PlannedFile, path: Path) -> Callable[[sqlite3.Connection], int | None]:
+    return lambda conn: _first_difference(conn, item, path)
 
 
 def _first_difference(conn: sqlite3.Connection, item: PlannedFile, path: Path) -> int | None:

@@ -251,7 +251,7 @@ def digest(path: Path) -> str | None:
         return None
 
 
-EMPTY = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+EMPTY = hashlib.sha256(b"").hexdigest()
 
 
 def files_digest(db: Path) -> dict[str, str | None]:

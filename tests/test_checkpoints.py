@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from store_sql import checkpoints as cps
 from store_sql import transcripts as tx
 from store_sql.checkpoints import CheckpointSpec
 from store_sql.errors import NotFoundError
@@ -147,11 +146,16 @@ async def test_byte_budget_trims_oldest_but_keeps_the_newest(store: Store) -> No
     assert await count(store, "SELECT count(*) FROM checkpoint_snapshots") == 1
 
 
-def test_a_snapshot_still_named_by_a_kept_checkpoint_stays(tmp_path: Path) -> None:
-    trimmed = {"checkpointId": "a", "preCompaction": {"sessionFile": "s.checkpoint.1.jsonl"}}
-    kept = {"checkpointId": "b", "preCompaction": {"sessionFile": "/dir/s.checkpoint.1.jsonl"}}
-    conn = sqlite3.connect(":memory:")  # never queried: the shared file is skipped first
-    assert cps.release_snapshots(conn, AGENT, [trimmed], [kept]) == 0
+async def test_a_snapshot_still_named_by_a_kept_checkpoint_stays(store: Store) -> None:
+    await make_session(store)
+    kept = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    older = {**kept, "checkpointId": "older-twin", "createdAt": 1}
+    await store.sessions.patch(AGENT, KEY, {"compactionCheckpoints": [older, kept]})
+    for _ in range(24):
+        persisted = await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))
+    assert persisted.removed == ["older-twin"]
+    snapshot = await store.checkpoints.snapshot_bytes(AGENT, KEY, kept["checkpointId"])
+    assert snapshot == await store.transcripts.file_bytes(AGENT, "sid-1")
 
 
 async def test_a_snapshot_is_a_reference_not_a_copy(store: Store) -> None:
@@ -326,3 +330,22 @@ async def test_an_imported_checkpoint_copy_serves_as_the_snapshot(store: Store) 
     assert (await store.transcripts.file_bytes(AGENT, result.session_id)).endswith(
         f"{entry}\n".encode()
     )
+
+
+async def test_export_writes_the_checkpoint_file_the_entry_names(
+    store: Store, tmp_path: Path
+) -> None:
+    from store_sql.exporter import export_tree
+
+    await make_session(store, messages=4)
+    before = await store.transcripts.file_bytes(AGENT, "sid-1")
+    cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    await store.transcripts.append_message(AGENT, "sid-1", {"role": "user", "content": "later"})
+    await store.lifecycle.reset(AGENT, KEY)
+    out = tmp_path / "state"
+    await export_tree(store, out)
+    folder = out / "agents" / "main" / "sessions"
+    assert (folder / cp["preCompaction"]["sessionFile"]).read_bytes() == before
+    index = json.loads((folder / "sessions.json").read_bytes())
+    assert index[KEY]["compactionCheckpoints"] == [cp]
+    assert [p.name for p in folder.glob("sid-1.jsonl.reset.*")]

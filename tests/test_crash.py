@@ -23,11 +23,9 @@ import json
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,9 +38,9 @@ from store_sql.importer import import_path
 from store_sql.store import Store
 
 HERE = Path(__file__).resolve().parent
-CHILD = HERE / "crash_child.py"
 sys.path.insert(0, str(HERE))
 import crash_child  # noqa: E402
+from crash_child import Child  # noqa: E402
 
 STORE_SQL = Path(sys.executable).with_name("store-sql")
 SEED = int(os.environ.get("STORE_SQL_CRASH_SEED", "0")) or random.SystemRandom().randrange(1 << 30)
@@ -64,63 +62,6 @@ class Killed:
     lines: list[str]
     """Complete lines the child printed (a line cut by the kill is dropped)."""
     before_ready: bool
-
-
-class Child:
-    """A child process whose stdout is collected by a thread while the test decides when to
-    kill it."""
-
-    def __init__(self, args: list[str], stderr_path: Path) -> None:
-        self._stderr = stderr_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, *args], stdout=subprocess.PIPE, stderr=self._stderr
-        )
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._eof = False
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            if not raw.endswith(b"\n"):
-                break  # torn by the kill: never acknowledged
-            with self._cond:
-                self.lines.append(raw.decode().rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._eof = True
-            self._cond.notify_all()
-
-    def wait_for(self, predicate: Any, timeout: float = 60) -> bool:
-        """Wait until a printed line satisfies `predicate` (False if the child ended first)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while not any(predicate(line) for line in self.lines):
-                if self._eof:
-                    return False
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"child printed nothing matching in {timeout}s")
-                self._cond.wait(left)
-        return True
-
-    def kill(self) -> list[str]:
-        self.proc.send_signal(signal.SIGKILL)
-        return self.finish(expect_killed=True)
-
-    def finish(self, *, expect_killed: bool = False, timeout: float = 120) -> list[str]:
-        code = self.proc.wait(timeout)
-        self._thread.join(30)
-        self._stderr.close()
-        err = Path(self._stderr.name).read_text(errors="replace")
-        if expect_killed:
-            # The child must not have died on its own before the kill (an exception).
-            assert code == -signal.SIGKILL, f"child exited {code} before the kill:\n{err}"
-        else:
-            assert code == 0, f"child failed ({code}):\n{err}"
-        return list(self.lines)
 
 
 # --- the writer: acknowledged operations -----------------------------------------------------
@@ -156,7 +97,7 @@ class Acks:
 
 def run_writer_and_kill(db: Path, run: int, rng: random.Random, tmp: Path) -> Killed:
     child = Child(
-        [str(CHILD), "writer", str(db), f"r{run}", str(rng.randrange(1 << 30))],
+        ["writer", str(db), f"r{run}", str(rng.randrange(1 << 30))],
         tmp / f"writer-{run}.err",
     )
     before_ready = rng.random() < 0.2
@@ -352,7 +293,7 @@ def test_sigkill_while_creating_a_database_leaves_none_or_a_whole_one(
     outcomes: collections.Counter[str] = collections.Counter()
     for n in range(4):
         db = tmp_path / f"new-{n}.sqlite"
-        child = Child([str(CHILD), "writer", str(db), "c", "1"], tmp_path / f"create-{n}.err")
+        child = Child(["writer", str(db), "c", "1"], tmp_path / f"create-{n}.err")
         assert child.wait_for(lambda line: line == "OPENING")
         # Opening a new path (schema built by Alembic, then READY) takes about 0.6-0.8 s.
         time.sleep(rng.uniform(0.0, 0.6))
@@ -475,7 +416,7 @@ def import_kills(tmp_path: Path, rng: random.Random, kills: int, big_bytes: int)
     db = tmp_path / "import.sqlite"
     partial = []
     for n in range(kills):
-        child = Child([str(CHILD), "import", str(db), str(src)], tmp_path / f"import-{n}.err")
+        child = Child(["import", str(db), str(src)], tmp_path / f"import-{n}.err")
         target = rng.uniform(0.05, 0.95) * total
         finished = not child.wait_for(
             lambda line, at=target: line.startswith("P ") and int(line.split()[1]) >= at
@@ -609,26 +550,27 @@ def migration_kills(tmp_path: Path, template: tuple[Path, bytes], rng: random.Ra
     # One run to the end measures how long a migration takes.
     db = tmp_path / "measure.sqlite"
     shutil.copyfile(db_template, db)
-    child = Child([str(CHILD), "migrate", str(db)], tmp_path / "measure.err")
+    child = Child(["migrate", str(db)], tmp_path / "measure.err")
     assert child.wait_for(lambda line: line == "MIGRATING")
     started = time.monotonic()
-    child.finish()
+    assert child.wait_for(lambda line: line.startswith("DONE"))
     duration = time.monotonic() - started
+    child.finish()
     assert migration_state(db, source) == "v3"
     outcomes: collections.Counter[str] = collections.Counter()
     for n in range(kills):
         db = tmp_path / f"migrate-{n}.sqlite"
         shutil.copyfile(db_template, db)
-        child = Child([str(CHILD), "migrate", str(db)], tmp_path / f"migrate-{n}.err")
+        child = Child(["migrate", str(db)], tmp_path / f"migrate-{n}.err")
         assert child.wait_for(lambda line: line == "MIGRATING")
-        time.sleep(rng.uniform(0.0, duration * 1.1))
+        time.sleep(rng.uniform(0.0, duration * 1.5))
         lines = child.kill() if child.proc.poll() is None else child.finish()
         state = migration_state(db, source)
         if any(line.startswith("DONE") for line in lines):
             assert state == "v3", "an acknowledged migration was lost"
         outcomes[state] += 1
         if state == "v1":  # re-running completes it
-            Child([str(CHILD), "migrate", str(db)], tmp_path / f"again-{n}.err").finish()
+            Child(["migrate", str(db)], tmp_path / f"again-{n}.err").finish()
             assert migration_state(db, source) == "v3"
     print(
         f"v1->v3 migration of 8000 lines ({duration:.2f}s) killed {kills} times: {dict(outcomes)}"

@@ -89,6 +89,8 @@ def full_state(root: Path) -> Path:
     (d / f"{SID}.trajectory-path.json").write_bytes(b'{"path":"x"}')
     (d / "sessions.json.bak.1770710400000").write_bytes(INDEX)
     (d / "notes.txt").write_bytes(b"not ours\x00\xff")
+    (d / "empty.backup").write_bytes(b"")
+    (d / "0e0e0e0e-0000-4000-8000-000000000000.jsonl").write_bytes(b"")
     (d / "Weird Name.jsonl").write_bytes(body)
     (d / "sessions.json.lock").write_bytes(b"")
     (d / f"{SID}.jsonl.1234.tmp").write_bytes(b"partial")
@@ -150,6 +152,7 @@ async def test_file_names_map_to_transcript_kinds(store: Store, tmp_path: Path) 
         f"{SID}.trajectory-path.json": "trajectory",
         "sessions.json.bak.1770710400000": "backup",
         "notes.txt": "other",
+        "empty.backup": "backup",
         "skills-prompts/sha256/ab/ab" + "0" * 62 + ".txt": "skill_prompt",
     }
 
@@ -628,3 +631,40 @@ def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
         peaks.append(int(done.stdout.strip()) * 1024)
     # 12 MB more input; a reader that held the file (or its rows) would grow by 2-3x that.
     assert peaks[1] - peaks[0] < 4e6, f"peak RSS {peaks[0] / 1e6:.0f} -> {peaks[1] / 1e6:.0f} MB"
+
+
+async def test_hard_shapes_round_trip_byte_for_byte(store: Store, tmp_path: Path) -> None:
+    """The shapes issue 4 lists: integer-like and `__proto__` keys, JavaScript number
+    spellings, integers beyond 2^53, lone surrogate escapes, a 12 MB line, no parentId."""
+    d = sessions_dir(tmp_path)
+    index = (
+        b'{\n  "7": {\n    "sessionId": "a",\n    "updatedAt": 1\n  },\n'
+        b'  "123": {\n    "sessionId": "b",\n    "updatedAt": 2\n  },\n'
+        b'  "__proto__": {\n    "sessionId": "c",\n    "updatedAt": 3,\n'
+        b'    "cost": 0.000015000000000000002,\n    "tiny": 9.000000000000001e-12,\n'
+        b'    "huge": 1e+21,\n    "big": 123456789012345680000\n  }\n}'
+    )
+    lines = [
+        header(),
+        b'{"type":"message","id":"n1","parentId":null,"timestamp":"t","message":{"role":"user",'
+        b'"content":"\\ud800 lone \\udc00","usage":{"cost":0.000015000000000000002,'
+        b'"x":9.000000000000001e-12,"y":1e+21,"z":12345678901234567890123}}}',
+        b'{"type":"custom","customType":"blob","data":"' + b"x" * (12 << 20) + b'","id":"n2",'
+        b'"parentId":"n1","timestamp":"t"}',
+        b'{"type":"label","id":"n3","timestamp":"t","targetId":"n1","label":"no parent key"}',
+    ]
+    (d / "sessions.json").write_bytes(index)
+    (d / f"{SID}.jsonl").write_bytes(transcript(*lines))
+
+    report = await import_path(store, tmp_path)
+    await export_tree(store, tmp_path / "out")
+
+    assert report.ok
+    assert report.totals["damaged"] == 0
+    out = tmp_path / "out/agents/main/sessions"
+    assert (out / "sessions.json").read_bytes() == index
+    assert (out / f"{SID}.jsonl").read_bytes() == transcript(*lines)
+    keys = await rows(store, "SELECT session_key FROM session_entries ORDER BY position")
+    assert keys == [("7",), ("123",), ("__proto__",)]
+    parents = await rows(store, "SELECT pos, parent_pos FROM transcript_lines ORDER BY pos")
+    assert parents == [(0, None), (1, None), (2, 1), (3, None)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from store_sql.cli.main import main
 from store_sql.importer import import_path
 from store_sql.store import Store
 
@@ -125,3 +127,24 @@ async def test_a_file_that_cannot_be_imported_makes_the_exit_status_1(
     assert done.returncode == 1
     assert b"error  agents/main/sessions/sessions.json" in done.stdout
     assert b"refusing to replace or merge" in done.stdout
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_progress_bar(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process (a pty would cost another subprocess): stderr claims to be a terminal."""
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+
+    assert main(["import", str(state), "--db", str(tmp_path / "t.db")]) == 0
+
+    drawn = terminal.getvalue()
+    assert "\r[" in drawn
+    assert "100.0%" in drawn
+    assert drawn.endswith("\r\033[K")  # the bar is erased before the report is printed

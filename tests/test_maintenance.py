@@ -14,6 +14,7 @@ import pytest
 
 from store_sql import maintenance as mt
 from store_sql import maintenance_api
+from store_sql import maintenance_steps as steps
 from store_sql.checkpoints import CheckpointSpec
 from store_sql.maintenance import MaintenancePolicy, Removal
 from store_sql.store import Store
@@ -162,7 +163,7 @@ async def test_disk_budget_removes_archives_then_oldest_entries(store: Store) ->
     for n in range(6):
         await add(store, f"agent:main:tg:direct:{n}", age_days=n, transcript=True)
     await store.lifecycle.delete(AGENT, "agent:main:tg:direct:0")
-    facts = await store.read(lambda c: mt.read_facts(c, AGENT, NOW))
+    facts = await store.read(lambda c: steps.read_facts(c, AGENT, NOW))
     plan = mt.plan_cleanup(facts, MaintenancePolicy(max_disk_bytes=10**9), now_ms=NOW)
     assert plan.budget is not None
     total = plan.budget.total_bytes_before
@@ -181,7 +182,7 @@ async def test_disk_budget_removes_archives_then_oldest_entries(store: Store) ->
 async def test_the_budget_counts_sessions_json_as_export_writes_it(store: Store) -> None:
     for n in range(3):
         await add(store, f"agent:main:tg:direct:{n}", age_days=n, label="é")
-    facts = await store.read(lambda c: mt.read_facts(c, AGENT, NOW))
+    facts = await store.read(lambda c: steps.read_facts(c, AGENT, NOW))
     plan = mt.plan_cleanup(facts, MaintenancePolicy(max_disk_bytes=10**9), now_ms=NOW)
     rendered = await store.sessions.render_json(AGENT)
     assert plan.budget is not None
@@ -222,7 +223,9 @@ async def test_an_entry_touched_after_planning_is_left_alone(store: Store) -> No
     planned = Removal("agent:main:tg:direct:1", sid, NOW - 40 * DAY, None)
     await store.sessions.touch(AGENT, "agent:main:tg:direct:1", NOW)
     when = datetime.now(UTC)
-    result = await store.write(lambda c: mt.remove_entries(c, AGENT, [planned], when, archive=True))
+    result = await store.write(
+        lambda c: steps.remove_entries(c, AGENT, [planned], when, archive=True)
+    )
     assert result.removed == 0
     assert "agent:main:tg:direct:1" in await keys(store)
 
@@ -275,7 +278,7 @@ async def test_space_is_given_back_to_the_file_system(tmp_path: Path) -> None:
     await store.close()
     space = report["spaceReclaimed"]
     assert report["archiveCleanup"]["removedFiles"] == 40
-    assert space["pagesVacuumed"] > mt.VACUUM_THRESHOLD_PAGES
+    assert space["pagesVacuumed"] > steps.VACUUM_THRESHOLD_PAGES
     assert space["dbBytesAfter"] < before / 2
     assert (tmp_path / "space.sqlite").stat().st_size == space["dbBytesAfter"]
 

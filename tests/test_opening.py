@@ -253,32 +253,10 @@ def schema_differences(path: Path) -> list[object]:
         engine.dispose()
 
 
-def _is_updated_at_index(diff: object) -> bool:
-    return (
-        isinstance(diff, tuple)
-        and diff[0] in ("add_index", "remove_index")
-        and diff[1].name == "ix_session_entries_updated"
-    )
-
-
 async def test_a_database_migrated_by_alembic_matches_the_metadata(tmp_path: Path) -> None:
     path = tmp_path / "migrated.sqlite"
     await make_store_db(path)
-    differences = [d for d in schema_differences(path) if not _is_updated_at_index(d)]
-    assert differences == []
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema.py declares ix_session_entries_updated with text('updated_at DESC'); "
-    "SQLite reflection cannot give Alembic the DESC back, so autogenerate proposes "
-    "dropping and re-creating it every time. A plain (agent_id, updated_at) index serves "
-    "ORDER BY updated_at DESC equally (SQLite scans it backwards).",
-)
-async def test_the_updated_at_index_compares_clean(tmp_path: Path) -> None:
-    path = tmp_path / "migrated.sqlite"
-    await make_store_db(path)
-    assert [d for d in schema_differences(path) if _is_updated_at_index(d)] == []
+    assert schema_differences(path) == []
 
 
 def test_the_code_revision_is_alembics_head() -> None:

@@ -52,6 +52,7 @@ class Ledger:
     reads: collections.Counter[str] = field(default_factory=collections.Counter)
     errors: list[str] = field(default_factory=list)
     tailed: dict[str, list[str | None]] = field(default_factory=dict)
+    cursors: dict[str, Cursor | None] = field(default_factory=dict)
     max_wal: int = 0
 
 
@@ -123,9 +124,9 @@ async def reader(store: Store, task: int, ledger: Ledger, stop: float) -> None:
     rng = random.Random(2000 + task)
     # Each reader tails a few sessions through changes_since, like a UI following a chat.
     tailed = SESSIONS[task::READERS]
-    cursors: dict[str, Cursor | None] = dict.fromkeys(tailed)
     for sid in tailed:
         ledger.tailed[sid] = []
+        ledger.cursors[sid] = None
     while time.monotonic() < stop:
         try:
             what = rng.random()
@@ -144,32 +145,23 @@ async def reader(store: Store, task: int, ledger: Ledger, stop: float) -> None:
                 ledger.reads["search"] += 1
             else:
                 sid = rng.choice(tailed)
-                await tail(store, sid, cursors, ledger)
+                await tail(store, sid, ledger)
                 ledger.reads["tail"] += 1
             ledger.max_wal = max(ledger.max_wal, store.metrics()["wal_bytes"])
         except Exception as exc:
             ledger.errors.append(f"reader {task}: {type(exc).__name__}: {exc}")
-    for sid in tailed:  # catch up to the end
-        await tail(store, sid, cursors, ledger, until_empty=True)
 
 
-async def tail(
-    store: Store,
-    sid: str,
-    cursors: dict[str, Cursor | None],
-    ledger: Ledger,
-    *,
-    until_empty: bool = False,
-) -> None:
+async def tail(store: Store, sid: str, ledger: Ledger, *, until_empty: bool = False) -> None:
     while True:
-        changes = await store.transcripts.changes_since(AGENT, sid, cursors[sid], limit=200)
+        changes = await store.transcripts.changes_since(AGENT, sid, ledger.cursors[sid], limit=200)
         assert not changes.replaced
         seen = ledger.tailed[sid]
         if changes.entries:
             # No gap and no repeat: pages continue exactly where the cursor stood.
             assert changes.entries[0].pos == len(seen), (sid, changes.entries[0].pos, len(seen))
         seen.extend(e.id for e in changes.entries)
-        cursors[sid] = changes.cursor
+        ledger.cursors[sid] = changes.cursor
         if not until_empty or not changes.entries:
             return
 
@@ -201,11 +193,13 @@ async def soak(tmp_path: Path, seconds: float) -> None:
         elapsed = time.monotonic() - started
         metrics = store.metrics()
         assert not ledger.errors, ledger.errors[:10]
+        for sid in ledger.tailed:  # the tails catch up with the last appends
+            await tail(store, sid, ledger, until_empty=True)
 
         def snapshot(conn: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, Any]]:
             lines = {sid: _session_lines(conn, sid) for sid in SESSIONS}
-            index = {k: v for k, v in conn.execute(
-                "SELECT session_key, json_extract(entry_json, '$.n') FROM session_entries")}  # fmt: skip
+            sql = "SELECT session_key, json_extract(entry_json, '$.n') FROM session_entries"
+            index = dict(conn.execute(sql).fetchall())
             return lines, index
 
         lines, index = await store.read(snapshot)

@@ -74,7 +74,7 @@ def _human(report: ImportReport) -> str:
             lines.append(f"{'':>11}    ... {f.damaged_total - len(f.damaged)} more damaged lines")
     for s in report.skipped:
         lines.append(f"{'skipped':>11}  {s.path}  ({s.reason})")
-    t = report.totals()
+    t = report.totals
     statuses = ", ".join(
         f"{k.removeprefix('status_')} {v}" for k, v in t.items() if k.startswith("status_")
     )

@@ -160,6 +160,10 @@ def _create(path: Path) -> None:
 def _backup(path: Path, revision: str | None) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     target = path.with_name(f"{path.name}.backup-{revision or 'none'}-{stamp}")
+    serial = 1
+    while target.exists():  # two upgrades within one second must not overwrite a backup
+        serial += 1
+        target = path.with_name(f"{path.name}.backup-{revision or 'none'}-{stamp}-{serial}")
     conn = sqlite3.connect(path)
     try:
         conn.execute("VACUUM INTO ?", (str(target),))

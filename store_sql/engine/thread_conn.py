@@ -29,7 +29,9 @@ class ThreadConnection:
         cls, database: str, *, uri: bool, setup: Callable[[sqlite3.Connection], None]
     ) -> ThreadConnection:
         """Connect in autocommit mode (we issue BEGIN ourselves) and run `setup` there."""
-        pending = aiosqlite.connect(database, uri=uri, isolation_level=None, check_same_thread=False)
+        pending = aiosqlite.connect(
+            database, uri=uri, isolation_level=None, check_same_thread=False
+        )
         # A store the caller forgot to close must not keep the interpreter alive at exit;
         # dying mid-transaction is safe (SQLite rolls an uncommitted group back).
         pending._thread.daemon = True

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from store_sql.engine import deferred
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.errors import StoreClosedError, WriteFailedError
@@ -153,6 +154,7 @@ class Writer:
 
     def _apply(self, conn: sqlite3.Connection, *, batch: list[_Job]) -> list[_Outcome]:
         started = time.perf_counter()
+        deferred.open_batch(conn)
         try:
             if len(batch) == 1:
                 # Alone in its transaction, a mutation needs no savepoint of its own.
@@ -166,6 +168,8 @@ class Writer:
             _rollback_quietly(conn)
             self.metrics.batch_retries += 1
             outcomes = [self._apply_alone(conn, job) for job in batch]
+        finally:
+            deferred.close_batch(conn)
         elapsed = time.perf_counter() - started
         self._record(batch, outcomes, elapsed)
         # Fix (issue 5): the batch is committed (or rolled back) by now. A checkpoint that
@@ -193,6 +197,7 @@ class Writer:
                 outcomes.append(_Outcome(ok=False, skipped=True))
                 continue
             conn.execute("SAVEPOINT job")
+            point = deferred.mark(conn)
             try:
                 value = job.fn(conn)
             # BaseException, not Exception: a mutation raising e.g. SystemExit or a custom
@@ -206,22 +211,27 @@ class Writer:
                     raise sqlite3.OperationalError(f"transaction lost: {exc}") from exc
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
+                deferred.rollback_to(conn, point)
                 outcomes.append(_Outcome(ok=False, value=_as_write_error(exc)))
             else:
                 conn.execute("RELEASE job")
                 outcomes.append(_Outcome(ok=True, value=value))
+        deferred.flush(conn)
         conn.execute("COMMIT")
         return outcomes
 
     def _apply_alone(self, conn: sqlite3.Connection, job: _Job) -> _Outcome:
         if job.abandoned.is_set():
             return _Outcome(ok=False, skipped=True)
+        point = deferred.mark(conn)
         try:
             conn.execute("BEGIN IMMEDIATE")
             value = job.fn(conn)
+            deferred.flush(conn)
             conn.execute("COMMIT")
         except BaseException as exc:  # as in _apply_together: never leave the writer dead
             _rollback_quietly(conn)
+            deferred.rollback_to(conn, point)
             return _Outcome(ok=False, value=_as_write_error(exc))
         return _Outcome(ok=True, value=value)
 

@@ -5,8 +5,8 @@ Everything the store writes must be byte-identical to what the gateway's own
 must be parsed the way ``JSON.parse`` reads it, without losing the spelling of numbers
 that JavaScript would have re-spelled.
 
-Writing takes a fast path through orjson whenever orjson's bytes provably equal
-JavaScript's, and a careful pure-Python path for the subtrees where they differ:
+Writing lets orjson do the work wherever its bytes provably equal JavaScript's (the three
+stages under "writing" below). Where they differ:
 
 - orjson writes floats as ``2.0``, ``-0.0``, ``9e-6``, ``1e+16``; JavaScript writes ``2``,
   ``0``, ``0.000009``, ``10000000000000000``. orjson's fixed-notation range
@@ -19,11 +19,14 @@ orjson's string escaping (short escapes for ``\\b\\f\\n\\r\\t``, lowercase ``\\u
 controls, everything else raw) equals JavaScript's; tests/test_jsjson.py checks every
 code point against Node.
 
-Measured on a typical ~1 KB assistant message (python 3.11, orjson 3.13, one core):
-orjson.dumps alone 0.8 us; dumps() 2.6 us when the message has no float orjson misspells;
-5.6 us when ``usage.cost`` holds floats like 0.000009 and 3.3e-8 (orjson still writes every
-subtree except the path down to those floats); the pure-Python path alone 21 us;
-stdlib ``json.dumps`` 9.6 us. ``loads`` 8 us vs orjson.loads 1.7 us.
+Measured (python 3.11, orjson 3.13, best of 40 runs on a shared, busy 2-core box, so the
+ratios say more than the microseconds) on an 800-byte assistant message from the corpus:
+orjson.dumps 0.84 us; dumps_bytes 3.9 us (dumps, a str, 4.7 us) when no float in it is one
+orjson misspells; 13.5 us when usage.cost holds 0.000009 and 3.3e-8 (stage 2 below); 47 us
+with a lone surrogate (stage 3 down the path to it); stdlib json.dumps, which is not
+JavaScript-exact, 12.5 us. A 21 KB sessions.json full of integer-like keys and odd floats,
+indent=2: 306 us (orjson alone 14 us, stdlib 764 us). loads 14.6 us (json.loads 8.2 us,
+orjson.loads 2.6 us).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+import sys
 import uuid
 from collections.abc import Iterable
 from json.encoder import encode_basestring
@@ -142,7 +146,7 @@ def _float_text(x: float) -> str:
 #
 # Three stages, cheapest first; each later one is exact for more inputs:
 # 1. orjson, and a scan of its bytes for the three things it can spell differently
-#    (2.6 us of the total on a 1 KB message: a scan costs about what orjson does).
+#    (the scan costs about three times what orjson does, and is still the cheap part).
 # 2. A walk that swaps each float orjson would misspell for an orjson.Fragment of
 #    JavaScript's spelling and rebuilds objects with array-index keys in JavaScript's
 #    order, copying only the containers on the way down; then orjson once more.
@@ -228,9 +232,11 @@ def _js_ready(value: Any, depth: int, keys: bool) -> Any:
         if copy is None:
             copy = dict(value) if is_dict else list(value)
         copy[key] = new
-    if keys and is_dict:
+    # min() compares the keys in C: when the smallest sorts after "9", no key starts with
+    # a digit, and that is most objects.
+    if keys and is_dict and value and min(value) < ":":
         source = value if copy is None else copy
-        first = [key for key in source if type(key) is str and is_array_index(key)]
+        first = [key for key in source if key[:1] in _DIGITS and is_array_index(key)]
         if first:
             copy = {key: source[key] for key in sorted(first, key=int)}
             copy.update(source)  # the other keys follow, in insertion order
@@ -241,7 +247,7 @@ def _ready_bytes(value: object, options: int, keys: bool = True) -> bytes | None
     """Stage 2: exact bytes for a dict, list or tuple, or None for the careful encoder."""
     try:
         return orjson.dumps(_js_ready(value, 0, keys), default=_orjson_default, option=options)
-    except (_NotPlain, orjson.JSONEncodeError):
+    except (_NotPlain, TypeError):  # TypeError: a key that is not a str; orjson's errors
         return None
 
 
@@ -487,6 +493,9 @@ def _reject_constant(name: str) -> Any:
 _DECODER: Final = json.JSONDecoder(
     parse_float=_parse_float, parse_int=_parse_int, parse_constant=_reject_constant
 )
+# The C scanner recurses once per level and counts against the recursion limit, which is
+# 1,000 unless someone raised it.
+_MAX_NESTING: Final = 1000
 _STRING_OR_CONSTANT: Final = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN', re.DOTALL)
 _STRING_OR_BRACKET: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[\[{]|[\]}]', re.DOTALL)
 
@@ -518,6 +527,12 @@ def _deepest_bracket(text: str) -> tuple[int, int]:
     return deepest, where
 
 
+def _too_deep(text: str, deepest: int, pos: int) -> JSONSyntaxError:
+    line, column = _line_column(text, pos)
+    reason = f"nested {deepest} levels deep; loads() stops at about {_MAX_NESTING}"
+    return JSONSyntaxError(reason, line, column)
+
+
 def _decode_utf8(data: bytes) -> str:
     try:
         return data.decode("utf-8")
@@ -542,13 +557,20 @@ def loads(text: str | bytes) -> Any:
     ``1E5``, ``-0``, ``0.10``, ``1e400``, ``12345678901234567890``) comes back as a
     NumberLiteral, so ``dumps(loads(s))`` reproduces untouched numbers byte for byte.
 
-    Nesting deeper than Python's recursion limit allows (about 1,000 levels; JSON.parse
-    has no limit) raises JSONSyntaxError at the deepest bracket instead of crashing.
+    Nesting deeper than about 1,000 levels (Python's default recursion limit; JSON.parse
+    has no limit) raises JSONSyntaxError at the first bracket of the deepest level instead
+    of crashing, also when the recursion limit was raised.
     """
     if isinstance(text, bytes | bytearray | memoryview):
         text = _decode_utf8(bytes(text))
     elif not isinstance(text, str):
         raise TypeError(f"loads() takes str or bytes, not {type(text).__name__}")
+    if sys.getrecursionlimit() > _MAX_NESTING and text.count("[") + text.count("{") > _MAX_NESTING:
+        # Someone raised the recursion limit, so the C scanner would recurse until the C
+        # stack overflows (a segfault at 100,000 levels on Linux): measure the depth first.
+        deepest, pos = _deepest_bracket(text)
+        if deepest > _MAX_NESTING:
+            raise _too_deep(text, deepest, pos)
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as error:
@@ -558,7 +580,4 @@ def loads(text: str | bytes) -> Any:
         line, column = _line_column(text, _first_constant(text))
         raise JSONSyntaxError(f"{found} is not JSON", line, column) from None
     except RecursionError:
-        deepest, pos = _deepest_bracket(text)
-        line, column = _line_column(text, pos)
-        reason = f"nested {deepest} levels deep, more than Python's recursion limit allows"
-        raise JSONSyntaxError(reason, line, column) from None
+        raise _too_deep(text, *_deepest_bracket(text)) from None

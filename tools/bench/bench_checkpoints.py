@@ -3,8 +3,9 @@
 Metrics (ratio orientation in harness.py: > 1 means the store did better):
 - `checkpoints.persist_100k_vs_empty`: one `store.checkpoints.persist` on a session whose
   transcript has 100,000 entries vs the same on a session whose transcript holds only its
-  header, measured in the same run (both entries already carry 25 checkpoints, so every
-  persist also trims one and releases its snapshot). The issue asks for "the same time":
+  header, measured in the same run, interleaved (both entries already carry 25 checkpoints,
+  so every persist also trims one and releases its snapshot; no byte budget, so both keep
+  25). The issue asks for "the same time":
   ratio = empty / 100k, ~1 expected, target >= 0.5.
 - `checkpoints.persist_vs_file_copy`: the same persist vs what the gateway does for a
   checkpoint, copying the 100,000-entry JSONL file (`shutil.copyfile`, no fsync).
@@ -14,9 +15,9 @@ Metrics (ratio orientation in harness.py: > 1 means the store did better):
   design: read sessions.json, parse, keep the newest 500, write it back (orjson, no fsync).
   Seconds; ratio = speedup (informational; the issue asks for "seconds").
 - `maintenance.cleanup_reader_worst`: the worst latency of `store.sessions.get` called in a
-  loop while that cleanup runs vs the same loop on the idle store. ms; ratio = idle / during
-  (> 0.01 means the reader never waited 100x longer than usual). Target: reads keep
-  answering, so informational; the row also says how many reads completed.
+  loop while that cleanup runs vs the same loop on the idle store. ms; ratio = idle / during.
+  Informational (the issue asks that reads keep answering); the row also gives the reads
+  completed meanwhile, their median, and the longest writer transaction of the cleanup.
 Quick mode uses 25,000 index entries instead of 100,000 (the transcript stays 100,000).
 """
 
@@ -28,6 +29,7 @@ import shutil
 import sqlite3
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,12 @@ async def _session(store: Store, key: str, session_id: str) -> None:
     await store.sessions.put(AGENT, key, {"sessionId": session_id, "updatedAt": BASE_MS})
 
 
+def persist(store: Store, key: str, spec: CheckpointSpec) -> Callable[[], Awaitable[object]]:
+    # No byte budget: with the default 128 MiB the 100k session (~50 MB per snapshot) would
+    # keep 2 checkpoints and the empty one 25, and the entries would no longer compare.
+    return lambda: store.checkpoints.persist(AGENT, key, spec, max_retained_bytes=1 << 50)
+
+
 async def _persist_rows(quick: bool) -> list[Row]:
     work = bench_dir() / "checkpoints"
     shutil.rmtree(work, ignore_errors=True)
@@ -64,19 +72,18 @@ async def _persist_rows(quick: bool) -> list[Row]:
         await _session(store, "agent:main:empty", EMPTY)
         spec = CheckpointSpec(reason="auto-threshold", summary="s", tokens_before=150_000)
         for _ in range(25):  # steady state: every further persist trims and releases one
-            await store.checkpoints.persist(AGENT, "agent:main:big", spec)
-            await store.checkpoints.persist(AGENT, "agent:main:empty", spec)
-        rounds, number = (3, 20) if quick else (5, 50)
-        persist_big = await amedian_of(
-            lambda: store.checkpoints.persist(AGENT, "agent:main:big", spec),
-            repeat=rounds,
-            number=number,
-        )
-        persist_empty = await amedian_of(
-            lambda: store.checkpoints.persist(AGENT, "agent:main:empty", spec),
-            repeat=rounds,
-            number=number,
-        )
+            await persist(store, "agent:main:big", spec)()
+            await persist(store, "agent:main:empty", spec)()
+        rounds, number = (5, 20) if quick else (9, 50)
+        big_times, empty_times = [], []
+        for _ in range(rounds):  # interleaved, so drift and warm-up hit both alike
+            big_times.append(
+                await amedian_of(persist(store, "agent:main:big", spec), repeat=1, number=number)
+            )
+            empty_times.append(
+                await amedian_of(persist(store, "agent:main:empty", spec), repeat=1, number=number)
+            )
+        persist_big, persist_empty = statistics.median(big_times), statistics.median(empty_times)
     finally:
         await store.close()
     copy = best_of(lambda: shutil.copyfile(jsonl, work / "copy.jsonl"), repeat=3)
@@ -114,15 +121,18 @@ async def _cleanup_rows(quick: bool) -> list[Row]:
     index_file = work / "sessions.json"
     index_file.write_bytes(orjson.dumps(index, option=orjson.OPT_INDENT_2))
     baseline = timed(lambda: _file_cleanup(index_file))
-    store = await Store.open(work / "cleanup.sqlite")
+    path = work / "cleanup.sqlite"
+
+    def bulk(conn: sqlite3.Connection) -> None:
+        for key, entry in index.items():
+            sessions_mod.put_entry(conn, AGENT, key, entry)
+
+    async with await Store.open(path) as loading:
+        await loading.write(bulk)
+    probe = random.Random(5).sample(sorted(index), 200)
+    index.clear()  # 100,000 dicts would make every garbage collection pass slower
+    store = await Store.open(path)  # fresh metrics: max_txn_ms is the cleanup's own
     try:
-
-        def bulk(conn: sqlite3.Connection) -> None:
-            for key, entry in index.items():
-                sessions_mod.put_entry(conn, AGENT, key, entry)
-
-        await store.write(bulk)
-        probe = random.Random(5).sample(sorted(index), 200)
         idle = await _reader_latencies(store, probe, None)
         now_ms = BASE_MS + count * 1000 + 2000  # nothing is stale: the cap does the work
         policy = MaintenancePolicy(mode="enforce", max_entries=KEEP)
@@ -131,6 +141,7 @@ async def _cleanup_rows(quick: bool) -> list[Row]:
         during = await _reader_latencies(store, probe, task)
         report = await task
         seconds = time.perf_counter() - started
+        writer_max_ms = float(store.metrics()["max_txn_ms"])
     finally:
         await store.close()
     assert report["afterCount"] == KEEP, report
@@ -138,6 +149,7 @@ async def _cleanup_rows(quick: bool) -> list[Row]:
     reader = row("maintenance.cleanup_reader_worst", worst_during, worst_idle, "ms", False)
     reader["reads_during"] = len(during)
     reader["p50_during_ms"] = round(statistics.median(during) * 1000, 3)
+    reader["longest_write_txn_ms"] = round(writer_max_ms, 1)
     return [
         row(f"maintenance.cleanup_{count // 1000}k", seconds, baseline, "s", False),
         reader,

@@ -10,8 +10,9 @@ Metrics (ratio orientation in harness.py: > 1 means the store did better):
   no fsync, as export without `durable`). ratio = fraction, target >= 0.5.
 - `import_export.loop_stall_ms`: the worst event-loop stall seen by a 1 ms ticker while a
   ~100 MB import runs (50 MB with --quick), vs the issue's budget of 10 ms. ratio = budget /
-  worst stall, target >= 1. `import_export.loop_stall_idle_ms` is the same ticker with no
-  import: the machine's own jitter, for reading the first number.
+  worst stall, target >= 1. `loop_stall_p99_ms` is the 99th percentile of the same ticks;
+  `loop_stall_idle_ms` the worst tick with no import: the machine's own jitter, for reading
+  the first number (on a loaded machine it alone can exceed the budget).
 The transcript is a chain of pi `message` entries (user, assistant with thinking and a tool
 call, tool results) built by fixtures.build_transcript.
 """
@@ -63,10 +64,11 @@ async def _main(quick: bool) -> list[Row]:
     rows.append(row("import_export.export_vs_write", total / export_s, total / write_s, "MB/s",
                     True, target=0.5))  # fmt: skip
 
-    idle_ms = await _worst_stall(None)
-    stall_ms = await _worst_stall(_state_dir(stall_mb))
+    idle_ms, _ = await _stalls(None)
+    stall_ms, p99_ms = await _stalls(_state_dir(stall_mb))
     rows.append(row("import_export.loop_stall_ms", stall_ms, STALL_BUDGET_MS, "ms", False,
                     target=1.0))  # fmt: skip
+    rows.append(row("import_export.loop_stall_p99_ms", p99_ms, STALL_BUDGET_MS, "ms", False))
     rows.append(row("import_export.loop_stall_idle_ms", idle_ms, STALL_BUDGET_MS, "ms", False))
     return rows
 
@@ -145,11 +147,12 @@ def _write_from_memory(state: Path) -> float:
     return best
 
 
-async def _worst_stall(state: Path | None) -> float:
-    """The longest a 1 ms sleep overran while importing `state` (or idling 2 s), in ms."""
+async def _stalls(state: Path | None) -> tuple[float, float]:
+    """How much a 1 ms sleep overran while importing `state` (or idling 2 s): the worst and
+    the 99th percentile, in ms."""
     db = bench_dir() / f"stall_{uuid.uuid4().hex}.sqlite"
     store = await Store.open(db)
-    worst = 0.0
+    overruns: list[float] = []
     try:
         work = asyncio.create_task(
             import_path(store, state) if state is not None else asyncio.sleep(2)
@@ -157,8 +160,9 @@ async def _worst_stall(state: Path | None) -> float:
         while not work.done():
             started = time.perf_counter()
             await asyncio.sleep(TICK_S)
-            worst = max(worst, time.perf_counter() - started - TICK_S)
+            overruns.append(time.perf_counter() - started - TICK_S)
         await work
     finally:
         await store.close()
-    return worst * 1000
+    overruns.sort()
+    return overruns[-1] * 1000, overruns[int(len(overruns) * 0.99)] * 1000
