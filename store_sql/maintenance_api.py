@@ -257,10 +257,12 @@ class MaintenanceAPI:
         before: tuple[int, int] | None = None,
         wal: bool = True,
         threshold_pages: int = steps.VACUUM_THRESHOLD_PAGES,
-        checkpoint_timeout_s: float = 2.0,
+        checkpoint_timeout_s: float = 0.25,
     ) -> dict[str, Any]:
         """Give free pages back (when more than `threshold_pages` are free) and truncate the
-        WAL; report the bytes returned to the file system."""
+        WAL; report the bytes returned to the file system. The truncation waits at most
+        `checkpoint_timeout_s` for readers (new writes wait meanwhile, as with the writer's
+        own forced checkpoint), and is simply skipped when they do not finish in time."""
         db_before, wal_before = before or self._sizes()
         free = await self._store.write(steps.free_pages)
         remaining = free

@@ -172,10 +172,11 @@ def recent_entries(
             entry = _entry(row)
             if types is not None and entry.type not in types:
                 continue
-            if max_bytes is not None and picked and used + entry.size > max_bytes:
-                return picked[::-1]
+            if max_bytes is not None:
+                if picked and used + entry.size > max_bytes:
+                    return picked[::-1]
+                used += entry.size
             picked.append(entry)
-            used += entry.size
             if len(picked) >= limit:
                 break
         start = rows[-1][3] if len(rows) == chunk else None

@@ -26,7 +26,8 @@ With SECONDS the writer stops by itself after that long, closes the store and pr
 `import` imports SRC into DB, printing `P <source bytes done>` after every chunk.
 `diskfull` runs with no file allowed past MAX_FILE_BYTES (RLIMIT_FSIZE, SIGXFSZ ignored: a
 write past it fails with EFBIG, as on a full disk) and prints `A ...` acknowledgements,
-`BIGFAILED <retries> <error>`, `READ <entries>`, `FULL <error>` and `CLOSED`
+`BIGFAILED <retries> <error>`, `READ <entries>`, `FULL <error>`, then lifts the limit
+("space comes back"), writes again and prints `CLOSED`
 (tests/test_disk_full.py).
 """
 
@@ -281,6 +282,9 @@ async def disk_full(db: str, max_file_bytes: int) -> None:
         n += 1
     info = await store.transcripts.info(AGENT, "s0")  # reads still work when full
     ack(f"READ {info.entry_count}")
+    # Space comes back (the limit is lifted): the same store writes again, no reopening.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    await append("space-back", 20_000)
     await store.close()
     ack("CLOSED")
 

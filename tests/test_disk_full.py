@@ -6,7 +6,8 @@ no privileges needed, unlike a small tmpfs). Checked:
 - a write that does not fit raises WriteFailedError to its own caller; writes committed in
   the same group succeed (the group is retried one by one);
 - the store stays usable: later small writes and reads succeed; when nothing fits any more,
-  every write fails clearly and reads still work;
+  every write fails clearly and reads still work; once space is back, writes succeed again
+  on the same open store;
 - nothing acknowledged is lost and the file is consistent when reopened without the limit.
 """
 
@@ -43,7 +44,7 @@ async def test_a_write_that_does_not_fit_fails_alone_and_loses_nothing(tmp_path:
     assert int(retries) >= 1, "the big write did not share a group with the small ones"
     assert big_error.startswith("SQLite refused the write")
     assert "this write was not stored, earlier ones are intact" in big_error
-    assert {"small-0", "small-1", "after-big"} <= set(acked)
+    assert {"small-0", "small-1", "after-big", "space-back"} <= set(acked)
     full_error = events["FULL"]
     assert "SQLITE_FULL" in full_error or "SQLITE_IOERR" in full_error, full_error
     assert "CLOSED" in events

@@ -304,7 +304,10 @@ def test_durations_and_sizes_read_as_the_gateway_writes_them() -> None:
         mt.parse_bytes("lots")
 
 
-def test_write_triggered_capping_waits_for_the_gateway_high_water() -> None:
-    assert mt.entry_high_water(10) == 11
-    assert mt.entry_high_water(500) == 550
-    assert mt.entry_high_water(100) == 125
+async def test_write_triggered_capping_waits_for_the_gateway_high_water(store: Store) -> None:
+    for n in range(70):  # maxEntries 60: the gateway caps at 60 + max(25, 10%) = 85
+        await add(store, f"agent:main:tg:direct:{n}", age_days=n / 1000)
+    policy = MaintenancePolicy(mode="enforce", max_entries=60)
+    assert (await cleanup(store, policy, force=False))["capped"] == 0
+    assert (await cleanup(store, policy))["capped"] == 10
+    assert (mt.entry_high_water(10), mt.entry_high_water(500)) == (11, 550)

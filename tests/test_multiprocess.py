@@ -218,3 +218,42 @@ async def test_read_only_connections_never_block_the_writer_for_long_repeated(
         run = tmp_path / str(n)
         run.mkdir()
         await test_read_only_connections_never_block_the_writer_for_long(run)
+
+
+_OPEN_AND_PATCH = """
+import asyncio, sys
+from store_sql.store import Store
+
+async def main():
+    async with await Store.open(sys.argv[1]) as store:
+        await store.sessions.patch("main", sys.argv[2], {"sessionId": "s", "updatedAt": 1})
+
+asyncio.run(main())
+"""
+
+
+async def test_processes_creating_the_same_new_database_at_once_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    # Before the fix in engine/opening.py each process built its own file and renamed it into
+    # place: the last rename replaced files the others had already written to (10 of 10 runs).
+    for attempt in range(2):
+        db = tmp_path / f"new-{attempt}.sqlite"
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _OPEN_AND_PATCH, str(db), f"key-{n}"
+            )
+            for n in range(3)
+        ]
+        assert [await p.wait() for p in procs] == [0, 0, 0]
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            keys = {r[0] for r in conn.execute("SELECT session_key FROM session_entries")}
+        finally:
+            conn.close()
+        assert keys == {"key-0", "key-1", "key-2"}
+        assert not _leftovers(tmp_path), "temporary files were left behind"
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return list(folder.glob(".*.creating-*"))

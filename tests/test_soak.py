@@ -140,9 +140,14 @@ async def reader(store: Store, task: int, ledger: Ledger, stop: float) -> None:
                 ids = [e.id for e in recent]
                 assert len(set(ids)) == len(ids)
                 ledger.reads["recent"] += 1
-            elif what < 0.65:
+            elif what < 0.6:
                 await store.search.find("needle", agent_id=AGENT, limit=10)
                 ledger.reads["search"] += 1
+            elif what < 0.7:
+                # A snapshot never shows part of a group commit: every transcript's counters
+                # and leaf agree with its lines, and every index entry is whole JSON.
+                await store.read(_check_consistent)
+                ledger.reads["consistency"] += 1
             else:
                 sid = rng.choice(tailed)
                 await tail(store, sid, ledger)
@@ -164,6 +169,19 @@ async def tail(store: Store, sid: str, ledger: Ledger, *, until_empty: bool = Fa
         ledger.cursors[sid] = changes.cursor
         if not until_empty or not changes.entries:
             return
+
+
+def _check_consistent(conn: sqlite3.Connection) -> None:
+    bad = conn.execute(
+        "SELECT t.transcript_id FROM transcripts t WHERE t.line_count != (SELECT count(*) "
+        "FROM transcript_lines l WHERE l.transcript_id = t.transcript_id) OR t.leaf_pos IS NOT "
+        "(SELECT max(pos) FROM transcript_lines l WHERE l.transcript_id = t.transcript_id "
+        "AND l.kind = 'entry')"
+    ).fetchall()
+    assert not bad, f"a reader saw a half-applied append in transcripts {bad}"
+    assert not conn.execute(
+        "SELECT count(*) FROM session_entries WHERE NOT json_valid(entry_json)"
+    ).fetchone()[0]
 
 
 def _session_lines(conn: sqlite3.Connection, sid: str) -> list[tuple[Any, ...]]:
