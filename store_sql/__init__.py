@@ -3,6 +3,8 @@
 The public API is what this module exports; everything else is private and may change.
 """
 
+from store_sql.checkpoint_forks import ForkResult
+from store_sql.checkpoints import CapturedSnapshot, CheckpointSpec, Persisted
 from store_sql.context import SessionContext
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
@@ -15,22 +17,43 @@ from store_sql.errors import (
     StoreError,
     WriteFailedError,
 )
+from store_sql.exporter import ExportReport, export_transcript, export_tree
+from store_sql.import_report import ImportProgress, ImportReport
+from store_sql.importer import import_path
+from store_sql.lifecycle import DeleteResult, PurgeResult, ResetResult
+from store_sql.maintenance import CleanupPlan, MaintenancePolicy
+from store_sql.search import SearchHit, SearchResult
 from store_sql.sessions import SessionSummary
 from store_sql.store import Store
 from store_sql.transcript_reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcripts import LEAF, Appended, TranscriptInfo
+from store_sql.verify import VerifyReport, verify_tree
 
 __all__ = [
     "LEAF",
     "Appended",
+    "CapturedSnapshot",
     "Changes",
+    "CheckpointSpec",
+    "CleanupPlan",
     "Cursor",
     "DatabaseRefusedError",
+    "DeleteResult",
     "EngineSettings",
     "ExportRefusedError",
+    "ExportReport",
+    "ForkResult",
     "ImportFailedError",
+    "ImportProgress",
+    "ImportReport",
     "InvalidEntryError",
+    "MaintenancePolicy",
     "NotFoundError",
+    "Persisted",
+    "PurgeResult",
+    "ResetResult",
+    "SearchHit",
+    "SearchResult",
     "SessionContext",
     "SessionSummary",
     "Store",
@@ -40,5 +63,10 @@ __all__ = [
     "TranscriptCounts",
     "TranscriptInfo",
     "TreeNode",
+    "VerifyReport",
     "WriteFailedError",
+    "export_transcript",
+    "export_tree",
+    "import_path",
+    "verify_tree",
 ]

@@ -206,7 +206,7 @@ def _drop_last_line(conn: sqlite3.Connection, transcript_id: int) -> None:
 def _insert_chunk(
     conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk, full_text: bool
 ) -> None:
-    rows = chunk.rows
+    rows = chunk.line_rows()
     for i in chunk.lookups:
         row = rows[i]
         assert row.parent_id is not None

@@ -245,9 +245,8 @@ class _FileImporter:
             lambda conn: db.write_chunk(conn, target, chunk, full_text=full_text)
         )
         record.transcript_id = tid
-        if chunk.rows:
-            next_pos = chunk.rows[-1].pos + 1
-        else:
+        next_pos = chunk.next_pos
+        if next_pos is None:
             next_pos = target.line_count if isinstance(target, db.Continuation) else 0
         return db.Continuation(tid, next_pos, chunk.end_offset, target.file_name)
 

@@ -40,7 +40,7 @@ SESSIONS_VIEW = """
 CREATE VIEW IF NOT EXISTS sessions AS
 -- One row per session key: the main columns of its index entry (already extracted into
 -- session_entries) and the current live transcript of its sessionId, chosen as the store API
--- chooses it (transcripts.find_live): kind 'live', not superseded, `<sessionId>.jsonl` first,
+-- chooses it (transcripts.find_live): kind 'live' or 'fork', not superseded, `<sessionId>.jsonl` first,
 -- then the newest. Times named *_at are epoch milliseconds, as sessions.json holds them.
 SELECT
     e.agent_id,
@@ -76,7 +76,7 @@ FROM session_entries AS e
 LEFT JOIN transcripts AS t ON t.transcript_id = (
     SELECT c.transcript_id FROM transcripts AS c
     WHERE c.agent_id = e.agent_id AND c.session_id = e.session_id
-      AND c.kind = 'live' AND c.superseded_by IS NULL
+      AND c.kind IN ('live', 'fork') AND c.superseded_by IS NULL
     ORDER BY c.file_name = c.session_id || '.jsonl' DESC, c.transcript_id DESC
     LIMIT 1
 )
@@ -275,7 +275,7 @@ LEFT JOIN (
                     THEN l.line END AS j
         FROM transcript_lines AS l
         JOIN transcripts AS c ON c.transcript_id = l.transcript_id
-        WHERE c.kind = 'live' AND c.superseded_by IS NULL
+        WHERE c.kind IN ('live', 'fork') AND c.superseded_by IS NULL
           AND l.kind = 'entry' AND l.type = 'message'
     ) AS u
     GROUP BY u.transcript_id

@@ -98,7 +98,7 @@ SELECT t.agent_id,
     (SELECT sum(o.byte_size) FROM transcripts AS o
      WHERE o.agent_id = t.agent_id AND o.session_id = t.session_id) AS all_bytes
 FROM transcripts AS t
-WHERE t.kind = 'live' AND t.superseded_by IS NULL
+WHERE t.kind IN ('live', 'fork') AND t.superseded_by IS NULL
 ORDER BY all_bytes DESC, t.byte_size DESC, t.transcript_id
 LIMIT ?
 """

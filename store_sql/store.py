@@ -76,7 +76,7 @@ class Store:
 
         Refuses, without modifying it, a file that is not a store_sql database, is corrupt,
         or has a newer schema revision than this code (`DatabaseRefusedError`)."""
-        db_path = Path(os.path.abspath(path))
+        db_path = Path(os.path.abspath(path))  # noqa: ASYNC240 - a getcwd, no disk I/O
         cfg = settings or EngineSettings(
             synchronous=synchronous, readers=readers, busy_timeout_ms=busy_timeout_ms
         )

@@ -151,13 +151,15 @@ def get_info(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInfo:
 
 
 def find_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> TranscriptInfo | None:
-    """The live transcript of a session: current (not superseded), kind 'live', preferring
-    the file the gateway names `<sessionId>.jsonl`, then the newest."""
+    """The live transcript of a session: current (not superseded), kind 'live' or 'fork' (a
+    branched session lives in `<ISO time>_<sessionId>.jsonl`), preferring the file named
+    `<sessionId>.jsonl`, then the newest."""
     # Almost always one row: choosing in Python avoids a sort SQLite would do with a temp
     # B-tree on every append and read.
     rows = conn.execute(
         f"SELECT {_INFO_COLUMNS} FROM transcripts "
-        "WHERE agent_id = ? AND session_id = ? AND kind = 'live' AND superseded_by IS NULL",
+        "WHERE agent_id = ? AND session_id = ? AND kind IN ('live', 'fork') "
+        "AND superseded_by IS NULL",
         (agent_id, session_id),
     ).fetchall()
     if not rows:

@@ -28,6 +28,7 @@ import pytest
 
 from store_sql.exporter import export_tree
 from store_sql.importer import import_path
+from store_sql.schema import APPLICATION_ID
 from store_sql.store import Store
 
 PACKAGE = Path(__file__).resolve().parents[1] / "store_sql"
@@ -76,7 +77,7 @@ async def test_export_writes_files_0600_and_directories_0700(tmp_path: Path) -> 
         async with await Store.open(tmp_path / "store.sqlite") as store:
             assert (await import_path(store, tmp_path / "state")).ok
             report = await export_tree(store, out)
-        db_files = [tmp_path / "store.sqlite"]
+        db_files = [tmp_path / "store.sqlite", tmp_path / "store.sqlite-shm"]
     assert report.ok
     assert len(report.files) == 3
     modes = {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*")}
@@ -88,6 +89,21 @@ async def test_export_writes_files_0600_and_directories_0700(tmp_path: Path) -> 
         if mode != (0o700 if (tmp_path / name).is_dir() else 0o600)
     }
     assert not wrong, wrong
+
+
+async def test_the_backup_taken_before_an_upgrade_is_0600(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(db)  # ours (application_id) but at Alembic's base revision
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("CREATE TABLE scratch (x)")
+    conn.execute("DROP TABLE scratch")
+    conn.close()
+    with umask(0o000):
+        async with await Store.open(db) as store:
+            backup = store.open_report.backup_path
+    assert store.open_report.upgraded_from == "base"
+    assert backup is not None
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(

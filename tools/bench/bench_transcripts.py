@@ -45,6 +45,7 @@ from harness import Fastest, Row, abest_of, bench_dir, best_of, row, run_async, 
 
 from store_sql import Store
 from store_sql.formats import jsjson
+from store_sql.search_text import entry_search_text
 from store_sql.transcripts import now_iso
 
 BIG = "big-session"
@@ -131,6 +132,22 @@ def insert_batched(conn: sqlite3.Connection, rows: list[tuple[Any, ...]], per_tx
         conn.execute("BEGIN IMMEDIATE")
         for params in rows[start : start + per_txn]:
             conn.execute(_INSERT_LINE, params)
+        conn.execute("COMMIT")
+
+
+def insert_batched_with_text(
+    conn: sqlite3.Connection, rows: list[tuple[Any, ...]], texts: list[str | None], per_txn: int
+) -> None:
+    """The same rows plus their full-text rows: the work an append really asks of SQLite."""
+    for start in range(0, len(rows), per_txn):
+        conn.execute("BEGIN IMMEDIATE")
+        chunk = zip(rows[start : start + per_txn], texts[start : start + per_txn], strict=True)
+        for params, text in chunk:
+            cur = conn.execute(_INSERT_LINE, params)
+            if text:
+                conn.execute(
+                    "INSERT INTO entry_text_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, text)
+                )
         conn.execute("COMMIT")
 
 
@@ -223,7 +240,7 @@ async def _reads_and_appends(quick: bool) -> list[Row]:
     ]
 
 
-async def _concurrent_appends(quick: bool, one_transcript: bool) -> Row:
+async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
     """100 tasks appending messages (one transcript each, or all to one) vs plain sqlite3
     inserting the same rows into a copy of the same database, 100 per transaction."""
     name = "one" if one_transcript else "sessions"
@@ -235,6 +252,8 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> Row:
         for session_id in targets:
             await store.transcripts.create(AGENT, session_id, cwd="/home/u/project")
     shutil.copyfile(db, plain_db)  # closed: the WAL is folded in, the copy is complete
+    text_db = work / "plain_text.sqlite"
+    shutil.copyfile(db, text_db)
 
     per_task = 20 if quick else 50
     rounds = 2 if quick else 3
@@ -242,6 +261,7 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> Row:
     fastest = Fastest()
     reader = sqlite3.connect(db, isolation_level=None)
     plain = fixtures.plain_connection(plain_db)
+    plain_text = fixtures.plain_connection(text_db)
     seen = 0  # line_pk of the last row already copied to the baseline
     try:
         async with await Store.open(db) as store:
@@ -276,10 +296,15 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> Row:
                 fastest.add(
                     "plain", timed(partial(insert_batched, plain, appended, 100)) / len(appended)
                 )
+                line_at = _LINE_COLUMNS.split(", ").index("line")
+                texts = [entry_search_text(orjson.loads(r[line_at])) for r in appended]
+                with_text = partial(insert_batched_with_text, plain_text, appended, texts, 100)
+                fastest.add("plain_text", timed(with_text) / len(appended))
             after = store.metrics()
     finally:
         reader.close()
         plain.close()
+        plain_text.close()
     result = row(
         f"transcripts.concurrent_append_{name}",
         1 / fastest["store"],
@@ -291,13 +316,20 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> Row:
     result["mean_batch"] = round(
         (after["mutations"] - before["mutations"]) / max(1, after["batches"] - before["batches"]), 1
     )
-    return result
+    with_text_row = row(
+        f"transcripts.concurrent_append_{name}_vs_lines_and_text",
+        1 / fastest["store"],
+        1 / fastest["plain_text"],
+        "rows/s",
+        True,
+    )
+    return [result, with_text_row]
 
 
 async def _main(quick: bool) -> list[Row]:
     rows = await _reads_and_appends(quick)
-    rows.append(await _concurrent_appends(quick, one_transcript=False))
-    rows.append(await _concurrent_appends(quick, one_transcript=True))
+    rows.extend(await _concurrent_appends(quick, one_transcript=False))
+    rows.extend(await _concurrent_appends(quick, one_transcript=True))
     return rows
 
 
