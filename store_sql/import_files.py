@@ -17,8 +17,17 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from store_sql.errors import ImportFailedError
+from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import ParsedIndex
-from store_sql.import_lines import READ_BYTES, LineChunk, LineChunker, LineStats
+from store_sql.import_lines import (
+    READ_BYTES,
+    LineChunk,
+    LineChunker,
+    LineStats,
+    ZstdStream,
+    bindable,
+    has_lone_surrogate,
+)
 from store_sql.sessions import insert_imported_entries
 from store_sql.transcripts import insert_lines, insert_transcript, now_iso, resolve_parent_pos
 
@@ -206,7 +215,7 @@ def _drop_last_line(conn: sqlite3.Connection, transcript_id: int) -> None:
 def _insert_chunk(
     conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk, full_text: bool
 ) -> None:
-    rows = chunk.line_rows()
+    rows = chunk.rows
     for i in chunk.lookups:
         row = rows[i]
         assert row.parent_id is not None
@@ -252,10 +261,6 @@ def write_chunk(
 # --- compressed archives: one streamed mutation ---------------------------------------------
 
 
-class UnreadableArchiveError(ImportFailedError):
-    """A .zst archive that does not decompress: it is kept as an opaque file instead."""
-
-
 def copy_into_blob(
     conn: sqlite3.Connection, table: str, column: str, rowid: int, src: BinaryIO, size: int
 ) -> str:
@@ -283,23 +288,19 @@ def import_compressed(
 ) -> int:
     """A .zst archive in one mutation: the original bytes (exported as they are) plus the
     decompressed lines (for queries), both streamed so memory stays flat."""
-    import zstandard
-
     with path.open("rb") as raw:
         size = _fstat_size(raw)
+        lines = ZstdStream(path.open("rb"), path.name)
         try:
-            with zstandard.ZstdDecompressor().stream_reader(
-                path.open("rb"), read_across_frames=True
-            ) as lines:
-                chunker = LineChunker(lines, full_text=full_text, stats=stats)
-                first = chunker.next_chunk()
-                tid = _create(conn, new, first)
-                chunk = first
-                while chunk is not None:
-                    _insert_chunk(conn, tid, chunk, full_text)
-                    chunk = chunker.next_chunk()
-        except zstandard.ZstdError as exc:
-            raise UnreadableArchiveError(f"{path.name}: cannot decompress: {exc}") from exc
+            chunker = LineChunker(lines, full_text=full_text, stats=stats)
+            first = chunker.next_chunk()
+            tid = _create(conn, new, first)
+            chunk = first
+            while chunk is not None:
+                _insert_chunk(conn, tid, chunk, full_text)
+                chunk = chunker.next_chunk()
+        finally:
+            lines.close()
         conn.execute(
             "UPDATE transcripts SET compressed_bytes = zeroblob(?) WHERE transcript_id = ?",
             (size, tid),
@@ -367,7 +368,7 @@ class IndexSource:
 @dataclass(frozen=True, slots=True)
 class IndexOutcome:
     status: str
-    """imported | unchanged | new_version | other_dir | conflict"""
+    """imported | unchanged | new_version | other_dir | unstorable | conflict"""
     message: str | None = None
 
 
@@ -382,6 +383,14 @@ def stored_index(conn: sqlite3.Connection, agent_id: str) -> tuple[str, str, str
 
 def decide_index(stored: tuple[str, str, str | None] | None, src: IndexSource) -> IndexOutcome:
     """What importing `src` over the stored index means (never a merge)."""
+    keys = [e.key for e in src.parsed.entries] if src.parsed is not None else []
+    odd = next((key for key in keys if has_lone_surrogate(key)), None)
+    if odd is not None:
+        return IndexOutcome(
+            "unstorable",
+            f"session key {jsjson.dumps(odd)} holds a lone surrogate, which SQLite text cannot "
+            "store: the index was not imported; the file is kept as exact bytes only",
+        )
     if stored is None:
         return IndexOutcome("imported")
     rel_dir, state, sha = stored
@@ -435,9 +444,30 @@ def import_index(conn: sqlite3.Connection, src: IndexSource) -> IndexOutcome:
         ),
     )
     insert_imported_entries(
-        conn, src.agent_id, ((e.key, e.position, e.text, e.value, e.problem) for e in entries)
+        conn,
+        src.agent_id,
+        (
+            (
+                e.key,
+                e.position,
+                e.text,
+                _bindable_value(e.value) if "\\u" in e.text else e.value,
+                e.problem,
+            )
+            for e in entries
+        ),
     )
     return outcome
+
+
+def _bindable_value(value: Any) -> Any:
+    """The value whose columns are extracted (`sessions.entry_columns`), with lone surrogates
+    made storable; the entry's text, stored as it is, keeps them."""
+    if isinstance(value, str):
+        return bindable(value)
+    if isinstance(value, dict):
+        return {k: _bindable_value(v) for k, v in value.items()}
+    return value
 
 
 def reader_of(fn: Callable[..., Any], *args: Any) -> Callable[[sqlite3.Connection], Any]:

@@ -11,13 +11,15 @@ lookup in the database by the writer, so memory does not grow with the file.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
+from store_sql.errors import ImportFailedError
 from store_sql.formats.transcript_jsonl import (
     ByteSource,
     LineKind,
@@ -41,6 +43,8 @@ _BOM = b"\xef\xbb\xbf"
 # JSON may escape lone surrogates ("\\ud800"); SQLite cannot take them as TEXT, so the
 # full-text copy gets U+FFFD instead (the stored line keeps its exact bytes).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Only a JSON escape can produce one (raw surrogate bytes are invalid UTF-8: damaged lines).
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _YIELD_EVERY = 63  # lines between voluntary GIL releases (a mask: every 64th line)
 _HEADER, _ENTRY, _BLANK, _DAMAGED = (
     LineKind.HEADER,
@@ -72,22 +76,11 @@ class LineStats:
             self.damaged.append((pos, reason))
 
 
-RowFields = tuple[Any, ...]
-"""The fields of a `transcripts.LineRow`, in its field order.
-
-Chunks carry plain tuples, not LineRows: a tuple of str/int/None is untracked by the cycle
-collector the first time it survives a collection, whereas a slotted dataclass stays
-tracked. Rows waiting in the parse -> write pipeline would otherwise pile up in the oldest
-generation and trigger full collections, each one a stall of the event loop (measured:
-~80 ms on a busy 2-core machine, about one per 40 MB imported)."""
-
-
 @dataclass(slots=True)
 class LineChunk:
     """Consecutive whole lines of one source, ready for `transcripts.insert_lines`."""
 
-    rows: list[RowFields]
-    """`LineRow` fields per line (see `RowFields`; `line_rows` builds the LineRows)."""
+    rows: list[LineRow]
     lookups: list[int]
     """Indexes into `rows` whose `parent_pos` must be looked up in the database (a parent
     older than the ids kept in memory)."""
@@ -100,13 +93,10 @@ class LineChunk:
     """The header, when line 0 is in this chunk and is one."""
     final: bool
 
-    def line_rows(self) -> list[LineRow]:
-        return [LineRow(*fields) for fields in self.rows]
-
     @property
     def next_pos(self) -> int | None:
         """Position after the last line of the chunk (None for an empty chunk)."""
-        return self.rows[-1][0] + 1 if self.rows else None
+        return self.rows[-1].pos + 1 if self.rows else None
 
 
 class LineChunker:
@@ -155,7 +145,7 @@ class LineChunker:
         """The next chunk, or None once the final chunk was returned."""
         if self._done:
             return None
-        rows: list[RowFields] = []
+        rows: list[LineRow] = []
         lookups: list[int] = []
         header: TranscriptHeader | None = None
         size = 0
@@ -164,8 +154,13 @@ class LineChunker:
         limit = self._chunk_bytes
         for raw, terminated in self._lines:
             line = classify_line(raw, self._pos)
+            escaped = b"\\u" in raw and _ESCAPED_SURROGATE.search(raw) is not None
+            if escaped:
+                line = bindable_line(line)
             if line.kind is _HEADER:
                 header = read_header(line)
+                if escaped and header is not None:
+                    header = bindable_header(header)
                 self._has_header = True
                 self._v1 = header is not None and header.version == 1
             if self._add(line, raw, rows):
@@ -199,10 +194,11 @@ class LineChunker:
             final=self._done,
         )
 
-    def _add(self, line: TranscriptLine, raw: bytes, rows: list[RowFields]) -> bool:
+    def _add(self, line: TranscriptLine, raw: bytes, rows: list[LineRow]) -> bool:
         """Append the row of one line; True when its parent must be looked up in the db.
 
-        The hottest loop of an import: enum members are module constants, fields a tuple."""
+        The hottest loop of an import: enum members are module constants and LineRow is
+        built positionally (keyword construction of a frozen dataclass costs ~2 us more)."""
         kind = line.kind
         pos = self._pos
         self._pos = pos + 1
@@ -218,8 +214,8 @@ class LineChunker:
             elif kind is _BLANK:
                 stats.damage(pos, "blank line (kept)")
             rows.append(
-                (pos, stored_line(raw), _KIND_TEXT[kind], line.entry_id, None, None,
-                 line.type, line.role, line.timestamp, None, len(raw), line.damage, None)
+                LineRow(pos, stored_line(raw), _KIND_TEXT[kind], line.entry_id, None, None,
+                        line.type, line.role, line.timestamp, None, len(raw), line.damage, None)
             )  # fmt: skip
             return False
         stats.entries += 1
@@ -238,11 +234,11 @@ class LineChunker:
             self._ids[line.entry_id] = pos
         search_text = entry_search_text(line.value) if self._full_text else None
         if search_text and not search_text.isascii():
-            search_text = _LONE_SURROGATE.sub("\ufffd", search_text)
+            search_text = bindable(search_text)
         rows.append(
-            (pos, stored_line(raw), "entry", line.entry_id, parent_id, parent_pos,
-             line.type, line.role, line.timestamp, line.idempotency_key, len(raw), None,
-             search_text)
+            LineRow(pos, stored_line(raw), "entry", line.entry_id, parent_id, parent_pos,
+                    line.type, line.role, line.timestamp, line.idempotency_key, len(raw), None,
+                    search_text)
         )  # fmt: skip
         return needs_lookup
 
@@ -264,3 +260,103 @@ def sha256_prefix(stream: ByteSource, size: int) -> Any:
         hasher.update(block)
         left -= len(block)
     return hasher
+
+
+# --- values SQLite can store ------------------------------------------------------------------
+
+
+def bindable(text: str | None) -> str | None:
+    """`text` with lone surrogates (legal in JSON and JavaScript, refused by sqlite3 as TEXT)
+    replaced by U+FFFD. Only for indexed copies: the stored line keeps its exact bytes."""
+    if text is None or text.isascii():
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def bindable_line(line: TranscriptLine) -> TranscriptLine:
+    """The indexed fields of a line made storable (see `bindable`); ids stay consistent
+    with each other, so parent links between such entries still resolve."""
+    return dataclasses.replace(
+        line,
+        entry_id=bindable(line.entry_id),
+        parent_id=bindable(line.parent_id),
+        type=bindable(line.type),
+        role=bindable(line.role),
+        timestamp=bindable(line.timestamp),
+        idempotency_key=bindable(line.idempotency_key),
+    )
+
+
+def bindable_header(header: TranscriptHeader) -> TranscriptHeader:
+    return dataclasses.replace(
+        header,
+        id=bindable(header.id),
+        timestamp=bindable(header.timestamp),
+        cwd=bindable(header.cwd),
+        parent_session=bindable(header.parent_session),
+    )
+
+
+def has_lone_surrogate(text: str) -> bool:
+    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
+
+
+# --- zstd-compressed archives -----------------------------------------------------------------
+
+
+class UnreadableArchiveError(ImportFailedError):
+    """A .zst archive that does not decompress (or ends inside a frame): kept as bytes only."""
+
+
+_ZSTD_READ = 64 << 10  # compressed bytes per step: bounds the output of one step (~ratio x)
+
+
+class ZstdStream:
+    """The decompressed bytes of every frame of a zstd file, read like a file.
+
+    python-zstandard's stream_reader returns b"" for a frame cut short instead of failing,
+    so a truncated archive would import as an empty transcript; here a stream that ends
+    inside a frame (or holds no frame at all) raises UnreadableArchiveError."""
+
+    def __init__(self, raw: BinaryIO, name: str) -> None:
+        import zstandard
+
+        self._zstd = zstandard
+        self._raw = raw
+        self._name = name
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._pending = b""
+        self._ended = False
+
+    def read(self, size: int = -1, /) -> bytes:
+        while not self._pending and not self._ended:
+            block = self._raw.read(_ZSTD_READ)
+            if not block:
+                self._ended = True
+                if not self._obj.eof:
+                    raise UnreadableArchiveError(
+                        f"{self._name}: the zstd data ends inside a frame (truncated archive)"
+                    )
+                break
+            self._pending = self._feed(block)
+        if size < 0 or size >= len(self._pending):
+            out, self._pending = self._pending, b""
+        else:
+            out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def _feed(self, block: bytes) -> bytes:
+        out: list[bytes] = []
+        try:
+            while block:
+                if self._obj.eof:  # the previous frame ended: the next one starts here
+                    self._obj = self._dctx.decompressobj()
+                out.append(self._obj.decompress(block))
+                block = self._obj.unused_data if self._obj.eof else b""
+        except self._zstd.ZstdError as exc:
+            raise UnreadableArchiveError(f"{self._name}: cannot decompress: {exc}") from exc
+        return b"".join(out)
+
+    def close(self) -> None:
+        self._raw.close()

@@ -41,7 +41,15 @@ from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import IndexFileError, parse_index
 from store_sql.formats.state_dir import FileKind
 from store_sql.formats.transcript_jsonl import LineKind, classify_line
-from store_sql.import_lines import READ_BYTES, LineChunk, LineChunker, LineStats, sha256_prefix
+from store_sql.import_lines import (
+    READ_BYTES,
+    LineChunk,
+    LineChunker,
+    LineStats,
+    UnreadableArchiveError,
+    ZstdStream,
+    sha256_prefix,
+)
 from store_sql.import_plan import OPAQUE_KINDS, TRANSCRIPT_KINDS, SourceFile, plan_import
 from store_sql.import_report import FileReport, FileStatus, ImportProgress, ImportReport
 from store_sql.store import Store
@@ -275,7 +283,7 @@ class _FileImporter:
                         conn, new, src.path, full_text=full_text, stats=stats
                     )
                 )
-        except db.UnreadableArchiveError as exc:
+        except UnreadableArchiveError as exc:
             record.message = None
             await self._opaque(src, record, "other")
             record.note(f"{exc}; kept as exact bytes only")
@@ -295,7 +303,7 @@ class _FileImporter:
         if not self._dry_run and outcome.status in ("imported", "new_version"):
             # Decided again inside the write, so a concurrent change cannot be overwritten.
             outcome = await self._store.write(db.reader_of(db.import_index, source))
-        if outcome.status == "other_dir":
+        if outcome.status in ("other_dir", "unstorable"):
             await self._opaque(src, record, "other")
             record.note(outcome.message or "")
             return
@@ -441,16 +449,12 @@ def _hash_file(path: Path) -> tuple[int, str]:
 
 
 def _parse_compressed(path: Path, stats: LineStats) -> None:
-    import zstandard
-
+    lines = ZstdStream(path.open("rb"), path.name)
     try:
-        with zstandard.ZstdDecompressor().stream_reader(
-            path.open("rb"), read_across_frames=True
-        ) as lines:
-            for _ in LineChunker(lines, full_text=False, stats=stats):
-                pass
-    except zstandard.ZstdError as exc:
-        raise db.UnreadableArchiveError(f"{path.name}: cannot decompress: {exc}") from exc
+        for _ in LineChunker(lines, full_text=False, stats=stats):
+            pass
+    finally:
+        lines.close()
 
 
 def _is_transcript(src: SourceFile) -> bool:

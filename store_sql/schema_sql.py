@@ -40,7 +40,8 @@ SESSIONS_VIEW = """
 CREATE VIEW IF NOT EXISTS sessions AS
 -- One row per session key: the main columns of its index entry (already extracted into
 -- session_entries) and the current live transcript of its sessionId, chosen as the store API
--- chooses it (transcripts.find_live): kind 'live' or 'fork', not superseded, `<sessionId>.jsonl` first,
+-- chooses it (transcripts.find_live): kind 'live' or 'fork', not superseded,
+-- `<sessionId>.jsonl` first,
 -- then the newest. Times named *_at are epoch milliseconds, as sessions.json holds them.
 SELECT
     e.agent_id,

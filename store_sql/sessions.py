@@ -22,6 +22,7 @@ from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
 from store_sql.schema import session_entries as E
+from store_sql.sqltext import storable, text_or_none
 
 Entry = dict[str, Any]
 Mutator = Callable[[Entry | None], Entry | None]
@@ -42,6 +43,11 @@ def check_agent_id(agent_id: str) -> str:
 def check_session_key(key: str) -> str:
     if not isinstance(key, str) or key == "":
         raise InvalidEntryError(f"invalid session key {key!r}: a non-empty string is required")
+    if not storable(key):
+        raise InvalidEntryError(
+            f"invalid session key {key!r}: it holds a lone surrogate, which SQLite text cannot "
+            "store; use a well-formed Unicode key"
+        )
     return key
 
 
@@ -80,8 +86,7 @@ def _num(value: Any) -> int | float | None:
     return value
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+_str = text_or_none
 
 
 def entry_columns(value: Any, text: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
 from store_sql.search_text import entry_search_text
+from store_sql.sqltext import text_or_none
 from store_sql.transcript_reads import StoredEntry, page
 from store_sql.transcripts import (
     LineRow,
@@ -115,8 +116,8 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
             continue
         raw = jsjson.dumps(value).encode("utf-8", "surrogatepass")
         is_header = value.get("type") == "session" and line.kind == "header"
-        entry_id = value.get("id") if isinstance(value.get("id"), str) else None
-        parent_id = value.get("parentId") if isinstance(value.get("parentId"), str) else None
+        entry_id = text_or_none(value.get("id"))
+        parent_id = text_or_none(value.get("parentId"))
         message = value.get("message")
         key = message.get("idempotencyKey") if isinstance(message, dict) else None
         rows.append(
@@ -127,12 +128,12 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
                 entry_id=entry_id,
                 parent_id=parent_id,
                 parent_pos=None if parent_id is None else pos_of.get(parent_id),
-                type=value.get("type") if isinstance(value.get("type"), str) else None,
-                role=message.get("role") if isinstance(message, dict) else None,
+                type=text_or_none(value.get("type")),
+                role=text_or_none(message.get("role")) if isinstance(message, dict) else None,
                 timestamp=value.get("timestamp")
                 if isinstance(value.get("timestamp"), str)
                 else None,
-                idempotency_key=key if isinstance(key, str) else None,
+                idempotency_key=text_or_none(key),
                 byte_size=len(raw),
                 damage=None,
                 search_text=None if is_header else entry_search_text(value),

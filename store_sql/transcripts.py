@@ -25,6 +25,7 @@ from store_sql.engine import deferred
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.search_text import entry_search_text
+from store_sql.sqltext import text_or_none
 
 LEAF: Final = "<leaf>"
 """Append as a child of the current leaf (the default)."""
@@ -395,8 +396,7 @@ def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: set[str]) -> st
 def _idempotency_key(fields: Mapping[str, Any]) -> str | None:
     message = fields.get("message")
     if fields.get("type") == "message" and isinstance(message, Mapping):
-        key = message.get("idempotencyKey")
-        return key if isinstance(key, str) else None
+        return text_or_none(message.get("idempotencyKey"))
     return None
 
 
@@ -480,9 +480,9 @@ def append_entries(
                 entry_id=entry_id,
                 parent_id=parent,
                 parent_pos=parent_pos,
-                type=value["type"],
-                role=message.get("role") if isinstance(message, dict) else None,
-                timestamp=timestamp,
+                type=text_or_none(value["type"]),
+                role=text_or_none(message.get("role")) if isinstance(message, dict) else None,
+                timestamp=text_or_none(timestamp),
                 idempotency_key=key,
                 byte_size=len(raw),
                 damage=None,

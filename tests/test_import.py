@@ -668,3 +668,52 @@ async def test_hard_shapes_round_trip_byte_for_byte(store: Store, tmp_path: Path
     assert keys == [("7",), ("123",), ("__proto__",)]
     parents = await rows(store, "SELECT pos, parent_pos FROM transcript_lines ORDER BY pos")
     assert parents == [(0, None), (1, None), (2, 1), (3, None)]
+
+
+async def test_a_truncated_or_multi_frame_zstd_archive(store: Store, tmp_path: Path) -> None:
+    d = sessions_dir(tmp_path)
+    body = transcript(header(), entry("a1", None), entry("a2", "a1"))
+    packer = zstandard.ZstdCompressor()
+    two_frames = packer.compress(body[:40]) + packer.compress(body[40:])
+    (d / f"{SID}.jsonl.reset.2026-02-10T09-15-21.653Z.zst").write_bytes(two_frames)
+    (d / f"{SID}.jsonl.deleted.2026-02-10T09-15-21.653Z.zst").write_bytes(
+        packer.compress(body)[:-5]
+    )
+
+    report = await import_path(store, tmp_path)
+
+    status = {Path(f.rel_path).name.split(".")[2]: f for f in report.files}
+    assert status["reset"].status == "imported"
+    assert status["reset"].lines == 3
+    assert status["deleted"].status == "kept_opaque"
+    assert "truncated archive" in (status["deleted"].message or "")
+    await export_tree(store, tmp_path / "out")
+    assert tree_bytes(tmp_path / "out/agents") == tree_bytes(tmp_path / "agents")
+
+
+async def test_lone_surrogates_in_ids_and_keys_never_abort_the_import(
+    store: Store, tmp_path: Path
+) -> None:
+    d = sessions_dir(tmp_path)
+    # Raw JSON escapes, as JavaScript writes a lone surrogate (orjson would escape the "\\").
+    body = transcript(
+        header(),
+        entry("ID", None).replace(b'"ID"', b'"\\udc00"'),
+        entry("b1", "ID").replace(b'"ID"', b'"\\udc00"'),
+    )
+    index = b'{\n  "agent:main:\\ud800": {\n    "sessionId": "s",\n    "updatedAt": 1\n  }\n}'
+    (d / f"{SID}.jsonl").write_bytes(body)
+    (d / "sessions.json").write_bytes(index)
+
+    report = await import_path(store, tmp_path)
+
+    status = {Path(f.rel_path).name: f for f in report.files}
+    assert status[f"{SID}.jsonl"].status == "imported"
+    assert status["sessions.json"].status == "kept_opaque"
+    assert "lone surrogate" in (status["sessions.json"].message or "")
+    parents = await rows(store, "SELECT pos, entry_id, parent_pos FROM transcript_lines")
+    assert parents == [(0, SID, None), (1, "\ufffd", None), (2, "b1", 1)]
+    await export_tree(store, tmp_path / "out")
+    out = tmp_path / "out/agents/main/sessions"
+    assert (out / f"{SID}.jsonl").read_bytes() == body
+    assert (out / "sessions.json").read_bytes() == index

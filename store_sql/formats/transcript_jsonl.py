@@ -18,6 +18,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from store_sql.sqltext import text_or_none
+
 __all__ = [
     "ByteSource",
     "LineKind",
@@ -249,7 +251,9 @@ def _make(
 
 
 def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    # A lone surrogate ("\ud800" is valid JSON) cannot be indexed as SQLite text: the line
+    # is kept verbatim, the field is left out of the index (store_sql/sqltext.py).
+    return text_or_none(value)
 
 
 _JSON_TYPE_NAMES = {list: "array", str: "string", bool: "boolean", type(None): "null"}
