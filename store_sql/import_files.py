@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,18 +18,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from store_sql.errors import ImportFailedError
-from store_sql.formats import jsjson
-from store_sql.formats.sessions_json import ParsedIndex
 from store_sql.import_lines import (
     READ_BYTES,
     LineChunk,
     LineChunker,
     LineStats,
     ZstdStream,
-    bindable,
-    has_lone_surrogate,
 )
-from store_sql.sessions import insert_imported_entries
 from store_sql.transcripts import insert_lines, insert_transcript, now_iso, resolve_parent_pos
 
 # --- transcripts: what the store holds for a source file -------------------------------------
@@ -314,8 +310,6 @@ def import_compressed(
 
 
 def _fstat_size(f: BinaryIO) -> int:
-    import os
-
     return os.fstat(f.fileno()).st_size
 
 
@@ -346,128 +340,6 @@ def store_opaque(
         sha = copy_into_blob(conn, "opaque_files", "content", file_pk, src, size)
     conn.execute("UPDATE opaque_files SET sha256 = ? WHERE file_pk = ?", (sha, file_pk))
     return size, sha
-
-
-# --- sessions.json ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IndexSource:
-    """A read sessions.json: its bytes and what parsing them gave."""
-
-    agent_id: str
-    rel_dir: str
-    data: bytes
-    sha256: str
-    parsed: ParsedIndex | None
-    state: str
-    """imported | empty_file | invalid (session_indexes.source_state)."""
-    error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class IndexOutcome:
-    status: str
-    """imported | unchanged | new_version | other_dir | unstorable | conflict"""
-    message: str | None = None
-
-
-def stored_index(conn: sqlite3.Connection, agent_id: str) -> tuple[str, str, str | None] | None:
-    """(rel_dir, source_state, source_sha256) of an agent's index, or None."""
-    row = conn.execute(
-        "SELECT rel_dir, source_state, source_sha256 FROM session_indexes WHERE agent_id = ?",
-        (agent_id,),
-    ).fetchone()
-    return None if row is None else (row[0], row[1], row[2])
-
-
-def decide_index(stored: tuple[str, str, str | None] | None, src: IndexSource) -> IndexOutcome:
-    """What importing `src` over the stored index means (never a merge)."""
-    keys = [e.key for e in src.parsed.entries] if src.parsed is not None else []
-    odd = next((key for key in keys if has_lone_surrogate(key)), None)
-    if odd is not None:
-        return IndexOutcome(
-            "unstorable",
-            f"session key {jsjson.dumps(odd)} holds a lone surrogate, which SQLite text cannot "
-            "store: the index was not imported; the file is kept as exact bytes only",
-        )
-    if stored is None:
-        return IndexOutcome("imported")
-    rel_dir, state, sha = stored
-    if rel_dir != src.rel_dir:
-        return IndexOutcome(
-            "other_dir",
-            f"agent {src.agent_id!r} already has its index from {rel_dir}/sessions.json; "
-            "this one is kept as an opaque file",
-        )
-    if sha == src.sha256:
-        if state == "api":
-            return IndexOutcome(
-                "unchanged", "the index changed through the API since this file was imported"
-            )
-        return IndexOutcome("unchanged")
-    if state == "api":
-        return IndexOutcome(
-            "conflict",
-            "the index was changed through the API and this file differs from the one "
-            "imported: refusing to replace or merge it (export the store, or import into a "
-            "fresh database)",
-        )
-    return IndexOutcome(
-        "new_version", "sessions.json changed since the last import: the index was replaced"
-    )
-
-
-def import_index(conn: sqlite3.Connection, src: IndexSource) -> IndexOutcome:
-    """Store a sessions.json (its exact bytes and its entries) unless `decide_index` says
-    otherwise. A 0-byte or invalid file is kept with its state and error, with no entries."""
-    outcome = decide_index(stored_index(conn, src.agent_id), src)
-    if outcome.status not in ("imported", "new_version"):
-        return outcome
-    entries = src.parsed.entries if src.parsed is not None else []
-    conn.execute("DELETE FROM session_entries WHERE agent_id = ?", (src.agent_id,))
-    conn.execute(
-        "INSERT INTO session_indexes (agent_id, rel_dir, source_bytes, source_state, "
-        "source_error, source_sha256, revision, next_position) VALUES (?, ?, ?, ?, ?, ?, 0, ?) "
-        "ON CONFLICT (agent_id) DO UPDATE SET rel_dir = excluded.rel_dir, "
-        "source_bytes = excluded.source_bytes, source_state = excluded.source_state, "
-        "source_error = excluded.source_error, source_sha256 = excluded.source_sha256, "
-        "revision = revision + 1, next_position = excluded.next_position",
-        (
-            src.agent_id,
-            src.rel_dir,
-            src.data,
-            src.state,
-            src.error,
-            src.sha256,
-            len(entries),
-        ),
-    )
-    insert_imported_entries(
-        conn,
-        src.agent_id,
-        (
-            (
-                e.key,
-                e.position,
-                e.text,
-                _bindable_value(e.value) if "\\u" in e.text else e.value,
-                e.problem,
-            )
-            for e in entries
-        ),
-    )
-    return outcome
-
-
-def _bindable_value(value: Any) -> Any:
-    """The value whose columns are extracted (`sessions.entry_columns`), with lone surrogates
-    made storable; the entry's text, stored as it is, keeps them."""
-    if isinstance(value, str):
-        return bindable(value)
-    if isinstance(value, dict):
-        return {k: _bindable_value(v) for k, v in value.items()}
-    return value
 
 
 def reader_of(fn: Callable[..., Any], *args: Any) -> Callable[[sqlite3.Connection], Any]:

@@ -11,7 +11,6 @@ lookup in the database by the writer, so memory does not grow with the file.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import re
 import time
@@ -30,6 +29,7 @@ from store_sql.formats.transcript_jsonl import (
     read_header,
 )
 from store_sql.search_text import entry_search_text
+from store_sql.sqltext import storable
 from store_sql.transcripts import LineRow, stored_line
 
 CHUNK_BYTES = 1 << 20
@@ -43,8 +43,6 @@ _BOM = b"\xef\xbb\xbf"
 # JSON may escape lone surrogates ("\\ud800"); SQLite cannot take them as TEXT, so the
 # full-text copy gets U+FFFD instead (the stored line keeps its exact bytes).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-# Only a JSON escape can produce one (raw surrogate bytes are invalid UTF-8: damaged lines).
-_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _YIELD_EVERY = 63  # lines between voluntary GIL releases (a mask: every 64th line)
 _HEADER, _ENTRY, _BLANK, _DAMAGED = (
     LineKind.HEADER,
@@ -154,13 +152,8 @@ class LineChunker:
         limit = self._chunk_bytes
         for raw, terminated in self._lines:
             line = classify_line(raw, self._pos)
-            escaped = b"\\u" in raw and _ESCAPED_SURROGATE.search(raw) is not None
-            if escaped:
-                line = bindable_line(line)
             if line.kind is _HEADER:
                 header = read_header(line)
-                if escaped and header is not None:
-                    header = bindable_header(header)
                 self._has_header = True
                 self._v1 = header is not None and header.version == 1
             if self._add(line, raw, rows):
@@ -233,8 +226,8 @@ class LineChunker:
         if line.entry_id is not None:
             self._ids[line.entry_id] = pos
         search_text = entry_search_text(line.value) if self._full_text else None
-        if search_text and not search_text.isascii():
-            search_text = bindable(search_text)
+        if search_text:
+            search_text = searchable(search_text)
         rows.append(
             LineRow(pos, stored_line(raw), "entry", line.entry_id, parent_id, parent_pos,
                     line.type, line.role, line.timestamp, line.idempotency_key, len(raw), None,
@@ -262,43 +255,11 @@ def sha256_prefix(stream: ByteSource, size: int) -> Any:
     return hasher
 
 
-# --- values SQLite can store ------------------------------------------------------------------
-
-
-def bindable(text: str | None) -> str | None:
-    """`text` with lone surrogates (legal in JSON and JavaScript, refused by sqlite3 as TEXT)
-    replaced by U+FFFD. Only for indexed copies: the stored line keeps its exact bytes."""
-    if text is None or text.isascii():
-        return text
-    return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def bindable_line(line: TranscriptLine) -> TranscriptLine:
-    """The indexed fields of a line made storable (see `bindable`); ids stay consistent
-    with each other, so parent links between such entries still resolve."""
-    return dataclasses.replace(
-        line,
-        entry_id=bindable(line.entry_id),
-        parent_id=bindable(line.parent_id),
-        type=bindable(line.type),
-        role=bindable(line.role),
-        timestamp=bindable(line.timestamp),
-        idempotency_key=bindable(line.idempotency_key),
-    )
-
-
-def bindable_header(header: TranscriptHeader) -> TranscriptHeader:
-    return dataclasses.replace(
-        header,
-        id=bindable(header.id),
-        timestamp=bindable(header.timestamp),
-        cwd=bindable(header.cwd),
-        parent_session=bindable(header.parent_session),
-    )
-
-
-def has_lone_surrogate(text: str) -> bool:
-    return not text.isascii() and _LONE_SURROGATE.search(text) is not None
+def searchable(text: str) -> str:
+    """The full-text copy of an entry's text with lone surrogates (legal in JSON, refused by
+    SQLite as TEXT) replaced by U+FFFD, so the rest of the message stays searchable; indexed
+    columns leave such values out instead (store_sql/sqltext.py), the line keeps them."""
+    return text if storable(text) else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 # --- zstd-compressed archives -----------------------------------------------------------------

@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from store_sql.import_lines import LineStats
 
 FileStatus = Literal[
     "imported", "unchanged", "appended", "new_version", "skipped", "kept_opaque", "error"
@@ -142,3 +145,19 @@ class ImportProgress:
     bytes_total: int
     """Size of every planned file together (known before the import starts)."""
     lines_done: int
+
+
+def add_line_stats(record: FileReport, stats: LineStats) -> None:
+    """Copy what a `LineChunker` saw into a file's record (damaged lines become 1-based)."""
+    record.lines = stats.lines
+    record.entries = stats.entries
+    record.bytes = stats.bytes
+    for pos, reason in stats.damaged:
+        record.add_damage(pos + 1, reason)
+    record.damaged_total = stats.damaged_total
+    if stats.crlf_lines:
+        record.note(f"{stats.crlf_lines} lines end with CRLF (kept)")
+    if stats.bom:
+        record.note("the file starts with a byte order mark (kept)")
+    if stats.lines and not stats.ends_with_newline:
+        record.note("no newline at the end of the file (kept)")

@@ -27,31 +27,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from store_sql import import_files as db
 from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
-from store_sql.formats import jsjson
-from store_sql.formats.sessions_json import IndexFileError, parse_index
 from store_sql.formats.state_dir import FileKind
-from store_sql.formats.transcript_jsonl import LineKind, classify_line
+from store_sql.import_index import decide_index, import_index, key_line, read_index, stored_index
 from store_sql.import_lines import (
-    READ_BYTES,
     LineChunk,
     LineChunker,
     LineStats,
     UnreadableArchiveError,
-    ZstdStream,
-    sha256_prefix,
 )
 from store_sql.import_plan import OPAQUE_KINDS, TRANSCRIPT_KINDS, SourceFile, plan_import
-from store_sql.import_report import FileReport, FileStatus, ImportProgress, ImportReport
+from store_sql.import_report import (
+    FileReport,
+    FileStatus,
+    ImportProgress,
+    ImportReport,
+    add_line_stats,
+)
+from store_sql.import_sources import (
+    decide_start,
+    hash_file,
+    looks_like_transcript,
+    parse_compressed,
+)
 from store_sql.store import Store
 
 __all__ = ["ImportProgress", "ImportReport", "import_path"]
@@ -139,22 +142,6 @@ class _Tracker:
             )
 
 
-@dataclass(slots=True)
-class _Start:
-    """Where reading a transcript starts, decided from the stored row and the file."""
-
-    status: FileStatus
-    stream: BinaryIO | None
-    hasher: Any
-    target: db.NewTranscript | db.Continuation | None
-    start_offset: int = 0
-    first_pos: int = 0
-    version: int | None = None
-    has_header: bool = False
-    prev_entry_pos: int | None = None
-    message: str | None = None
-
-
 class _FileImporter:
     def __init__(self, store: Store, *, dry_run: bool, full_text: bool, tracker: _Tracker) -> None:
         self._store = store
@@ -170,7 +157,7 @@ class _FileImporter:
             await self._compressed(src, record, TRANSCRIPT_KINDS[kind])
         elif kind in TRANSCRIPT_KINDS:
             await self._transcript(src, record, TRANSCRIPT_KINDS[kind])
-        elif kind is FileKind.OTHER and await asyncio.to_thread(_is_transcript, src):
+        elif kind is FileKind.OTHER and await asyncio.to_thread(looks_like_transcript, src):
             await self._transcript(src, record, "other")
         else:
             await self._opaque(src, record, OPAQUE_KINDS.get(kind, "other"))
@@ -188,7 +175,7 @@ class _FileImporter:
         stored = await self._store.read(
             db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
         )
-        start = await asyncio.to_thread(_decide, src.path, stored, self._new(src, kind, None))
+        start = await asyncio.to_thread(decide_start, src.path, stored, self._new(src, kind, None))
         record.status = start.status
         if start.message:
             record.note(start.message)
@@ -212,7 +199,7 @@ class _FileImporter:
             await self._write_chunks(chunker, start.target, start.start_offset, record)
         finally:
             start.stream.close()
-        _fill(record, stats)
+        add_line_stats(record, stats)
 
     async def _write_chunks(
         self,
@@ -262,7 +249,7 @@ class _FileImporter:
         stored = await self._store.read(
             db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
         )
-        size, sha = await asyncio.to_thread(_hash_file, src.path)
+        size, sha = await asyncio.to_thread(hash_file, src.path)
         if stored is not None and stored.source_sha256 == sha and stored.source_size == size:
             record.status = "unchanged"
             record.transcript_id = stored.transcript_id
@@ -276,7 +263,7 @@ class _FileImporter:
         full_text = self._full_text
         try:
             if self._dry_run:
-                await asyncio.to_thread(_parse_compressed, src.path, stats)
+                await asyncio.to_thread(parse_compressed, src.path, stats)
             else:
                 record.transcript_id = await self._store.write(
                     lambda conn: db.import_compressed(
@@ -288,21 +275,21 @@ class _FileImporter:
             await self._opaque(src, record, "other")
             record.note(f"{exc}; kept as exact bytes only")
             return
-        _fill(record, stats)
+        add_line_stats(record, stats)
         record.bytes = size
         self._tracker.advance(size, stats.lines)
 
     # --- sessions.json and opaque files ----------------------------------------------------
 
     async def _index(self, src: SourceFile, record: FileReport) -> None:
-        source = await asyncio.to_thread(_read_index, src)
+        source = await asyncio.to_thread(read_index, src)
         record.bytes = len(source.data)
         record.lines = source.data.count(b"\n") + (source.data[-1:] not in (b"", b"\n"))
-        stored = await self._store.read(db.reader_of(db.stored_index, src.agent_id))
-        outcome = db.decide_index(stored, source)
+        stored = await self._store.read(db.reader_of(stored_index, src.agent_id))
+        outcome = decide_index(stored, source)
         if not self._dry_run and outcome.status in ("imported", "new_version"):
             # Decided again inside the write, so a concurrent change cannot be overwritten.
-            outcome = await self._store.write(db.reader_of(db.import_index, source))
+            outcome = await self._store.write(db.reader_of(import_index, source))
         if outcome.status in ("other_dir", "unstorable"):
             await self._opaque(src, record, "other")
             record.note(outcome.message or "")
@@ -326,14 +313,14 @@ class _FileImporter:
         text = source.data.decode("utf-8")
         for entry in source.parsed.entries:
             if entry.problem is not None:
-                record.add_damage(_key_line(text, entry.key), f"{entry.key}: {entry.problem}")
+                record.add_damage(key_line(text, entry.key), f"{entry.key}: {entry.problem}")
         self._tracker.advance(record.bytes, 0)
 
     async def _opaque(self, src: SourceFile, record: FileReport, kind: str) -> None:
         stored_sha = await self._store.read(
             db.reader_of(db.opaque_sha256, src.agent_id, src.rel_dir, src.name)
         )
-        size, sha = await asyncio.to_thread(_hash_file, src.path)
+        size, sha = await asyncio.to_thread(hash_file, src.path)
         if stored_sha == sha:
             record.status = "unchanged"
             return
@@ -348,139 +335,3 @@ class _FileImporter:
                 )
             )
         self._tracker.advance(size, 0)
-
-
-# --- helpers run in worker threads -------------------------------------------------------------
-
-
-def _decide(path: Path, stored: db.StoredSource | None, new: db.NewTranscript) -> _Start:
-    """How to read `path` given what the store holds for it (see the module doc)."""
-    stream = path.open("rb")
-    try:
-        return _decide_open(stream, stored, new)
-    except BaseException:
-        stream.close()
-        raise
-
-
-def _decide_open(stream: BinaryIO, stored: db.StoredSource | None, new: db.NewTranscript) -> _Start:
-    def from_scratch(status: FileStatus, message: str | None, supersedes: int | None) -> _Start:
-        stream.seek(0)
-        target = dataclasses.replace(new, supersedes=supersedes)
-        return _Start(status, stream, hashlib.sha256(), target, message=message)
-
-    if stored is None:
-        return from_scratch("imported", None, None)
-    tid = stored.transcript_id
-    if stored.source_size is None or stored.source_sha256 is None or stored.compressed:
-        return from_scratch(
-            "new_version", "the stored transcript was not imported from this file", tid
-        )
-    size = _size(stream)
-    if size < stored.source_size:
-        return from_scratch("new_version", "the file is shorter than what was imported", tid)
-    redo = not stored.ends_with_newline and stored.line_count > 0
-    keep = stored.source_size - (stored.last_line_bytes if redo else 0)
-    hasher = sha256_prefix(stream, keep)
-    whole = hasher.copy() if hasher is not None else None
-    rest = stream.read(stored.source_size - keep) if whole is not None else b""
-    if whole is None or len(rest) != stored.source_size - keep:
-        return from_scratch("new_version", "the file changed while it was read", tid)
-    whole.update(rest)
-    if whole.hexdigest() != stored.source_sha256:
-        return from_scratch(
-            "new_version", "the file changed before its end since the last import", tid
-        )
-    if size == stored.source_size:
-        stream.close()
-        note = "the store holds API appends beyond this file" if stored.api_appended else None
-        return _Start("unchanged", None, None, None, message=note)
-    if stored.api_appended:
-        return from_scratch(
-            "new_version",
-            "the file grew, but the store has API appends of its own beyond the imported part",
-            tid,
-        )
-    stream.seek(keep)
-    first_pos = stored.line_count - redo
-    target = db.Continuation(tid, stored.line_count, stored.source_size, new.file_name, redo)
-    return _Start(
-        "appended",
-        stream,
-        hasher,
-        target,
-        start_offset=keep,
-        first_pos=first_pos,
-        version=stored.version,
-        has_header=stored.version is not None,
-        prev_entry_pos=stored.entry_before_last if redo else stored.leaf_pos,
-    )
-
-
-def _size(stream: BinaryIO) -> int:
-    import os
-
-    return os.fstat(stream.fileno()).st_size
-
-
-def _fill(record: FileReport, stats: LineStats) -> None:
-    record.lines = stats.lines
-    record.entries = stats.entries
-    record.bytes = stats.bytes
-    for pos, reason in stats.damaged:
-        record.add_damage(pos + 1, reason)
-    record.damaged_total = stats.damaged_total
-    if stats.crlf_lines:
-        record.note(f"{stats.crlf_lines} lines end with CRLF (kept)")
-    if stats.bom:
-        record.note("the file starts with a byte order mark (kept)")
-    if stats.lines and not stats.ends_with_newline:
-        record.note("no newline at the end of the file (kept)")
-
-
-def _hash_file(path: Path) -> tuple[int, str]:
-    hasher = hashlib.sha256()
-    size = 0
-    with path.open("rb") as f:
-        while block := f.read(READ_BYTES):
-            hasher.update(block)
-            size += len(block)
-    return size, hasher.hexdigest()
-
-
-def _parse_compressed(path: Path, stats: LineStats) -> None:
-    lines = ZstdStream(path.open("rb"), path.name)
-    try:
-        for _ in LineChunker(lines, full_text=False, stats=stats):
-            pass
-    finally:
-        lines.close()
-
-
-def _is_transcript(src: SourceFile) -> bool:
-    """An unknown ``*.jsonl`` is a transcript (kind 'other') when its first line is a header."""
-    if src.info.compressed or not src.name.endswith(".jsonl") or "/" in src.name:
-        return False
-    with src.path.open("rb") as f:
-        head = f.read(_PEEK_BYTES)
-    first, newline, _ = head.partition(b"\n")
-    if not newline and len(head) == _PEEK_BYTES:
-        return False
-    return classify_line(first, 0).kind is LineKind.HEADER
-
-
-def _read_index(src: SourceFile) -> db.IndexSource:
-    data = src.path.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
-    try:
-        parsed = parse_index(data)
-    except IndexFileError as exc:
-        state = "empty_file" if not data else "invalid"
-        return db.IndexSource(src.agent_id, src.rel_dir, data, sha, None, state, str(exc))
-    return db.IndexSource(src.agent_id, src.rel_dir, data, sha, parsed, "imported", None)
-
-
-def _key_line(text: str, key: str) -> int:
-    """1-based line of a key in a JSON.stringify(store, null, 2) file (0 when not found)."""
-    at = text.find(f"\n  {jsjson.dumps(key)}: ")
-    return 0 if at < 0 else text.count("\n", 0, at) + 2

@@ -711,8 +711,9 @@ async def test_lone_surrogates_in_ids_and_keys_never_abort_the_import(
     assert status[f"{SID}.jsonl"].status == "imported"
     assert status["sessions.json"].status == "kept_opaque"
     assert "lone surrogate" in (status["sessions.json"].message or "")
-    parents = await rows(store, "SELECT pos, entry_id, parent_pos FROM transcript_lines")
-    assert parents == [(0, SID, None), (1, "\ufffd", None), (2, "b1", 1)]
+    # The lines keep the escapes; the indexed id columns leave them out (store_sql/sqltext.py).
+    parents = await rows(store, "SELECT pos, entry_id, parent_id FROM transcript_lines")
+    assert parents == [(0, SID, None), (1, None, None), (2, "b1", None)]
     await export_tree(store, tmp_path / "out")
     out = tmp_path / "out/agents/main/sessions"
     assert (out / f"{SID}.jsonl").read_bytes() == body
