@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from store_sql.sessions import render_sessions_json
+from store_sql.transcript_reads import transcript_chunks
 
 Source = Literal["index", "transcript", "compressed", "opaque", "snapshot"]
 
-_ROWS_PER_FETCH = 2048
 _BLOB_READ = 1 << 20
 
 
@@ -104,36 +104,6 @@ def file_chunks(conn: sqlite3.Connection, item: PlannedFile) -> Iterator[bytes]:
         ).fetchone()
         if row is not None:
             yield from transcript_chunks(conn, row[0], upto_pos=row[1], newline=bool(row[2]))
-
-
-def transcript_chunks(
-    conn: sqlite3.Connection,
-    transcript_id: int,
-    *,
-    upto_pos: int | None = None,
-    newline: bool | None = None,
-) -> Iterator[bytes]:
-    """A transcript's file bytes (lines 0..`upto_pos`), each line followed by ``\\n`` except
-    the last when the file had no final newline (`newline`, default: as stored)."""
-    if newline is None:
-        row = conn.execute(
-            "SELECT ends_with_newline FROM transcripts WHERE transcript_id = ?",
-            (transcript_id,),
-        ).fetchone()
-        newline = bool(row[0]) if row is not None else True
-    sql = "SELECT CAST(line AS BLOB) FROM transcript_lines WHERE transcript_id = ?"
-    params: tuple[int, ...] = (transcript_id,)
-    if upto_pos is not None:
-        sql += " AND pos <= ?"
-        params = (transcript_id, upto_pos)
-    cursor = conn.execute(sql + " ORDER BY pos", params)
-    separator = b""
-    while rows := cursor.fetchmany(_ROWS_PER_FETCH):
-        # A separator before every batch but the first: the final newline is decided last.
-        yield separator + b"\n".join([r[0] for r in rows])
-        separator = b"\n"
-    if separator and newline:
-        yield b"\n"
 
 
 def _blob_chunks(conn: sqlite3.Connection, table: str, column: str, rowid: int) -> Iterator[bytes]:

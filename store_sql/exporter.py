@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 from store_sql import render
 from store_sql.errors import ExportRefusedError, NotFoundError
-from store_sql.export_plan import PlannedFile, file_chunks, plan_export, transcript_chunks
+from store_sql.export_plan import PlannedFile, file_chunks, plan_export
 from store_sql.formats.state_dir import StateDirError, safe_join
 from store_sql.sessions import check_agent_id, get_entry
 from store_sql.store import Store
-from store_sql.transcript_reads import StoredEntry, page
+from store_sql.transcript_reads import all_entries, transcript_chunks
 from store_sql.transcripts import TranscriptInfo, find_live, get_info
 
 __all__ = [
@@ -144,7 +144,7 @@ async def export_transcript(
         if fmt == "jsonl":
             return b"".join(transcript_chunks(conn, info.transcript_id))
         title = f"{agent} / {info.session_id or info.file_name} ({info.file_name})"
-        return render.markdown(title, _all_entries(conn, info.transcript_id)).encode("utf-8")
+        return render.markdown(title, all_entries(conn, info.transcript_id)).encode("utf-8")
 
     return await store.read(render_one)
 
@@ -166,15 +166,6 @@ def _find_transcript(conn: sqlite3.Connection, agent: str, session: str) -> Tran
         if row is not None:
             return get_info(conn, row[0])
     raise NotFoundError(f"agent {agent!r} has no session or transcript {session!r}")
-
-
-def _all_entries(conn: sqlite3.Connection, transcript_id: int) -> list[StoredEntry]:
-    entries: list[StoredEntry] = []
-    after = -1
-    while batch := page(conn, transcript_id, after_pos=after, limit=5000):
-        entries.extend(batch)
-        after = batch[-1].pos
-    return entries
 
 
 # --- file system side (worker and reader threads) -------------------------------------------

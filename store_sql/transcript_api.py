@@ -309,10 +309,6 @@ class TranscriptAPI:
     async def file_bytes(self, agent_id: str, target: Target) -> bytes:
         """The transcript as its JSONL file (exactly as export writes it)."""
 
-        def render(conn: sqlite3.Connection, transcript_id: int) -> bytes:
-            info = tx.get_info(conn, transcript_id)
-            lines = reads.all_lines(conn, transcript_id)
-            body = b"\n".join(lines)
-            return body + b"\n" if lines and info.ends_with_newline else body
-
-        return await self._read(agent_id, target, render)
+        return await self._read(
+            agent_id, target, lambda c, t: b"".join(reads.transcript_chunks(c, t))
+        )

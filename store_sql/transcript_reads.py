@@ -13,13 +13,14 @@ full load of the transcript. The rules for damaged trees (docs/TRANSCRIPTS.md):
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from store_sql.errors import NotFoundError
 from store_sql.transcripts import TranscriptInfo, get_info, line_bytes, parse_stored
 
+_LINES_PER_FETCH = 2000
 _ENTRY_COLUMNS = "pos, entry_id, parent_id, parent_pos, type, role, timestamp, line, kind, damage"
 
 
@@ -349,13 +350,41 @@ def counts(conn: sqlite3.Connection, transcript_id: int) -> TranscriptCounts:
     )
 
 
-def all_lines(
-    conn: sqlite3.Connection, transcript_id: int, upto_pos: int | None = None
-) -> list[bytes]:
-    """Every stored line's bytes in file order (for export of small transcripts)."""
-    sql = "SELECT line FROM transcript_lines WHERE transcript_id = ?"
-    params: list[Any] = [transcript_id]
+def transcript_chunks(
+    conn: sqlite3.Connection,
+    transcript_id: int,
+    *,
+    upto_pos: int | None = None,
+    newline: bool | None = None,
+) -> Iterator[bytes]:
+    """A transcript's file bytes (lines 0..`upto_pos`), each line followed by ``\\n`` except
+    the last when the file had no final newline (`newline`, default: as stored)."""
+    if newline is None:
+        row = conn.execute(
+            "SELECT ends_with_newline FROM transcripts WHERE transcript_id = ?",
+            (transcript_id,),
+        ).fetchone()
+        newline = bool(row[0]) if row is not None else True
+    sql = "SELECT CAST(line AS BLOB) FROM transcript_lines WHERE transcript_id = ?"
+    params: tuple[int, ...] = (transcript_id,)
     if upto_pos is not None:
         sql += " AND pos <= ?"
-        params.append(upto_pos)
-    return [line_bytes(r[0]) for r in conn.execute(sql + " ORDER BY pos", params)]
+        params = (transcript_id, upto_pos)
+    cursor = conn.execute(sql + " ORDER BY pos", params)
+    separator = b""
+    while rows := cursor.fetchmany(_LINES_PER_FETCH):
+        # A separator before every batch but the first: the final newline is decided last.
+        yield separator + b"\n".join([r[0] for r in rows])
+        separator = b"\n"
+    if separator and newline:
+        yield b"\n"
+
+
+def all_entries(conn: sqlite3.Connection, transcript_id: int) -> list[StoredEntry]:
+    """Every line of a transcript with its columns, in file order (read in pages)."""
+    entries: list[StoredEntry] = []
+    after = -1
+    while batch := page(conn, transcript_id, after_pos=after, limit=5000):
+        entries.extend(batch)
+        after = batch[-1].pos
+    return entries

@@ -18,7 +18,7 @@ from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
 from store_sql.search_text import entry_search_text
 from store_sql.sqltext import text_or_none
-from store_sql.transcript_reads import StoredEntry, page
+from store_sql.transcript_reads import StoredEntry, all_entries
 from store_sql.transcripts import (
     LineRow,
     TranscriptInfo,
@@ -37,15 +37,6 @@ def _new_id(taken: set[str]) -> str:
     return str(uuid.uuid4())
 
 
-def _all_lines(conn: sqlite3.Connection, transcript_id: int) -> list[StoredEntry]:
-    lines: list[StoredEntry] = []
-    after = -1
-    while batch := page(conn, transcript_id, after_pos=after, limit=5000):
-        lines.extend(batch)
-        after = batch[-1].pos
-    return lines
-
-
 def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInfo:
     """Write the v3 form of a transcript as a new version and supersede the old one."""
     old = get_info(conn, transcript_id)
@@ -56,7 +47,7 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
     version = old.version or 1
     if version >= 3:
         raise InvalidEntryError(f"{old.file_name} is already a v{version} transcript")
-    lines = _all_lines(conn, transcript_id)
+    lines = all_entries(conn, transcript_id)
     parsed: list[tuple[StoredEntry, dict[str, Any]]] = [
         (line, value)
         for line in lines
