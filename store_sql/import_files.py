@@ -8,7 +8,6 @@ the API or another import in between makes that file's import fail instead of mi
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import sqlite3
@@ -19,13 +18,15 @@ from typing import Any, BinaryIO
 
 from store_sql.errors import ImportFailedError
 from store_sql.import_lines import (
+    PARENT_ID,
+    PARENT_POS,
     READ_BYTES,
     LineChunk,
     LineChunker,
     LineStats,
     ZstdStream,
 )
-from store_sql.transcripts import insert_lines, insert_transcript, now_iso, resolve_parent_pos
+from store_sql.transcripts import insert_transcript, now_iso, resolve_parent_pos
 
 # --- transcripts: what the store holds for a source file -------------------------------------
 
@@ -208,23 +209,71 @@ def _drop_last_line(conn: sqlite3.Connection, transcript_id: int) -> None:
     )
 
 
+INSERT_LINE = (
+    "INSERT INTO transcript_lines (line_pk, transcript_id, pos, line, kind, entry_id, "
+    "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_TEXT = "INSERT INTO entry_text_fts (rowid, text) VALUES (?, ?)"
+
+
 def _insert_chunk(
     conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk, full_text: bool
 ) -> None:
+    """`transcripts.insert_lines` for a whole chunk at once: one `executemany` of plain
+    tuples per table instead of a statement and a LineRow per line.
+
+    The line_pks are given explicitly (after the largest one, which is what SQLite would
+    choose; safe because only the writer inserts, inside this transaction), so that the
+    full-text rows can use them as their rowid without reading each one back. They go in
+    directly rather than through `engine.deferred`: deferring exists to batch many small
+    appends, and a chunk already is one batch of ~2,000 rows."""
     rows = chunk.rows
     for i in chunk.lookups:
         row = rows[i]
-        assert row.parent_id is not None
-        found = resolve_parent_pos(conn, transcript_id, row.parent_id, row.pos)
-        rows[i] = dataclasses.replace(row, parent_pos=found)
-    insert_lines(
-        conn, transcript_id, rows, ends_with_newline=chunk.ends_with_newline, full_text=full_text
-    )
+        found = resolve_parent_pos(conn, transcript_id, row[PARENT_ID], row[0])
+        rows[i] = (*row[:PARENT_POS], found, *row[PARENT_POS + 1 :])
+    if rows:
+        base = conn.execute("SELECT coalesce(max(line_pk), 0) FROM transcript_lines").fetchone()[0]
+        conn.executemany(INSERT_LINE, [(base + i, transcript_id, *row) for i, row in
+                                       enumerate(rows, 1)])  # fmt: skip
+        if full_text and chunk.texts:
+            conn.executemany(_INSERT_TEXT, [(base + 1 + i, text) for i, text in chunk.texts])
+        _count_lines(conn, transcript_id, chunk)
     if chunk.sha256 is not None:
         conn.execute(
             "UPDATE transcripts SET source_size = ?, source_sha256 = ? WHERE transcript_id = ?",
             (chunk.end_offset, chunk.sha256, transcript_id),
         )
+
+
+def _count_lines(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk) -> None:
+    """Move the transcript's counters and leaf past the chunk's lines, exactly as
+    `transcripts.insert_lines` does: byte_size counts a newline after every line, a file
+    without a final newline is one byte shorter, and a line added after such a line first
+    terminates it."""
+    leaf_pos, leaf_id = chunk.leaf if chunk.leaf is not None else (None, None)
+    lines = len(chunk.rows)
+    conn.execute(
+        "UPDATE transcripts SET line_count = line_count + ?, entry_count = entry_count + ?, "
+        "damaged_count = damaged_count + ?, "
+        "byte_size = byte_size + ? + (CASE WHEN ends_with_newline OR line_count = 0 "
+        "THEN 0 ELSE 1 END) - ?, ends_with_newline = ?, "
+        "leaf_pos = coalesce(?, leaf_pos), leaf_id = CASE WHEN ? IS NULL THEN leaf_id ELSE ? END "
+        "WHERE transcript_id = ?",
+        (
+            lines,
+            chunk.entries,
+            chunk.damaged,
+            chunk.line_bytes + lines,
+            0 if chunk.ends_with_newline else 1,
+            int(chunk.ends_with_newline),
+            leaf_pos,
+            leaf_pos,
+            leaf_id,
+            transcript_id,
+        ),
+    )
 
 
 def write_chunk(

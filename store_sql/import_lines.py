@@ -23,14 +23,13 @@ from store_sql.formats.transcript_jsonl import (
     ByteSource,
     LineKind,
     TranscriptHeader,
-    TranscriptLine,
-    classify_line,
+    entry_fields,
+    header_of,
     iter_raw_lines,
-    read_header,
+    parse_line,
 )
 from store_sql.search_text import entry_search_text
 from store_sql.sqltext import storable
-from store_sql.transcripts import LineRow, stored_line
 
 CHUNK_BYTES = 1 << 20
 """Lines per commit, in bytes. Each commit holds the single writer for ~20-90 ms without the
@@ -44,13 +43,7 @@ _BOM = b"\xef\xbb\xbf"
 # full-text copy gets U+FFFD instead (the stored line keeps its exact bytes).
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _YIELD_EVERY = 63  # lines between voluntary GIL releases (a mask: every 64th line)
-_HEADER, _ENTRY, _BLANK, _DAMAGED = (
-    LineKind.HEADER,
-    LineKind.ENTRY,
-    LineKind.BLANK,
-    LineKind.DAMAGED,
-)
-_KIND_TEXT = {kind: kind.value for kind in LineKind}
+_HEADER, _ENTRY, _DAMAGED = LineKind.HEADER, LineKind.ENTRY, LineKind.DAMAGED
 
 
 @dataclass(slots=True)
@@ -74,11 +67,24 @@ class LineStats:
             self.damaged.append((pos, reason))
 
 
+LineParams = tuple[Any, ...]
+"""One line as the parameters of `import_files.INSERT_LINE` after its line_pk and
+transcript_id: ``(pos, line, kind, entry_id, parent_id, parent_pos, type, role, timestamp,
+idempotency_key, byte_size, damage)``."""
+PARENT_ID, PARENT_POS = 4, 5
+
+
 @dataclass(slots=True)
 class LineChunk:
-    """Consecutive whole lines of one source, ready for `transcripts.insert_lines`."""
+    """Consecutive whole lines of one source, ready for `import_files.write_chunk`.
 
-    rows: list[LineRow]
+    Rows are plain tuples of strings and numbers, not objects: the collector stops tracking
+    such tuples the first time it sees them, so a chunk in flight does not feed the full
+    (generation 2) collections that stalled the event loop for ~80 ms each (see importer)."""
+
+    rows: list[LineParams]
+    texts: list[tuple[int, str]]
+    """(index into `rows`, full-text copy) of the entries that have searchable text."""
     lookups: list[int]
     """Indexes into `rows` whose `parent_pos` must be looked up in the database (a parent
     older than the ids kept in memory)."""
@@ -90,11 +96,18 @@ class LineChunk:
     header: TranscriptHeader | None
     """The header, when line 0 is in this chunk and is one."""
     final: bool
+    entries: int = 0
+    damaged: int = 0
+    """Lines of kind 'damaged' (blank lines are not counted, as in transcripts.insert_lines)."""
+    line_bytes: int = 0
+    """Sum of the lines' sizes, newlines not included."""
+    leaf: tuple[int, str | None] | None = None
+    """(pos, entry_id) of the last entry in the chunk."""
 
     @property
     def next_pos(self) -> int | None:
         """Position after the last line of the chunk (None for an empty chunk)."""
-        return self.rows[-1].pos + 1 if self.rows else None
+        return self.rows[-1][0] + 1 if self.rows else None
 
 
 class LineChunker:
@@ -140,100 +153,116 @@ class LineChunker:
             yield chunk
 
     def next_chunk(self) -> LineChunk | None:
-        """The next chunk, or None once the final chunk was returned."""
+        """The next chunk, or None once the final chunk was returned.
+
+        The hottest loop of an import (~2,000 lines per chunk): each line is parsed once, its
+        fields read straight from the parsed object into the row tuple, and the chunk's
+        bytes hashed in one call at the end rather than twice per line."""
         if self._done:
             return None
-        rows: list[LineRow] = []
-        lookups: list[int] = []
-        header: TranscriptHeader | None = None
-        size = 0
+        chunk = LineChunk([], [], [], 0, None, True, None, False)
+        rows, texts, lookups = chunk.rows, chunk.texts, chunk.lookups
+        raws: list[bytes] = []
+        stats = self.stats
+        ids, older_ids, maybe_older = self._ids, self._older_ids, self._maybe_older
+        full_text = self._full_text
+        pos = self._pos
+        prev_entry = self._prev_entry
+        size = line_bytes = entries = crlf = 0
         terminated = True
-        hasher = self._hasher
         limit = self._chunk_bytes
         for raw, terminated in self._lines:
-            line = classify_line(raw, self._pos)
-            if line.kind is _HEADER:
-                header = read_header(line)
-                self._has_header = True
-                self._v1 = header is not None and header.version == 1
-            if self._add(line, raw, rows):
-                lookups.append(len(rows) - 1)
-            if hasher is not None:
-                hasher.update(raw)
-                if terminated:
-                    hasher.update(b"\n")
-            size += len(raw) + terminated
+            raws.append(raw)
+            n = len(raw)
+            size += n + terminated
+            line_bytes += n
+            if raw.endswith(b"\r"):
+                crlf += 1
+            if not pos and raw.startswith(_BOM):
+                stats.bom = True
+            kind, value, damage = parse_line(raw, pos)
+            try:
+                line: str | bytes = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line = raw  # kept as the BLOB of exact bytes (transcripts.stored_line)
+            if kind is _ENTRY:
+                assert value is not None
+                entry_id, parent_id, has_parent_key, type_, role, ts, idem = entry_fields(value)
+                parent_pos: int | None = None
+                if self._v1 or (not self._has_header and not has_parent_key and not entry_id):
+                    parent_pos = prev_entry
+                elif parent_id is not None:
+                    parent_pos = ids.get(parent_id)
+                    if parent_pos is None:
+                        parent_pos = older_ids.get(parent_id)
+                        if parent_pos is None and maybe_older:
+                            lookups.append(len(rows))
+                if entry_id is not None:
+                    ids[entry_id] = pos
+                prev_entry = pos
+                entries += 1
+                chunk.leaf = (pos, entry_id)
+                if full_text and (text := entry_search_text(value)):
+                    texts.append((len(rows), searchable(text)))
+                rows.append((pos, line, "entry", entry_id, parent_id, parent_pos, type_, role,
+                             ts, idem, n, None))  # fmt: skip
+            else:
+                rows.append(self._other_row(chunk, pos, raw, line, kind, value, damage))
+            pos += 1
             if size >= limit and terminated:
                 break
-            if not self._pos & _YIELD_EVERY:
+            if not pos & _YIELD_EVERY:
                 # Hand the GIL over on purpose: a thread that never blocks keeps it for the
                 # whole switch interval (5 ms), and the event loop may lose it several times
                 # in a row. Measured on 2 busy cores: worst loop stall 60-90 ms -> 12-30 ms.
                 time.sleep(0)
         else:
             self._done = True
+        self._pos, self._prev_entry = pos, prev_entry
+        if self._hasher is not None and raws:
+            self._hasher.update(b"\n".join(raws))
+            if terminated:
+                self._hasher.update(b"\n")
         self._offset += size
-        self.stats.bytes += size
+        stats.bytes += size
+        stats.lines += len(rows)
+        stats.entries += entries
+        stats.crlf_lines += crlf
         if rows:
-            self.stats.ends_with_newline = terminated
+            stats.ends_with_newline = terminated
         self._rotate_ids()
-        return LineChunk(
-            rows=rows,
-            lookups=lookups,
-            end_offset=self._offset,
-            sha256=hasher.hexdigest() if hasher is not None else None,
-            ends_with_newline=terminated if rows else True,
-            header=header,
-            final=self._done,
-        )
+        chunk.end_offset = self._offset
+        chunk.sha256 = self._hasher.hexdigest() if self._hasher is not None else None
+        chunk.ends_with_newline = terminated if rows else True
+        chunk.final = self._done
+        chunk.entries, chunk.line_bytes = entries, line_bytes
+        return chunk
 
-    def _add(self, line: TranscriptLine, raw: bytes, rows: list[LineRow]) -> bool:
-        """Append the row of one line; True when its parent must be looked up in the db.
-
-        The hottest loop of an import: enum members are module constants and LineRow is
-        built positionally (keyword construction of a frozen dataclass costs ~2 us more)."""
-        kind = line.kind
-        pos = self._pos
-        self._pos = pos + 1
-        stats = self.stats
-        stats.lines += 1
-        if raw and raw[-1] == 13:  # b"\r": a CRLF file
-            stats.crlf_lines += 1
-        if pos == 0 and raw.startswith(_BOM):
-            stats.bom = True
-        if kind is not _ENTRY:
-            if kind is _DAMAGED:
-                stats.damage(pos, line.damage or "damaged")
-            elif kind is _BLANK:
-                stats.damage(pos, "blank line (kept)")
-            rows.append(
-                LineRow(pos, stored_line(raw), _KIND_TEXT[kind], line.entry_id, None, None,
-                        line.type, line.role, line.timestamp, None, len(raw), line.damage, None)
-            )  # fmt: skip
-            return False
-        stats.entries += 1
-        parent_id = line.parent_id
-        parent_pos: int | None = None
-        needs_lookup = False
-        if self._v1 or (not self._has_header and not line.has_parent_key and not line.entry_id):
-            parent_pos = self._prev_entry
-        elif parent_id is not None:
-            parent_pos = self._ids.get(parent_id)
-            if parent_pos is None:
-                parent_pos = self._older_ids.get(parent_id)
-                needs_lookup = parent_pos is None and self._maybe_older
-        self._prev_entry = pos
-        if line.entry_id is not None:
-            self._ids[line.entry_id] = pos
-        search_text = entry_search_text(line.value) if self._full_text else None
-        if search_text:
-            search_text = searchable(search_text)
-        rows.append(
-            LineRow(pos, stored_line(raw), "entry", line.entry_id, parent_id, parent_pos,
-                    line.type, line.role, line.timestamp, line.idempotency_key, len(raw), None,
-                    search_text)
-        )  # fmt: skip
-        return needs_lookup
+    def _other_row(
+        self,
+        chunk: LineChunk,
+        pos: int,
+        raw: bytes,
+        line: str | bytes,
+        kind: LineKind,
+        value: dict[str, Any] | None,
+        damage: str | None,
+    ) -> LineParams:
+        """The row of a header, blank or damaged line (rare: kept off the entry path)."""
+        if kind is _HEADER:
+            assert value is not None
+            chunk.header = header_of(value)
+            self._has_header = True
+            self._v1 = chunk.header.version == 1
+            entry_id, _, _, type_, role, ts, _ = entry_fields(value)
+            return (pos, line, "header", entry_id, None, None, type_, role, ts, None, len(raw),
+                    None)  # fmt: skip
+        if kind is _DAMAGED:
+            chunk.damaged += 1
+            self.stats.damage(pos, damage or "damaged")
+        else:
+            self.stats.damage(pos, "blank line (kept)")
+        return (pos, line, kind.value, None, None, None, None, None, None, None, len(raw), damage)
 
     def _rotate_ids(self) -> None:
         if self._older_ids:
