@@ -51,6 +51,22 @@ def check_session_key(key: str) -> str:
     return key
 
 
+def check_session_id(session_id: str) -> str:
+    """A session id names the transcript file `<sessionId>.jsonl`, so it must be a plain
+    file-name part: the gateway's ids are UUIDs."""
+    if (
+        not isinstance(session_id, str)
+        or session_id in ("", ".", "..")
+        or any(c in session_id for c in "/\\\0")
+        or not storable(session_id)
+    ):
+        raise InvalidEntryError(
+            f"invalid session id {session_id!r}: it names a file, so it must be non-empty and "
+            "hold no '/', '\\', NUL or lone surrogate (the gateway uses UUIDs)"
+        )
+    return session_id
+
+
 @dataclass(frozen=True, slots=True)
 class SessionSummary:
     """The indexed columns of one entry: what listing returns without reading entry JSON."""

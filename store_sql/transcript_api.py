@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from store_sql import context as context_mod
 from store_sql import transcript_reads as reads
 from store_sql import transcripts as tx
-from store_sql.sessions import check_agent_id, default_rel_dir
+from store_sql.sessions import check_agent_id, check_session_id, default_rel_dir
 from store_sql.transcript_reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcript_upgrade import migrate_to_v3
 from store_sql.transcripts import LEAF, Appended, TranscriptInfo
@@ -64,6 +64,7 @@ class TranscriptAPI:
     ) -> TranscriptInfo:
         """Start the live transcript of a session with a v3 header, as the gateway would."""
         check_agent_id(agent_id)
+        check_session_id(session_id)
         return await self._store.write(
             lambda c: tx.create_transcript(
                 c,

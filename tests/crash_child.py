@@ -1,4 +1,6 @@
-"""The process tests/test_crash.py kills: it writes to a store and prints what was acknowledged.
+"""The child process of the crash, multi-process and disk-full tests, and `Child` to run it.
+
+It writes to a store and prints each acknowledged operation; the tests kill it at random.
 
     python tests/crash_child.py writer DB RUN SEED [SECONDS]
     python tests/crash_child.py hold DB SECONDS
@@ -27,8 +29,7 @@ With SECONDS the writer stops by itself after that long, closes the store and pr
 `diskfull` runs with no file allowed past MAX_FILE_BYTES (RLIMIT_FSIZE, SIGXFSZ ignored: a
 write past it fails with EFBIG, as on a full disk) and prints `A ...` acknowledgements,
 `BIGFAILED <retries> <error>`, `READ <entries>`, `FULL <error>`, then lifts the limit
-("space comes back"), writes again and prints `CLOSED`
-(tests/test_disk_full.py).
+("space comes back"), writes again and prints `CLOSED` (tests/test_disk_full.py).
 """
 
 from __future__ import annotations
