@@ -137,9 +137,9 @@ async def _import(
 # full collection then walks the whole heap again, as before, when CPython decides to. If
 # the program froze objects itself (gc.get_freeze_count() > 0), nothing is touched: its own
 # unfreeze must not be undone by ours.
-# Measured (50 MB import, 2 busy cores): worst stall 78-163 ms -> 8-16 ms. Disabling gc
-# and running gc.collect(1) per chunk instead was worse: the full collection postponed by
-# gc.disable ran the moment it was re-enabled, still inside the import (113 ms).
+# Measured (tools/bench, 50 MB import, 2 busy cores): worst stall 86-91 ms -> 5-9 ms.
+# Disabling gc and running gc.collect(1) per chunk instead was worse: the full collection
+# postponed by gc.disable ran the moment it was re-enabled, still inside the import (113 ms).
 
 _gc_lock = threading.Lock()
 _gc_imports = 0

@@ -103,7 +103,9 @@ def run_writer_and_kill(db: Path, run: int, rng: random.Random, tmp: Path) -> Ki
         # run, WAL recovery on the others), the setup mutation.
         time.sleep(rng.uniform(0.0, 0.7))
     else:
-        assert child.wait_for(lambda line: line == "READY"), "the child ended before READY"
+        if not child.wait_for(lambda line: line == "READY"):
+            child.finish()  # raises, showing the child's stderr
+            raise AssertionError("the child ended before READY")
         time.sleep(rng.uniform(0.0, 0.4))
     return Killed(child.kill(), before_ready)
 
