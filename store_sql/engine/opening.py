@@ -164,12 +164,17 @@ def _backup(path: Path, revision: str | None) -> Path:
     while target.exists():  # two upgrades within one second must not overwrite a backup
         serial += 1
         target = path.with_name(f"{path.name}.backup-{revision or 'none'}-{stamp}-{serial}")
+    # Written under a temporary name and renamed: a crash during VACUUM INTO must not leave
+    # a partial file that looks like a complete backup.
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
     conn = sqlite3.connect(path)
     try:
-        conn.execute("VACUUM INTO ?", (str(target),))
+        conn.execute("VACUUM INTO ?", (str(partial),))
     finally:
         conn.close()
-    os.chmod(target, 0o600)
+    os.chmod(partial, 0o600)
+    os.replace(partial, target)
     return target
 
 
