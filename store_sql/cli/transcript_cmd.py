@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from store_sql import render
@@ -131,5 +130,4 @@ def _migrate(args: argparse.Namespace) -> int:
         args.db, lambda s: s.transcripts.migrate_to_v3(args.agent, _target(args.session))
     )
     output.emit(info, args.json, f"migrated to v3 as transcript #{info.transcript_id}")
-    print("", end="", file=sys.stderr)
     return 0
