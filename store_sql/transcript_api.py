@@ -113,9 +113,10 @@ class TranscriptAPI:
         `message.idempotencyKey` is already present is not written again."""
         check_agent_id(agent_id)
         items = list(entries)
+        full_text = self._store.full_text
         return await self._store.write(
             lambda c: tx.append_entries(
-                c, _resolve(c, agent_id, target), items, parent_id=parent_id
+                c, _resolve(c, agent_id, target), items, parent_id=parent_id, full_text=full_text
             )
         )
 

@@ -419,6 +419,7 @@ def append_entries(
     entries: Sequence[Mapping[str, Any]],
     *,
     parent_id: str | None = LEAF,
+    full_text: bool = True,
 ) -> list[Appended]:
     """Append entries as a chain: the first is a child of the leaf (or of `parent_id`;
     None starts a new root), each next one a child of the previous.
@@ -495,7 +496,7 @@ def append_entries(
         results.append(appended)
         parent, parent_pos = entry_id, pos
         pos += 1
-    insert_lines(conn, transcript_id, rows, ends_with_newline=True)
+    insert_lines(conn, transcript_id, rows, ends_with_newline=True, full_text=full_text)
     return results
 
 

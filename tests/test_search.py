@@ -238,3 +238,16 @@ def test_cli_rebuild_then_search_and_refuse_a_missing_database(
         assert proc.returncode == 2
         assert "no such database" in proc.stderr
         assert not missing.exists()
+
+
+async def test_a_store_opened_without_full_text_appends_unindexed_until_a_rebuild(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(tmp_path / "quiet.sqlite", full_text=False) as quiet:
+        await quiet.transcripts.create("main", "s1", cwd="/w")
+        await quiet.transcripts.append_message(
+            "main", "s1", {"role": "user", "content": "the zebra crossing"}
+        )
+        assert (await quiet.search.find("zebra")).hits == []
+        await quiet.search.rebuild()
+        assert [h.entry_id for h in (await quiet.search.find("zebra")).hits] != []

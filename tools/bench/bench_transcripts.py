@@ -203,6 +203,14 @@ async def _reads_and_appends(quick: bool) -> list[Row]:
             fastest.add("append", await abest_of(append_call, repeat=1, number=appends))
             if n < file_rounds:
                 fastest.add("append_file", timed(lambda: seed_append(jsonl, next_message())))
+    # The same appends with the full-text index off (Store.open(full_text=False)).
+    async with await Store.open(db, full_text=False) as quiet:
+        for _ in range(rounds):
+
+            async def quiet_append() -> None:
+                await quiet.transcripts.append_message(AGENT, BIG, next_message())
+
+            fastest.add("append_quiet", await abest_of(quiet_append, repeat=1, number=appends))
     us = 1e6
     return [
         row(
@@ -237,13 +245,22 @@ async def _reads_and_appends(quick: bool) -> list[Row]:
             False,
             target=1000,
         ),
+        row(
+            "transcripts.append_vs_jsonl_scan_no_full_text",
+            fastest["append_quiet"] * us,
+            fastest["append_file"] * us,
+            "us/op",
+            False,
+        ),
     ]
 
 
-async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
+async def _concurrent_appends(
+    quick: bool, one_transcript: bool, *, full_text: bool = True
+) -> list[Row]:
     """100 tasks appending messages (one transcript each, or all to one) vs plain sqlite3
     inserting the same rows into a copy of the same database, 100 per transaction."""
-    name = "one" if one_transcript else "sessions"
+    name = ("one" if one_transcript else "sessions") + ("" if full_text else "_no_full_text")
     work = bench_dir() / f"concurrent_{name}"
     work.mkdir(exist_ok=True)
     db, plain_db = work / "store.sqlite", work / "plain.sqlite"
@@ -264,7 +281,7 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
     plain_text = fixtures.plain_connection(text_db)
     seen = 0  # line_pk of the last row already copied to the baseline
     try:
-        async with await Store.open(db) as store:
+        async with await Store.open(db, full_text=full_text) as store:
 
             async def appender(messages: list[dict[str, Any]], session_id: str) -> None:
                 for message in messages:
@@ -323,6 +340,10 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
         "rows/s",
         True,
     )
+    if not full_text:
+        # Without the index the fair baseline is the lines alone; the text row is moot.
+        result.pop("target", None)
+        return [result]
     return [result, with_text_row]
 
 
@@ -330,6 +351,7 @@ async def _main(quick: bool) -> list[Row]:
     rows = await _reads_and_appends(quick)
     rows.extend(await _concurrent_appends(quick, one_transcript=False))
     rows.extend(await _concurrent_appends(quick, one_transcript=True))
+    rows.extend(await _concurrent_appends(quick, one_transcript=False, full_text=False))
     return rows
 
 
