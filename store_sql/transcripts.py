@@ -487,7 +487,7 @@ def append_entries(
                 idempotency_key=key,
                 byte_size=len(raw),
                 damage=None,
-                search_text=entry_search_text(value),
+                search_text=entry_search_text(value) if full_text else None,
             )
         )
         appended = Appended(id=entry_id, pos=pos, existed=False)
