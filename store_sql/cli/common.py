@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from store_sql.errors import InvalidEntryError
+from store_sql.formats import jsjson
 from store_sql.store import DEFAULT_DB_ENV, Store
 
 T = TypeVar("T")
@@ -44,3 +46,14 @@ def with_store(db: str, work: Callable[[Store], Awaitable[T]], **open_args: obje
             await store.close()
 
     return asyncio.run(run())
+
+
+def json_object_argument(text: str, name: str, example: str) -> dict[str, Any]:
+    """A command-line argument that must be a JSON object, or a clear error naming it."""
+    try:
+        value = jsjson.loads(text)
+    except ValueError as exc:
+        raise InvalidEntryError(f"{name} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidEntryError(f"{name} must be a JSON object, e.g. {example}")
+    return value

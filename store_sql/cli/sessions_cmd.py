@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from store_sql.cli import output
-from store_sql.cli.common import add_agent, add_common, with_store
+from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.maintenance import MaintenancePolicy, parse_bytes, parse_duration_ms
@@ -88,12 +88,7 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _patch(args: argparse.Namespace) -> int:
-    try:
-        patch = jsjson.loads(args.patch)
-    except ValueError as exc:
-        raise InvalidEntryError(f"PATCH_JSON is not valid JSON: {exc}") from exc
-    if not isinstance(patch, dict):
-        raise InvalidEntryError('PATCH_JSON must be a JSON object, e.g. \'{"label":"x"}\'')
+    patch = json_object_argument(args.patch, "PATCH_JSON", """'{"label":"x"}'""")
     entry = with_store(args.db, lambda s: s.sessions.patch(args.agent, args.key, patch))
     if args.json:
         output.emit_json(

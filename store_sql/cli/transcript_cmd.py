@@ -7,9 +7,7 @@ from typing import Any
 
 from store_sql import render
 from store_sql.cli import output
-from store_sql.cli.common import add_agent, add_common, with_store
-from store_sql.errors import InvalidEntryError
-from store_sql.formats import jsjson
+from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
 from store_sql.store import Store
 
 
@@ -99,12 +97,8 @@ def _tree(args: argparse.Namespace) -> int:
 
 
 def _append(args: argparse.Namespace) -> int:
-    try:
-        entry = jsjson.loads(args.entry)
-    except ValueError as exc:
-        raise InvalidEntryError(f"ENTRY_JSON is not valid JSON: {exc}") from exc
-    if not isinstance(entry, dict):
-        raise InvalidEntryError("ENTRY_JSON must be a JSON object with a 'type'")
+    example = """'{"type":"message","message":{"role":"user","content":"hi"}}'"""
+    entry = json_object_argument(args.entry, "ENTRY_JSON", example)
 
     async def work(store: Store) -> Any:
         from store_sql.transcripts import LEAF
