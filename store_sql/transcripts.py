@@ -471,12 +471,13 @@ def append_entries(
         if not isinstance(timestamp, str):
             timestamp = now_iso()
         value = _entry_object(fields, entry_id, parent, timestamp)
-        raw = jsjson.dumps(value).encode("utf-8", "surrogatepass")
+        # jsjson escapes lone surrogates, so its text is always valid UTF-8: stored as TEXT.
+        text = jsjson.dumps(value)
         message = value.get("message")
         rows.append(
             LineRow(
                 pos=pos,
-                line=stored_line(raw),
+                line=text,
                 kind="entry",
                 entry_id=entry_id,
                 parent_id=parent,
@@ -485,7 +486,7 @@ def append_entries(
                 role=text_or_none(message.get("role")) if isinstance(message, dict) else None,
                 timestamp=text_or_none(timestamp),
                 idempotency_key=key,
-                byte_size=len(raw),
+                byte_size=len(text) if text.isascii() else len(text.encode("utf-8")),
                 damage=None,
                 search_text=entry_search_text(value) if full_text else None,
             )
