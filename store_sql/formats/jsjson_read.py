@@ -7,6 +7,8 @@ import re
 import sys
 from typing import Any, Final
 
+import orjson
+
 from store_sql.formats.js_numbers import NumberLiteral, js_number_text
 
 
@@ -104,6 +106,45 @@ def _decode_utf8(data: bytes) -> str:
         raise JSONSyntaxError(reason, line, column) from None
 
 
+# --- the fast path -----------------------------------------------------------------------
+#
+# Most JSON the store reads back was written by JavaScript or by `dumps`: every number in it
+# is spelled the way JavaScript spells it. orjson parses such text 5x faster than the hooked
+# stdlib decoder, and its result is exact when the text holds no float (whose spelling
+# could be non-canonical, like 1.0 or 1E5), no integer JavaScript would re-spell (|n| >=
+# 2**53), and no "-0" (orjson reads it as 0). Anything else, and anything orjson refuses
+# (lone surrogates, NaN, ints beyond 64 bits, deep nesting), takes the exact path below.
+
+_NOT_PLAIN: Final = object()
+_MINUS_ZERO: Final = re.compile(r"-0(?![0-9])")
+_SAFE_INT: Final = 2**53
+
+
+def _plain(value: Any) -> bool:
+    """No float and no integer beyond JavaScript's safe range anywhere in `value`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        cls = item.__class__
+        if cls is dict:
+            stack.extend(item.values())
+        elif cls is list:
+            stack.extend(item)
+        elif cls is float or (cls is int and not -_SAFE_INT < item < _SAFE_INT):
+            return False
+    return True
+
+
+def _loads_plain(text: str) -> Any:
+    if _MINUS_ZERO.search(text) is not None:
+        return _NOT_PLAIN
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _NOT_PLAIN
+    return value if _plain(value) else _NOT_PLAIN
+
+
 def loads(text: str | bytes) -> Any:
     """Parse JSON with ``JSON.parse`` semantics, strictly; raise JSONSyntaxError otherwise.
 
@@ -131,6 +172,9 @@ def loads(text: str | bytes) -> Any:
         deepest, pos = _deepest_bracket(text)
         if deepest > _MAX_NESTING:
             raise _too_deep(text, deepest, pos)
+    fast = _loads_plain(text)
+    if fast is not _NOT_PLAIN:
+        return fast
     try:
         return _DECODER.decode(text)
     except json.JSONDecodeError as error:
