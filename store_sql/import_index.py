@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from store_sql.formats import jsjson
-from store_sql.formats.sessions_json import IndexFileError, ParsedIndex, parse_index
+from store_sql.formats.sessions_json import IndexFileError, ParsedIndex, entry_text, parse_index
 from store_sql.import_plan import SourceFile
 from store_sql.sessions import insert_imported_entries
 from store_sql.sqltext import storable
@@ -112,8 +112,19 @@ def import_index(conn: sqlite3.Connection, src: IndexSource) -> IndexOutcome:
             len(entries),
         ),
     )
+    # The file's exact bytes are exported while nobody changes the index. Once the API
+    # changes one entry, the gateway would rewrite the whole file with JSON.stringify, so
+    # every entry's text must then be JavaScript's 2-space layout: a file that was not
+    # written that way (compact, hand-edited) has its entries re-rendered here, their
+    # number spellings kept (jsjson).
+    canonical = src.parsed is not None and src.parsed.canonical
     insert_imported_entries(
-        conn, src.agent_id, ((e.key, e.position, e.text, e.value, e.problem) for e in entries)
+        conn,
+        src.agent_id,
+        (
+            (e.key, e.position, e.text if canonical else entry_text(e.value), e.value, e.problem)
+            for e in entries
+        ),
     )
     return outcome
 

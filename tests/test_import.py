@@ -718,3 +718,29 @@ async def test_lone_surrogates_in_ids_and_keys_never_abort_the_import(
     out = tmp_path / "out/agents/main/sessions"
     assert (out / f"{SID}.jsonl").read_bytes() == body
     assert (out / "sessions.json").read_bytes() == index
+
+
+async def test_a_non_canonical_index_patched_by_the_api_exports_as_javascript_rewrites_it(
+    tmp_path: Path, js: Any
+) -> None:
+    # Compact and hand-indented: not what JSON.stringify(store, null, 2) writes. Imported
+    # untouched it exports byte for byte; after one patch the gateway would rewrite it all.
+    source = (
+        b'{"b":{"sessionId":"s-b","updatedAt":2,"nested":{"x":[1,2]}},\n'
+        b'   "7": {"sessionId":"s-7", "updatedAt":1},"a":{"sessionId":"s-a","updatedAt":3}}'
+    )
+    sessions_dir = tmp_path / "agents" / "main" / "sessions"
+    sessions_dir.mkdir(parents=True)
+    (sessions_dir / "sessions.json").write_bytes(source)
+    async with await Store.open(tmp_path / "store.sqlite") as store:
+        await import_path(store, tmp_path / "agents" / "main" / "sessions")
+        assert await store.sessions.render_json("main") == source
+        await store.sessions.patch("main", "b", {"label": "x", "updatedAt": 9})
+        rendered = await store.sessions.render_json("main")
+    expected = js(
+        "const store = JSON.parse(input.source);"
+        "store.b = {...store.b, label: 'x', updatedAt: 9};"
+        "process.stdout.write(JSON.stringify(store, null, 2));",
+        {"source": source.decode()},
+    )
+    assert rendered == expected.encode()
