@@ -114,17 +114,13 @@ def import_index(conn: sqlite3.Connection, src: IndexSource) -> IndexOutcome:
     )
     # The file's exact bytes are exported while nobody changes the index. Once the API
     # changes one entry, the gateway would rewrite the whole file with JSON.stringify, so
-    # every entry's text must then be JavaScript's 2-space layout: a file that was not
-    # written that way (compact, hand-edited) has its entries re-rendered here, their
-    # number spellings kept (jsjson).
-    canonical = src.parsed is not None and src.parsed.canonical
+    # every entry's text is stored in JavaScript's 2-space layout (number spellings kept by
+    # jsjson): for a file the gateway wrote that is the entry's own slice of the file; a
+    # compact or hand-edited one gets re-rendered, framing and values alike.
     insert_imported_entries(
         conn,
         src.agent_id,
-        (
-            (e.key, e.position, e.text if canonical else entry_text(e.value), e.value, e.problem)
-            for e in entries
-        ),
+        ((e.key, e.position, entry_text(e.value), e.value, e.problem) for e in entries),
     )
     return outcome
 

@@ -744,3 +744,25 @@ async def test_a_non_canonical_index_patched_by_the_api_exports_as_javascript_re
         {"source": source.decode()},
     )
     assert rendered == expected.encode()
+
+
+async def test_an_index_framed_like_javascripts_but_compact_inside_is_re_rendered_on_change(
+    tmp_path: Path, js: Any
+) -> None:
+    source = (
+        b'{\n  "a": {"sessionId":"s-a","updatedAt":3},\n  "b": {"sessionId":"s-b","updatedAt":2}\n}'
+    )
+    sessions_dir = tmp_path / "agents" / "main" / "sessions"
+    sessions_dir.mkdir(parents=True)
+    (sessions_dir / "sessions.json").write_bytes(source)
+    async with await Store.open(tmp_path / "store.sqlite") as store:
+        await import_path(store, sessions_dir)
+        assert await store.sessions.render_json("main") == source
+        await store.sessions.touch("main", "a", 4)
+        rendered = await store.sessions.render_json("main")
+    expected = js(
+        "const store = JSON.parse(input.source); store.a.updatedAt = 4;"
+        "process.stdout.write(JSON.stringify(store, null, 2));",
+        {"source": source.decode()},
+    )
+    assert rendered == expected.encode()
