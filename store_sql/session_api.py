@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from store_sql import sessions
+from store_sql.formats import jsjson
 from store_sql.sessions import Entry, ListFilter, Mutator, SessionSummary
 
 if TYPE_CHECKING:
@@ -70,7 +71,10 @@ class SessionIndexAPI:
         Creates the entry when missing; the result must have `sessionId` and `updatedAt`."""
         sessions.check_agent_id(agent_id)
         sessions.check_session_key(key)
-        return await self._store.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
+        text = await self._store.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
+        # Parsed here, not on the writer's thread: the writer is the one everybody waits for.
+        entry: Entry = jsjson.loads(text)
+        return entry
 
     async def put(self, agent_id: str, key: str, entry: Entry) -> Entry:
         """Replace the entry whole."""

@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, delete, func, insert, select
 from store_sql.engine.statements import compile_sql
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
+from store_sql.formats.entry_patch import patch_entry_text
 from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
 from store_sql.schema import session_entries as E
 from store_sql.schema import session_indexes as I
@@ -124,29 +125,31 @@ _EXTRACTED: tuple[tuple[str, str, str], ...] = (
 _str = text_or_none
 
 
+def _column_value(x: Any, kind: str) -> Any:
+    cls = x.__class__
+    if kind == "s":
+        return x if cls is str and (x.isascii() or storable(x)) else None
+    if cls is int or cls is float:
+        return x
+    return x if isinstance(x, int | float) and cls is not bool else None
+
+
+def _text_bytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def entry_columns(value: Any, text: str) -> dict[str, Any]:
     """The indexed columns of an entry (all NULL for an entry that is not an object).
 
     `channel` falls back to `deliveryContext.channel`; strings SQLite cannot store (lone
     surrogates) and numbers that are booleans are left out."""
     get = value.get if isinstance(value, dict) else {}.get
-    columns: dict[str, Any] = {}
-    for column, field, kind in _EXTRACTED:
-        x: Any = get(field)
-        cls = x.__class__
-        if kind == "s":
-            columns[column] = x if cls is str and (x.isascii() or storable(x)) else None
-        elif cls is int or cls is float:
-            columns[column] = x
-        else:
-            columns[column] = x if isinstance(x, int | float) and cls is not bool else None
+    columns = {column: _column_value(get(field), kind) for column, field, kind in _EXTRACTED}
     if columns["channel"] is None:
         delivery = get("deliveryContext")
         if isinstance(delivery, dict):
             columns["channel"] = _str(delivery.get("channel"))
-    columns["entry_bytes"] = (
-        len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-    )
+    columns["entry_bytes"] = _text_bytes(text)
     return columns
 
 
@@ -328,12 +331,23 @@ def _parse_stored(stored: _Stored | None) -> Entry | None:
 
 def _store(
     conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, old: _Stored | None
-) -> None:
+) -> str:
     problem = validate_entry(value)
     if problem is not None:
         raise InvalidEntryError(f"session {key!r} of agent {agent_id!r}: {problem}")
     text = entry_text(value)
-    columns = entry_columns(value, text)
+    _write(conn, agent_id, key, text, entry_columns(value, text), old)
+    return text
+
+
+def _write(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    key: str,
+    text: str,
+    columns: dict[str, Any],
+    old: _Stored | None,
+) -> None:
     where = {"agent_id": agent_id, "session_key": key}
     if old is None:
         conn.execute(_ENSURE_INDEX, {"agent_id": agent_id, "rel_dir": default_rel_dir(agent_id)})
@@ -373,15 +387,46 @@ def apply_patch(current: Entry | None, patch: Mapping[str, Any]) -> Entry:
     return merged
 
 
-def patch_entry(
-    conn: sqlite3.Connection, agent_id: str, key: str, patch: Mapping[str, Any]
-) -> Entry:
+def patch_entry(conn: sqlite3.Connection, agent_id: str, key: str, patch: Mapping[str, Any]) -> str:
+    """Merge `patch` into the entry and return the entry's new JSON text."""
     if not isinstance(patch, Mapping):
         raise InvalidEntryError(f"a patch must be a JSON object, got {type(patch).__name__}")
     old = _read_stored(conn, agent_id, key)
-    merged = apply_patch(_parse_stored(old), patch)
-    _store(conn, agent_id, key, merged, old)
-    return merged
+    in_place = _patch_in_place(old, patch) if old is not None else None
+    if in_place is not None:
+        assert old is not None
+        _write(conn, agent_id, key, *in_place, old)
+        return in_place[0]
+    return _store(conn, agent_id, key, apply_patch(_parse_stored(old), patch), old)
+
+
+def _patch_in_place(old: _Stored, patch: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The patched text and columns without parsing the entry (formats/entry_patch.py), or
+    None when only the full path can tell: the required fields or the channel change, or
+    the stored entry is not a valid one."""
+    columns = old.columns
+    if columns["session_id"] is None or columns["updated_at"] is None:
+        return None
+    if "channel" in patch or "deliveryContext" in patch:
+        return None  # the channel column may fall back to deliveryContext.channel
+    required = {
+        "sessionId": patch.get("sessionId", columns["session_id"]),
+        "updatedAt": patch.get("updatedAt", columns["updated_at"]),
+    }
+    if validate_entry(required) is not None:
+        return None  # the full path raises the precise error
+    text = patch_entry_text(old.text, patch)
+    if text is None:
+        return None
+    # Only the patched fields' columns can change (and the size): `_write` compares just
+    # these with the stored ones.
+    changed = {
+        column: _column_value(patch[field], kind)
+        for column, field, kind in _EXTRACTED
+        if field in patch
+    }
+    changed["entry_bytes"] = _text_bytes(text)
+    return text, changed
 
 
 def put_entry(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry) -> Entry:
