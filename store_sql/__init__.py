@@ -25,8 +25,9 @@ from store_sql.maintenance import CleanupPlan, MaintenancePolicy
 from store_sql.search import SearchHit, SearchResult
 from store_sql.sessions import SessionSummary
 from store_sql.store import Store
+from store_sql.transcript_appends import LEAF, Appended
 from store_sql.transcript_reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
-from store_sql.transcripts import LEAF, Appended, TranscriptInfo
+from store_sql.transcripts import TranscriptInfo
 from store_sql.verify import VerifyReport, verify_tree
 
 __all__ = [

@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql import context as context_mod
+from store_sql import transcript_appends as appends
 from store_sql import transcript_reads as reads
 from store_sql import transcripts as tx
 from store_sql.sessions import check_agent_id, check_session_id, default_rel_dir
+from store_sql.transcript_appends import LEAF, Appended
 from store_sql.transcript_reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcript_upgrade import migrate_to_v3
-from store_sql.transcripts import LEAF, Appended, TranscriptInfo
+from store_sql.transcripts import TranscriptInfo
 
 if TYPE_CHECKING:
     from store_sql.store import Store
@@ -115,7 +117,7 @@ class TranscriptAPI:
         items = list(entries)
         full_text = self._store.full_text
         return await self._store.write(
-            lambda c: tx.append_entries(
+            lambda c: appends.append_entries(
                 c, _resolve(c, agent_id, target), items, parent_id=parent_id, full_text=full_text
             )
         )

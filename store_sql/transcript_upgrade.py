@@ -11,7 +11,6 @@ verbatim where pi would drop them, so nothing is lost.
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from typing import Any
 
 from store_sql.errors import InvalidEntryError
@@ -25,16 +24,9 @@ from store_sql.transcripts import (
     get_info,
     insert_lines,
     insert_transcript,
+    new_entry_id,
     stored_line,
 )
-
-
-def _new_id(taken: set[str]) -> str:
-    for _ in range(100):
-        candidate = uuid.uuid4().hex[:8]
-        if candidate not in taken:
-            return candidate
-    return str(uuid.uuid4())
 
 
 def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInfo:
@@ -61,7 +53,7 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
             if value.get("type") == "session":
                 value["version"] = 2
                 continue
-            value["id"] = _new_id(taken)
+            value["id"] = new_entry_id(taken.__contains__)
             taken.add(value["id"])
             value["parentId"] = prev
             prev = value["id"]

@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from store_sql import sessions, transcripts
+from store_sql import sessions, transcript_appends, transcripts
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.store import Store
 
@@ -94,7 +94,7 @@ def _combined(sid: str, key: str, rng: random.Random) -> Any:
 
     def mutation(conn: sqlite3.Connection) -> tuple[list[str], int]:
         tid = transcripts.require_live(conn, AGENT, sid).transcript_id
-        appended = transcripts.append_entries(
+        appended = transcript_appends.append_entries(
             conn, tid, [{"type": "message", "message": m} for m in messages]
         )
         ids = [a.id for a in appended]

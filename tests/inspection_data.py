@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from store_sql import transcript_appends
 from store_sql import transcripts as tx
 from store_sql.formats import jsjson
 from store_sql.store import Store
@@ -102,7 +103,7 @@ def _archive(conn: sqlite3.Connection, session_id: str) -> int:
     rows = [tx.LineRow(0, head.decode(), "header", session_id, None, None, "session", None,
                        header["timestamp"], None, len(head), None, None)]  # fmt: skip
     tx.insert_lines(conn, tid, rows, ends_with_newline=True)
-    tx.append_entries(
+    transcript_appends.append_entries(
         conn,
         tid,
         [{"type": "message", "timestamp": "2026-02-09T10:00:00.000Z",
