@@ -350,18 +350,9 @@ def test_transcript_migrate_and_transcript_ids(populated: Fixture) -> None:
 def downgrade_to_base(db: Path) -> None:
     """What `alembic downgrade base` does (test_opening runs the real command): an older
     database, still ours, whose schema is gone."""
-    from alembic import command
+    from store_sql.engine.migrate import downgrade_to
 
-    from store_sql.engine.migrate import _alembic_config, transactional_engine
-
-    cfg = _alembic_config()
-    engine = transactional_engine(db)
-    try:
-        with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "base")
-    finally:
-        engine.dispose()
+    downgrade_to(db, "base")
 
 
 def test_migrate_creates_reports_and_upgrades(tmp_path: Path) -> None:

@@ -80,6 +80,16 @@ def transactional_engine(path: Path) -> Any:
 
 
 def upgrade_to_head(path: Path) -> None:
+    """Upgrade `path` to the newest revision, each revision in one transaction."""
+    _run(path, "upgrade", "head")
+
+
+def downgrade_to(path: Path, revision: str) -> None:
+    """Downgrade `path` to `revision` ("base": no schema at all); for maintainers and tests."""
+    _run(path, "downgrade", revision)
+
+
+def _run(path: Path, direction: str, revision: str) -> None:
     from alembic import command
 
     cfg = _alembic_config()
@@ -87,6 +97,6 @@ def upgrade_to_head(path: Path) -> None:
     try:
         with engine.connect() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            getattr(command, direction)(cfg, revision)
     finally:
         engine.dispose()
