@@ -36,7 +36,6 @@ from store_sql.checkpoints import (
 )
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
-from store_sql.search_text import entry_search_text
 from store_sql.transcript_reads import page
 
 ForkMode = Literal["branch", "restore"]
@@ -207,7 +206,6 @@ def _row(pos: int, value: dict[str, Any], pos_of: dict[str, int], header: bool) 
         idempotency_key=key if isinstance(key, str) else None,
         byte_size=len(raw),
         damage=None,
-        search_text=None if header else entry_search_text(value),
     )
     if entry_id is not None and not header:
         pos_of[entry_id] = pos

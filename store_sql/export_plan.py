@@ -1,9 +1,9 @@
 """Which files the store holds, and their bytes as a stream: shared by export and verify.
 
 Functions here run on a reader connection (one snapshot per call). A file's bytes come in
-chunks straight from SQLite (`CAST(line AS BLOB)` gives a line's exact bytes, TEXT or BLOB,
-without a decode/encode round trip; compressed archives and opaque files are read through
-incremental blob I/O), so memory stays flat however large a file is.
+chunks straight from SQLite (a transcript's lines in ~512 KB blocks joined by SQLite itself,
+`transcript_dump`; compressed archives and opaque files through incremental blob I/O), so
+memory stays flat however large a file is.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from store_sql.sessions import render_sessions_json
-from store_sql.transcript_reads import transcript_chunks
+from store_sql.transcript_dump import transcript_blocks
 
 Source = Literal["index", "transcript", "compressed", "opaque", "snapshot"]
 
@@ -88,7 +88,7 @@ def file_chunks(conn: sqlite3.Connection, item: PlannedFile) -> Iterator[bytes]:
         if data:
             yield data
     elif item.source == "transcript":
-        yield from transcript_chunks(conn, item.ref)
+        yield from transcript_blocks(conn, item.ref)
     elif item.source in ("compressed", "opaque"):
         table, column = (
             ("transcripts", "compressed_bytes")
@@ -103,7 +103,7 @@ def file_chunks(conn: sqlite3.Connection, item: PlannedFile) -> Iterator[bytes]:
             (item.ref,),
         ).fetchone()
         if row is not None:
-            yield from transcript_chunks(conn, row[0], upto_pos=row[1], newline=bool(row[2]))
+            yield from transcript_blocks(conn, row[0], upto_pos=row[1], newline=bool(row[2]))
 
 
 def _blob_chunks(conn: sqlite3.Connection, table: str, column: str, rowid: int) -> Iterator[bytes]:

@@ -8,6 +8,7 @@ the API or another import in between makes that file's import fail instead of mi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -19,14 +20,14 @@ from typing import Any, BinaryIO
 from store_sql.errors import ImportFailedError
 from store_sql.import_lines import (
     PARENT_ID,
-    PARENT_POS,
     READ_BYTES,
+    ROW_PARAMS,
     LineChunk,
     LineChunker,
     LineStats,
     ZstdStream,
 )
-from store_sql.transcripts import insert_transcript, now_iso, resolve_parent_pos
+from store_sql.transcripts import insert_transcript, now_iso
 
 # --- transcripts: what the store holds for a source file -------------------------------------
 
@@ -209,36 +210,51 @@ def _drop_last_line(conn: sqlite3.Connection, transcript_id: int) -> None:
     )
 
 
-INSERT_LINE = (
-    "INSERT INTO transcript_lines (line_pk, transcript_id, pos, line, kind, entry_id, "
-    "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+# ?1 in every row is the transcript_id; each plain ? takes the next number after the
+# largest used so far (SQLite's rule), so the rows' own parameters follow it in order.
+_LINE_VALUES = "(?1, ?, CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+@functools.cache
+def insert_lines_sql(rows: int) -> str:
+    """An INSERT of `rows` lines: the transcript_id, then `import_lines.LineParams` per
+    line. SQLite gives them the line_pks after the largest one, as for any insert, which is
+    all the full-text indexer needs (it indexes every line above its mark).
+
+    The line is bound as its bytes and CAST to TEXT, which keeps exactly those bytes, so no
+    line is decoded in Python; a line that is not valid UTF-8 is set to its BLOB afterwards
+    (`_BLOB_LINE`), as `transcripts.stored_line` stores it."""
+    return (
+        "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "
+        "parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) VALUES "
+        + ", ".join([_LINE_VALUES] * rows)
+    )
+
+
+_BLOB_LINE = "UPDATE transcript_lines SET line = ? WHERE transcript_id = ? AND pos = ?"
+_SET_PARENT = (
+    "UPDATE transcript_lines SET parent_pos = (SELECT max(pos) FROM transcript_lines "
+    "WHERE transcript_id = ?1 AND entry_id = ?2 AND kind = 'entry' AND pos < ?3) "
+    "WHERE transcript_id = ?1 AND pos = ?3"
 )
-_INSERT_TEXT = "INSERT INTO entry_text_fts (rowid, text) VALUES (?, ?)"
+"""`transcripts.resolve_parent_pos` for a line already inserted: lines of its own chunk
+cannot match, the chunker looked there first."""
 
 
-def _insert_chunk(
-    conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk, full_text: bool
-) -> None:
-    """`transcripts.insert_lines` for a whole chunk at once: one `executemany` of plain
-    tuples per table instead of a statement and a LineRow per line.
-
-    The line_pks are given explicitly (after the largest one, which is what SQLite would
-    choose; safe because only the writer inserts, inside this transaction), so that the
-    full-text rows can use them as their rowid without reading each one back. They go in
-    directly rather than through `engine.deferred`: deferring exists to batch many small
-    appends, and a chunk already is one batch of ~2,000 rows."""
+def _insert_chunk(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk) -> None:
+    """`transcripts.insert_lines` for a whole chunk: a few dozen multi-row INSERTs
+    (`import_lines.GROUP_ROWS`) built by the chunker, rather than a statement per line."""
     rows = chunk.rows
-    for i in chunk.lookups:
-        row = rows[i]
-        found = resolve_parent_pos(conn, transcript_id, row[PARENT_ID], row[0])
-        rows[i] = (*row[:PARENT_POS], found, *row[PARENT_POS + 1 :])
     if rows:
-        base = conn.execute("SELECT coalesce(max(line_pk), 0) FROM transcript_lines").fetchone()[0]
-        conn.executemany(INSERT_LINE, [(base + i, transcript_id, *row) for i, row in
-                                       enumerate(rows, 1)])  # fmt: skip
-        if full_text and chunk.texts:
-            conn.executemany(_INSERT_TEXT, [(base + 1 + i, text) for i, text in chunk.texts])
+        for group in chunk.groups:
+            conn.execute(insert_lines_sql(len(group) // ROW_PARAMS), (transcript_id, *group))
+        if chunk.blobs:
+            conn.executemany(
+                _BLOB_LINE, [(rows[i][1], transcript_id, rows[i][0]) for i in chunk.blobs]
+            )
+        if chunk.lookups:
+            lookups = [(transcript_id, rows[i][PARENT_ID], rows[i][0]) for i in chunk.lookups]
+            conn.executemany(_SET_PARENT, lookups)
         _count_lines(conn, transcript_id, chunk)
     if chunk.sha256 is not None:
         conn.execute(
@@ -280,8 +296,6 @@ def write_chunk(
     conn: sqlite3.Connection,
     target: NewTranscript | Continuation,
     chunk: LineChunk,
-    *,
-    full_text: bool,
 ) -> int:
     """Store one chunk: create the transcript (first chunk of a new file or version) or
     continue it; returns the transcript id. One mutation, so one transaction."""
@@ -299,7 +313,7 @@ def write_chunk(
                 "parent_session = ? WHERE transcript_id = ?",
                 (h.id, h.version, h.parent_session, tid),
             )
-    _insert_chunk(conn, tid, chunk, full_text)
+    _insert_chunk(conn, tid, chunk)
     return tid
 
 
@@ -328,7 +342,6 @@ def import_compressed(
     new: NewTranscript,
     path: Path,
     *,
-    full_text: bool,
     stats: LineStats,
 ) -> int:
     """A .zst archive in one mutation: the original bytes (exported as they are) plus the
@@ -337,12 +350,12 @@ def import_compressed(
         size = _fstat_size(raw)
         lines = ZstdStream(path.open("rb"), path.name)
         try:
-            chunker = LineChunker(lines, full_text=full_text, stats=stats)
+            chunker = LineChunker(lines, stats=stats)
             first = chunker.next_chunk()
             tid = _create(conn, new, first)
             chunk = first
             while chunk is not None:
-                _insert_chunk(conn, tid, chunk, full_text)
+                _insert_chunk(conn, tid, chunk)
                 chunk = chunker.next_chunk()
         finally:
             lines.close()

@@ -1,4 +1,4 @@
-"""Turning a transcript byte stream into chunks of `LineRow`s, with flat memory. No SQL.
+"""Turning a transcript byte stream into chunks of lines, with flat memory. No SQL.
 
 A chunk holds whole lines only (about `CHUNK_BYTES` of them), the source offset after its
 last line and the sha256 of the source up to there, so that each chunk can be committed on
@@ -12,11 +12,13 @@ lookup in the database by the writer, so memory does not grow with the file.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, BinaryIO
+
+import orjson
 
 from store_sql.errors import ImportFailedError
 from store_sql.formats.transcript_jsonl import (
@@ -25,25 +27,37 @@ from store_sql.formats.transcript_jsonl import (
     TranscriptHeader,
     entry_fields,
     header_of,
-    iter_raw_lines,
     parse_line,
 )
-from store_sql.search_text import entry_search_text
-from store_sql.sqltext import storable
 
 CHUNK_BYTES = 1 << 20
-"""Lines per commit, in bytes. Each commit holds the single writer for ~20-90 ms without the
-full-text index and ~100-250 ms with it (trigram FTS5 dominates), measured on a busy 2-core
-machine; 4 MiB chunks were no faster and held other writers up to ~0.5 s."""
+"""Lines per commit, in bytes (one read of the source, extended to the end of its last
+line). A commit holds the single writer for ~15-40 ms on a quiet 2-core machine (up to ~150
+ms when it is busy); 256 KiB and 4 MiB chunks imported no faster."""
 
 READ_BYTES = 1 << 20
 
 _BOM = b"\xef\xbb\xbf"
-# JSON may escape lone surrogates ("\\ud800"); SQLite cannot take them as TEXT, so the
-# full-text copy gets U+FFFD instead (the stored line keeps its exact bytes).
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_YIELD_EVERY = 15
 _HEADER, _ENTRY, _DAMAGED = LineKind.HEADER, LineKind.ENTRY, LineKind.DAMAGED
+_MISSING = object()
+_loads, _JSONDecodeError = orjson.loads, orjson.JSONDecodeError
+_clock = time.perf_counter
+
+# The parsing thread never blocks, so it would keep the GIL for the whole switch interval
+# (5 ms) every time; the event loop (and the writer, between statements) then waits that
+# long, several times in a row when both want it. So it lets go on purpose every
+# `_YIELD_AFTER_S`. time.sleep(0) is the release that works: the thread really sleeps
+# (~75 us here, the kernel's timer slack), long enough for a waiting thread to take the GIL;
+# os.sched_yield() takes 0.4 us and the releasing thread usually takes the GIL straight back.
+# That sleep is why the release is timed, not counted: every 16 lines, as before, cost
+# 0.25 s of a 0.55 s parse of 29.5 MB. Every 0.25 ms it costs ~25% of the parse, which is
+# not the bottleneck (the writer is): measured on 50 MB, loop ticks p95 1.4-1.5 ms against
+# 1.9 ms when releasing every 0.5 ms, with the same import time.
+_YIELD_AFTER_S = 0.00025
+
+
+def _yield_gil() -> None:
+    time.sleep(0)
 
 
 @dataclass(slots=True)
@@ -68,34 +82,48 @@ class LineStats:
 
 
 LineParams = tuple[Any, ...]
-"""One line as the parameters of `import_files.INSERT_LINE` after its line_pk and
-transcript_id: ``(pos, line, kind, entry_id, parent_id, parent_pos, type, role, timestamp,
-idempotency_key, byte_size, damage)``."""
+"""One line as the parameters of `import_files.insert_lines_sql` after the transcript_id:
+``(pos, line, kind, entry_id, parent_id, parent_pos, type, role, timestamp,
+idempotency_key, byte_size, damage)``; ``line`` is the line's exact bytes."""
 PARENT_ID, PARENT_POS = 4, 5
+ROW_PARAMS = 12
+
+GROUP_ROWS = 64
+"""Lines per INSERT statement (import_files). With one statement per line the writer takes
+the GIL back after every row, and waits each time for the parsing thread to let go of it;
+one statement for a whole chunk needs the fields as JSON in SQL, and on SQLite 3.40 each
+extracted field costs ~1 us (every `->>` parses the row again). Measured, 35,715 lines
+(29.5 MB) into an in-memory database while another thread runs Python releasing the GIL
+every 0.5 ms (as the parser does), best of 3 on a busy 2-core machine: 1 line per statement
+1.5 s, 16: 0.72 s, 64: 0.74 s, 256: 0.66 s, one JSON statement per chunk: 1.08 s; with no
+other thread 0.54, 0.38, 0.37, 0.39 and 0.49 s."""
 
 
 @dataclass(slots=True)
 class LineChunk:
     """Consecutive whole lines of one source, ready for `import_files.write_chunk`.
 
-    Rows are plain tuples of strings and numbers, not objects: the collector stops tracking
-    such tuples the first time it sees them, so a chunk in flight adds almost nothing to the
-    full collections an import triggers (see importer.py on gc)."""
+    Rows are plain tuples of bytes, strings and numbers, not objects: the collector stops
+    tracking such tuples the first time it sees them, so a chunk in flight adds almost
+    nothing to the collections an import triggers (see importer.py on gc)."""
 
     rows: list[LineParams]
-    texts: list[tuple[int, str]]
-    """(index into `rows`, full-text copy) of the entries that have searchable text."""
     lookups: list[int]
     """Indexes into `rows` whose `parent_pos` must be looked up in the database (a parent
     older than the ids kept in memory)."""
-    end_offset: int
+    groups: list[LineParams] = field(default_factory=list)
+    """`rows` again, flattened into the parameters of one INSERT each: `GROUP_ROWS` rows,
+    then halves for the rest (32, 16, ..., 1), so a chunk needs at most ~40 statements."""
+    blobs: list[int] = field(default_factory=list)
+    """Indexes into `rows` of lines that are not valid UTF-8 (stored as BLOB, not TEXT)."""
+    end_offset: int = 0
     """Source bytes up to the end of the last line of this chunk."""
-    sha256: str | None
+    sha256: str | None = None
     """sha256 of the source's first `end_offset` bytes (None when not hashing)."""
-    ends_with_newline: bool
-    header: TranscriptHeader | None
+    ends_with_newline: bool = True
+    header: TranscriptHeader | None = None
     """The header, when line 0 is in this chunk and is one."""
-    final: bool
+    final: bool = False
     entries: int = 0
     damaged: int = 0
     """Lines of kind 'damaged' (blank lines are not counted, as in transcripts.insert_lines)."""
@@ -127,19 +155,19 @@ class LineChunker:
         version: int | None = None,
         has_header: bool = False,
         prev_entry_pos: int | None = None,
-        full_text: bool = True,
         chunk_bytes: int | None = None,
         stats: LineStats | None = None,
     ) -> None:
-        self._lines: Iterator[tuple[bytes, bool]] = iter_raw_lines(stream, chunk_size=READ_BYTES)
+        self._stream = stream
+        self._read_bytes = chunk_bytes if chunk_bytes is not None else CHUNK_BYTES
+        self._ahead: bytes | None = None
+        self._pending: list[bytes] = []
         self._pos = first_pos
         self._offset = start_offset
         self._hasher = hasher
         self._v1 = has_header and version == 1
         self._has_header = has_header
         self._prev_entry = prev_entry_pos
-        self._full_text = full_text
-        self._chunk_bytes = chunk_bytes if chunk_bytes is not None else CHUNK_BYTES
         self._ids: dict[str, int] = {}
         self._older_ids: dict[str, int] = {}
         # Entries may exist before the ids held in memory: when tailing, or once the maps
@@ -153,98 +181,147 @@ class LineChunker:
             yield chunk
 
     def next_chunk(self) -> LineChunk | None:
-        """The next chunk, or None once the final chunk was returned.
-
-        The hottest loop of an import (~2,000 lines per chunk): each line is parsed once, its
-        fields read straight from the parsed object into the row tuple, and the chunk's
-        bytes hashed in one call at the end rather than twice per line."""
+        """The next chunk, or None once the final chunk was returned."""
         if self._done:
             return None
-        chunk = LineChunk([], [], [], 0, None, True, None, False)
-        rows, texts, lookups = chunk.rows, chunk.texts, chunk.lookups
-        raws: list[bytes] = []
-        stats = self.stats
-        ids, older_ids, maybe_older = self._ids, self._older_ids, self._maybe_older
-        full_text = self._full_text
-        pos = self._pos
-        prev_entry = self._prev_entry
-        size = line_bytes = entries = crlf = 0
-        terminated = True
-        limit = self._chunk_bytes
-        for raw, terminated in self._lines:
-            raws.append(raw)
-            n = len(raw)
-            size += n + terminated
-            line_bytes += n
-            if raw.endswith(b"\r"):
-                crlf += 1
-            if not pos and raw.startswith(_BOM):
-                stats.bom = True
-            kind, value, damage = parse_line(raw, pos)
-            try:
-                line: str | bytes = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line = raw  # kept as the BLOB of exact bytes (transcripts.stored_line)
-            if kind is _ENTRY:
-                assert value is not None
-                entry_id, parent_id, has_parent_key, type_, role, ts, idem = entry_fields(value)
-                parent_pos: int | None = None
-                if self._v1 or (not self._has_header and not has_parent_key and not entry_id):
-                    parent_pos = prev_entry
-                elif parent_id is not None:
-                    parent_pos = ids.get(parent_id)
-                    if parent_pos is None:
-                        parent_pos = older_ids.get(parent_id)
-                        if parent_pos is None and maybe_older:
-                            lookups.append(len(rows))
-                if entry_id is not None:
-                    ids[entry_id] = pos
-                prev_entry = pos
-                entries += 1
-                chunk.leaf = (pos, entry_id)
-                if full_text and (text := entry_search_text(value)):
-                    texts.append((len(rows), searchable(text)))
-                rows.append((pos, line, "entry", entry_id, parent_id, parent_pos, type_, role,
-                             ts, idem, n, None))  # fmt: skip
-            else:
-                rows.append(self._other_row(chunk, pos, raw, line, kind, value, damage))
-            pos += 1
-            if size >= limit and terminated:
-                break
-            if not pos & _YIELD_EVERY:
-                # Hand the GIL over on purpose: a thread that never blocks keeps it for the
-                # whole switch interval (5 ms), and the event loop may lose it several times
-                # in a row. Measured on 2 busy cores: worst loop stall 60-90 ms -> 12-30 ms;
-                # every 16th line rather than every 64th: p99 4.7 -> 4.1 ms, same throughput.
-                time.sleep(0)
-        else:
-            self._done = True
-        self._pos, self._prev_entry = pos, prev_entry
-        if self._hasher is not None and raws:
-            self._hasher.update(b"\n".join(raws))
-            if terminated:
-                self._hasher.update(b"\n")
+        data = self._whole_lines()
+        chunk = LineChunk([], [])
+        lines = data.split(b"\n") if data else []
+        terminated = data.endswith(b"\n")
+        if terminated:
+            lines.pop()
+        self._parse(chunk, lines)
+        chunk.groups = _grouped(chunk.rows)
+        if self._hasher is not None and data:
+            self._hasher.update(data)
+        size = len(data)
         self._offset += size
+        crlf = data.count(b"\r\n") + (not terminated and data.endswith(b"\r"))
+        stats = self.stats
         stats.bytes += size
-        stats.lines += len(rows)
-        stats.entries += entries
+        stats.lines += len(lines)
+        stats.entries += chunk.entries
         stats.crlf_lines += crlf
-        if rows:
+        if lines:
             stats.ends_with_newline = terminated
         self._rotate_ids()
         chunk.end_offset = self._offset
         chunk.sha256 = self._hasher.hexdigest() if self._hasher is not None else None
-        chunk.ends_with_newline = terminated if rows else True
+        chunk.ends_with_newline = terminated or not lines
         chunk.final = self._done
-        chunk.entries, chunk.line_bytes = entries, line_bytes
+        chunk.line_bytes = size - len(lines) + (not terminated and bool(lines))
         return chunk
+
+    def _whole_lines(self) -> bytes:
+        """The next read's worth of whole lines (more when one line is longer): everything up
+        to the last newline read, or the rest of the stream at its end (then `_done`). One
+        block is read ahead so that the last chunk is known to be the last one."""
+        parts = self._pending
+        while True:
+            block = self._ahead if self._ahead is not None else self._stream.read(self._read_bytes)
+            self._ahead = self._stream.read(self._read_bytes) if block else b""
+            if not self._ahead:
+                self._done = True
+                parts.append(block)
+                break
+            cut = block.rfind(b"\n") + 1
+            if cut:
+                parts.append(block[:cut] if cut < len(block) else block)
+                self._pending = [block[cut:]] if cut < len(block) else []
+                break
+            parts.append(block)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _parse(self, chunk: LineChunk, lines: list[bytes]) -> None:
+        """Fill the chunk's rows: the hottest loop of an import.
+
+        Every line is parsed once by orjson; an entry's fields are read straight from the
+        parsed object into the row, with no call per line. Anything else (line 0, blank,
+        damaged, what only the fallback parser reads) goes through `parse_line`, which
+        decides exactly as it does for every other reader of transcripts."""
+        rows, lookups = chunk.rows, chunk.lookups
+        append = rows.append
+        ids, older_ids, maybe_older = self._ids, self._older_ids, self._maybe_older
+        v1, has_header = self._v1, self._has_header
+        prev_entry = self._prev_entry
+        leaf_pos: int | None = None
+        leaf_id: str | None = None
+        pos = self._pos
+        entries = 0
+        next_yield = _clock() + _YIELD_AFTER_S
+        for raw in lines:
+            if not pos & 7 and _clock() >= next_yield:
+                _yield_gil()
+                next_yield = _clock() + _YIELD_AFTER_S
+            try:
+                value = _loads(raw)
+            except _JSONDecodeError:
+                value = None
+            if type(value) is dict and pos:
+                get = value.get
+                entry_id = get("id")
+                if type(entry_id) is not str:
+                    entry_id = None
+                parent_id = get("parentId", _MISSING)  # null parentId: a v2/v3 root
+                has_parent_key = parent_id is None or type(parent_id) is str
+                if type(parent_id) is not str:
+                    parent_id = None
+                type_ = get("type")
+                if type(type_) is not str:
+                    type_ = None
+                role = idem = None
+                if type_ == "message":
+                    message = get("message")
+                    if type(message) is dict:
+                        role = message.get("role")
+                        if type(role) is not str:
+                            role = None
+                        idem = message.get("idempotencyKey")
+                        if type(idem) is not str:
+                            idem = None
+                ts = get("timestamp")
+                if type(ts) is not str:
+                    ts = None
+            else:
+                if not pos and raw.startswith(_BOM):
+                    self.stats.bom = True
+                kind, value, damage = parse_line(raw, pos)
+                if kind is not _ENTRY:
+                    append(self._other_row(chunk, pos, raw, kind, value, damage))
+                    v1, has_header = self._v1, self._has_header
+                    pos += 1
+                    continue
+                assert value is not None
+                entry_id, parent_id, has_parent_key, type_, role, ts, idem = entry_fields(value)
+            # The parent link (FORMATS.md §3): the nearest preceding entry with that id
+            # (v2/v3), the previous entry (v1, or a headerless line with neither key).
+            parent_pos: int | None = None
+            if v1 or (not has_header and not has_parent_key and not entry_id):
+                parent_pos = prev_entry
+            elif parent_id is not None:
+                parent_pos = ids.get(parent_id)
+                if parent_pos is None:
+                    parent_pos = older_ids.get(parent_id)
+                    if parent_pos is None and maybe_older:
+                        lookups.append(len(rows))
+            if entry_id is not None:
+                ids[entry_id] = pos
+            prev_entry = leaf_pos = pos
+            leaf_id = entry_id
+            entries += 1
+            append((pos, raw, "entry", entry_id, parent_id, parent_pos, type_, role, ts, idem,
+                    len(raw), None))  # fmt: skip
+            pos += 1
+        self._pos, self._prev_entry = pos, prev_entry
+        chunk.entries += entries
+        if leaf_pos is not None:
+            chunk.leaf = (leaf_pos, leaf_id)
 
     def _other_row(
         self,
         chunk: LineChunk,
         pos: int,
         raw: bytes,
-        line: str | bytes,
         kind: LineKind,
         value: dict[str, Any] | None,
         damage: str | None,
@@ -256,20 +333,43 @@ class LineChunker:
             self._has_header = True
             self._v1 = chunk.header.version == 1
             entry_id, _, _, type_, role, ts, _ = entry_fields(value)
-            return (pos, line, "header", entry_id, None, None, type_, role, ts, None, len(raw),
+            return (pos, raw, "header", entry_id, None, None, type_, role, ts, None, len(raw),
                     None)  # fmt: skip
         if kind is _DAMAGED:
             chunk.damaged += 1
             self.stats.damage(pos, damage or "damaged")
         else:
             self.stats.damage(pos, "blank line (kept)")
-        return (pos, line, kind.value, None, None, None, None, None, None, None, len(raw), damage)
+        # Only a damaged line can be invalid UTF-8: a line either parser read was valid
+        # (orjson refuses invalid UTF-8 as Python's decoder does: surrogates, overlongs).
+        if kind is _DAMAGED and not _is_utf8(raw):
+            chunk.blobs.append(len(chunk.rows))
+        return (pos, raw, kind.value, None, None, None, None, None, None, None, len(raw), damage)
 
     def _rotate_ids(self) -> None:
         if self._older_ids:
             self._maybe_older = True
         self._older_ids = self._ids
         self._ids = {}
+
+
+def _grouped(rows: list[LineParams]) -> list[LineParams]:
+    groups: list[LineParams] = []
+    size, i, n = GROUP_ROWS, 0, len(rows)
+    while i < n:
+        while size > n - i:
+            size //= 2
+        groups.append(tuple(chain.from_iterable(rows[i : i + size])))
+        i += size
+    return groups
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def sha256_prefix(stream: ByteSource, size: int) -> Any:
@@ -283,13 +383,6 @@ def sha256_prefix(stream: ByteSource, size: int) -> Any:
         hasher.update(block)
         left -= len(block)
     return hasher
-
-
-def searchable(text: str) -> str:
-    """The full-text copy of an entry's text with lone surrogates (legal in JSON, refused by
-    SQLite as TEXT) replaced by U+FFFD, so the rest of the message stays searchable; indexed
-    columns leave such values out instead (store_sql/sqltext.py), the line keeps them."""
-    return text if storable(text) else _LONE_SURROGATE.sub("\ufffd", text)
 
 
 # --- zstd-compressed archives -----------------------------------------------------------------

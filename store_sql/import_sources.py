@@ -123,7 +123,7 @@ def hash_file(path: Path) -> tuple[int, str]:
 def parse_compressed(path: Path, stats: LineStats) -> None:
     lines = ZstdStream(path.open("rb"), path.name)
     try:
-        for _ in LineChunker(lines, full_text=False, stats=stats):
+        for _ in LineChunker(lines, stats=stats):
             pass
     finally:
         lines.close()

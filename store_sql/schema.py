@@ -265,6 +265,21 @@ opaque_files = Table(
     comment="files kept only so export can reproduce the directory (backups, sidecars, blobs)",
 )
 
+search_index_state = Table(
+    "search_index_state",
+    metadata,
+    Column("id", Integer, primary_key=True, comment="always 1: a single row"),
+    Column(
+        "indexed_upto",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        comment="every transcript_lines row with line_pk <= this is in entry_text_fts",
+    ),
+    CheckConstraint("id = 1", name="search_index_state_single_row"),
+    comment="how far the background indexer has brought the full-text index (search.py)",
+)
+
 checkpoint_snapshots = Table(
     "checkpoint_snapshots",
     metadata,

@@ -6,11 +6,15 @@ Created by the same Alembic revisions as the tables (see migrations/versions).
 
 from __future__ import annotations
 
-# Full-text index over the text of message entries. Its rows are written by the transcript
-# code in the same transaction as the lines they index (rowid = transcript_lines.line_pk)
-# and removed by the trigger below, so it is never stale. `store-sql search --rebuild`
-# rebuilds it from transcript_lines. The trigram tokenizer (SQLite >= 3.34) finds any
-# substring of 3+ characters, which suits code, ids and non-space-separated languages.
+# Full-text index over the text of message entries (rowid = transcript_lines.line_pk).
+# Appends and imports do not write it: a single-row FTS5 insert costs 200-400 µs at commit,
+# more than the rest of an append, and trigram indexing was ~75% of an import. The store's
+# background indexer (search_index.py) indexes the lines above
+# search_index_state.indexed_upto in batches while the writer is idle; a search reads the
+# index and scans the few lines above the mark itself, so it never misses an entry.
+# `store-sql search --rebuild` empties the index and sets the mark back to 0.
+# The trigram tokenizer (SQLite >= 3.34) finds any substring of 3+ characters, which suits
+# code, ids and non-space-separated languages.
 FTS_TABLE = """
 CREATE VIRTUAL TABLE IF NOT EXISTS entry_text_fts USING fts5(
     text,              -- message text: user/assistant text blocks, tool results, summaries
@@ -24,6 +28,23 @@ AFTER DELETE ON transcript_lines
 -- Keep the full-text index in step with deleted lines (purges, superseded versions).
 BEGIN
     DELETE FROM entry_text_fts WHERE rowid = old.line_pk;
+END
+"""
+
+SEARCH_STATE_ROW = """
+INSERT OR IGNORE INTO search_index_state (id, indexed_upto) VALUES (1, 0)
+"""
+
+SEARCH_MARK_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS transcript_lines_search_mark
+AFTER DELETE ON transcript_lines
+-- SQLite gives a new row max(line_pk) + 1, so deleting the highest lines lets their numbers
+-- come back. Lowering the mark to the highest remaining line_pk keeps such a reused number
+-- above it, where the indexer will find it; deleting any other line changes nothing.
+BEGIN
+    UPDATE search_index_state
+    SET indexed_upto = (SELECT coalesce(max(line_pk), 0) FROM transcript_lines)
+    WHERE indexed_upto > (SELECT coalesce(max(line_pk), 0) FROM transcript_lines);
 END
 """
 
@@ -292,9 +313,16 @@ VIEWS: dict[str, str] = {
     "session_stats": SESSION_STATS_VIEW,
 }
 
-CREATE_STATEMENTS: tuple[str, ...] = (FTS_TABLE, FTS_DELETE_TRIGGER, *VIEWS.values())
+CREATE_STATEMENTS: tuple[str, ...] = (
+    FTS_TABLE,
+    FTS_DELETE_TRIGGER,
+    SEARCH_STATE_ROW,
+    SEARCH_MARK_TRIGGER,
+    *VIEWS.values(),
+)
 DROP_STATEMENTS: tuple[str, ...] = (
     *(f"DROP VIEW IF EXISTS {name}" for name in reversed(VIEWS)),
+    "DROP TRIGGER IF EXISTS transcript_lines_search_mark",
     "DROP TRIGGER IF EXISTS transcript_lines_fts_delete",
     "DROP TABLE IF EXISTS entry_text_fts",
 )

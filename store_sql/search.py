@@ -1,10 +1,11 @@
 """Full-text search over transcript entries: `store.search` and `store-sql search`.
 
 The index is the FTS5 table `entry_text_fts` (schema_sql.py): rowid = transcript_lines.line_pk,
-text = `search_text.entry_search_text` of the entry, written by `transcripts.insert_lines` in
-the same transaction as the line and removed by a trigger with it. `rebuild` recreates it
-from the lines, in batches through the writer, for databases imported without it or after
-`entry_search_text` changed.
+text = `search_text.entry_search_text` of the entry, written behind the appends by the
+background indexer (search_index.py) and removed by a trigger with its line. A search reads
+the index for the lines up to the indexer's mark and scans the lines above it itself, so a
+committed append is found at once. `rebuild` recreates the index from the lines, for
+databases indexed with an older `entry_search_text`.
 
 Search text is matched as a literal substring, case-insensitively (the trigram tokenizer,
 SQLite >= 3.34). Trigrams cannot match fewer than 3 characters, so a shorter text is looked
@@ -15,6 +16,7 @@ names its transcript kind.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -24,10 +26,19 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from store_sql.errors import StoreError
-from store_sql.search_text import entry_search_text
+from store_sql.search_index import (
+    BACKLOG_LIMIT,
+    INDEX_BATCH,
+    catch_up,
+    clear_index,
+    index_pending,
+    indexed_upto,
+    searchable_texts,
+)
 from store_sql.sql_console import open_console
-from store_sql.transcripts import parse_stored
 
 if TYPE_CHECKING:
     from store_sql.store import Store
@@ -35,7 +46,7 @@ if TYPE_CHECKING:
 TRIGRAM_MIN_CHARS = 3
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
-REBUILD_BATCH = 1000
+REBUILD_BATCH = INDEX_BATCH
 _SNIPPET_BEFORE = 40
 _SNIPPET_AFTER = 80
 
@@ -90,6 +101,9 @@ class SearchResult:
     mode: str
     """'fts' (the trigram index), 'like' (a scan, for short text) or 'fts-raw'."""
     notice: str | None = None
+    unsearched: int = 0
+    """Lines not in the index yet that could not be searched (a raw FTS5 query, or more than
+    `search_index.BACKLOG_LIMIT` of them); 0 means every stored entry was searched."""
 
 
 @dataclass(slots=True)
@@ -201,7 +215,7 @@ def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult
     limit = max(1, min(query.limit, MAX_LIMIT))
     trigram = _uses_trigram(conn)
     where, params = _filters(query)
-    notice = None
+    notices: list[str] = []
     if query.raw:
         _check_fts_syntax(conn, text)
         mode, match_sql = "fts-raw", "entry_text_fts MATCH :match"
@@ -209,7 +223,7 @@ def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult
     elif trigram and len(text) < TRIGRAM_MIN_CHARS:
         mode, match_sql = "like", "text LIKE :like ESCAPE '\\'"
         params["like"] = _like_pattern(text)
-        notice = (
+        notices.append(
             f"{text!r} is shorter than {TRIGRAM_MIN_CHARS} characters: the trigram index "
             "cannot look it up, so every indexed entry was scanned (LIKE); use 3 or more "
             "characters for an indexed search"
@@ -217,11 +231,25 @@ def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult
     else:
         mode, match_sql = "fts", "entry_text_fts MATCH :match"
         params["match"] = _phrase(text)
+    recent, unsearched = _search_unindexed(conn, query, where, params)
+    if unsearched:
+        why = (
+            "a raw FTS5 query can only use the index"
+            if query.raw
+            else (f"more than {BACKLOG_LIMIT} lines are waiting")
+        )
+        notices.append(
+            f"{unsearched} lines written since the full-text index was last brought up to date "
+            f"were not searched ({why}); they are indexed in the background, or now with "
+            "`store-sql search --catch-up`"
+        )
+    params["recent"] = orjson.dumps(list(recent)).decode()
     sql = (
         "WITH RECURSIVE found AS ("
         " SELECT l.line_pk, l.transcript_id, l.pos, l.entry_id, l.type, l.role, l.timestamp,"
         " t.agent_id, t.session_id, t.kind, t.file_name"
-        f" FROM (SELECT rowid AS line_pk FROM entry_text_fts WHERE {match_sql}) AS h"
+        f" FROM (SELECT rowid AS line_pk FROM entry_text_fts WHERE {match_sql}"
+        " UNION SELECT value FROM json_each(:recent)) AS h"
         " JOIN transcript_lines AS l ON l.line_pk = h.line_pk"
         " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
         f" WHERE {' AND '.join(where)})"
@@ -238,15 +266,57 @@ def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult
     )
     params["limit"] = limit + 1
     rows = conn.execute(sql, params).fetchall()
-    hits = [_hit(conn, row, text, query.raw) for row in rows[:limit]]
-    return SearchResult(hits=hits, more=len(rows) > limit, mode=mode, notice=notice)
+    hits = [_hit(conn, row, text, query.raw, recent) for row in rows[:limit]]
+    return SearchResult(
+        hits=hits,
+        more=len(rows) > limit,
+        mode=mode,
+        notice="; ".join(notices) or None,
+        unsearched=unsearched,
+    )
 
 
-def _hit(conn: sqlite3.Connection, row: Sequence[Any], text: str, raw: bool) -> SearchHit:
+def _search_unindexed(
+    conn: sqlite3.Connection, query: SearchQuery, where: list[str], params: dict[str, Any]
+) -> tuple[dict[int, str], int]:
+    """Match the lines above the indexer's mark here, as the index would: {line_pk: text}
+    of the matching entries, and the number of lines left unsearched."""
+    upto = indexed_upto(conn)
+    waiting = conn.execute(
+        "SELECT count(*) FROM transcript_lines WHERE line_pk > ?", (upto,)
+    ).fetchone()[0]
+    if not waiting:
+        return {}, 0
+    if query.raw or waiting > BACKLOG_LIMIT:
+        return {}, int(waiting)
+    rows = conn.execute(
+        "SELECT l.line_pk, CASE WHEN typeof(l.line) = 'text' THEN l.line END "
+        "FROM transcript_lines AS l JOIN transcripts AS t ON t.transcript_id = l.transcript_id "
+        f"WHERE l.line_pk > :upto AND {' AND '.join(where)}",
+        {**params, "upto": upto},
+    ).fetchall()
+    texts, _ = searchable_texts(rows)
+    # The trigram tokenizer folds case; lower() on both sides matches it for the texts
+    # people type (it differs only for a few special case mappings).
+    needle = query.text.lower()
+    return {pk: found for pk, found in texts if needle in found.lower()}, 0
+
+
+def _hit(
+    conn: sqlite3.Connection,
+    row: Sequence[Any],
+    text: str,
+    raw: bool,
+    recent: dict[int, str],
+) -> SearchHit:
     (line_pk, transcript_id, pos, entry_id, kind, role, timestamp,
      agent_id, session_id, transcript_kind, file_name, session_key) = row  # fmt: skip
-    found = conn.execute("SELECT text FROM entry_text_fts WHERE rowid = ?", (line_pk,)).fetchone()
-    indexed = str(found[0]) if found and found[0] is not None else ""
+    indexed = recent.get(line_pk)
+    if indexed is None:
+        found = conn.execute(
+            "SELECT text FROM entry_text_fts WHERE rowid = ?", (line_pk,)
+        ).fetchone()
+        indexed = str(found[0]) if found and found[0] is not None else ""
     return SearchHit(
         agent_id=agent_id,
         session_key=session_key,
@@ -300,44 +370,7 @@ def search_file(path: str | Path, query: SearchQuery) -> SearchResult:
             console.conn.execute("COMMIT")
 
 
-# --- rebuilding (writer side) ----------------------------------------------------------------
-
-
-def clear_index(conn: sqlite3.Connection) -> int:
-    """Empty the index; returns the highest line_pk to re-index. Lines added after this are
-    indexed by their own appends (same transaction), so the rebuild stops there."""
-    conn.execute("DELETE FROM entry_text_fts")
-    row = conn.execute("SELECT max(line_pk) FROM transcript_lines").fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
-
-
-def index_batch(
-    conn: sqlite3.Connection, after_pk: int, upto_pk: int, batch_size: int
-) -> tuple[int, int, int, int]:
-    """Index the entry lines with after_pk < line_pk <= upto_pk, at most `batch_size` of
-    them. Returns (last line_pk read, lines read, rows indexed, unreadable lines)."""
-    rows = conn.execute(
-        "SELECT line_pk, line FROM transcript_lines WHERE line_pk > ? AND line_pk <= ? "
-        "AND kind = 'entry' AND typeof(line) = 'text' ORDER BY line_pk LIMIT ?",
-        (after_pk, upto_pk, batch_size),
-    ).fetchall()
-    indexed = unreadable = 0
-    for line_pk, line in rows:
-        try:
-            text = entry_search_text(parse_stored(line))
-        except ValueError:
-            unreadable += 1
-            continue
-        if text:
-            # OR REPLACE: a line_pk freed by a purge and reused by a new append during the
-            # rebuild already has its row; replacing it with the same text is harmless.
-            conn.execute(
-                "INSERT OR REPLACE INTO entry_text_fts (rowid, text) VALUES (?, ?)",
-                (line_pk, text),
-            )
-            indexed += 1
-    last = int(rows[-1][0]) if rows else upto_pk
-    return last, len(rows), indexed, unreadable
+# --- rebuilding ------------------------------------------------------------------------------
 
 
 async def rebuild_index(
@@ -346,25 +379,29 @@ async def rebuild_index(
     batch_size: int = REBUILD_BATCH,
     progress: Callable[[RebuildReport], None] | None = None,
 ) -> RebuildReport:
-    """Rebuild entry_text_fts from transcript_lines, one writer batch at a time, so appends
-    go on in between (their own index rows are written with them). Searches during a
-    rebuild see only what has been re-indexed so far."""
+    """Empty entry_text_fts and index every line again, one writer step at a time, so
+    appends go on in between. Searches meanwhile scan the lines not indexed yet (up to
+    `BACKLOG_LIMIT`; past it they report what they could not search)."""
     report = RebuildReport()
-    upto = await store.write(clear_index)
-    report.upto_line_pk = upto
-    after = 0
-    while after < upto:
-        batch = partial(index_batch, after_pk=after, upto_pk=upto, batch_size=batch_size)
-        after, read, indexed, unreadable = await store.write(batch)
-        report.batches += 1
-        report.lines_read += read
-        report.rows_indexed += indexed
-        report.unreadable += unreadable
-        if progress is not None:
-            progress(report)
-        if read == 0:
-            break
-    return report
+    indexer = store.indexer
+    async with indexer.paused() if indexer is not None else contextlib.nullcontext():
+        report.upto_line_pk = await store.write(_clear)
+        while True:
+            step = await store.write(partial(index_pending, batch_size=batch_size))
+            report.batches += 1
+            report.lines_read += step.lines_read
+            report.rows_indexed += step.rows_indexed
+            report.unreadable += step.unreadable
+            if progress is not None:
+                progress(report)
+            if step.lines_read < batch_size:
+                return report
+
+
+def _clear(conn: sqlite3.Connection) -> int:
+    clear_index(conn)
+    row = conn.execute("SELECT coalesce(max(line_pk), 0) FROM transcript_lines").fetchone()
+    return int(row[0])
 
 
 # --- the async API ---------------------------------------------------------------------------
@@ -408,6 +445,11 @@ class SearchAPI:
         if query.since is not None:
             normalize_since(query.since)  # fail on the caller's side, before the hop
         return await self._store.read(lambda c: search_entries(c, query))
+
+    async def catch_up(self) -> int:
+        """Index every line written so far now, rather than in the writer's idle time (after
+        a large import, before a burst of searches); returns the lines indexed."""
+        return await catch_up(self._store.write)
 
     async def rebuild(
         self,

@@ -22,3 +22,9 @@ def storable(value: str) -> bool:
 def text_or_none(value: object) -> str | None:
     """`value` when it is a str SQLite can store, else None (for extracted columns)."""
     return value if isinstance(value, str) and storable(value) else None
+
+
+def storable_text(value: str) -> str:
+    """`value` with lone surrogates replaced by U+FFFD: for copies of text (the full-text
+    index) where losing one code point beats losing the whole text."""
+    return value if storable(value) else _LONE_SURROGATE.sub("\ufffd", value)

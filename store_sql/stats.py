@@ -65,6 +65,8 @@ class StoreStats:
     opaque_file_bytes: int
     checkpoint_snapshots: int
     full_text_rows: int
+    full_text_waiting: int
+    """Lines not in the full-text index yet (the background indexer's backlog)."""
     biggest_sessions: list[SessionSize]
 
 
@@ -146,6 +148,11 @@ def collect_stats(conn: sqlite3.Connection, path: Path, *, top: int = DEFAULT_TO
         opaque_file_bytes=_one(conn, "SELECT sum(length(content)) FROM opaque_files"),
         checkpoint_snapshots=_one(conn, "SELECT count(*) FROM checkpoint_snapshots"),
         full_text_rows=_one(conn, "SELECT count(*) FROM entry_text_fts"),
+        full_text_waiting=_one(
+            conn,
+            "SELECT count(*) FROM transcript_lines WHERE line_pk > "
+            "(SELECT indexed_upto FROM search_index_state)",
+        ),
         biggest_sessions=[SessionSize(*row) for row in conn.execute(_BIGGEST, (top,)).fetchall()],
     )
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from store_sql.errors import StoreClosedError
 from store_sql.lifecycle_api import LifecycleAPI
 from store_sql.maintenance_api import MaintenanceAPI
 from store_sql.search import SearchAPI
+from store_sql.search_index import BackgroundIndexer
 from store_sql.session_api import SessionIndexAPI
 from store_sql.transcript_api import TranscriptAPI
 
@@ -51,10 +53,16 @@ class Store:
         self.path = path
         self.open_report = report
         self.full_text = full_text
-        """Whether appends write their full-text rows (see `Store.open`)."""
+        """Whether the background indexer keeps the full-text index current (`Store.open`)."""
         self._writer = writer
         self._readers = readers
         self._closed = False
+        self._indexer: BackgroundIndexer | None = None
+        if full_text:
+            self._indexer = BackgroundIndexer(
+                partial(writer.submit, background=True), writer.idle_for
+            )
+            self._indexer.start()
         self.sessions = SessionIndexAPI(self)
         """The session index (sessions.json) of every agent."""
         self.transcripts = TranscriptAPI(self)
@@ -88,10 +96,11 @@ class Store:
         Refuses, without modifying it, a file that is not a store_sql database, is corrupt,
         or has a newer schema revision than this code (`DatabaseRefusedError`).
 
-        `full_text=False` makes appends skip the full-text index: the trigram index is about
-        two thirds of an append's cost (a single-row FTS5 commit costs 200-400 µs), so a
-        gateway that never searches can turn it off. Searches then miss what was appended
-        meanwhile, until `store.search.rebuild()` runs."""
+        Lines are indexed for full-text search behind the writes, in the writer's idle time
+        (search_index.py); `full_text=False` turns that indexing off for this process, for a
+        gateway that never searches. Searches still find recent lines by scanning what is
+        not indexed yet, up to `search_index.BACKLOG_LIMIT` lines (they say so past it);
+        `store.search.catch_up()` or `store-sql search --catch-up` indexes the rest."""
         db_path = Path(os.path.abspath(path))  # noqa: ASYNC240 - a getcwd, no disk I/O
         cfg = settings or EngineSettings(
             synchronous=synchronous, readers=readers, busy_timeout_ms=busy_timeout_ms
@@ -116,6 +125,8 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        if self._indexer is not None:
+            await self._indexer.close()
         await self._writer.close()
         await self._readers.close()
 
@@ -136,13 +147,22 @@ class Store:
         """Run `fn(connection)` in the writer's next group transaction (advanced use)."""
         if self._closed:
             raise StoreClosedError("the store is closed")
-        return await self._writer.submit(fn)
+        try:
+            return await self._writer.submit(fn)
+        finally:
+            if self._indexer is not None:
+                self._indexer.poke()
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on a pooled read-only connection, in one snapshot."""
         if self._closed:
             raise StoreClosedError("the store is closed")
         return await self._readers.run(fn)
+
+    @property
+    def indexer(self) -> BackgroundIndexer | None:
+        """The background full-text indexer (None with `full_text=False`)."""
+        return self._indexer
 
     def metrics(self) -> dict[str, Any]:
         """Queue depth, batch sizes, transaction times, WAL size and checkpoints."""

@@ -114,13 +114,8 @@ class TranscriptAPI:
         `timestamp` (unless given) where pi puts them. A message whose
         `message.idempotencyKey` is already present is not written again."""
         check_agent_id(agent_id)
-        items = list(entries)
-        full_text = self._store.full_text
-        return await self._store.write(
-            lambda c: appends.append_entries(
-                c, _resolve(c, agent_id, target), items, parent_id=parent_id, full_text=full_text
-            )
-        )
+        mutation = appends.AppendMutation(agent_id, target, list(entries), parent_id)
+        return await self._store.write(mutation)
 
     async def _append_one(
         self, agent_id: str, target: Target, fields: dict[str, Any], parent_id: str | None = LEAF
@@ -243,7 +238,10 @@ class TranscriptAPI:
         self, agent_id: str, target: Target, to_entry_id: str | None = None
     ) -> list[StoredEntry]:
         """Root -> leaf (or -> `to_entry_id`)."""
-        return await self._read(agent_id, target, lambda c, t: reads.active_path(c, t, to_entry_id))
+        check_agent_id(agent_id)
+        return await self._store.read(
+            lambda c: reads.active_path(c, _resolve(c, agent_id, target), to_entry_id)
+        )
 
     async def tree(self, agent_id: str, target: Target) -> list[TreeNode]:
         return await self._read(agent_id, target, reads.tree)

@@ -9,22 +9,26 @@ field order).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
-from store_sql.search_text import entry_search_text
 from store_sql.sqltext import text_or_none
 from store_sql.transcripts import (
     LineRow,
     TranscriptInfo,
+    find_live_many,
     get_info,
     insert_lines,
+    insert_many,
     new_entry_id,
     now_iso,
     resolve_parent_pos,
+    resolve_target,
 )
 
 LEAF: Final = "<leaf>"
@@ -64,8 +68,8 @@ def _entry_object(
     return {"type": kind, **tree, **payload}
 
 
-def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: set[str]) -> str:
-    """A new id, unique among this transcript's entries and this append's."""
+def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: Container[str]) -> str:
+    """A new id, unique among this transcript's entries and this run's."""
 
     def is_taken(candidate: str) -> bool:
         if candidate in taken:
@@ -99,68 +103,91 @@ def find_by_idempotency_key(
     return None if row is None else (row[0], int(row[1]))
 
 
-def append_entries(
-    conn: sqlite3.Connection,
-    transcript: int | TranscriptInfo,
-    entries: Sequence[Mapping[str, Any]],
-    *,
-    parent_id: str | None = LEAF,
-    full_text: bool = True,
-) -> list[Appended]:
-    """Append entries as a chain: the first is a child of the leaf (or of `parent_id`;
-    None starts a new root), each next one a child of the previous.
+@dataclass(slots=True)
+class _Chain:
+    """A transcript as appends see it while they run: its leaf and next position move with
+    each entry, before anything is written, so the appends of a whole group can be inserted
+    with one statement (`append_many`)."""
 
-    An entry whose `message.idempotencyKey` is already in the transcript is not written; its
-    result names the existing entry, and the chain goes on from the new entries only."""
-    # A caller that just resolved the transcript passes its info: one query less per append.
-    info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
-    transcript_id = info.transcript_id
-    if info.superseded_by is not None:
-        raise InvalidEntryError(
-            f"transcript {transcript_id} was superseded by {info.superseded_by}; append there"
-        )
-    if info.version is not None and info.version < 2:
-        raise InvalidEntryError(
-            f"transcript {info.file_name} is a v1 transcript (entries have no ids); migrate it "
-            "to v3 first (store-sql transcript migrate)"
-        )
+    info: TranscriptInfo
+    pos: int
+    leaf_id: str | None
+    leaf_pos: int | None
+    rows: list[LineRow]
+    new_ids: dict[str, int]
+    """Ids written by the appends of this run, and their positions."""
+    keys: dict[str, Appended]
+    """Idempotency keys written by the appends of this run."""
+    stored_keys: dict[str, tuple[str | None, int]] | None = None
+    """Stored entries of the keys this run uses, read up front (None: look each one up)."""
+    check_ids: bool = True
+    """False: new ids are checked against the stored ones after the run (`_check_new_ids`)."""
+
+    @classmethod
+    def of(cls, info: TranscriptInfo) -> _Chain:
+        if info.superseded_by is not None:
+            raise InvalidEntryError(
+                f"transcript {info.transcript_id} was superseded by {info.superseded_by}; "
+                "append there"
+            )
+        if info.version is not None and info.version < 2:
+            raise InvalidEntryError(
+                f"transcript {info.file_name} is a v1 transcript (entries have no ids); "
+                "migrate it to v3 first (store-sql transcript migrate)"
+            )
+        return cls(info, info.line_count, info.leaf_id, info.leaf_pos, [], {}, {})
+
+
+def _append_to_chain(
+    conn: sqlite3.Connection,
+    chain: _Chain,
+    entries: Sequence[Mapping[str, Any]],
+    parent_id: str | None,
+    now: str | None = None,
+) -> list[Appended]:
+    transcript_id = chain.info.transcript_id
     if parent_id == LEAF:
-        parent, parent_pos = info.leaf_id, info.leaf_pos
+        parent, parent_pos = chain.leaf_id, chain.leaf_pos
     elif parent_id is None:
         parent, parent_pos = None, None
     else:
-        parent_pos = resolve_parent_pos(conn, transcript_id, parent_id, info.line_count)
+        # An entry of this run is the newest with its id; else the nearest stored one.
+        parent_pos = chain.new_ids.get(parent_id)
         if parent_pos is None:
-            raise NotFoundError(f"transcript {info.file_name} has no entry {parent_id!r}")
+            parent_pos = resolve_parent_pos(conn, transcript_id, parent_id, chain.info.line_count)
+        if parent_pos is None:
+            raise NotFoundError(f"transcript {chain.info.file_name} has no entry {parent_id!r}")
         parent = parent_id
     results: list[Appended] = []
-    rows: list[LineRow] = []
-    taken: set[str] = set()
-    keys_here: dict[str, Appended] = {}
-    pos = info.line_count
     for fields in entries:
         if not isinstance(fields, Mapping):
             raise InvalidEntryError(f"an entry must be a JSON object, got {type(fields).__name__}")
         key = _idempotency_key(fields)
         if key is not None:
-            existing = keys_here.get(key)
+            existing = chain.keys.get(key)
             if existing is None:
-                found = find_by_idempotency_key(conn, transcript_id, key)
+                if chain.stored_keys is None:
+                    found = find_by_idempotency_key(conn, transcript_id, key)
+                else:
+                    found = chain.stored_keys.get(key)
                 if found is not None:
                     existing = Appended(id=found[0] or "", pos=found[1], existed=True)
             if existing is not None:
                 results.append(Appended(existing.id, existing.pos, existed=True))
                 continue
-        entry_id = _new_id(conn, transcript_id, taken)
-        taken.add(entry_id)
+        if chain.check_ids:
+            entry_id = _new_id(conn, transcript_id, chain.new_ids)
+        else:
+            entry_id = new_entry_id(chain.new_ids.__contains__)
         timestamp = fields.get("timestamp")
         if not isinstance(timestamp, str):
-            timestamp = now_iso()
+            timestamp = now if now is not None else now_iso()
         value = _entry_object(fields, entry_id, parent, timestamp)
         # jsjson escapes lone surrogates, so its text is always valid UTF-8: stored as TEXT.
         text = jsjson.dumps(value)
         message = value.get("message")
-        rows.append(
+        pos = chain.pos
+        chain.rows.append(
             LineRow(
                 pos=pos,
                 line=text,
@@ -174,14 +201,173 @@ def append_entries(
                 idempotency_key=key,
                 byte_size=len(text) if text.isascii() else len(text.encode("utf-8")),
                 damage=None,
-                search_text=entry_search_text(value) if full_text else None,
             )
         )
         appended = Appended(id=entry_id, pos=pos, existed=False)
         if key is not None:
-            keys_here[key] = appended
+            chain.keys[key] = appended
+        chain.new_ids[entry_id] = pos
         results.append(appended)
         parent, parent_pos = entry_id, pos
-        pos += 1
-    insert_lines(conn, transcript_id, rows, ends_with_newline=True, full_text=full_text)
+        chain.pos = pos + 1
+        chain.leaf_id, chain.leaf_pos = entry_id, pos
     return results
+
+
+def append_entries(
+    conn: sqlite3.Connection,
+    transcript: int | TranscriptInfo,
+    entries: Sequence[Mapping[str, Any]],
+    *,
+    parent_id: str | None = LEAF,
+) -> list[Appended]:
+    """Append entries as a chain: the first is a child of the leaf (or of `parent_id`;
+    None starts a new root), each next one a child of the previous.
+
+    An entry whose `message.idempotencyKey` is already in the transcript is not written; its
+    result names the existing entry, and the chain goes on from the new entries only."""
+    # A caller that just resolved the transcript passes its info: one query less per append.
+    info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
+    chain = _Chain.of(info)
+    results = _append_to_chain(conn, chain, entries, parent_id)
+    insert_lines(conn, info.transcript_id, chain.rows, ends_with_newline=True)
+    return results
+
+
+class NewIdTakenError(InvalidEntryError):
+    """A combined run drew an id a stored entry already has (about 1 in 40,000 at 100,000
+    entries): the writer reruns the appends one by one, and they draw again."""
+
+
+class AppendMutation:
+    """One caller's append, as a writer mutation that can be combined with its neighbours.
+
+    Called alone it is `append_entries`. The writer hands a run of consecutive
+    AppendMutations of one group to `combine` instead (engine/writer.py): the same entries
+    and results as running them one after another, but with a handful of statements for the
+    whole run instead of four or five per append: transcripts, idempotency keys and id
+    collisions are looked up in bulk and every line goes in with one executemany."""
+
+    __slots__ = ("agent_id", "entries", "parent_id", "target")
+
+    def __init__(
+        self,
+        agent_id: str,
+        target: int | str,
+        entries: Sequence[Mapping[str, Any]],
+        parent_id: str | None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.target = target
+        self.entries = entries
+        self.parent_id = parent_id
+
+    def __call__(self, conn: sqlite3.Connection) -> list[Appended]:
+        info = resolve_target(conn, self.agent_id, self.target)
+        return append_entries(conn, info, self.entries, parent_id=self.parent_id)
+
+    @staticmethod
+    def combine(
+        conn: sqlite3.Connection, mutations: Sequence[AppendMutation]
+    ) -> list[list[Appended]]:
+        """Run `mutations` in order as one. Any error (a missing transcript, a bad entry, an
+        id collision) leaves the writer to rerun them one by one, each in its own savepoint,
+        so only the failing caller sees it."""
+        chains = _chains(conn, mutations)
+        _prefetch_keys(conn, chains, mutations)
+        # One clock reading for the run: its entries commit together anyway.
+        now = now_iso()
+        results = [
+            _append_to_chain(conn, chains[(m.agent_id, m.target)], m.entries, m.parent_id, now)
+            for m in mutations
+        ]
+        unique = {id(chain): chain for chain in chains.values()}.values()
+        _check_new_ids(conn, unique)
+        insert_many(conn, [(chain.info.transcript_id, chain.rows) for chain in unique])
+        return results
+
+
+def _chains(
+    conn: sqlite3.Connection, mutations: Sequence[AppendMutation]
+) -> dict[tuple[str, int | str], _Chain]:
+    """A chain per target, with one query per agent for the session ids. Two names of one
+    transcript (its session id and its transcript_id) share a chain."""
+    wanted: dict[str, set[str]] = {}
+    for m in mutations:
+        if isinstance(m.target, str):
+            wanted.setdefault(m.agent_id, set()).add(m.target)
+    infos: dict[tuple[str, int | str], TranscriptInfo] = {}
+    for agent_id, session_ids in wanted.items():
+        found = find_live_many(conn, agent_id, session_ids)
+        missing = session_ids - found.keys()
+        if missing:
+            raise NotFoundError(
+                f"agent {agent_id!r} has no live transcript for session {min(missing)!r}"
+            )
+        infos.update(((agent_id, sid), info) for sid, info in found.items())
+    chains: dict[tuple[str, int | str], _Chain] = {}
+    by_id: dict[int, _Chain] = {}
+    for m in mutations:
+        name = (m.agent_id, m.target)
+        if name in chains:
+            continue
+        info = infos.get(name) or resolve_target(conn, m.agent_id, m.target)
+        chain = by_id.get(info.transcript_id)
+        if chain is None:
+            chain = by_id[info.transcript_id] = _Chain.of(info)
+            chain.check_ids = False
+        chains[name] = chain
+    return chains
+
+
+# (transcript_id, text) pairs given as one JSON array of arrays. json_extract rather than
+# `->>`, which needs SQLite 3.38.
+_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+
+
+def _prefetch_keys(
+    conn: sqlite3.Connection,
+    chains: dict[tuple[str, int | str], _Chain],
+    mutations: Sequence[AppendMutation],
+) -> None:
+    """The stored entries of every idempotency key the run uses, with one query."""
+    by_tid = {chain.info.transcript_id: chain for chain in chains.values()}
+    wanted: set[tuple[int, str]] = set()
+    for m in mutations:
+        tid = chains[(m.agent_id, m.target)].info.transcript_id
+        for fields in m.entries:
+            key = _idempotency_key(fields) if isinstance(fields, Mapping) else None
+            if key is not None:
+                wanted.add((tid, key))
+    for chain in by_tid.values():
+        chain.stored_keys = {}
+    if not wanted:
+        return
+    # Newest first, so the oldest entry of each key is the one left in the dict, as
+    # find_by_idempotency_key answers.
+    for tid, key, entry_id, pos in conn.execute(
+        "SELECT transcript_id, idempotency_key, entry_id, pos FROM transcript_lines "
+        "WHERE (transcript_id, idempotency_key) IN "
+        f"({_PAIRS}) ORDER BY +pos DESC",
+        (orjson.dumps(sorted(wanted)).decode(),),
+    ):
+        stored = by_tid[tid].stored_keys
+        assert stored is not None
+        stored[key] = (entry_id, int(pos))
+
+
+def _check_new_ids(conn: sqlite3.Connection, chains: Iterable[_Chain]) -> None:
+    """One query for every id the run drew: a stored entry with one of them sends the run
+    back to the writer, to be done one append at a time."""
+    drawn = [(c.info.transcript_id, i) for c in chains for i in c.new_ids]
+    if not drawn:
+        return
+    taken = conn.execute(
+        "SELECT transcript_id, entry_id FROM transcript_lines "
+        f"WHERE (transcript_id, entry_id) IN ({_PAIRS}) LIMIT 1",
+        (orjson.dumps(drawn).decode(),),
+    ).fetchone()
+    if taken is not None:
+        raise NewIdTakenError(
+            f"transcript {taken[0]}: new id {taken[1]!r} is taken by a stored entry; retrying"
+        )

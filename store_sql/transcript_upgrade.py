@@ -15,7 +15,6 @@ from typing import Any
 
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
-from store_sql.search_text import entry_search_text
 from store_sql.sqltext import text_or_none
 from store_sql.transcript_reads import StoredEntry, all_entries
 from store_sql.transcripts import (
@@ -95,7 +94,7 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
         value = new_values.get(line.pos)
         if value is None:
             rows.append(LineRow(line.pos, stored_line(line.raw), line.kind, None, None, None, None,
-                                None, None, None, len(line.raw), line.damage, None))  # fmt: skip
+                                None, None, None, len(line.raw), line.damage))  # fmt: skip
             continue
         raw = jsjson.dumps(value).encode("utf-8", "surrogatepass")
         is_header = value.get("type") == "session" and line.kind == "header"
@@ -119,7 +118,6 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
                 idempotency_key=text_or_none(key),
                 byte_size=len(raw),
                 damage=None,
-                search_text=None if is_header else entry_search_text(value),
             )
         )
         if entry_id is not None and not is_header:

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 
-from store_sql.engine import deferred
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 
@@ -76,7 +75,6 @@ class LineRow:
     idempotency_key: str | None
     byte_size: int
     damage: str | None
-    search_text: str | None
 
     def params(self, transcript_id: int) -> tuple[Any, ...]:
         return (
@@ -158,11 +156,29 @@ def find_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> Trans
         "AND superseded_by IS NULL",
         (agent_id, session_id),
     ).fetchall()
-    if not rows:
-        return None
+    return _info(_pick_live(session_id, rows)) if rows else None
+
+
+def _pick_live(session_id: str, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
     named = f"{session_id}.jsonl"
-    best = max(rows, key=lambda r: (r[5] == named, r[0]))
-    return _info(best)
+    return max(rows, key=lambda r: (r[5] == named, r[0]))
+
+
+def find_live_many(
+    conn: sqlite3.Connection, agent_id: str, session_ids: Iterable[str]
+) -> dict[str, TranscriptInfo]:
+    """`find_live` for many sessions of one agent with one query (sessions without a live
+    transcript are left out)."""
+    rows = conn.execute(
+        f"SELECT {_INFO_COLUMNS} FROM transcripts "
+        "WHERE agent_id = ? AND session_id IN (SELECT value FROM json_each(?)) "
+        "AND kind IN ('live', 'fork') AND superseded_by IS NULL",
+        (agent_id, orjson.dumps(list(session_ids)).decode()),
+    ).fetchall()
+    by_session: dict[str, list[Sequence[Any]]] = {}
+    for row in rows:
+        by_session.setdefault(row[3], []).append(row)
+    return {sid: _info(_pick_live(sid, found)) for sid, found in by_session.items()}
 
 
 def require_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> TranscriptInfo:
@@ -170,6 +186,13 @@ def require_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> Tr
     if info is None:
         raise NotFoundError(f"agent {agent_id!r} has no live transcript for session {session_id!r}")
     return info
+
+
+def resolve_target(conn: sqlite3.Connection, agent_id: str, target: str | int) -> TranscriptInfo:
+    """A session id names its live transcript; an int is a transcript_id."""
+    if isinstance(target, int):
+        return get_info(conn, target)
+    return require_live(conn, agent_id, target)
 
 
 def list_transcripts(
@@ -270,7 +293,7 @@ def create_transcript(
     )
     raw = jsjson.dumps(header).encode("utf-8")
     row = LineRow(0, raw.decode(), "header", session_id, None, None, "session", None,
-                  header["timestamp"], None, len(raw), None, None)  # fmt: skip
+                  header["timestamp"], None, len(raw), None)  # fmt: skip
     insert_lines(conn, tid, [row], ends_with_newline=True)
     return get_info(conn, tid)
 
@@ -282,7 +305,6 @@ _INSERT_LINE = (
     "parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
-_INSERT_TEXT = "INSERT INTO entry_text_fts (rowid, text) VALUES (?, ?)"
 
 
 def insert_lines(
@@ -291,48 +313,62 @@ def insert_lines(
     rows: Iterable[LineRow],
     *,
     ends_with_newline: bool,
-    full_text: bool = True,
 ) -> None:
     """Add lines at the end of a transcript and move its counters and leaf to match.
 
-    Rows must continue the transcript's positions. The full-text index is written in the
-    same transaction (unless `full_text` is False, for a bulk import that rebuilds it)."""
-    added_lines = added_entries = added_damaged = added_bytes = 0
+    Rows must continue the transcript's positions. The full-text index catches up behind
+    (search_index.py)."""
+    rows = list(rows)
+    if rows:
+        conn.executemany(_INSERT_LINE, [row.params(transcript_id) for row in rows])
+        conn.execute(_ADVANCE, _advance_params(transcript_id, rows, ends_with_newline))
+
+
+def insert_many(conn: sqlite3.Connection, runs: Sequence[tuple[int, Sequence[LineRow]]]) -> None:
+    """`insert_lines` for several transcripts at once, each run of rows ending with a
+    newline (as appended lines do): two statements in all."""
+    runs = [(tid, rows) for tid, rows in runs if rows]
+    conn.executemany(_INSERT_LINE, [row.params(tid) for tid, rows in runs for row in rows])
+    conn.executemany(_ADVANCE, [_advance_params(tid, rows, True) for tid, rows in runs])
+
+
+# byte_size counts a newline after every line; a file without a final newline is one byte
+# shorter, and a line appended after such a line first terminates it.
+_ADVANCE = (
+    "UPDATE transcripts SET line_count = line_count + ?, entry_count = entry_count + ?, "
+    "damaged_count = damaged_count + ?, "
+    "byte_size = byte_size + ? + (CASE WHEN ends_with_newline OR line_count = 0 "
+    "THEN 0 ELSE 1 END) - ?, ends_with_newline = ?, "
+    "leaf_pos = coalesce(?, leaf_pos), leaf_id = CASE WHEN ? IS NULL THEN leaf_id ELSE ? END "
+    "WHERE transcript_id = ?"
+)
+
+
+def _advance_params(
+    transcript_id: int, rows: Sequence[LineRow], ends_with_newline: bool
+) -> tuple[Any, ...]:
+    added_entries = added_damaged = 0
+    added_bytes = len(rows)  # a newline after every line
     leaf: LineRow | None = None
     for row in rows:
-        cur = conn.execute(_INSERT_LINE, row.params(transcript_id))
-        if full_text and row.search_text:
-            deferred.insert(conn, _INSERT_TEXT, (cur.lastrowid, row.search_text))
-        added_lines += 1
-        added_bytes += row.byte_size + 1
+        added_bytes += row.byte_size
         if row.kind == "entry":
             added_entries += 1
             leaf = row
         elif row.kind == "damaged":
             added_damaged += 1
-    if not added_lines:
-        return
-    # byte_size counts a newline after every line; a file without a final newline is one
-    # byte shorter, and a line appended after such a line first terminates it.
-    conn.execute(
-        "UPDATE transcripts SET line_count = line_count + ?, entry_count = entry_count + ?, "
-        "damaged_count = damaged_count + ?, "
-        "byte_size = byte_size + ? + (CASE WHEN ends_with_newline OR line_count = 0 "
-        "THEN 0 ELSE 1 END) - ?, ends_with_newline = ?, "
-        "leaf_pos = coalesce(?, leaf_pos), leaf_id = CASE WHEN ? IS NULL THEN leaf_id ELSE ? END "
-        "WHERE transcript_id = ?",
-        (
-            added_lines,
-            added_entries,
-            added_damaged,
-            added_bytes,
-            0 if ends_with_newline else 1,
-            int(ends_with_newline),
-            None if leaf is None else leaf.pos,
-            None if leaf is None else leaf.pos,
-            None if leaf is None else leaf.entry_id,
-            transcript_id,
-        ),
+    leaf_pos = None if leaf is None else leaf.pos
+    return (
+        len(rows),
+        added_entries,
+        added_damaged,
+        added_bytes,
+        0 if ends_with_newline else 1,
+        int(ends_with_newline),
+        leaf_pos,
+        leaf_pos,
+        None if leaf is None else leaf.entry_id,
+        transcript_id,
     )
 
 

@@ -15,7 +15,6 @@ import pytest
 
 from store_sql import transcripts
 from store_sql.formats.transcript_jsonl import LineKind, classify_line, read_header, split_lines
-from store_sql.search_text import entry_search_text
 from store_sql.sessions import default_rel_dir
 from store_sql.store import Store
 
@@ -125,7 +124,6 @@ def transcript_rows(data: bytes) -> tuple[list[transcripts.LineRow], bool, int |
                 idempotency_key=line.idempotency_key,
                 byte_size=len(raw),
                 damage=line.damage,
-                search_text=entry_search_text(line.value) if line.kind is LineKind.ENTRY else None,
             )
         )
     return rows, ends_with_newline, version

@@ -81,7 +81,7 @@ def _raw_lines(
     for i, (raw, kind) in enumerate(lines):
         rows.append(
             tx.LineRow(pos + i, tx.stored_line(raw), kind, None, None, None, None, None, None,
-                       None, len(raw), "truncated line" if kind == "damaged" else None, None)
+                       None, len(raw), "truncated line" if kind == "damaged" else None)
         )  # fmt: skip
     tx.insert_lines(conn, transcript_id, rows, ends_with_newline=True)
 
@@ -101,7 +101,7 @@ def _archive(conn: sqlite3.Connection, session_id: str) -> int:
                              parent_session=None)  # fmt: skip
     head = jsjson.dumps(header).encode()
     rows = [tx.LineRow(0, head.decode(), "header", session_id, None, None, "session", None,
-                       header["timestamp"], None, len(head), None, None)]  # fmt: skip
+                       header["timestamp"], None, len(head), None)]  # fmt: skip
     tx.insert_lines(conn, tid, rows, ends_with_newline=True)
     transcript_appends.append_entries(
         conn,
@@ -115,7 +115,9 @@ def _archive(conn: sqlite3.Connection, session_id: str) -> int:
 async def build(path: Path) -> Sample:
     store = await Store.open(path)
     try:
-        return await _fill(store)
+        sample = await _fill(store)
+        await store.search.catch_up()  # the template holds a complete full-text index
+        return sample
     finally:
         await store.close()
 
@@ -298,6 +300,7 @@ async def main(db, mode):
     msg = {"role": "user", "content": "written by the other process"}
     for _ in range(20):
         await store.transcripts.append_message("main", "s-live", msg)
+    await store.search.catch_up()  # so no indexing step writes after "ready"
     print("ready", flush=True)
     if mode == "crash":
         os._exit(0)

@@ -192,7 +192,7 @@ async def test_a_transcript_without_final_newline_gives_a_snapshot_without_one(
 
     def torn_append(conn: sqlite3.Connection) -> None:
         row = tx.LineRow(1, raw.decode(), "entry", "aaaa0001", None, None, "message", None,
-                         "t", None, len(raw), None, None)  # fmt: skip
+                         "t", None, len(raw), None)  # fmt: skip
         tx.insert_lines(conn, info.transcript_id, [row], ends_with_newline=False)
 
     await store.write(torn_append)
@@ -267,7 +267,7 @@ async def test_branched_lines_are_written_as_json_stringify_writes_them(
 
     def imported_line(conn: sqlite3.Connection) -> None:
         row = tx.LineRow(1, raw, "entry", "aaaa0001", None, None, "custom", None, "t", None,
-                         len(raw), None, None)  # fmt: skip
+                         len(raw), None)  # fmt: skip
         tx.insert_lines(conn, info.transcript_id, [row], ends_with_newline=True)
 
     await store.write(imported_line)
@@ -313,9 +313,9 @@ async def test_an_imported_checkpoint_copy_serves_as_the_snapshot(store: Store) 
                                    version=3)  # fmt: skip
         rows = [
             tx.LineRow(0, header, "header", "sid-1", None, None, "session", None, "t", None,
-                       len(header), None, None),
+                       len(header), None),
             tx.LineRow(1, entry, "entry", "bbbb0001", None, None, "message", "user", "t", None,
-                       len(entry), None, None),
+                       len(entry), None),
         ]  # fmt: skip
         tx.insert_lines(conn, tid, rows, ends_with_newline=True)
 

@@ -511,7 +511,7 @@ def v1_template(tmp_path: Path) -> tuple[Path, bytes]:
 
     async def build() -> None:
         async with await Store.open(db) as store:
-            report = await import_path(store, tmp_path / "v1src", full_text=False)
+            report = await import_path(store, tmp_path / "v1src")
             assert report.ok
 
     asyncio.run(build())

@@ -233,6 +233,47 @@ async def test_damaged_lines_are_kept_verbatim_and_reported_with_line_numbers(
     assert (tmp_path / "out/agents/main/sessions" / f"{SID}.jsonl").read_bytes() == data
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 1 << 20])
+async def test_lines_are_cut_from_the_source_bytes_exactly_whatever_the_chunk_size(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+) -> None:
+    """The writer cuts each line out of the chunk's bytes by offset (import_files): lines
+    split across reads, multi-byte characters cut in two by a read, CRLF, a NUL byte, and
+    bytes that are not UTF-8 in ways Python and orjson both refuse all come back exactly,
+    as TEXT when valid UTF-8 and as BLOB otherwise (transcripts.stored_line)."""
+    monkeypatch.setattr(import_lines, "CHUNK_BYTES", chunk_bytes)
+    lines = [
+        header(),
+        entry("a1", None, "naïve ✓ 日本語 🎉"),
+        entry("a2", "a1") + b"\r",
+        b'{"type":"message","id":"a3","parentId":"a2","x":"\xed\xa0\x80"}',  # a surrogate
+        b'{"type":"message","id":"a4","parentId":"a2","x":"\xc0\xaf"}',  # overlong
+        b'{"type":"message","id":"a5","parentId":"a2","x":"\xf4\x90\x80\x80"}',  # > U+10FFFF
+        b"not json \x00 with a NUL",
+        b"\r",
+        entry("a6", "a2", "last, unterminated"),
+    ]
+    data = b"\n".join(lines)
+    (sessions_dir(tmp_path) / f"{SID}.jsonl").write_bytes(data)
+
+    report = await import_path(store, tmp_path)
+
+    [record] = report.files
+    assert (record.lines, record.entries, record.bytes) == (9, 3, len(data))
+    assert [n for n, _ in record.damaged] == [4, 5, 6, 7, 8]
+    got = await rows(
+        store, "SELECT pos, line, typeof(line), byte_size, parent_pos FROM transcript_lines "
+        "ORDER BY pos",
+    )  # fmt: skip
+    stored = [line.encode() if isinstance(line, str) else line for _, line, *_ in got]
+    assert stored == lines
+    assert [r[2] for r in got] == ["text"] * 3 + ["blob"] * 3 + ["text"] * 3
+    assert [r[3] for r in got] == [len(line) for line in lines]
+    assert [r[4] for r in got][:3] == [None, None, 1]
+    assert got[8][4] == 2
+    assert await exported(store, tmp_path) == data
+
+
 async def test_parent_pos_is_the_nearest_preceding_entry_with_that_id(
     store: Store, tmp_path: Path
 ) -> None:
@@ -273,24 +314,6 @@ async def test_v1_entries_chain_to_the_previous_entry(store: Store, tmp_path: Pa
     assert got == [(0, "header", None), (1, "entry", None), (2, "damaged", None),
                    (3, "entry", 1), (4, "entry", 3)]  # fmt: skip
     assert await rows(store, "SELECT version FROM transcripts") == [(1,)]
-
-
-async def test_entries_get_full_text_unless_disabled(store: Store, tmp_path: Path) -> None:
-    d = sessions_dir(tmp_path)
-    (d / f"{SID}.jsonl").write_bytes(transcript(header(), entry("a1", None, "needle in hay")))
-    other = tmp_path / "two"
-    d2 = sessions_dir(other, "two")
-    (d2 / f"{SID}.jsonl").write_bytes(transcript(header(), entry("a1", None, "needle in hay")))
-
-    await import_path(store, tmp_path / "agents" / "main" / "sessions")
-    await import_path(store, other, full_text=False)
-
-    hits = await rows(
-        store,
-        "SELECT t.agent_id FROM entry_text_fts f JOIN transcript_lines l ON l.line_pk = f.rowid "
-        "JOIN transcripts t USING (transcript_id) WHERE entry_text_fts MATCH 'needle'",
-    )
-    assert hits == [("main",)]
 
 
 # --- sessions.json -------------------------------------------------------------------------
@@ -392,13 +415,15 @@ async def exported(store: Store, tmp_path: Path) -> bytes:
     return (out / "agents/main/sessions" / f"{SID}.jsonl").read_bytes()
 
 
-async def test_unchanged_file_writes_nothing(store: Store, tmp_path: Path) -> None:
+async def test_unchanged_file_writes_nothing(tmp_path: Path) -> None:
     (sessions_dir(tmp_path) / f"{SID}.jsonl").write_bytes(transcript(header(), entry("a", None)))
-    assert await import_one(store, tmp_path) == "imported"
-    before = store.metrics()["mutations"]
+    # No background indexer: its steps are writes of its own, not the import's.
+    async with await Store.open(tmp_path / "quiet.sqlite", full_text=False) as store:
+        assert await import_one(store, tmp_path) == "imported"
+        before = store.metrics()["mutations"]
 
-    assert await import_one(store, tmp_path) == "unchanged"
-    assert store.metrics()["mutations"] == before
+        assert await import_one(store, tmp_path) == "unchanged"
+        assert store.metrics()["mutations"] == before
 
 
 async def test_grown_file_gets_only_its_new_lines(store: Store, tmp_path: Path) -> None:
@@ -491,16 +516,17 @@ async def test_sources_are_never_modified(store: Store, tmp_path: Path) -> None:
     assert sorted(str(p) for p in src.rglob("*")) == listing
 
 
-async def test_dry_run_reports_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+async def test_dry_run_reports_and_writes_nothing(tmp_path: Path) -> None:
     full_state(tmp_path / "state")
+    # No background indexer: its steps are writes of its own, not the import's.
+    async with await Store.open(tmp_path / "quiet.sqlite", full_text=False) as store:
+        report = await import_path(store, tmp_path / "state", dry_run=True)
 
-    report = await import_path(store, tmp_path / "state", dry_run=True)
-
-    assert report.dry_run
-    assert report.ok
-    assert {f.status for f in report.files} == {"imported", "kept_opaque"}
-    assert store.metrics()["mutations"] == 0
-    assert await rows(store, "SELECT count(*) FROM transcripts") == [(0,)]
+        assert report.dry_run
+        assert report.ok
+        assert {f.status for f in report.files} == {"imported", "kept_opaque"}
+        assert store.metrics()["mutations"] == 0
+        assert await rows(store, "SELECT count(*) FROM transcripts") == [(0,)]
 
 
 # --- paths ---------------------------------------------------------------------------------
@@ -546,14 +572,16 @@ async def test_chunked_import_links_parents_across_chunks_and_resumes_after_a_cr
     path.write_bytes(data)
     monkeypatch.setattr(import_lines, "CHUNK_BYTES", 64 << 10)
     real = import_files.write_chunk
-    calls = 0
+    seen: list[int] = []
 
-    def crash_on_fifth(conn: sqlite3.Connection, *args: Any, **kwargs: Any) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 5:
+    def crash_on_fifth(conn: sqlite3.Connection, target: Any, chunk: Any) -> int:
+        # By chunk, not by call: the writer reruns a failed group (with savepoints), so the
+        # same chunk may be tried twice.
+        if chunk.end_offset not in seen:
+            seen.append(chunk.end_offset)
+        if seen.index(chunk.end_offset) == 4:
             raise ImportFailedError("simulated crash")
-        return real(conn, *args, **kwargs)
+        return real(conn, target, chunk)
 
     monkeypatch.setattr(import_files, "write_chunk", crash_on_fifth)
     first = await import_path(store, tmp_path)
@@ -600,7 +628,9 @@ def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
     """Subprocesses import a 3 MB and a 15 MB transcript: peak memory must not grow with it.
 
     SQLite's page cache and the chunk size are made small so that the fixed costs are
-    reached by both files and what remains is what the import itself holds."""
+    reached by both files and what remains is what the import itself holds: about four
+    chunks are alive at once (one read ahead, one parsed, one bound by the writer, freed
+    buffers not yet reused), so 256 KiB chunks make 3 MB enough to reach them."""
     # VmHWM, not getrusage: ru_maxrss survives fork+exec and would report pytest's own peak.
     script = (
         "import asyncio, re, sys\n"
@@ -609,11 +639,11 @@ def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
         "from store_sql.engine.pragmas import EngineSettings\n"
         "from store_sql.store import Store\n"
         "from store_sql.importer import import_path\n"
-        "import_lines.CHUNK_BYTES = 1 << 20\n"
+        "import_lines.CHUNK_BYTES = 256 << 10\n"
         "async def main():\n"
         "    settings = EngineSettings(cache_size_kib=1024, readers=1)\n"
         "    store = await Store.open(sys.argv[1], settings=settings)\n"
-        "    r = await import_path(store, Path(sys.argv[2]), full_text=False)\n"
+        "    r = await import_path(store, Path(sys.argv[2]))\n"
         "    await store.close()\n"
         "    assert r.ok\n"
         "    status = open('/proc/self/status').read()\n"

@@ -88,9 +88,7 @@ def test_dry_run_then_one_session_to_stdout_or_a_file(state: Path, tmp_path: Pat
     assert dry.returncode == 0, dry.stderr
     assert b"line 3: truncated JSON (torn line)" in dry.stdout
     assert b"would import 2 files" in dry.stdout
-    assert (
-        store_sql("import", state, "--db", "t.db", "--no-full-text", cwd=tmp_path).returncode == 0
-    )
+    assert store_sql("import", state, "--db", "t.db", cwd=tmp_path).returncode == 0
 
     jsonl = store_sql("export", "-", "--db", "t.db", "--session", "agent:main:main", cwd=tmp_path)
     markdown = store_sql(

@@ -1,5 +1,6 @@
-"""Full-text search: `store.search` and `store-sql search`. The index is written with every
-append, deleted with its lines, and rebuilt on demand (in batches, beside live appends)."""
+"""Full-text search: `store.search` and `store-sql search`. The index is written behind the
+appends (search_index.py; tests/test_search_index.py), deleted with its lines, and rebuilt
+on demand (in batches, beside live appends)."""
 
 from __future__ import annotations
 
@@ -157,7 +158,8 @@ async def test_an_append_is_searchable_at_once_and_deleted_lines_leave_the_index
     assert (await store.search.find("haystack")).hits == []
 
 
-async def test_rebuild_recreates_exactly_what_appends_wrote(store: Store) -> None:
+async def test_rebuild_recreates_exactly_what_the_indexer_wrote(store: Store) -> None:
+    await store.search.catch_up()
     before = fts_rows(store.path)
     await store.write(lambda c: c.execute("DELETE FROM entry_text_fts"))
     assert (await store.search.find("needle")).hits == []
@@ -177,6 +179,7 @@ async def test_rebuild_in_batches_beside_concurrent_appends(store: Store) -> Non
             )
 
     await asyncio.gather(store.search.rebuild(batch_size=2), append_many())
+    await store.search.catch_up()
     indexed = fts_rows(store.path)
     assert sum("concurrent marker" in text for text in indexed.values()) == 40
     conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
@@ -240,14 +243,25 @@ def test_cli_rebuild_then_search_and_refuse_a_missing_database(
         assert not missing.exists()
 
 
-async def test_a_store_opened_without_full_text_appends_unindexed_until_a_rebuild(
+async def test_a_store_without_the_indexer_still_finds_new_entries_by_scanning(
     tmp_path: Path,
 ) -> None:
     async with await Store.open(tmp_path / "quiet.sqlite", full_text=False) as quiet:
         await quiet.transcripts.create("main", "s1", cwd="/w")
-        await quiet.transcripts.append_message(
-            "main", "s1", {"role": "user", "content": "the zebra crossing"}
+        appended = await quiet.transcripts.append_message(
+            "main", "s1", {"role": "user", "content": "the Zebra crossing"}
         )
-        assert (await quiet.search.find("zebra")).hits == []
-        await quiet.search.rebuild()
-        assert [h.entry_id for h in (await quiet.search.find("zebra")).hits] != []
+        await asyncio.sleep(0.05)  # time enough for an indexer, were there one
+        assert fts_rows(quiet.path) == {}
+        found = await quiet.search.find("zebra")
+        assert [h.entry_id for h in found.hits] == [appended.id]
+        assert "[Zebra]" in found.hits[0].snippet
+        assert (found.unsearched, found.notice) == (0, None)
+        raw = await quiet.search.find("zebra", raw=True)
+        assert raw.hits == []
+        assert raw.unsearched == 2
+        assert await quiet.search.catch_up() == 2
+        assert list(fts_rows(quiet.path).values()) == ["the Zebra crossing"]
+        raw = await quiet.search.find("zebra", raw=True)
+        assert [h.entry_id for h in raw.hits] == [appended.id]
+        assert raw.unsearched == 0

@@ -56,6 +56,8 @@ def test_stats_count_what_the_sample_holds(sample: tuple[Path, Sample]) -> None:
     finally:
         conn.close()
     assert (s.entries, s.transcript_bytes, s.full_text_rows) == (entries, size, fts)
+    assert fts > 0
+    assert s.full_text_waiting == 0
     biggest = s.biggest_sessions[0]
     assert (biggest.session_key, biggest.session_id) == ("agent:main:main", "s-main")
     assert biggest.all_bytes > biggest.live_bytes  # its reset archive counts too

@@ -135,7 +135,6 @@ def _write_lines(conn: sqlite3.Connection, n: int, lines: list[Line]) -> int:
             None,
             len(header),
             None,
-            None,
         )
     ]
     transcripts.insert_lines(conn, tid, rows, ends_with_newline=True)
@@ -159,7 +158,6 @@ def _write_lines(conn: sqlite3.Connection, n: int, lines: list[Line]) -> int:
             None,
             len(raw),
             "glued records" if line.kind == "damaged" else None,
-            None,
         )
         transcripts.insert_lines(conn, tid, [row], ends_with_newline=True)
     return tid

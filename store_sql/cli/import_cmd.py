@@ -15,6 +15,8 @@ from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
 from store_sql.import_report import ImportProgress, ImportReport
 from store_sql.importer import import_path
+from store_sql.search_index import backlog
+from store_sql.store import Store
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -34,32 +36,37 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "(with a state dir: import only this agent)",
     )
     p.add_argument("--dry-run", action="store_true", help="read and report, write nothing")
-    p.add_argument(
-        "--no-full-text",
-        action="store_true",
-        help="leave the full-text index out (faster; rebuild with `store-sql search --rebuild`)",
-    )
     p.set_defaults(handler=_import)
 
 
 def _import(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    try:
-        report = with_store(
-            args.db,
-            lambda store: import_path(
-                store,
-                Path(args.path),
-                agent=args.agent,
-                dry_run=args.dry_run,
-                full_text=not args.no_full_text,
-                progress=bar.update if bar is not None else None,
-            ),
+
+    async def run(store: Store) -> tuple[ImportReport, int]:
+        report = await import_path(
+            store,
+            Path(args.path),
+            agent=args.agent,
+            dry_run=args.dry_run,
+            progress=bar.update if bar is not None else None,
         )
+        return report, await store.read(backlog)
+
+    try:
+        report, waiting = with_store(args.db, run)
     finally:
         if bar is not None:
             bar.close()
-    output.emit(report.as_dict(), args.json, _human(report))
+    value = {**report.as_dict(), "full_text_waiting": waiting}
+    human = _human(report)
+    if waiting and not report.dry_run:
+        # The lines are findable at once (a search scans what is not indexed), but a big
+        # import leaves more than a search scans: say how to index them.
+        human += (
+            f"\nfull-text index: {waiting} lines to index; a store opened by the gateway does "
+            "it in idle time, `store-sql search --catch-up` does it now"
+        )
+    output.emit(value, args.json, human)
     return 0 if report.ok else 1
 
 

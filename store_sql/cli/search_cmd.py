@@ -1,8 +1,10 @@
 """`store-sql search`: full-text search over entries, with snippets, entry ids and session keys.
 
 A search reads the file through the read-only console (never creates, migrates or
-checkpoints it: safe beside a running gateway). `--rebuild` recreates the index from the
-stored lines through the store's writer, in batches, and may be combined with a search.
+checkpoints it: safe beside a running gateway). Lines not indexed yet are scanned (up to
+`search_index.BACKLOG_LIMIT`; past it the search says how many it could not search).
+`--catch-up` indexes them now and `--rebuild` recreates the whole index, both through the
+store's writer in batches; either may be combined with a search.
 
 Exit status: 0 something was found (or the rebuild ran), 1 nothing was found, 2 the database
 cannot be used or the search text / a filter is invalid."""
@@ -59,18 +61,26 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="rebuild the full-text index from the stored lines first (writes; batched)",
     )
+    p.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="index the lines not in the full-text index yet, first (writes; batched)",
+    )
     p.set_defaults(handler=_search)
 
 
 def _search(args: argparse.Namespace) -> int:
-    if args.text is None and not args.rebuild:
-        print("store-sql search: give TEXT to search for, or --rebuild", file=sys.stderr)
+    if args.text is None and not (args.rebuild or args.catch_up):
+        print(
+            "store-sql search: give TEXT to search for, or --rebuild / --catch-up",
+            file=sys.stderr,
+        )
         return 2
     report = _rebuild(args) if args.rebuild else None
+    caught_up = _catch_up(args) if args.catch_up and not args.rebuild else None
     if args.text is None:
-        assert report is not None
         if args.json:
-            output.emit_json({"rebuild": report})
+            output.emit_json({"rebuild": report} if report else {"caught_up": caught_up})
         return 0
     query = SearchQuery(
         text=args.text,
@@ -88,6 +98,8 @@ def _search(args: argparse.Namespace) -> int:
         value: dict[str, Any] = {"query": query, **output.plain(result)}
         if report is not None:
             value["rebuild"] = report
+        if caught_up is not None:
+            value["caught_up"] = caught_up
         output.emit_json(value)
     else:
         _print_hits(result)
@@ -112,6 +124,14 @@ def _rebuild(args: argparse.Namespace) -> RebuildReport:
             file=sys.stderr,
         )
     return report
+
+
+def _catch_up(args: argparse.Namespace) -> int:
+    check_path(args.db)
+    lines = with_store(args.db, lambda s: s.search.catch_up())
+    if not args.json:
+        print(f"indexed {lines} lines that were not in the full-text index", file=sys.stderr)
+    return lines
 
 
 def _print_hits(result: SearchResult) -> None:

@@ -61,7 +61,8 @@ def _stats(args: argparse.Namespace) -> int:
     )
     print(f"damaged lines {s.damaged_lines} in {s.transcripts_with_damage} transcripts")
     print(f"snapshots     {s.checkpoint_snapshots} checkpoint snapshots")
-    print(f"full text     {s.full_text_rows} indexed entries")
+    waiting = f", {s.full_text_waiting} lines waiting" if s.full_text_waiting else ""
+    print(f"full text     {s.full_text_rows} indexed entries{waiting}")
     if s.agents:
         print("\nper agent")
         output.emit_table(

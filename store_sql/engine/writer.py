@@ -14,13 +14,11 @@ import contextlib
 import functools
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from store_sql.engine import deferred
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.errors import StoreClosedError, WriteFailedError
@@ -33,9 +31,12 @@ Mutation = Callable[[sqlite3.Connection], Any]
 class _Job:
     fn: Mutation
     future: asyncio.Future[Any]
+    background: bool = False
     # Set from the loop when the caller gives up; read by the writer thread before it starts
-    # the job. A threading.Event rather than future.cancelled(), which is not thread-safe.
-    abandoned: threading.Event = field(default_factory=threading.Event)
+    # the job. A plain attribute rather than future.cancelled(), which is not thread-safe:
+    # one store of a bool is atomic under the GIL, and a threading.Event per job cost more
+    # than the rest of queueing it (tools/bench concurrent appends).
+    abandoned: bool = False
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class WriterMetrics:
 
     batches: int = 0
     mutations: int = 0
+    background_mutations: int = 0
     failed_mutations: int = 0
     largest_batch: int = 0
     last_batch_size: int = 0
@@ -68,6 +70,7 @@ class WriterMetrics:
             "queue_depth": queue_depth,
             "batches": self.batches,
             "mutations": self.mutations,
+            "background_mutations": self.background_mutations,
             "failed_mutations": self.failed_mutations,
             "mean_batch_size": self.mutations / self.batches if self.batches else 0.0,
             "largest_batch": self.largest_batch,
@@ -90,6 +93,8 @@ class Writer:
         self._wal_path = wal_path
         self._settings = settings
         self._queue: list[_Job] = []
+        self._running = False
+        self._last_done = time.monotonic()
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
@@ -103,14 +108,23 @@ class Writer:
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    async def submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def idle_for(self) -> float:
+        """Seconds since the last group finished, or 0.0 while a write is queued or running."""
+        if self._queue or self._running:
+            return 0.0
+        return time.monotonic() - self._last_done
+
+    async def submit(self, fn: Callable[[sqlite3.Connection], T], *, background: bool = False) -> T:
         """Run `fn` inside the next group transaction and return its result.
+
+        `background` marks the store's own upkeep (the full-text indexer): counted apart in
+        the metrics, so `mutations` counts callers' writes only.
 
         If the caller is cancelled before the batch starts, the mutation is skipped; once it
         started it completes or rolls back as a whole (its savepoint), never half-applied."""
         if self._closing:
             raise StoreClosedError("the store is closed; writes are no longer accepted")
-        job = _Job(fn, asyncio.get_running_loop().create_future())
+        job = _Job(fn, asyncio.get_running_loop().create_future(), background)
         self._queue.append(job)
         self._wake.set()
         try:
@@ -118,7 +132,7 @@ class Writer:
             # has not started, and drops the outcome if it has (the savepoint made it whole).
             return await job.future  # type: ignore[no-any-return]
         except asyncio.CancelledError:
-            job.abandoned.set()
+            job.abandoned = True
             raise
 
     async def close(self) -> None:
@@ -141,6 +155,7 @@ class Writer:
                 continue
             batch = self._queue[: self._settings.max_batch]
             del self._queue[: len(batch)]
+            self._running = True
             try:
                 outcomes = await self._conn.run(functools.partial(self._apply, batch=batch))
             except BaseException as exc:  # the thread itself failed: every job learns it
@@ -149,6 +164,9 @@ class Writer:
                 if not isinstance(exc, Exception):
                     raise
                 continue
+            finally:
+                self._running = False
+                self._last_done = time.monotonic()
             for job, outcome in zip(batch, outcomes, strict=True):
                 _settle(job, outcome)
 
@@ -156,7 +174,6 @@ class Writer:
 
     def _apply(self, conn: sqlite3.Connection, *, batch: list[_Job]) -> list[_Outcome]:
         started = time.perf_counter()
-        deferred.open_batch(conn)
         try:
             if len(batch) == 1:
                 # Alone in its transaction, a mutation needs no savepoint of its own.
@@ -170,8 +187,6 @@ class Writer:
             _rollback_quietly(conn)
             self.metrics.batch_retries += 1
             outcomes = [self._apply_alone(conn, job) for job in batch]
-        finally:
-            deferred.close_batch(conn)
         elapsed = time.perf_counter() - started
         self._record(batch, outcomes, elapsed)
         # Fix (issue 5): the batch is committed (or rolled back) by now. A checkpoint that
@@ -190,12 +205,10 @@ class Writer:
             # once more per job (a batch of 50 with 200 ms took 10 s to fail): every job of the
             # batch gets this error now, so a caller waits about one busy_timeout, not N.
             return [
-                _Outcome(ok=False, value=_as_write_error(exc), skipped=j.abandoned.is_set())
-                for j in batch
+                _Outcome(ok=False, value=_as_write_error(exc), skipped=j.abandoned) for j in batch
             ]
         optimistic = self._run_optimistically(conn, batch)
         if optimistic is not None:
-            deferred.flush(conn)
             conn.execute("COMMIT")
             return optimistic
         # A mutation failed: the whole group was rolled back; run it again, each mutation in
@@ -204,11 +217,10 @@ class Writer:
         conn.execute("BEGIN IMMEDIATE")
         outcomes: list[_Outcome] = []
         for job in batch:
-            if job.abandoned.is_set():
+            if job.abandoned:
                 outcomes.append(_Outcome(ok=False, skipped=True))
                 continue
             conn.execute("SAVEPOINT job")
-            point = deferred.mark(conn)
             try:
                 value = job.fn(conn)
             # BaseException, not Exception: a mutation raising e.g. SystemExit or a custom
@@ -222,12 +234,10 @@ class Writer:
                     raise sqlite3.OperationalError(f"transaction lost: {exc}") from exc
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
-                deferred.rollback_to(conn, point)
                 outcomes.append(_Outcome(ok=False, value=_as_write_error(exc)))
             else:
                 conn.execute("RELEASE job")
                 outcomes.append(_Outcome(ok=True, value=value))
-        deferred.flush(conn)
         conn.execute("COMMIT")
         return outcomes
 
@@ -240,40 +250,56 @@ class Writer:
         mutation touches a second time: measured, it was 40% of an append's writer time.
         Mutations rarely fail (arguments are checked before they are queued), so the group
         first runs without them; a failure costs a rerun of the group with savepoints, which
-        is why mutations must be pure functions of the database (docs/GUARANTEES.md)."""
+        is why mutations must be pure functions of the database (docs/GUARANTEES.md).
+
+        A mutation may offer `combine(conn, mutations) -> results`, the same effect and
+        results as calling the mutations one after another, only cheaper: consecutive
+        mutations with the same `combine` run through it (transcript appends). A failure
+        reruns them one by one like any other, so each caller still gets its own outcome."""
         outcomes: list[_Outcome] = []
-        for job in batch:
-            if job.abandoned.is_set():
-                outcomes.append(_Outcome(ok=False, skipped=True))
-                continue
+        start = 0
+        while start < len(batch):
+            combine = getattr(batch[start].fn, "combine", None)
+            end = start + 1
+            if combine is not None:
+                while end < len(batch) and getattr(batch[end].fn, "combine", None) is combine:
+                    end += 1
+            run = [job for job in batch[start:end] if not job.abandoned]
             try:
-                value = job.fn(conn)
+                if combine is None or len(run) < 2:
+                    values = [job.fn(conn) for job in run]
+                else:
+                    values = combine(conn, [job.fn for job in run])
             except BaseException:
                 _rollback_quietly(conn)
-                deferred.rollback_to(conn, 0)
                 return None
-            outcomes.append(_Outcome(ok=True, value=value))
+            done = iter(values)
+            for job in batch[start:end]:
+                if job.abandoned:
+                    outcomes.append(_Outcome(ok=False, skipped=True))
+                else:
+                    outcomes.append(_Outcome(ok=True, value=next(done)))
+            start = end
         return outcomes
 
     def _apply_alone(self, conn: sqlite3.Connection, job: _Job) -> _Outcome:
-        if job.abandoned.is_set():
+        if job.abandoned:
             return _Outcome(ok=False, skipped=True)
-        point = deferred.mark(conn)
         try:
             conn.execute("BEGIN IMMEDIATE")
             value = job.fn(conn)
-            deferred.flush(conn)
             conn.execute("COMMIT")
         except BaseException as exc:  # as in _apply_together: never leave the writer dead
             _rollback_quietly(conn)
-            deferred.rollback_to(conn, point)
             return _Outcome(ok=False, value=_as_write_error(exc))
         return _Outcome(ok=True, value=value)
 
     def _record(self, batch: list[_Job], outcomes: list[_Outcome], elapsed: float) -> None:
         m = self.metrics
         m.batches += 1
-        m.mutations += len(batch)
+        upkeep = sum(1 for job in batch if job.background)
+        m.background_mutations += upkeep
+        m.mutations += len(batch) - upkeep
         m.failed_mutations += sum(1 for o in outcomes if not o.ok and not o.skipped)
         m.last_batch_size = len(batch)
         m.largest_batch = max(m.largest_batch, len(batch))
