@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -19,12 +19,10 @@ from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.sqltext import text_or_none
 from store_sql.transcripts import (
-    LineRow,
+    ADVANCE_SQL,
     TranscriptInfo,
-    find_live_many,
+    advance_params,
     get_info,
-    insert_lines,
-    insert_many,
     new_entry_id,
     now_iso,
     resolve_parent_pos,
@@ -106,17 +104,22 @@ def find_by_idempotency_key(
 @dataclass(slots=True)
 class _Chain:
     """A transcript as appends see it while they run: its leaf and next position move with
-    each entry, before anything is written, so the appends of a whole group can be inserted
-    with one statement (`append_many`)."""
+    each entry, before anything is written, so that the appends of a whole group can go in
+    with one statement (`AppendMutation.combine`)."""
 
-    info: TranscriptInfo
+    transcript_id: int
+    file_name: str
+    stored_lines: int
+    """Lines stored before this run (its new lines come after them)."""
     pos: int
     leaf_id: str | None
     leaf_pos: int | None
-    rows: list[LineRow]
-    new_ids: dict[str, int]
+    params: list[tuple[Any, ...]] = field(default_factory=list)
+    """`_INSERT_APPENDED` parameters of the lines this run adds."""
+    added_bytes: int = 0
+    new_ids: dict[str, int] = field(default_factory=dict)
     """Ids written by the appends of this run, and their positions."""
-    keys: dict[str, Appended]
+    keys: dict[str, Appended] = field(default_factory=dict)
     """Idempotency keys written by the appends of this run."""
     stored_keys: dict[str, tuple[str | None, int]] | None = None
     """Stored entries of the keys this run uses, read up front (None: look each one up)."""
@@ -130,12 +133,36 @@ class _Chain:
                 f"transcript {info.transcript_id} was superseded by {info.superseded_by}; "
                 "append there"
             )
-        if info.version is not None and info.version < 2:
+        return cls.checked(
+            info.transcript_id, info.file_name, info.version, info.line_count,
+            info.leaf_id, info.leaf_pos,
+        )  # fmt: skip
+
+    @classmethod
+    def checked(
+        cls,
+        transcript_id: int,
+        file_name: str,
+        version: int | None,
+        line_count: int,
+        leaf_id: str | None,
+        leaf_pos: int | None,
+    ) -> _Chain:
+        if version is not None and version < 2:
             raise InvalidEntryError(
-                f"transcript {info.file_name} is a v1 transcript (entries have no ids); "
+                f"transcript {file_name} is a v1 transcript (entries have no ids); "
                 "migrate it to v3 first (store-sql transcript migrate)"
             )
-        return cls(info, info.line_count, info.leaf_id, info.leaf_pos, [], {}, {})
+        return cls(transcript_id, file_name, line_count, line_count, leaf_id, leaf_pos)
+
+
+# Appended lines are JSON text jsjson wrote (lone surrogates escaped, so always valid
+# UTF-8): bound as bytes and cast, so they are never decoded to str and encoded again.
+_INSERT_APPENDED = (
+    "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "
+    "parent_pos, type, role, timestamp, idempotency_key, byte_size) "
+    "VALUES (?, ?, CAST(? AS TEXT), 'entry', ?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 def _append_to_chain(
@@ -145,7 +172,7 @@ def _append_to_chain(
     parent_id: str | None,
     now: str | None = None,
 ) -> list[Appended]:
-    transcript_id = chain.info.transcript_id
+    transcript_id = chain.transcript_id
     if parent_id == LEAF:
         parent, parent_pos = chain.leaf_id, chain.leaf_pos
     elif parent_id is None:
@@ -154,13 +181,13 @@ def _append_to_chain(
         # An entry of this run is the newest with its id; else the nearest stored one.
         parent_pos = chain.new_ids.get(parent_id)
         if parent_pos is None:
-            parent_pos = resolve_parent_pos(conn, transcript_id, parent_id, chain.info.line_count)
+            parent_pos = resolve_parent_pos(conn, transcript_id, parent_id, chain.stored_lines)
         if parent_pos is None:
-            raise NotFoundError(f"transcript {chain.info.file_name} has no entry {parent_id!r}")
+            raise NotFoundError(f"transcript {chain.file_name} has no entry {parent_id!r}")
         parent = parent_id
     results: list[Appended] = []
     for fields in entries:
-        if not isinstance(fields, Mapping):
+        if type(fields) is not dict and not isinstance(fields, Mapping):
             raise InvalidEntryError(f"an entry must be a JSON object, got {type(fields).__name__}")
         key = _idempotency_key(fields)
         if key is not None:
@@ -180,30 +207,19 @@ def _append_to_chain(
         else:
             entry_id = new_entry_id(chain.new_ids.__contains__)
         timestamp = fields.get("timestamp")
-        if not isinstance(timestamp, str):
+        if type(timestamp) is not str:
             timestamp = now if now is not None else now_iso()
         value = _entry_object(fields, entry_id, parent, timestamp)
-        # jsjson escapes lone surrogates, so its text is always valid UTF-8: stored as TEXT.
-        text = jsjson.dumps(value)
+        line = jsjson.dumps_bytes(value)
         message = value.get("message")
+        role = text_or_none(message.get("role")) if type(message) is dict else None
         pos = chain.pos
-        chain.rows.append(
-            LineRow(
-                pos=pos,
-                line=text,
-                kind="entry",
-                entry_id=entry_id,
-                parent_id=parent,
-                parent_pos=parent_pos,
-                type=text_or_none(value["type"]),
-                role=text_or_none(message.get("role")) if isinstance(message, dict) else None,
-                timestamp=text_or_none(timestamp),
-                idempotency_key=key,
-                byte_size=len(text) if text.isascii() else len(text.encode("utf-8")),
-                damage=None,
-            )
-        )
-        appended = Appended(id=entry_id, pos=pos, existed=False)
+        chain.params.append(
+            (transcript_id, pos, line, entry_id, parent, parent_pos,
+             text_or_none(value["type"]), role, text_or_none(timestamp), key, len(line))
+        )  # fmt: skip
+        chain.added_bytes += len(line) + 1
+        appended = Appended(entry_id, pos, False)
         if key is not None:
             chain.keys[key] = appended
         chain.new_ids[entry_id] = pos
@@ -212,6 +228,28 @@ def _append_to_chain(
         chain.pos = pos + 1
         chain.leaf_id, chain.leaf_pos = entry_id, pos
     return results
+
+
+def _write_chains(conn: sqlite3.Connection, chains: Iterable[_Chain]) -> None:
+    """Insert every line the chains hold and move each transcript's counters and leaf: two
+    statements, however many appends and transcripts."""
+    chains = [chain for chain in chains if chain.params]
+    conn.executemany(_INSERT_APPENDED, [p for chain in chains for p in chain.params])
+    conn.executemany(
+        ADVANCE_SQL,
+        [
+            advance_params(
+                chain.transcript_id,
+                lines=len(chain.params),
+                entries=len(chain.params),
+                damaged=0,
+                line_bytes=chain.added_bytes,
+                leaf=(chain.leaf_pos, chain.leaf_id),
+                ends_with_newline=True,
+            )
+            for chain in chains
+        ],
+    )
 
 
 def append_entries(
@@ -230,7 +268,7 @@ def append_entries(
     info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
     chain = _Chain.of(info)
     results = _append_to_chain(conn, chain, entries, parent_id)
-    insert_lines(conn, info.transcript_id, chain.rows, ends_with_newline=True)
+    _write_chains(conn, [chain])
     return results
 
 
@@ -283,7 +321,7 @@ class AppendMutation:
         ]
         unique = {id(chain): chain for chain in chains.values()}.values()
         _check_new_ids(conn, unique)
-        insert_many(conn, [(chain.info.transcript_id, chain.rows) for chain in unique])
+        _write_chains(conn, unique)
         return results
 
 
@@ -294,35 +332,65 @@ def _chains(
     transcript (its session id and its transcript_id) share a chain."""
     wanted: dict[str, set[str]] = {}
     for m in mutations:
-        if isinstance(m.target, str):
+        if type(m.target) is str:
             wanted.setdefault(m.agent_id, set()).add(m.target)
-    infos: dict[tuple[str, int | str], TranscriptInfo] = {}
-    for agent_id, session_ids in wanted.items():
-        found = find_live_many(conn, agent_id, session_ids)
-        missing = session_ids - found.keys()
-        if missing:
-            raise NotFoundError(
-                f"agent {agent_id!r} has no live transcript for session {min(missing)!r}"
-            )
-        infos.update(((agent_id, sid), info) for sid, info in found.items())
-    chains: dict[tuple[str, int | str], _Chain] = {}
     by_id: dict[int, _Chain] = {}
+    chains: dict[tuple[str, int | str], _Chain] = {}
+    for agent_id, session_ids in wanted.items():
+        found = _live_rows(conn, agent_id, session_ids)
+        if len(found) < len(session_ids):
+            missing = min(session_ids - found.keys())
+            raise NotFoundError(
+                f"agent {agent_id!r} has no live transcript for session {missing!r}"
+            )
+        for sid, row in found.items():
+            chain = by_id.get(row[0])
+            if chain is None:
+                chain = by_id[row[0]] = _Chain.checked(*row)
+                chain.check_ids = False
+            chains[(agent_id, sid)] = chain
     for m in mutations:
         name = (m.agent_id, m.target)
-        if name in chains:
-            continue
-        info = infos.get(name) or resolve_target(conn, m.agent_id, m.target)
-        chain = by_id.get(info.transcript_id)
-        if chain is None:
-            chain = by_id[info.transcript_id] = _Chain.of(info)
-            chain.check_ids = False
-        chains[name] = chain
+        if name not in chains:  # a transcript_id
+            info = resolve_target(conn, m.agent_id, m.target)
+            chain = by_id.get(info.transcript_id)
+            if chain is None:
+                chain = by_id[info.transcript_id] = _Chain.of(info)
+                chain.check_ids = False
+            chains[name] = chain
     return chains
 
 
-# (transcript_id, text) pairs given as one JSON array of arrays. json_extract rather than
-# `->>`, which needs SQLite 3.38.
-_PAIRS = "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)"
+def _live_rows(
+    conn: sqlite3.Connection, agent_id: str, session_ids: Iterable[str]
+) -> dict[str, tuple[Any, ...]]:
+    """`transcripts.find_live` for many sessions, reading only what a chain needs:
+    {session_id: (transcript_id, file_name, version, line_count, leaf_id, leaf_pos)}."""
+    best: dict[str, tuple[Any, ...]] = {}
+    for tid, sid, file_name, version, lines, leaf_id, leaf_pos in conn.execute(
+        "SELECT transcript_id, session_id, file_name, version, line_count, leaf_id, leaf_pos "
+        "FROM transcripts WHERE agent_id = ? AND session_id IN (SELECT value FROM json_each(?)) "
+        "AND kind IN ('live', 'fork') AND superseded_by IS NULL",
+        (agent_id, orjson.dumps(list(session_ids)).decode()),
+    ):
+        row = (tid, file_name, version, lines, leaf_id, leaf_pos)
+        other = best.get(sid)
+        # find_live's choice: `<sessionId>.jsonl` first, then the newest.
+        named = f"{sid}.jsonl"
+        if other is None or (file_name == named, tid) > (other[1] == named, other[0]):
+            best[sid] = row
+    return best
+
+
+# (transcript_id, text) pairs come as one JSON array of arrays, walked first (CROSS JOIN
+# fixes the order) so each pair is one lookup on a two-column index. A row-value
+# `(transcript_id, x) IN (SELECT ...)` instead made SQLite use transcript_id alone and read
+# every line of each transcript. json_extract rather than `->>`, which needs SQLite 3.38.
+_PAIRS_JOIN = (
+    "json_each(?) AS j CROSS JOIN transcript_lines AS l "
+    "ON l.transcript_id = json_extract(j.value, '$[0]') "
+    "AND l.{column} = json_extract(j.value, '$[1]')"
+)
 
 
 def _prefetch_keys(
@@ -331,10 +399,10 @@ def _prefetch_keys(
     mutations: Sequence[AppendMutation],
 ) -> None:
     """The stored entries of every idempotency key the run uses, with one query."""
-    by_tid = {chain.info.transcript_id: chain for chain in chains.values()}
+    by_tid = {chain.transcript_id: chain for chain in chains.values()}
     wanted: set[tuple[int, str]] = set()
     for m in mutations:
-        tid = chains[(m.agent_id, m.target)].info.transcript_id
+        tid = chains[(m.agent_id, m.target)].transcript_id
         for fields in m.entries:
             key = _idempotency_key(fields) if isinstance(fields, Mapping) else None
             if key is not None:
@@ -346,9 +414,9 @@ def _prefetch_keys(
     # Newest first, so the oldest entry of each key is the one left in the dict, as
     # find_by_idempotency_key answers.
     for tid, key, entry_id, pos in conn.execute(
-        "SELECT transcript_id, idempotency_key, entry_id, pos FROM transcript_lines "
-        "WHERE (transcript_id, idempotency_key) IN "
-        f"({_PAIRS}) ORDER BY +pos DESC",
+        "SELECT l.transcript_id, l.idempotency_key, l.entry_id, l.pos FROM "
+        + _PAIRS_JOIN.format(column="idempotency_key")
+        + " ORDER BY l.pos DESC",
         (orjson.dumps(sorted(wanted)).decode(),),
     ):
         stored = by_tid[tid].stored_keys
@@ -359,12 +427,13 @@ def _prefetch_keys(
 def _check_new_ids(conn: sqlite3.Connection, chains: Iterable[_Chain]) -> None:
     """One query for every id the run drew: a stored entry with one of them sends the run
     back to the writer, to be done one append at a time."""
-    drawn = [(c.info.transcript_id, i) for c in chains for i in c.new_ids]
+    drawn = [(c.transcript_id, i) for c in chains for i in c.new_ids]
     if not drawn:
         return
     taken = conn.execute(
-        "SELECT transcript_id, entry_id FROM transcript_lines "
-        f"WHERE (transcript_id, entry_id) IN ({_PAIRS}) LIMIT 1",
+        "SELECT l.transcript_id, l.entry_id FROM "
+        + _PAIRS_JOIN.format(column="entry_id")
+        + " LIMIT 1",
         (orjson.dumps(drawn).decode(),),
     ).fetchone()
     if taken is not None:

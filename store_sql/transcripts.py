@@ -164,23 +164,6 @@ def _pick_live(session_id: str, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
     return max(rows, key=lambda r: (r[5] == named, r[0]))
 
 
-def find_live_many(
-    conn: sqlite3.Connection, agent_id: str, session_ids: Iterable[str]
-) -> dict[str, TranscriptInfo]:
-    """`find_live` for many sessions of one agent with one query (sessions without a live
-    transcript are left out)."""
-    rows = conn.execute(
-        f"SELECT {_INFO_COLUMNS} FROM transcripts "
-        "WHERE agent_id = ? AND session_id IN (SELECT value FROM json_each(?)) "
-        "AND kind IN ('live', 'fork') AND superseded_by IS NULL",
-        (agent_id, orjson.dumps(list(session_ids)).decode()),
-    ).fetchall()
-    by_session: dict[str, list[Sequence[Any]]] = {}
-    for row in rows:
-        by_session.setdefault(row[3], []).append(row)
-    return {sid: _info(_pick_live(sid, found)) for sid, found in by_session.items()}
-
-
 def require_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> TranscriptInfo:
     info = find_live(conn, agent_id, session_id)
     if info is None:
@@ -319,22 +302,34 @@ def insert_lines(
     Rows must continue the transcript's positions. The full-text index catches up behind
     (search_index.py)."""
     rows = list(rows)
-    if rows:
-        conn.executemany(_INSERT_LINE, [row.params(transcript_id) for row in rows])
-        conn.execute(_ADVANCE, _advance_params(transcript_id, rows, ends_with_newline))
-
-
-def insert_many(conn: sqlite3.Connection, runs: Sequence[tuple[int, Sequence[LineRow]]]) -> None:
-    """`insert_lines` for several transcripts at once, each run of rows ending with a
-    newline (as appended lines do): two statements in all."""
-    runs = [(tid, rows) for tid, rows in runs if rows]
-    conn.executemany(_INSERT_LINE, [row.params(tid) for tid, rows in runs for row in rows])
-    conn.executemany(_ADVANCE, [_advance_params(tid, rows, True) for tid, rows in runs])
+    if not rows:
+        return
+    conn.executemany(_INSERT_LINE, [row.params(transcript_id) for row in rows])
+    leaf: LineRow | None = None
+    entries = damaged = 0
+    for row in rows:
+        if row.kind == "entry":
+            entries += 1
+            leaf = row
+        elif row.kind == "damaged":
+            damaged += 1
+    conn.execute(
+        ADVANCE_SQL,
+        advance_params(
+            transcript_id,
+            lines=len(rows),
+            entries=entries,
+            damaged=damaged,
+            line_bytes=sum(row.byte_size for row in rows) + len(rows),
+            leaf=None if leaf is None else (leaf.pos, leaf.entry_id),
+            ends_with_newline=ends_with_newline,
+        ),
+    )
 
 
 # byte_size counts a newline after every line; a file without a final newline is one byte
 # shorter, and a line appended after such a line first terminates it.
-_ADVANCE = (
+ADVANCE_SQL = (
     "UPDATE transcripts SET line_count = line_count + ?, entry_count = entry_count + ?, "
     "damaged_count = damaged_count + ?, "
     "byte_size = byte_size + ? + (CASE WHEN ends_with_newline OR line_count = 0 "
@@ -344,30 +339,29 @@ _ADVANCE = (
 )
 
 
-def _advance_params(
-    transcript_id: int, rows: Sequence[LineRow], ends_with_newline: bool
+def advance_params(
+    transcript_id: int,
+    *,
+    lines: int,
+    entries: int,
+    damaged: int,
+    line_bytes: int,
+    leaf: tuple[int | None, str | None] | None,
+    ends_with_newline: bool,
 ) -> tuple[Any, ...]:
-    added_entries = added_damaged = 0
-    added_bytes = len(rows)  # a newline after every line
-    leaf: LineRow | None = None
-    for row in rows:
-        added_bytes += row.byte_size
-        if row.kind == "entry":
-            added_entries += 1
-            leaf = row
-        elif row.kind == "damaged":
-            added_damaged += 1
-    leaf_pos = None if leaf is None else leaf.pos
+    """ADVANCE_SQL's parameters for lines added at the end of a transcript: `line_bytes`
+    counts a newline after each line; `leaf` is (pos, id) of the last entry added, if any."""
+    leaf_pos, leaf_id = leaf if leaf is not None else (None, None)
     return (
-        len(rows),
-        added_entries,
-        added_damaged,
-        added_bytes,
+        lines,
+        entries,
+        damaged,
+        line_bytes,
         0 if ends_with_newline else 1,
         int(ends_with_newline),
         leaf_pos,
         leaf_pos,
-        None if leaf is None else leaf.entry_id,
+        leaf_id,
         transcript_id,
     )
 
