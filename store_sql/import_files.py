@@ -25,9 +25,9 @@ from store_sql.import_lines import (
     LineChunk,
     LineChunker,
     LineStats,
-    ZstdStream,
 )
 from store_sql.transcripts import insert_transcript, now_iso
+from store_sql.zstd_stream import ZstdStream
 
 # --- transcripts: what the store holds for a source file -------------------------------------
 

@@ -17,9 +17,10 @@ from typing import Any, BinaryIO
 
 from store_sql import import_files as db
 from store_sql.formats.transcript_jsonl import LineKind, classify_line
-from store_sql.import_lines import READ_BYTES, LineChunker, LineStats, ZstdStream, sha256_prefix
+from store_sql.import_lines import READ_BYTES, LineChunker, LineStats, sha256_prefix
 from store_sql.import_plan import SourceFile
 from store_sql.import_report import FileStatus
+from store_sql.zstd_stream import ZstdStream
 
 _PEEK_BYTES = 64 << 10
 

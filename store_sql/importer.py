@@ -41,7 +41,6 @@ from store_sql.import_lines import (
     LineChunk,
     LineChunker,
     LineStats,
-    UnreadableArchiveError,
 )
 from store_sql.import_plan import OPAQUE_KINDS, TRANSCRIPT_KINDS, SourceFile, plan_import
 from store_sql.import_report import (
@@ -58,6 +57,7 @@ from store_sql.import_sources import (
     parse_compressed,
 )
 from store_sql.store import Store
+from store_sql.zstd_stream import UnreadableArchiveError
 
 __all__ = ["ImportProgress", "ImportReport", "import_path"]
 

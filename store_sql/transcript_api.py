@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql import context as context_mod
-from store_sql import transcript_appends as appends
 from store_sql import transcript_reads as reads
 from store_sql import transcripts as tx
 from store_sql.sessions import check_agent_id, check_session_id, default_rel_dir
+from store_sql.transcript_append_groups import AppendMutation
 from store_sql.transcript_appends import LEAF, Appended
 from store_sql.transcript_reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcript_upgrade import migrate_to_v3
@@ -114,7 +114,7 @@ class TranscriptAPI:
         `timestamp` (unless given) where pi puts them. A message whose
         `message.idempotencyKey` is already present is not written again."""
         check_agent_id(agent_id)
-        mutation = appends.AppendMutation(agent_id, target, list(entries), parent_id)
+        mutation = AppendMutation(agent_id, target, list(entries), parent_id)
         return await self._store.write(mutation)
 
     async def _append_one(

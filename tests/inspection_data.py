@@ -17,13 +17,17 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from store_sql import transcript_appends
 from store_sql import transcripts as tx
+from store_sql.engine.opening import prepare
 from store_sql.formats import jsjson
 from store_sql.store import Store
 
@@ -333,3 +337,27 @@ def start_writer(db: Path, mode: str) -> subprocess.Popen[str]:
     line = proc.stdout.readline()
     assert line.strip() == "ready", f"writer did not start: {line!r}"
     return proc
+
+
+def scratch_connection(
+    tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[sqlite3.Connection]:
+    """A new database on one plain connection without fsync, for property tests that write
+    thousands of small transcripts (the body of a module-scoped fixture)."""
+    path = tmp_path_factory.mktemp(name) / f"{name}.sqlite"
+    prepare(path)
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA synchronous = OFF")  # scratch data: no fsync per example
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def fts_rows(db: Path) -> dict[int, str]:
+    """The full-text index's rows: {line_pk: text}."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT rowid, text FROM entry_text_fts").fetchall())
+    finally:
+        conn.close()

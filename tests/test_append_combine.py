@@ -1,4 +1,4 @@
-"""Combined appends (transcript_appends.AppendMutation.combine): a group of appends run as
+"""Combined appends (transcript_append_groups.AppendMutation.combine): a group of appends run as
 one must leave exactly what running them one after another leaves, and a failing append
 in a group must fail alone."""
 
@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.store import Store
-from store_sql.transcript_appends import LEAF, AppendMutation
+from store_sql.transcript_append_groups import AppendMutation
+from store_sql.transcript_appends import LEAF
 
 SESSIONS = ("s1", "s2")
 

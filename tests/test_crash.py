@@ -119,6 +119,21 @@ def read_only(db: Path) -> sqlite3.Connection:
 def check_integrity(conn: sqlite3.Connection) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    # The background indexer's state after a kill: every index row belongs to a stored
+    # entry at or below the mark (an indexing step commits whole or not at all). A
+    # database killed before its schema was created has no such state.
+    has_state = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE name = 'search_index_state'"
+    ).fetchone()[0]
+    if not has_state:
+        return
+    mark = conn.execute("SELECT indexed_upto FROM search_index_state").fetchone()[0]
+    strays = conn.execute(
+        "SELECT count(*) FROM entry_text_fts AS f LEFT JOIN transcript_lines AS l "
+        "ON l.line_pk = f.rowid WHERE l.line_pk IS NULL OR l.kind != 'entry' OR f.rowid > ?",
+        (mark,),
+    ).fetchone()[0]
+    assert strays == 0
 
 
 def check_transcript_shape(conn: sqlite3.Connection, transcript_id: int) -> list[tuple[Any, ...]]:

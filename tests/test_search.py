@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from inspection_data import Sample, cli, copy_db
+from inspection_data import Sample, cli, copy_db, fts_rows
 
 from store_sql.search import InvalidSearchError, make_snippet, normalize_since
 from store_sql.store import Store
@@ -30,14 +30,6 @@ async def store(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Asy
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sample]:
     return copy_db(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("search"))
-
-
-def fts_rows(db: Path) -> dict[int, str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return dict(conn.execute("SELECT rowid, text FROM entry_text_fts").fetchall())
-    finally:
-        conn.close()
 
 
 # --- finding ---------------------------------------------------------------------------------

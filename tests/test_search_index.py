@@ -9,17 +9,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from inspection_data import fts_rows
 
 from store_sql import search, search_index
 from store_sql.store import Store
-
-
-def fts_rows(db: Path) -> dict[int, str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return dict(conn.execute("SELECT rowid, text FROM entry_text_fts").fetchall())
-    finally:
-        conn.close()
 
 
 def mark_and_max(db: Path) -> tuple[int, int]:

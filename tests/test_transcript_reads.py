@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inspection_data import scratch_connection
 
 from store_sql import transcript_reads, transcripts
-from store_sql.engine.opening import prepare
 from store_sql.store import Store
 
 A = "main"
@@ -28,14 +28,7 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="module")
 def conn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sqlite3.Connection]:
-    path = tmp_path_factory.mktemp("reads") / "reads.sqlite"
-    prepare(path)
-    connection = sqlite3.connect(path, isolation_level=None)
-    connection.execute("PRAGMA synchronous = OFF")  # scratch data: no fsync per example
-    try:
-        yield connection
-    finally:
-        connection.close()
+    yield from scratch_connection(tmp_path_factory, "reads")
 
 
 def entry_type(pos: int) -> str:
