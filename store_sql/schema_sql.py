@@ -313,16 +313,15 @@ VIEWS: dict[str, str] = {
     "session_stats": SESSION_STATS_VIEW,
 }
 
-CREATE_STATEMENTS: tuple[str, ...] = (
-    FTS_TABLE,
-    FTS_DELETE_TRIGGER,
-    SEARCH_STATE_ROW,
-    SEARCH_MARK_TRIGGER,
-    *VIEWS.values(),
-)
-DROP_STATEMENTS: tuple[str, ...] = (
+# Revision 0001: the full-text index, its delete trigger and the views.
+INITIAL_STATEMENTS: tuple[str, ...] = (FTS_TABLE, FTS_DELETE_TRIGGER, *VIEWS.values())
+INITIAL_DROP_STATEMENTS: tuple[str, ...] = (
     *(f"DROP VIEW IF EXISTS {name}" for name in reversed(VIEWS)),
-    "DROP TRIGGER IF EXISTS transcript_lines_search_mark",
     "DROP TRIGGER IF EXISTS transcript_lines_fts_delete",
     "DROP TABLE IF EXISTS entry_text_fts",
 )
+# Revision 0002: the background indexer's mark (the table itself is in schema.py).
+SEARCH_STATE_STATEMENTS: tuple[str, ...] = (SEARCH_STATE_ROW, SEARCH_MARK_TRIGGER)
+
+# Everything at the head revision (store-sql doctor checks a database against it).
+CREATE_STATEMENTS: tuple[str, ...] = (*INITIAL_STATEMENTS, *SEARCH_STATE_STATEMENTS)

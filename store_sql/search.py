@@ -289,17 +289,31 @@ def _search_unindexed(
         return {}, 0
     if query.raw or waiting > BACKLOG_LIMIT:
         return {}, int(waiting)
+    raw_like = _raw_line_pattern(query.text)
     rows = conn.execute(
         "SELECT l.line_pk, CASE WHEN typeof(l.line) = 'text' THEN l.line END "
         "FROM transcript_lines AS l JOIN transcripts AS t ON t.transcript_id = l.transcript_id "
-        f"WHERE l.line_pk > :upto AND {' AND '.join(where)}",
-        {**params, "upto": upto},
+        f"WHERE l.line_pk > :upto AND {' AND '.join(where)}"
+        + (" AND l.line LIKE :raw_like ESCAPE '\\'" if raw_like else ""),
+        {**params, "upto": upto, "raw_like": raw_like},
     ).fetchall()
     texts, _ = searchable_texts(rows)
     # The trigram tokenizer folds case; lower() on both sides matches it for the texts
     # people type (it differs only for a few special case mappings).
     needle = query.text.lower()
     return {pk: found for pk, found in texts if needle in found.lower()}, 0
+
+
+# Characters no JSON writer we know escapes (Go escapes <, > and &; some writers escape /).
+_VERBATIM_IN_JSON = re.compile(r"[A-Za-z0-9 _.,:;!?@#$%*()=+'-]+")
+
+
+def _raw_line_pattern(text: str) -> str | None:
+    """A LIKE pattern the stored JSON line must match for its text to contain `text`, or
+    None when `text` holds a character a writer may escape (then every line is parsed).
+    Such a text appears in the line exactly as typed; LIKE folds ASCII case as the trigram
+    index does, so SQLite can skip most lines before Python parses any."""
+    return _like_pattern(text) if _VERBATIM_IN_JSON.fullmatch(text) else None
 
 
 def _hit(

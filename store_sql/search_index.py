@@ -30,16 +30,18 @@ INDEX_BATCH = 256
 """Lines per indexing step: ~5-15 ms of the writer, so a write that arrives meanwhile
 waits about as long as behind one ordinary group commit."""
 
-BACKLOG_LIMIT = 20_000
-"""Lines above the mark that a search still scans itself (search.py)."""
+BACKLOG_LIMIT = 10_000
+"""Lines above the mark that a search still scans itself (search.py). A scan holds a read
+snapshot, and long snapshots keep the WAL from being checkpointed: kept short."""
 
 QUIET_S = 0.02
 """How long the writer must have had nothing to do before the indexer takes a step: appends
 that come one after another (a chat turn, a tool loop) then never wait behind one."""
 
-BUSY_STEP_S = 0.25
-"""Under writes that never leave the writer quiet, one step per this many seconds: at most a
-few percent of the writer's time, and up to ~1,000 lines a second indexed."""
+BUSY_STEP_S = 0.05
+"""Under writes that never leave the writer quiet, one step per this many seconds: up to
+~5,000 lines a second indexed, so the index keeps up with a busy gateway (a 60 s soak of 100
+tasks appends ~2,000 lines a second) while appends still get most of the writer."""
 
 _IDLE_POLL_S = 0.005
 

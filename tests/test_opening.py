@@ -1,8 +1,8 @@
 """Opening a file: refuse what is not ours (untouched), create new ones, upgrade old ones.
 
-There is one Alembic revision so far, so an "older" database is made the way Alembic itself
-makes one: `alembic downgrade base` on a current database (its schema dropped, the file still
-ours). Upgrading from a real older revision gets its own test with the second revision."""
+An "older" database is made the way Alembic itself makes one: `alembic downgrade` on a
+current database, to the base (its schema dropped, the file still ours) or to revision 0001
+(a real older schema holding data)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from store_sql import schema
-from store_sql.engine.migrate import head_revision, include_object, transactional_engine
+from store_sql.engine.migrate import (
+    downgrade_to,
+    head_revision,
+    include_object,
+    transactional_engine,
+)
 from store_sql.engine.opening import inspect_file, prepare
 from store_sql.errors import DatabaseRefusedError
 from store_sql.store import Store
@@ -238,6 +243,56 @@ async def test_upgrading_without_backup_makes_none(tmp_path: Path) -> None:
     assert report.backup_path is None
     assert [name for name in os.listdir(tmp_path) if ".backup-" in name] == []
     assert revision_of(path) == head_revision()
+
+
+async def test_a_0001_database_is_upgraded_with_its_lines_counted_as_indexed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r1.sqlite"
+    async with await Store.open(path) as store:
+        await store.transcripts.create("main", "s1", cwd="/w")
+        for i in range(5):
+            await store.transcripts.append_message(
+                "main", "s1", {"role": "user", "content": f"old otter {i}"}
+            )
+        await store.search.catch_up()  # as 0001 wrote them: every line indexed
+    downgrade_to(path, "0001")
+    assert revision_of(path) == "0001"
+    conn = sqlite3.connect(path)
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    indexed = conn.execute("SELECT rowid, text FROM entry_text_fts ORDER BY rowid").fetchall()
+    top = conn.execute("SELECT max(line_pk) FROM transcript_lines").fetchone()[0]
+    conn.close()
+    assert "search_index_state" not in names
+    assert "transcript_lines_search_mark" not in names
+    assert len(indexed) == 5
+
+    async with await Store.open(path) as store:
+        assert store.open_report.upgraded_from == "0001"
+        assert store.open_report.backup_path is not None
+        assert store.indexer is not None
+        found = await store.search.find("otter", limit=10)
+        assert len(found.hits) == 5
+        assert found.unsearched == 0
+        fresh = await store.transcripts.append_message(
+            "main", "s1", {"role": "user", "content": "a new otter"}
+        )
+        await store.search.catch_up()
+        assert (await store.search.find("new otter")).hits[0].entry_id == fresh.id
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM entry_text_fts").fetchone()[0] == 6
+        # Nothing of what 0001 had indexed was indexed again: the mark started at its top.
+        assert (
+            conn.execute(
+                "SELECT rowid, text FROM entry_text_fts WHERE rowid <= ? ORDER BY rowid", (top,)
+            ).fetchall()
+            == indexed
+        )
+    finally:
+        conn.close()
+    assert revision_of(path) == head_revision() == "0002"
+    assert schema_differences(path) == []
 
 
 # --- the migration builds exactly the metadata -----------------------------------------------
