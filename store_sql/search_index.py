@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
-from store_sql.errors import StoreError
 from store_sql.search_text import entry_search_text
 from store_sql.sqltext import storable_text
 from store_sql.transcripts import parse_stored
@@ -171,11 +170,12 @@ class BackgroundIndexer:
                 try:
                     async with self._stepping:
                         done = await self._write(step)
-                except StoreError as exc:
-                    # Another process holding the write lock, a full disk: the lines stay
-                    # above the mark (searches scan them) and the next write tries again.
+                except Exception as exc:
+                    # Another process holding the write lock, a full disk, a bug: the lines
+                    # stay above the mark (searches scan them), the next write tries again,
+                    # and store.metrics() shows the error. The indexer itself never dies.
                     self.failures += 1
-                    self.last_error = str(exc)
+                    self.last_error = f"{type(exc).__name__}: {exc}"
                     break
                 self.steps += 1
                 self.lines_indexed += done.lines_read

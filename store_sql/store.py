@@ -165,11 +165,17 @@ class Store:
         return self._indexer
 
     def metrics(self) -> dict[str, Any]:
-        """Queue depth, batch sizes, transaction times, WAL size and checkpoints."""
+        """Queue depth, batch sizes, transaction times, WAL size and checkpoints; with the
+        background indexer on, its steps, lines read and failures (the last error kept)."""
         m = self._writer.metrics.as_dict(self._writer.queue_depth)
         m["readers"] = self._readers.size
         m["readers_busy"] = self._readers.busy
         m["reads"] = self._readers.reads
+        if self._indexer is not None:
+            m["index_steps"] = self._indexer.steps
+            m["index_lines"] = self._indexer.lines_indexed
+            m["index_failures"] = self._indexer.failures
+            m["index_last_error"] = self._indexer.last_error
         try:
             m["wal_bytes"] = os.stat(f"{self.path}-wal").st_size
         except OSError:

@@ -128,7 +128,10 @@ async def test_the_indexer_outlives_a_busy_database_and_catches_up_later(tmp_pat
         try:
             with pytest.raises(Exception, match="locked"):
                 await say(store, "s1", "blocked")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.3)  # the failed append poked the indexer: its step fails
+            metrics = store.metrics()
+            assert metrics["index_failures"] >= 1
+            assert "locked" in metrics["index_last_error"]
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
