@@ -202,3 +202,28 @@ def test_cli_import_says_how_many_lines_wait_for_the_index(tmp_path: Path) -> No
     caught = cli("search", "--db", str(db), "--catch-up", "--json")
     assert json.loads(caught.stdout)["caught_up"] > 0
     assert mark_and_max(db)[0] == mark_and_max(db)[1]
+
+
+async def test_a_search_of_waiting_lines_finds_text_a_writer_escaped(tmp_path: Path) -> None:
+    # Go's encoder writes <, > and & as \u003c, \u003e, \u0026 and some writers escape / as
+    # \/: a text holding them is not matched against the raw line but read from the JSON.
+    from store_sql.importer import import_path
+
+    sid = "0a286f5e-b0ec-47de-a951-2b95f2b21bb3"
+    folder = tmp_path / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    header = (
+        b'{"type":"session","version":3,"id":"' + sid.encode() + b'","timestamp":"t","cwd":"/"}'
+    )
+    entry = (
+        b'{"type":"message","id":"aaaa0001","parentId":null,"timestamp":"t","message":'
+        b'{"role":"user","content":"if a \\u003c b and c\\/d then"}}'
+    )
+    (folder / f"{sid}.jsonl").write_bytes(header + b"\n" + entry + b"\n")
+    async with await Store.open(tmp_path / "s.sqlite", full_text=False) as store:
+        assert (await import_path(store, tmp_path)).ok
+        assert await store.write(search_index.backlog) == 2
+        for text in ("a < b", "c/d", "A < B AND C/D"):
+            found = await store.search.find(text)
+            assert [h.entry_id for h in found.hits] == ["aaaa0001"], text
+        assert (await store.search.find("a < c")).hits == []
