@@ -91,8 +91,7 @@ async def import_path(
     Raises ImportFailedError when `path` is not importable at all; a problem with one file
     is reported in that file's record (status ``error``) and the others still import."""
     started = time.perf_counter()
-    indexer = store.indexer
-    async with indexer.paused() if indexer is not None else contextlib.nullcontext():
+    async with store.indexing_paused():
         with _full_collections_paused():
             return await _import(store, Path(path), agent, dry_run, progress, started)
 

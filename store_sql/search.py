@@ -16,7 +16,6 @@ names its transcript kind.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -397,8 +396,7 @@ async def rebuild_index(
     appends go on in between. Searches meanwhile scan the lines not indexed yet (up to
     `BACKLOG_LIMIT`; past it they report what they could not search)."""
     report = RebuildReport()
-    indexer = store.indexer
-    async with indexer.paused() if indexer is not None else contextlib.nullcontext():
+    async with store.indexing_paused():
         report.upto_line_pk = await store.write(_clear)
         while True:
             step = await store.write(partial(index_pending, batch_size=batch_size))

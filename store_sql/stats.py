@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from store_sql.search_index import backlog
 from store_sql.sql_console import open_console
 
 DEFAULT_TOP = 10
@@ -148,11 +149,7 @@ def collect_stats(conn: sqlite3.Connection, path: Path, *, top: int = DEFAULT_TO
         opaque_file_bytes=_one(conn, "SELECT sum(length(content)) FROM opaque_files"),
         checkpoint_snapshots=_one(conn, "SELECT count(*) FROM checkpoint_snapshots"),
         full_text_rows=_one(conn, "SELECT count(*) FROM entry_text_fts"),
-        full_text_waiting=_one(
-            conn,
-            "SELECT count(*) FROM transcript_lines WHERE line_pk > "
-            "(SELECT indexed_upto FROM search_index_state)",
-        ),
+        full_text_waiting=backlog(conn),
         biggest_sessions=[SessionSize(*row) for row in conn.execute(_BIGGEST, (top,)).fetchall()],
     )
 

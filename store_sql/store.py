@@ -8,6 +8,7 @@ caller's event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -163,6 +164,12 @@ class Store:
     def indexer(self) -> BackgroundIndexer | None:
         """The background full-text indexer (None with `full_text=False`)."""
         return self._indexer
+
+    def indexing_paused(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """No background indexing step runs inside (bulk imports, index rebuilds)."""
+        if self._indexer is None:
+            return contextlib.nullcontext()
+        return self._indexer.paused()
 
     def metrics(self) -> dict[str, Any]:
         """Queue depth, batch sizes, transaction times, WAL size and checkpoints; with the

@@ -207,18 +207,6 @@ def _cte_rows(
         chunk = min(chunk * 2, _MAX_WINDOW)
 
 
-def path_positions(
-    conn: sqlite3.Connection, transcript_id: int, start_pos: int, max_depth: int = -1
-) -> list[int]:
-    """Positions from `start_pos` up to its root (leaf first); at most max_depth+1 of them."""
-    depth = max_depth if max_depth >= 0 else 1 << 62
-    rows = conn.execute(
-        _WALK + " SELECT pos FROM walk",
-        {"start": start_pos, "tid": transcript_id, "max_depth": depth},
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
 def _info_of(conn: sqlite3.Connection, transcript: int | TranscriptInfo) -> TranscriptInfo:
     return transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
 

@@ -126,6 +126,16 @@ def statements(conn: sqlite3.Connection, fn: Any) -> list[str]:
 # --- the walk --------------------------------------------------------------------------------
 
 
+def cte_positions(conn: sqlite3.Connection, transcript_id: int, start_pos: int) -> list[int]:
+    """Positions from `start_pos` to its root (leaf first) by the recursive CTE the reads
+    fall back to (transcript_reads._WALK), for comparing the two walks."""
+    rows = conn.execute(
+        transcript_reads._WALK + " SELECT pos FROM walk",
+        {"start": start_pos, "tid": transcript_id, "max_depth": 1 << 62},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -148,7 +158,7 @@ def test_the_walk_follows_parent_pos_whatever_the_window(
         for expect in (None, 1, 2, 5, 50):
             assert walked(conn, tid, start, expect) == want, (start, expect)
         # What the recursive CTE finds (its last position may name a missing line).
-        cte = transcript_reads.path_positions(conn, tid, start)
+        cte = cte_positions(conn, tid, start)
         assert cte[: len(want)] == want
         assert set(cte[len(want) :]) <= missing
 
