@@ -13,15 +13,9 @@ from typing import Any
 
 import orjson
 
+from store_sql.entry_lines import prepare_entry
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.transcript_appends import (
-    Appended,
-    Chain,
-    append_entries,
-    append_to_chain,
-    idempotency_key,
-    write_chains,
-)
+from store_sql.transcript_appends import Appended, Chain, append_to_chain, write_chains
 from store_sql.transcripts import now_iso, resolve_target
 
 
@@ -50,12 +44,16 @@ class AppendMutation:
     ) -> None:
         self.agent_id = agent_id
         self.target = target
-        self.entries = entries
+        # Checked and serialised here, on the caller's side: the writer only places them.
+        self.entries = [prepare_entry(fields) for fields in entries]
         self.parent_id = parent_id
 
     def __call__(self, conn: sqlite3.Connection) -> list[Appended]:
         info = resolve_target(conn, self.agent_id, self.target)
-        return append_entries(conn, info, self.entries, parent_id=self.parent_id)
+        chain = Chain.of(info)
+        results = append_to_chain(conn, chain, self.entries, self.parent_id)
+        write_chains(conn, [chain])
+        return results
 
     @staticmethod
     def combine(
@@ -156,10 +154,9 @@ def _prefetch_keys(
     wanted: set[tuple[int, str]] = set()
     for m in mutations:
         tid = chains[(m.agent_id, m.target)].transcript_id
-        for fields in m.entries:
-            key = idempotency_key(fields) if isinstance(fields, Mapping) else None
-            if key is not None:
-                wanted.add((tid, key))
+        for entry in m.entries:
+            if entry.key is not None:
+                wanted.add((tid, entry.key))
     for chain in by_tid.values():
         chain.stored_keys = {}
     if not wanted:

@@ -13,9 +13,8 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from store_sql.entry_lines import EntryTemplate, prepare_entry
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.formats import jsjson
-from store_sql.sqltext import text_or_none
 from store_sql.transcripts import (
     ADVANCE_SQL,
     TranscriptInfo,
@@ -40,29 +39,6 @@ class Appended:
     """True when an entry with the same idempotency key was already there (nothing written)."""
 
 
-# pi writes `custom` and `custom_message` entries with their payload before the tree fields
-# (SessionManager.appendCustomEntry / appendCustomMessageEntry); every other type after them.
-_PAYLOAD_FIRST = frozenset({"custom", "custom_message"})
-
-
-def _entry_object(
-    fields: Mapping[str, Any], entry_id: str, parent_id: str | None, timestamp: str
-) -> dict[str, Any]:
-    kind = fields.get("type")
-    if not isinstance(kind, str) or not kind:
-        raise InvalidEntryError(f"an entry needs a non-empty string 'type', got {kind!r}")
-    for reserved in ("id", "parentId"):
-        if reserved in fields:
-            raise InvalidEntryError(
-                f"entries get their {reserved!r} from the store; remove it from the entry"
-            )
-    payload = {k: v for k, v in fields.items() if k not in ("type", "timestamp")}
-    tree = {"id": entry_id, "parentId": parent_id, "timestamp": timestamp}
-    if kind in _PAYLOAD_FIRST:
-        return {"type": kind, **payload, **tree}
-    return {"type": kind, **tree, **payload}
-
-
 def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: Container[str]) -> str:
     """A new id, unique among this transcript's entries and this run's."""
 
@@ -76,13 +52,6 @@ def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: Container[str])
         return row is not None
 
     return new_entry_id(is_taken)
-
-
-def idempotency_key(fields: Mapping[str, Any]) -> str | None:
-    message = fields.get("message")
-    if fields.get("type") == "message" and isinstance(message, Mapping):
-        return text_or_none(message.get("idempotencyKey"))
-    return None
 
 
 def find_by_idempotency_key(
@@ -165,7 +134,7 @@ _INSERT_APPENDED = (
 def append_to_chain(
     conn: sqlite3.Connection,
     chain: Chain,
-    entries: Sequence[Mapping[str, Any]],
+    entries: Sequence[EntryTemplate],
     parent_id: str | None,
     now: str | None = None,
 ) -> list[Appended]:
@@ -183,10 +152,8 @@ def append_to_chain(
             raise NotFoundError(f"transcript {chain.file_name} has no entry {parent_id!r}")
         parent = parent_id
     results: list[Appended] = []
-    for fields in entries:
-        if type(fields) is not dict and not isinstance(fields, Mapping):
-            raise InvalidEntryError(f"an entry must be a JSON object, got {type(fields).__name__}")
-        key = idempotency_key(fields)
+    for entry in entries:
+        key = entry.key
         if key is not None:
             existing = chain.keys.get(key)
             if existing is None:
@@ -203,17 +170,13 @@ def append_to_chain(
             entry_id = _new_id(conn, transcript_id, chain.new_ids)
         else:
             entry_id = new_entry_id(chain.new_ids.__contains__)
-        timestamp = fields.get("timestamp")
-        if type(timestamp) is not str:
-            timestamp = now if now is not None else now_iso()
-        value = _entry_object(fields, entry_id, parent, timestamp)
-        line = jsjson.dumps_bytes(value)
-        message = value.get("message")
-        role = text_or_none(message.get("role")) if type(message) is dict else None
+        if now is None:
+            now = now_iso()
+        line = entry.line(entry_id, parent, now)
         pos = chain.pos
         chain.params.append(
-            (transcript_id, pos, line, entry_id, parent, parent_pos,
-             text_or_none(value["type"]), role, text_or_none(timestamp), key, len(line))
+            (transcript_id, pos, line, entry_id, parent, parent_pos, entry.type, entry.role,
+             now if entry.timestamp_json is None else entry.timestamp, key, len(line))
         )  # fmt: skip
         chain.added_bytes += len(line) + 1
         appended = Appended(entry_id, pos, False)
@@ -264,6 +227,6 @@ def append_entries(
     # A caller that just resolved the transcript passes its info: one query less per append.
     info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
     chain = Chain.of(info)
-    results = append_to_chain(conn, chain, entries, parent_id)
+    results = append_to_chain(conn, chain, [prepare_entry(e) for e in entries], parent_id)
     write_chains(conn, [chain])
     return results
