@@ -14,6 +14,17 @@ Metrics (ratio orientation in harness.py: > 1 means the store did better):
   worst stall, target >= 1. `loop_stall_p99_ms` is the 99th percentile of the same ticks;
   `loop_stall_idle_ms` the worst tick with no import: the machine's own jitter, for reading
   the first number (on a loaded machine it alone can exceed the budget).
+- `import_export.insert_floor_vs_orjson`: no store code and no parsing at all: plain sqlite3
+  inserting the rows the import stored (read back, already parsed) into the same schema, in
+  the import's 1 MiB transactions, with the writer's settings; vs the same orjson baseline.
+  The import parses too, so its ratio cannot exceed this one: it is the ceiling the schema
+  (one row per line with its indexes, issue 3) puts on `import_vs_orjson`.
+  `insert_floor_in_memory_vs_orjson` is the same into an in-memory copy in one transaction:
+  no disk, no WAL, no commits.
+- `import_export.export_floor_vs_write`: reading every line back out of SQLite (one
+  `sum(length(CAST(line AS BLOB)))` over the transcript, no Python per row) and then writing
+  the bytes from memory, vs writing alone. An export has to do both, so its ratio cannot
+  exceed this one.
 The transcript is a chain of pi `message` entries (user, assistant with thinking and a tool
 call, tool results) built by fixtures.build_transcript.
 """
@@ -22,16 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import time
 import uuid
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import fixtures
 import orjson
-from harness import Row, bench_dir, best_of, row, run_async
+from harness import Row, bench_dir, best_of, row, run_async, timed
 
 from store_sql import Store
 from store_sql.exporter import export_tree
+from store_sql.import_lines import CHUNK_BYTES
 from store_sql.importer import import_path
 
 SESSION = "0a286f5e-b0ec-47de-a951-2b95f2b21bb3"
@@ -61,6 +76,15 @@ async def _main(quick: bool) -> list[Row]:
     write_s = _write_from_memory(state)
     rows.append(row("import_export.export_vs_write", total / export_s, total / write_s, "MB/s",
                     True, target=0.5))  # fmt: skip
+
+    insert_s, memory_s = _insert_floor(db)
+    rows.append(row("import_export.insert_floor_vs_orjson", mb / insert_s, mb / parse_s, "MB/s",
+                    True))  # fmt: skip
+    rows.append(row("import_export.insert_floor_in_memory_vs_orjson", mb / memory_s,
+                    mb / parse_s, "MB/s", True))  # fmt: skip
+    read_s = _read_floor(db)
+    rows.append(row("import_export.export_floor_vs_write", total / (read_s + write_s),
+                    total / write_s, "MB/s", True))  # fmt: skip
 
     idle_ms, _ = await _stalls(None)
     stall_ms, p99_ms = await _stalls(_state_dir(stall_mb))
@@ -146,6 +170,88 @@ def _write_from_memory(state: Path) -> float:
         best = min(best, time.perf_counter() - started)
         shutil.rmtree(out)
     return best
+
+
+def _insert_floor(db: Path) -> tuple[float, float]:
+    """Seconds for plain sqlite3 to insert the stored lines again (best of 2): on disk in
+    1 MiB transactions, and into an in-memory copy in one."""
+    floor_db = bench_dir() / f"floor_{uuid.uuid4().hex}.sqlite"
+    shutil.copyfile(db, floor_db)  # closed by _timed_export: the WAL is folded in
+    conn = fixtures.plain_connection(floor_db)
+    try:
+        lines = conn.execute(
+            f"SELECT {_LINE_COLUMNS.replace('line,', 'CAST(line AS BLOB),', 1)} "
+            "FROM transcript_lines ORDER BY line_pk"
+        ).fetchall()
+        conn.execute("DELETE FROM transcript_lines")
+        conn.execute("DELETE FROM entry_text_fts")
+        conn.execute("VACUUM")  # a fresh file, as the import found it
+        empty = sqlite3.connect(":memory:")
+        conn.backup(empty)
+        groups = _megabyte_groups(lines)
+        on_disk = float("inf")
+        for _ in range(2):
+            on_disk = min(on_disk, timed(partial(_insert_groups, conn, groups)))
+            conn.execute("DELETE FROM transcript_lines")  # untimed: the next round starts empty
+            conn.execute("VACUUM")
+    finally:
+        conn.close()
+    in_memory = float("inf")
+    for _ in range(2):
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        empty.backup(memory)
+        in_memory = min(in_memory, timed(partial(_insert_groups, memory, [lines])))
+        memory.close()
+    empty.close()
+    return on_disk, in_memory
+
+
+_LINE_COLUMNS = (
+    "transcript_id, pos, line, kind, entry_id, parent_id, parent_pos, type, role, timestamp, "
+    "idempotency_key, byte_size, damage"
+)
+# The import's own fastest way in (import_files.insert_lines_sql): 64 lines per statement,
+# each line bound as bytes and CAST to TEXT, so no line is encoded in Python.
+_FLOOR_ROWS = 64
+_FLOOR_VALUES = "(?, ?, CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _megabyte_groups(lines: list[tuple[Any, ...]]) -> list[list[tuple[Any, ...]]]:
+    """The lines in transactions of about 1 MiB, as the import commits them."""
+    groups: list[list[tuple[Any, ...]]] = [[]]
+    size = 0
+    for line in lines:
+        groups[-1].append(line)
+        size += line[11]
+        if size >= CHUNK_BYTES:
+            groups.append([])
+            size = 0
+    return groups
+
+
+def _insert_groups(conn: sqlite3.Connection, groups: list[list[tuple[Any, ...]]]) -> None:
+    for group in groups:
+        conn.execute("BEGIN")
+        for start in range(0, len(group), _FLOOR_ROWS):
+            part = group[start : start + _FLOOR_ROWS]
+            sql = f"INSERT INTO transcript_lines ({_LINE_COLUMNS}) VALUES " + ", ".join(
+                [_FLOOR_VALUES] * len(part)
+            )
+            conn.execute(sql, [value for line in part for value in line])
+        conn.execute("COMMIT")
+
+
+def _read_floor(db: Path) -> float:
+    """Seconds for SQLite alone to read every stored line (best of 3)."""
+    conn = fixtures.plain_connection(db)
+    try:
+        read = partial(
+            conn.execute,
+            "SELECT sum(length(CAST(line AS BLOB))) FROM transcript_lines",
+        )
+        return min(timed(lambda: read().fetchone()) for _ in range(3))
+    finally:
+        conn.close()
 
 
 async def _stalls(state: Path | None) -> tuple[float, float]:
