@@ -29,7 +29,7 @@ import orjson
 from store_sql import sessions
 from store_sql import transcripts as tx
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.transcript_reads import transcript_chunks
+from store_sql.transcript_dump import transcript_blocks
 
 MAX_CHECKPOINTS_PER_SESSION: Final = 25
 """The gateway's MAX_COMPACTION_CHECKPOINTS_PER_SESSION."""
@@ -335,7 +335,7 @@ def snapshot_sizes(
 
 def snapshot_bytes(conn: sqlite3.Connection, source: SnapshotSource) -> bytes:
     """The snapshot file exactly as the gateway's copy of the transcript was."""
-    chunks = transcript_chunks(
+    chunks = transcript_blocks(
         conn, source.transcript_id, upto_pos=source.upto_pos, newline=source.ends_with_newline
     )
     return b"".join(chunks)

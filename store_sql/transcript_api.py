@@ -18,6 +18,7 @@ from store_sql import transcripts as tx
 from store_sql.sessions import check_agent_id, check_session_id, default_rel_dir
 from store_sql.transcript_append_groups import AppendMutation
 from store_sql.transcript_appends import LEAF, Appended
+from store_sql.transcript_dump import transcript_blocks
 from store_sql.transcript_reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcript_upgrade import migrate_to_v3
 from store_sql.transcripts import TranscriptInfo
@@ -311,6 +312,4 @@ class TranscriptAPI:
     async def file_bytes(self, agent_id: str, target: Target) -> bytes:
         """The transcript as its JSONL file (exactly as export writes it)."""
 
-        return await self._read(
-            agent_id, target, lambda c, t: b"".join(reads.transcript_chunks(c, t))
-        )
+        return await self._read(agent_id, target, lambda c, t: b"".join(transcript_blocks(c, t)))

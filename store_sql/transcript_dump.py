@@ -1,7 +1,9 @@
 """A transcript's file bytes in large blocks joined by SQLite: the export hot path (issue 4).
 
-`transcript_reads.transcript_chunks` fetches one Python object per line and joins them in
-Python; here SQLite's `group_concat` joins a run of lines with ``\\n`` in C and Python
+The one renderer of a transcript's bytes: export, snapshots (`checkpoints.snapshot_bytes`)
+and `store.transcripts.file_bytes` all use it. Fetching one Python object per line and
+joining them in Python (tests/test_transcript_dump.py keeps that as the reference) is
+slower; here SQLite's `group_concat` joins a run of lines with ``\\n`` in C and Python
 receives one bytes object per block of ~512 KB. On the benchmark's 30 MB transcript
 (825-byte lines) that reads in ~25 ms instead of ~50 ms: SQLite still copies each line
 twice (`Column`, then `group_concat`), but no per-line tuple, bytes object or Python join
@@ -63,7 +65,7 @@ def transcript_blocks(
     upto_pos: int | None = None,
     newline: bool | None = None,
 ) -> Iterator[bytes]:
-    """The same bytes as `transcript_reads.transcript_chunks`: lines 0..`upto_pos`, each
+    """A transcript's file bytes: lines 0..`upto_pos`, each
     followed by ``\\n`` except the last when the file had no final newline (`newline`,
     default: as stored). Separators between blocks come as their own one-byte chunks, so a
     block is never copied to prepend one."""

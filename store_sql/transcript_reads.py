@@ -22,8 +22,6 @@ from typing import Any
 from store_sql.errors import NotFoundError
 from store_sql.transcripts import TranscriptInfo, get_info, parse_stored
 
-_LINES_PER_FETCH = 2000
-
 
 def _entry_columns(table: str = "") -> str:
     """The columns of a `StoredEntry`, in field order. The line comes as a BLOB: the exact
@@ -432,36 +430,6 @@ def counts(conn: sqlite3.Connection, transcript_id: int) -> TranscriptCounts:
     return TranscriptCounts(
         info.line_count, info.entry_count, info.damaged_count, info.byte_size, roles
     )
-
-
-def transcript_chunks(
-    conn: sqlite3.Connection,
-    transcript_id: int,
-    *,
-    upto_pos: int | None = None,
-    newline: bool | None = None,
-) -> Iterator[bytes]:
-    """A transcript's file bytes (lines 0..`upto_pos`), each line followed by ``\\n`` except
-    the last when the file had no final newline (`newline`, default: as stored)."""
-    if newline is None:
-        row = conn.execute(
-            "SELECT ends_with_newline FROM transcripts WHERE transcript_id = ?",
-            (transcript_id,),
-        ).fetchone()
-        newline = bool(row[0]) if row is not None else True
-    sql = "SELECT CAST(line AS BLOB) FROM transcript_lines WHERE transcript_id = ?"
-    params: tuple[int, ...] = (transcript_id,)
-    if upto_pos is not None:
-        sql += " AND pos <= ?"
-        params = (transcript_id, upto_pos)
-    cursor = conn.execute(sql + " ORDER BY pos", params)
-    separator = b""
-    while rows := cursor.fetchmany(_LINES_PER_FETCH):
-        # A separator before every batch but the first: the final newline is decided last.
-        yield separator + b"\n".join([r[0] for r in rows])
-        separator = b"\n"
-    if separator and newline:
-        yield b"\n"
 
 
 def all_entries(conn: sqlite3.Connection, transcript_id: int) -> list[StoredEntry]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from conftest import LoadTranscript
@@ -14,7 +15,6 @@ from store_sql.exporter import export_transcript, export_tree
 from store_sql.importer import import_path
 from store_sql.store import Store
 from store_sql.transcript_dump import _BLOCK_LIMIT, _BLOCK_SQL, _POS_INDEX, transcript_blocks
-from store_sql.transcript_reads import transcript_chunks
 from store_sql.transcripts import insert_transcript
 
 SID = "6f21fc8d-db06-423b-a23b-af673666e267"
@@ -22,6 +22,36 @@ HEADER = (
     b'{"type":"session","version":3,"id":"' + SID.encode() + b'",'
     b'"timestamp":"2026-02-10T08:00:00.000Z","cwd":"/w"}'
 )
+
+
+def transcript_chunks(
+    conn: sqlite3.Connection,
+    transcript_id: int,
+    *,
+    upto_pos: int | None = None,
+    newline: bool | None = None,
+) -> Iterator[bytes]:
+    """The reference renderer the blocks are held to: one fetched row per line, joined in
+    Python (the store's own renderer until transcript_blocks replaced it)."""
+    if newline is None:
+        row = conn.execute(
+            "SELECT ends_with_newline FROM transcripts WHERE transcript_id = ?",
+            (transcript_id,),
+        ).fetchone()
+        newline = bool(row[0]) if row is not None else True
+    sql = "SELECT CAST(line AS BLOB) FROM transcript_lines WHERE transcript_id = ?"
+    params: tuple[int, ...] = (transcript_id,)
+    if upto_pos is not None:
+        sql += " AND pos <= ?"
+        params = (transcript_id, upto_pos)
+    cursor = conn.execute(sql + " ORDER BY pos", params)
+    separator = b""
+    while rows := cursor.fetchmany(2000):
+        # A separator before every batch but the first: the final newline is decided last.
+        yield separator + b"\n".join([r[0] for r in rows])
+        separator = b"\n"
+    if separator and newline:
+        yield b"\n"
 
 
 def entry(i: int, text: bytes) -> bytes:
