@@ -149,7 +149,7 @@ def remove_entries(
 ) -> BatchResult:
     """Remove planned entries still as planned (an entry touched since is left alone); then
     archive (or, for budget evictions, mark for deletion) transcripts no entry uses now.
-    A handful of set-based statements per batch plus the delete of each entry."""
+    A handful of set-based statements per batch."""
     current = {
         key: (sid, updated)
         for key, sid, updated in conn.execute(
@@ -159,8 +159,7 @@ def remove_entries(
         )
     }
     removed = [r for r in batch if current.get(r.key) == (r.session_id, r.updated_at)]
-    for r in removed:
-        sessions.delete_entry(conn, agent_id, r.key)
+    sessions.delete_entries(conn, agent_id, [r.key for r in removed])
     unused = {
         row[0]
         for row in conn.execute(

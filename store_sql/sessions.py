@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import bindparam, delete, func, insert, select
 
 from store_sql.engine.statements import compile_sql
@@ -456,6 +457,19 @@ def delete_entry(conn: sqlite3.Connection, agent_id: str, key: str) -> bool:
     if deleted:
         conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
     return bool(deleted)
+
+
+def delete_entries(conn: sqlite3.Connection, agent_id: str, keys: Iterable[str]) -> int:
+    """`delete_entry` for many keys in one statement (session maintenance); returns how many
+    were there."""
+    deleted = conn.execute(
+        "DELETE FROM session_entries WHERE agent_id = ? "
+        "AND session_key IN (SELECT value FROM json_each(?))",
+        (agent_id, orjson.dumps(list(keys)).decode()),
+    ).rowcount
+    if deleted:
+        conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+    return int(deleted)
 
 
 # A top-level field of an entry stored in canonical 2-space text sits on a line of its own,

@@ -295,6 +295,17 @@ async def test_delete(store: Store) -> None:
     assert await store.sessions.get(A, "k") is None
 
 
+async def test_delete_entries_removes_just_the_named_keys_of_that_agent(store: Store) -> None:
+    for key in ("a", "b", "c"):
+        await store.sessions.patch(A, key, entry(key, 1))
+    await store.sessions.patch("other", "a", entry("x", 1))
+    removed = await store.write(lambda c: sessions.delete_entries(c, A, ["a", "c", "gone"]))
+    assert removed == 2
+    assert [s.key for s in await store.sessions.list_entries(A)] == ["b"]
+    assert await store.sessions.get("other", "a") is not None
+    assert await store.write(lambda c: sessions.delete_entries(c, A, [])) == 0
+
+
 async def test_an_index_emptied_by_deletes_renders_as_two_bytes(store: Store) -> None:
     assert await store.sessions.render_json(A) is None  # no index at all
     await store.sessions.patch(A, "a", entry("s", 1))
