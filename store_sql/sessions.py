@@ -25,7 +25,8 @@ from store_sql.formats.entry_patch import patch_entry_text
 from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
 from store_sql.schema import session_entries as E
 from store_sql.schema import session_indexes as I
-from store_sql.sqltext import storable, text_or_none
+from store_sql.session_columns import COLUMN_NAMES, entry_columns, patched_columns
+from store_sql.sqltext import storable
 
 Entry = dict[str, Any]
 Mutator = Callable[[Entry | None], Entry | None]
@@ -96,66 +97,6 @@ class ListFilter:
     channel: str | None = None
 
 
-# --- extracted columns ---------------------------------------------------------------------
-
-
-# (column, entry field, kind): "s" a string SQLite can store, "n" a number (not a bool).
-# Table-driven because this runs on every change of an entry: measured 3x faster than
-# calling a helper per field.
-_EXTRACTED: tuple[tuple[str, str, str], ...] = (
-    ("session_id", "sessionId", "s"),
-    ("updated_at", "updatedAt", "n"),
-    ("session_started_at", "sessionStartedAt", "n"),
-    ("last_interaction_at", "lastInteractionAt", "n"),
-    ("chat_type", "chatType", "s"),
-    ("channel", "channel", "s"),
-    ("label", "label", "s"),
-    ("display_name", "displayName", "s"),
-    ("model_provider", "modelProvider", "s"),
-    ("model", "model", "s"),
-    ("status", "status", "s"),
-    ("archived_at", "archivedAt", "n"),
-    ("session_file", "sessionFile", "s"),
-    ("spawned_by", "spawnedBy", "s"),
-    ("input_tokens", "inputTokens", "n"),
-    ("output_tokens", "outputTokens", "n"),
-    ("total_tokens", "totalTokens", "n"),
-    ("context_tokens", "contextTokens", "n"),
-    ("compaction_count", "compactionCount", "n"),
-)
-_str = text_or_none
-
-
-def _column_value(x: Any, kind: str) -> Any:
-    cls = x.__class__
-    if kind == "s":
-        return x if cls is str and (x.isascii() or storable(x)) else None
-    if cls is int or cls is float:
-        return x
-    return x if isinstance(x, int | float) and cls is not bool else None
-
-
-def _text_bytes(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-
-
-def entry_columns(value: Any, text: str) -> dict[str, Any]:
-    """The indexed columns of an entry (all NULL for an entry that is not an object).
-
-    `channel` falls back to `deliveryContext.channel`; strings SQLite cannot store (lone
-    surrogates) and numbers that are booleans are left out."""
-    get = value.get if isinstance(value, dict) else {}.get
-    columns = {column: _column_value(get(field), kind) for column, field, kind in _EXTRACTED}
-    if columns["channel"] is None:
-        delivery = get("deliveryContext")
-        if isinstance(delivery, dict):
-            columns["channel"] = _str(delivery.get("channel"))
-    columns["entry_bytes"] = _text_bytes(text)
-    return columns
-
-
-_COLUMN_NAMES = tuple(entry_columns({}, "").keys())
-
 # --- statements ----------------------------------------------------------------------------
 
 _SELECT_TEXT = compile_sql(
@@ -169,7 +110,7 @@ _SELECT_STORED = compile_sql(
     select(
         E.c.entry_json,
         select(I.c.source_state).where(I.c.agent_id == E.c.agent_id).scalar_subquery(),
-        *(E.c[name] for name in _COLUMN_NAMES),
+        *(E.c[name] for name in COLUMN_NAMES),
     ).where(E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key"))
 )
 _INSERT_ENTRY = compile_sql(
@@ -179,7 +120,7 @@ _INSERT_ENTRY = compile_sql(
         position=bindparam("position"),
         entry_json=bindparam("entry_json"),
         problem=bindparam("problem"),
-        **{name: bindparam(name) for name in _COLUMN_NAMES},
+        **{name: bindparam(name) for name in COLUMN_NAMES},
     )
 )
 _DELETE_ENTRY = compile_sql(
@@ -320,7 +261,7 @@ def _read_stored(conn: sqlite3.Connection, agent_id: str, key: str) -> _Stored |
     row = conn.execute(_SELECT_STORED, {"agent_id": agent_id, "session_key": key}).fetchone()
     if row is None:
         return None
-    return _Stored(str(row[0]), row[1], dict(zip(_COLUMN_NAMES, row[2:], strict=True)))
+    return _Stored(str(row[0]), row[1], dict(zip(COLUMN_NAMES, row[2:], strict=True)))
 
 
 def _parse_stored(stored: _Stored | None) -> Entry | None:
@@ -421,13 +362,7 @@ def _patch_in_place(old: _Stored, patch: Mapping[str, Any]) -> tuple[str, dict[s
         return None
     # Only the patched fields' columns can change (and the size): `_write` compares just
     # these with the stored ones.
-    changed = {
-        column: _column_value(patch[field], kind)
-        for column, field, kind in _EXTRACTED
-        if field in patch
-    }
-    changed["entry_bytes"] = _text_bytes(text)
-    return text, changed
+    return text, patched_columns(patch, text)
 
 
 def put_entry(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry) -> Entry:

@@ -50,7 +50,7 @@ from harness import (
     timed,
 )
 
-from store_sql import Store
+from store_sql import Store, session_columns
 from store_sql import sessions as sessions_mod
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text
@@ -64,7 +64,7 @@ _COLUMNS = (
     "position",
     "entry_json",
     "problem",
-    *sessions_mod.entry_columns({}, "").keys(),
+    *session_columns.entry_columns({}, "").keys(),
 )
 _MINIMAL_TABLE = (
     "CREATE TABLE entries (agent_id TEXT NOT NULL, session_key TEXT NOT NULL, "
@@ -104,7 +104,7 @@ def upsert_params(
     """The row the store writes for this patch, as a plain upsert's parameters."""
     merged = sessions_mod.apply_patch(index[key], patch)
     text = entry_text(merged)
-    columns = sessions_mod.entry_columns(merged, text)
+    columns = session_columns.entry_columns(merged, text)
     return (AGENT, key, positions[key], text, None, *columns.values())
 
 
