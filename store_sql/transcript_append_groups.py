@@ -15,7 +15,13 @@ import orjson
 
 from store_sql.entry_lines import prepare_entry
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.transcript_appends import Appended, Chain, append_to_chain, write_chains
+from store_sql.transcript_appends import (
+    Appended,
+    Chain,
+    append_entries,
+    append_to_chain,
+    write_chains,
+)
 from store_sql.transcripts import now_iso, resolve_target
 
 
@@ -50,10 +56,7 @@ class AppendMutation:
 
     def __call__(self, conn: sqlite3.Connection) -> list[Appended]:
         info = resolve_target(conn, self.agent_id, self.target)
-        chain = Chain.of(info)
-        results = append_to_chain(conn, chain, self.entries, self.parent_id)
-        write_chains(conn, [chain])
-        return results
+        return append_entries(conn, info, self.entries, parent_id=self.parent_id)
 
     @staticmethod
     def combine(

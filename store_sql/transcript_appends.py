@@ -215,7 +215,7 @@ def write_chains(conn: sqlite3.Connection, chains: Iterable[Chain]) -> None:
 def append_entries(
     conn: sqlite3.Connection,
     transcript: int | TranscriptInfo,
-    entries: Sequence[Mapping[str, Any]],
+    entries: Sequence[Mapping[str, Any] | EntryTemplate],
     *,
     parent_id: str | None = LEAF,
 ) -> list[Appended]:
@@ -223,10 +223,13 @@ def append_entries(
     None starts a new root), each next one a child of the previous.
 
     An entry whose `message.idempotencyKey` is already in the transcript is not written; its
-    result names the existing entry, and the chain goes on from the new entries only."""
+    result names the existing entry, and the chain goes on from the new entries only.
+    Entries may come prepared already (`entry_lines.prepare_entry`, as AppendMutation does
+    on the caller's side)."""
     # A caller that just resolved the transcript passes its info: one query less per append.
     info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
+    templates = [e if isinstance(e, EntryTemplate) else prepare_entry(e) for e in entries]
     chain = Chain.of(info)
-    results = append_to_chain(conn, chain, [prepare_entry(e) for e in entries], parent_id)
+    results = append_to_chain(conn, chain, templates, parent_id)
     write_chains(conn, [chain])
     return results
