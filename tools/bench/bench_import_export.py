@@ -45,6 +45,7 @@ import orjson
 from harness import Row, bench_dir, best_of, row, run_async, timed
 
 from store_sql import Store
+from store_sql.engine.pragmas import EngineSettings, configure_writer
 from store_sql.exporter import export_tree
 from store_sql.import_lines import CHUNK_BYTES
 from store_sql.importer import import_path
@@ -178,7 +179,8 @@ def _insert_floor(db: Path) -> tuple[float, float]:
     1 MiB transactions, and into an in-memory copy in one."""
     floor_db = bench_dir() / f"floor_{uuid.uuid4().hex}.sqlite"
     shutil.copyfile(db, floor_db)  # closed by _timed_export: the WAL is folded in
-    conn = fixtures.plain_connection(floor_db)
+    conn = sqlite3.connect(floor_db, isolation_level=None)
+    configure_writer(conn, EngineSettings())  # the store writer's settings, as the import has
     try:
         lines = conn.execute(
             f"SELECT {_LINE_COLUMNS.replace('line,', 'CAST(line AS BLOB),', 1)} "
