@@ -40,6 +40,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,10 @@ def insert_texts(conn: sqlite3.Connection, texts: list[str | None], per_txn: int
 # --- the runs --------------------------------------------------------------------------------
 
 
+async def _append_next(store: Store, messages: Iterator[dict[str, Any]]) -> None:
+    await store.transcripts.append_message(AGENT, BIG, next(messages))
+
+
 async def _reads_and_appends(quick: bool) -> list[Row]:
     work = bench_dir() / "transcripts"
     work.mkdir(exist_ok=True)
@@ -226,9 +231,9 @@ async def _reads_and_appends(quick: bool) -> list[Row]:
             plain.close()
     async with await Store.open(db) as store:
         for n in range(rounds):
-
-            async def append_call() -> None:
-                await store.transcripts.append_message(AGENT, BIG, next_message())
+            # Built before the clock starts: the fixture's own Python is not the store's time.
+            messages = iter([next_message() for _ in range(appends)])
+            append_call = partial(_append_next, store, messages)
 
             fastest.add("append", await abest_of(append_call, repeat=1, number=appends))
             if n < file_rounds:
