@@ -4,7 +4,8 @@ The public API is what this module exports; everything else is private and may c
 """
 
 from store_sql.checkpoint_forks import ForkResult
-from store_sql.checkpoints import CapturedSnapshot, CheckpointSpec, Persisted
+from store_sql.checkpoint_snapshots import CapturedSnapshot
+from store_sql.checkpoints import CheckpointSpec, Persisted
 from store_sql.context import SessionContext
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
@@ -21,7 +22,8 @@ from store_sql.exporter import ExportReport, export_transcript, export_tree
 from store_sql.import_report import ImportProgress, ImportReport
 from store_sql.importer import import_path
 from store_sql.lifecycle import DeleteResult, PurgeResult, ResetResult
-from store_sql.maintenance import CleanupPlan, MaintenancePolicy
+from store_sql.maintenance import CleanupPlan
+from store_sql.maintenance_policy import MaintenancePolicy
 from store_sql.search import SearchHit, SearchResult
 from store_sql.sessions import SessionSummary
 from store_sql.store import Store

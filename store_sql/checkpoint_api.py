@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from store_sql import checkpoint_forks as forks
 from store_sql import checkpoints as cps
 from store_sql.checkpoint_forks import ForkResult
-from store_sql.checkpoints import CapturedSnapshot, Checkpoint, CheckpointSpec, Persisted
+from store_sql.checkpoint_snapshots import CapturedSnapshot, capture_snapshot
+from store_sql.checkpoints import Checkpoint, CheckpointSpec, Persisted
 from store_sql.sessions import check_agent_id, check_session_key
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ class CheckpointAPI:
         Capture before appending the compaction entry and hand the result to `persist`, so
         the snapshot is the transcript as it was before compaction, as the gateway's copy."""
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: cps.capture_snapshot(c, agent_id, session_id))
+        return await self._store.read(lambda c: capture_snapshot(c, agent_id, session_id))
 
     async def persist(
         self,

@@ -26,14 +26,8 @@ import orjson
 
 from store_sql import sessions
 from store_sql import transcripts as tx
-from store_sql.checkpoints import (
-    Checkpoint,
-    base_name,
-    find_checkpoint,
-    index_rel_dir,
-    now_ms,
-    snapshot_source,
-)
+from store_sql.checkpoint_snapshots import base_name, index_rel_dir, snapshot_source
+from store_sql.checkpoints import Checkpoint, find_checkpoint, now_ms
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.transcript_reads import page

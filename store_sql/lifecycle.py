@@ -35,7 +35,7 @@ import orjson
 
 from store_sql import sessions
 from store_sql import transcripts as tx
-from store_sql.checkpoints import base_name, index_rel_dir
+from store_sql.checkpoint_snapshots import base_name, index_rel_dir
 from store_sql.errors import NotFoundError
 from store_sql.formats.state_dir import archive_name
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from store_sql import maintenance as mt
 from store_sql import maintenance_steps as steps
 from store_sql.lifecycle import delete_transcript_chunk
-from store_sql.maintenance import CleanupPlan, FileFact, MaintenancePolicy
+from store_sql.maintenance import CleanupPlan, FileFact
+from store_sql.maintenance_policy import MaintenancePolicy
 from store_sql.sessions import check_agent_id, list_agents
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any, Final
 import orjson
 
 from store_sql import sessions
-from store_sql.checkpoints import base_name, index_rel_dir
+from store_sql.checkpoint_snapshots import base_name, index_rel_dir
 from store_sql.lifecycle import archive_transcripts, transcript_candidates
 from store_sql.maintenance import AgentFacts, EntryColumns, FileFact, Removal, is_protected
 

@@ -26,7 +26,7 @@ from store_sql.engine.writer import Writer
 from store_sql.errors import StoreClosedError
 from store_sql.lifecycle_api import LifecycleAPI
 from store_sql.maintenance_api import MaintenanceAPI
-from store_sql.search import SearchAPI
+from store_sql.search_api import SearchAPI
 from store_sql.search_index import BackgroundIndexer
 from store_sql.session_api import SessionIndexAPI
 from store_sql.transcript_api import TranscriptAPI

@@ -1,13 +1,13 @@
 """A transcript's file bytes in large blocks joined by SQLite: the export hot path (issue 4).
 
-The one renderer of a transcript's bytes: export, snapshots (`checkpoints.snapshot_bytes`)
-and `store.transcripts.file_bytes` all use it. Fetching one Python object per line and
-joining them in Python (tests/test_transcript_dump.py keeps that as the reference) is
-slower; here SQLite's `group_concat` joins a run of lines with ``\\n`` in C and Python
-receives one bytes object per block of ~512 KB. On the benchmark's 30 MB transcript
-(825-byte lines) that reads in ~25 ms instead of ~50 ms: SQLite still copies each line
-twice (`Column`, then `group_concat`), but no per-line tuple, bytes object or Python join
-is left.
+The one renderer of a transcript's bytes: export, snapshots
+(`checkpoint_snapshots.snapshot_bytes`) and `store.transcripts.file_bytes` all use it.
+Fetching one Python object per line and joining them in Python
+(tests/test_transcript_dump.py keeps that as the reference) is slower; here SQLite's
+`group_concat` joins a run of lines with ``\\n`` in C and Python receives one bytes object
+per block of ~512 KB. On the benchmark's 30 MB transcript (825-byte lines) that reads in ~25
+ms instead of ~50 ms: SQLite still copies each line twice (`Column`, then `group_concat`),
+but no per-line tuple, bytes object or Python join is left.
 
 Why the bytes are exact:
 - `group_concat` appends `sqlite3_value_text` / `sqlite3_value_bytes` of each value; in a

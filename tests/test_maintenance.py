@@ -14,14 +14,16 @@ import pytest
 
 from store_sql import maintenance as mt
 from store_sql import maintenance_api
+from store_sql import maintenance_policy as mp
 from store_sql import maintenance_steps as steps
 from store_sql.checkpoints import CheckpointSpec
-from store_sql.maintenance import MaintenancePolicy, Removal
+from store_sql.maintenance import Removal
+from store_sql.maintenance_policy import MaintenancePolicy
 from store_sql.store import Store
 
 AGENT = "main"
 NOW = 1_780_000_000_000
-DAY = mt.DAY_MS
+DAY = mp.DAY_MS
 ENFORCE = MaintenancePolicy(mode="enforce")
 
 
@@ -295,14 +297,14 @@ async def test_every_agent_is_cleaned_with_all_agents(store: Store) -> None:
 
 
 def test_durations_and_sizes_read_as_the_gateway_writes_them() -> None:
-    assert mt.parse_duration_ms("30d") == 30 * DAY
-    assert mt.parse_duration_ms("7") == 7 * DAY
-    assert mt.parse_duration_ms("12h") == 12 * 3_600_000
-    assert mt.parse_bytes("500mb") == 500 << 20
-    assert mt.parse_bytes("1.5GB") == 3 << 29
-    assert mt.parse_bytes("100") == 100
+    assert mp.parse_duration_ms("30d") == 30 * DAY
+    assert mp.parse_duration_ms("7") == 7 * DAY
+    assert mp.parse_duration_ms("12h") == 12 * 3_600_000
+    assert mp.parse_bytes("500mb") == 500 << 20
+    assert mp.parse_bytes("1.5GB") == 3 << 29
+    assert mp.parse_bytes("100") == 100
     with pytest.raises(ValueError, match="cannot read"):
-        mt.parse_bytes("lots")
+        mp.parse_bytes("lots")
 
 
 async def test_write_triggered_capping_waits_for_the_gateway_high_water(store: Store) -> None:
@@ -311,4 +313,4 @@ async def test_write_triggered_capping_waits_for_the_gateway_high_water(store: S
     policy = MaintenancePolicy(mode="enforce", max_entries=60)
     assert (await cleanup(store, policy, force=False))["capped"] == 0
     assert (await cleanup(store, policy))["capped"] == 10
-    assert (mt.entry_high_water(10), mt.entry_high_water(500)) == (11, 550)
+    assert (mp.entry_high_water(10), mp.entry_high_water(500)) == (11, 550)

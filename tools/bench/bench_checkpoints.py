@@ -40,7 +40,7 @@ from harness import Row, amedian_of, bench_dir, best_of, row, run_async, timed
 
 from store_sql import sessions as sessions_mod
 from store_sql.checkpoints import CheckpointSpec
-from store_sql.maintenance import MaintenancePolicy
+from store_sql.maintenance_policy import MaintenancePolicy
 from store_sql.store import Store
 
 BIG = "bench-cp-big"
