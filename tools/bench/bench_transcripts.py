@@ -10,6 +10,10 @@ Metrics (ratio orientation in harness.py: > 1 means the store did better):
   rows/s, target >= 0.5. The background indexer is paused while the appends are timed (the
   baseline writes no full-text rows either); its work is counted in the `_incl_indexing` row.
 - `transcripts.concurrent_append_one`: the same with all 100 tasks appending to one transcript.
+- `transcripts.concurrent_append_sessions_floor` / `_one_floor`: the same appends through
+  `append_floor.FloorAppender`, the least an append can do (the loop writes the payload
+  JSON.stringify-exact; one thread reads the leaves, checks keys and ids, inserts, moves the
+  leaves, commits), vs the same baseline: the ceiling of the two rows above.
 - `transcripts.concurrent_append_sessions_incl_indexing`: the first, counting the time the
   background indexer then takes to index those rows (`store.search.catch_up()`), vs plain
   sqlite3 inserting the rows and their full-text rows 100 per transaction: the whole cost.
@@ -47,6 +51,7 @@ from typing import Any
 
 import fixtures
 import orjson
+from append_floor import FloorAppender, check_floor_lines
 from fixtures import AGENT
 from harness import (
     Fastest,
@@ -294,6 +299,8 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
     shutil.copyfile(db, text_db)
     fts_db = work / "plain_fts.sqlite"
     shutil.copyfile(db, fts_db)
+    floor_db = work / "floor.sqlite"
+    shutil.copyfile(db, floor_db)
 
     per_task = 20 if quick else 50
     rounds = 2 if quick else 3
@@ -303,6 +310,7 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
     plain = fixtures.plain_connection(plain_db)
     plain_text = fixtures.plain_connection(text_db)
     plain_fts = fixtures.plain_connection(fts_db)
+    floor = FloorAppender(floor_db, AGENT)
     seen = 0  # line_pk of the last row already copied to the baseline
     try:
         async with await Store.open(db) as store:
@@ -310,6 +318,10 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
             async def appender(messages: list[dict[str, Any]], session_id: str) -> None:
                 for message in messages:
                     await store.transcripts.append_message(AGENT, session_id, message)
+
+            async def floor_appender(messages: list[dict[str, Any]], session_id: str) -> None:
+                for message in messages:
+                    await floor.append_message(session_id, message)
 
             before = store.metrics()
             for _ in range(rounds):
@@ -334,6 +346,10 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
                     await store.search.catch_up()
                     indexed_s = time.perf_counter() - start - appended_s
                 count = TASKS * per_task
+                with gc_paused():
+                    start = time.perf_counter()
+                    await asyncio.gather(*(floor_appender(m, sid) for m, sid in work_items))
+                    fastest.add("floor", (time.perf_counter() - start) / count)
                 fastest.add("store", appended_s / count)
                 fastest.add("store_all", (appended_s + indexed_s) / count)
                 fastest.add("index", indexed_s / count)
@@ -354,10 +370,12 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
                 fastest.add("plain_fts", timed(only_text) / count)
             after = store.metrics()
     finally:
+        floor.close()
         reader.close()
         plain.close()
         plain_text.close()
         plain_fts.close()
+    assert check_floor_lines(floor_db) == rounds * TASKS * per_task
     result = row(
         f"transcripts.concurrent_append_{name}",
         1 / fastest["store"],
@@ -369,8 +387,15 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
     result["mean_batch"] = round(
         (after["mutations"] - before["mutations"]) / max(1, after["batches"] - before["batches"]), 1
     )
+    ceiling = row(
+        f"transcripts.concurrent_append_{name}_floor",
+        1 / fastest["floor"],
+        1 / fastest["plain"],
+        "rows/s",
+        True,
+    )
     if one_transcript:
-        return [result]
+        return [result, ceiling]
     whole = row(
         f"transcripts.concurrent_append_{name}_incl_indexing",
         1 / fastest["store_all"],
@@ -381,7 +406,7 @@ async def _concurrent_appends(quick: bool, one_transcript: bool) -> list[Row]:
     catch_up = row(
         "transcripts.index_catch_up", 1 / fastest["index"], 1 / fastest["plain_fts"], "rows/s", True
     )
-    return [result, whole, catch_up]
+    return [result, ceiling, whole, catch_up]
 
 
 async def _main(quick: bool) -> list[Row]:
