@@ -26,8 +26,16 @@ from store_sql.sqltext import text_or_none
 # pi writes `custom` and `custom_message` entries with their payload before the tree fields
 # (SessionManager.appendCustomEntry / appendCustomMessageEntry); every other type after them.
 _PAYLOAD_FIRST = frozenset({"custom", "custom_message"})
-_TREE_FIELDS = ("type", "timestamp")
-_DIGITS = frozenset("0123456789")  # taken out of the payload; id and parentId are refused
+_TREE_FIELDS = ("type", "timestamp")  # taken out of the payload; id and parentId are refused
+_DIGITS = frozenset("0123456789")
+# `{"type":"<kind>",` of the types the gateway writes (all plain ASCII, nothing to escape).
+_HEADS = {
+    kind: b'{"type":"' + kind.encode() + b'",'
+    for kind in (
+        "message", "model_change", "thinking_level_change", "compaction", "branch_summary",
+        "custom", "custom_message", "label", "session_info",
+    )
+}  # fmt: skip
 
 
 class EntryTemplate:
@@ -94,32 +102,44 @@ def prepare_entry(fields: object) -> EntryTemplate:
     kind = fields.get("type")
     if not isinstance(kind, str) or not kind:
         raise InvalidEntryError(f"an entry needs a non-empty string 'type', got {kind!r}")
-    for reserved in ("id", "parentId"):
-        if reserved in fields:
-            raise InvalidEntryError(
-                f"entries get their {reserved!r} from the store; remove it from the entry"
-            )
-    payload = {k: v for k, v in fields.items() if k not in _TREE_FIELDS}
-    stamp = fields.get("timestamp")
+    if "id" in fields or "parentId" in fields:
+        reserved = "id" if "id" in fields else "parentId"
+        raise InvalidEntryError(
+            f"entries get their {reserved!r} from the store; remove it from the entry"
+        )
+    # This runs on the event loop for every append (about a third of an append's time
+    # there, tools/bench concurrent appends), hence the copies and lookups done once.
+    payload = dict(fields)
+    del payload["type"]
+    stamp = payload.pop("timestamp", None)
     explicit = stamp if type(stamp) is str else None
-    body = jsjson.dumps_bytes(payload)[1:-1]  # the payload's members, without the braces
-    head = b'{"type":' + _json_string(kind) + b","
+    out = jsjson.dumps_bytes(payload)  # `{...}`: the payload's members inside the braces
+    head = _HEADS.get(kind) or b'{"type":' + _json_string(kind) + b","
     if kind in _PAYLOAD_FIRST:
-        head += body + b"," if body else b""
+        if len(out) > 2:
+            head += out[1:-1] + b","
         tail = b"}"
     else:
-        tail = b"," + body + b"}" if body else b"}"
+        tail = b"," + out[1:] if len(out) > 2 else b"}"
+    message = payload.get("message")
+    role = key = None
+    if type(message) is dict:
+        role = text_or_none(message.get("role"))
+        if kind == "message":
+            key = text_or_none(message.get("idempotencyKey"))
+    elif kind == "message" and isinstance(message, Mapping):
+        key = text_or_none(message.get("idempotencyKey"))
     template = EntryTemplate(
         text_or_none(kind),
-        _role(payload),
-        _idempotency_key(kind, payload),
+        role,
+        key,
         text_or_none(explicit),
         head,
         tail,
         None if explicit is None else _json_string(explicit),
     )
-    for key in payload:
-        if type(key) is str and key[:1] in _DIGITS and jsjson.is_array_index(key):
+    for name in payload:
+        if type(name) is str and name[:1] in _DIGITS and jsjson.is_array_index(name):
             # JavaScript writes array-index keys before every other key, "type" included,
             # so this line cannot be cut around the tree fields: it is written whole.
             return _WholeEntry(template, dict(fields), explicit)
@@ -151,18 +171,6 @@ class _WholeEntry(EntryTemplate):
     def line(self, entry_id: str, parent_id: str | None, timestamp: str) -> bytes:
         stamp = self.explicit if self.explicit is not None else timestamp
         return jsjson.dumps_bytes(entry_object(self.fields, entry_id, parent_id, stamp))
-
-
-def _role(payload: Mapping[str, Any]) -> str | None:
-    message = payload.get("message")
-    return text_or_none(message.get("role")) if type(message) is dict else None
-
-
-def _idempotency_key(kind: str, payload: Mapping[str, Any]) -> str | None:
-    message = payload.get("message")
-    if kind == "message" and (type(message) is dict or isinstance(message, Mapping)):
-        return text_or_none(message.get("idempotencyKey"))
-    return None
 
 
 def _json_string(text: str) -> bytes:

@@ -121,7 +121,10 @@ class TranscriptAPI:
     async def _append_one(
         self, agent_id: str, target: Target, fields: dict[str, Any], parent_id: str | None = LEAF
     ) -> Appended:
-        return (await self.append(agent_id, target, [fields], parent_id=parent_id))[0]
+        # `append` of one entry, one coroutine frame shorter: the convenience appends are
+        # the gateway's hot path (tools/bench concurrent appends).
+        check_agent_id(agent_id)
+        return (await self._store.write(AppendMutation(agent_id, target, (fields,), parent_id)))[0]
 
     async def append_message(
         self, agent_id: str, target: Target, message: Mapping[str, Any]

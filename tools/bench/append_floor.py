@@ -71,6 +71,8 @@ class FloorAppender:
         self._jobs: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
         self._pending: list[_Job] = []
         self._busy = False
+        self._kick_soon = False
+        self.groups = 0
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -80,7 +82,10 @@ class FloorAppender:
         self._pending.append(
             (session_id, tail, message.get("role"), message.get("idempotencyKey"), future)
         )
-        self._kick()
+        if not self._busy and not self._kick_soon:
+            # After the callbacks already due: every caller woken with this one joins the group.
+            self._kick_soon = True
+            self._loop.call_soon(self._kick)
         return await future
 
     def close(self) -> None:
@@ -88,11 +93,13 @@ class FloorAppender:
         self._thread.join()
         self._conn.close()
 
-    # --- the loop's side: one group in flight, the next one gathering ----------------------
+    # --- the loop's side: one group in flight, the next one gathering -----------------------
 
     def _kick(self) -> None:
+        self._kick_soon = False
         if not self._busy and self._pending:
             self._busy = True
+            self.groups += 1
             group, self._pending = self._pending, []
             self._jobs.put(group)
 
@@ -100,7 +107,9 @@ class FloorAppender:
         for job, entry_id in zip(group, ids, strict=True):
             job[4].set_result(entry_id)
         self._busy = False
-        self._kick()
+        if not self._kick_soon:
+            self._kick_soon = True
+            self._loop.call_soon(self._kick)
 
     # --- the thread's side -------------------------------------------------------------------
 
