@@ -72,7 +72,6 @@ class FloorAppender:
         self._pending: list[_Job] = []
         self._busy = False
         self._kick_soon = False
-        self.groups = 0
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -99,7 +98,6 @@ class FloorAppender:
         self._kick_soon = False
         if not self._busy and self._pending:
             self._busy = True
-            self.groups += 1
             group, self._pending = self._pending, []
             self._jobs.put(group)
 
