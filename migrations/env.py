@@ -8,7 +8,7 @@ from pathlib import Path
 from alembic import context
 
 from store_sql.engine.migrate import include_object, transactional_engine
-from store_sql.schema import metadata
+from store_sql.schema.tables import metadata
 
 target_metadata = metadata
 

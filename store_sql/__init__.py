@@ -3,10 +3,9 @@
 The public API is what this module exports; everything else is private and may change.
 """
 
-from store_sql.checkpoint_forks import ForkResult
-from store_sql.checkpoint_snapshots import CapturedSnapshot
-from store_sql.checkpoints import CheckpointSpec, Persisted
-from store_sql.context import SessionContext
+from store_sql.checkpoints.entries import CheckpointSpec, Persisted
+from store_sql.checkpoints.forks import ForkResult
+from store_sql.checkpoints.snapshots import CapturedSnapshot
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
     DatabaseRefusedError,
@@ -18,19 +17,20 @@ from store_sql.errors import (
     StoreError,
     WriteFailedError,
 )
-from store_sql.exporter import ExportReport, export_transcript, export_tree
-from store_sql.import_report import ImportProgress, ImportReport
-from store_sql.importer import import_path
-from store_sql.lifecycle import DeleteResult, PurgeResult, ResetResult
-from store_sql.maintenance import CleanupPlan
-from store_sql.maintenance_policy import MaintenancePolicy
-from store_sql.search import SearchHit, SearchResult
-from store_sql.sessions import SessionSummary
+from store_sql.exporter.api import ExportReport, export_transcript, export_tree
+from store_sql.exporter.verify import VerifyReport, verify_tree
+from store_sql.importer.api import import_path
+from store_sql.importer.report import ImportProgress, ImportReport
+from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
+from store_sql.maintenance.plan import CleanupPlan
+from store_sql.maintenance.policy import MaintenancePolicy
+from store_sql.search.query import SearchHit, SearchResult
+from store_sql.sessions.rows import SessionSummary
 from store_sql.store import Store
-from store_sql.transcript_appends import LEAF, Appended
-from store_sql.transcript_reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
-from store_sql.transcripts import TranscriptInfo
-from store_sql.verify import VerifyReport, verify_tree
+from store_sql.transcripts.appends import LEAF, Appended
+from store_sql.transcripts.context import SessionContext
+from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
+from store_sql.transcripts.rows import TranscriptInfo
 
 __all__ = [
     "LEAF",

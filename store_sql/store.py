@@ -17,19 +17,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from store_sql.checkpoint_api import CheckpointAPI
+from store_sql.checkpoints.api import CheckpointAPI
 from store_sql.engine.opening import OpenReport, prepare
 from store_sql.engine.pragmas import EngineSettings, Synchronous, configure_writer
 from store_sql.engine.readers import ReaderPool
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.engine.writer import Writer
 from store_sql.errors import StoreClosedError
-from store_sql.lifecycle_api import LifecycleAPI
-from store_sql.maintenance_api import MaintenanceAPI
-from store_sql.search_api import SearchAPI
-from store_sql.search_index import BackgroundIndexer
-from store_sql.session_api import SessionIndexAPI
-from store_sql.transcript_api import TranscriptAPI
+from store_sql.lifecycle.api import LifecycleAPI
+from store_sql.maintenance.api import MaintenanceAPI
+from store_sql.search.api import SearchAPI
+from store_sql.search.indexer import BackgroundIndexer
+from store_sql.sessions.api import SessionIndexAPI
+from store_sql.transcripts.api import TranscriptAPI
 
 T = TypeVar("T")
 

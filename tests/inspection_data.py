@@ -25,11 +25,11 @@ from typing import Any
 
 import pytest
 
-from store_sql import transcript_appends
-from store_sql import transcripts as tx
 from store_sql.engine.opening import prepare
 from store_sql.formats import jsjson
 from store_sql.store import Store
+from store_sql.transcripts import appends as transcript_appends
+from store_sql.transcripts import rows as tx
 
 ROOT = Path(__file__).resolve().parents[1]
 

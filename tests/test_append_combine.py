@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.store import Store
-from store_sql.transcript_append_groups import AppendMutation
-from store_sql.transcript_appends import LEAF
+from store_sql.transcripts.append_groups import AppendMutation
+from store_sql.transcripts.appends import LEAF
 
 SESSIONS = ("s1", "s2")
 
@@ -204,7 +204,7 @@ async def test_an_id_a_stored_entry_has_makes_the_group_run_again_one_by_one(
         await store.transcripts.create("main", "s1", cwd="/w")
         real = os.urandom  # uuid4 draws 16 bytes from it: only the 8-hex-digit ids collide
         monkeypatch.setattr(
-            "store_sql.transcripts.os.urandom", lambda n: b"\xaa" * n if n == 4 else real(n)
+            "store_sql.transcripts.rows.os.urandom", lambda n: b"\xaa" * n if n == 4 else real(n)
         )
         first = await store.transcripts.append_message(
             "main", "s1", {"role": "user", "content": "0"}

@@ -33,8 +33,8 @@ import pytest
 import zstandard
 
 from store_sql.errors import InvalidEntryError, NotFoundError, StoreError
-from store_sql.exporter import export_tree
-from store_sql.importer import ImportReport, import_path
+from store_sql.exporter.api import export_tree
+from store_sql.importer.api import ImportReport, import_path
 from store_sql.store import Store
 
 SESSIONS_DIR = "agents/main/sessions"

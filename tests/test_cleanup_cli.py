@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from store_sql.checkpoints import CheckpointSpec
+from store_sql.checkpoints.entries import CheckpointSpec
 from store_sql.store import Store
 
 DAY = 86_400_000

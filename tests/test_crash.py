@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from store_sql.engine.migrate import head_revision
-from store_sql.importer import import_path
+from store_sql.importer.api import import_path
 from store_sql.store import Store
 
 HERE = Path(__file__).resolve().parent

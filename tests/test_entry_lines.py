@@ -1,4 +1,4 @@
-"""Entry templates (store_sql.entry_lines): a line joined around its tree fields equals
+"""Entry templates (store_sql.transcripts.entry_lines): a line joined around its tree fields equals
 JSON.stringify of the whole entry, as jsjson writes it (jsjson itself is checked against
 Node in test_jsjson.py)."""
 
@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_jsjson import json_values, keys, texts
 
-from store_sql.entry_lines import entry_object, prepare_entry
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
+from store_sql.transcripts.entry_lines import entry_object, prepare_entry
 
 _TYPES = st.one_of(
     st.sampled_from(["message", "custom", "custom_message", "label", "model_change"]), texts

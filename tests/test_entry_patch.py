@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from store_sql.formats.entry_patch import patch_entry_text
 from store_sql.formats.jsjson import loads
 from store_sql.formats.sessions_json import entry_text
-from store_sql.sessions import apply_patch
+from store_sql.sessions.rows import apply_patch
 
 keys = st.one_of(
     st.sampled_from(["sessionId", "updatedAt", "label", "model", "a", "b", "7", "__proto__"]),

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from store_sql import maintenance as mt
-from store_sql import maintenance_api
-from store_sql import maintenance_policy as mp
-from store_sql import maintenance_steps as steps
-from store_sql.checkpoints import CheckpointSpec
-from store_sql.maintenance import Removal
-from store_sql.maintenance_policy import MaintenancePolicy
+from store_sql.checkpoints.entries import CheckpointSpec
+from store_sql.maintenance import api as maintenance_api
+from store_sql.maintenance import plan as mt
+from store_sql.maintenance import policy as mp
+from store_sql.maintenance import steps as steps
+from store_sql.maintenance.plan import Removal
+from store_sql.maintenance.policy import MaintenancePolicy
 from store_sql.store import Store
 
 AGENT = "main"
@@ -133,7 +133,7 @@ async def test_archives_past_retention_are_deleted(store: Store) -> None:
     await store.lifecycle.delete(AGENT, "agent:main:tg:direct:new")
 
     def backdate(conn: sqlite3.Connection) -> None:
-        from store_sql.lifecycle import archive_transcripts
+        from store_sql.lifecycle.rows import archive_transcripts
 
         archive_transcripts(
             conn, AGENT, [f"{old}.jsonl"], "reset", datetime(2026, 1, 1, tzinfo=UTC)
@@ -243,7 +243,7 @@ async def test_large_cleanups_run_in_many_short_transactions_while_reads_answer(
     }
 
     def bulk(conn: sqlite3.Connection) -> None:
-        from store_sql import sessions
+        from store_sql.sessions import rows as sessions
 
         for key, entry in entries.items():
             sessions.put_entry(conn, AGENT, key, entry)

@@ -26,12 +26,12 @@ from pathlib import Path
 
 import pytest
 
-from store_sql import transcripts
 from store_sql.errors import InvalidEntryError
-from store_sql.exporter import export_tree
-from store_sql.importer import import_path
-from store_sql.schema import APPLICATION_ID
+from store_sql.exporter.api import export_tree
+from store_sql.importer.api import import_path
+from store_sql.schema.tables import APPLICATION_ID
 from store_sql.store import Store
+from store_sql.transcripts import rows as transcripts
 
 PACKAGE = Path(__file__).resolve().parents[1] / "store_sql"
 STORE_SQL = Path(sys.executable).with_name("store-sql")

@@ -29,7 +29,7 @@ import pytest
 
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.store import Store
-from store_sql.transcript_reads import Cursor
+from store_sql.transcripts.reads import Cursor
 
 AGENT = "main"
 SESSIONS = [f"soak-{i:02d}" for i in range(40)]

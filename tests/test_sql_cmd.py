@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from inspection_data import Sample, assert_untouched, cli, copy_db, files_digest, start_writer
 
-from store_sql import sql_console
+from store_sql.admin import sql_console as sql_console
 from store_sql.errors import DatabaseRefusedError
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from conftest import LoadTranscript
 
-from store_sql.exporter import export_transcript, export_tree
-from store_sql.importer import import_path
+from store_sql.exporter.api import export_transcript, export_tree
+from store_sql.importer.api import import_path
 from store_sql.store import Store
-from store_sql.transcript_dump import _BLOCK_LIMIT, _BLOCK_SQL, _POS_INDEX, transcript_blocks
-from store_sql.transcripts import insert_transcript
+from store_sql.transcripts.file_bytes import _BLOCK_LIMIT, _BLOCK_SQL, _POS_INDEX, transcript_blocks
+from store_sql.transcripts.rows import insert_transcript
 
 SID = "6f21fc8d-db06-423b-a23b-af673666e267"
 HEADER = (
@@ -219,7 +219,7 @@ def test_export_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None
         "import asyncio, sys\n"
         "from pathlib import Path\n"
         "from store_sql.store import Store\n"
-        "from store_sql.importer import import_path\n"
+        "from store_sql.importer.api import import_path\n"
         "async def main():\n"
         "    store = await Store.open(sys.argv[1])\n"
         "    assert (await import_path(store, Path(sys.argv[2]))).ok\n"
@@ -232,7 +232,7 @@ def test_export_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None
         "from pathlib import Path\n"
         "from store_sql.engine.pragmas import EngineSettings\n"
         "from store_sql.store import Store\n"
-        "from store_sql.exporter import export_tree\n"
+        "from store_sql.exporter.api import export_tree\n"
         "async def main():\n"
         "    settings = EngineSettings(cache_size_kib=1024, readers=1)\n"
         "    store = await Store.open(sys.argv[1], settings=settings, full_text=False)\n"

@@ -19,8 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inspection_data import scratch_connection
 
-from store_sql import transcript_reads, transcripts
 from store_sql.store import Store
+from store_sql.transcripts import reads as transcript_reads
+from store_sql.transcripts import rows as transcripts
 
 A = "main"
 _counter = itertools.count()

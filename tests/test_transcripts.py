@@ -15,7 +15,7 @@ import pytest
 
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.store import Store
-from store_sql.transcript_reads import Cursor
+from store_sql.transcripts.reads import Cursor
 
 A = "main"
 SID = "5fd1e58c-9635-410e-a644-133a96057c90"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from store_sql.errors import NotFoundError
-from store_sql.importer import import_path
+from store_sql.exporter.verify import Difference, verify_tree
+from store_sql.importer.api import import_path
 from store_sql.store import Store
-from store_sql.verify import Difference, verify_tree
 
 SID = "bd53f236-60b4-42aa-af60-597502a825f1"
 BODY = (

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from inspection_data import USAGE_1, USAGE_2, USAGE_ABANDONED, Sample, copy_db
 
-from store_sql.schema_sql import VIEWS
+from store_sql.schema.extra_sql import VIEWS
 from store_sql.store import Store
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from alembic import op
 
-from store_sql import schema, schema_sql
+from store_sql.schema import extra_sql as schema_sql
+from store_sql.schema import tables as schema
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
 
-# 0001 builds the tables of store_sql/schema.py except those later revisions add (0002:
+# 0001 builds the tables of store_sql/schema/tables.py except those later revisions add (0002:
 # search_index_state), and the objects of schema_sql.INITIAL_STATEMENTS. Until the first
 # release it follows those definitions; from then on, schema changes come as new revisions
 # and this file is frozen by copying the definitions it uses into it.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from alembic import op
 
-from store_sql import schema, schema_sql
+from store_sql.schema import extra_sql as schema_sql
+from store_sql.schema import tables as schema
 
 revision = "0002"
 down_revision = "0001"

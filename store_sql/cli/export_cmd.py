@@ -14,7 +14,7 @@ from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
 from store_sql.cli.verify_cmd import require_database
 from store_sql.errors import ExportRefusedError
-from store_sql.exporter import ExportReport, export_transcript, export_tree, write_file_atomic
+from store_sql.exporter.api import ExportReport, export_transcript, export_tree, write_file_atomic
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

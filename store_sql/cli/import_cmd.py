@@ -13,9 +13,9 @@ from typing import Any, TextIO
 
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
-from store_sql.import_report import ImportProgress, ImportReport
-from store_sql.importer import import_path
-from store_sql.search_index import backlog
+from store_sql.importer.api import import_path
+from store_sql.importer.report import ImportProgress, ImportReport
+from store_sql.search.indexer import backlog
 from store_sql.store import Store
 
 

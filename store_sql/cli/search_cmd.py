@@ -15,12 +15,12 @@ import argparse
 import sys
 from typing import Any
 
-from store_sql import search
+from store_sql.admin.sql_console import check_path
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
-from store_sql.search import RebuildReport, SearchQuery, SearchResult
-from store_sql.sql_console import check_path
-from store_sql.transcripts import KINDS
+from store_sql.search import query as search
+from store_sql.search.query import RebuildReport, SearchQuery, SearchResult
+from store_sql.transcripts.rows import KINDS
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -11,7 +11,7 @@ from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
-from store_sql.maintenance_policy import MaintenancePolicy, parse_bytes, parse_duration_ms
+from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
 from store_sql.store import Store
 
 

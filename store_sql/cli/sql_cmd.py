@@ -13,7 +13,7 @@ import csv
 import sys
 from typing import Any
 
-from store_sql import sql_console
+from store_sql.admin import sql_console as sql_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common
 

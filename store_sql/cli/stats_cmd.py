@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from store_sql import stats
+from store_sql.admin import stats as stats
 from store_sql.cli import output
 from store_sql.cli.common import add_common
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from store_sql import render
 from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
 from store_sql.store import Store
+from store_sql.transcripts import render as render
 
 
 def _target(text: str) -> str | int:
@@ -101,7 +101,7 @@ def _append(args: argparse.Namespace) -> int:
     entry = json_object_argument(args.entry, "ENTRY_JSON", example)
 
     async def work(store: Store) -> Any:
-        from store_sql.transcript_appends import LEAF
+        from store_sql.transcripts.appends import LEAF
 
         parent = args.parent if args.parent is not None else LEAF
         return (

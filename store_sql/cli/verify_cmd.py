@@ -11,7 +11,7 @@ from typing import Any
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
 from store_sql.errors import NotFoundError
-from store_sql.verify import VerifyReport, verify_tree
+from store_sql.exporter.verify import VerifyReport, verify_tree
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError
-from store_sql.schema import APPLICATION_ID, SCHEMA_REVISION
+from store_sql.schema.tables import APPLICATION_ID, SCHEMA_REVISION
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

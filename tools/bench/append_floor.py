@@ -34,7 +34,7 @@ import orjson
 
 from store_sql.engine.pragmas import EngineSettings, configure_writer
 from store_sql.formats import jsjson
-from store_sql.transcripts import now_iso
+from store_sql.transcripts.rows import now_iso
 
 _INSERT = (
     "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "

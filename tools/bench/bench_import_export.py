@@ -46,9 +46,9 @@ from harness import Row, bench_dir, best_of, row, run_async, timed
 
 from store_sql import Store
 from store_sql.engine.pragmas import EngineSettings, configure_writer
-from store_sql.exporter import export_tree
-from store_sql.import_lines import CHUNK_BYTES
-from store_sql.importer import import_path
+from store_sql.exporter.api import export_tree
+from store_sql.importer.api import import_path
+from store_sql.importer.chunks import CHUNK_BYTES
 
 SESSION = "0a286f5e-b0ec-47de-a951-2b95f2b21bb3"
 TICK_S = 0.001

@@ -50,10 +50,11 @@ from harness import (
     timed,
 )
 
-from store_sql import Store, session_columns
-from store_sql import sessions as sessions_mod
+from store_sql import Store
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text
+from store_sql.sessions import columns as session_columns
+from store_sql.sessions import rows as sessions_mod
 
 SESSIONS = 10_000
 TASKS = 100

@@ -67,9 +67,9 @@ from harness import (
 
 from store_sql import Store
 from store_sql.formats import jsjson
-from store_sql.search_index import INDEX_BATCH
-from store_sql.search_text import entry_search_text
-from store_sql.transcripts import now_iso
+from store_sql.search.entry_text import entry_search_text
+from store_sql.search.indexer import INDEX_BATCH
+from store_sql.transcripts.rows import now_iso
 
 BIG = "big-session"
 BRANCH = "branch-session"

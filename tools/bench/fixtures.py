@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from store_sql import transcripts as tx
 from store_sql.formats import jsjson
+from store_sql.transcripts import rows as tx
 
 AGENT = "main"
 BASE_MS = 1_770_000_000_000  # 2026-02-02, like the corpus

@@ -1,0 +1,320 @@
+"""The maintainer console: read-only SQL on a store_sql database, safe beside a live gateway.
+
+This is the one place outside the engine that opens SQLite itself (`store-sql sql`, `stats`,
+`doctor` and file searches come through here). It never goes through `Store.open`, which
+may create, upgrade or checkpoint a database. What a console connection promises, and how:
+
+- **It cannot write.** The file is opened with `mode=ro`, `PRAGMA query_only` is on, and an
+  authorizer allows only reading: SELECT, reading functions and an allow-list of
+  introspection PRAGMAs. INSERT/UPDATE/DELETE, DDL, ATTACH (which would create a file),
+  ANALYZE, REINDEX and any PRAGMA that sets something or checkpoints are refused with a
+  message naming the refused action.
+- **It never checkpoints and never truncates the WAL**: a read-only connection cannot run a
+  checkpoint, not even when it is the last connection to close (SQLite's checkpoint-on-close
+  needs a write lock it cannot take), and `wal_checkpoint` is not on the allow-list.
+- **It never migrates or creates**: a missing file, a file that is not SQLite, or a SQLite
+  file of another application (PRAGMA application_id) is refused before any query runs.
+- **It does not hold the WAL back for long**: a query runs for at most `timeout_s` seconds
+  (a long read snapshot stops the gateway's checkpoints from resetting the WAL), and only
+  `max_rows` rows (plus one, to detect truncation) are ever fetched.
+
+SQLite needs the `-shm` wal-index to read a WAL database; when `-wal`/`-shm` are missing it
+creates them empty, with the database file's permissions. The database file itself is not
+written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from store_sql.engine.readers import read_only_uri
+from store_sql.errors import DatabaseRefusedError, StoreError
+from store_sql.schema.tables import APPLICATION_ID
+
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_TIMEOUT_S = 30.0
+BUSY_TIMEOUT_MS = 5000
+
+# PRAGMAs that only report. With an argument, only those whose argument names a table or
+# index (or a row limit) are allowed: for the others an argument means "set".
+_READ_PRAGMAS = frozenset(
+    {
+        "application_id",
+        "auto_vacuum",
+        "cache_size",
+        "collation_list",
+        "compile_options",
+        "data_version",
+        "database_list",
+        "encoding",
+        "foreign_keys",
+        "freelist_count",
+        "function_list",
+        "journal_mode",
+        "journal_size_limit",
+        "module_list",
+        "page_count",
+        "page_size",
+        "pragma_list",
+        "query_only",
+        "schema_version",
+        "synchronous",
+        "table_list",
+        "user_version",
+        "wal_autocheckpoint",
+        # these also take a table or index name, below
+        "foreign_key_check",
+        "integrity_check",
+        "quick_check",
+    }
+)
+_READ_PRAGMAS_WITH_ARGUMENT = frozenset(
+    {
+        "foreign_key_check",
+        "foreign_key_list",
+        "index_info",
+        "index_list",
+        "index_xinfo",
+        "integrity_check",
+        "quick_check",
+        "table_info",
+        "table_list",
+        "table_xinfo",
+    }
+)
+# Functions with side effects outside the database, or that change the connection.
+_DENIED_FUNCTIONS = frozenset({"load_extension", "fts3_tokenizer", "writefile", "edit"})
+
+# Actions the authorizer refuses by name (every action not allowed is refused).
+_REFUSED_ACTIONS = (
+    "SQLITE_ALTER_TABLE",
+    "SQLITE_ANALYZE",
+    "SQLITE_ATTACH",
+    "SQLITE_CREATE_INDEX",
+    "SQLITE_CREATE_TABLE",
+    "SQLITE_CREATE_TEMP_INDEX",
+    "SQLITE_CREATE_TEMP_TABLE",
+    "SQLITE_CREATE_TEMP_TRIGGER",
+    "SQLITE_CREATE_TEMP_VIEW",
+    "SQLITE_CREATE_TRIGGER",
+    "SQLITE_CREATE_VIEW",
+    "SQLITE_CREATE_VTABLE",
+    "SQLITE_DELETE",
+    "SQLITE_DETACH",
+    "SQLITE_DROP_INDEX",
+    "SQLITE_DROP_TABLE",
+    "SQLITE_DROP_TEMP_INDEX",
+    "SQLITE_DROP_TEMP_TABLE",
+    "SQLITE_DROP_TEMP_TRIGGER",
+    "SQLITE_DROP_TEMP_VIEW",
+    "SQLITE_DROP_TRIGGER",
+    "SQLITE_DROP_VIEW",
+    "SQLITE_DROP_VTABLE",
+    "SQLITE_INSERT",
+    "SQLITE_REINDEX",
+    "SQLITE_SAVEPOINT",
+    "SQLITE_UPDATE",
+)
+_ACTION_NAMES = {
+    getattr(sqlite3, name): name.removeprefix("SQLITE_").lower().replace("_", " ")
+    for name in _REFUSED_ACTIONS
+}
+
+
+class QueryFailedError(StoreError):
+    """A console query was refused (it would write) or failed; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """The first `max_rows` rows of a query; `truncated` says more rows were left unread."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    truncated: bool
+    max_rows: int
+    elapsed_ms: float
+
+
+class _ReadOnlyAuthorizer:
+    """sqlite3 authorizer allowing reads only; remembers what it refused, for the message."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+
+    def explain(self) -> str | None:
+        """What was refused: a DDL action rather than the row writes it implies."""
+        if not self.refused:
+            return None
+        specific = [r for r in self.refused if r not in ("insert", "update", "delete")]
+        return (specific or self.refused)[0]
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
+    ) -> int:
+        verdict = self._decide(action, arg1, arg2)
+        if verdict is not None:
+            self.refused.append(verdict)
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK
+
+    @staticmethod
+    def _decide(action: int, arg1: str | None, arg2: str | None) -> str | None:
+        if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+            return None
+        if action == sqlite3.SQLITE_TRANSACTION:
+            return None  # BEGIN/COMMIT of a read transaction; writes are refused anyway
+        if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+            # SQLite asks this while it connects a virtual table (FTS5, pragma_* functions);
+            # nothing is written, and a real UPDATE of sqlite_master fails on its own.
+            return None
+        if action == sqlite3.SQLITE_FUNCTION:
+            name = (arg2 or "").lower()
+            return f"function {name}()" if name in _DENIED_FUNCTIONS else None
+        if action == sqlite3.SQLITE_PRAGMA:
+            name = (arg1 or "").lower()
+            if arg2 is None and name in _READ_PRAGMAS:
+                return None
+            if arg2 is not None and name in _READ_PRAGMAS_WITH_ARGUMENT:
+                return None
+            shown = f"PRAGMA {name}" + ("" if arg2 is None else f" = {arg2}")
+            return f"{shown} (only reporting PRAGMAs are allowed)"
+        return _ACTION_NAMES.get(action, f"action {action}")
+
+
+def check_path(path: str | Path) -> Path:
+    """The absolute path of an existing regular file, or DatabaseRefusedError."""
+    db = Path(path).absolute()
+    if not db.exists():
+        raise DatabaseRefusedError(
+            f"{db}: no such database (the console never creates one; check --db or $STORE_SQL_DB)"
+        )
+    if not db.is_file():
+        raise DatabaseRefusedError(f"{db}: not a regular file")
+    return db
+
+
+class Console:
+    """A read-only connection to a store_sql database (see the module docstring).
+
+    Use as a context manager, or call `close()`. `conn` is the plain sqlite3 connection, for
+    thread-side read functions (stats, doctor, search); the authorizer guards it too."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, authorizer: _ReadOnlyAuthorizer):
+        self.path = path
+        self.conn = conn
+        self._authorizer = authorizer
+
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] = (),
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> QueryResult:
+        """Run one statement; at most `max_rows` rows are fetched (one more tells truncation).
+
+        Raises QueryFailedError when the statement is refused (it would write), is invalid,
+        or runs past `timeout_s`."""
+        if max_rows < 0:
+            raise QueryFailedError(f"max_rows must be 0 or more, got {max_rows}")
+        started = time.perf_counter()
+        self._authorizer.refused.clear()
+        self.conn.set_progress_handler(_deadline_handler(timeout_s), 10_000)
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(sql, params)
+            columns = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchmany(max_rows + 1) if columns else []
+        except sqlite3.Error as exc:
+            raise QueryFailedError(self._explain(exc, timeout_s)) from exc
+        except (sqlite3.Warning, ValueError, OverflowError) as exc:  # e.g. two statements
+            raise QueryFailedError(f"query refused: {exc}") from exc
+        finally:
+            cursor.close()
+            self.conn.set_progress_handler(None, 0)
+        return QueryResult(
+            columns=columns,
+            rows=rows[:max_rows],
+            truncated=len(rows) > max_rows,
+            max_rows=max_rows,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def _explain(self, exc: sqlite3.Error, timeout_s: float) -> str:
+        refused = self._authorizer.explain()
+        if refused is not None:
+            return f"refused: the console is read-only and this statement needs {refused}"
+        text = str(exc)
+        if "interrupted" in text:
+            return (
+                f"query stopped after {timeout_s:g} s (a long read keeps the gateway from "
+                "resetting its WAL); narrow the query or raise the time limit"
+            )
+        if "readonly" in text or "read-only" in text:
+            return f"refused: the console is read-only ({text})"
+        return f"query failed: {text}"
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Console:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def open_console(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Console:
+    """Open `path` read-only. Refuses, without creating anything, a missing file, a file
+    that is not SQLite, and a SQLite database of another application."""
+    db = check_path(path)
+    try:
+        conn = sqlite3.connect(read_only_uri(str(db)), uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise DatabaseRefusedError(f"{db}: cannot open read-only: {exc}") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA query_only = 1")
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise DatabaseRefusedError(
+            f"{db}: not a SQLite database, or corrupt (refusing to read it): {exc}"
+        ) from exc
+    if app_id != APPLICATION_ID:
+        conn.close()
+        raise DatabaseRefusedError(
+            f"{db}: a SQLite database of another application (application_id={app_id}); "
+            "the console opens only store_sql databases"
+        )
+    authorizer = _ReadOnlyAuthorizer()
+    conn.set_authorizer(authorizer)
+    return Console(db, conn, authorizer)
+
+
+def _deadline_handler(timeout_s: float) -> Callable[[], int]:
+    deadline = time.monotonic() + timeout_s
+    return lambda: 1 if time.monotonic() > deadline else 0
+
+
+def run_query(
+    path: str | Path,
+    sql: str,
+    params: Sequence[Any] | dict[str, Any] = (),
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> QueryResult:
+    """Open `path` read-only, run one statement, close. What `store-sql sql` calls.
+
+    Raises DatabaseRefusedError when the file cannot be opened as ours, QueryFailedError
+    when the statement is refused, invalid, or runs past `timeout_s`."""
+    with open_console(path) as console:
+        return console.query(sql, params, max_rows=max_rows, timeout_s=timeout_s)

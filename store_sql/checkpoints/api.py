@@ -1,0 +1,104 @@
+"""The async API of compaction checkpoints: `store.checkpoints`.
+
+Persisting is one writer mutation (entry, snapshot row and trim together); listing and
+reading go to the reader pool; branch and restore build the new transcript on a reader and
+write it, with the entry that uses it, in one writer mutation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from store_sql.checkpoints import entries as cps
+from store_sql.checkpoints import forks as forks
+from store_sql.checkpoints.entries import Checkpoint, CheckpointSpec, Persisted
+from store_sql.checkpoints.forks import ForkResult
+from store_sql.checkpoints.snapshots import CapturedSnapshot, capture_snapshot
+from store_sql.sessions.rows import check_agent_id, check_session_key
+
+if TYPE_CHECKING:
+    from store_sql.store import Store
+
+
+class CheckpointAPI:
+    """Compaction checkpoints of a session: persist, list, get, branch, restore."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def capture(self, agent_id: str, session_id: str) -> CapturedSnapshot:
+        """Where the session's live transcript stands now (a read; O(1)).
+
+        Capture before appending the compaction entry and hand the result to `persist`, so
+        the snapshot is the transcript as it was before compaction, as the gateway's copy."""
+        check_agent_id(agent_id)
+        return await self._store.read(lambda c: capture_snapshot(c, agent_id, session_id))
+
+    async def persist(
+        self,
+        agent_id: str,
+        key: str,
+        spec: CheckpointSpec,
+        *,
+        snapshot: CapturedSnapshot | None = None,
+        max_retained_bytes: int = cps.DEFAULT_MAX_RETAINED_BYTES,
+    ) -> Persisted:
+        """Append a checkpoint to the entry of `key` (newest 25 kept, then the byte budget
+        over snapshots, newest always kept) and record its snapshot, in one transaction.
+
+        Without `snapshot`, the entry's live transcript is captured as it stands. A missing
+        key stores nothing and raises NotFoundError."""
+        check_agent_id(agent_id)
+        check_session_key(key)
+        return await self._store.write(
+            lambda c: cps.persist_checkpoint(
+                c, agent_id, key, spec, snapshot, max_retained_bytes=max_retained_bytes
+            )
+        )
+
+    async def list_checkpoints(self, agent_id: str, key: str) -> list[Checkpoint]:
+        """The checkpoints of `key`, newest `createdAt` first."""
+        check_agent_id(agent_id)
+        return await self._store.read(lambda c: cps.list_checkpoints(c, agent_id, key))
+
+    async def get(self, agent_id: str, key: str, checkpoint_id: str) -> Checkpoint:
+        """One checkpoint by id (NotFoundError when the key or the id is unknown)."""
+        check_agent_id(agent_id)
+        return await self._store.read(lambda c: cps.get_checkpoint(c, agent_id, key, checkpoint_id))
+
+    async def snapshot_bytes(self, agent_id: str, key: str, checkpoint_id: str) -> bytes:
+        """The `<sessionId>.checkpoint.<uuid>.jsonl` file of a checkpoint, as exported."""
+        check_agent_id(agent_id)
+        return await self._store.read(
+            lambda c: cps.checkpoint_snapshot_bytes(c, agent_id, key, checkpoint_id)
+        )
+
+    async def branch(
+        self,
+        agent_id: str,
+        key: str,
+        checkpoint_id: str,
+        *,
+        new_key: str | None = None,
+        cwd: str | None = None,
+    ) -> ForkResult:
+        """A new session (key `agent:<id>:dashboard:<uuid>` unless given) whose transcript
+        holds the snapshot's entries up to the checkpoint's leaf; `key` is unchanged."""
+        check_agent_id(agent_id)
+        if new_key is not None:
+            check_session_key(new_key)
+        plan = await self._store.read(
+            lambda c: forks.plan_fork(c, agent_id, key, checkpoint_id, cwd=cwd)
+        )
+        return await self._store.write(lambda c: forks.commit_fork(c, plan, "branch", new_key))
+
+    async def restore(
+        self, agent_id: str, key: str, checkpoint_id: str, *, cwd: str | None = None
+    ) -> ForkResult:
+        """Make a copy of the checkpoint's snapshot the session's active transcript (new
+        session id, same key, checkpoints kept)."""
+        check_agent_id(agent_id)
+        plan = await self._store.read(
+            lambda c: forks.plan_fork(c, agent_id, key, checkpoint_id, cwd=cwd)
+        )
+        return await self._store.write(lambda c: forks.commit_fork(c, plan, "restore"))

@@ -1,0 +1,179 @@
+"""Compare the store with a directory, writing nothing (issue 4: `store-sql verify`).
+
+    report = await verify_tree(store, Path("~/.openclaw").expanduser())
+    if not report.identical:
+        for d in report.differences:
+            print(d.rel_path, d.kind, d.first_differing_byte)
+
+The store's side is exactly what `export_tree` would write (`export_plan`), streamed from
+one read snapshot per file and compared with the file on disk chunk by chunk, so memory
+stays flat. Only sessions directories are compared; `*.lock`/`*.tmp` files and entries the
+importer would not follow (symlinks leaving the dir, special files) are listed as ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from store_sql.errors import NotFoundError
+from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
+from store_sql.formats.state_dir import (
+    FileKind,
+    SessionsDir,
+    SkippedFile,
+    StateDirError,
+    find_sessions_dirs,
+    walk_sessions_dir,
+)
+from store_sql.importer.plan import agent_of
+from store_sql.sessions.rows import check_agent_id
+from store_sql.store import Store
+
+__all__ = ["Difference", "VerifyReport", "verify_tree"]
+
+DifferenceKind = Literal["missing", "extra", "different"]
+
+
+class Difference(NamedTuple):
+    """One difference; a tuple ``(rel_path, kind, first_differing_byte)`` with names."""
+
+    rel_path: str
+    """Relative to PATH: ``agents/main/sessions/x.jsonl`` (a state dir), ``x.jsonl`` (one dir)."""
+    kind: DifferenceKind
+    """missing: in the store, not on disk; extra: on disk, not in the store; different: both,
+    with other bytes."""
+    first_differing_byte: int | None = None
+    """0-based offset of the first byte that differs (for `different`); when one file is a
+    prefix of the other, the length of the shorter one."""
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    path: str
+    compared: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    """(path, why) of directory entries not compared (lock/temp files, foreign symlinks)."""
+    duration_s: float = 0.0
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "identical": self.identical,
+            "compared": self.compared,
+            "duration_s": round(self.duration_s, 6),
+            "differences": [
+                {
+                    "rel_path": d.rel_path,
+                    "kind": d.kind,
+                    "first_differing_byte": d.first_differing_byte,
+                }
+                for d in self.differences
+            ],
+            "ignored": [{"path": p, "reason": r} for p, r in self.ignored],
+        }
+
+
+async def verify_tree(store: Store, path: Path, *, agent: str | None = None) -> VerifyReport:
+    """Differences between what the store would export and the files under `path`.
+
+    `path` is a state dir, or one sessions dir (of `agent`, or of the agent named by its
+    ``agents/<id>/sessions`` path). Nothing is written, to the store or to disk."""
+    started = time.perf_counter()
+    path = Path(path)
+    if agent is not None:
+        check_agent_id(agent)
+    report = VerifyReport(str(path))
+    dirs, prefix = await asyncio.to_thread(_layout, path, agent)
+    if prefix is not None:
+        agent = dirs[0].agent_id
+    planned, _ = await store.read(lambda conn: plan_export(conn, agent))
+    wanted: dict[str, PlannedFile] = {}
+    for item in planned:
+        if prefix is None:
+            wanted[item.rel_path] = item
+        elif item.rel_path.startswith(prefix):
+            wanted[item.rel_path.removeprefix(prefix)] = item
+    on_disk = await asyncio.to_thread(_disk_files, dirs, prefix is None, report)
+    for rel in sorted(wanted.keys() | on_disk.keys()):
+        stored, file_path = wanted.get(rel), on_disk.get(rel)
+        if file_path is None:
+            report.differences.append(Difference(rel, "missing"))
+        elif stored is None:
+            report.differences.append(Difference(rel, "extra"))
+        else:
+            report.compared += 1
+            offset = await store.read(_comparer_of(stored, file_path))
+            if offset is not None:
+                report.differences.append(Difference(rel, "different", offset))
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+def _layout(path: Path, agent: str | None) -> tuple[list[SessionsDir], str | None]:
+    """The sessions dirs to compare, and the stored-path prefix to strip (sessions-dir mode)."""
+    if not path.is_dir():
+        raise NotFoundError(f"{path} is not a directory")
+    if (path / "agents").is_dir() or (path / "sessions").is_dir():
+        try:
+            return find_sessions_dirs(path, agent=agent), None
+        except StateDirError:
+            return [], None  # a state dir holding no sessions dir: everything is missing
+    try:
+        agent_id = agent_of(path, agent)
+    except StateDirError as exc:
+        raise NotFoundError(f"{path} is not a state dir; {exc}") from None
+    rel_dir = f"agents/{agent_id}/sessions"
+    return [SessionsDir(agent_id, rel_dir, path)], f"{rel_dir}/"
+
+
+def _disk_files(dirs: list[SessionsDir], state_mode: bool, report: VerifyReport) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for d in dirs:
+        skipped: list[SkippedFile] = []
+        for file_path, info in walk_sessions_dir(d, skipped=skipped):
+            if info.kind is FileKind.LOCK_OR_TEMP:
+                report.ignored.append((str(file_path), "lock or temp file"))
+                continue
+            files[f"{d.rel_dir}/{info.name}" if state_mode else info.name] = file_path
+        report.ignored.extend((str(d.path / s.name), s.reason) for s in skipped)
+    return files
+
+
+def _comparer_of(item: PlannedFile, path: Path) -> Callable[[sqlite3.Connection], int | None]:
+    return lambda conn: _first_difference(conn, item, path)
+
+
+def _first_difference(conn: sqlite3.Connection, item: PlannedFile, path: Path) -> int | None:
+    offset = 0
+    with path.open("rb") as f:
+        for chunk in file_chunks(conn, item):
+            other = f.read(len(chunk))
+            if other != chunk:
+                return offset + _mismatch(chunk, other)
+            offset += len(chunk)
+        if f.read(1):
+            return offset
+    return None
+
+
+def _mismatch(a: bytes, b: bytes) -> int:
+    """Index of the first differing byte (the shorter length when one is a prefix)."""
+    n = min(len(a), len(b))
+    lo = 0
+    step = 4096
+    while lo + step <= n and a[lo : lo + step] == b[lo : lo + step]:
+        lo += step
+    while lo < n and a[lo] == b[lo]:
+        lo += 1
+    return lo

@@ -1,0 +1,150 @@
+"""Which files an import reads: a state dir, one sessions dir, or one file (FORMATS.md §1).
+
+Nothing here opens a file's contents or the database; the plan is the list of sources with
+their agent, their sessions dir (as export will rebuild it) and what their names say they are.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from store_sql.errors import ImportFailedError, InvalidEntryError
+from store_sql.formats.state_dir import (
+    ClassifiedFile,
+    FileKind,
+    SessionsDir,
+    SkippedFile,
+    StateDirError,
+    classify_name,
+    find_sessions_dirs,
+    walk_sessions_dir,
+)
+from store_sql.importer.report import SkippedSource
+from store_sql.sessions.rows import check_agent_id
+
+TRANSCRIPT_KINDS: dict[FileKind, str] = {
+    FileKind.LIVE: "live",
+    FileKind.TOPIC: "topic",
+    FileKind.FORK: "fork",
+    FileKind.CHECKPOINT: "checkpoint",
+    FileKind.RESET_ARCHIVE: "reset",
+    FileKind.DELETED_ARCHIVE: "deleted",
+}
+"""File kinds stored as transcripts, and the `transcripts.kind` each becomes."""
+
+OPAQUE_KINDS: dict[FileKind, str] = {
+    FileKind.BACKUP: "backup",
+    FileKind.TRAJECTORY: "trajectory",
+    FileKind.SKILL_PROMPT: "skill_prompt",
+    FileKind.OTHER: "other",
+}
+"""File kinds kept only as exact bytes in `opaque_files`, and the `kind` they get there."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """One file to import."""
+
+    path: Path
+    agent_id: str
+    rel_dir: str
+    """The sessions dir relative to the state dir: ``agents/<id>/sessions`` or ``sessions``."""
+    info: ClassifiedFile
+    size: int
+    """Size when planned (progress only: the import reads whatever is there when it runs)."""
+
+    @property
+    def name(self) -> str:
+        """Relative to the sessions dir, posix separators."""
+        return self.info.name
+
+    @property
+    def rel_path(self) -> str:
+        return f"{self.rel_dir}/{self.info.name}"
+
+
+@dataclass(slots=True)
+class ImportPlan:
+    files: list[SourceFile] = field(default_factory=list)
+    skipped: list[SkippedSource] = field(default_factory=list)
+
+
+def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
+    """Every file under `path` to import, and what was left out and why.
+
+    `path` is a state dir (every ``agents/<id>/sessions`` and the legacy ``sessions/``), one
+    sessions dir (agent from ``agents/<id>/sessions`` in its path, else `agent`), or one file.
+    """
+    if agent is not None:
+        check_agent_id(agent)
+    if not path.exists():
+        raise ImportFailedError(f"{path}: no such file or directory")
+    if path.is_file():
+        return _plan_one_file(path, agent)
+    try:
+        dirs = find_sessions_dirs(path, agent=agent)
+    except StateDirError as exc:
+        raise ImportFailedError(str(exc)) from None
+    plan = ImportPlan()
+    for sessions_dir in dirs:
+        try:
+            check_agent_id(sessions_dir.agent_id)
+        except InvalidEntryError as exc:
+            plan.skipped.append(SkippedSource(str(sessions_dir.path), str(exc)))
+            continue
+        _plan_dir(sessions_dir, plan)
+    return plan
+
+
+def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
+    skipped: list[SkippedFile] = []
+    for file_path, info in walk_sessions_dir(sessions_dir, skipped=skipped):
+        if info.kind is FileKind.LOCK_OR_TEMP:
+            plan.skipped.append(
+                SkippedSource(str(file_path), "lock or temp file: never imported nor exported")
+            )
+            continue
+        try:
+            size = os.stat(file_path).st_size
+        except OSError as exc:
+            plan.skipped.append(SkippedSource(str(file_path), f"cannot stat: {exc.strerror}"))
+            continue
+        plan.files.append(
+            SourceFile(file_path, sessions_dir.agent_id, sessions_dir.rel_dir, info, size)
+        )
+    plan.skipped.extend(SkippedSource(str(sessions_dir.path / s.name), s.reason) for s in skipped)
+
+
+def agent_of(folder: Path, agent: str | None) -> str:
+    """The agent owning a sessions dir: ``<id>`` when it is ``.../agents/<id>/sessions``,
+    else `agent`. Raises StateDirError when the two disagree or neither names one."""
+    folder = folder.absolute()
+    from_path = None
+    if folder.name == "sessions" and folder.parent.parent.name == "agents":
+        from_path = folder.parent.name
+    if from_path is not None and agent is not None and from_path != agent:
+        raise StateDirError(f"{folder} belongs to agent {from_path!r}, not {agent!r}")
+    agent_id = from_path or agent
+    if agent_id is None:
+        raise StateDirError(
+            f"{folder} is not inside agents/<id>/sessions: say which agent owns it (--agent)"
+        )
+    return agent_id
+
+
+def _plan_one_file(path: Path, agent: str | None) -> ImportPlan:
+    try:
+        agent_id = agent_of(path.parent, agent)
+    except StateDirError as exc:
+        raise ImportFailedError(f"{path}: {exc}") from None
+    check_agent_id(agent_id)
+    info = classify_name(path.name)
+    plan = ImportPlan()
+    if info.kind is FileKind.LOCK_OR_TEMP:
+        plan.skipped.append(SkippedSource(str(path), "lock or temp file: never imported"))
+        return plan
+    rel_dir = f"agents/{agent_id}/sessions"
+    plan.files.append(SourceFile(path, agent_id, rel_dir, info, path.stat().st_size))
+    return plan

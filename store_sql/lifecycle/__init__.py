@@ -1,0 +1,1 @@
+"""Session life cycle: reset, delete with archive, purge of an agent (`store.lifecycle`)."""

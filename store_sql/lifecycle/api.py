@@ -1,0 +1,79 @@
+"""The async API of session life cycles: `store.lifecycle`.
+
+Reset and delete are one writer mutation each. Purging an agent is a sequence of short
+mutations (the index first, then each transcript a chunk of lines at a time) so reads and
+other writes keep being served while a large agent is removed; running it again after an
+interruption finishes the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from store_sql.lifecycle import rows as lc
+from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
+from store_sql.sessions.rows import check_agent_id, check_session_key
+
+if TYPE_CHECKING:
+    from store_sql.store import Store
+
+
+class LifecycleAPI:
+    """Reset and delete sessions (archiving their transcripts); purge whole agents."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def reset(
+        self,
+        agent_id: str,
+        key: str,
+        *,
+        cwd: str | None = None,
+        keep_fields: Iterable[str] = (),
+    ) -> ResetResult:
+        """New `sessionId`/`sessionStartedAt` and an empty transcript for `key`; the old
+        transcript becomes `<file>.reset.<time>`. NotFoundError when the key is missing."""
+        check_agent_id(agent_id)
+        check_session_key(key)
+        extra = tuple(keep_fields)
+        return await self._store.write(
+            lambda c: lc.reset_session(c, agent_id, key, cwd=cwd, keep_fields=extra)
+        )
+
+    async def delete(self, agent_id: str, key: str, *, archive: bool = True) -> DeleteResult:
+        """Remove the entry; archive its transcript as `<file>.deleted.<time>` unless another
+        entry still uses the session id."""
+        check_agent_id(agent_id)
+        return await self._store.write(
+            lambda c: lc.delete_session(c, agent_id, key, archive=archive)
+        )
+
+    async def delete_transcript(
+        self, transcript_id: int, *, chunk_lines: int = lc.DELETE_CHUNK_LINES
+    ) -> int:
+        """Delete one transcript for good, a chunk of lines per transaction; returns the
+        number of lines deleted."""
+        total = 0
+        while True:
+            deleted, done = await self._store.write(
+                lambda c: lc.delete_transcript_chunk(c, transcript_id, chunk_lines)
+            )
+            total += deleted
+            if done:
+                return total
+
+    async def purge_agent(
+        self, agent_id: str, *, chunk_lines: int = lc.DELETE_CHUNK_LINES
+    ) -> PurgeResult:
+        """Remove every entry, transcript, snapshot and kept file of one agent."""
+        check_agent_id(agent_id)
+        start = await self._store.write(lambda c: lc.purge_agent_rows(c, agent_id))
+        lines = 0
+        for transcript_id in start.transcript_ids:
+            lines += await self.delete_transcript(transcript_id, chunk_lines=chunk_lines)
+        return PurgeResult(
+            agent_id, start.entries, len(start.transcript_ids), lines, start.snapshots,
+            start.files,
+        )  # fmt: skip

@@ -1,0 +1,379 @@
+"""Full-text search over transcript entries: `store.search` and `store-sql search`.
+
+The index is the FTS5 table `entry_text_fts` (schema_sql.py): rowid = transcript_lines.line_pk,
+text = `search_text.entry_search_text` of the entry, written behind the appends by the
+background indexer (search_index.py) and removed by a trigger with its line. A search reads
+the index for the lines up to the indexer's mark and scans the lines above it itself, so a
+committed append is found at once. `rebuild` recreates the index from the lines, for
+databases indexed with an older `entry_search_text`.
+
+Search text is matched as a literal substring, case-insensitively (the trigram tokenizer,
+SQLite >= 3.34). Trigrams cannot match fewer than 3 characters, so a shorter text is looked
+up with LIKE instead, which reads every indexed row: the result says so (`mode`, `notice`).
+Only current (not superseded) transcripts are searched; archives are included, and each hit
+names its transcript kind.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from store_sql.admin.sql_console import open_console
+from store_sql.errors import StoreError
+from store_sql.search.indexer import (
+    BACKLOG_LIMIT,
+    INDEX_BATCH,
+    indexed_upto,
+    searchable_texts,
+)
+
+if TYPE_CHECKING:
+    pass
+
+TRIGRAM_MIN_CHARS = 3
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 1000
+REBUILD_BATCH = INDEX_BATCH
+_SNIPPET_BEFORE = 40
+_SNIPPET_AFTER = 80
+
+
+class InvalidSearchError(StoreError, ValueError):
+    """The search text or a filter cannot be used (empty text, bad time, bad FTS5 syntax)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """What to look for and where."""
+
+    text: str
+    agent_id: str | None = None
+    session: str | None = None
+    """A session key ('agent:main:main') or a session id."""
+    role: str | None = None
+    since: str | None = None
+    """ISO time; entries with an earlier timestamp are left out."""
+    active_path_only: bool = False
+    kinds: tuple[str, ...] = ()
+    """Transcript kinds to search (live, reset, ...); empty: all."""
+    limit: int = DEFAULT_LIMIT
+    raw: bool = False
+    """`text` is an FTS5 query (AND, OR, NOT, "phrases") instead of a literal substring."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One matching entry."""
+
+    agent_id: str
+    session_key: str | None
+    session_id: str | None
+    transcript_id: int
+    transcript_kind: str
+    file_name: str
+    entry_id: str | None
+    pos: int
+    type: str | None
+    role: str | None
+    timestamp: str | None
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Hits newest first; `more` says the limit cut them."""
+
+    hits: list[SearchHit]
+    more: bool
+    mode: str
+    """'fts' (the trigram index), 'like' (a scan, for short text) or 'fts-raw'."""
+    notice: str | None = None
+    unsearched: int = 0
+    """Lines not in the index yet that could not be searched (a raw FTS5 query, or more than
+    `search_index.BACKLOG_LIMIT` of them); 0 means every stored entry was searched."""
+
+
+@dataclass(slots=True)
+class RebuildReport:
+    """What `rebuild` did."""
+
+    lines_read: int = 0
+    rows_indexed: int = 0
+    unreadable: int = 0
+    """Entry lines that could not be parsed (kept out of the index)."""
+    batches: int = 0
+    upto_line_pk: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# --- the query (thread side) -----------------------------------------------------------------
+
+
+def normalize_since(value: str) -> str:
+    """An ISO date or time as the UTC `YYYY-MM-DDTHH:MM:SS.mmmZ` entries carry (naive: UTC)."""
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise InvalidSearchError(
+            f"--since {value!r} is not an ISO date or time (e.g. 2026-02-10 or "
+            "2026-02-10T09:30:00Z)"
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
+
+
+def _phrase(text: str) -> str:
+    # An FTS5 string: the whole text is one phrase, i.e. one substring for trigrams.
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _uses_trigram(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entry_text_fts'"
+    ).fetchone()
+    if row is None:
+        raise InvalidSearchError("this database has no full-text index (entry_text_fts)")
+    return "trigram" in str(row[0]).lower()
+
+
+def _filters(query: SearchQuery) -> tuple[list[str], dict[str, Any]]:
+    where = ["t.superseded_by IS NULL", "l.kind = 'entry'"]
+    params: dict[str, Any] = {}
+    if query.agent_id is not None:
+        where.append("t.agent_id = :agent")
+        params["agent"] = query.agent_id
+    if query.session is not None:
+        where.append(
+            "(t.session_id = :session OR t.session_id IN (SELECT e.session_id FROM "
+            "session_entries AS e WHERE e.agent_id = t.agent_id AND e.session_key = :session))"
+        )
+        params["session"] = query.session
+    if query.role is not None:
+        where.append("l.role = :role")
+        params["role"] = query.role
+    if query.since is not None:
+        where.append("l.timestamp >= :since")
+        params["since"] = normalize_since(query.since)
+    if query.kinds:
+        marks = ", ".join(f":kind{i}" for i in range(len(query.kinds)))
+        where.append(f"t.kind IN ({marks})")
+        params.update({f"kind{i}": kind for i, kind in enumerate(query.kinds)})
+    return where, params
+
+
+# The active path of each transcript that has a candidate hit; parent_pos < pos ends it.
+_ACTIVE_PATH = """
+, path(transcript_id, pos) AS (
+    SELECT t.transcript_id, t.leaf_pos FROM transcripts AS t
+    WHERE t.transcript_id IN (SELECT transcript_id FROM found) AND t.leaf_pos IS NOT NULL
+    UNION ALL
+    SELECT l.transcript_id, l.parent_pos FROM path
+    JOIN transcript_lines AS l ON l.transcript_id = path.transcript_id AND l.pos = path.pos
+    WHERE l.parent_pos IS NOT NULL AND l.parent_pos < l.pos
+)
+"""
+
+
+def _check_fts_syntax(conn: sqlite3.Connection, text: str) -> None:
+    # FTS5 reports a bad query as a plain OperationalError with varied wording; probing it
+    # alone tells a query error from any other failure of the real search.
+    try:
+        conn.execute(
+            "SELECT rowid FROM entry_text_fts WHERE entry_text_fts MATCH ? LIMIT 1", (text,)
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        raise InvalidSearchError(
+            f"not a valid FTS5 query ({exc}); leave out --raw to search for literal text"
+        ) from exc
+
+
+def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
+    """Run a search on a read connection (a reader of the pool, or the console's)."""
+    text = query.text
+    if not text.strip():
+        raise InvalidSearchError("give a search text (3 or more characters use the index)")
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    trigram = _uses_trigram(conn)
+    where, params = _filters(query)
+    notices: list[str] = []
+    if query.raw:
+        _check_fts_syntax(conn, text)
+        mode, match_sql = "fts-raw", "entry_text_fts MATCH :match"
+        params["match"] = text
+    elif trigram and len(text) < TRIGRAM_MIN_CHARS:
+        mode, match_sql = "like", "text LIKE :like ESCAPE '\\'"
+        params["like"] = _like_pattern(text)
+        notices.append(
+            f"{text!r} is shorter than {TRIGRAM_MIN_CHARS} characters: the trigram index "
+            "cannot look it up, so every indexed entry was scanned (LIKE); use 3 or more "
+            "characters for an indexed search"
+        )
+    else:
+        mode, match_sql = "fts", "entry_text_fts MATCH :match"
+        params["match"] = _phrase(text)
+    recent, unsearched = _search_unindexed(conn, query, where, params)
+    if unsearched:
+        why = (
+            "a raw FTS5 query can only use the index"
+            if query.raw
+            else (f"more than {BACKLOG_LIMIT} lines are waiting")
+        )
+        notices.append(
+            f"{unsearched} lines written since the full-text index was last brought up to date "
+            f"were not searched ({why}); they are indexed in the background, or now with "
+            "`store-sql search --catch-up`"
+        )
+    params["recent"] = orjson.dumps(list(recent)).decode()
+    sql = (
+        "WITH RECURSIVE found AS ("
+        " SELECT l.line_pk, l.transcript_id, l.pos, l.entry_id, l.type, l.role, l.timestamp,"
+        " t.agent_id, t.session_id, t.kind, t.file_name"
+        f" FROM (SELECT rowid AS line_pk FROM entry_text_fts WHERE {match_sql}"
+        " UNION SELECT value FROM json_each(:recent)) AS h"
+        " JOIN transcript_lines AS l ON l.line_pk = h.line_pk"
+        " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
+        f" WHERE {' AND '.join(where)})"
+        + (_ACTIVE_PATH if query.active_path_only else "")
+        + " SELECT f.*, (SELECT e.session_key FROM session_entries AS e"
+        " WHERE e.agent_id = f.agent_id AND e.session_id = f.session_id"
+        " ORDER BY +e.updated_at DESC LIMIT 1) AS session_key FROM found AS f"
+        + (
+            " WHERE (f.transcript_id, f.pos) IN (SELECT transcript_id, pos FROM path)"
+            if query.active_path_only
+            else ""
+        )
+        + " ORDER BY f.timestamp DESC, f.line_pk DESC LIMIT :limit"
+    )
+    params["limit"] = limit + 1
+    rows = conn.execute(sql, params).fetchall()
+    hits = [_hit(conn, row, text, query.raw, recent) for row in rows[:limit]]
+    return SearchResult(
+        hits=hits,
+        more=len(rows) > limit,
+        mode=mode,
+        notice="; ".join(notices) or None,
+        unsearched=unsearched,
+    )
+
+
+def _search_unindexed(
+    conn: sqlite3.Connection, query: SearchQuery, where: list[str], params: dict[str, Any]
+) -> tuple[dict[int, str], int]:
+    """Match the lines above the indexer's mark here, as the index would: {line_pk: text}
+    of the matching entries, and the number of lines left unsearched."""
+    upto = indexed_upto(conn)
+    waiting = conn.execute(
+        "SELECT count(*) FROM transcript_lines WHERE line_pk > ?", (upto,)
+    ).fetchone()[0]
+    if not waiting:
+        return {}, 0
+    if query.raw or waiting > BACKLOG_LIMIT:
+        return {}, int(waiting)
+    raw_like = _raw_line_pattern(query.text)
+    rows = conn.execute(
+        "SELECT l.line_pk, CASE WHEN typeof(l.line) = 'text' THEN l.line END "
+        "FROM transcript_lines AS l JOIN transcripts AS t ON t.transcript_id = l.transcript_id "
+        f"WHERE l.line_pk > :upto AND {' AND '.join(where)}"
+        + (" AND l.line LIKE :raw_like ESCAPE '\\'" if raw_like else ""),
+        {**params, "upto": upto, "raw_like": raw_like},
+    ).fetchall()
+    texts, _ = searchable_texts(rows)
+    # The trigram tokenizer folds case; lower() on both sides matches it for the texts
+    # people type (it differs only for a few special case mappings).
+    needle = query.text.lower()
+    return {pk: found for pk, found in texts if needle in found.lower()}, 0
+
+
+# Characters no JSON writer we know escapes (Go escapes <, > and &; some writers escape /).
+_VERBATIM_IN_JSON = re.compile(r"[A-Za-z0-9 _.,:;!?@#$%*()=+'-]+")
+
+
+def _raw_line_pattern(text: str) -> str | None:
+    """A LIKE pattern the stored JSON line must match for its text to contain `text`, or
+    None when `text` holds a character a writer may escape (then every line is parsed).
+    Such a text appears in the line exactly as typed; LIKE folds ASCII case as the trigram
+    index does, so SQLite can skip most lines before Python parses any."""
+    return _like_pattern(text) if _VERBATIM_IN_JSON.fullmatch(text) else None
+
+
+def _hit(
+    conn: sqlite3.Connection,
+    row: Sequence[Any],
+    text: str,
+    raw: bool,
+    recent: dict[int, str],
+) -> SearchHit:
+    (line_pk, transcript_id, pos, entry_id, kind, role, timestamp,
+     agent_id, session_id, transcript_kind, file_name, session_key) = row  # fmt: skip
+    indexed = recent.get(line_pk)
+    if indexed is None:
+        found = conn.execute(
+            "SELECT text FROM entry_text_fts WHERE rowid = ?", (line_pk,)
+        ).fetchone()
+        indexed = str(found[0]) if found and found[0] is not None else ""
+    return SearchHit(
+        agent_id=agent_id,
+        session_key=session_key,
+        session_id=session_id,
+        transcript_id=transcript_id,
+        transcript_kind=transcript_kind,
+        file_name=file_name,
+        entry_id=entry_id,
+        pos=pos,
+        type=kind,
+        role=role,
+        timestamp=timestamp,
+        snippet=make_snippet(indexed, None if raw else text),
+    )
+
+
+def make_snippet(indexed: str, needle: str | None) -> str:
+    """The text around the first occurrence of `needle` (case-insensitive), marked with
+    [brackets], whitespace collapsed. Built here rather than with FTS5's snippet(), whose
+    trigram highlighting cuts matches short on SQLite 3.40."""
+    match = re.search(re.escape(needle), indexed, re.IGNORECASE) if needle else None
+    if match is None:
+        start, end = 0, 0
+    else:
+        start, end = match.span()
+    lo = max(0, start - _SNIPPET_BEFORE)
+    hi = min(len(indexed), end + _SNIPPET_AFTER)
+    before, hit, after = indexed[lo:start], indexed[start:end], indexed[end:hi]
+    parts = [
+        "…" if lo > 0 else "",
+        _squash(before),
+        f"[{_squash(hit)}]" if hit else "",
+        _squash(after),
+        "…" if hi < len(indexed) else "",
+    ]
+    return "".join(parts).strip()
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def search_file(path: str | Path, query: SearchQuery) -> SearchResult:
+    """Search a database file through the read-only console (`store-sql search`): never
+    creates, migrates or checkpoints it, so it is safe beside a running gateway."""
+    with open_console(path) as console:
+        console.conn.execute("BEGIN")
+        try:
+            return search_entries(console.conn, query)
+        finally:
+            console.conn.execute("COMMIT")

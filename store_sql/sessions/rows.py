@@ -1,0 +1,472 @@
+"""The session index: one entry per session key, per agent (FORMATS.md §2).
+
+Functions here run on a connection thread (the writer for changes, a pooled reader for
+reads); `store.Store` submits them. Each entry is kept as the exact text sessions.json holds
+for it (2-space JSON at depth 1) plus columns extracted from it for indexed queries. Every
+change re-serialises the entry as JavaScript would after `{...entry, ...patch}`: existing
+fields keep their places and spellings, new fields go last, `None` removes a field.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, delete, func, insert, select
+
+from store_sql.engine.sqltext import storable
+from store_sql.engine.statements import compile_sql
+from store_sql.errors import InvalidEntryError, NotFoundError
+from store_sql.formats import jsjson
+from store_sql.formats.entry_patch import patch_entry_text
+from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
+from store_sql.schema.tables import session_entries as E
+from store_sql.schema.tables import session_indexes as I
+from store_sql.sessions.columns import COLUMN_NAMES, entry_columns, patched_columns
+
+Entry = dict[str, Any]
+Mutator = Callable[[Entry | None], Entry | None]
+
+_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def check_agent_id(agent_id: str) -> str:
+    """Agent ids name directories on export, so only the gateway's safe shape is accepted."""
+    if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
+        raise InvalidEntryError(
+            f"invalid agent id {agent_id!r}: use 1-64 lowercase letters, digits, '_' or '-' "
+            "starting with a letter or digit (the gateway's default is 'main')"
+        )
+    return agent_id
+
+
+def check_session_key(key: str) -> str:
+    if not isinstance(key, str) or key == "":
+        raise InvalidEntryError(f"invalid session key {key!r}: a non-empty string is required")
+    if not storable(key):
+        raise InvalidEntryError(
+            f"invalid session key {key!r}: it holds a lone surrogate, which SQLite text cannot "
+            "store; use a well-formed Unicode key"
+        )
+    return key
+
+
+def check_session_id(session_id: str) -> str:
+    """A session id names the transcript file `<sessionId>.jsonl`, so it must be a plain
+    file-name part: the gateway's ids are UUIDs."""
+    if (
+        not isinstance(session_id, str)
+        or session_id in ("", ".", "..")
+        or any(c in session_id for c in "/\\\0")
+        or not storable(session_id)
+    ):
+        raise InvalidEntryError(
+            f"invalid session id {session_id!r}: it names a file, so it must be non-empty and "
+            "hold no '/', '\\', NUL or lone surrogate (the gateway uses UUIDs)"
+        )
+    return session_id
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """The indexed columns of one entry: what listing returns without reading entry JSON."""
+
+    key: str
+    session_id: str | None
+    updated_at: int | float | None
+    label: str | None
+    display_name: str | None
+    chat_type: str | None
+    channel: str | None
+    model: str | None
+    entry_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Filters for `list_entries`; every field is optional and they combine with AND."""
+
+    updated_after: int | None = None
+    updated_before: int | None = None
+    label: str | None = None
+    chat_type: str | None = None
+    channel: str | None = None
+
+
+# --- statements ----------------------------------------------------------------------------
+
+_SELECT_TEXT = compile_sql(
+    select(E.c.entry_json).where(
+        E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
+    )
+)
+# The index's source_state comes along so a change to an index already rendered by the API
+# skips the (no-op) _MARK_CHANGED statement: one statement of three on the hottest path.
+_SELECT_STORED = compile_sql(
+    select(
+        E.c.entry_json,
+        select(I.c.source_state).where(I.c.agent_id == E.c.agent_id).scalar_subquery(),
+        *(E.c[name] for name in COLUMN_NAMES),
+    ).where(E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key"))
+)
+_INSERT_ENTRY = compile_sql(
+    insert(E).values(
+        agent_id=bindparam("agent_id"),
+        session_key=bindparam("session_key"),
+        position=bindparam("position"),
+        entry_json=bindparam("entry_json"),
+        problem=bindparam("problem"),
+        **{name: bindparam(name) for name in COLUMN_NAMES},
+    )
+)
+_DELETE_ENTRY = compile_sql(
+    delete(E).where(
+        E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
+    )
+)
+_ENSURE_INDEX = (
+    "INSERT INTO session_indexes (agent_id, rel_dir, source_state) "
+    "VALUES (:agent_id, :rel_dir, 'api') ON CONFLICT (agent_id) DO NOTHING"
+)
+# Any change through the API drops the imported bytes: from then on export renders the
+# index the way the gateway would write it.
+_MARK_CHANGED = (
+    "UPDATE session_indexes SET source_bytes = NULL, source_state = 'api', source_error = NULL "
+    "WHERE agent_id = :agent_id AND source_state != 'api'"
+)
+_TAKE_POSITION = (
+    "UPDATE session_indexes SET next_position = next_position + 1 "
+    "WHERE agent_id = :agent_id RETURNING next_position - 1"
+)
+
+_SUMMARY_COLUMNS = (
+    E.c.session_key,
+    E.c.session_id,
+    E.c.updated_at,
+    E.c.label,
+    E.c.display_name,
+    E.c.chat_type,
+    E.c.channel,
+    E.c.model,
+    E.c.entry_bytes,
+)
+
+
+def default_rel_dir(agent_id: str) -> str:
+    return f"agents/{agent_id}/sessions"
+
+
+# --- reads ---------------------------------------------------------------------------------
+
+
+def read_entry_text(conn: sqlite3.Connection, agent_id: str, key: str) -> str | None:
+    row = conn.execute(_SELECT_TEXT, {"agent_id": agent_id, "session_key": key}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def get_entry(conn: sqlite3.Connection, agent_id: str, key: str) -> Entry | None:
+    text = read_entry_text(conn, agent_id, key)
+    if text is None:
+        return None
+    value = jsjson.loads(text)
+    return value if isinstance(value, dict) else None
+
+
+def _filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
+    stmt = stmt.where(E.c.agent_id == agent_id)
+    if where.updated_after is not None:
+        stmt = stmt.where(E.c.updated_at > where.updated_after)
+    if where.updated_before is not None:
+        stmt = stmt.where(E.c.updated_at < where.updated_before)
+    if where.label is not None:
+        stmt = stmt.where(E.c.label == where.label)
+    if where.chat_type is not None:
+        stmt = stmt.where(E.c.chat_type == where.chat_type)
+    if where.channel is not None:
+        stmt = stmt.where(E.c.channel == where.channel)
+    return stmt
+
+
+def list_entries(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    where: ListFilter,
+    limit: int | None,
+    offset: int,
+) -> list[SessionSummary]:
+    """Entries newest `updatedAt` first, from indexed columns only (no entry JSON read)."""
+    stmt = _filtered(select(*_SUMMARY_COLUMNS), agent_id, where).order_by(
+        E.c.updated_at.desc(), E.c.position
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    compiled = stmt.compile(dialect=_dialect())
+    rows = conn.execute(str(compiled), compiled.params).fetchall()
+    return [SessionSummary(*row) for row in rows]
+
+
+def count_entries(conn: sqlite3.Connection, agent_id: str, where: ListFilter) -> int:
+    compiled = _filtered(select(func.count()).select_from(E), agent_id, where).compile(
+        dialect=_dialect()
+    )
+    return int(conn.execute(str(compiled), compiled.params).fetchone()[0])
+
+
+def list_agents(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT agent_id FROM session_indexes ORDER BY agent_id")]
+
+
+def _dialect() -> Any:
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.dialect(paramstyle="named")
+
+
+def render_sessions_json(conn: sqlite3.Connection, agent_id: str) -> bytes | None:
+    """sessions.json of an agent: the imported bytes while untouched, else as JS writes it."""
+    row = conn.execute(
+        "SELECT source_bytes FROM session_indexes WHERE agent_id = ?", (agent_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    if row[0] is not None:
+        return bytes(row[0])
+    rows = conn.execute(
+        "SELECT session_key, entry_json FROM session_entries WHERE agent_id = ? ORDER BY position",
+        (agent_id,),
+    ).fetchall()
+    texts = dict(rows)
+    return render_index((key, texts[key]) for key in js_key_order(k for k, _ in rows))
+
+
+# --- writes --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """An entry as stored: its text and its extracted columns."""
+
+    text: str
+    index_state: str | None
+    columns: dict[str, Any]
+
+
+def _read_stored(conn: sqlite3.Connection, agent_id: str, key: str) -> _Stored | None:
+    row = conn.execute(_SELECT_STORED, {"agent_id": agent_id, "session_key": key}).fetchone()
+    if row is None:
+        return None
+    return _Stored(str(row[0]), row[1], dict(zip(COLUMN_NAMES, row[2:], strict=True)))
+
+
+def _parse_stored(stored: _Stored | None) -> Entry | None:
+    if stored is None:
+        return None
+    value = jsjson.loads(stored.text)
+    return value if isinstance(value, dict) else None
+
+
+def _store(
+    conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, old: _Stored | None
+) -> str:
+    problem = validate_entry(value)
+    if problem is not None:
+        raise InvalidEntryError(f"session {key!r} of agent {agent_id!r}: {problem}")
+    text = entry_text(value)
+    _write(conn, agent_id, key, text, entry_columns(value, text), old)
+    return text
+
+
+def _write(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    key: str,
+    text: str,
+    columns: dict[str, Any],
+    old: _Stored | None,
+) -> None:
+    where = {"agent_id": agent_id, "session_key": key}
+    if old is None:
+        conn.execute(_ENSURE_INDEX, {"agent_id": agent_id, "rel_dir": default_rel_dir(agent_id)})
+        position = conn.execute(_TAKE_POSITION, {"agent_id": agent_id}).fetchone()[0]
+        params = {**where, **columns, "entry_json": text, "problem": None, "position": position}
+        conn.execute(_INSERT_ENTRY, params)
+    else:
+        # Only columns whose value changed are written: SQLite rewrites every index that
+        # covers a SET column, so setting unchanged indexed columns costs page writes.
+        before = old.columns
+        changed = {
+            k: v
+            for k, v in columns.items()
+            if not (before[k] is v or (before[k] == v and before[k].__class__ is v.__class__))
+        }
+        assignments = ", ".join(f"{name} = :{name}" for name in changed)
+        conn.execute(
+            "UPDATE session_entries SET entry_json = :entry_json, problem = NULL"
+            + (f", {assignments}" if assignments else "")
+            + " WHERE agent_id = :agent_id AND session_key = :session_key",
+            {**where, **changed, "entry_json": text},
+        )
+    if old is None or old.index_state != "api":
+        conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+
+
+def apply_patch(current: Entry | None, patch: Mapping[str, Any]) -> Entry:
+    """`{...current, ...patch}` with `None` meaning "remove the field"."""
+    merged: Entry = dict(current) if current else {}
+    for field, value in patch.items():
+        if not isinstance(field, str):
+            raise InvalidEntryError(f"patch field names must be strings, got {field!r}")
+        if value is None:
+            merged.pop(field, None)
+        else:
+            merged[field] = value
+    return merged
+
+
+def patch_entry(conn: sqlite3.Connection, agent_id: str, key: str, patch: Mapping[str, Any]) -> str:
+    """Merge `patch` into the entry and return the entry's new JSON text."""
+    if not isinstance(patch, Mapping):
+        raise InvalidEntryError(f"a patch must be a JSON object, got {type(patch).__name__}")
+    old = _read_stored(conn, agent_id, key)
+    in_place = _patch_in_place(old, patch) if old is not None else None
+    if in_place is not None:
+        assert old is not None
+        _write(conn, agent_id, key, *in_place, old)
+        return in_place[0]
+    return _store(conn, agent_id, key, apply_patch(_parse_stored(old), patch), old)
+
+
+def _patch_in_place(old: _Stored, patch: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The patched text and columns without parsing the entry (formats/entry_patch.py), or
+    None when only the full path can tell: the required fields or the channel change, or
+    the stored entry is not a valid one."""
+    columns = old.columns
+    if columns["session_id"] is None or columns["updated_at"] is None:
+        return None
+    if "channel" in patch or "deliveryContext" in patch:
+        return None  # the channel column may fall back to deliveryContext.channel
+    required = {
+        "sessionId": patch.get("sessionId", columns["session_id"]),
+        "updatedAt": patch.get("updatedAt", columns["updated_at"]),
+    }
+    if validate_entry(required) is not None:
+        return None  # the full path raises the precise error
+    text = patch_entry_text(old.text, patch)
+    if text is None:
+        return None
+    # Only the patched fields' columns can change (and the size): `_write` compares just
+    # these with the stored ones.
+    return text, patched_columns(patch, text)
+
+
+def put_entry(conn: sqlite3.Connection, agent_id: str, key: str, value: Entry) -> Entry:
+    """Replace an entry whole (fields not in `value` are dropped)."""
+    _store(conn, agent_id, key, dict(value), _read_stored(conn, agent_id, key))
+    return value
+
+
+def update_entry(
+    conn: sqlite3.Connection, agent_id: str, key: str, mutator: Mutator
+) -> Entry | None:
+    """Read-modify-write as one step: `mutator(entry or None)` returns the new entry, or
+    None to leave the index unchanged. It runs inside the write transaction."""
+    old = _read_stored(conn, agent_id, key)
+    current = _parse_stored(old)
+    result = mutator(current)
+    if result is None:
+        return current
+    if not isinstance(result, dict):
+        raise InvalidEntryError(f"the mutator must return a dict or None, got {type(result)}")
+    _store(conn, agent_id, key, result, old)
+    return result
+
+
+def delete_entry(conn: sqlite3.Connection, agent_id: str, key: str) -> bool:
+    deleted = conn.execute(_DELETE_ENTRY, {"agent_id": agent_id, "session_key": key}).rowcount
+    if deleted:
+        conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+    return bool(deleted)
+
+
+def delete_entries(conn: sqlite3.Connection, agent_id: str, keys: Iterable[str]) -> int:
+    """`delete_entry` for many keys in one statement (session maintenance); returns how many
+    were there."""
+    deleted = conn.execute(
+        "DELETE FROM session_entries WHERE agent_id = ? "
+        "AND session_key IN (SELECT value FROM json_each(?))",
+        (agent_id, orjson.dumps(list(keys)).decode()),
+    ).rowcount
+    if deleted:
+        conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+    return int(deleted)
+
+
+# A top-level field of an entry stored in canonical 2-space text sits on a line of its own,
+# indented by exactly four spaces; nested fields are indented deeper, and a raw newline can
+# never occur inside a JSON string. So this pattern finds the top-level updatedAt only.
+_UPDATED_AT_LINE = re.compile(r'\n    "updatedAt": (-?[0-9][0-9.eE+-]*)(?=,?\n)')
+
+
+def touch_entry(conn: sqlite3.Connection, agent_id: str, key: str, updated_at: int) -> None:
+    """The updatedAt fast path: rewrites one number in the stored text, no JSON parse."""
+    if isinstance(updated_at, bool) or not isinstance(updated_at, int):
+        raise InvalidEntryError(f"updatedAt must be an integer (epoch ms), got {updated_at!r}")
+    row = conn.execute(
+        "SELECT entry_json, problem FROM session_entries WHERE agent_id = ? AND session_key = ?",
+        (agent_id, key),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no session {key!r} for agent {agent_id!r}")
+    text, problem = str(row[0]), row[1]
+    # An imported entry with a problem (no sessionId, ...) must fail exactly as a patch does,
+    # not be silently re-stamped: only valid entries take the fast path.
+    fast = problem is None and text.startswith("{\n    ")
+    found = list(_UPDATED_AT_LINE.finditer(text)) if fast else []
+    if len(found) != 1:
+        patch_entry(conn, agent_id, key, {"updatedAt": updated_at})
+        return
+    match = found[0]
+    new_text = f"{text[: match.start(1)]}{updated_at}{text[match.end(1) :]}"
+    conn.execute(
+        "UPDATE session_entries SET entry_json = ?, updated_at = ?, entry_bytes = ? "
+        "WHERE agent_id = ? AND session_key = ?",
+        (new_text, updated_at, len(new_text.encode("utf-8", "surrogatepass")), agent_id, key),
+    )
+    conn.execute(_MARK_CHANGED, {"agent_id": agent_id})
+
+
+def insert_imported_entries(
+    conn: sqlite3.Connection,
+    agent_id: str,
+    entries: Iterable[tuple[str, int, str, Any, str | None]],
+) -> int:
+    """Bulk insert of (key, position, text, value, problem) rows from an imported file.
+
+    The agent's `session_indexes` row must exist. Its `next_position` is moved past the
+    imported positions, so a key the API adds later goes last, as in JavaScript (without
+    this it took position 0 and rendered among the imported keys)."""
+    count = 0
+    last_position = -1
+    for key, position, text, value, problem in entries:
+        last_position = max(last_position, position)
+        params = {
+            "agent_id": agent_id,
+            "session_key": key,
+            "position": position,
+            "entry_json": text,
+            "problem": problem,
+        }
+        params.update(entry_columns(value, text))
+        conn.execute(_INSERT_ENTRY, params)
+        count += 1
+    conn.execute(
+        "UPDATE session_indexes SET next_position = max(next_position, ?) WHERE agent_id = ?",
+        (last_position + 1, agent_id),
+    )
+    return count

@@ -1,0 +1,318 @@
+"""The async API of transcripts: `store.transcripts`.
+
+A transcript is addressed by agent and session id (its live transcript) or by its
+`transcript_id` (any transcript: archives, snapshots, old versions). Appends go through the
+single writer, so concurrent appends to one transcript always form a chain; reads go to the
+reader pool and use SQL walks, never a full load.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from store_sql.sessions.rows import check_agent_id, check_session_id, default_rel_dir
+from store_sql.transcripts import context as context_mod
+from store_sql.transcripts import reads as reads
+from store_sql.transcripts import rows as tx
+from store_sql.transcripts.append_groups import AppendMutation
+from store_sql.transcripts.appends import LEAF, Appended
+from store_sql.transcripts.file_bytes import transcript_blocks
+from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
+from store_sql.transcripts.rows import TranscriptInfo
+from store_sql.transcripts.upgrade import migrate_to_v3
+
+if TYPE_CHECKING:
+    from store_sql.store import Store
+
+T = TypeVar("T")
+Target = str | int
+"""A session id (its live transcript) or a transcript_id."""
+
+
+def _resolve(conn: sqlite3.Connection, agent_id: str, target: Target) -> TranscriptInfo:
+    if isinstance(target, int):
+        return tx.get_info(conn, target)
+    return tx.require_live(conn, agent_id, target)
+
+
+def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
+    # JSON.stringify leaves out `undefined` fields; optional arguments left at None do too.
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class TranscriptAPI:
+    """Create, append to and read transcripts."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def _read(
+        self, agent_id: str, target: Target, fn: Callable[[sqlite3.Connection, int], T]
+    ) -> T:
+        check_agent_id(agent_id)
+        return await self._store.read(lambda c: fn(c, _resolve(c, agent_id, target).transcript_id))
+
+    # --- identities -----------------------------------------------------------------------
+
+    async def create(
+        self,
+        agent_id: str,
+        session_id: str,
+        *,
+        cwd: str,
+        parent_session: str | None = None,
+        timestamp: str | None = None,
+    ) -> TranscriptInfo:
+        """Start the live transcript of a session with a v3 header, as the gateway would."""
+        check_agent_id(agent_id)
+        check_session_id(session_id)
+        return await self._store.write(
+            lambda c: tx.create_transcript(
+                c,
+                agent_id,
+                session_id,
+                rel_dir=default_rel_dir(agent_id),
+                cwd=cwd,
+                parent_session=parent_session,
+                timestamp=timestamp,
+            )
+        )
+
+    async def info(self, agent_id: str, target: Target) -> TranscriptInfo:
+        """Identity, leaf and counters of a transcript (no lines read)."""
+        check_agent_id(agent_id)
+        return await self._store.read(lambda c: _resolve(c, agent_id, target))
+
+    async def find(self, agent_id: str, session_id: str) -> TranscriptInfo | None:
+        """The live transcript of a session, or None."""
+        check_agent_id(agent_id)
+        return await self._store.read(lambda c: tx.find_live(c, agent_id, session_id))
+
+    async def list_transcripts(
+        self, agent_id: str, *, session_id: str | None = None
+    ) -> list[TranscriptInfo]:
+        """Every transcript of an agent (or of one session): live, archives, versions."""
+        check_agent_id(agent_id)
+        return await self._store.read(
+            lambda c: tx.list_transcripts(c, agent_id, session_id=session_id)
+        )
+
+    # --- appends --------------------------------------------------------------------------
+
+    async def append(
+        self,
+        agent_id: str,
+        target: Target,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        parent_id: str | None = LEAF,
+    ) -> list[Appended]:
+        """Append entries as a chain below the leaf (or below `parent_id`; None: a new root).
+
+        Each entry is `{"type": ..., <fields>}`; the store adds `id`, `parentId` and
+        `timestamp` (unless given) where pi puts them. A message whose
+        `message.idempotencyKey` is already present is not written again."""
+        check_agent_id(agent_id)
+        mutation = AppendMutation(agent_id, target, list(entries), parent_id)
+        return await self._store.write(mutation)
+
+    async def _append_one(
+        self, agent_id: str, target: Target, fields: dict[str, Any], parent_id: str | None = LEAF
+    ) -> Appended:
+        # `append` of one entry, one coroutine frame shorter: the convenience appends are
+        # the gateway's hot path (tools/bench concurrent appends).
+        check_agent_id(agent_id)
+        return (await self._store.write(AppendMutation(agent_id, target, (fields,), parent_id)))[0]
+
+    async def append_message(
+        self, agent_id: str, target: Target, message: Mapping[str, Any]
+    ) -> Appended:
+        """A `message` entry (user, assistant, toolResult, bashExecution, custom, ...)."""
+        return await self._append_one(agent_id, target, {"type": "message", "message": message})
+
+    async def append_model_change(
+        self, agent_id: str, target: Target, provider: str, model_id: str
+    ) -> Appended:
+        fields = {"type": "model_change", "provider": provider, "modelId": model_id}
+        return await self._append_one(agent_id, target, fields)
+
+    async def append_thinking_level_change(
+        self, agent_id: str, target: Target, thinking_level: str
+    ) -> Appended:
+        fields = {"type": "thinking_level_change", "thinkingLevel": thinking_level}
+        return await self._append_one(agent_id, target, fields)
+
+    async def append_compaction(
+        self,
+        agent_id: str,
+        target: Target,
+        summary: str,
+        first_kept_entry_id: str,
+        tokens_before: int,
+        *,
+        details: Any = None,
+        from_hook: bool | None = None,
+    ) -> Appended:
+        fields = {
+            "type": "compaction",
+            "summary": summary,
+            "firstKeptEntryId": first_kept_entry_id,
+            "tokensBefore": tokens_before,
+            "details": details,
+            "fromHook": from_hook,
+        }
+        return await self._append_one(agent_id, target, _drop_none(fields))
+
+    async def append_branch_summary(
+        self,
+        agent_id: str,
+        target: Target,
+        from_id: str | None,
+        summary: str,
+        *,
+        details: Any = None,
+        from_hook: bool | None = None,
+    ) -> Appended:
+        """pi's branchWithSummary: the summary becomes a child of `from_id` (None: a root)."""
+        fields = {
+            "type": "branch_summary",
+            "fromId": from_id if from_id is not None else "root",
+            "summary": summary,
+            "details": details,
+            "fromHook": from_hook,
+        }
+        return await self._append_one(agent_id, target, _drop_none(fields), parent_id=from_id)
+
+    async def append_custom(
+        self, agent_id: str, target: Target, custom_type: str, data: Any = None
+    ) -> Appended:
+        fields = _drop_none({"type": "custom", "customType": custom_type, "data": data})
+        return await self._append_one(agent_id, target, fields)
+
+    async def append_custom_message(
+        self,
+        agent_id: str,
+        target: Target,
+        custom_type: str,
+        content: str | list[Any],
+        display: bool,
+        details: Any = None,
+    ) -> Appended:
+        fields = {
+            "type": "custom_message",
+            "customType": custom_type,
+            "content": content,
+            "display": display,
+            "details": details,
+        }
+        return await self._append_one(agent_id, target, _drop_none(fields))
+
+    async def append_label(
+        self, agent_id: str, target: Target, target_id: str, label: str | None
+    ) -> Appended:
+        """Set (or with None/"" clear) the label of an entry."""
+        fields = _drop_none({"type": "label", "targetId": target_id, "label": label})
+        return await self._append_one(agent_id, target, fields)
+
+    async def append_session_info(self, agent_id: str, target: Target, name: str) -> Appended:
+        fields = {"type": "session_info", "name": name.strip()}
+        return await self._append_one(agent_id, target, fields)
+
+    async def migrate_to_v3(self, agent_id: str, target: Target) -> TranscriptInfo:
+        """Write the v3 form of a v1/v2 transcript as a new version; the original is kept."""
+        check_agent_id(agent_id)
+        return await self._store.write(
+            lambda c: migrate_to_v3(c, _resolve(c, agent_id, target).transcript_id)
+        )
+
+    # --- reads ----------------------------------------------------------------------------
+
+    async def entry(self, agent_id: str, target: Target, entry_id: str) -> StoredEntry:
+        return await self._read(agent_id, target, lambda c, t: reads.entry_by_id(c, t, entry_id))
+
+    async def children(self, agent_id: str, target: Target, entry_id: str) -> list[StoredEntry]:
+        return await self._read(agent_id, target, lambda c, t: reads.children(c, t, entry_id))
+
+    async def leaf(self, agent_id: str, target: Target) -> StoredEntry | None:
+        return await self._read(agent_id, target, reads.leaf)
+
+    async def active_path(
+        self, agent_id: str, target: Target, to_entry_id: str | None = None
+    ) -> list[StoredEntry]:
+        """Root -> leaf (or -> `to_entry_id`)."""
+        check_agent_id(agent_id)
+        return await self._store.read(
+            lambda c: reads.active_path(c, _resolve(c, agent_id, target), to_entry_id)
+        )
+
+    async def tree(self, agent_id: str, target: Target) -> list[TreeNode]:
+        return await self._read(agent_id, target, reads.tree)
+
+    async def labels(self, agent_id: str, target: Target) -> dict[str, str]:
+        return await self._read(agent_id, target, reads.labels)
+
+    async def session_name(self, agent_id: str, target: Target) -> str | None:
+        return await self._read(agent_id, target, reads.session_name)
+
+    async def context(
+        self, agent_id: str, target: Target, leaf_id: str | None = None
+    ) -> context_mod.SessionContext:
+        """The model context, as pi's buildSessionContext builds it."""
+        return await self._read(
+            agent_id, target, lambda c, t: context_mod.build_context(c, t, leaf_id)
+        )
+
+    async def recent(
+        self,
+        agent_id: str,
+        target: Target,
+        *,
+        limit: int = 50,
+        max_bytes: int | None = None,
+        types: frozenset[str] | None = None,
+    ) -> list[StoredEntry]:
+        """The last `limit` (<= 1000) entries of the active path within `max_bytes`."""
+        check_agent_id(agent_id)
+        return await self._store.read(
+            lambda c: reads.recent_entries(
+                c, _resolve(c, agent_id, target), limit=limit, max_bytes=max_bytes, types=types
+            )
+        )
+
+    async def page(
+        self,
+        agent_id: str,
+        target: Target,
+        *,
+        after_pos: int | None = None,
+        before_pos: int | None = None,
+        limit: int = 100,
+    ) -> list[StoredEntry]:
+        """Lines in file order after or before a position."""
+        return await self._read(
+            agent_id,
+            target,
+            lambda c, t: reads.page(c, t, after_pos=after_pos, before_pos=before_pos, limit=limit),
+        )
+
+    async def changes_since(
+        self, agent_id: str, session_id: str, cursor: Cursor | None, *, limit: int = 1000
+    ) -> Changes:
+        """Lines added to the session's live transcript since `cursor`; `replaced` tells the
+        caller the transcript was reset, migrated or re-imported and to start over."""
+        check_agent_id(agent_id)
+        return await self._store.read(
+            lambda c: reads.changes_since(
+                c, tx.require_live(c, agent_id, session_id), cursor, limit
+            )
+        )
+
+    async def counts(self, agent_id: str, target: Target) -> TranscriptCounts:
+        return await self._read(agent_id, target, reads.counts)
+
+    async def file_bytes(self, agent_id: str, target: Target) -> bytes:
+        """The transcript as its JSONL file (exactly as export writes it)."""
+
+        return await self._read(agent_id, target, lambda c, t: b"".join(transcript_blocks(c, t)))
