@@ -1,7 +1,7 @@
 """Compaction checkpoints: the `compactionCheckpoints` list of an entry and its snapshots.
 
 The gateway copies the whole transcript before every compaction and lists the copy in the
-entry (FORMATS.md §5). Here a snapshot is a `checkpoint_snapshots` row naming the live
+entry (docs/FORMATS.md §5). Here a snapshot is a `checkpoint_snapshots` row naming the live
 transcript and the last line it had: transcripts only grow, so lines `0..upto_pos` are the
 copy, and taking it costs one row whatever the transcript's length. Export writes the
 `<sessionId>.checkpoint.<uuid>.jsonl` file the entry names from that row, byte for byte.

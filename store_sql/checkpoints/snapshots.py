@@ -1,6 +1,6 @@
 """Snapshots of compaction checkpoints: a transcript's prefix named by one row.
 
-The gateway copies the whole transcript before a compaction (FORMATS.md §5); here the copy
+The gateway copies the whole transcript before a compaction (docs/FORMATS.md §5); here the copy
 is a `checkpoint_snapshots` row naming the live transcript and the last line it had, since
 transcripts only grow. This module takes those rows, finds the lines behind a checkpoint's
 `preCompaction.sessionFile` (a row, or a `.checkpoint.` transcript imported under that

@@ -47,10 +47,9 @@ class FileState:
 def prepare(path: Path, *, upgrade: bool = True, backup: bool = True) -> OpenReport:
     """Make `path` a current store_sql database, or refuse it without touching it."""
     if _is_new(path):
-        # Fix (issue 5): two processes opening a new path at once each built a database and
-        # renamed it into place; the second rename replaced the file the first had already
-        # opened and written to, losing its acknowledged writes (10 of 10 runs). Creation is
-        # now serialised by a lock on the directory and re-checked under it.
+        # Two processes may open a new path at once. Were both to build a database and rename
+        # it into place, the second rename would replace a file the first already holds and
+        # writes to. Creation is serialised by a lock on the directory and re-checked under it.
         with _directory_lock(path.parent):
             if _is_new(path):
                 _create(path)
@@ -126,8 +125,8 @@ def run_migrations(path: Path) -> None:
 
 def _create(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Fix (issue 5): a creator killed midway left its temporary file (and -journal) behind
-    # for good. Creation runs under `_directory_lock`, so any such file seen here is a leftover.
+    # A creator killed midway leaves its temporary file (and -journal) behind. Creation runs
+    # under `_directory_lock`, so any such file seen here is a leftover.
     for stale in path.parent.glob(f".{glob.escape(path.name)}.creating-*"):
         with contextlib.suppress(OSError):
             stale.unlink()

@@ -189,9 +189,9 @@ class Writer:
             outcomes = [self._apply_alone(conn, job) for job in batch]
         elapsed = time.perf_counter() - started
         self._record(batch, outcomes, elapsed)
-        # Fix (issue 5): the batch is committed (or rolled back) by now. A checkpoint that
-        # fails (disk full while the database file grows, an I/O error) used to escape from
-        # here, and `_drain` then reported every job of an already committed batch as failed.
+        # The batch is committed (or rolled back) by now: a checkpoint that fails here (disk
+        # full while the database file grows, an I/O error) must not turn the outcomes of an
+        # already committed batch into failures.
         with contextlib.suppress(sqlite3.Error):
             self._pace_wal(conn)
         return outcomes
@@ -200,10 +200,9 @@ class Writer:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            # Fix (issue 5): BEGIN failing means nothing ran, and usually that another process
-            # held the write lock past busy_timeout. Retrying each job alone waited busy_timeout
-            # once more per job (a batch of 50 with 200 ms took 10 s to fail): every job of the
-            # batch gets this error now, so a caller waits about one busy_timeout, not N.
+            # BEGIN failing means nothing ran, usually because another process held the
+            # write lock past busy_timeout. Every job of the batch gets this error: retrying
+            # each alone would wait busy_timeout once more per job.
             return [
                 _Outcome(ok=False, value=_as_write_error(exc), skipped=j.abandoned) for j in batch
             ]
@@ -314,11 +313,10 @@ class Writer:
         `wal_truncate_bytes` the writer itself waits for readers (TRUNCATE) so the WAL
         restarts from empty; pooled reads are single short transactions, so the wait is short.
 
-        Fix (issue 5): the wait used to be the full busy_timeout, on every batch, for as long
-        as any reader held an old snapshot: a `store-sql sql` query or a sqlite3 shell left
-        open in another process stalled each write for 5 s once the WAL passed the bound.
-        Now the wait is `checkpoint_wait_ms`, and after a checkpoint that could not finish the
-        next attempt waits until the WAL has grown by another quarter of `wal_truncate_bytes`."""
+        The wait is `checkpoint_wait_ms`, not busy_timeout: a foreign reader holding an old
+        snapshot (a `store-sql sql` query, a sqlite3 shell left open) must not stall every
+        write. After a checkpoint that could not finish, the next attempt waits until the WAL
+        has grown by another quarter of `wal_truncate_bytes`."""
         try:
             size = os.stat(self._wal_path).st_size
         except OSError:

@@ -1,4 +1,4 @@
-"""Export the store as an OpenClaw state directory, byte for byte (issue 4).
+"""Export the store as an OpenClaw state directory, byte for byte.
 
     await export_tree(store, Path("/tmp/state"))            # every agent
     data = await export_transcript(store, "main", "agent:main:main", fmt="markdown")

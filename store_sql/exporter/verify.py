@@ -1,4 +1,4 @@
-"""Compare the store with a directory, writing nothing (issue 4: `store-sql verify`).
+"""Compare the store with a directory, writing nothing (`store-sql verify`).
 
     report = await verify_tree(store, Path("~/.openclaw").expanduser())
     if not report.identical:

@@ -1,7 +1,7 @@
 """JavaScript numbers in JSON: their spelling, kept source spellings, array-index keys.
 
 Shared by the writer (`jsjson_write`) and the reader (`jsjson_read`); see `jsjson` for the
-whole story (FORMATS.md §4).
+whole story (docs/FORMATS.md §4).
 """
 
 from __future__ import annotations

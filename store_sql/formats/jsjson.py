@@ -1,7 +1,7 @@
 """JavaScript-exact JSON: the one place store_sql turns values into JSON text and back.
 
 Everything the store writes must be byte-identical to what the gateway's own
-``JSON.stringify`` would write (../shared/FORMATS.md section 4), and everything it reads
+``JSON.stringify`` would write (docs/FORMATS.md section 4), and everything it reads
 must be parsed the way ``JSON.parse`` reads it, without losing the spelling of numbers
 that JavaScript would have re-spelled.
 

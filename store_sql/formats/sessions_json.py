@@ -1,7 +1,7 @@
 """sessions.json, the per-agent session index: parse it keeping each entry's source text.
 
 The gateway writes the index as ``JSON.stringify(store, null, 2)`` with no trailing newline
-(`../shared/FORMATS.md` §2). Import keeps every entry's exact source text so export can
+(docs/FORMATS.md §2). Import keeps every entry's exact source text so export can
 splice the file back together byte for byte; anything the store writes itself goes through
 `jsjson` so it is what JavaScript would have written. A 0-byte or unreadable file is an
 error, never an empty index: reading it as empty is the bug that cost OpenClaw users theirs.
@@ -184,7 +184,7 @@ def js_key_order(keys: Iterable[str]) -> list[str]:
 
 
 def validate_entry(value: Any) -> str | None:
-    """Why ``value`` is not a usable session entry, or None (FORMATS.md §2: required fields)."""
+    """Why ``value`` is not a usable session entry, or None (docs/FORMATS.md §2)."""
     if not isinstance(value, dict):
         return "entry is not an object"
     problems = []

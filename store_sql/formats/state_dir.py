@@ -1,6 +1,6 @@
 """What the files of an OpenClaw state directory are, where the sessions dirs are, safe paths.
 
-Names follow `../shared/FORMATS.md` §1 and the gateway's own parsers
+Names follow docs/FORMATS.md §1 and the gateway's own parsers
 (`src/config/sessions/artifacts.ts`, `paths.ts`, `archive-compression.ts` in openclaw/openclaw):
 an archive suffix is ``.reset.``/``.deleted.``/``.bak.`` followed by exactly
 ``YYYY-MM-DDTHH-MM-SS[.mmm]Z``, optionally followed by ``.zst``. Nothing here reads file contents.

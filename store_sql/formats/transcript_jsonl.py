@@ -1,6 +1,6 @@
 """pi transcript JSONL: split files into lines, say what each line is, and join them back.
 
-The store keeps every line's exact bytes and exports them unchanged (`../shared/FORMATS.md` §3
+The store keeps every line's exact bytes and exports them unchanged (docs/FORMATS.md §3
 and §4), so nothing here re-serialises JSON. Parsing only extracts the few fields the store
 indexes (ids, type, role, timestamp, idempotency key) and diagnoses damaged lines precisely
 enough that a person can repair them: real files hold records glued together by concurrent
@@ -68,7 +68,7 @@ class TranscriptLine:
     """``message.role`` of a ``type == "message"`` entry."""
     timestamp: str | None
     idempotency_key: str | None
-    """``message.idempotencyKey`` of a ``type == "message"`` entry (OpenClaw, FORMATS.md §3)."""
+    """``message.idempotencyKey`` of a ``type == "message"`` entry (docs/FORMATS.md §3)."""
     value: dict[str, Any] | None
     """The parsed object; None for BLANK and DAMAGED lines. Drop it once the fields are read."""
 

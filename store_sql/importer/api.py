@@ -1,10 +1,10 @@
-"""Import OpenClaw state directories, sessions directories and single files (issue 4).
+"""Import OpenClaw state directories, sessions directories and single files .
 
     report = await import_path(store, Path("~/.openclaw").expanduser())
     for f in report.files:
         print(f.rel_path, f.status, f.damaged)
 
-What each file becomes (FORMATS.md §1): `sessions.json` -> the agent's session index (exact
+What each file becomes (docs/FORMATS.md §1): `sessions.json` -> the agent's session index (exact
 bytes plus parsed entries); transcripts (live, topic, fork, checkpoint, `.reset.` and
 `.deleted.` archives, also zstd-compressed) -> `transcripts` and one row per line; prompt
 blobs, backups, trajectory sidecars and unknown files -> `opaque_files`; `*.lock`/`*.tmp` and
@@ -134,7 +134,7 @@ async def _import(
 # answers with a full (generation 2) collection, which walks every tracked object of the
 # whole process while holding the GIL: 60-160 ms in the benchmark process (its fixtures keep
 # ~200,000 objects alive; a gateway's heap is no smaller), during which the event loop cannot
-# run. Those were the worst loop stalls of an import by far (issue 4 allows 10 ms).
+# run. Those are the worst loop stalls an import can cause.
 # So while any import runs, the objects that existed when it started are frozen (gc.freeze:
 # moved to the collector's permanent generation, which no collection walks). Collection
 # stays enabled and still frees cyclic garbage made meanwhile; a full collection only walks

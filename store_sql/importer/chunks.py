@@ -2,8 +2,8 @@
 
 A chunk holds whole lines only (about `CHUNK_BYTES` of them), the source offset after its
 last line and the sha256 of the source up to there, so that each chunk can be committed on
-its own and an import interrupted between two chunks resumes as "the file grew"
-(issue 4). Parent links follow FORMATS.md §3 and transcript_reads: the nearest preceding
+its own and an import interrupted between two chunks resumes as "the file grew".
+Parent links follow docs/FORMATS.md section 3 and transcripts/reads.py: the nearest preceding
 entry with the `parentId` (v2/v3), or the previous entry (v1: header without `version`).
 Ids seen in the current and previous chunk are resolved here; older ones are marked for a
 lookup in the database by the writer, so memory does not grow with the file.
@@ -292,7 +292,7 @@ class LineChunker:
                     continue
                 assert value is not None
                 entry_id, parent_id, has_parent_key, type_, role, ts, idem = entry_fields(value)
-            # The parent link (FORMATS.md §3): the nearest preceding entry with that id
+            # The parent link (docs/FORMATS.md §3): the nearest preceding entry with that id
             # (v2/v3), the previous entry (v1, or a headerless line with neither key).
             parent_pos: int | None = None
             if v1 or (not has_header and not has_parent_key and not entry_id):

@@ -1,4 +1,4 @@
-"""Which files an import reads: a state dir, one sessions dir, or one file (FORMATS.md §1).
+"""Which files an import reads: a state dir, one sessions dir, or one file (docs/FORMATS.md §1).
 
 Nothing here opens a file's contents or the database; the plan is the list of sources with
 their agent, their sessions dir (as export will rebuild it) and what their names say they are.

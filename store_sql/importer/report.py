@@ -1,7 +1,7 @@
 """What an import did: one record per file, the files it skipped, totals, and progress.
 
 `ImportReport.as_dict()` is the machine-readable report of `store-sql import --json`
-(issue 4: files, entries, bytes, damaged lines with positions, skipped files, duration).
+(files, entries, bytes, damaged lines with positions, skipped files, duration).
 """
 
 from __future__ import annotations

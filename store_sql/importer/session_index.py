@@ -1,4 +1,4 @@
-"""Importing a sessions.json (FORMATS.md §2): read and parse it, decide, store it.
+"""Importing a sessions.json (docs/FORMATS.md §2): read and parse it, decide, store it.
 
 The exact bytes are always kept (`session_indexes.source_bytes`), with the parsed entries
 (positions and exact texts) when the file is valid. A 0-byte or invalid file is kept with

@@ -1,7 +1,7 @@
 """The source side of an import, run in worker threads: reading files, never writing them.
 
-`decide_start` compares a transcript file with what the store holds for it (FORMATS.md §3;
-issue 4): nothing stored -> read it all; the imported prefix still matches its
+`decide_start` compares a transcript file with what the store holds for it (docs/FORMATS.md,
+section 3): nothing stored -> read it all; the imported prefix still matches its
 `source_sha256` -> unchanged, or read only what was added (an unterminated last line is
 read again whole); anything else -> read it all as a new version superseding the old one.
 """

@@ -1,4 +1,4 @@
-"""Session life cycle: reset, delete with archive, purge of an agent (FORMATS.md §1, §5).
+"""Session life cycle: reset, delete with archive, purge of an agent (docs/FORMATS.md §1, §5).
 
 The gateway renames a transcript to `<file>.reset.<time>` or `<file>.deleted.<time>` to
 archive it. Here archiving is an UPDATE of the transcript row (kind and file name), so it

@@ -1,4 +1,4 @@
-"""Session maintenance: the gateway's cleanup policy applied to the store (FORMATS.md §5).
+"""Session maintenance: the gateway's cleanup policy applied to the store (docs/FORMATS.md §5).
 
 The rules are the gateway's (openclaw `src/config/sessions/store-maintenance.ts`,
 `store-maintenance-operations.ts`, `disk-budget.ts`, `cleanup-service.ts`):

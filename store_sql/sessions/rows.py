@@ -1,4 +1,4 @@
-"""The session index: one entry per session key, per agent (FORMATS.md §2).
+"""The session index: one entry per session key, per agent (docs/FORMATS.md §2).
 
 Functions here run on a connection thread (the writer for changes, a pooled reader for
 reads); `store.Store` submits them. Each entry is kept as the exact text sessions.json holds

@@ -1,4 +1,4 @@
-"""Appending entries to a transcript (FORMATS.md §3): ids, parents, idempotency.
+"""Appending entries to a transcript (docs/FORMATS.md §3): ids, parents, idempotency.
 
 One writer serialises appends, so reading the leaf and inserting the new lines happen in
 one transaction: an append is O(1) in the transcript's size and concurrent appenders form

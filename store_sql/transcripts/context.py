@@ -4,7 +4,7 @@ Walk the active path; the last `thinking_level_change` gives the thinking level,
 `model_change` or assistant message the model; if the path holds a compaction, the last one
 contributes its summary first, then the entries from `firstKeptEntryId` up to it, then
 everything after it. `branch_summary` and `custom_message` entries become messages
-(FORMATS.md §3; pi-mono session-manager.ts and messages.ts).
+(docs/FORMATS.md §3; pi-mono session-manager.ts and messages.ts).
 """
 
 from __future__ import annotations

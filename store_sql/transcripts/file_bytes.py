@@ -1,4 +1,4 @@
-"""A transcript's file bytes in large blocks joined by SQLite: the export hot path (issue 4).
+"""A transcript's file bytes in large blocks joined by SQLite: the export hot path.
 
 The one renderer of a transcript's bytes: export, snapshots
 (`checkpoint_snapshots.snapshot_bytes`) and `store.transcripts.file_bytes` all use it.

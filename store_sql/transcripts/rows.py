@@ -1,4 +1,4 @@
-"""Transcripts: identities, lines, and appends (FORMATS.md §3).
+"""Transcripts: identities, lines, and appends (docs/FORMATS.md §3).
 
 A transcript is one file's worth of lines (the live transcript of a session, an archive, a
 snapshot, a fork). Each line is stored with its exact bytes and the columns the tree needs;
