@@ -1,6 +1,19 @@
 """store_sql: a SQLite-backed session and transcript store for AI-agent gateways.
 
-The public API is what this module exports; everything else is private and may change.
+The public API is what this module exports; everything else is private and may change. Each
+exported class and function says `store_sql` as its module, so users, reprs and tracebacks
+see one package whatever folder holds the code.
+
+Errors, all raised on purpose:
+
+    StoreError
+    ├── DatabaseRefusedError    the file is not a store_sql database we may open
+    ├── InvalidEntryError       bad arguments or entries, refused before anything is queued
+    ├── NotFoundError           no such agent, session, transcript, entry or checkpoint
+    ├── StoreClosedError        the store was closed
+    ├── WriteFailedError        SQLite refused a write (locked, full, read-only)
+    ├── ImportFailedError       an import could not go on
+    └── ExportRefusedError      a stored name cannot be written safely
 """
 
 from store_sql.checkpoints.entries import CheckpointSpec, Persisted
@@ -73,3 +86,9 @@ __all__ = [
     "import_path",
     "verify_tree",
 ]
+
+for _name in __all__:
+    _public = globals()[_name]
+    if isinstance(_public, type) or callable(_public):
+        _public.__module__ = "store_sql"
+del _name, _public

@@ -22,6 +22,7 @@ from store_sql.engine.opening import OpenReport, prepare
 from store_sql.engine.pragmas import EngineSettings, Synchronous, configure_writer
 from store_sql.engine.readers import ReaderPool
 from store_sql.engine.thread_conn import ThreadConnection
+from store_sql.engine.wal import file_size, truncate_wal_file, wal_path
 from store_sql.engine.writer import Writer
 from store_sql.errors import StoreClosedError
 from store_sql.lifecycle.api import LifecycleAPI
@@ -98,9 +99,9 @@ class Store:
         or has a newer schema revision than this code (`DatabaseRefusedError`).
 
         Lines are indexed for full-text search behind the writes, in the writer's idle time
-        (search_index.py); `full_text=False` turns that indexing off for this process, for a
+        (search/indexer.py); `full_text=False` turns that indexing off for this process, for a
         gateway that never searches. Searches still find recent lines by scanning what is
-        not indexed yet, up to `search_index.BACKLOG_LIMIT` lines (they say so past it);
+        not indexed yet, up to `search.indexer.BACKLOG_LIMIT` lines (they say so past it);
         `store.search.catch_up()` or `store-sql search --catch-up` indexes the rest."""
         db_path = Path(os.path.abspath(path))  # noqa: ASYNC240 - a getcwd, no disk I/O
         cfg = settings or EngineSettings(
@@ -117,7 +118,7 @@ class Store:
         except BaseException:
             await conn.close()
             raise
-        writer = Writer(conn, f"{db_path}-wal", cfg)
+        writer = Writer(conn, wal_path(db_path), cfg)
         writer.start()
         return cls(db_path, writer, pool, report, full_text=full_text)
 
@@ -160,6 +161,13 @@ class Store:
             raise StoreClosedError("the store is closed")
         return await self._readers.run(fn)
 
+    async def truncate_wal(self, timeout_s: float = 0.25) -> bool:
+        """Fold the WAL into the database and truncate it to 0 bytes, waiting at most
+        `timeout_s` for readers (new writes wait meanwhile); True when it completed."""
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        return await asyncio.to_thread(truncate_wal_file, self.path, timeout_s)
+
     @property
     def indexer(self) -> BackgroundIndexer | None:
         """The background full-text indexer (None with `full_text=False`)."""
@@ -183,8 +191,5 @@ class Store:
             m["index_lines"] = self._indexer.lines_indexed
             m["index_failures"] = self._indexer.failures
             m["index_last_error"] = self._indexer.last_error
-        try:
-            m["wal_bytes"] = os.stat(f"{self.path}-wal").st_size
-        except OSError:
-            m["wal_bytes"] = 0
+        m["wal_bytes"] = file_size(wal_path(self.path))
         return m

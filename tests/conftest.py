@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.formats.transcript_jsonl import LineKind, classify_line, read_header, split_lines
 from store_sql.sessions.rows import default_rel_dir
-from store_sql.store import Store
 from store_sql.transcripts import rows as transcripts
 
 NODE = shutil.which("node")

@@ -45,9 +45,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from store_sql import Store
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.sessions import rows as sessions
-from store_sql.store import Store
 from store_sql.transcripts import appends as transcript_appends
 from store_sql.transcripts import rows as transcripts
 
@@ -179,7 +179,7 @@ async def migrate(db: str) -> None:
 
 
 async def import_source(db: str, src: str) -> None:
-    from store_sql.importer.api import import_path
+    from store_sql import import_path
 
     store = await Store.open(db)
     report = await import_path(

@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.engine.opening import prepare
 from store_sql.formats import jsjson
-from store_sql.store import Store
 from store_sql.transcripts import appends as transcript_appends
 from store_sql.transcripts import rows as tx
 
@@ -294,7 +294,7 @@ def cli(*args: str, check: bool = False, timeout: float = 60) -> subprocess.Comp
 # `loop` appends until stdin closes, printing how many it wrote.
 WRITER_SCRIPT = """
 import asyncio, os, sys
-from store_sql.store import Store
+from store_sql import Store
 
 async def main(db, mode):
     store = await Store.open(db)

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from store_sql import Store
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.store import Store
 from store_sql.transcripts.append_groups import AppendMutation
 from store_sql.transcripts.appends import LEAF
 

@@ -32,10 +32,9 @@ from typing import Any
 import pytest
 import zstandard
 
+from store_sql import Store, export_tree
 from store_sql.errors import InvalidEntryError, NotFoundError, StoreError
-from store_sql.exporter.api import export_tree
 from store_sql.importer.api import ImportReport, import_path
-from store_sql.store import Store
 
 SESSIONS_DIR = "agents/main/sessions"
 TIMEOUT_S = 60

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.checkpoints.entries import CheckpointSpec
 from store_sql.errors import NotFoundError
 from store_sql.formats import jsjson
-from store_sql.store import Store
 from store_sql.transcripts import rows as tx
 
 AGENT = "main"
@@ -335,7 +335,7 @@ async def test_an_imported_checkpoint_copy_serves_as_the_snapshot(store: Store) 
 async def test_export_writes_the_checkpoint_file_the_entry_names(
     store: Store, tmp_path: Path
 ) -> None:
-    from store_sql.exporter.api import export_tree
+    from store_sql import export_tree
 
     await make_session(store, messages=4)
     before = await store.transcripts.file_bytes(AGENT, "sid-1")

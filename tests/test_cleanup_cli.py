@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.checkpoints.entries import CheckpointSpec
-from store_sql.store import Store
 
 DAY = 86_400_000
 

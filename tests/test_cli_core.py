@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.engine.migrate import head_revision
 from store_sql.formats import jsjson
-from store_sql.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 A = "main"

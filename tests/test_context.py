@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.formats import jsjson
-from store_sql.store import Store
 
 A = "main"
 SID = "ctx"

@@ -33,9 +33,8 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store, import_path
 from store_sql.engine.migrate import head_revision
-from store_sql.importer.api import import_path
-from store_sql.store import Store
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

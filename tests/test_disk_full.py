@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from crash_child import Child  # noqa: E402
 
-from store_sql.store import Store  # noqa: E402
+from store_sql import Store  # noqa: E402
 
 LIMIT_HEADROOM = 1_000_000
 """Bytes the child's files may grow by: room for small writes, not for a 3 MB one."""

@@ -19,9 +19,9 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from store_sql import Store
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import StoreClosedError, WriteFailedError
-from store_sql.store import Store
 
 
 @pytest.fixture

@@ -11,10 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from store_sql import Store, export_transcript, export_tree, import_path
 from store_sql.errors import NotFoundError
-from store_sql.exporter.api import export_transcript, export_tree
-from store_sql.importer.api import import_path
-from store_sql.store import Store
 from store_sql.transcripts.rows import insert_transcript
 
 SID = "6f21fc8d-db06-423b-a23b-af673666e267"

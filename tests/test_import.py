@@ -18,13 +18,11 @@ import orjson
 import pytest
 import zstandard
 
+from store_sql import Store, export_tree, import_path
 from store_sql.errors import ImportFailedError
-from store_sql.exporter.api import export_tree
 from store_sql.importer import chunks as import_lines
 from store_sql.importer import rows as import_files
-from store_sql.importer.api import import_path
 from store_sql.importer.report import ImportProgress
-from store_sql.store import Store
 
 SID = "4a24ada5-df64-4801-a672-65bda22a45b4"
 UUID = "0f3c2a11-7d2e-4c55-9a1e-3b7f00c0ffee"
@@ -638,8 +636,8 @@ def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
         "from pathlib import Path\n"
         "from store_sql.importer import chunks as import_lines\n"
         "from store_sql.engine.pragmas import EngineSettings\n"
-        "from store_sql.store import Store\n"
-        "from store_sql.importer.api import import_path\n"
+        "from store_sql import Store\n"
+        "from store_sql import import_path\n"
         "import_lines.CHUNK_BYTES = 256 << 10\n"
         "async def main():\n"
         "    settings = EngineSettings(cache_size_kib=1024, readers=1)\n"
@@ -742,7 +740,7 @@ async def test_lone_surrogates_in_ids_and_keys_never_abort_the_import(
     assert status[f"{SID}.jsonl"].status == "imported"
     assert status["sessions.json"].status == "kept_opaque"
     assert "lone surrogate" in (status["sessions.json"].message or "")
-    # The lines keep the escapes; the indexed id columns leave them out (engine/sqltext.py).
+    # The lines keep the escapes; the indexed id columns leave them out (formats/sqltext.py).
     parents = await rows(store, "SELECT pos, entry_id, parent_id FROM transcript_lines")
     assert parents == [(0, SID, None), (1, None, None), (2, "b1", None)]
     await export_tree(store, tmp_path / "out")

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from store_sql import Store, import_path
 from store_sql.cli.main import main
-from store_sql.importer.api import import_path
-from store_sql.store import Store
 
 SID = "31ac7d57-f314-4633-a816-1ff578dde822"
 BODY = (

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.checkpoints.entries import CheckpointSpec
 from store_sql.errors import NotFoundError
 from store_sql.formats.state_dir import FileKind, classify_name
-from store_sql.store import Store
 
 AGENT = "main"
 KEY = "agent:main:telegram:direct:42"

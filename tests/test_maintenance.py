@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.checkpoints.entries import CheckpointSpec
 from store_sql.maintenance import api as maintenance_api
 from store_sql.maintenance import plan as mt
@@ -19,7 +20,6 @@ from store_sql.maintenance import policy as mp
 from store_sql.maintenance import steps as steps
 from store_sql.maintenance.plan import Removal
 from store_sql.maintenance.policy import MaintenancePolicy
-from store_sql.store import Store
 
 AGENT = "main"
 NOW = 1_780_000_000_000

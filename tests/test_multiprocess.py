@@ -23,9 +23,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from crash_child import SESSIONS, Child, session_key  # noqa: E402
 
+from store_sql import Store  # noqa: E402
 from store_sql.engine.pragmas import EngineSettings  # noqa: E402
 from store_sql.errors import WriteFailedError  # noqa: E402
-from store_sql.store import Store  # noqa: E402
 
 STORE_SQL = Path(sys.executable).with_name("store-sql")
 
@@ -222,7 +222,7 @@ async def test_read_only_connections_never_block_the_writer_for_long_repeated(
 
 _OPEN_AND_PATCH = """
 import asyncio, sys
-from store_sql.store import Store
+from store_sql import Store
 
 async def main():
     async with await Store.open(sys.argv[1]) as store:

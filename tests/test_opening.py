@@ -17,6 +17,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from store_sql import Store
 from store_sql.engine.migrate import (
     downgrade_to,
     head_revision,
@@ -26,7 +27,6 @@ from store_sql.engine.migrate import (
 from store_sql.engine.opening import inspect_file, prepare
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema import tables as schema
-from store_sql.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 

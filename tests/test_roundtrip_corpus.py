@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from store_sql.exporter.api import export_tree
-from store_sql.exporter.verify import verify_tree
-from store_sql.importer.api import import_path
-from store_sql.store import Store
+from store_sql import Store, export_tree, import_path, verify_tree
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SAMPLE_STATE = CORPUS / "sample-state"

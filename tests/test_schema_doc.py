@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from inspection_data import ROOT, copy_db
 
-from store_sql.store import Store
+from store_sql import Store
 
 DOC = ROOT / "docs" / "SCHEMA.md"
 FTS = "entry_text_fts"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from inspection_data import Sample, cli, copy_db, fts_rows
 
+from store_sql import Store
 from store_sql.search.query import InvalidSearchError, make_snippet, normalize_since
-from store_sql.store import Store
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from inspection_data import fts_rows
 
+from store_sql import Store
 from store_sql.search import indexer as search_index
 from store_sql.search import query as search
-from store_sql.store import Store
 
 
 def mark_and_max(db: Path) -> tuple[int, int]:
@@ -210,7 +210,7 @@ def test_cli_import_says_how_many_lines_wait_for_the_index(tmp_path: Path) -> No
 async def test_a_search_of_waiting_lines_finds_text_a_writer_escaped(tmp_path: Path) -> None:
     # Go's encoder writes <, > and & as \u003c, \u003e, \u0026 and some writers escape / as
     # \/: a text holding them is not matched against the raw line but read from the JSON.
-    from store_sql.importer.api import import_path
+    from store_sql import import_path
 
     sid = "0a286f5e-b0ec-47de-a951-2b95f2b21bb3"
     folder = tmp_path / "agents" / "main" / "sessions"

@@ -26,11 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from store_sql import Store, export_tree, import_path
 from store_sql.errors import InvalidEntryError
-from store_sql.exporter.api import export_tree
-from store_sql.importer.api import import_path
 from store_sql.schema.tables import APPLICATION_ID
-from store_sql.store import Store
 from store_sql.transcripts import rows as transcripts
 
 PACKAGE = Path(__file__).resolve().parents[1] / "store_sql"

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import parse_index
 from store_sql.sessions import rows as sessions
 from store_sql.sessions.rows import ListFilter
-from store_sql.store import Store
 
 A = "main"
 

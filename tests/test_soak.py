@@ -27,8 +27,8 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.engine.pragmas import EngineSettings
-from store_sql.store import Store
 from store_sql.transcripts.reads import Cursor
 
 AGENT = "main"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from inspection_data import Sample, assert_untouched, cli, copy_db, files_digest, start_writer
 
+from store_sql import Store
 from store_sql.admin import doctor as doctor
 from store_sql.admin import stats as stats
-from store_sql.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,7 @@ from pathlib import Path
 
 from conftest import LoadTranscript
 
-from store_sql.exporter.api import export_transcript, export_tree
-from store_sql.importer.api import import_path
-from store_sql.store import Store
+from store_sql import Store, export_transcript, export_tree, import_path
 from store_sql.transcripts.file_bytes import _BLOCK_LIMIT, _BLOCK_SQL, _POS_INDEX, transcript_blocks
 from store_sql.transcripts.rows import insert_transcript
 
@@ -218,8 +216,8 @@ def test_export_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None
     import_script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from store_sql.store import Store\n"
-        "from store_sql.importer.api import import_path\n"
+        "from store_sql import Store\n"
+        "from store_sql import import_path\n"
         "async def main():\n"
         "    store = await Store.open(sys.argv[1])\n"
         "    assert (await import_path(store, Path(sys.argv[2]))).ok\n"
@@ -231,8 +229,8 @@ def test_export_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None
         "import asyncio, re, sys\n"
         "from pathlib import Path\n"
         "from store_sql.engine.pragmas import EngineSettings\n"
-        "from store_sql.store import Store\n"
-        "from store_sql.exporter.api import export_tree\n"
+        "from store_sql import Store\n"
+        "from store_sql import export_tree\n"
         "async def main():\n"
         "    settings = EngineSettings(cache_size_kib=1024, readers=1)\n"
         "    store = await Store.open(sys.argv[1], settings=settings, full_text=False)\n"

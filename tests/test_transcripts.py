@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from store_sql import Store
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.store import Store
 from store_sql.transcripts.reads import Cursor
 
 A = "main"

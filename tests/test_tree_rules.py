@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inspection_data import scratch_connection
 
+from store_sql import Store
 from store_sql.formats import jsjson
-from store_sql.store import Store
 from store_sql.transcripts import context as context
 from store_sql.transcripts import reads as transcript_reads
 from store_sql.transcripts import rows as transcripts

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from store_sql import Store, import_path
 from store_sql.errors import NotFoundError
 from store_sql.exporter.verify import Difference, verify_tree
-from store_sql.importer.api import import_path
-from store_sql.store import Store
 
 SID = "bd53f236-60b4-42aa-af60-597502a825f1"
 BODY = (

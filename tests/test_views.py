@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from inspection_data import USAGE_1, USAGE_2, USAGE_ABANDONED, Sample, copy_db
 
+from store_sql import Store
 from store_sql.schema.extra_sql import VIEWS
-from store_sql.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 """One entry point for developers and CI: set up the virtualenv, then run a job.
 
     python3 tools/dev.py demo    # set up, import the bundled sample state, export, verify
-    python3 tools/dev.py test    # set up, then ruff, ruff format --check, mypy, pytest
+    python3 tools/dev.py test    # set up, then lint, types, import layers, pytest
     python3 tools/dev.py setup   # only set up (.venv with the pinned dependencies)
 
 Extra arguments after `test` go to pytest (e.g. `python3 tools/dev.py test --long`).
@@ -89,6 +89,7 @@ def test(pytest_args: list[str]) -> None:
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy")
+    _run(BIN / "lint-imports")
     _run(BIN / "python", "-m", "pytest", *pytest_args)
 
 

@@ -61,7 +61,7 @@ MOVES = {
     "stats": "admin.stats",
     "doctor": "admin.doctor",
     "wal_files": "admin.wal_files",
-    "sqltext": "engine.sqltext",
+    "sqltext": "formats.sqltext",
 }
 
 # The submodules of each new package: `store_sql.<pkg>.<sub>` is already the new form.

@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from store_sql.addresses import check_agent_id, check_session_key
 from store_sql.checkpoints import entries as cps
 from store_sql.checkpoints import forks as forks
 from store_sql.checkpoints.entries import Checkpoint, CheckpointSpec, Persisted
 from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot, capture_snapshot
-from store_sql.sessions.rows import check_agent_id, check_session_key
 
 if TYPE_CHECKING:
-    from store_sql.store import Store
+    from store_sql.engine.database import Database
 
 
 class CheckpointAPI:
     """Compaction checkpoints of a session: persist, list, get, branch, restore."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def capture(self, agent_id: str, session_id: str) -> CapturedSnapshot:
         """Where the session's live transcript stands now (a read; O(1)).
@@ -32,7 +32,7 @@ class CheckpointAPI:
         Capture before appending the compaction entry and hand the result to `persist`, so
         the snapshot is the transcript as it was before compaction, as the gateway's copy."""
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: capture_snapshot(c, agent_id, session_id))
+        return await self._db.read(lambda c: capture_snapshot(c, agent_id, session_id))
 
     async def persist(
         self,
@@ -50,7 +50,7 @@ class CheckpointAPI:
         key stores nothing and raises NotFoundError."""
         check_agent_id(agent_id)
         check_session_key(key)
-        return await self._store.write(
+        return await self._db.write(
             lambda c: cps.persist_checkpoint(
                 c, agent_id, key, spec, snapshot, max_retained_bytes=max_retained_bytes
             )
@@ -59,17 +59,17 @@ class CheckpointAPI:
     async def list_checkpoints(self, agent_id: str, key: str) -> list[Checkpoint]:
         """The checkpoints of `key`, newest `createdAt` first."""
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: cps.list_checkpoints(c, agent_id, key))
+        return await self._db.read(lambda c: cps.list_checkpoints(c, agent_id, key))
 
     async def get(self, agent_id: str, key: str, checkpoint_id: str) -> Checkpoint:
         """One checkpoint by id (NotFoundError when the key or the id is unknown)."""
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: cps.get_checkpoint(c, agent_id, key, checkpoint_id))
+        return await self._db.read(lambda c: cps.get_checkpoint(c, agent_id, key, checkpoint_id))
 
     async def snapshot_bytes(self, agent_id: str, key: str, checkpoint_id: str) -> bytes:
         """The `<sessionId>.checkpoint.<uuid>.jsonl` file of a checkpoint, as exported."""
         check_agent_id(agent_id)
-        return await self._store.read(
+        return await self._db.read(
             lambda c: cps.checkpoint_snapshot_bytes(c, agent_id, key, checkpoint_id)
         )
 
@@ -87,10 +87,10 @@ class CheckpointAPI:
         check_agent_id(agent_id)
         if new_key is not None:
             check_session_key(new_key)
-        plan = await self._store.read(
+        plan = await self._db.read(
             lambda c: forks.plan_fork(c, agent_id, key, checkpoint_id, cwd=cwd)
         )
-        return await self._store.write(lambda c: forks.commit_fork(c, plan, "branch", new_key))
+        return await self._db.write(lambda c: forks.commit_fork(c, plan, "branch", new_key))
 
     async def restore(
         self, agent_id: str, key: str, checkpoint_id: str, *, cwd: str | None = None
@@ -98,7 +98,7 @@ class CheckpointAPI:
         """Make a copy of the checkpoint's snapshot the session's active transcript (new
         session id, same key, checkpoints kept)."""
         check_agent_id(agent_id)
-        plan = await self._store.read(
+        plan = await self._db.read(
             lambda c: forks.plan_fork(c, agent_id, key, checkpoint_id, cwd=cwd)
         )
-        return await self._store.write(lambda c: forks.commit_fork(c, plan, "restore"))
+        return await self._db.write(lambda c: forks.commit_fork(c, plan, "restore"))

@@ -13,8 +13,8 @@ kept), `updatedAt = max(updatedAt, createdAt)`. Trimmed checkpoints release thei
 unless a kept checkpoint still names the same file.
 
 The snapshot rows themselves (taking, finding, rendering, releasing) are in
-checkpoint_snapshots.py. Functions here run on a connection thread;
-`checkpoint_api.CheckpointAPI` submits them.
+checkpoints/snapshots.py. Functions here run on a connection thread;
+`checkpoints.api.CheckpointAPI` submits them.
 """
 
 from __future__ import annotations

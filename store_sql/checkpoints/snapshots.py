@@ -5,7 +5,7 @@ is a `checkpoint_snapshots` row naming the live transcript and the last line it 
 transcripts only grow. This module takes those rows, finds the lines behind a checkpoint's
 `preCompaction.sessionFile` (a row, or a `.checkpoint.` transcript imported under that
 name), renders them byte for byte, and releases them when their checkpoints are trimmed.
-`checkpoints.py` builds and trims the checkpoint objects that name them.
+`checkpoints/entries.py` builds and trims the checkpoint objects that name them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A search reads the file through the read-only console (never creates, migrates or
 checkpoints it: safe beside a running gateway). Lines not indexed yet are scanned (up to
-`search_index.BACKLOG_LIMIT`; past it the search says how many it could not search).
+`search.indexer.BACKLOG_LIMIT`; past it the search says how many it could not search).
 `--catch-up` indexes them now and `--rebuild` recreates the whole index, both through the
 store's writer in batches; either may be combined with a search.
 
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
-from store_sql.admin.sql_console import check_path
+from store_sql.admin.sql_console import check_path, open_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
 from store_sql.search import query as search
@@ -93,7 +94,7 @@ def _search(args: argparse.Namespace) -> int:
         limit=args.limit,
         raw=args.raw,
     )
-    result = search.search_file(args.db, query)
+    result = _search_file(args.db, query)
     if args.json:
         value: dict[str, Any] = {"query": query, **output.plain(result)}
         if report is not None:
@@ -145,3 +146,14 @@ def _print_hits(result: SearchResult) -> None:
     count = len(result.hits)
     tail = ", more not shown (raise --limit)" if result.more else ""
     print(f"({count} hit{'' if count == 1 else 's'}{tail})")
+
+
+def _search_file(path: str | Path, query: SearchQuery) -> SearchResult:
+    """Search a database file through the read-only console (`store-sql search`): never
+    creates, migrates or checkpoints it, so it is safe beside a running gateway."""
+    with open_console(path) as console:
+        console.conn.execute("BEGIN")
+        try:
+            return search.search_entries(console.conn, query)
+        finally:
+            console.conn.execute("COMMIT")

@@ -9,22 +9,43 @@ not per statement, is what makes 100 concurrent producers cheap (docs/GUARANTEES
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
+from store_sql.engine.wal import WalPacer
 from store_sql.errors import StoreClosedError, WriteFailedError
 
 T = TypeVar("T")
 Mutation = Callable[[sqlite3.Connection], Any]
+
+
+class CombinableMutation(abc.ABC):
+    """A mutation whose consecutive neighbours of the same class can run as one.
+
+    `combine(conn, mutations)` must have the same effect and results as calling the
+    mutations one after another, only cheaper (transcript appends look their transcripts up
+    in bulk). Any error makes the writer rerun them one by one in savepoints, so each caller
+    still gets its own outcome; like every mutation, they must be pure functions of the
+    database."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def __call__(self, conn: sqlite3.Connection) -> Any: ...
+
+    @classmethod
+    @abc.abstractmethod
+    def combine(cls, conn: sqlite3.Connection, mutations: Sequence[Any]) -> Sequence[Any]: ...
 
 
 @dataclass(slots=True)
@@ -88,9 +109,10 @@ class WriterMetrics:
 class Writer:
     """Owns the only write connection; `submit` is the only way to change the database."""
 
-    def __init__(self, conn: ThreadConnection, wal_path: str, settings: EngineSettings) -> None:
+    def __init__(
+        self, conn: ThreadConnection, wal: str | os.PathLike[str], settings: EngineSettings
+    ) -> None:
         self._conn = conn
-        self._wal_path = wal_path
         self._settings = settings
         self._queue: list[_Job] = []
         self._running = False
@@ -98,7 +120,7 @@ class Writer:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._force_checkpoint_at = settings.wal_truncate_bytes
+        self._wal = WalPacer(wal, settings)
         self.metrics = WriterMetrics()
 
     def start(self) -> None:
@@ -193,7 +215,7 @@ class Writer:
         # full while the database file grows, an I/O error) must not turn the outcomes of an
         # already committed batch into failures.
         with contextlib.suppress(sqlite3.Error):
-            self._pace_wal(conn)
+            self._wal.pace(conn, self.metrics)
         return outcomes
 
     def _apply_together(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
@@ -251,24 +273,25 @@ class Writer:
         first runs without them; a failure costs a rerun of the group with savepoints, which
         is why mutations must be pure functions of the database (docs/GUARANTEES.md).
 
-        A mutation may offer `combine(conn, mutations) -> results`, the same effect and
-        results as calling the mutations one after another, only cheaper: consecutive
-        mutations with the same `combine` run through it (transcript appends). A failure
-        reruns them one by one like any other, so each caller still gets its own outcome."""
+        Consecutive `CombinableMutation`s of one class run through their `combine`. A
+        failure reruns them one by one like any other, so each caller still gets its own
+        outcome."""
         outcomes: list[_Outcome] = []
         start = 0
         while start < len(batch):
-            combine = getattr(batch[start].fn, "combine", None)
+            first = batch[start].fn
+            kind = type(first) if isinstance(first, CombinableMutation) else None
             end = start + 1
-            if combine is not None:
-                while end < len(batch) and getattr(batch[end].fn, "combine", None) is combine:
+            if kind is not None:
+                while end < len(batch) and type(batch[end].fn) is kind:
                     end += 1
             run = [job for job in batch[start:end] if not job.abandoned]
             try:
-                if combine is None or len(run) < 2:
+                values: Sequence[Any]
+                if kind is None or len(run) < 2:
                     values = [job.fn(conn) for job in run]
                 else:
-                    values = combine(conn, [job.fn for job in run])
+                    values = kind.combine(conn, [job.fn for job in run])
             except BaseException:
                 _rollback_quietly(conn)
                 return None
@@ -304,49 +327,6 @@ class Writer:
         m.largest_batch = max(m.largest_batch, len(batch))
         m.total_txn_seconds += elapsed
         m.max_txn_seconds = max(m.max_txn_seconds, elapsed)
-
-    def _pace_wal(self, conn: sqlite3.Connection) -> None:
-        """Keep the WAL bounded even when readers never pause.
-
-        SQLite's auto-checkpoint (PASSIVE) cannot move past pages a reader still needs, so
-        under constant reads the WAL only grows (800 MB was seen in a soak). Past
-        `wal_truncate_bytes` the writer itself waits for readers (TRUNCATE) so the WAL
-        restarts from empty; pooled reads are single short transactions, so the wait is short.
-
-        The wait is `checkpoint_wait_ms`, not busy_timeout: a foreign reader holding an old
-        snapshot (a `store-sql sql` query, a sqlite3 shell left open) must not stall every
-        write. After a checkpoint that could not finish, the next attempt waits until the WAL
-        has grown by another quarter of `wal_truncate_bytes`."""
-        try:
-            size = os.stat(self._wal_path).st_size
-        except OSError:
-            return
-        m = self.metrics
-        m.max_wal_bytes = max(m.max_wal_bytes, size)
-        bound = self._settings.wal_truncate_bytes
-        if size >= self._force_checkpoint_at:
-            finished = _checkpoint_truncate(conn, self._settings)
-            m.checkpoints += 1
-            # After a failed attempt, try again once the WAL has grown by a quarter of the
-            # bound, not a whole one: under constant pooled reads an attempt fails only for
-            # want of a gap between reads, and the next gap is near. (With a whole bound,
-            # one unlucky attempt let the 60 s soak reach 2.1x the bound.)
-            self._force_checkpoint_at = bound if finished else size + max(1, bound // 4)
-            with contextlib.suppress(OSError):
-                size = os.stat(self._wal_path).st_size
-        elif size < bound:
-            self._force_checkpoint_at = bound  # the WAL was reset (auto-checkpoint, restart)
-        m.wal_bytes = size
-
-
-def _checkpoint_truncate(conn: sqlite3.Connection, settings: EngineSettings) -> bool:
-    """A TRUNCATE checkpoint waiting at most `checkpoint_wait_ms` for readers; True if done."""
-    conn.execute(f"PRAGMA busy_timeout = {int(settings.checkpoint_wait_ms)}")
-    try:
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-    finally:
-        conn.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
-    return not busy
 
 
 def _settle(job: _Job, outcome: _Outcome) -> None:

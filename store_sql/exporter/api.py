@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from store_sql.addresses import check_agent_id
+from store_sql.engine.database import Database
 from store_sql.errors import ExportRefusedError, NotFoundError
 from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
 from store_sql.formats.state_dir import StateDirError, safe_join
-from store_sql.sessions.rows import check_agent_id, get_entry
-from store_sql.store import Store
+from store_sql.sessions.rows import get_entry
 from store_sql.transcripts import render as render
 from store_sql.transcripts.file_bytes import transcript_blocks
 from store_sql.transcripts.reads import all_entries
@@ -91,7 +92,7 @@ class ExportReport:
 
 
 async def export_tree(
-    store: Store, out: Path, *, agent: str | None = None, durable: bool = False
+    store: Database, out: Path, *, agent: str | None = None, durable: bool = False
 ) -> ExportReport:
     """Write every file of the store (or of `agent`) under `out`, created if needed.
 
@@ -125,7 +126,7 @@ async def export_tree(
 
 
 async def export_transcript(
-    store: Store,
+    store: Database,
     agent: str,
     session: str,
     *,

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from store_sql.addresses import check_agent_id
+from store_sql.engine.database import Database
 from store_sql.errors import NotFoundError
 from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
 from store_sql.formats.state_dir import (
@@ -32,8 +34,6 @@ from store_sql.formats.state_dir import (
     walk_sessions_dir,
 )
 from store_sql.importer.plan import agent_of
-from store_sql.sessions.rows import check_agent_id
-from store_sql.store import Store
 
 __all__ = ["Difference", "VerifyReport", "verify_tree"]
 
@@ -84,7 +84,7 @@ class VerifyReport:
         }
 
 
-async def verify_tree(store: Store, path: Path, *, agent: str | None = None) -> VerifyReport:
+async def verify_tree(store: Database, path: Path, *, agent: str | None = None) -> VerifyReport:
     """Differences between what the store would export and the files under `path`.
 
     `path` is a state dir, or one sessions dir (of `agent`, or of the agent named by its

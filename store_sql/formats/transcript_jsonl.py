@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from store_sql.engine.sqltext import text_or_none
 from store_sql.formats.line_damage import parse_fallback
+from store_sql.formats.sqltext import text_or_none
 
 __all__ = [
     "ByteSource",
@@ -229,7 +229,7 @@ def entry_fields(value: dict[str, Any]) -> EntryFields:
 def _text(value: object) -> str | None:
     # `sqltext.text_or_none` with its common case (ASCII) inlined: this runs 7 times a line.
     # A lone surrogate ("\ud800" is valid JSON) cannot be indexed as SQLite text: the line
-    # is kept verbatim, the field is left out of the index (store_sql/engine/sqltext.py).
+    # is kept verbatim, the field is left out of the index (store_sql/formats/sqltext.py).
     if isinstance(value, str):
         return value if value.isascii() else text_or_none(value)
     return None

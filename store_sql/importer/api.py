@@ -17,7 +17,7 @@ Guarantees, each tested in tests/test_import.py:
   (the stored `source_sha256` of the imported prefix is checked first); a file changed in
   the middle, or grown while the store has API appends of its own, becomes a new version
   superseding the old one, reported as `new_version`; nothing is ever merged.
-- Memory stays flat: a transcript is read in chunks (`import_lines.CHUNK_BYTES`), each
+- Memory stays flat: a transcript is read in chunks (`chunks.CHUNK_BYTES`), each
   committed with the offset and hash it reached, so an interrupted import resumes as "the
   file grew". Parsing runs in worker threads and SQLite on the writer's thread, so the event
   loop keeps serving other calls while a large file imports.
@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from store_sql.engine.database import Database
 from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
 from store_sql.formats.state_dir import FileKind
 from store_sql.formats.zstd_stream import UnreadableArchiveError
@@ -63,7 +64,6 @@ from store_sql.importer.sources import (
     looks_like_transcript,
     parse_compressed,
 )
-from store_sql.store import Store
 
 __all__ = ["ImportProgress", "ImportReport", "import_path"]
 
@@ -78,7 +78,7 @@ _INDEX_STATUS: dict[str, FileStatus] = {
 
 
 async def import_path(
-    store: Store,
+    store: Database,
     path: Path,
     *,
     agent: str | None = None,
@@ -103,7 +103,7 @@ async def import_path(
 
 
 async def _import(
-    store: Store,
+    store: Database,
     path: Path,
     agent: str | None,
     dry_run: bool,
@@ -208,7 +208,7 @@ class _Tracker:
 
 
 class _FileImporter:
-    def __init__(self, store: Store, *, dry_run: bool, tracker: _Tracker) -> None:
+    def __init__(self, store: Database, *, dry_run: bool, tracker: _Tracker) -> None:
         self._store = store
         self._dry_run = dry_run
         self._tracker = tracker

@@ -81,7 +81,7 @@ class LineStats:
 
 
 LineParams = tuple[Any, ...]
-"""One line as the parameters of `import_files.insert_lines_sql` after the transcript_id:
+"""One line as the parameters of `importer.rows.insert_lines_sql` after the transcript_id:
 ``(pos, line, kind, entry_id, parent_id, parent_pos, type, role, timestamp,
 idempotency_key, byte_size, damage)``; ``line`` is the line's exact bytes."""
 PARENT_ID, PARENT_POS = 4, 5
@@ -100,11 +100,11 @@ other thread 0.54, 0.38, 0.37, 0.39 and 0.49 s."""
 
 @dataclass(slots=True)
 class LineChunk:
-    """Consecutive whole lines of one source, ready for `import_files.write_chunk`.
+    """Consecutive whole lines of one source, ready for `importer.rows.write_chunk`.
 
     Rows are plain tuples of bytes, strings and numbers, not objects: the collector stops
     tracking such tuples the first time it sees them, so a chunk in flight adds almost
-    nothing to the collections an import triggers (see importer.py on gc)."""
+    nothing to the collections an import triggers (see importer/api.py on gc)."""
 
     rows: list[LineParams]
     lookups: list[int]

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from store_sql.addresses import check_agent_id
 from store_sql.errors import ImportFailedError, InvalidEntryError
 from store_sql.formats.state_dir import (
     ClassifiedFile,
@@ -22,7 +23,6 @@ from store_sql.formats.state_dir import (
     walk_sessions_dir,
 )
 from store_sql.importer.report import SkippedSource
-from store_sql.sessions.rows import check_agent_id
 
 TRANSCRIPT_KINDS: dict[FileKind, str] = {
     FileKind.LIVE: "live",

@@ -217,7 +217,7 @@ _LINE_VALUES = "(?1, ?, CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 @functools.cache
 def insert_lines_sql(rows: int) -> str:
-    """An INSERT of `rows` lines: the transcript_id, then `import_lines.LineParams` per
+    """An INSERT of `rows` lines: the transcript_id, then `chunks.LineParams` per
     line. SQLite gives them the line_pks after the largest one, as for any insert, which is
     all the full-text indexer needs (it indexes every line above its mark).
 
@@ -243,7 +243,7 @@ cannot match, the chunker looked there first."""
 
 def _insert_chunk(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk) -> None:
     """`transcripts.insert_lines` for a whole chunk: a few dozen multi-row INSERTs
-    (`import_lines.GROUP_ROWS`) built by the chunker, rather than a statement per line."""
+    (`chunks.GROUP_ROWS`) built by the chunker, rather than a statement per line."""
     rows = chunk.rows
     if rows:
         for group in chunk.groups:

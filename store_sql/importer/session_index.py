@@ -13,9 +13,9 @@ import hashlib
 import sqlite3
 from dataclasses import dataclass
 
-from store_sql.engine.sqltext import storable
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import IndexFileError, ParsedIndex, entry_text, parse_index
+from store_sql.formats.sqltext import storable
 from store_sql.importer.plan import SourceFile
 from store_sql.sessions.rows import insert_imported_entries
 

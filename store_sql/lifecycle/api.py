@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from store_sql.addresses import check_agent_id, check_session_key
 from store_sql.lifecycle import rows as lc
 from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
-from store_sql.sessions.rows import check_agent_id, check_session_key
 
 if TYPE_CHECKING:
-    from store_sql.store import Store
+    from store_sql.engine.database import Database
 
 
 class LifecycleAPI:
     """Reset and delete sessions (archiving their transcripts); purge whole agents."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def reset(
         self,
@@ -38,7 +38,7 @@ class LifecycleAPI:
         check_agent_id(agent_id)
         check_session_key(key)
         extra = tuple(keep_fields)
-        return await self._store.write(
+        return await self._db.write(
             lambda c: lc.reset_session(c, agent_id, key, cwd=cwd, keep_fields=extra)
         )
 
@@ -46,9 +46,7 @@ class LifecycleAPI:
         """Remove the entry; archive its transcript as `<file>.deleted.<time>` unless another
         entry still uses the session id."""
         check_agent_id(agent_id)
-        return await self._store.write(
-            lambda c: lc.delete_session(c, agent_id, key, archive=archive)
-        )
+        return await self._db.write(lambda c: lc.delete_session(c, agent_id, key, archive=archive))
 
     async def delete_transcript(
         self, transcript_id: int, *, chunk_lines: int = lc.DELETE_CHUNK_LINES
@@ -57,7 +55,7 @@ class LifecycleAPI:
         number of lines deleted."""
         total = 0
         while True:
-            deleted, done = await self._store.write(
+            deleted, done = await self._db.write(
                 lambda c: lc.delete_transcript_chunk(c, transcript_id, chunk_lines)
             )
             total += deleted
@@ -69,7 +67,7 @@ class LifecycleAPI:
     ) -> PurgeResult:
         """Remove every entry, transcript, snapshot and kept file of one agent."""
         check_agent_id(agent_id)
-        start = await self._store.write(lambda c: lc.purge_agent_rows(c, agent_id))
+        start = await self._db.write(lambda c: lc.purge_agent_rows(c, agent_id))
         lines = 0
         for transcript_id in start.transcript_ids:
             lines += await self.delete_transcript(transcript_id, chunk_lines=chunk_lines)

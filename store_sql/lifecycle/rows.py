@@ -18,7 +18,7 @@ know it should keep (unknown fields; pass `keep_fields` to carry more). `model` 
 `modelProvider` are kept as they were (the gateway re-resolves them from its config, which
 the store does not have), or become the preserved user override.
 
-Functions here run on a connection thread; `lifecycle_api.LifecycleAPI` submits them.
+Functions here run on a connection thread; `lifecycle.api.LifecycleAPI` submits them.
 """
 
 from __future__ import annotations

@@ -15,54 +15,33 @@ checkpointed and truncated after large deletes.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sqlite3
 import time
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from store_sql.addresses import check_agent_id
+from store_sql.engine.wal import file_size, wal_path
 from store_sql.lifecycle.rows import delete_transcript_chunk
 from store_sql.maintenance import plan as mt
 from store_sql.maintenance import steps as steps
 from store_sql.maintenance.plan import CleanupPlan, FileFact
 from store_sql.maintenance.policy import MaintenancePolicy
-from store_sql.sessions.rows import check_agent_id, list_agents
+from store_sql.sessions.rows import list_agents
 
 if TYPE_CHECKING:
-    from store_sql.store import Store
+    from store_sql.engine.database import Database
 
 ENTRY_BATCH: int = 500
-"""Entries removed per writer transaction: ~25 ms each on the 2-core test machine, so other
-writes wait at most that long behind a cleanup (measured: tools/bench/bench_checkpoints.py)."""
-
-
-def _file_size(path: Path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
-def _checkpoint_truncate(path: Path, timeout_s: float) -> bool:
-    """Fold the WAL into the database and truncate it to 0 bytes, from a short-lived
-    connection: the writer's own connection is always inside a transaction when it runs
-    our functions, and a checkpoint cannot run there. True when it completed."""
-    conn = sqlite3.connect(path, timeout=timeout_s, isolation_level=None)
-    try:
-        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return bool(busy == 0)
-    finally:
-        conn.close()
+"""Entries removed per writer transaction: small enough that other writes wait only briefly
+behind a cleanup (docs/TESTING.md gives the measured time per batch)."""
 
 
 class MaintenanceAPI:
     """Cleanup by the gateway's maintenance policy, and giving space back."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def plan(
         self,
@@ -80,7 +59,7 @@ class MaintenanceAPI:
         rules = policy or MaintenancePolicy()
         # Planning runs on the reader's thread too: for 100,000 entries it is a second of
         # Python that must not stall the event loop (and every other caller's await).
-        return await self._store.read(
+        return await self._db.read(
             lambda c: mt.plan_cleanup(
                 steps.read_facts(c, agent_id, now),
                 rules,
@@ -135,7 +114,7 @@ class MaintenanceAPI:
         policy = policy or MaintenancePolicy()
         before = self._sizes()
         stores = []
-        for agent_id in await self._store.read(list_agents):
+        for agent_id in await self._db.read(list_agents):
             stores.append(
                 await self.cleanup(
                     agent_id,
@@ -176,7 +155,7 @@ class MaintenanceAPI:
         evicted, _, doomed = await self._remove(plan, plan.evicted, when, archive=False)
         for transcript_id in doomed:
             await self._delete_versions(transcript_id)
-        count = await self._store.read(
+        count = await self._db.read(
             lambda c: c.execute(
                 "SELECT count(*) FROM session_entries WHERE agent_id = ?", (agent,)
             ).fetchone()[0]
@@ -198,7 +177,7 @@ class MaintenanceAPI:
         doomed: list[int] = []
         for start in range(0, len(indexes), ENTRY_BATCH):
             batch = plan.removals(indexes[start : start + ENTRY_BATCH])
-            result = await self._store.write(
+            result = await self._db.write(
                 partial(
                     steps.remove_entries,
                     agent_id=plan.agent_id,
@@ -216,7 +195,7 @@ class MaintenanceAPI:
         snapshots = [f.ident for f in files if f.kind == "snapshot"]
         done = 0
         if snapshots:
-            done += await self._store.write(lambda c: steps.release_snapshot_rows(c, snapshots))
+            done += await self._db.write(lambda c: steps.release_snapshot_rows(c, snapshots))
         for f in files:
             if f.kind != "snapshot":
                 await self._delete_versions(f.ident)
@@ -224,11 +203,9 @@ class MaintenanceAPI:
         return done
 
     async def _delete_versions(self, transcript_id: int) -> None:
-        for version in await self._store.read(
-            lambda c: steps.transcript_versions(c, transcript_id)
-        ):
+        for version in await self._db.read(lambda c: steps.transcript_versions(c, transcript_id)):
             while True:
-                _, finished = await self._store.write(
+                _, finished = await self._db.write(
                     partial(delete_transcript_chunk, transcript_id=version)
                 )
                 if finished:
@@ -237,11 +214,11 @@ class MaintenanceAPI:
     # --- space -------------------------------------------------------------------------------
 
     def _sizes(self) -> tuple[int, int]:
-        return _file_size(self._store.path), _file_size(Path(f"{self._store.path}-wal"))
+        return file_size(self._db.path), file_size(wal_path(self._db.path))
 
     async def _space_preview(self) -> dict[str, Any]:
         db, wal = self._sizes()
-        free = await self._store.read(steps.free_pages)
+        free = await self._db.read(steps.free_pages)
         return {
             "freePagesBefore": free,
             "pagesVacuumed": 0,
@@ -265,17 +242,17 @@ class MaintenanceAPI:
         `checkpoint_timeout_s` for readers (new writes wait meanwhile, as with the writer's
         own forced checkpoint), and is simply skipped when they do not finish in time."""
         db_before, wal_before = before or self._sizes()
-        free = await self._store.write(steps.free_pages)
+        free = await self._db.write(steps.free_pages)
         remaining = free
         if free > threshold_pages:
             while remaining > 0:
-                after = await self._store.write(steps.vacuum_step)
+                after = await self._db.write(steps.vacuum_step)
                 if after >= remaining:  # other writers took the pages meanwhile
                     break
                 remaining = after
         vacuumed = free - remaining
         if wal or vacuumed:
-            await asyncio.to_thread(_checkpoint_truncate, self._store.path, checkpoint_timeout_s)
+            await self._db.truncate_wal(checkpoint_timeout_s)
         db_after, wal_after = self._sizes()
         return {
             "freePagesBefore": free,

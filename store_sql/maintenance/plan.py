@@ -20,9 +20,9 @@ The rules are the gateway's (openclaw `src/config/sessions/store-maintenance.ts`
 - mode `warn` changes nothing (it reports); `enforce` applies. A dry run reports exactly
   what `enforce` would do and writes nothing.
 
-The policy and its parsing are in maintenance_policy.py. Everything is decided by
+The policy and its parsing are in maintenance/policy.py. Everything is decided by
 `plan_cleanup`, a pure function over `AgentFacts` (read in one
-snapshot by `maintenance_steps.read_facts`); `maintenance_api` then applies the plan with the
+snapshot by `steps.read_facts`); `maintenance_api` then applies the plan with the
 short writer steps of `maintenance_steps` and returns the space to the file system.
 Deviations from the gateway (a database has no mtimes) are noted where they are made.
 """

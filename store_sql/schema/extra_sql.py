@@ -9,7 +9,7 @@ from __future__ import annotations
 # Full-text index over the text of message entries (rowid = transcript_lines.line_pk).
 # Appends and imports do not write it: a single-row FTS5 insert costs 200-400 µs at commit,
 # more than the rest of an append, and trigram indexing was ~75% of an import. The store's
-# background indexer (search_index.py) indexes the lines above
+# background indexer (search/indexer.py) indexes the lines above
 # search_index_state.indexed_upto in batches while the writer is idle; a search reads the
 # index and scans the few lines above the mark itself, so it never misses an entry.
 # `store-sql search --rebuild` empties the index and sets the mark back to 0.
@@ -320,7 +320,7 @@ INITIAL_DROP_STATEMENTS: tuple[str, ...] = (
     "DROP TRIGGER IF EXISTS transcript_lines_fts_delete",
     "DROP TABLE IF EXISTS entry_text_fts",
 )
-# Revision 0002: the background indexer's mark (the table itself is in schema.py).
+# Revision 0002: the background indexer's mark (the table itself is in schema/tables.py).
 SEARCH_STATE_STATEMENTS: tuple[str, ...] = (SEARCH_STATE_ROW, SEARCH_MARK_TRIGGER)
 
 # Everything at the head revision (store-sql doctor checks a database against it).

@@ -3,7 +3,7 @@
 Every table and column carries a comment; docs/SCHEMA.md explains them with example queries,
 and tests/test_schema_doc.py fails when the two disagree. Things SQLAlchemy Core cannot
 express (the full-text index, its triggers and the maintainer views) are SQL text in
-`schema_sql.py`, created by the same migration.
+`schema/extra_sql.py`, created by the same migration.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ search_index_state = Table(
         comment="every transcript_lines row with line_pk <= this is in entry_text_fts",
     ),
     CheckConstraint("id = 1", name="search_index_state_single_row"),
-    comment="how far the background indexer has brought the full-text index (search.py)",
+    comment="how far the background indexer has brought the full-text index (search/query.py)",
 )
 
 checkpoint_snapshots = Table(

@@ -23,14 +23,14 @@ from store_sql.search.query import (
 )
 
 if TYPE_CHECKING:
-    from store_sql.store import Store
+    from store_sql.engine.database import Database
 
 
 # --- rebuilding ------------------------------------------------------------------------------
 
 
 async def rebuild_index(
-    store: Store,
+    db: Database,
     *,
     batch_size: int = REBUILD_BATCH,
     progress: Callable[[RebuildReport], None] | None = None,
@@ -39,10 +39,10 @@ async def rebuild_index(
     appends go on in between. Searches meanwhile scan the lines not indexed yet (up to
     `BACKLOG_LIMIT`; past it they report what they could not search)."""
     report = RebuildReport()
-    async with store.indexing_paused():
-        report.upto_line_pk = await store.write(_clear)
+    async with db.indexing_paused():
+        report.upto_line_pk = await db.write(_clear)
         while True:
-            step = await store.write(partial(index_pending, batch_size=batch_size))
+            step = await db.write(partial(index_pending, batch_size=batch_size))
             report.batches += 1
             report.lines_read += step.lines_read
             report.rows_indexed += step.rows_indexed
@@ -65,8 +65,8 @@ def _clear(conn: sqlite3.Connection) -> int:
 class SearchAPI:
     """Full-text search over entries: `store.search`."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def find(
         self,
@@ -99,12 +99,12 @@ class SearchAPI:
         )
         if query.since is not None:
             normalize_since(query.since)  # fail on the caller's side, before the hop
-        return await self._store.read(lambda c: search_entries(c, query))
+        return await self._db.read(lambda c: search_entries(c, query))
 
     async def catch_up(self) -> int:
         """Index every line written so far now, rather than in the writer's idle time (after
         a large import, before a burst of searches); returns the lines indexed."""
-        return await catch_up(self._store.write)
+        return await catch_up(self._db.write)
 
     async def rebuild(
         self,
@@ -113,4 +113,4 @@ class SearchAPI:
         progress: Callable[[RebuildReport], None] | None = None,
     ) -> RebuildReport:
         """Rebuild the full-text index from the stored lines (see `rebuild_index`)."""
-        return await rebuild_index(self._store, batch_size=batch_size, progress=progress)
+        return await rebuild_index(self._db, batch_size=batch_size, progress=progress)

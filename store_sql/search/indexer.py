@@ -3,7 +3,7 @@
 Appends and imports store lines only. The index (`entry_text_fts`) covers every line up to
 `search_index_state.indexed_upto`; `index_pending` (a writer mutation) indexes the next
 lines above that mark and moves it, and `BackgroundIndexer` runs it in the writer's idle
-time. A search reads the index and scans the lines above the mark itself (search.py), so an
+time. A search reads the index and scans the lines above the mark itself (search/query.py), so an
 entry is findable from the moment its append commits.
 
 Why not index inside each append: a single-row FTS5 trigram insert costs 200-400 µs at
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
-from store_sql.engine.sqltext import storable_text
+from store_sql.formats.sqltext import storable_text
 from store_sql.search.entry_text import entry_search_text
 from store_sql.transcripts.rows import parse_stored
 
@@ -30,7 +30,7 @@ INDEX_BATCH = 256
 waits about as long as behind one ordinary group commit."""
 
 BACKLOG_LIMIT = 10_000
-"""Lines above the mark that a search still scans itself (search.py). A scan holds a read
+"""Lines above the mark that a search still scans itself (search/query.py). A scan holds a read
 snapshot, and long snapshots keep the WAL from being checkpointed: kept short."""
 
 QUIET_S = 0.02

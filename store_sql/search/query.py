@@ -1,8 +1,9 @@
 """Full-text search over transcript entries: `store.search` and `store-sql search`.
 
-The index is the FTS5 table `entry_text_fts` (schema_sql.py): rowid = transcript_lines.line_pk,
-text = `search_text.entry_search_text` of the entry, written behind the appends by the
-background indexer (search_index.py) and removed by a trigger with its line. A search reads
+The index is the FTS5 table `entry_text_fts` (schema/extra_sql.py):
+rowid = transcript_lines.line_pk,
+text = `search.entry_text.entry_search_text` of the entry, written behind the appends by the
+background indexer (search/indexer.py) and removed by a trigger with its line. A search reads
 the index for the lines up to the indexer's mark and scans the lines above it itself, so a
 committed append is found at once. `rebuild` recreates the index from the lines, for
 databases indexed with an older `entry_search_text`.
@@ -21,12 +22,10 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from store_sql.admin.sql_console import open_console
 from store_sql.errors import StoreError
 from store_sql.search.indexer import (
     BACKLOG_LIMIT,
@@ -34,9 +33,6 @@ from store_sql.search.indexer import (
     indexed_upto,
     searchable_texts,
 )
-
-if TYPE_CHECKING:
-    pass
 
 TRIGRAM_MIN_CHARS = 3
 DEFAULT_LIMIT = 20
@@ -98,7 +94,7 @@ class SearchResult:
     notice: str | None = None
     unsearched: int = 0
     """Lines not in the index yet that could not be searched (a raw FTS5 query, or more than
-    `search_index.BACKLOG_LIMIT` of them); 0 means every stored entry was searched."""
+    `search.indexer.BACKLOG_LIMIT` of them); 0 means every stored entry was searched."""
 
 
 @dataclass(slots=True)
@@ -366,14 +362,3 @@ def make_snippet(indexed: str, needle: str | None) -> str:
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", " ", text)
-
-
-def search_file(path: str | Path, query: SearchQuery) -> SearchResult:
-    """Search a database file through the read-only console (`store-sql search`): never
-    creates, migrates or checkpoints it, so it is safe beside a running gateway."""
-    with open_console(path) as console:
-        console.conn.execute("BEGIN")
-        try:
-            return search_entries(console.conn, query)
-        finally:
-            console.conn.execute("COMMIT")

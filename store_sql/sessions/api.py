@@ -8,24 +8,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from store_sql import addresses
 from store_sql.formats import jsjson
 from store_sql.sessions import rows as sessions
 from store_sql.sessions.rows import Entry, ListFilter, Mutator, SessionSummary
 
 if TYPE_CHECKING:
-    from store_sql.store import Store
+    from store_sql.engine.database import Database
 
 
 class SessionIndexAPI:
     """Session entries per agent: get, list, patch, update, delete, touch, render."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def get(self, agent_id: str, key: str) -> Entry | None:
         """The entry of `key`, or None."""
-        sessions.check_agent_id(agent_id)
-        return await self._store.read(lambda c: sessions.get_entry(c, agent_id, key))
+        addresses.check_agent_id(agent_id)
+        return await self._db.read(lambda c: sessions.get_entry(c, agent_id, key))
 
     async def list_entries(
         self,
@@ -40,9 +41,9 @@ class SessionIndexAPI:
         channel: str | None = None,
     ) -> list[SessionSummary]:
         """Entries newest `updatedAt` first, read from indexed columns only."""
-        sessions.check_agent_id(agent_id)
+        addresses.check_agent_id(agent_id)
         where = ListFilter(updated_after, updated_before, label, chat_type, channel)
-        return await self._store.read(
+        return await self._db.read(
             lambda c: sessions.list_entries(c, agent_id, where, limit, offset)
         )
 
@@ -57,51 +58,51 @@ class SessionIndexAPI:
         channel: str | None = None,
     ) -> int:
         """How many entries `list_entries` with the same filters would return, unpaged."""
-        sessions.check_agent_id(agent_id)
+        addresses.check_agent_id(agent_id)
         where = ListFilter(updated_after, updated_before, label, chat_type, channel)
-        return await self._store.read(lambda c: sessions.count_entries(c, agent_id, where))
+        return await self._db.read(lambda c: sessions.count_entries(c, agent_id, where))
 
     async def agents(self) -> list[str]:
         """Agents that have a session index."""
-        return await self._store.read(sessions.list_agents)
+        return await self._db.read(sessions.list_agents)
 
     async def patch(self, agent_id: str, key: str, patch: Mapping[str, Any]) -> Entry:
         """Merge `patch` into the entry (`None` removes a field) and return the result.
 
         Creates the entry when missing; the result must have `sessionId` and `updatedAt`."""
-        sessions.check_agent_id(agent_id)
-        sessions.check_session_key(key)
-        text = await self._store.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
+        addresses.check_agent_id(agent_id)
+        addresses.check_session_key(key)
+        text = await self._db.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
         # Parsed here, not on the writer's thread: the writer is the one everybody waits for.
         entry: Entry = jsjson.loads(text)
         return entry
 
     async def put(self, agent_id: str, key: str, entry: Entry) -> Entry:
         """Replace the entry whole."""
-        sessions.check_agent_id(agent_id)
-        sessions.check_session_key(key)
-        return await self._store.write(lambda c: sessions.put_entry(c, agent_id, key, entry))
+        addresses.check_agent_id(agent_id)
+        addresses.check_session_key(key)
+        return await self._db.write(lambda c: sessions.put_entry(c, agent_id, key, entry))
 
     async def update(self, agent_id: str, key: str, mutator: Mutator) -> Entry | None:
         """Atomic read-modify-write: `mutator(entry or None) -> new entry or None`.
 
         The mutator runs on the writer thread inside the transaction, so it must be quick and
         must not touch the store itself; returning None leaves the index unchanged."""
-        sessions.check_agent_id(agent_id)
-        sessions.check_session_key(key)
-        return await self._store.write(lambda c: sessions.update_entry(c, agent_id, key, mutator))
+        addresses.check_agent_id(agent_id)
+        addresses.check_session_key(key)
+        return await self._db.write(lambda c: sessions.update_entry(c, agent_id, key, mutator))
 
     async def delete(self, agent_id: str, key: str) -> bool:
         """Remove the entry; True if it existed."""
-        sessions.check_agent_id(agent_id)
-        return await self._store.write(lambda c: sessions.delete_entry(c, agent_id, key))
+        addresses.check_agent_id(agent_id)
+        return await self._db.write(lambda c: sessions.delete_entry(c, agent_id, key))
 
     async def touch(self, agent_id: str, key: str, updated_at: int) -> None:
         """Set `updatedAt` only: the fast path for the gateway's most frequent write."""
-        sessions.check_agent_id(agent_id)
-        await self._store.write(lambda c: sessions.touch_entry(c, agent_id, key, updated_at))
+        addresses.check_agent_id(agent_id)
+        await self._db.write(lambda c: sessions.touch_entry(c, agent_id, key, updated_at))
 
     async def render_json(self, agent_id: str) -> bytes | None:
         """The agent's sessions.json exactly as export writes it (None: no index)."""
-        sessions.check_agent_id(agent_id)
-        return await self._store.read(lambda c: sessions.render_sessions_json(c, agent_id))
+        addresses.check_agent_id(agent_id)
+        return await self._db.read(lambda c: sessions.render_sessions_json(c, agent_id))

@@ -2,7 +2,7 @@
 
 The entry text is the source of truth; these columns are copies of a few of its fields so
 that listing, filtering and the maintainer views need no JSON parse. They are recomputed on
-every change of an entry (`sessions.py`).
+every change of an entry (`sessions/rows.py`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from store_sql.engine.sqltext import storable, text_or_none
+from store_sql.formats.sqltext import storable, text_or_none
 
 # (column, entry field, kind): "s" a string SQLite can store, "n" a number (not a bool).
 # Table-driven because this runs on every change of an entry: measured 3x faster than

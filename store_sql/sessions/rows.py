@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 from sqlalchemy import bindparam, delete, func, insert, select
 
-from store_sql.engine.sqltext import storable
 from store_sql.engine.statements import compile_sql
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
@@ -30,45 +29,6 @@ from store_sql.sessions.columns import COLUMN_NAMES, entry_columns, patched_colu
 
 Entry = dict[str, Any]
 Mutator = Callable[[Entry | None], Entry | None]
-
-_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-
-def check_agent_id(agent_id: str) -> str:
-    """Agent ids name directories on export, so only the gateway's safe shape is accepted."""
-    if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
-        raise InvalidEntryError(
-            f"invalid agent id {agent_id!r}: use 1-64 lowercase letters, digits, '_' or '-' "
-            "starting with a letter or digit (the gateway's default is 'main')"
-        )
-    return agent_id
-
-
-def check_session_key(key: str) -> str:
-    if not isinstance(key, str) or key == "":
-        raise InvalidEntryError(f"invalid session key {key!r}: a non-empty string is required")
-    if not storable(key):
-        raise InvalidEntryError(
-            f"invalid session key {key!r}: it holds a lone surrogate, which SQLite text cannot "
-            "store; use a well-formed Unicode key"
-        )
-    return key
-
-
-def check_session_id(session_id: str) -> str:
-    """A session id names the transcript file `<sessionId>.jsonl`, so it must be a plain
-    file-name part: the gateway's ids are UUIDs."""
-    if (
-        not isinstance(session_id, str)
-        or session_id in ("", ".", "..")
-        or any(c in session_id for c in "/\\\0")
-        or not storable(session_id)
-    ):
-        raise InvalidEntryError(
-            f"invalid session id {session_id!r}: it names a file, so it must be non-empty and "
-            "hold no '/', '\\', NUL or lone surrogate (the gateway uses UUIDs)"
-        )
-    return session_id
 
 
 @dataclass(frozen=True, slots=True)

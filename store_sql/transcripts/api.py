@@ -12,7 +12,8 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from store_sql.sessions.rows import check_agent_id, check_session_id, default_rel_dir
+from store_sql.addresses import Target, check_agent_id, check_session_id
+from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import context as context_mod
 from store_sql.transcripts import reads as reads
 from store_sql.transcripts import rows as tx
@@ -24,10 +25,9 @@ from store_sql.transcripts.rows import TranscriptInfo
 from store_sql.transcripts.upgrade import migrate_to_v3
 
 if TYPE_CHECKING:
-    from store_sql.store import Store
+    from store_sql.engine.database import Database
 
 T = TypeVar("T")
-Target = str | int
 """A session id (its live transcript) or a transcript_id."""
 
 
@@ -45,14 +45,14 @@ def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
 class TranscriptAPI:
     """Create, append to and read transcripts."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def _read(
         self, agent_id: str, target: Target, fn: Callable[[sqlite3.Connection, int], T]
     ) -> T:
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: fn(c, _resolve(c, agent_id, target).transcript_id))
+        return await self._db.read(lambda c: fn(c, _resolve(c, agent_id, target).transcript_id))
 
     # --- identities -----------------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class TranscriptAPI:
         """Start the live transcript of a session with a v3 header, as the gateway would."""
         check_agent_id(agent_id)
         check_session_id(session_id)
-        return await self._store.write(
+        return await self._db.write(
             lambda c: tx.create_transcript(
                 c,
                 agent_id,
@@ -83,19 +83,19 @@ class TranscriptAPI:
     async def info(self, agent_id: str, target: Target) -> TranscriptInfo:
         """Identity, leaf and counters of a transcript (no lines read)."""
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: _resolve(c, agent_id, target))
+        return await self._db.read(lambda c: _resolve(c, agent_id, target))
 
     async def find(self, agent_id: str, session_id: str) -> TranscriptInfo | None:
         """The live transcript of a session, or None."""
         check_agent_id(agent_id)
-        return await self._store.read(lambda c: tx.find_live(c, agent_id, session_id))
+        return await self._db.read(lambda c: tx.find_live(c, agent_id, session_id))
 
     async def list_transcripts(
         self, agent_id: str, *, session_id: str | None = None
     ) -> list[TranscriptInfo]:
         """Every transcript of an agent (or of one session): live, archives, versions."""
         check_agent_id(agent_id)
-        return await self._store.read(
+        return await self._db.read(
             lambda c: tx.list_transcripts(c, agent_id, session_id=session_id)
         )
 
@@ -116,7 +116,7 @@ class TranscriptAPI:
         `message.idempotencyKey` is already present is not written again."""
         check_agent_id(agent_id)
         mutation = AppendMutation(agent_id, target, list(entries), parent_id)
-        return await self._store.write(mutation)
+        return await self._db.write(mutation)
 
     async def _append_one(
         self, agent_id: str, target: Target, fields: dict[str, Any], parent_id: str | None = LEAF
@@ -124,7 +124,7 @@ class TranscriptAPI:
         # `append` of one entry, one coroutine frame shorter: the convenience appends are
         # the gateway's hot path (tools/bench concurrent appends).
         check_agent_id(agent_id)
-        return (await self._store.write(AppendMutation(agent_id, target, (fields,), parent_id)))[0]
+        return (await self._db.write(AppendMutation(agent_id, target, (fields,), parent_id)))[0]
 
     async def append_message(
         self, agent_id: str, target: Target, message: Mapping[str, Any]
@@ -223,7 +223,7 @@ class TranscriptAPI:
     async def migrate_to_v3(self, agent_id: str, target: Target) -> TranscriptInfo:
         """Write the v3 form of a v1/v2 transcript as a new version; the original is kept."""
         check_agent_id(agent_id)
-        return await self._store.write(
+        return await self._db.write(
             lambda c: migrate_to_v3(c, _resolve(c, agent_id, target).transcript_id)
         )
 
@@ -243,7 +243,7 @@ class TranscriptAPI:
     ) -> list[StoredEntry]:
         """Root -> leaf (or -> `to_entry_id`)."""
         check_agent_id(agent_id)
-        return await self._store.read(
+        return await self._db.read(
             lambda c: reads.active_path(c, _resolve(c, agent_id, target), to_entry_id)
         )
 
@@ -275,7 +275,7 @@ class TranscriptAPI:
     ) -> list[StoredEntry]:
         """The last `limit` (<= 1000) entries of the active path within `max_bytes`."""
         check_agent_id(agent_id)
-        return await self._store.read(
+        return await self._db.read(
             lambda c: reads.recent_entries(
                 c, _resolve(c, agent_id, target), limit=limit, max_bytes=max_bytes, types=types
             )
@@ -303,7 +303,7 @@ class TranscriptAPI:
         """Lines added to the session's live transcript since `cursor`; `replaced` tells the
         caller the transcript was reset, migrated or re-imported and to start over."""
         check_agent_id(agent_id)
-        return await self._store.read(
+        return await self._db.read(
             lambda c: reads.changes_since(
                 c, tx.require_live(c, agent_id, session_id), cursor, limit
             )

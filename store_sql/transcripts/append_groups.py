@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from store_sql.engine.writer import CombinableMutation
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.transcripts.appends import (
     Appended,
@@ -30,7 +31,7 @@ class NewIdTakenError(InvalidEntryError):
     entries): the writer reruns the appends one by one, and they draw again."""
 
 
-class AppendMutation:
+class AppendMutation(CombinableMutation):
     """One caller's append, as a writer mutation that can be combined with its neighbours.
 
     Called alone it is `append_entries`. The writer hands a run of consecutive
@@ -58,9 +59,9 @@ class AppendMutation:
         info = resolve_target(conn, self.agent_id, self.target)
         return append_entries(conn, info, self.entries, parent_id=self.parent_id)
 
-    @staticmethod
+    @classmethod
     def combine(
-        conn: sqlite3.Connection, mutations: Sequence[AppendMutation]
+        cls, conn: sqlite3.Connection, mutations: Sequence[AppendMutation]
     ) -> list[list[Appended]]:
         """Run `mutations` in order as one. Any error (a missing transcript, a bad entry, an
         id collision) leaves the writer to rerun them one by one, each in its own savepoint,

@@ -71,7 +71,7 @@ def find_by_idempotency_key(
 class Chain:
     """A transcript as appends see it while they run: its leaf and next position move with
     each entry, before anything is written, so that the appends of a whole group can go in
-    with one statement (`transcript_append_groups.AppendMutation.combine`)."""
+    with one statement (`append_groups.AppendMutation.combine`)."""
 
     transcript_id: int
     file_name: str

@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from store_sql.engine.sqltext import text_or_none
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
+from store_sql.formats.sqltext import text_or_none
 
 # pi writes `custom` and `custom_message` entries with their payload before the tree fields
 # (SessionManager.appendCustomEntry / appendCustomMessageEntry); every other type after them.

@@ -1,7 +1,7 @@
 """A transcript's file bytes in large blocks joined by SQLite: the export hot path.
 
 The one renderer of a transcript's bytes: export, snapshots
-(`checkpoint_snapshots.snapshot_bytes`) and `store.transcripts.file_bytes` all use it.
+(`snapshots.snapshot_bytes`) and `store.transcripts.file_bytes` all use it.
 Fetching one Python object per line and joining them in Python
 (tests/test_transcript_dump.py keeps that as the reference) is slower; here SQLite's
 `group_concat` joins a run of lines with ``\\n`` in C and Python receives one bytes object

@@ -300,7 +300,7 @@ def insert_lines(
     """Add lines at the end of a transcript and move its counters and leaf to match.
 
     Rows must continue the transcript's positions. The full-text index catches up behind
-    (search_index.py)."""
+    (search/indexer.py)."""
     rows = list(rows)
     if not rows:
         return

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from store_sql.engine.sqltext import text_or_none
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
+from store_sql.formats.sqltext import text_or_none
 from store_sql.transcripts.reads import StoredEntry, all_entries
 from store_sql.transcripts.rows import (
     LineRow,

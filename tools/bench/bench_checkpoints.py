@@ -38,10 +38,10 @@ import orjson
 from fixtures import AGENT, BASE_MS
 from harness import Row, amedian_of, bench_dir, best_of, row, run_async, timed
 
+from store_sql import Store
 from store_sql.checkpoints.entries import CheckpointSpec
 from store_sql.maintenance.policy import MaintenancePolicy
 from store_sql.sessions import rows as sessions_mod
-from store_sql.store import Store
 
 BIG = "bench-cp-big"
 EMPTY = "bench-cp-empty"

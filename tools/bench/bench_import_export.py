@@ -44,10 +44,8 @@ import fixtures
 import orjson
 from harness import Row, bench_dir, best_of, row, run_async, timed
 
-from store_sql import Store
+from store_sql import Store, export_tree, import_path
 from store_sql.engine.pragmas import EngineSettings, configure_writer
-from store_sql.exporter.api import export_tree
-from store_sql.importer.api import import_path
 from store_sql.importer.chunks import CHUNK_BYTES
 
 SESSION = "0a286f5e-b0ec-47de-a951-2b95f2b21bb3"

@@ -1,0 +1,55 @@
+"""How callers address what the store holds: agent ids, session keys, session ids and
+transcript targets, each checked on the caller's side before any work is queued.
+
+Agent ids and session ids name directories and files on export, so they keep the shapes the
+gateway writes; session keys are opaque strings (docs/FORMATS.md, sections 1 and 2).
+"""
+
+from __future__ import annotations
+
+import re
+
+from store_sql.errors import InvalidEntryError
+from store_sql.formats.sqltext import storable
+
+Target = str | int
+"""A transcript: a session id (its live transcript), or a transcript id from `info()`."""
+
+_AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def check_agent_id(agent_id: str) -> str:
+    """Agent ids name directories on export, so only the gateway's safe shape is accepted."""
+    if not isinstance(agent_id, str) or not _AGENT_ID.fullmatch(agent_id):
+        raise InvalidEntryError(
+            f"invalid agent id {agent_id!r}: use 1-64 lowercase letters, digits, '_' or '-' "
+            "starting with a letter or digit (the gateway's default is 'main')"
+        )
+    return agent_id
+
+
+def check_session_key(key: str) -> str:
+    if not isinstance(key, str) or key == "":
+        raise InvalidEntryError(f"invalid session key {key!r}: a non-empty string is required")
+    if not storable(key):
+        raise InvalidEntryError(
+            f"invalid session key {key!r}: it holds a lone surrogate, which SQLite text cannot "
+            "store; use a well-formed Unicode key"
+        )
+    return key
+
+
+def check_session_id(session_id: str) -> str:
+    """A session id names the transcript file `<sessionId>.jsonl`, so it must be a plain
+    file-name part: the gateway's ids are UUIDs."""
+    if (
+        not isinstance(session_id, str)
+        or session_id in ("", ".", "..")
+        or any(c in session_id for c in "/\\\0")
+        or not storable(session_id)
+    ):
+        raise InvalidEntryError(
+            f"invalid session id {session_id!r}: it names a file, so it must be non-empty and "
+            "hold no '/', '\\', NUL or lone surrogate (the gateway uses UUIDs)"
+        )
+    return session_id
