@@ -683,12 +683,15 @@ def _revision_and_notes(db: Path) -> tuple[str | None, int]:
 
 
 # What each revision adds that tells it from the one before (0001: the tables and views;
-# 0002: the full-text indexer's mark and its trigger).
+# 0002: the full-text indexer's mark and its trigger; 0005: the OpenClaw database sources).
 _REVISION_OBJECTS: dict[str | None, frozenset[str]] = {
     None: frozenset(),
     "0001": frozenset({"transcript_lines", "messages"}),
     "0002": frozenset({"transcript_lines", "messages", "search_index_state",
                        "transcript_lines_search_mark"}),
+    "0005": frozenset({"transcript_lines", "messages", "search_index_state",
+                       "transcript_lines_search_mark", "agent_databases",
+                       "database_transcripts", "pre_migration_files"}),
 }  # fmt: skip
 
 
@@ -698,7 +701,7 @@ def _schema_objects(db: Path) -> frozenset[str]:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     finally:
         conn.close()
-    return frozenset(names) & _REVISION_OBJECTS["0002"]
+    return frozenset(names) & _REVISION_OBJECTS["0005"]
 
 
 def test_sigkill_during_a_schema_upgrade_leaves_a_whole_revision_and_whole_backups(

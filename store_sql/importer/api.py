@@ -1,4 +1,4 @@
-"""Import OpenClaw state directories, sessions directories and single files .
+"""Import OpenClaw state directories, sessions directories and single files.
 
     report = await import_path(store, Path("~/.openclaw").expanduser())
     for f in report.files:
@@ -8,8 +8,9 @@ What each file becomes (docs/FORMATS.md §1): `sessions.json` -> the agent's ses
 bytes plus parsed entries); transcripts (live, topic, fork, checkpoint, `.reset.` and
 `.deleted.` archives, also zstd-compressed) -> `transcripts` and one row per line; prompt
 blobs, backups, trajectory sidecars and unknown files -> `opaque_files`; `*.lock`/`*.tmp` and
-symlinks leaving the sessions dir -> skipped and reported. Sources are only ever opened for
-reading.
+symlinks leaving the sessions dir -> skipped and reported. A current install keeps its state in
+``agents/<id>/agent/openclaw-agent.sqlite`` instead: that database is read first
+(`agent_db`), and a file it supersedes is skipped. Sources are only ever opened for reading.
 
 Guarantees, each tested in tests/test_import.py:
 - Every byte is kept: export reproduces each file exactly (tests/test_roundtrip_corpus.py).
@@ -38,6 +39,7 @@ from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedEr
 from store_sql.formats.state_dir import FileKind
 from store_sql.formats.zstd_stream import UnreadableArchiveError
 from store_sql.importer import rows as db
+from store_sql.importer.agent_db import DatabaseImporter
 from store_sql.importer.chunks import (
     LineChunk,
     LineChunker,
@@ -114,9 +116,21 @@ async def _import(
     report = ImportReport(str(path), dry_run, skipped=list(plan.skipped))
     tracker = _Tracker(plan.files, progress)
     importer = _FileImporter(store, dry_run=dry_run, tracker=tracker)
+    databases = DatabaseImporter(store, dry_run=dry_run)
+    provided: dict[str, set[str]] = {}
+    for database in plan.databases:
+        provided[database.rel_dir] = await databases.run(database, report)
     for index, src in enumerate(plan.files):
         tracker.start_file(index)
         record = FileReport(str(src.path), src.rel_path, src.agent_id, src.info.kind.value)
+        if src.name in provided.get(src.rel_dir, ()):
+            # Today's gateway keeps this in its database; a file of the same name is a
+            # leftover of the JSONL era and would fight the database's version.
+            record.status = "skipped"
+            record.note("the agent's openclaw-agent.sqlite holds this; read from there")
+            report.files.append(record)
+            tracker.end_file()
+            continue
         try:
             await importer.run(src, record)
         except (OSError, ImportFailedError, InvalidEntryError, WriteFailedError) as exc:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from store_sql.addresses import check_agent_id
 from store_sql.errors import ImportFailedError, InvalidEntryError
+from store_sql.formats.import_archive import ARCHIVE_DIR
+from store_sql.formats.openclaw_agent_db import DATABASE_NAME
 from store_sql.formats.state_dir import (
     ClassifiedFile,
     FileKind,
@@ -65,10 +67,38 @@ class SourceFile:
         return f"{self.rel_dir}/{self.info.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class DatabaseSource:
+    """One agent's ``agents/<id>/agent/openclaw-agent.sqlite`` (docs/FORMATS.md §6)."""
+
+    agent_id: str
+    path: Path
+    state_dir: Path
+
+    @property
+    def rel_dir(self) -> str:
+        """The sessions dir its sessions and transcripts are exported to."""
+        return f"agents/{self.agent_id}/sessions"
+
+    @property
+    def rel_path(self) -> str:
+        return f"agents/{self.agent_id}/agent/{DATABASE_NAME}"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.state_dir / "agents" / self.agent_id / "sessions"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where OpenClaw moved the legacy files it migrated."""
+        return self.state_dir / "agents" / self.agent_id / ARCHIVE_DIR
+
+
 @dataclass(slots=True)
 class ImportPlan:
     files: list[SourceFile] = field(default_factory=list)
     skipped: list[SkippedSource] = field(default_factory=list)
+    databases: list[DatabaseSource] = field(default_factory=list)
 
 
 def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
@@ -83,11 +113,13 @@ def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
         raise ImportFailedError(f"{path}: no such file or directory")
     if path.is_file():
         return _plan_one_file(path, agent)
+    plan = ImportPlan(databases=find_databases(path, agent))
     try:
         dirs = find_sessions_dirs(path, agent=agent)
     except StateDirError as exc:
-        raise ImportFailedError(str(exc)) from None
-    plan = ImportPlan()
+        if not plan.databases:
+            raise ImportFailedError(str(exc)) from None
+        dirs = []  # a migrated agent may have no sessions dir left
     for sessions_dir in dirs:
         try:
             check_agent_id(sessions_dir.agent_id)
@@ -96,6 +128,21 @@ def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
             continue
         _plan_dir(sessions_dir, plan)
     return plan
+
+
+def find_databases(state_dir: Path, agent: str | None = None) -> list[DatabaseSource]:
+    """Every ``agents/<id>/agent/openclaw-agent.sqlite`` of a state dir (of `agent`)."""
+    agents = state_dir / "agents"
+    if not agents.is_dir():
+        return []
+    found = []
+    for child in sorted(agents.iterdir()):
+        if agent is not None and child.name != agent:
+            continue
+        db = child / "agent" / DATABASE_NAME
+        if db.is_file() and not db.is_symlink():
+            found.append(DatabaseSource(child.name, db, state_dir))
+    return found
 
 
 def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:

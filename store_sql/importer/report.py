@@ -88,6 +88,48 @@ class SkippedSource:
 
 
 @dataclass(slots=True)
+class DatabaseReport:
+    """What was read from one agent's openclaw-agent.sqlite (docs/FORMATS.md §6)."""
+
+    agent: str
+    path: str
+    status: Literal["read", "error"] = "read"
+    schema_version: int | None = None
+    app_version: str | None = None
+    sessions: int = 0
+    """Session keys in its session_nodes."""
+    transcripts: int = 0
+    """Transcripts read from transcript_events (and cold storage)."""
+    events: int = 0
+    """Events imported in this run (only the new ones on a re-import)."""
+    archives: int = 0
+    """Archived transcripts (session_transcript_archives) it holds."""
+    cold_archives: int = 0
+    pre_migration_files: int = 0
+    """Legacy files OpenClaw moved into session-sqlite-import-archive/, kept as they are."""
+    message: str | None = None
+
+    def note(self, text: str) -> None:
+        self.message = text if not self.message else f"{self.message}; {text}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "path": self.path,
+            "status": self.status,
+            "schema_version": self.schema_version,
+            "app_version": self.app_version,
+            "sessions": self.sessions,
+            "transcripts": self.transcripts,
+            "events": self.events,
+            "archives": self.archives,
+            "cold_archives": self.cold_archives,
+            "pre_migration_files": self.pre_migration_files,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
 class ImportReport:
     """Everything one `import_path` call did (or, with ``dry_run``, would do)."""
 
@@ -95,12 +137,16 @@ class ImportReport:
     dry_run: bool
     files: list[FileReport] = field(default_factory=list)
     skipped: list[SkippedSource] = field(default_factory=list)
+    databases: list[DatabaseReport] = field(default_factory=list)
+    """One record per agent database read (today's gateway keeps its state in SQLite)."""
     duration_s: float = 0.0
 
     @property
     def ok(self) -> bool:
-        """No file ended in error."""
-        return all(f.status != "error" for f in self.files)
+        """No file and no database ended in error."""
+        return all(f.status != "error" for f in self.files) and all(
+            d.status != "error" for d in self.databases
+        )
 
     @property
     def totals(self) -> dict[str, int]:
@@ -129,6 +175,7 @@ class ImportReport:
             "totals": self.totals,
             "files": [f.as_dict() for f in self.files],
             "skipped": [s.as_dict() for s in self.skipped],
+            "databases": [d.as_dict() for d in self.databases],
         }
 
 

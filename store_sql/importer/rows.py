@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import os
 import sqlite3
 from collections.abc import Callable
@@ -347,23 +348,45 @@ def import_compressed(
     """A .zst archive in one mutation: the original bytes (exported as they are) plus the
     decompressed lines (for queries), both streamed so memory stays flat."""
     with path.open("rb") as raw:
-        size = _fstat_size(raw)
-        lines = ZstdStream(path.open("rb"), path.name)
-        try:
-            chunker = LineChunker(lines, stats=stats)
-            first = chunker.next_chunk()
-            tid = _create(conn, new, first)
-            chunk = first
-            while chunk is not None:
-                _insert_chunk(conn, tid, chunk)
-                chunk = chunker.next_chunk()
-        finally:
-            lines.close()
-        conn.execute(
-            "UPDATE transcripts SET compressed_bytes = zeroblob(?) WHERE transcript_id = ?",
-            (size, tid),
+        return _import_compressed(
+            conn, new, raw, _fstat_size(raw), lambda: path.open("rb"), path.name, stats
         )
-        sha = copy_into_blob(conn, "transcripts", "compressed_bytes", tid, raw, size)
+
+
+def import_compressed_bytes(
+    conn: sqlite3.Connection, new: NewTranscript, data: bytes, *, stats: LineStats
+) -> int:
+    """`import_compressed` for an archive held in memory (read from another database)."""
+    return _import_compressed(
+        conn, new, io.BytesIO(data), len(data), lambda: io.BytesIO(data), new.file_name, stats
+    )
+
+
+def _import_compressed(
+    conn: sqlite3.Connection,
+    new: NewTranscript,
+    raw: BinaryIO,
+    size: int,
+    reopen: Callable[[], BinaryIO],
+    name: str,
+    stats: LineStats,
+) -> int:
+    lines = ZstdStream(reopen(), name)
+    try:
+        chunker = LineChunker(lines, stats=stats)
+        first = chunker.next_chunk()
+        tid = _create(conn, new, first)
+        chunk = first
+        while chunk is not None:
+            _insert_chunk(conn, tid, chunk)
+            chunk = chunker.next_chunk()
+    finally:
+        lines.close()
+    conn.execute(
+        "UPDATE transcripts SET compressed_bytes = zeroblob(?) WHERE transcript_id = ?",
+        (size, tid),
+    )
+    sha = copy_into_blob(conn, "transcripts", "compressed_bytes", tid, raw, size)
     conn.execute(
         "UPDATE transcripts SET source_size = ?, source_sha256 = ? WHERE transcript_id = ?",
         (size, sha, tid),

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 # The revision the code expects; tests/test_migrations.py checks it is Alembic's head.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0005"
 
 # PRAGMA application_id marks a file as ours ("SQLS"), so `Store.open` can refuse a
 # SQLite database that belongs to someone else instead of writing tables into it.
@@ -318,4 +318,77 @@ checkpoint_snapshots = Table(
     Index("ix_checkpoint_snapshots_file", "agent_id", "file_name"),
     Index("ix_checkpoint_snapshots_transcript", "transcript_id"),
     comment="pre-compaction snapshots as references into transcripts, not copies",
+)
+
+agent_databases = Table(
+    "agent_databases",
+    metadata,
+    Column("agent_id", Text, primary_key=True, comment="agent id whose database was read"),
+    Column(
+        "rel_path",
+        Text,
+        nullable=False,
+        comment="the database relative to the state dir: agents/<id>/agent/openclaw-agent.sqlite",
+    ),
+    Column("schema_version", Integer, nullable=False, comment="its PRAGMA user_version"),
+    Column("app_version", Text, comment="schema_meta.app_version: the OpenClaw that wrote it"),
+    Column("imported_at", Text, nullable=False, comment="ISO time of the last import from it"),
+    comment="one row per agent whose session index was read from OpenClaw's SQLite database",
+)
+
+database_transcripts = Table(
+    "database_transcripts",
+    metadata,
+    Column(
+        "transcript_id",
+        Integer,
+        ForeignKey("transcripts.transcript_id", ondelete="CASCADE"),
+        primary_key=True,
+        comment="the transcript made from the database",
+    ),
+    Column("agent_id", Text, nullable=False, comment="agent id"),
+    Column("session_id", Text, nullable=False, comment="OpenClaw session id"),
+    Column(
+        "source",
+        Text,
+        nullable=False,
+        comment="events | archive | cold_archive: which table the lines came from",
+    ),
+    Column("generation", Text, comment="the archive's generation (archives only)"),
+    Column("last_seq", Integer, comment="seq of the last event imported (events only)"),
+    Column("event_count", Integer, nullable=False, comment="events imported"),
+    Column(
+        "base_created_at",
+        Integer,
+        comment="smallest created_at of the events: OpenClaw rewrites every row when it "
+        "replaces a transcript, so a different value means a rewritten transcript",
+    ),
+    Column("last_event_sha256", Text, comment="sha256 of the last event's bytes"),
+    Column("source_sha256", Text, comment="sha256 of an archive's bytes as stored there"),
+    CheckConstraint(
+        "source IN ('events', 'archive', 'cold_archive')", name="database_source_known"
+    ),
+    Index("ix_database_transcripts_session", "agent_id", "session_id"),
+    comment="where a transcript read from OpenClaw's database came from, for re-imports",
+)
+
+pre_migration_files = Table(
+    "pre_migration_files",
+    metadata,
+    Column(
+        "file_pk",
+        Integer,
+        ForeignKey("opaque_files.file_pk", ondelete="CASCADE"),
+        primary_key=True,
+        comment="the archived file, kept byte for byte in opaque_files",
+    ),
+    Column(
+        "original_name",
+        Text,
+        comment="its name in the sessions dir before the migration; NULL: not recoverable",
+    ),
+    Column("role", Text, nullable=False, comment="index | transcript | other"),
+    Column("session_id", Text, comment="session id of an archived transcript"),
+    CheckConstraint("role IN ('index', 'transcript', 'other')", name="pre_migration_role_known"),
+    comment="files OpenClaw moved into session-sqlite-import-archive/ when it migrated to SQLite",
 )

@@ -1,0 +1,32 @@
+"""Sources read from OpenClaw's SQLite state: agent_databases (whose index came from an
+openclaw-agent.sqlite), database_transcripts (where each transcript read from it came from,
+so a re-import reads only new events) and pre_migration_files (what OpenClaw moved into
+session-sqlite-import-archive/, with the names the files had before).
+
+Revision ID: 0005
+Revises: 0002
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from store_sql.schema import tables as schema
+
+revision = "0005"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+_TABLES = (schema.agent_databases, schema.database_transcripts, schema.pre_migration_files)
+
+
+def upgrade() -> None:
+    for table in _TABLES:
+        table.create(op.get_bind(), checkfirst=True)
+
+
+def downgrade() -> None:
+    for table in reversed(_TABLES):
+        table.drop(op.get_bind(), checkfirst=True)
