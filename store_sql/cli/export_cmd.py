@@ -15,6 +15,7 @@ from store_sql.cli.common import add_common, with_store
 from store_sql.cli.verify_cmd import require_database
 from store_sql.errors import ExportRefusedError
 from store_sql.exporter.api import ExportReport, export_transcript, export_tree, write_file_atomic
+from store_sql.exporter.pre_migration import export_pre_migration
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -36,6 +37,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="with --session: the JSONL file (default) or readable Markdown",
     )
     p.add_argument(
+        "--pre-migration",
+        action="store_true",
+        help="write the files OpenClaw archived when it migrated to SQLite, under their old "
+        "names (to go back to a JSONL-era gateway); lists what the archive lacked",
+    )
+    p.add_argument(
         "--fsync", action="store_true", help="fsync every file and directory (power-loss safe)"
     )
     p.set_defaults(handler=_export)
@@ -47,9 +54,10 @@ def _export(args: argparse.Namespace) -> int:
         return _export_one(args)
     if args.out == "-":
         raise ExportRefusedError("a whole tree cannot go to stdout: give a directory, or --session")
+    export = export_pre_migration if args.pre_migration else export_tree
     report: ExportReport = with_store(
         args.db,
-        lambda store: export_tree(store, Path(args.out), agent=args.agent, durable=args.fsync),
+        lambda store: export(store, Path(args.out), agent=args.agent, durable=args.fsync),
     )
     output.emit(report.as_dict(), args.json, _human(report))
     return 0 if report.ok else 1
@@ -73,6 +81,7 @@ def _export_one(args: argparse.Namespace) -> int:
 def _human(report: ExportReport) -> str:
     lines = [f"refused  {path}  ({reason})" for path, reason in report.refused]
     lines += [f"conflict  {text}" for text in report.conflicts]
+    lines += [f"not in the archive  {text}" for text in report.not_in_archive]
     total = sum(f.bytes for f in report.files)
     lines.append(
         f"wrote {len(report.files)} files ({total} bytes) to {report.out} "

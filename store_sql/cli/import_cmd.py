@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "import",
         help="import OpenClaw session files (sources are only read, never changed)",
-        description="Import a state dir (every agents/<id>/sessions and the legacy sessions/), "
+        description="Import a state dir (every agents/<id>/sessions and the legacy sessions/, "
+        "and a current install's agents/<id>/agent/openclaw-agent.sqlite, read-only), "
         "one sessions dir, or one .jsonl / sessions.json file. Re-running it imports only "
         "what changed: grown files get their new lines, files changed in the middle become "
         "new versions.",
@@ -81,6 +82,17 @@ def _human(report: ImportReport) -> str:
             lines.append(f"{'':>11}    ... {f.damaged_total - len(f.damaged)} more damaged lines")
     for s in report.skipped:
         lines.append(f"{'skipped':>11}  {s.path}  ({s.reason})")
+    for d in report.databases:
+        if d.status == "error":
+            lines.append(f"{'error':>11}  {d.path}  ({d.message})")
+            continue
+        lines.append(
+            f"{'database':>11}  {d.path} (schema {d.schema_version}, OpenClaw {d.app_version}): "
+            f"{d.sessions} sessions, {d.transcripts} transcripts, {d.events} new events, "
+            f"{d.archives} archives, {d.cold_archives} in cold storage, "
+            f"{d.pre_migration_files} pre-migration files"
+            + (f"  ({d.message})" if d.message else "")
+        )
     t = report.totals
     statuses = ", ".join(
         f"{k.removeprefix('status_')} {v}" for k, v in t.items() if k.startswith("status_")

@@ -66,6 +66,8 @@ class ExportReport:
     """(stored path, why): names that would escape OUT or could not be written."""
     conflicts: list[str] = field(default_factory=list)
     """Two stored things mapping to one path (the first was written)."""
+    not_in_archive: list[str] = field(default_factory=list)
+    """With `export_pre_migration`: what the migration archive did not hold."""
     duration_s: float = 0.0
 
     @property
@@ -88,6 +90,7 @@ class ExportReport:
             ],
             "refused": [{"rel_path": p, "reason": r} for p, r in self.refused],
             "conflicts": self.conflicts,
+            "not_in_archive": self.not_in_archive,
         }
 
 
@@ -102,9 +105,18 @@ async def export_tree(
     if agent is not None:
         check_agent_id(agent)
     out = Path(out)
-    await asyncio.to_thread(_make_root, out)
+    await asyncio.to_thread(make_root, out)
     files, conflicts = await store.read(lambda conn: plan_export(conn, agent))
     report = ExportReport(str(out), conflicts=conflicts)
+    await write_planned(store, out, files, report, durable=durable)
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+async def write_planned(
+    store: Store, out: Path, files: list[PlannedFile], report: ExportReport, *, durable: bool
+) -> None:
+    """Write planned files under `out` (which exists), recording each in `report`."""
     touched: set[Path] = set()
     for item in files:
         try:
@@ -121,8 +133,6 @@ async def export_tree(
         report.files.append(ExportedFile(item.rel_path, item.source, size))
     if durable:
         await asyncio.to_thread(_fsync_dirs, touched)
-    report.duration_s = time.perf_counter() - started
-    return report
 
 
 async def export_transcript(
@@ -172,7 +182,7 @@ def _find_transcript(conn: sqlite3.Connection, agent: str, session: str) -> Tran
 # --- file system side (worker and reader threads) -------------------------------------------
 
 
-def _make_root(out: Path) -> None:
+def make_root(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ExportRefusedError(f"{out} exists and is not a directory")
     if not out.exists():

@@ -7,13 +7,17 @@
 
 The store's side is exactly what `export_tree` would write (`export_plan`), streamed from
 one read snapshot per file and compared with the file on disk chunk by chunk, so memory
-stays flat. Only sessions directories are compared; `*.lock`/`*.tmp` files and entries the
-importer would not follow (symlinks leaving the dir, special files) are listed as ignored.
+stays flat. Only sessions directories are compared, and in a current state dir what each
+``agents/<id>/agent/openclaw-agent.sqlite`` holds (read in one snapshot, held in memory) and
+the files OpenClaw archived in ``session-sqlite-import-archive/``; `*.lock`/`*.tmp` files and
+entries the importer would not follow (symlinks leaving the dir, special files) are listed as
+ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 import time
 from collections.abc import Callable
@@ -25,6 +29,8 @@ from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.errors import NotFoundError
 from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
+from store_sql.formats.import_archive import ARCHIVE_DIR
+from store_sql.formats.openclaw_agent_db import AgentDatabaseError
 from store_sql.formats.state_dir import (
     FileKind,
     SessionsDir,
@@ -33,7 +39,8 @@ from store_sql.formats.state_dir import (
     find_sessions_dirs,
     walk_sessions_dir,
 )
-from store_sql.importer.plan import agent_of
+from store_sql.importer.agent_db import database_files
+from store_sql.importer.plan import agent_of, find_databases
 
 __all__ = ["Difference", "VerifyReport", "verify_tree"]
 
@@ -104,7 +111,10 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
             wanted[item.rel_path] = item
         elif item.rel_path.startswith(prefix):
             wanted[item.rel_path.removeprefix(prefix)] = item
-    on_disk = await asyncio.to_thread(_disk_files, dirs, prefix is None, report)
+    on_disk: dict[str, Path | bytes] = {}
+    on_disk.update(await asyncio.to_thread(_disk_files, dirs, prefix is None, report))
+    if prefix is None:
+        on_disk.update(await asyncio.to_thread(_database_files, path, agent, report))
     for rel in sorted(wanted.keys() | on_disk.keys()):
         stored, file_path = wanted.get(rel), on_disk.get(rel)
         if file_path is None:
@@ -150,13 +160,35 @@ def _disk_files(dirs: list[SessionsDir], state_mode: bool, report: VerifyReport)
     return files
 
 
-def _comparer_of(item: PlannedFile, path: Path) -> Callable[[sqlite3.Connection], int | None]:
+def _database_files(path: Path, agent: str | None, report: VerifyReport) -> dict[str, Path | bytes]:
+    """A current state dir: what each agent database stands for (its index and transcripts,
+    read in one snapshot), and the files OpenClaw archived when it migrated. A file in a
+    sessions dir that the database also holds is the database's."""
+    found: dict[str, Path | bytes] = {}
+    for source in find_databases(path, agent):
+        try:
+            found.update(database_files(source))
+        except (AgentDatabaseError, OSError) as exc:
+            report.ignored.append((str(source.path), f"not compared: {exc}"))
+        if source.archive_dir.is_dir():
+            rel_dir = f"agents/{source.agent_id}/{ARCHIVE_DIR}"
+            for file in sorted(source.archive_dir.iterdir()):
+                if file.is_file() and not file.is_symlink():
+                    found[f"{rel_dir}/{file.name}"] = file
+    return found
+
+
+def _comparer_of(
+    item: PlannedFile, path: Path | bytes
+) -> Callable[[sqlite3.Connection], int | None]:
     return lambda conn: _first_difference(conn, item, path)
 
 
-def _first_difference(conn: sqlite3.Connection, item: PlannedFile, path: Path) -> int | None:
+def _first_difference(
+    conn: sqlite3.Connection, item: PlannedFile, path: Path | bytes
+) -> int | None:
     offset = 0
-    with path.open("rb") as f:
+    with path.open("rb") if isinstance(path, Path) else io.BytesIO(path) as f:
         for chunk in file_chunks(conn, item):
             other = f.read(len(chunk))
             if other != chunk:

@@ -59,7 +59,7 @@ from store_sql.importer.session_index import IndexSource, decide_index, import_i
 from store_sql.sessions.rows import check_agent_id
 from store_sql.store import Store
 
-__all__ = ["DatabaseImporter"]
+__all__ = ["DatabaseImporter", "database_files"]
 
 _PEEK_BYTES = 64 << 10
 _INDEX_STATUS = {"imported": "imported", "new_version": "new_version", "unchanged": "unchanged"}
@@ -421,11 +421,7 @@ class DatabaseImporter:
                 )
             )
         else:
-            data = archive.blob
-            if archive.compressed:
-                import zstandard
-
-                data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
+            data = _archive_file_bytes(archive)
             tid = await self._store.write(
                 lambda conn: _with_origin(
                     conn,
@@ -658,3 +654,39 @@ def _store_archived(conn: Any, agent_id: str, rel_dir: str, path: Path, what: Ar
     origin_db.record_pre_migration(
         conn, agent_id, rel_dir, path.name, what.original_name, what.role, what.session_id
     )
+
+
+def database_files(src: DatabaseSource) -> dict[str, bytes]:
+    """The files an import of `src` stands for, relative to the state dir, from one snapshot:
+    ``sessions.json`` and each ``<sessionId>.jsonl`` (events, or a cold archive's), and each
+    archive not published as a file. What `store-sql verify` compares a current state dir
+    with. Raises AgentDatabaseError when the database cannot be read."""
+    files: dict[str, bytes] = {}
+    with AgentDatabase.open(src.path) as database:
+        files[f"{src.rel_dir}/sessions.json"] = _render_index(database.session_nodes())[0]
+        hot = set()
+        for frontier in database.transcripts():
+            hot.add(frontier.session_id)
+            lines = EventLines(database.events(frontier.session_id))
+            files[f"{src.rel_dir}/{frontier.session_id}.jsonl"] = lines.read()
+        for cold in database.cold_archives():
+            if cold.session_id in hot:
+                continue
+            data = cold.blob
+            if data is None:
+                data = (src.sessions_dir / "cold" / cold.name).read_bytes()
+            lines = EventLines(iter(cold_archive_events(data, cold)))
+            files[f"{src.rel_dir}/{cold.session_id}.jsonl"] = lines.read()
+        for archive in database.archives():
+            if not (src.sessions_dir / archive.name).is_file():
+                files[f"{src.rel_dir}/{archive.name}"] = _archive_file_bytes(archive)
+    return files
+
+
+def _archive_file_bytes(archive: StoredArchive) -> bytes:
+    """What export writes for an archive: the blob, decompressed unless named ``.zst``."""
+    if archive.compressed and not archive.name.endswith(".zst"):
+        import zstandard
+
+        return bytes(zstandard.ZstdDecompressor().decompress(archive.blob, max_output_size=1 << 31))
+    return archive.blob
