@@ -114,7 +114,7 @@ async def export_tree(
 
 
 async def write_planned(
-    store: Store, out: Path, files: list[PlannedFile], report: ExportReport, *, durable: bool
+    store: Database, out: Path, files: list[PlannedFile], report: ExportReport, *, durable: bool
 ) -> None:
     """Write planned files under `out` (which exists), recording each in `report`."""
     touched: set[Path] = set()

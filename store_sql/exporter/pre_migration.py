@@ -21,17 +21,17 @@ import sqlite3
 import time
 from pathlib import Path
 
+from store_sql.addresses import check_agent_id
+from store_sql.engine.database import Database
 from store_sql.exporter.api import ExportReport, make_root, write_planned
 from store_sql.exporter.plan import PlannedFile, plan_export
 from store_sql.formats.import_archive import ARCHIVE_DIR, classify_archived
-from store_sql.sessions.rows import check_agent_id
-from store_sql.store import Store
 
 __all__ = ["export_pre_migration"]
 
 
 async def export_pre_migration(
-    store: Store, out: Path, *, agent: str | None = None, durable: bool = False
+    store: Database, out: Path, *, agent: str | None = None, durable: bool = False
 ) -> ExportReport:
     """Write the pre-migration files of the store (or of `agent`) under `out`."""
     started = time.perf_counter()

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from store_sql.addresses import check_agent_id
+from store_sql.engine.database import Database
 from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
 from store_sql.formats import jsjson
 from store_sql.formats.import_archive import (
@@ -56,8 +58,6 @@ from store_sql.importer.chunks import LineChunk, LineChunker, LineStats
 from store_sql.importer.plan import TRANSCRIPT_KINDS, DatabaseSource
 from store_sql.importer.report import DatabaseReport, FileReport, ImportReport, add_line_stats
 from store_sql.importer.session_index import IndexSource, decide_index, import_index, stored_index
-from store_sql.sessions.rows import check_agent_id
-from store_sql.store import Store
 
 __all__ = ["DatabaseImporter", "database_files"]
 
@@ -87,7 +87,7 @@ class _Start:
 class DatabaseImporter:
     """Reads agent databases into a store; one instance per import run."""
 
-    def __init__(self, store: Store, *, dry_run: bool) -> None:
+    def __init__(self, store: Database, *, dry_run: bool) -> None:
         self._store = store
         self._dry_run = dry_run
         self._moves: dict[Path, dict[str, str]] = {}
