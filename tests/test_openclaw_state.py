@@ -298,7 +298,7 @@ def test_import_never_writes_their_database(case: Case, tmp_path: Path) -> None:
         assert after[name] == digest, name
     empty = hashlib.sha256(b"").hexdigest()
     for name in after.keys() - before.keys():
-        assert name.endswith("-wal") and after[name] == empty or name.endswith("-shm"), name
+        assert (name.endswith("-wal") and after[name] == empty) or name.endswith("-shm"), name
 
 
 # --- one state dir, changed the way the gateway changes it -----------------------------------
@@ -359,7 +359,8 @@ def test_reimport_reads_only_new_events_and_a_rewrite_becomes_a_new_version(
     leaf = json.loads(last)["id"]
     new = [
         json.dumps(
-            {"type": "message", "id": f"e000000{i}", "parentId": leaf if i == 0 else f"e000000{i - 1}",
+            {"type": "message", "id": f"e000000{i}",
+             "parentId": leaf if i == 0 else f"e000000{i - 1}",
              "timestamp": "2026-12-07T10:00:00.000Z",
              "message": {"role": "user", "content": f"more {i}"}},
             separators=(",", ":"),
@@ -444,11 +445,13 @@ def test_an_unknown_schema_version_is_refused_with_both_versions(
     report = json.loads(done.stdout)
     (ops,) = [d for d in report["databases"] if d["agent"] == "ops"]
     assert ops["status"] == "error"
-    assert "version 99" in ops["message"] and "23" in ops["message"]
+    assert "version 99" in ops["message"]
+    assert "knows 23" in ops["message"]
     (main,) = [d for d in report["databases"] if d["agent"] == "main"]
     assert main["status"] == "read"
     human = cli("import", str(live_state), "--db", str(tmp_path / "store2.sqlite"))
-    assert "version 99" in human.stdout and "Traceback" not in human.stderr
+    assert "version 99" in human.stdout
+    assert "Traceback" not in human.stderr
 
 
 def test_compressed_events_archives_and_cold_storage_come_out_byte_for_byte(
