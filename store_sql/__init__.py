@@ -31,9 +31,10 @@ from store_sql.errors import (
     WriteFailedError,
 )
 from store_sql.exporter.api import ExportReport, export_transcript, export_tree
+from store_sql.exporter.pre_migration import export_pre_migration
 from store_sql.exporter.verify import VerifyReport, verify_tree
 from store_sql.importer.api import import_path
-from store_sql.importer.report import ImportProgress, ImportReport
+from store_sql.importer.report import DatabaseReport, ImportProgress, ImportReport
 from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
 from store_sql.maintenance.plan import CleanupPlan
 from store_sql.maintenance.policy import MaintenancePolicy
@@ -54,6 +55,7 @@ __all__ = [
     "CleanupPlan",
     "Cursor",
     "DatabaseRefusedError",
+    "DatabaseReport",
     "DeleteResult",
     "EngineSettings",
     "ExportRefusedError",
@@ -81,6 +83,7 @@ __all__ = [
     "TreeNode",
     "VerifyReport",
     "WriteFailedError",
+    "export_pre_migration",
     "export_transcript",
     "export_tree",
     "import_path",
