@@ -191,8 +191,11 @@ async def test_a_leaf_control_selects_the_path_and_the_append_point(
     assert [e.id for e in recent] == ["a2"]
     ctx = await store.transcripts.context("main", "nav")
     assert [m["content"] for m in ctx.messages] == ["one", "two"]
-    appended = await store.transcripts.append_message(
-        "main", "nav", {"role": "user", "content": "next"}, parent_id=LEAF
+    (appended,) = await store.transcripts.append(
+        "main",
+        "nav",
+        [{"type": "message", "message": {"role": "user", "content": "next"}}],
+        parent_id=LEAF,
     )
     entry = await store.transcripts.entry("main", "nav", appended.id)
     assert entry.parent_id == nav.append_parent_id == "s1"
@@ -205,8 +208,11 @@ async def test_a_transcript_without_such_entries_reads_as_before(
     await _imported(store, tmp_path, entries)
     path = await store.transcripts.active_path("main", "nav")
     assert [e.id for e in path] == ["a1", "b2"]
-    appended = await store.transcripts.append_message(
-        "main", "nav", {"role": "user", "content": "next"}, parent_id=LEAF
+    (appended,) = await store.transcripts.append(
+        "main",
+        "nav",
+        [{"type": "message", "message": {"role": "user", "content": "next"}}],
+        parent_id=LEAF,
     )
     entry = await store.transcripts.entry("main", "nav", appended.id)
     assert entry.parent_id == "b2"
@@ -243,3 +249,15 @@ async def test_a_reset_bounds_the_context_and_the_tree_leaves_controls_out(
 
     assert "l1" not in ids(forest)
     assert set(ids(forest)) == {"a1", "a2", "a3", "r1", "n1", "n2"}
+
+
+async def test_telling_such_a_transcript_apart_takes_one_index_probe(
+    store: Store, tmp_path: Path
+) -> None:
+    await _imported(store, tmp_path, [_msg("a1", None, "one")])
+    from store_sql.transcripts.reads import _NAVIGATION_PROBE
+
+    plan = await store.read(
+        lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {_NAVIGATION_PROBE}", (1,)).fetchall()
+    )
+    assert "ix_transcript_lines_navigation" in str(plan)

@@ -1,7 +1,8 @@
 """Sources read from OpenClaw's SQLite state: agent_databases (whose index came from an
 openclaw-agent.sqlite), database_transcripts (where each transcript read from it came from,
 so a re-import reads only new events) and pre_migration_files (what OpenClaw moved into
-session-sqlite-import-archive/, with the names the files had before).
+session-sqlite-import-archive/, with the names the files had before); and the partial index
+that finds the lines making a transcript follow today's tree rules.
 
 Revision ID: 0005
 Revises: 0002
@@ -22,11 +23,19 @@ depends_on = None
 _TABLES = (schema.agent_databases, schema.database_transcripts, schema.pre_migration_files)
 
 
+_NAVIGATION_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_transcript_lines_navigation "
+    f"ON transcript_lines (transcript_id, pos) WHERE {schema.NAVIGATION_LINES}"
+)
+
+
 def upgrade() -> None:
     for table in _TABLES:
         table.create(op.get_bind(), checkfirst=True)
+    op.execute(_NAVIGATION_INDEX)
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS ix_transcript_lines_navigation")
     for table in reversed(_TABLES):
         table.drop(op.get_bind(), checkfirst=True)

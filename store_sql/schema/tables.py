@@ -31,6 +31,12 @@ APPLICATION_ID = 0x53514C53
 
 metadata = MetaData()
 
+NAVIGATION_LINES = (
+    "kind = 'entry' AND (type IN ('leaf', 'reset') OR instr(line, '\"appendMode\":\"side\"') > 0)"
+)
+"""The lines that make a transcript follow today's tree rules (transcripts/navigation.py):
+a query must spell its condition exactly so for SQLite to use `ix_transcript_lines_navigation`."""
+
 # Lines are stored as TEXT when valid UTF-8 (so json_extract works on them) and as BLOB when
 # not (so their bytes survive exactly). A column declared BLOB has no type affinity in SQLite,
 # so it keeps each value's own type.
@@ -243,6 +249,12 @@ transcript_lines = Table(
         "transcript_id",
         "idempotency_key",
         sqlite_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index(
+        "ix_transcript_lines_navigation",
+        "transcript_id",
+        "pos",
+        sqlite_where=text(NAVIGATION_LINES),
     ),
     CheckConstraint("kind IN ('header', 'entry', 'blank', 'damaged')", name="line_kind_known"),
     comment="every line of every transcript, exact bytes plus extracted columns",

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.transcripts.entry_lines import EntryTemplate, prepare_entry
+from store_sql.transcripts.reads import navigation
 from store_sql.transcripts.rows import (
     ADVANCE_SQL,
     TranscriptInfo,
@@ -141,6 +142,10 @@ def append_to_chain(
     transcript_id = chain.transcript_id
     if parent_id == LEAF:
         parent, parent_pos = chain.leaf_id, chain.leaf_pos
+        if not chain.new_ids and (navigated := navigation(conn, transcript_id)) is not None:
+            # Today's tree rules: the next append hangs on the append point, which a leaf
+            # control or a side append keeps apart from the last entry in file order.
+            parent, parent_pos = navigated.append_point()
     elif parent_id is None:
         parent, parent_pos = None, None
     else:

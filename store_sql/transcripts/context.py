@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from store_sql.transcripts.reads import StoredEntry, active_path
+from store_sql.transcripts.reads import StoredEntry, active_path, navigation
 
 
 @dataclass(slots=True)
@@ -135,5 +135,10 @@ def context_from_path(path: list[StoredEntry]) -> SessionContext:
 def build_context(
     conn: sqlite3.Connection, transcript_id: int, leaf_id: str | None = None
 ) -> SessionContext:
-    """The model context at the leaf (or at `leaf_id`)."""
+    """The model context at the leaf (or at `leaf_id`). A transcript following today's tree
+    rules gives the entries those rules keep (docs/FORMATS.md §6)."""
+    if leaf_id is None:
+        navigated = navigation(conn, transcript_id)
+        if navigated is not None:
+            return context_from_path(navigated.context_entries())
     return context_from_path(active_path(conn, transcript_id, leaf_id))

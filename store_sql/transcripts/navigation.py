@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-__all__ = ["Navigation", "NavNode", "scan_navigation"]
+__all__ = ["NavNode", "Navigation", "scan_navigation"]
 
 CANONICAL_TYPES: Final = frozenset(
     {
@@ -254,18 +254,18 @@ def scan_navigation(values: list[Any]) -> Navigation:
                 and leaf_id is not None
             )
             if (
-                latest_reset is not None
-                and not node.side
-                and (written is None or written not in reset_descendants)
-            ):
-                chosen = leaf_id
-            elif not node.side and stale:
-                chosen = leaf_id
-            elif (
-                explicit is not None
-                and not node.side
-                and written == append_parent
-                and leaf_id != append_parent
+                (
+                    latest_reset is not None
+                    and not node.side
+                    and (written is None or written not in reset_descendants)
+                )
+                or (not node.side and stale)
+                or (
+                    explicit is not None
+                    and not node.side
+                    and written == append_parent
+                    and leaf_id != append_parent
+                )
             ):
                 chosen = leaf_id
             else:

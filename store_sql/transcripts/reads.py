@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from store_sql.errors import NotFoundError
+from store_sql.schema.tables import NAVIGATION_LINES
+from store_sql.transcripts.navigation import Navigation, is_leaf_control, scan_navigation
 from store_sql.transcripts.rows import TranscriptInfo, get_info, parse_stored
 
 
@@ -213,6 +215,9 @@ def active_path(
     conn: sqlite3.Connection, transcript: int | TranscriptInfo, to_entry_id: str | None = None
 ) -> list[StoredEntry]:
     """Root -> leaf (or -> `to_entry_id`) entries, in path order."""
+    navigated = navigation(conn, transcript)
+    if navigated is not None and (to_entry_id is None or to_entry_id in navigated.nav.by_id):
+        return navigated.path(to_entry_id)
     if to_entry_id is None:
         info = _info_of(conn, transcript)
         if info.leaf_pos is None:
@@ -241,16 +246,33 @@ def recent_entries(
     info = _info_of(conn, transcript)
     if info.leaf_pos is None or limit == 0:
         return []
+    navigated = navigation(conn, info)
+    if navigated is not None:
+        rows: Iterator[tuple[Any, ...]] = (
+            _row_of(entry) for entry in reversed(navigated.path(None))
+        )
+        return _recent_of(rows, limit, max_bytes, types)
     if types is None and max_bytes is None:
         walk = path_rows(conn, info.transcript_id, info.leaf_pos, expect=limit)
         picked = list(itertools.islice(walk, limit))
         picked.reverse()
         return [StoredEntry(*r) for r in picked]
-    entries: list[StoredEntry] = []
-    used = 0
     # A type filter skips entries: read further ahead than the count asked for.
     ahead = limit if types is None else max(limit * 2, 64)
-    for row in path_rows(conn, info.transcript_id, info.leaf_pos, expect=ahead):
+    walk = path_rows(conn, info.transcript_id, info.leaf_pos, expect=ahead)
+    return _recent_of(walk, limit, max_bytes, types)
+
+
+def _recent_of(
+    leaf_first: Iterator[tuple[Any, ...]],
+    limit: int,
+    max_bytes: int | None,
+    types: frozenset[str] | None,
+) -> list[StoredEntry]:
+    """`recent_entries`' choice over the rows of a path walked leaf first; oldest first."""
+    entries: list[StoredEntry] = []
+    used = 0
+    for row in leaf_first:
         if types is not None and row[4] not in types:
             continue
         entry = StoredEntry(*row)
@@ -397,6 +419,9 @@ def tree(conn: sqlite3.Connection, transcript_id: int) -> list[TreeNode]:
         "WHERE transcript_id = ? AND kind = 'entry' ORDER BY pos",
         (transcript_id,),
     ).fetchall()
+    navigated = navigation(conn, transcript_id)
+    if navigated is not None:
+        rows = navigated.tree_rows(rows)
     nodes: dict[int, TreeNode] = {}
     roots: list[TreeNode] = []
     for pos, entry_id, parent_pos, kind, role, timestamp in rows:
@@ -440,3 +465,75 @@ def all_entries(conn: sqlite3.Connection, transcript_id: int) -> list[StoredEntr
         entries.extend(batch)
         after = batch[-1].pos
     return entries
+
+
+# --- today's tree rules ------------------------------------------------------------------------
+
+# Named: the planner would rather take the (transcript_id, entry_id) index and read every
+# line of the transcript.
+_NAVIGATION_PROBE = (
+    "SELECT 1 FROM transcript_lines INDEXED BY ix_transcript_lines_navigation "
+    f"WHERE transcript_id = ? AND {NAVIGATION_LINES} LIMIT 1"
+)
+
+
+@dataclass(slots=True)
+class Navigated:
+    """A transcript read by today's tree rules: its entries and their tree."""
+
+    entries: list[StoredEntry]
+    """Every entry line, in file order (`nav` indexes into it)."""
+    values: list[Any]
+    nav: Navigation
+
+    def path(self, to_entry_id: str | None) -> list[StoredEntry]:
+        """Root -> leaf (or -> `to_entry_id`), leaf controls left out."""
+        nodes = self.nav.active_path() if to_entry_id is None else self.nav.path(to_entry_id)
+        return [self.entries[node.index] for node in nodes]
+
+    def context_entries(self) -> list[StoredEntry]:
+        """The entries the model context is built from (`Navigation.context_indexes`)."""
+        return [self.entries[i] for i in self.nav.context_indexes(self.values)]
+
+    def append_point(self) -> tuple[str | None, int | None]:
+        """(id, pos) the next append to the leaf hangs on."""
+        target = self.nav.append_parent_id
+        node = self.nav.by_id.get(target) if target is not None else None
+        return (None, None) if node is None else (node.id, self.entries[node.index].pos)
+
+    def tree_rows(self, rows: list[Any]) -> list[Any]:
+        """`tree`'s rows with the rules' parents, leaf controls left out."""
+        by_pos = {self.entries[node.index].pos: node for node in self.nav.nodes}
+        out = []
+        for pos, entry_id, parent_pos, kind, role, timestamp in rows:
+            node = by_pos.get(pos)
+            if node is not None:
+                if is_leaf_control(node.value):
+                    continue
+                parent = self.nav.by_id.get(node.parent_id) if node.parent_id else None
+                parent_pos = None if parent is None else self.entries[parent.index].pos
+            out.append((pos, entry_id, parent_pos, kind, role, timestamp))
+        return out
+
+
+def navigation(conn: sqlite3.Connection, transcript: int | TranscriptInfo) -> Navigated | None:
+    """The transcript read by today's tree rules, when it holds a `leaf` or `reset` entry or
+    a side append (one probe of a partial index); None for every other transcript, which
+    keeps the JSONL-era rules. Such a transcript is read whole: the rules place each entry by
+    what came before it."""
+    transcript_id = transcript if isinstance(transcript, int) else transcript.transcript_id
+    if conn.execute(_NAVIGATION_PROBE, (transcript_id,)).fetchone() is None:
+        return None
+    entries = [e for e in all_entries(conn, transcript_id) if e.kind == "entry"]
+    values: list[Any] = []
+    for entry in entries:
+        try:
+            values.append(entry.value())
+        except ValueError:
+            values.append(None)
+    return Navigated(entries, values, scan_navigation(values))
+
+
+def _row_of(entry: StoredEntry) -> tuple[Any, ...]:
+    return (entry.pos, entry.id, entry.parent_id, entry.parent_pos, entry.type, entry.role,
+            entry.timestamp, entry.raw, entry.kind, entry.damage)  # fmt: skip
