@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inspection_data import ROOT
 
-from store_sql import LEAF, Store
+from store_sql import LEAF, Store, import_path
 from store_sql.transcripts.navigation import scan_navigation
 
 ORACLE = ROOT / "tools" / "oracles" / "openclaw"
@@ -168,8 +168,6 @@ async def _imported(store: Store, tmp_path: Path, entries: list[dict[str, Any]])
     header = {"type": "session", "version": 3, "id": "nav", "timestamp": "2026-12-07T10:00:00.000Z",
               "cwd": "/"}  # fmt: skip
     (folder / "nav.jsonl").write_bytes(b"".join(_line(v) + b"\n" for v in [header, *entries]))
-    from store_sql import import_path
-
     await import_path(store, tmp_path / "state")
 
 
@@ -261,3 +259,36 @@ async def test_telling_such_a_transcript_apart_takes_one_index_probe(
         lambda conn: conn.execute(f"EXPLAIN QUERY PLAN {_NAVIGATION_PROBE}", (1,)).fetchall()
     )
     assert "ix_transcript_lines_navigation" in str(plan)
+
+
+async def test_the_store_reads_and_appends_generated_transcripts_as_openclaw_does(
+    store: Store, tmp_path: Path, openclaw_tree: Any
+) -> None:
+    rng = random.Random(7)
+    cases = [transcript(rng, rng.randrange(2, 30)) for _ in range(120)]
+    folder = tmp_path / "state" / "agents" / "main" / "sessions"
+    folder.mkdir(parents=True)
+    for n, entries in enumerate(cases):
+        entries[0]["id"] = f"case{n}"
+        (folder / f"case{n}.jsonl").write_bytes(b"".join(_line(v) + b"\n" for v in entries))
+    await import_path(store, tmp_path / "state")
+    checked = 0
+    for n, theirs in enumerate(openclaw_tree(cases)):
+        if not any(
+            isinstance(v, dict)
+            and (v.get("type") in ("leaf", "reset") or v.get("appendMode") == "side")
+            for v in cases[n]
+        ):
+            continue  # read by the JSONL-era rules
+        checked += 1
+        # Line positions: the header is line 0, so an entry's index is its position.
+        path = await store.transcripts.active_path("main", f"case{n}")
+        assert [e.pos for e in path] == theirs["activePath"], n
+        recent = await store.transcripts.recent("main", f"case{n}", limit=3)
+        assert [e.pos for e in recent] == theirs["activePath"][-3:], n
+        (appended,) = await store.transcripts.append(
+            "main", f"case{n}", [{"type": "custom", "customType": "probe"}], parent_id=LEAF
+        )
+        entry = await store.transcripts.entry("main", f"case{n}", appended.id)
+        assert entry.parent_id == theirs["appendParentId"], n
+    assert checked > 80
