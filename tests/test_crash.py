@@ -683,7 +683,8 @@ def _revision_and_notes(db: Path) -> tuple[str | None, int]:
 
 
 # What each revision adds that tells it from the one before (0001: the tables and views;
-# 0002: the full-text indexer's mark and its trigger; 0005: the OpenClaw database sources).
+# 0002: the full-text indexer's mark and its trigger; 0005: the OpenClaw database sources;
+# 0004, after 0005: the sessions.d tables).
 _REVISION_OBJECTS: dict[str | None, frozenset[str]] = {
     None: frozenset(),
     "0001": frozenset({"transcript_lines", "messages"}),
@@ -692,6 +693,10 @@ _REVISION_OBJECTS: dict[str | None, frozenset[str]] = {
     "0005": frozenset({"transcript_lines", "messages", "search_index_state",
                        "transcript_lines_search_mark", "agent_databases",
                        "database_transcripts", "pre_migration_files"}),
+    "0004": frozenset({"transcript_lines", "messages", "search_index_state",
+                       "transcript_lines_search_mark", "agent_databases",
+                       "database_transcripts", "pre_migration_files", "session_directories",
+                       "session_entry_files"}),
 }  # fmt: skip
 
 
@@ -702,6 +707,10 @@ def _schema_objects(db: Path) -> frozenset[str]:
     finally:
         conn.close()
     return frozenset(names) & _REVISION_OBJECTS["0005"]
+    "0004": frozenset({"transcript_lines", "messages", "search_index_state",
+                       "transcript_lines_search_mark", "agent_databases",
+                       "database_transcripts", "pre_migration_files", "session_directories",
+                       "session_entry_files"}),
 
 
 def test_sigkill_during_a_schema_upgrade_leaves_a_whole_revision_and_whole_backups(

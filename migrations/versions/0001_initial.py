@@ -18,14 +18,21 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-# 0001 builds the tables of store_sql/schema/tables.py except those later revisions add (0002:
-# search_index_state; 0005: the OpenClaw database sources), and the objects of
-# schema_sql.INITIAL_STATEMENTS. Until the first
+# 0001 builds the tables of store_sql/schema/tables.py except those later revisions add
+# (0002: search_index_state; 0005: the OpenClaw database sources; 0004: session_directories,
+# session_entry_files), and the objects of schema_sql.INITIAL_STATEMENTS. Until the first
 # release it follows those definitions; from then on, schema changes come as new revisions
 # and this file is frozen by copying the definitions it uses into it.
 # tests/test_opening.py compares a database migrated to the head with the metadata.
 _LATER = frozenset(
-    {"search_index_state", "agent_databases", "database_transcripts", "pre_migration_files"}
+    {
+        "search_index_state",
+        "agent_databases",
+        "database_transcripts",
+        "pre_migration_files",
+        "session_directories",
+        "session_entry_files",
+    }
 )
 
 

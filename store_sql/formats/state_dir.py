@@ -53,6 +53,14 @@ class FileKind(StrEnum):
     BACKUP = "backup"
     LOCK_OR_TEMP = "lock_or_temp"
     SKILL_PROMPT = "skill_prompt"
+    SESSIONS_DIRECTORY = "sessions_directory"
+    """An active ``sessions.d``: the agent's index (docs/FORMATS.md §7), read as one source."""
+    INDEX_ARCHIVE = "index_archive"
+    """A file of a ``sessions.d`` the gateway does not use: inactive, quarantined
+    (``sessions.d.orphan.<ms>``), kept by a rollback (``sessions.d.bak.<ms>``) or a leftover
+    staging dir (``sessions.d.staging-<pid>-<ms>``)."""
+    LEGACY_INDEX = "legacy_index"
+    """A ``sessions.json`` beside an active ``sessions.d``: the directory is the index."""
     OTHER = "other"
 
 
@@ -106,6 +114,7 @@ _FORK = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z)_(.+)\.jsonl")
 _SESSION_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}", re.IGNORECASE)
 _SKILL_PROMPT = re.compile(r"skills-prompts/sha256/[^/]+/[^/]+\.txt")
 _TRAJECTORY_SUFFIXES = (".trajectory.jsonl", ".trajectory-path.json")
+_INDEX_DIRECTORY = re.compile(r"sessions\.d(?:\.(?:bak|orphan)\.\d+|\.staging-\d+-\d+)?/.+")
 
 
 def classify_name(name: str) -> ClassifiedFile:
@@ -117,6 +126,10 @@ def classify_name(name: str) -> ClassifiedFile:
     if "/" in name:
         if _SKILL_PROMPT.fullmatch(name):
             return replace(plain, kind=FileKind.SKILL_PROMPT)
+        if _INDEX_DIRECTORY.fullmatch(name):
+            # Name alone cannot tell an active sessions.d: the importer's plan checks its
+            # state.json and takes an active directory's files as the index.
+            return replace(plain, kind=FileKind.INDEX_ARCHIVE)
         return plain
     if name == "sessions.json":
         return replace(plain, kind=FileKind.SESSIONS_INDEX)
@@ -240,7 +253,11 @@ def _filtered(found: list[SessionsDir], agent: str | None, path: Path) -> list[S
 
 
 def _looks_like_sessions_dir(path: Path) -> bool:
-    return (path / "sessions.json").is_file() or any(path.glob("*.jsonl"))
+    return (
+        (path / "sessions.json").is_file()
+        or (path / "sessions.d").is_dir()
+        or any(path.glob("*.jsonl"))
+    )
 
 
 def walk_sessions_dir(

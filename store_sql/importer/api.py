@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +37,7 @@ from pathlib import Path
 
 from store_sql.engine.database import Database
 from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
+from store_sql.formats import sessions_dir
 from store_sql.formats.state_dir import FileKind
 from store_sql.formats.zstd_stream import UnreadableArchiveError
 from store_sql.importer import rows as db
@@ -52,6 +54,11 @@ from store_sql.importer.report import (
     ImportProgress,
     ImportReport,
     add_line_stats,
+)
+from store_sql.importer.session_directory import (
+    DirectoryOutcome,
+    DirectorySource,
+    import_directory,
 )
 from store_sql.importer.session_index import (
     decide_index,
@@ -76,6 +83,7 @@ _INDEX_STATUS: dict[str, FileStatus] = {
     "new_version": "new_version",
     "unchanged": "unchanged",
     "conflict": "error",
+    "other_dir": "kept_opaque",
 }
 
 
@@ -231,6 +239,8 @@ class _FileImporter:
         kind = src.info.kind
         if kind is FileKind.SESSIONS_INDEX:
             await self._index(src, record)
+        elif kind is FileKind.SESSIONS_DIRECTORY:
+            await self._directory(src, record)
         elif kind in TRANSCRIPT_KINDS and src.info.compressed:
             await self._compressed(src, record, TRANSCRIPT_KINDS[kind])
         elif kind in TRANSCRIPT_KINDS:
@@ -239,6 +249,11 @@ class _FileImporter:
             await self._transcript(src, record, "other")
         else:
             await self._opaque(src, record, OPAQUE_KINDS.get(kind, "other"))
+        if kind is FileKind.LEGACY_INDEX:
+            record.note(
+                "kept as a file, not read as the index: the active sessions.d beside it is "
+                "the agent's index, as the gateway reads it"
+            )
 
     # --- transcripts -----------------------------------------------------------------------
 
@@ -389,6 +404,45 @@ class _FileImporter:
         for entry in source.parsed.entries:
             if entry.problem is not None:
                 record.add_damage(key_line(text, entry.key), f"{entry.key}: {entry.problem}")
+        self._tracker.advance(record.bytes, 0)
+
+    async def _directory(self, src: SourceFile, record: FileReport) -> None:
+        parsed = await asyncio.to_thread(sessions_dir.read_directory, src.path)
+        if parsed is None:
+            record.status = "error"
+            record.note("sessions.d stopped being active (its state.json) during the import")
+            return
+        source = DirectorySource(src.agent_id, src.rel_dir, src.path, parsed)
+        write = not self._dry_run
+
+        def run(conn: sqlite3.Connection) -> DirectoryOutcome:
+            return import_directory(conn, source, write)
+
+        outcome = await (self._store.write(run) if write else self._store.read(run))
+        record.status = _INDEX_STATUS.get(outcome.status, "kept_opaque")
+        record.entries = outcome.entries
+        record.bytes = len(parsed.state_bytes) + sum(len(f.data) for f in parsed.files)
+        if (src.path.parent / "sessions.json").exists():
+            record.note(
+                "sessions.json is there too: the gateway reads this active sessions.d, so it "
+                "is the agent's index (sessions.json is kept as a file)"
+            )
+        if outcome.message:
+            record.note(outcome.message)
+        ignored = [f"{f.name}: {f.ignored}" for f in parsed.files if f.ignored]
+        if ignored:
+            record.note(f"{len(ignored)} entry files the gateway ignores are kept as files")
+        problems = [f for f in parsed.files if f.key is not None and f.problem is not None]
+        for n, f in enumerate(problems):
+            record.add_damage(n + 1, f"{f.name} ({f.key}): {f.problem}")
+        record.entry_files = {
+            "added": outcome.added,
+            "changed": outcome.changed,
+            "removed": outcome.removed,
+            "conflicts": outcome.conflicts,
+            "ignored": ignored,
+            "skipped": [f"{name}: {why}" for name, why in parsed.skipped],
+        }
         self._tracker.advance(record.bytes, 0)
 
     async def _opaque(self, src: SourceFile, record: FileReport, kind: str) -> None:

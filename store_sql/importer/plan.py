@@ -7,13 +7,14 @@ their agent, their sessions dir (as export will rebuild it) and what their names
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from store_sql.addresses import check_agent_id
 from store_sql.errors import ImportFailedError, InvalidEntryError
 from store_sql.formats.import_archive import ARCHIVE_DIR
 from store_sql.formats.openclaw_agent_db import DATABASE_NAME
+from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.state_dir import (
     ClassifiedFile,
     FileKind,
@@ -40,6 +41,8 @@ OPAQUE_KINDS: dict[FileKind, str] = {
     FileKind.BACKUP: "backup",
     FileKind.TRAJECTORY: "trajectory",
     FileKind.SKILL_PROMPT: "skill_prompt",
+    FileKind.INDEX_ARCHIVE: "index_archive",
+    FileKind.LEGACY_INDEX: "legacy_index",
     FileKind.OTHER: "other",
 }
 """File kinds kept only as exact bytes in `opaque_files`, and the `kind` they get there."""
@@ -147,7 +150,12 @@ def find_databases(state_dir: Path, agent: str | None = None) -> list[DatabaseSo
 
 def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
     skipped: list[SkippedFile] = []
+    directory = _active_directory(sessions_dir, plan)
     for file_path, info in walk_sessions_dir(sessions_dir, skipped=skipped):
+        if directory is not None and _in_directory_index(info.name):
+            continue  # read by the directory's own source, as the gateway reads it
+        if directory is not None and info.kind is FileKind.SESSIONS_INDEX:
+            info = replace(info, kind=FileKind.LEGACY_INDEX)
         if info.kind is FileKind.LOCK_OR_TEMP:
             plan.skipped.append(
                 SkippedSource(str(file_path), "lock or temp file: never imported nor exported")
@@ -162,6 +170,34 @@ def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
             SourceFile(file_path, sessions_dir.agent_id, sessions_dir.rel_dir, info, size)
         )
     plan.skipped.extend(SkippedSource(str(sessions_dir.path / s.name), s.reason) for s in skipped)
+
+
+_DIRECTORY_PREFIX = f"{directory_index.DIRECTORY_NAME}/"
+_ENTRIES_PREFIX = f"{_DIRECTORY_PREFIX}{directory_index.ENTRIES_DIR}/"
+
+
+def _in_directory_index(name: str) -> bool:
+    """state.json and the direct children of entries/ of an active sessions.d."""
+    if name == _DIRECTORY_PREFIX + directory_index.STATE_FILE:
+        return True
+    return name.startswith(_ENTRIES_PREFIX) and "/" not in name[len(_ENTRIES_PREFIX) :]
+
+
+def _active_directory(d: SessionsDir, plan: ImportPlan) -> SourceFile | None:
+    """The source for an active ``sessions.d`` of `d` (added to `plan`), or None."""
+    root = d.path / directory_index.DIRECTORY_NAME
+    state, _ = directory_index.active_state(root)
+    if state is None:
+        return None
+    size = 0
+    with os.scandir(root / directory_index.ENTRIES_DIR) as listing:
+        for item in listing:
+            if item.is_file(follow_symlinks=False):
+                size += item.stat(follow_symlinks=False).st_size
+    info = replace(classify_name(directory_index.DIRECTORY_NAME), kind=FileKind.SESSIONS_DIRECTORY)
+    source = SourceFile(root, d.agent_id, d.rel_dir, info, size)
+    plan.files.append(source)
+    return source
 
 
 def agent_of(folder: Path, agent: str | None) -> str:

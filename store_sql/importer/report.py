@@ -50,6 +50,9 @@ class FileReport:
     message: str | None = None
     """Anything else worth saying: a conflict, a replaced version, CRLF, a missing newline."""
     transcript_id: int | None = None
+    entry_files: dict[str, list[str]] | None = None
+    """For a sessions.d: entry file names by what happened to them (added, changed, removed,
+    conflicts, ignored as ``name: why``, skipped as ``name: why``)."""
 
     def add_damage(self, line_no: int, reason: str) -> None:
         self.damaged_total += 1
@@ -73,6 +76,7 @@ class FileReport:
             "damaged_total": self.damaged_total,
             "message": self.message,
             "transcript_id": self.transcript_id,
+            **({"entry_files": self.entry_files} if self.entry_files is not None else {}),
         }
 
 

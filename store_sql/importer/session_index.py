@@ -95,6 +95,9 @@ def import_index(conn: sqlite3.Connection, src: IndexSource) -> IndexOutcome:
         return outcome
     entries = src.parsed.entries if src.parsed is not None else []
     conn.execute("DELETE FROM session_entries WHERE agent_id = ?", (src.agent_id,))
+    # A sessions.json read as the index means the agent's sessions.d (if it had one) is not
+    # active any more: the index is sessions.json's from now on.
+    conn.execute("DELETE FROM session_directories WHERE agent_id = ?", (src.agent_id,))
     conn.execute(
         "INSERT INTO session_indexes (agent_id, rel_dir, source_bytes, source_state, "
         "source_error, source_sha256, revision, next_position) VALUES (?, ?, ?, ?, ?, ?, 0, ?) "

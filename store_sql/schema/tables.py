@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 # The revision the code expects; tests/test_migrations.py checks it is Alembic's head.
-SCHEMA_REVISION = "0005"
+SCHEMA_REVISION = "0004"
 
 # PRAGMA application_id marks a file as ours ("SQLS"), so `Store.open` can refuse a
 # SQLite database that belongs to someone else instead of writing tables into it.
@@ -55,7 +55,8 @@ session_indexes = Table(
     Column(
         "source_bytes",
         LargeBinary,
-        comment="sessions.json exactly as imported; NULL once the index changed through the API",
+        comment="the index file exactly as imported (sessions.json, or sessions.d/state.json "
+        "for a directory index); NULL once the index changed through the API",
     ),
     Column(
         "source_state",
@@ -143,6 +144,62 @@ session_entries = Table(
     Index("ix_session_entries_chat_type", "agent_id", "chat_type"),
     Index("ix_session_entries_channel", "agent_id", "channel"),
     comment="one row per session key: the entry text plus indexed columns extracted from it",
+)
+
+session_directories = Table(
+    "session_directories",
+    metadata,
+    Column(
+        "agent_id",
+        Text,
+        ForeignKey("session_indexes.agent_id", ondelete="CASCADE"),
+        primary_key=True,
+        comment="agent whose index was imported from a sessions.d directory",
+    ),
+    Column(
+        "state_version",
+        Integer,
+        nullable=False,
+        comment="highest state.json version imported; an export after changes writes more",
+    ),
+    comment="one row per agent whose index is a sessions.d (docs/FORMATS.md section 7)",
+)
+
+session_entry_files = Table(
+    "session_entry_files",
+    metadata,
+    Column("file_pk", Integer, primary_key=True, comment="row id"),
+    Column(
+        "agent_id",
+        Text,
+        ForeignKey("session_directories.agent_id", ondelete="CASCADE"),
+        nullable=False,
+        comment="agent id",
+    ),
+    Column("file_name", Text, nullable=False, comment="file name inside sessions.d/entries"),
+    Column("session_key", Text, nullable=False, comment="the session key the file holds"),
+    Column(
+        "file_sha256",
+        Text,
+        nullable=False,
+        comment="sha256 of the file as imported: a re-import skips files that did not change",
+    ),
+    Column(
+        "entry_sha256",
+        Text,
+        nullable=False,
+        comment="sha256 of session_entries.entry_json as imported: differs once the API "
+        "changed the entry",
+    ),
+    Column(
+        "content",
+        LargeBinary,
+        comment="the file's exact bytes when they are not what the gateway writes for the "
+        "entry (bare entries, other layouts); NULL when the rendering reproduces them",
+    ),
+    UniqueConstraint("agent_id", "file_name", name="uq_session_entry_files_name"),
+    UniqueConstraint("agent_id", "session_key", name="uq_session_entry_files_key"),
+    comment="one row per imported sessions.d entry file: how to write it back byte for byte",
 )
 
 transcripts = Table(

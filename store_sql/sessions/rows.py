@@ -22,6 +22,7 @@ from store_sql.engine.statements import compile_sql
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.entry_patch import patch_entry_text
+from store_sql.formats.sessions_dir import entry_file_name, key_refusal
 from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
 from store_sql.schema.tables import session_entries as E
 from store_sql.schema.tables import session_indexes as I
@@ -189,20 +190,34 @@ def _dialect() -> Any:
 
 
 def render_sessions_json(conn: sqlite3.Connection, agent_id: str) -> bytes | None:
-    """sessions.json of an agent: the imported bytes while untouched, else as JS writes it."""
+    """sessions.json of an agent: the imported bytes while untouched, else as JS writes it.
+
+    An index imported from a sessions.d is rendered as the gateway's rollback writes it:
+    keys in the order its loader reads the entry files (by file name), then JSON.stringify."""
     row = conn.execute(
-        "SELECT source_bytes FROM session_indexes WHERE agent_id = ?", (agent_id,)
+        "SELECT source_bytes, EXISTS (SELECT 1 FROM session_directories d "
+        "WHERE d.agent_id = i.agent_id) FROM session_indexes i WHERE agent_id = ?",
+        (agent_id,),
     ).fetchone()
     if row is None:
         return None
-    if row[0] is not None:
+    if row[0] is not None and not row[1]:
         return bytes(row[0])
     rows = conn.execute(
         "SELECT session_key, entry_json FROM session_entries WHERE agent_id = ? ORDER BY position",
         (agent_id,),
     ).fetchall()
+    if row[1]:
+        rows.sort(key=lambda r: _directory_order(r[0]))
     texts = dict(rows)
     return render_index((key, texts[key]) for key in js_key_order(k for k, _ in rows))
+
+
+def _directory_order(key: str) -> tuple[int, str]:
+    """Where a sessions.d loader meets `key`: by entry file name (keys no file can hold last)."""
+    if key_refusal(key) is not None:
+        return 1, ""
+    return 0, entry_file_name(key)
 
 
 # --- writes --------------------------------------------------------------------------------
@@ -430,3 +445,22 @@ def insert_imported_entries(
         (last_position + 1, agent_id),
     )
     return count
+
+
+def replace_imported_entry(
+    conn: sqlite3.Connection, agent_id: str, key: str, text: str, value: Any, problem: str | None
+) -> None:
+    """Store one entry read from an imported file: its row is replaced in place (keeping its
+    position), or added after every other key. The index is not marked as changed."""
+    columns = entry_columns(value, text)
+    assignments = ", ".join(f"{name} = :{name}" for name in columns)
+    params = {"agent_id": agent_id, "session_key": key, "entry_json": text, "problem": problem}
+    params.update(columns)
+    updated = conn.execute(
+        f"UPDATE session_entries SET entry_json = :entry_json, problem = :problem, {assignments} "
+        "WHERE agent_id = :agent_id AND session_key = :session_key",
+        params,
+    ).rowcount
+    if not updated:
+        params["position"] = conn.execute(_TAKE_POSITION, {"agent_id": agent_id}).fetchone()[0]
+        conn.execute(_INSERT_ENTRY, params)
