@@ -15,6 +15,7 @@ from store_sql.cli.common import add_common, with_store
 from store_sql.cli.verify_cmd import require_database
 from store_sql.errors import ExportRefusedError
 from store_sql.exporter.api import ExportReport, export_transcript, export_tree, write_file_atomic
+from store_sql.exporter.plan import INDEX_LAYOUTS
 from store_sql.exporter.pre_migration import export_pre_migration
 
 
@@ -45,6 +46,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--fsync", action="store_true", help="fsync every file and directory (power-loss safe)"
     )
+    p.add_argument(
+        "--index-layout",
+        choices=INDEX_LAYOUTS,
+        help="write every session index as sessions.json (json) or as a sessions.d directory "
+        "(directory), converting as the gateway's migration and rollback do; default: the "
+        "layout each index was imported in",
+    )
     p.set_defaults(handler=_export)
 
 
@@ -54,11 +62,26 @@ def _export(args: argparse.Namespace) -> int:
         return _export_one(args)
     if args.out == "-":
         raise ExportRefusedError("a whole tree cannot go to stdout: give a directory, or --session")
-    export = export_pre_migration if args.pre_migration else export_tree
-    report: ExportReport = with_store(
-        args.db,
-        lambda store: export(store, Path(args.out), agent=args.agent, durable=args.fsync),
-    )
+    if args.pre_migration and args.index_layout is not None:
+        raise ExportRefusedError("--pre-migration writes the archived files: no --index-layout")
+    if args.pre_migration:
+        report: ExportReport = with_store(
+            args.db,
+            lambda store: export_pre_migration(
+                store, Path(args.out), agent=args.agent, durable=args.fsync
+            ),
+        )
+    else:
+        report = with_store(
+            args.db,
+            lambda store: export_tree(
+                store,
+                Path(args.out),
+                agent=args.agent,
+                durable=args.fsync,
+                index_layout=args.index_layout,
+            ),
+        )
     output.emit(report.as_dict(), args.json, _human(report))
     return 0 if report.ok else 1
 
@@ -82,6 +105,8 @@ def _human(report: ExportReport) -> str:
     lines = [f"refused  {path}  ({reason})" for path, reason in report.refused]
     lines += [f"conflict  {text}" for text in report.conflicts]
     lines += [f"not in the archive  {text}" for text in report.not_in_archive]
+    lines += [f"moved  {a} -> {b}" for a, b in report.moved]
+    lines += [f"removed  {path}" for path in report.removed]
     total = sum(f.bytes for f in report.files)
     lines.append(
         f"wrote {len(report.files)} files ({total} bytes) to {report.out} "

@@ -28,7 +28,15 @@ from typing import Any, Literal
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.errors import ExportRefusedError, NotFoundError
-from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
+from store_sql.exporter.plan import (
+    ExportPlan,
+    IndexLayout,
+    PlannedFile,
+    check_layout,
+    file_chunks,
+    plan_export,
+)
+from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.state_dir import StateDirError, safe_join
 from store_sql.sessions.rows import get_entry
 from store_sql.transcripts import render as render
@@ -68,6 +76,11 @@ class ExportReport:
     """Two stored things mapping to one path (the first was written)."""
     not_in_archive: list[str] = field(default_factory=list)
     """With `export_pre_migration`: what the migration archive did not hold."""
+    removed: list[str] = field(default_factory=list)
+    """Entry files found in OUT's sessions.d that the exported index no longer holds."""
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    """(from, to): the other layout's index found in OUT, set aside as the gateway does when
+    it migrates (``sessions.json.bak.<ms>``) or rolls back (``sessions.d.bak.<ms>``)."""
     duration_s: float = 0.0
 
     @property
@@ -84,6 +97,8 @@ class ExportReport:
                 "bytes": sum(f.bytes for f in self.files),
                 "refused": len(self.refused),
                 "conflicts": len(self.conflicts),
+                "removed": len(self.removed),
+                "moved": len(self.moved),
             },
             "files": [
                 {"rel_path": f.rel_path, "source": f.source, "bytes": f.bytes} for f in self.files
@@ -91,24 +106,39 @@ class ExportReport:
             "refused": [{"rel_path": p, "reason": r} for p, r in self.refused],
             "conflicts": self.conflicts,
             "not_in_archive": self.not_in_archive,
+            "removed": self.removed,
+            "moved": [{"from": a, "to": b} for a, b in self.moved],
         }
 
 
 async def export_tree(
-    store: Database, out: Path, *, agent: str | None = None, durable: bool = False
+    store: Database,
+    out: Path,
+    *,
+    agent: str | None = None,
+    durable: bool = False,
+    index_layout: IndexLayout | None = None,
 ) -> ExportReport:
     """Write every file of the store (or of `agent`) under `out`, created if needed.
 
     `durable=True` also fsyncs each file before its rename and each directory after, for a
-    copy that survives power loss; the rename alone already makes each file atomic."""
+    copy that survives power loss; the rename alone already makes each file atomic.
+
+    `index_layout` writes every session index as ``"json"`` (``sessions.json``) or
+    ``"directory"`` (``sessions.d``, docs/FORMATS.md §7); None keeps each index's imported
+    layout. Converting moves the other layout's index found in OUT aside, as the gateway's
+    migration and rollback do; a sessions.d written over an older one loses the entry files
+    of keys the index no longer holds."""
     started = time.perf_counter()
     if agent is not None:
         check_agent_id(agent)
+    layout = check_layout(index_layout)
     out = Path(out)
     await asyncio.to_thread(make_root, out)
-    files, conflicts = await store.read(lambda conn: plan_export(conn, agent))
-    report = ExportReport(str(out), conflicts=conflicts)
-    await write_planned(store, out, files, report, durable=durable)
+    plan = await store.read(lambda conn: plan_export(conn, agent, layout))
+    report = ExportReport(str(out), refused=list(plan.refused), conflicts=plan.conflicts)
+    await write_planned(store, out, plan.files, report, durable=durable)
+    await asyncio.to_thread(_settle_indexes, out, plan, report)
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -247,6 +277,46 @@ def _write_all(fd: int, chunk: bytes) -> int:
         while written < len(chunk):
             written += os.write(fd, view[written:])
     return written
+
+
+def _settle_indexes(out: Path, plan: ExportPlan, report: ExportReport) -> None:
+    """Make each exported index the one the gateway reads in OUT: set the other layout's
+    index aside, and drop entry files of keys the written sessions.d no longer holds."""
+    written = {f.rel_path for f in report.files}
+    stamp = int(time.time() * 1000)
+    for rel_dir, layout in plan.layouts.values():
+        try:
+            folder = safe_join(out, rel_dir)
+        except StateDirError:
+            continue
+        root = folder / directory_index.DIRECTORY_NAME
+        if layout == "json":
+            if f"{rel_dir}/sessions.json" in written and directory_index.active_state(root)[0]:
+                _move_aside(root, f"{root.name}.bak.{stamp}", rel_dir, report)
+            continue
+        legacy = folder / "sessions.json"
+        if f"{rel_dir}/sessions.json" not in written and legacy.is_file():
+            _move_aside(legacy, f"sessions.json.bak.{stamp}", rel_dir, report)
+        entries = root / directory_index.ENTRIES_DIR
+        _make_dirs(out, entries)  # an index with no entries still needs entries/ to be active
+        prefix = f"{rel_dir}/{directory_index.DIRECTORY_NAME}/{directory_index.ENTRIES_DIR}/"
+        with os.scandir(entries) as listing:
+            stale = [
+                item
+                for item in listing
+                if item.name.startswith("session-")
+                and item.name.endswith(".json")
+                and item.is_file(follow_symlinks=False)
+                and prefix + item.name not in written
+            ]
+        for item in stale:
+            os.unlink(item.path)
+            report.removed.append(prefix + item.name)
+
+
+def _move_aside(path: Path, name: str, rel_dir: str, report: ExportReport) -> None:
+    os.rename(path, path.with_name(name))
+    report.moved.append((f"{rel_dir}/{path.name}", f"{rel_dir}/{name}"))
 
 
 def _fsync_dirs(folders: set[Path]) -> None:

@@ -8,15 +8,26 @@ memory stays flat however large a file is.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from store_sql.errors import ExportRefusedError
+from store_sql.formats import sessions_dir as directory_index
 from store_sql.sessions.rows import render_sessions_json
 from store_sql.transcripts.file_bytes import transcript_blocks
 
-Source = Literal["index", "transcript", "compressed", "opaque", "snapshot"]
+Source = Literal[
+    "index", "index_state", "index_entry", "transcript", "compressed", "opaque", "snapshot"
+]
+IndexLayout = Literal["json", "directory"]
+"""How an agent's session index is written: ``sessions.json``, or a ``sessions.d``."""
+INDEX_LAYOUTS: tuple[IndexLayout, ...] = ("json", "directory")
+_ENTRIES = f"{directory_index.DIRECTORY_NAME}/{directory_index.ENTRIES_DIR}"
+_STATE = f"{directory_index.DIRECTORY_NAME}/{directory_index.STATE_FILE}"
 
 _BLOB_READ = 1 << 20
 
@@ -31,23 +42,63 @@ class PlannedFile:
     """Where the bytes come from: the session index, a transcript's lines, a compressed
     archive's original bytes, an opaque file, or a checkpoint snapshot (a transcript prefix)."""
     ref: int
-    """transcript_id, file_pk or snapshot_pk (0 for an index)."""
+    """transcript_id, file_pk, snapshot_pk or entry_pk (0 for an index or its state.json)."""
+
+
+@dataclass(slots=True)
+class ExportPlan:
+    """What an export writes, sorted by path, and what it cannot write."""
+
+    files: list[PlannedFile] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    """Two stored things mapping to one path (the first of index, transcript, opaque file,
+    snapshot is written)."""
+    refused: list[tuple[str, str]] = field(default_factory=list)
+    """(path, why) of session keys a sessions.d cannot hold as they are."""
+    layouts: dict[str, tuple[str, IndexLayout]] = field(default_factory=dict)
+    """agent id -> (rel_dir, layout) of each index written."""
+
+
+def check_layout(layout: str | None) -> IndexLayout | None:
+    if layout is not None and layout not in INDEX_LAYOUTS:
+        raise ExportRefusedError(f"unknown index layout {layout!r}: use 'json' or 'directory'")
+    return layout
 
 
 def plan_export(
-    conn: sqlite3.Connection, agent: str | None = None
-) -> tuple[list[PlannedFile], list[str]]:
+    conn: sqlite3.Connection, agent: str | None = None, index_layout: IndexLayout | None = None
+) -> ExportPlan:
     """Every file of the store (of one agent), sorted by path, and the conflicts found.
 
     Only current transcripts are listed (a superseded version is history, not a file). When
     two stored things map to one path, the first of index, transcript, opaque file, snapshot
-    wins and the conflict is described in the second list."""
+    wins and the conflict is described. Each index is written in `index_layout`, or in the
+    layout it was imported in (``sessions.json`` for one made through the API)."""
     where, params = ("WHERE agent_id = ?", (agent,)) if agent is not None else ("", ())
+    plan = ExportPlan()
     found: list[PlannedFile] = []
-    for agent_id, rel_dir in conn.execute(
-        f"SELECT agent_id, rel_dir FROM session_indexes {where} ORDER BY agent_id", params
+    for agent_id, rel_dir, imported_directory in conn.execute(
+        "SELECT agent_id, rel_dir, EXISTS (SELECT 1 FROM session_directories d "
+        f"WHERE d.agent_id = i.agent_id) FROM session_indexes i {where} ORDER BY agent_id",
+        params,
     ):
-        found.append(PlannedFile(f"{rel_dir}/sessions.json", agent_id, "index", 0))
+        layout = index_layout or ("directory" if imported_directory else "json")
+        plan.layouts[agent_id] = (rel_dir, layout)
+        if layout == "json":
+            found.append(PlannedFile(f"{rel_dir}/sessions.json", agent_id, "index", 0))
+            continue
+        found.append(PlannedFile(f"{rel_dir}/{_STATE}", agent_id, "index_state", 0))
+        for entry_pk, key in conn.execute(
+            "SELECT entry_pk, session_key FROM session_entries WHERE agent_id = ?", (agent_id,)
+        ):
+            refusal = directory_index.key_refusal(key)
+            if refusal is not None:
+                plan.refused.append((f"{rel_dir}/{_ENTRIES} (session key {key!r})", refusal))
+                continue
+            name = directory_index.entry_file_name(key)
+            found.append(
+                PlannedFile(f"{rel_dir}/{_ENTRIES}/{name}", agent_id, "index_entry", entry_pk)
+            )
     t_where = "WHERE superseded_by IS NULL" + (" AND agent_id = ?" if agent is not None else "")
     for tid, agent_id, rel_dir, name, compressed in conn.execute(
         "SELECT transcript_id, agent_id, rel_dir, file_name, compressed_bytes IS NOT NULL "
@@ -70,15 +121,15 @@ def plan_export(
     ):
         found.append(PlannedFile(f"{rel_dir}/{name}", agent_id, "snapshot", pk))
     files: dict[str, PlannedFile] = {}
-    conflicts: list[str] = []
     for item in found:
         kept = files.setdefault(item.rel_path, item)
         if kept is not item:
-            conflicts.append(
+            plan.conflicts.append(
                 f"{item.rel_path}: both a stored {kept.source} and a {item.source} "
                 f"(id {item.ref}) map to this file; the {kept.source} is written"
             )
-    return [files[k] for k in sorted(files)], conflicts
+    plan.files = [files[k] for k in sorted(files)]
+    return plan
 
 
 def file_chunks(conn: sqlite3.Connection, item: PlannedFile) -> Iterator[bytes]:
@@ -87,6 +138,10 @@ def file_chunks(conn: sqlite3.Connection, item: PlannedFile) -> Iterator[bytes]:
         data = render_sessions_json(conn, item.agent_id)
         if data:
             yield data
+    elif item.source == "index_state":
+        yield _state_bytes(conn, item.agent_id)
+    elif item.source == "index_entry":
+        yield from _entry_file_bytes(conn, item.ref)
     elif item.source == "transcript":
         yield from transcript_blocks(conn, item.ref)
     elif item.source in ("compressed", "opaque"):
@@ -110,3 +165,37 @@ def _blob_chunks(conn: sqlite3.Connection, table: str, column: str, rowid: int) 
     with conn.blobopen(table, column, rowid, readonly=True) as blob:
         while block := blob.read(_BLOB_READ):
             yield block
+
+
+def _state_bytes(conn: sqlite3.Connection, agent_id: str) -> bytes:
+    """state.json: as imported while the index is untouched, else a new state whose version
+    is above every one imported (1 for an index that never was a sessions.d)."""
+    row = conn.execute(
+        "SELECT i.source_bytes, d.state_version FROM session_indexes i "
+        "LEFT JOIN session_directories d ON d.agent_id = i.agent_id WHERE i.agent_id = ?",
+        (agent_id,),
+    ).fetchone()
+    if row is not None and row[0] is not None and row[1] is not None:
+        return bytes(row[0])
+    version = (row[1] if row is not None and row[1] is not None else 0) + 1
+    return directory_index.render_state(version, int(time.time() * 1000))
+
+
+def _entry_file_bytes(conn: sqlite3.Connection, entry_pk: int) -> Iterator[bytes]:
+    """An entry file: the imported bytes while the entry is as imported, else the gateway's
+    rendering (the same bytes, for a file the gateway wrote)."""
+    row = conn.execute(
+        "SELECT e.session_key, e.entry_json, f.content, f.entry_sha256 FROM session_entries e "
+        "LEFT JOIN session_entry_files f "
+        "ON f.agent_id = e.agent_id AND f.session_key = e.session_key WHERE e.entry_pk = ?",
+        (entry_pk,),
+    ).fetchone()
+    if row is None:
+        return
+    key, text, content, entry_sha = row
+    if content is not None:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        if digest == entry_sha:
+            yield bytes(content)
+            return
+    yield directory_index.render_entry_file(key, text)

@@ -50,7 +50,8 @@ def plan_pre_migration(
     conn: sqlite3.Connection, agent: str | None
 ) -> tuple[list[PlannedFile], list[str], list[str]]:
     """(files to write, conflicts, what the archive lacked), files sorted by path."""
-    planned, conflicts = plan_export(conn, agent)
+    exported = plan_export(conn, agent)
+    planned, conflicts = exported.files, exported.conflicts
     migrated = {row[0] for row in conn.execute("SELECT agent_id FROM agent_databases")}
     from_database = {
         row[0] for row in conn.execute("SELECT transcript_id FROM database_transcripts")

@@ -29,8 +29,10 @@ from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.errors import NotFoundError
 from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
+from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.import_archive import ARCHIVE_DIR
 from store_sql.formats.openclaw_agent_db import AgentDatabaseError
+from store_sql.formats.sqltext import storable
 from store_sql.formats.state_dir import (
     FileKind,
     SessionsDir,
@@ -104,7 +106,7 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
     dirs, prefix = await asyncio.to_thread(_layout, path, agent)
     if prefix is not None:
         agent = dirs[0].agent_id
-    planned, _ = await store.read(lambda conn: plan_export(conn, agent))
+    planned = (await store.read(lambda conn: plan_export(conn, agent))).files
     wanted: dict[str, PlannedFile] = {}
     for item in planned:
         if prefix is None:
@@ -151,10 +153,20 @@ def _disk_files(dirs: list[SessionsDir], state_mode: bool, report: VerifyReport)
     files: dict[str, Path] = {}
     for d in dirs:
         skipped: list[SkippedFile] = []
+        active = directory_index.active_state(d.path / directory_index.DIRECTORY_NAME)[0]
         for file_path, info in walk_sessions_dir(d, skipped=skipped):
             if info.kind is FileKind.LOCK_OR_TEMP:
                 report.ignored.append((str(file_path), "lock or temp file"))
                 continue
+            if (
+                active is not None
+                and info.name.startswith(_ENTRIES)
+                and "/" not in info.name[len(_ENTRIES) :]
+            ):
+                why = _not_an_entry_file(file_path, info.name)
+                if why is not None:
+                    report.ignored.append((str(file_path), why))
+                    continue
             files[f"{d.rel_dir}/{info.name}" if state_mode else info.name] = file_path
         report.ignored.extend((str(d.path / s.name), s.reason) for s in skipped)
     return files
@@ -176,6 +188,18 @@ def _database_files(path: Path, agent: str | None, report: VerifyReport) -> dict
                 if file.is_file() and not file.is_symlink():
                     found[f"{rel_dir}/{file.name}"] = file
     return found
+
+
+_ENTRIES = f"{directory_index.DIRECTORY_NAME}/{directory_index.ENTRIES_DIR}/"
+
+
+def _not_an_entry_file(path: Path, name: str) -> str | None:
+    """Why the importer does not read a child of an active sessions.d/entries, or None."""
+    if path.is_symlink():
+        return "symlink in an active sessions.d: the gateway ignores it"
+    if not storable(name):
+        return "file name is not UTF-8"
+    return None
 
 
 def _comparer_of(

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from store_sql.addresses import check_agent_id
 from store_sql.errors import ImportFailedError, InvalidEntryError
+from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.import_archive import ARCHIVE_DIR
 from store_sql.formats.openclaw_agent_db import DATABASE_NAME
-from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.state_dir import (
     ClassifiedFile,
     FileKind,
