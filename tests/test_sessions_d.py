@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sessions_d_node import (
     load_directory,
     migrate_index,
@@ -20,10 +22,12 @@ from sessions_d_node import (
     render_documents,
     write_directory,
 )
+from test_jsjson import json_values, keys, texts
 
 from store_sql.exporter.api import export_tree
 from store_sql.exporter.verify import verify_tree
-from store_sql.formats import sessions_dir
+from store_sql.formats import jsjson, sessions_dir
+from store_sql.formats.sessions_json import entry_text, js_key_order
 from store_sql.importer.api import import_path
 from store_sql.store import Store
 
@@ -138,6 +142,108 @@ def test_file_names_are_nodes_for_tricky_and_random_keys() -> None:
             continue
         assert sessions_dir.entry_file_name(key) == node["name"], repr(key)
         assert sessions_dir.key_of_file_name(node["name"]) == node["decoded"], repr(key)
+
+
+LONG = os.environ.get("STORE_SQL_LONG_TESTS") == "1"
+properties = settings(
+    max_examples=2000 if LONG else 200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@properties
+@given(key=st.one_of(texts, keys))
+def test_an_inline_name_decodes_to_its_trimmed_key(key: str) -> None:
+    trimmed = sessions_dir.js_trim(key)
+    if not trimmed:
+        with pytest.raises(ValueError):
+            sessions_dir.entry_file_name(key)
+        return
+    name = sessions_dir.entry_file_name(key)
+    assert name.endswith(".json")
+    assert name.isascii()
+    assert sessions_dir.entry_file_name(trimmed) == name
+    as_written = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in trimmed)
+    if name.startswith("session-hash-"):
+        assert len(as_written.encode()) > 120
+        assert sessions_dir.key_of_file_name(name) is None
+    else:
+        assert sessions_dir.key_of_file_name(name) == as_written
+
+
+@properties
+@given(key=texts, value=st.dictionaries(keys, json_values, max_size=6), bare=st.booleans())
+def test_an_entry_file_the_gateway_writes_reads_back_exactly(
+    key: str, value: dict[str, Any], bare: bool
+) -> None:
+    key = sessions_dir.js_trim(key)
+    if (
+        not key
+        or any(0xD800 <= ord(c) <= 0xDFFF for c in key)
+        or key in ("__proto__", "constructor", "prototype")
+    ):
+        return
+    name = sessions_dir.entry_file_name(key)
+    text = entry_text(value)
+    if bare:
+        if name.startswith("session-hash-"):
+            return
+        data = jsjson.dumps(value, indent=2).encode("utf-8", "surrogatepass")
+    else:
+        data = sessions_dir.render_entry_file(key, text)
+    read = sessions_dir.read_entry_file(name, data)
+    if b"\xed" in data:  # a lone surrogate written raw: the gateway reads U+FFFD there
+        return
+    assert read.key == key, read.ignored
+    assert read.shape == ("bare" if bare else "document")
+    assert read.text == text
+    assert read.canonical is not bare
+
+
+def test_the_loader_keeps_what_nodes_loader_keeps(tmp_path: Path) -> None:
+    """Random files of every shape, good and bad, read by both loaders."""
+    rng = random.Random(1851946)
+    root = tmp_path / "sessions.d"
+    pool = ["agent:main:main", "a/b", "a+b", " x ", "7", "__proto__", "é" * 70, "k" * 121, "😀"]
+
+    def content(key: str) -> bytes:
+        choice = rng.randrange(9)
+        value = entry(rng.randrange(100), x=rng.random())
+        if choice == 0:
+            return b""
+        if choice == 1:
+            return b"[1, 2]"
+        if choice == 2:
+            return json.dumps(value).encode()[:-3]
+        if choice == 3:
+            return json.dumps(value, indent=2).encode()  # bare
+        if choice == 4:
+            other = rng.choice(pool)
+            return json.dumps({"sessionKey": other, "entry": value}).encode()
+        if choice == 5:
+            return json.dumps({"sessionKey": key, "entry": [1]}).encode()
+        if choice == 6:
+            return b"\xef\xbb\xbf" + json.dumps({"sessionKey": key, "entry": value}).encode()
+        return json.dumps(
+            {"sessionKey": f"  {key}\t", "entry": value}, indent=rng.choice([None, 2])
+        ).encode()
+
+    files: list[tuple[str | bytes, bytes]] = []
+    for n in range(300):
+        key = rng.choice(pool) + str(rng.randrange(5))
+        if sessions_dir.js_trim(key):
+            files.append((sessions_dir.entry_file_name(key), content(key)))
+        files.append((f"session-{n}.json", content(key)))
+    write_directory(root, [], files=list(dict(files).items()))
+    node_keys, node_json = load_directory(root)
+    parsed = sessions_dir.read_directory(root)
+    assert parsed is not None
+    ours = [f for f in parsed.files if f.key is not None]
+    assert len(ours) > 20, "the mix must hold files the gateway keeps"
+    assert len(parsed.files) - len(ours) > 100, "... and files it ignores"
+    assert js_key_order(f.key for f in ours) == node_keys  # readdir order, by name bytes
+    assert {f.key: json.loads(f.text) for f in ours} == json.loads(node_json)
 
 
 # --- import --------------------------------------------------------------------------------
