@@ -24,6 +24,7 @@ from sessions_d_node import (
 )
 from test_jsjson import json_values, keys, texts
 
+from store_sql import MaintenancePolicy
 from store_sql.exporter.api import export_tree
 from store_sql.exporter.verify import verify_tree
 from store_sql.formats import jsjson, sessions_dir
@@ -517,3 +518,25 @@ def test_cli_lists_and_converts_a_sessions_d_agent(state: Path, tmp_path: Path) 
     bad = cli("export", str(out), "--db", db, "--index-layout", "yaml")
     assert bad.returncode != 0
     assert "Traceback" not in bad.stderr
+
+
+async def test_maintenance_and_dry_runs_work_on_a_directory_index(
+    store: Store, tmp_path: Path
+) -> None:
+    sessions = tmp_path / "state" / "agents" / A / "sessions"
+    keys = [f"agent:main:telegram:direct:{n}" for n in range(6)]
+    write_directory(
+        sessions / "sessions.d", [{"key": k, "entry": entry(n)} for n, k in enumerate(keys)]
+    )
+    dry = await import_path(store, tmp_path / "state", dry_run=True)
+    assert dry.files[0].entries == 6
+    assert await store.sessions.list_entries(A) == []
+    await import_path(store, tmp_path / "state")
+    policy = MaintenancePolicy(mode="enforce", prune_after_ms=10**15, max_entries=4)
+    summary = await store.maintenance.cleanup(A, policy, now_ms=1_760_000_000_100)
+    assert summary["afterCount"] == 4
+    report = await export_tree(store, tmp_path / "state", index_layout="directory")
+    assert len(report.removed) == 2  # written over the source: the pruned keys' files go
+    loaded, _ = load_directory(sessions / "sessions.d")
+    assert set(loaded) == {s.key for s in await store.sessions.list_entries(A)}
+    assert len(loaded) == 4

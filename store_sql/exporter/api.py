@@ -16,6 +16,7 @@ never written. Files are streamed from one read snapshot each, so memory stays f
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import secrets
 import sqlite3
@@ -159,6 +160,8 @@ async def write_planned(
         except OSError as exc:
             report.refused.append((item.rel_path, f"cannot write: {exc}"))
             continue
+        if size < 0:
+            continue
         touched.add(target.parent)
         report.files.append(ExportedFile(item.rel_path, item.source, size))
     if durable:
@@ -240,8 +243,15 @@ def _writer_of(
     costs 30-80 µs, as much as writing a small file."""
 
     def write(conn: sqlite3.Connection) -> int:
+        chunks = file_chunks(conn, item)
+        if item.source == "index_entry":
+            # The key may have been deleted since the plan was made: then it has no file.
+            first = next(chunks, None)
+            if first is None:
+                return -1
+            chunks = itertools.chain([first], chunks)
         _make_dirs(out, target.parent)
-        return write_file_atomic(target, file_chunks(conn, item), durable=durable)
+        return write_file_atomic(target, chunks, durable=durable)
 
     return write
 
