@@ -24,13 +24,9 @@ from sessions_d_node import (
 )
 from test_jsjson import json_values, keys, texts
 
-from store_sql import MaintenancePolicy
-from store_sql.exporter.api import export_tree
-from store_sql.exporter.verify import verify_tree
+from store_sql import MaintenancePolicy, Store, export_tree, import_path, verify_tree
 from store_sql.formats import jsjson, sessions_dir
 from store_sql.formats.sessions_json import entry_text, js_key_order
-from store_sql.importer.api import import_path
-from store_sql.store import Store
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which("node") is None, reason="node is not installed (the oracle)"
