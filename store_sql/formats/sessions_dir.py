@@ -16,6 +16,7 @@ import math
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -220,6 +221,9 @@ class EntryFile:
     """Why the gateway ignores the file."""
     canonical: bool = False
     """`render_entry_file(key, text)` reproduces `data` exactly."""
+    parsed: bool = True
+    """False for a file skipped as already known (`read_directory`'s `known`): only `name`,
+    `data`, `sha256` and `key` are set."""
 
 
 def read_entry_file(name: str, data: bytes) -> EntryFile:
@@ -287,8 +291,13 @@ class ParsedDirectory:
     lock and temp files. They are not imported."""
 
 
-def read_directory(root: Path) -> ParsedDirectory | None:
-    """Read an active sessions.d (None when `active_state` says it is not active)."""
+def read_directory(
+    root: Path, known: Mapping[str, tuple[str, str]] | None = None
+) -> ParsedDirectory | None:
+    """Read an active sessions.d (None when `active_state` says it is not active).
+
+    `known` maps file names to the (sha256, key) of files read before: a file whose bytes
+    still have that sha256 is not parsed again (`EntryFile.parsed` is False)."""
     state, _ = active_state(root)
     if state is None:
         return None
@@ -307,5 +316,10 @@ def read_directory(root: Path) -> ParsedDirectory | None:
             parsed.skipped.append((item.name, "lock or temp file: never imported"))
         else:
             data = Path(item.path).read_bytes()
-            parsed.files.append(read_entry_file(item.name, data))
+            before = known.get(item.name) if known else None
+            sha = hashlib.sha256(data).hexdigest() if before else ""
+            if before is not None and before[0] == sha:
+                parsed.files.append(EntryFile(item.name, data, sha, before[1], None, parsed=False))
+            else:
+                parsed.files.append(read_entry_file(item.name, data))
     return parsed

@@ -59,6 +59,7 @@ from store_sql.importer.session_directory import (
     DirectoryOutcome,
     DirectorySource,
     import_directory,
+    known_files,
 )
 from store_sql.importer.session_index import (
     decide_index,
@@ -407,7 +408,8 @@ class _FileImporter:
         self._tracker.advance(record.bytes, 0)
 
     async def _directory(self, src: SourceFile, record: FileReport) -> None:
-        parsed = await asyncio.to_thread(sessions_dir.read_directory, src.path)
+        known = await self._store.read(db.reader_of(known_files, src.agent_id))
+        parsed = await asyncio.to_thread(sessions_dir.read_directory, src.path, known)
         if parsed is None:
             record.status = "error"
             record.note("sessions.d stopped being active (its state.json) during the import")
@@ -422,6 +424,8 @@ class _FileImporter:
         record.status = _INDEX_STATUS.get(outcome.status, "kept_opaque")
         record.entries = outcome.entries
         record.bytes = len(parsed.state_bytes) + sum(len(f.data) for f in parsed.files)
+        if outcome.status == "unchanged":
+            record.bytes = 0  # nothing was imported
         if (src.path.parent / "sessions.json").exists():
             record.note(
                 "sessions.json is there too: the gateway reads this active sessions.d, so it "

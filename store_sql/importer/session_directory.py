@@ -71,6 +71,18 @@ def _name(prefix: str, name: str) -> str:
     return f"sessions.d/{prefix}{name}"
 
 
+def known_files(conn: sqlite3.Connection, agent_id: str) -> dict[str, tuple[str, str]]:
+    """file name -> (sha256, session key) of the entry files imported for an agent."""
+    return {
+        name: (sha, key)
+        for name, sha, key in conn.execute(
+            "SELECT file_name, file_sha256, session_key FROM session_entry_files "
+            "WHERE agent_id = ?",
+            (agent_id,),
+        )
+    }
+
+
 def import_directory(
     conn: sqlite3.Connection, src: DirectorySource, write: bool
 ) -> DirectoryOutcome:
@@ -220,6 +232,9 @@ def _update(
         seen.add(f.name)
         old = stored.get(f.name)
         if old is not None and old.file_sha256 == f.sha256:
+            continue
+        if not f.parsed:
+            outcome.conflicts.append(f.name)  # another import changed it meanwhile
             continue
         assert f.key is not None
         if old is not None:
