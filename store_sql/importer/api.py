@@ -436,9 +436,16 @@ class _FileImporter:
         ignored = [f"{f.name}: {f.ignored}" for f in parsed.files if f.ignored]
         if ignored:
             record.note(f"{len(ignored)} entry files the gateway ignores are kept as files")
-        problems = [f for f in parsed.files if f.key is not None and f.problem is not None]
-        for n, f in enumerate(problems):
-            record.add_damage(n + 1, f"{f.name} ({f.key}): {f.problem}")
+        if parsed.skipped:
+            record.note(
+                f"{len(parsed.skipped)} entries of entries/ are not imported (symlinks, "
+                "non-UTF-8 names, temp files: see entry_files.skipped)"
+            )
+        for f in parsed.files:
+            if f.key is not None and f.problem is not None:
+                # The line of the entry itself: 3 in the {sessionKey, entry} document.
+                line = 3 if f.shape == "document" else 1
+                record.add_damage(line, f"{f.name} ({f.key}): {f.problem}")
         record.entry_files = {
             "added": outcome.added,
             "changed": outcome.changed,
