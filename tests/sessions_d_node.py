@@ -119,6 +119,17 @@ process.stdout.write(JSON.stringify(input.keys.map((k) => {
 })));
 """
 
+_STATES = r"""
+process.stdout.write(JSON.stringify(input.texts.map((t) => {
+  try {
+    const p = JSON.parse(Buffer.from(t, 'base64').toString('utf-8'));
+    return p.kind === KIND && p.layoutVersion === 1 && typeof p.version === 'number'
+      && Number.isInteger(p.version) && p.version >= 1 && typeof p.updatedAt === 'number'
+      && Number.isFinite(p.updatedAt) ? p.version : null;
+  } catch { return null; }
+})));
+"""
+
 _RENDER = r"""
 process.stdout.write(JSON.stringify(input.docs.map(
   (d) => JSON.stringify({ sessionKey: d.key, entry: d.entry }, null, 2))));
@@ -178,3 +189,9 @@ def render_documents(docs: list[tuple[str, Any]]) -> list[str]:
     """``JSON.stringify({sessionKey, entry}, null, 2)`` of each (key, entry)."""
     payload = {"docs": [{"key": k, "entry": e} for k, e in docs]}
     return list(json.loads(run_node(COMMON + _RENDER, payload)))
+
+
+def state_versions(texts: list[bytes]) -> list[int | None]:
+    """The version the gateway reads from each state.json text, None when it rejects it."""
+    payload = {"texts": [base64.b64encode(t).decode() for t in texts]}
+    return list(json.loads(run_node(COMMON + _STATES, payload)))

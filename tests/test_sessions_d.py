@@ -20,6 +20,7 @@ from sessions_d_node import (
     migrate_index,
     names_of,
     render_documents,
+    state_versions,
     write_directory,
 )
 from test_jsjson import json_values, keys, texts
@@ -241,6 +242,33 @@ def test_the_loader_keeps_what_nodes_loader_keeps(tmp_path: Path) -> None:
     assert len(parsed.files) - len(ours) > 100, "... and files it ignores"
     assert js_key_order(f.key for f in ours) == node_keys  # readdir order, by name bytes
     assert {f.key: json.loads(f.text) for f in ours} == json.loads(node_json)
+
+
+def test_state_json_is_accepted_exactly_when_the_gateway_accepts_it() -> None:
+    base = '"kind": "openclaw-session-store-directory", "layoutVersion": 1'
+    variants = [
+        f'{{{base}, "version": {v}, "updatedAt": {u}}}'
+        for v in ("1", "2.0", "1e3", "0", "-1", "1.5", '"1"', "true", "null", "9007199254740993")
+        for u in ("0", "1.5", "-3", "1e400", '"1"', "null")
+    ]
+    variants += [
+        '{"kind": "x", "layoutVersion": 1, "version": 1, "updatedAt": 1}',
+        '{"kind": "openclaw-session-store-directory", "layoutVersion": 1.0, "version": 1, '
+        '"updatedAt": 1}',
+        '{"kind": "openclaw-session-store-directory", "layoutVersion": "1", "version": 1, '
+        '"updatedAt": 1}',
+        f'{{{base}, "version": 1}}',
+        f'{{{base}, "version": 1, "updatedAt": 1}} x',
+        f'\ufeff{{{base}, "version": 1, "updatedAt": 1}}',
+        f' \n{{{base}, "version": 4, "updatedAt": 1, "extra": [1]}}\n',
+        "[]",
+        "",
+    ]
+    texts = [v.encode() for v in variants]
+    texts.append(sessions_dir.render_state(12, 1_760_000_000_000))
+    for text, version in zip(texts, state_versions(texts), strict=True):
+        state = sessions_dir.parse_state(text)
+        assert (state.version if state else None) == version, text
 
 
 # --- import --------------------------------------------------------------------------------
