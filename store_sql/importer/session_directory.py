@@ -145,11 +145,12 @@ def _replace_all(conn: sqlite3.Connection, src: DirectorySource, accepted: list[
         ((f.key, n, f.text, f.value, f.problem) for n, f in enumerate(accepted) if f.key),
     )
     for f in accepted:
-        _store_file_row(conn, agent, f)
+        _store_file_row(conn, src, f)
     _store_ignored(conn, src)
 
 
-def _store_file_row(conn: sqlite3.Connection, agent: str, f: EntryFile) -> None:
+def _store_file_row(conn: sqlite3.Connection, src: DirectorySource, f: EntryFile) -> None:
+    agent = src.agent_id
     conn.execute(
         "INSERT INTO session_entry_files (agent_id, file_name, session_key, file_sha256, "
         "entry_sha256, content) VALUES (?, ?, ?, ?, ?, ?) "
@@ -160,8 +161,8 @@ def _store_file_row(conn: sqlite3.Connection, agent: str, f: EntryFile) -> None:
     )
     # The file is the index's now: a copy kept as an opaque file before would be written twice.
     conn.execute(
-        "DELETE FROM opaque_files WHERE agent_id = ? AND file_name = ?",
-        (agent, _name(f"{ENTRIES_DIR}/", f.name)),
+        "DELETE FROM opaque_files WHERE agent_id = ? AND rel_dir = ? AND file_name = ?",
+        (agent, src.rel_dir, _name(f"{ENTRIES_DIR}/", f.name)),
     )
 
 
@@ -278,7 +279,7 @@ def _update(
         for f in apply:
             assert f.key is not None
             replace_imported_entry(conn, agent, f.key, f.text, f.value, f.problem)
-            _store_file_row(conn, agent, f)
+            _store_file_row(conn, src, f)
         for name, key in gone:
             if key is not None:
                 conn.execute(
