@@ -149,11 +149,17 @@ async def write_planned(
 ) -> None:
     """Write planned files under `out` (which exists), recording each in `report`."""
     touched: set[Path] = set()
+    # A sessions.d is written from one snapshot (entry files, then state.json), so a patch
+    # made meanwhile is in all of its files or in none.
+    directories: dict[str, list[tuple[PlannedFile, Path]]] = {}
     for item in files:
         try:
             target = safe_join(out, item.rel_path)
         except StateDirError as exc:
             report.refused.append((item.rel_path, str(exc)))
+            continue
+        if item.source in ("index_entry", "index_state"):
+            directories.setdefault(item.agent_id, []).append((item, target))
             continue
         try:
             size = await store.read(_writer_of(out, item, target, durable))
@@ -164,6 +170,14 @@ async def write_planned(
             continue
         touched.add(target.parent)
         report.files.append(ExportedFile(item.rel_path, item.source, size))
+    for items in directories.values():
+        results = await store.read(_directory_writer_of(out, items, durable))
+        for (item, target), result in zip(items, results, strict=True):
+            if isinstance(result, str):
+                report.refused.append((item.rel_path, result))
+            elif result >= 0:
+                touched.add(target.parent)
+                report.files.append(ExportedFile(item.rel_path, item.source, result))
     if durable:
         await asyncio.to_thread(_fsync_dirs, touched)
 
@@ -252,6 +266,24 @@ def _writer_of(
             chunks = itertools.chain([first], chunks)
         _make_dirs(out, target.parent)
         return write_file_atomic(target, chunks, durable=durable)
+
+    return write
+
+
+def _directory_writer_of(
+    out: Path, items: list[tuple[PlannedFile, Path]], durable: bool
+) -> Callable[[sqlite3.Connection], list[int | str]]:
+    """A read function writing every file of one sessions.d: per file, its size, -1 when its
+    key is gone, or why it could not be written."""
+
+    def write(conn: sqlite3.Connection) -> list[int | str]:
+        results: list[int | str] = []
+        for item, target in items:
+            try:
+                results.append(_writer_of(out, item, target, durable)(conn))
+            except OSError as exc:
+                results.append(f"cannot write: {exc}")
+        return results
 
     return write
 
