@@ -28,6 +28,7 @@ from test_jsjson import json_values, keys, texts
 from store_sql import MaintenancePolicy, Store, export_tree, import_path, verify_tree
 from store_sql.formats import jsjson, sessions_dir
 from store_sql.formats.sessions_json import entry_text, js_key_order
+from store_sql.formats.state_dir import FileKind, classify_name
 
 pytestmark = pytest.mark.skipif(
     __import__("shutil").which("node") is None, reason="node is not installed (the oracle)"
@@ -269,6 +270,21 @@ def test_state_json_is_accepted_exactly_when_the_gateway_accepts_it() -> None:
     for text, version in zip(texts, state_versions(texts), strict=True):
         state = sessions_dir.parse_state(text)
         assert (state.version if state else None) == version, text
+
+
+def test_index_directories_the_gateway_set_aside_are_archives_by_name() -> None:
+    for name in (
+        "sessions.d/entries/session-YQ.json",
+        "sessions.d.bak.1760000000000/state.json",
+        "sessions.d.orphan.1760000000000/entries/x",
+        "sessions.d.staging-4242-1760000000000/entries/session-YQ.json",
+    ):
+        assert classify_name(name).kind is FileKind.INDEX_ARCHIVE, name
+    assert classify_name("sessions.json.bak.1760000000000").kind is FileKind.BACKUP
+    assert classify_name("sessions.d.old/state.json").kind is FileKind.OTHER
+    assert (
+        classify_name("sessions.d/entries/.session-YQ.json.1234.tmp").kind is FileKind.LOCK_OR_TEMP
+    )
 
 
 # --- import --------------------------------------------------------------------------------
