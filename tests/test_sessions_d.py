@@ -4,6 +4,7 @@ follow the gateway's rules (tests/sessions_d_node.py); bytes are compared with `
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -285,6 +286,63 @@ def test_index_directories_the_gateway_set_aside_are_archives_by_name() -> None:
     assert (
         classify_name("sessions.d/entries/.session-YQ.json.1234.tmp").kind is FileKind.LOCK_OR_TEMP
     )
+
+
+def _usable(key: str) -> bool:
+    return (
+        sessions_dir.key_refusal(key) is None
+        and bool(key)
+        and not any(0xD800 <= ord(c) <= 0xDFFF for c in key)
+    )
+
+
+@settings(
+    max_examples=40 if LONG else 6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    index=st.dictionaries(
+        st.one_of(texts, keys).filter(_usable),
+        st.dictionaries(keys, json_values, max_size=4),
+        min_size=1,
+        max_size=15,
+    ),
+    bare=st.sets(st.integers(0, 14)),
+)
+def test_random_directories_round_trip_byte_for_byte(
+    tmp_path_factory: pytest.TempPathFactory, index: dict[str, Any], bare: set[int]
+) -> None:
+    work = tmp_path_factory.mktemp("random")
+    sessions = work / "state" / "agents" / A / "sessions"
+    specs = [
+        {
+            "key": k,
+            "entry": v,
+            "shape": "bare" if n in bare and len(k.encode()) <= 120 else "document",
+        }
+        for n, (k, v) in enumerate(index.items())
+    ]
+    write_directory(sessions / "sessions.d", specs)
+    node_keys, _ = load_directory(sessions / "sessions.d")
+
+    async def round_trip() -> None:
+        async with await Store.open(work / "store.sqlite") as store:
+            await import_path(store, work / "state")
+            assert {s.key for s in await store.sessions.list_entries(A)} == set(node_keys)
+            # Every file Node wrote in the document shape is what the store renders itself:
+            # only bare entries are kept as bytes.
+            kept = await store.read(
+                lambda c: c.execute(
+                    "SELECT count(*) FROM session_entry_files WHERE content IS NOT NULL"
+                ).fetchone()[0]
+            )
+            assert kept == sum(spec["shape"] == "bare" for spec in specs)
+            await export_tree(store, work / "out")
+            assert (await verify_tree(store, work / "state")).identical
+
+    asyncio.run(round_trip())
+    assert tree_bytes(work / "out") == tree_bytes(work / "state")
 
 
 # --- import --------------------------------------------------------------------------------
