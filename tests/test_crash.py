@@ -706,11 +706,7 @@ def _schema_objects(db: Path) -> frozenset[str]:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     finally:
         conn.close()
-    return frozenset(names) & _REVISION_OBJECTS["0005"]
-    "0004": frozenset({"transcript_lines", "messages", "search_index_state",
-                       "transcript_lines_search_mark", "agent_databases",
-                       "database_transcripts", "pre_migration_files", "session_directories",
-                       "session_entry_files"}),
+    return frozenset(names) & _REVISION_OBJECTS[head_revision()]
 
 
 def test_sigkill_during_a_schema_upgrade_leaves_a_whole_revision_and_whole_backups(
