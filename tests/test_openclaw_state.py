@@ -208,40 +208,73 @@ def run(*args: str) -> dict[str, Any]:
 # --- the "done means" points, on every case -------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Imported:
+    """One case imported twice (the second time changes nothing) and exported both ways."""
+
+    state: Path
+    store: str
+    report: dict[str, Any]
+    again: dict[str, Any]
+    digests_before: dict[str, str]
+    digests_after: dict[str, str]
+    out: Path
+    rollback: dict[str, Any]
+    rollback_dir: Path
+
+
+_IMPORTED: dict[str, Imported] = {}
+
+
+@pytest.fixture
+def imported(case: Case, tmp_path_factory: pytest.TempPathFactory) -> Imported:
+    if case.name not in _IMPORTED:
+        work = tmp_path_factory.mktemp(f"imported-{case.name}")
+        state = state_copy(case, work / "state")
+        store = str(work / "store.sqlite")
+        before = digests(state)
+        report = run("import", str(state), "--db", store)
+        again = run("import", str(state), "--db", store)
+        after = digests(state)
+        run("export", str(work / "out"), "--db", store)
+        rollback = run("export", str(work / "rollback"), "--db", store, "--pre-migration")
+        _IMPORTED[case.name] = Imported(
+            state, store, report, again, before, after, work / "out", rollback,
+            work / "rollback",
+        )  # fmt: skip
+    return _IMPORTED[case.name]
+
+
 def test_import_lists_every_session_and_exports_every_transcript_byte_for_byte(
-    case: Case, tmp_path: Path
+    case: Case, imported: Imported
 ) -> None:
-    state = state_copy(case, tmp_path / "state")
-    store = str(tmp_path / "store.sqlite")
-    report = run("import", str(state), "--db", store)
-    assert report["ok"]
-    dbs = databases(state)
-    assert {d["agent"] for d in report["databases"]} == set(dbs)
+    assert imported.report["ok"]
+    dbs = databases(imported.state)
+    assert {d["agent"] for d in imported.report["databases"]} == set(dbs)
     for agent, db in dbs.items():
-        listed = run("sessions", "list", "--db", store, "--agent", agent, "--limit", "100000")
+        listed = run(
+            "sessions", "list", "--db", imported.store, "--agent", agent, "--limit", "100000"
+        )
         keys = [s["key"] for s in listed["sessions"]]
         assert sorted(keys) == sorted(session_keys(db)), agent
-    out = tmp_path / "out"
-    run("export", str(out), "--db", store)
     for agent, db in dbs.items():
-        for name, data in expected_transcripts(db).items():
-            assert (out / "agents" / agent / "sessions" / name).read_bytes() == data, name
+        transcripts = expected_transcripts(db)
+        for name, data in transcripts.items():
+            exported = imported.out / "agents" / agent / "sessions" / name
+            assert exported.read_bytes() == data, name
         # Every event the migration imported comes out.
         reported = next(t for t in case.report["targets"] if t["agentId"] == agent)
-        lines = sum(data.count(b"\n") for data in expected_transcripts(db).values())
+        lines = sum(data.count(b"\n") for data in transcripts.values())
         assert lines == reported["importedTranscriptEvents"]
-    verified = run("verify", str(state), "--db", store)
+    verified = run("verify", str(imported.state), "--db", imported.store)
     assert verified["identical"], verified["differences"]
 
 
-def test_pre_migration_export_is_the_legacy_input_byte_for_byte(case: Case, tmp_path: Path) -> None:
-    state = state_copy(case, tmp_path / "state")
-    store = str(tmp_path / "store.sqlite")
-    run("import", str(state), "--db", store)
-    out = tmp_path / "rollback"
-    report = run("export", str(out), "--db", store, "--pre-migration")
-    assert not report["conflicts"]
-    assert tree_files(out) == tree_files(case.legacy)
+def test_pre_migration_export_is_the_legacy_input_byte_for_byte(
+    case: Case, imported: Imported
+) -> None:
+    assert not imported.rollback["conflicts"]
+    assert tree_files(imported.rollback_dir) == tree_files(case.legacy)
     # What the archive lacked is exactly the sessions the migration found no transcript for.
     missing = {
         issue["sessionKey"]
@@ -249,7 +282,7 @@ def test_pre_migration_export_is_the_legacy_input_byte_for_byte(case: Case, tmp_
         for issue in target["issues"]
         if issue["code"] == "transcript_missing"
     }
-    listed = {text.split("'")[1] for text in report["not_in_archive"]}
+    listed = {text.split("'")[1] for text in imported.rollback["not_in_archive"]}
     assert listed == missing
 
 
@@ -266,13 +299,10 @@ def test_pre_migration_names_come_back_without_the_run_manifests(
 
 
 def test_openclaw_reimports_the_export_with_no_new_issue_and_the_same_counts(
-    case: Case, tmp_path: Path
+    case: Case, imported: Imported, tmp_path: Path
 ) -> None:
-    state = state_copy(case, tmp_path / "state")
-    store = str(tmp_path / "store.sqlite")
-    run("import", str(state), "--db", store)
     home = tmp_path / "home"
-    run("export", str(home / ".openclaw"), "--db", store)
+    shutil.copytree(imported.out, home / ".openclaw")
     again = openclaw(home, *MIGRATE)
     before = {t["agentId"]: t for t in case.report["targets"]}
     assert {t["agentId"] for t in again["targets"]} == set(before)
@@ -285,20 +315,20 @@ def test_openclaw_reimports_the_export_with_no_new_issue_and_the_same_counts(
     assert again["totals"]["issues"] == 0, [t["issues"] for t in again["targets"]]
 
 
-def test_import_never_writes_their_database(case: Case, tmp_path: Path) -> None:
-    state = state_copy(case, tmp_path / "state")
+def test_import_never_writes_their_database_and_a_second_import_reads_nothing(
+    imported: Imported,
+) -> None:
     # A stopped gateway leaves no -wal/-shm; a reader of a WAL database creates them, as
     # any SQLite reader does. The database itself is never changed.
-    before = digests(state)
-    store = str(tmp_path / "store.sqlite")
-    run("import", str(state), "--db", store)
-    run("import", str(state), "--db", store)
-    after = digests(state)
+    before, after = imported.digests_before, imported.digests_after
     for name, digest in before.items():
         assert after[name] == digest, name
     empty = hashlib.sha256(b"").hexdigest()
     for name in after.keys() - before.keys():
         assert (name.endswith("-wal") and after[name] == empty) or name.endswith("-shm"), name
+    statuses = {f["status"] for f in imported.again["files"]}
+    assert statuses == {"unchanged"}
+    assert imported.again["totals"]["lines"] == 0
 
 
 # --- one state dir, changed the way the gateway changes it -----------------------------------
@@ -531,3 +561,31 @@ def test_compressed_events_archives_and_cold_storage_come_out_byte_for_byte(
         (f["rel_path"], f["status"]) for f in again["files"] if f["status"] != "unchanged"
     ]
     assert run("verify", str(live_state), "--db", store)["identical"]
+
+
+def test_a_store_of_the_legacy_files_moves_on_to_the_migrated_state(
+    cases: dict[str, Case], tmp_path: Path
+) -> None:
+    case = cases["own-seed-7"]
+    store = str(tmp_path / "store.sqlite")
+    run("import", str(case.legacy), "--db", store)
+    state = state_copy(case, tmp_path / "state")
+    report = run("import", str(state), "--db", store)
+    assert report["ok"]
+    damaged = {
+        Path(issue["message"].split(":")[0]).name
+        for target in case.report["targets"]
+        for issue in target["issues"]
+        if issue["code"] == "transcript_malformed"
+    }
+    lives = {Path(f["rel_path"]).name: f for f in report["files"] if f["kind"] == "live"}
+    for name in damaged:
+        # OpenClaw kept only the readable prefix: another transcript than the file stored.
+        assert lives[name]["status"] == "new_version"
+    # A clean file OpenClaw stored line for line is the same transcript: nothing is read.
+    assert "unchanged" in {f["status"] for f in lives.values()}
+    out = tmp_path / "out"
+    run("export", str(out), "--db", store)
+    for agent, db in databases(state).items():
+        for name, data in expected_transcripts(db).items():
+            assert (out / "agents" / agent / "sessions" / name).read_bytes() == data, name

@@ -192,10 +192,13 @@ class DatabaseImporter:
         report.files.append(rec)
         try:
             await step(rec)
-        except (ImportFailedError, InvalidEntryError, WriteFailedError, OSError) as exc:
-            rec.status = "error"
-            rec.note(str(exc))
-        except AgentDatabaseError as exc:
+        except (
+            AgentDatabaseError,
+            ImportFailedError,
+            InvalidEntryError,
+            WriteFailedError,
+            OSError,
+        ) as exc:
             rec.status = "error"
             rec.note(str(exc))
         if rec.status in ("imported", "appended", "new_version"):
@@ -552,7 +555,7 @@ def _decide_events(
         )
     return _Start(
         "appended",
-        target=db.Continuation(tid, stored.line_count, stored.byte_size, stored_name(sid)),
+        target=db.Continuation(tid, stored.line_count, stored.byte_size, f"{sid}.jsonl"),
         after_seq=last,
         first_pos=stored.line_count,
         first_count=origin.event_count,
@@ -560,10 +563,6 @@ def _decide_events(
         has_header=stored.version is not None,
         prev_entry_pos=stored.leaf_pos,
     )
-
-
-def stored_name(session_id: str) -> str:
-    return f"{session_id}.jsonl"
 
 
 def _origin_of(frontier: TranscriptFrontier) -> origin_db.Origin:
