@@ -490,7 +490,7 @@ def test_compressed_events_archives_and_cold_storage_come_out_byte_for_byte(
     db = live_state / "agents" / "main" / DB
     expected = expected_transcripts(db)
     sids = sorted(name.removesuffix(".jsonl") for name in expected)
-    zipped, cold, archived = sids[0], sids[1], sids[2]
+    zipped, cold, archived, cold_file = sids[0], sids[1], sids[2], sids[3]
     cctx = zstandard.ZstdCompressor()
     conn = gateway(db)
     try:
@@ -508,26 +508,33 @@ def test_compressed_events_archives_and_cold_storage_come_out_byte_for_byte(
                 "event_utf8_bytes = ?, navigation_json = ? WHERE session_id = ? AND seq = ?",
                 (cctx.compress(raw), len(raw), navigation, zipped, seq),
             )
-        # Cold storage: the events move into a zstd archive of records, kept in the database.
-        rows = conn.execute(
-            "SELECT seq, event_json, created_at FROM transcript_events WHERE session_id = ? "
-            "ORDER BY seq",
-            (cold,),
-        ).fetchall()
-        records = [{"kind": "header", "version": 1, "sessionId": cold, "generation": "g1"}]
-        records += [
-            {"kind": "event", "row": {"seq": s, "event_json": t, "created_at": c}}
-            for s, t, c in reversed(rows)
-        ]
-        blob = cctx.compress(b"".join(json.dumps(r).encode() + b"\n" for r in records))
-        conn.execute("DELETE FROM transcript_events WHERE session_id = ?", (cold,))
-        conn.execute(
-            "INSERT INTO session_transcript_cold_archives (session_id, generation, archive_name, "
-            "archive_sha256, event_count, raw_bytes, archive_bytes, last_seq, archived_at, "
-            "storage, archive_blob) VALUES (?, 'g1', ?, ?, ?, 0, ?, ?, 1, 'sqlite', ?)",
-            (cold, hashlib.sha256(blob).hexdigest() + ".jsonl.zst",
-             hashlib.sha256(blob).hexdigest(), len(rows), len(blob), rows[-1][0], blob),
-        )  # fmt: skip
+        # Cold storage: the events move into a zstd archive of records, kept in the database
+        # or as a file in the sessions dir's cold/.
+        for sid, storage in ((cold, "sqlite"), (cold_file, "file")):
+            rows = conn.execute(
+                "SELECT seq, event_json, created_at FROM transcript_events "
+                "WHERE session_id = ? ORDER BY seq",
+                (sid,),
+            ).fetchall()
+            records = [{"kind": "header", "version": 1, "sessionId": sid, "generation": "g1"}]
+            records += [
+                {"kind": "event", "row": {"seq": s, "event_json": t, "created_at": c}}
+                for s, t, c in reversed(rows)
+            ]
+            blob = cctx.compress(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+            digest = hashlib.sha256(blob).hexdigest()
+            if storage == "file":
+                cold_dir = live_state / "agents" / "main" / "sessions" / "cold"
+                cold_dir.mkdir(exist_ok=True)
+                (cold_dir / f"{digest}.jsonl.zst").write_bytes(blob)
+            conn.execute("DELETE FROM transcript_events WHERE session_id = ?", (sid,))
+            conn.execute(
+                "INSERT INTO session_transcript_cold_archives (session_id, generation, "
+                "archive_name, archive_sha256, event_count, raw_bytes, archive_bytes, last_seq, "
+                "archived_at, storage, archive_blob) VALUES (?, 'g1', ?, ?, ?, 0, ?, ?, 1, ?, ?)",
+                (sid, f"{digest}.jsonl.zst", digest, len(rows), len(blob), rows[-1][0], storage,
+                 blob if storage == "sqlite" else None),
+            )  # fmt: skip
         # Archives of a reset: one plain, one compressed and named .zst.
         reset_bytes = expected[f"{archived}.jsonl"]
         for name, encoding, blob in (
@@ -547,11 +554,12 @@ def test_compressed_events_archives_and_cold_storage_come_out_byte_for_byte(
     store = str(tmp_path / "store.sqlite")
     report = run("import", str(live_state), "--db", store)
     (main,) = [d for d in report["databases"] if d["agent"] == "main"]
-    assert (main["archives"], main["cold_archives"]) == (2, 1)
+    assert (main["archives"], main["cold_archives"]) == (2, 2)
     out = tmp_path / "out" / "agents" / "main" / "sessions"
     run("export", str(tmp_path / "out"), "--db", store)
     assert (out / f"{zipped}.jsonl").read_bytes() == expected[f"{zipped}.jsonl"]
     assert (out / f"{cold}.jsonl").read_bytes() == expected[f"{cold}.jsonl"]
+    assert (out / f"{cold_file}.jsonl").read_bytes() == expected[f"{cold_file}.jsonl"]
     reset = out / f"{archived}.jsonl.reset.2026-12-01T10-00-00.000Z"
     assert reset.read_bytes() == reset_bytes
     deleted = out / f"{archived}.jsonl.deleted.2026-12-02T10-00-00.000Z.zst"
