@@ -21,6 +21,7 @@ from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
+    DamagedIndexError,
     DatabaseRefusedError,
     ExportRefusedError,
     ImportFailedError,
@@ -39,6 +40,7 @@ from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
 from store_sql.maintenance.plan import CleanupPlan
 from store_sql.maintenance.policy import MaintenancePolicy
 from store_sql.search.query import SearchHit, SearchResult
+from store_sql.sessions.recovery import IndexRecovery
 from store_sql.sessions.rows import SessionSummary
 from store_sql.store import Store
 from store_sql.transcripts.appends import LEAF, Appended
@@ -54,6 +56,7 @@ __all__ = [
     "CheckpointSpec",
     "CleanupPlan",
     "Cursor",
+    "DamagedIndexError",
     "DatabaseRefusedError",
     "DatabaseReport",
     "DeleteResult",
@@ -64,6 +67,7 @@ __all__ = [
     "ImportFailedError",
     "ImportProgress",
     "ImportReport",
+    "IndexRecovery",
     "InvalidEntryError",
     "MaintenancePolicy",
     "NotFoundError",

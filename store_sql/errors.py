@@ -37,3 +37,8 @@ class ImportFailedError(StoreError):
 
 class ExportRefusedError(StoreError):
     """An export would write outside its target directory or over something it must not."""
+
+
+class DamagedIndexError(StoreError):
+    """The agent's imported sessions.json could not be read, so its sessions are not in the
+    store: a write would replace the whole file. Recover it first (`sessions.recover`)."""

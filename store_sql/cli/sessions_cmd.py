@@ -1,4 +1,4 @@
-"""`store-sql sessions list|get|patch|delete|cleanup|reset|delete-archive|purge`."""
+"""`store-sql sessions list|get|patch|delete|recover|cleanup|reset|delete-archive|purge`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_agent(p)
     p.add_argument("key")
     p.set_defaults(handler=_delete)
+
+    p = cmds.add_parser(
+        "recover",
+        help="make a damaged imported sessions.json writable: keep its readable entries and "
+        "its original bytes (exported as sessions.json.invalid-<time>)",
+    )
+    add_common(p)
+    add_agent(p)
+    p.set_defaults(handler=_recover)
 
     _register_lifecycle(cmds)
 
@@ -106,6 +115,20 @@ def _delete(args: argparse.Namespace) -> int:
     else:
         print(f"deleted {args.key}" if deleted else f"no session {args.key!r}; nothing deleted")
     return 0 if deleted else 1
+
+
+def _recover(args: argparse.Namespace) -> int:
+    result = with_store(args.db, lambda s: s.sessions.recover(args.agent))
+    if args.json:
+        output.emit_json(result)
+        return 0
+    print(
+        f"agent {args.agent}: {result.salvaged} entries recovered; the original "
+        f"{result.kept_bytes} bytes are kept as {result.kept_as} (export writes them)"
+    )
+    for part in result.lost:
+        print(f"not readable: {part}")
+    return 0
 
 
 # --- life cycle and maintenance (store.lifecycle, store.maintenance) --------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "js_key_order",
     "parse_index",
     "render_index",
+    "salvage_index",
     "validate_entry",
 ]
 
@@ -145,6 +146,103 @@ def parse_index(data: bytes) -> ParsedIndex:
         entries.append(IndexEntry(key, position, winner.text, winner.value, problem))
     canonical = laid_out_as_javascript and in_javascript_order and len(order) == len(members)
     return ParsedIndex(entries, warnings, canonical)
+
+
+@dataclass(frozen=True, slots=True)
+class SalvagedIndex:
+    """What could be read from a sessions.json that `parse_index` refuses."""
+
+    entries: list[IndexEntry]
+    """The members read whole, in JavaScript property order (last duplicate wins)."""
+    lost: list[str]
+    """One line per part that could not be read: where it is and why."""
+
+
+# In a file laid out by JSON.stringify(store, null, 2) every depth-1 key starts a line with
+# exactly two spaces; deeper lines are indented further. Salvage resumes at the next one.
+_NEXT_MEMBER = re.compile(r'\n  "')
+
+
+def salvage_index(data: bytes) -> SalvagedIndex:
+    """Every top-level member of `data` that reads whole as ``"key": value``.
+
+    For a file `parse_index` refuses (torn, invalid UTF-8, an entry nested too deeply):
+    each member is read on its own; after one that fails, reading
+    resumes at the next depth-1 key of the gateway's layout, so one bad entry costs only
+    itself, and a torn file gives every entry before the tear."""
+    try:
+        parsed = parse_index(data)
+    except IndexFileError:
+        pass
+    else:
+        return SalvagedIndex(parsed.entries, [])
+    text = data.removeprefix(_BOM).decode("utf-8", "surrogateescape")
+    start = _ws(text, 0)
+    if not text.startswith("{", start):
+        return SalvagedIndex([], ["the file holds no JSON object: nothing could be read"])
+    members: dict[str, _Member] = {}
+    lost: list[str] = []
+    i = start + 1
+    while True:
+        i = _ws(text, i)
+        if i < len(text) and text[i] == ",":
+            i = _ws(text, i + 1)
+        if i >= len(text):
+            lost.append(f"line {_line_column(text, i)[0]}: the file ends early (truncated)")
+            break
+        if text[i] == "}":
+            end = _ws(text, i + 1)
+            if end != len(text):
+                lost.append(f"line {_line_column(text, end)[0]}: data after the object")
+            break
+        member, reason, after = _salvage_member(text, i)
+        if member is not None:
+            members.pop(member.key, None)
+            members[member.key] = member
+            i = after
+            continue
+        line = _line_column(text, i)[0]
+        resume = _NEXT_MEMBER.search(text, i + 1)
+        if resume is None:
+            lost.append(f"line {line} to the end: {reason}")
+            break
+        lost.append(f"lines {line}-{_line_column(text, resume.start())[0]}: {reason}")
+        i = resume.start() + 1
+    order = js_key_order(members)
+    entries = []
+    for position, key in enumerate(order):
+        member = members[key]
+        entries.append(
+            IndexEntry(key, position, member.text, member.value, validate_entry(member.value))
+        )
+    return SalvagedIndex(entries, lost)
+
+
+_INVALID_UTF8 = re.compile("[\udc80-\udcff]")  # bytes surrogateescape could not decode
+
+
+def _salvage_member(text: str, i: int) -> tuple[_Member | None, str, int]:
+    """The member at `i` (None and why when it cannot be read whole), and where it ends."""
+    if text[i] != '"':
+        return None, f"expected a session key in double quotes, found {text[i]!r}", i
+    try:
+        key, j = _read_key(text, i)
+        j = _ws(text, j)
+        if not text.startswith(":", j):
+            return None, "no ':' after the key", i
+        value_start = _ws(text, j + 1)
+        _, end = _SPAN_DECODER.raw_decode(text, value_start)
+        value_text = text[value_start:end]
+        if _INVALID_UTF8.search(text, i, end):
+            return None, "invalid UTF-8", i
+        value = jsjson.loads(value_text)
+    except json.JSONDecodeError as exc:
+        return None, exc.msg, i
+    except jsjson.JSONSyntaxError as exc:
+        return None, exc.reason, i
+    except RecursionError:
+        return None, "entry nested too deeply to read", i
+    return _Member(key, _line_column(text, i)[0], value_text, value), "", end
 
 
 def render_index(entries: Iterable[tuple[str, str]]) -> bytes:

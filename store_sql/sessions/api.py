@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from store_sql import addresses
 from store_sql.formats import jsjson
 from store_sql.sessions import rows as sessions
+from store_sql.sessions.recovery import IndexRecovery, recover_index
 from store_sql.sessions.rows import Entry, ListFilter, Mutator, SessionSummary
 
 if TYPE_CHECKING:
@@ -101,6 +102,17 @@ class SessionIndexAPI:
         """Set `updatedAt` only: the fast path for the gateway's most frequent write."""
         addresses.check_agent_id(agent_id)
         await self._db.write(lambda c: sessions.touch_entry(c, agent_id, key, updated_at))
+
+    async def recover(self, agent_id: str) -> IndexRecovery:
+        """Make the index of an agent whose imported sessions.json could not be read
+        writable again: store the entries that read whole, keep the original bytes as
+        `sessions.json.invalid-<time>` beside it (export writes them), and report what could
+        not be read. Until then every change to that index raises `DamagedIndexError`.
+
+        Raises NotFoundError when the agent has no index, InvalidEntryError when its index
+        is not damaged."""
+        sessions.check_agent_id(agent_id)
+        return await self._store.write(lambda c: recover_index(c, agent_id))
 
     async def render_json(self, agent_id: str) -> bytes | None:
         """The agent's sessions.json exactly as export writes it (None: no index)."""

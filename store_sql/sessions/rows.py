@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import bindparam, delete, func, insert, select
 
 from store_sql.engine.statements import compile_sql
-from store_sql.errors import InvalidEntryError, NotFoundError
+from store_sql.errors import DamagedIndexError, InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.entry_patch import patch_entry_text
 from store_sql.formats.sessions_dir import entry_file_name, key_refusal
@@ -93,12 +93,15 @@ _ENSURE_INDEX = (
     "INSERT INTO session_indexes (agent_id, rel_dir, source_state) "
     "VALUES (:agent_id, :rel_dir, 'api') ON CONFLICT (agent_id) DO NOTHING"
 )
-# Any change through the API drops the imported bytes: from then on export renders the
-# index the way the gateway would write it.
+# Any change through the API drops the imported bytes of a readable index: from then on
+# export renders the index the way the gateway would write it. An index whose file could not
+# be read ('invalid', 'empty_file') is never changed this way: `check_writable` refuses.
 _MARK_CHANGED = (
     "UPDATE session_indexes SET source_bytes = NULL, source_state = 'api', source_error = NULL "
-    "WHERE agent_id = :agent_id AND source_state != 'api'"
+    "WHERE agent_id = :agent_id AND source_state = 'imported'"
 )
+DAMAGED_STATES = frozenset({"invalid", "empty_file"})
+"""`session_indexes.source_state` of an index whose imported file could not be read."""
 _TAKE_POSITION = (
     "UPDATE session_indexes SET next_position = next_position + 1 "
     "WHERE agent_id = :agent_id RETURNING next_position - 1"
@@ -119,6 +122,27 @@ _SUMMARY_COLUMNS = (
 
 def default_rel_dir(agent_id: str) -> str:
     return f"agents/{agent_id}/sessions"
+
+
+def check_writable(conn: sqlite3.Connection, agent_id: str) -> None:
+    """Refuse a change to an index whose imported sessions.json could not be read.
+
+    Its sessions are not in the store, only its bytes: the first change would make export
+    write an index holding just that change, so every other session would be gone."""
+    row = conn.execute(
+        "SELECT source_state, rel_dir, source_error FROM session_indexes WHERE agent_id = ?",
+        (agent_id,),
+    ).fetchone()
+    if row is None or row[0] not in DAMAGED_STATES:
+        return
+    raise DamagedIndexError(
+        f"agent {agent_id!r}: {row[1]}/sessions.json could not be read when it was imported "
+        f"({row[2] or row[0]}), so its sessions are not in the store and a change would "
+        "replace the whole file; nothing was changed. Run `store-sql sessions recover "
+        f"--agent {agent_id}` (Python: store.sessions.recover({agent_id!r})) to keep its "
+        "readable entries and its original bytes (exported as sessions.json.invalid-<time>), "
+        "or repair the file and import it again"
+    )
 
 
 # --- reads ---------------------------------------------------------------------------------
@@ -266,6 +290,8 @@ def _write(
     old: _Stored | None,
 ) -> None:
     where = {"agent_id": agent_id, "session_key": key}
+    if old is None or old.index_state in DAMAGED_STATES:
+        check_writable(conn, agent_id)
     if old is None:
         conn.execute(_ENSURE_INDEX, {"agent_id": agent_id, "rel_dir": default_rel_dir(agent_id)})
         position = conn.execute(_TAKE_POSITION, {"agent_id": agent_id}).fetchone()[0]

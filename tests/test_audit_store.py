@@ -1,0 +1,210 @@
+"""The database, API and console side of an adversarial audit (docs/GUARANTEES.md).
+
+Each case runs the real `store-sql` program as a subprocess (or the API on a real SQLite
+file) with the input a hostile or unlucky user gave it, and checks the promise: nothing is
+lost or replaced, and whatever is refused is refused with one line naming the reason and a
+non-zero exit, never a Python traceback.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from store_sql.errors import DamagedIndexError
+from store_sql.formats.sessions_json import entry_text, render_index, salvage_index
+from store_sql.store import Store
+
+STORE_SQL = Path(sys.executable).with_name("store-sql")
+SESSIONS = "agents/main/sessions"
+
+
+def run(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`store-sql ARGS` as a real subprocess."""
+    return subprocess.run(
+        [str(STORE_SQL), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ok(*args: str | Path) -> str:
+    done = run(*args)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def refused(*args: str | Path) -> str:
+    """The command exits non-zero with one line on stderr (no traceback); that line."""
+    done = run(*args)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode != 0, done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+# --- D1: a damaged sessions.json is never replaced by a write ----------------------------------
+
+
+def gateway_index(count: int) -> bytes:
+    """sessions.json as the gateway writes it, `count` entries of ~150 bytes each."""
+    members = [
+        f'  "agent:main:s{n}": {{\n    "sessionId": "sid-{n:04d}",\n    "updatedAt": '
+        f'{1767225600000 + n},\n    "label": "session number {n} with some text"\n  }}'
+        for n in range(count)
+    ]
+    return ("{\n" + ",\n".join(members) + "\n}").encode()
+
+
+def deep_index() -> bytes:
+    """Valid JSON that JSON.parse reads, but nested past what the store can parse."""
+    deep = "[" * 5000 + "]" * 5000
+    return (
+        '{\n  "agent:main:a": {\n    "sessionId": "sa",\n    "updatedAt": 1\n  },\n'
+        f'  "agent:main:deep": {{\n    "sessionId": "sd",\n    "updatedAt": 2,\n    "x": {deep}\n'
+        '  },\n  "agent:main:b": {\n    "sessionId": "sb",\n    "updatedAt": 3\n  }\n}'
+    ).encode()
+
+
+DAMAGED = {"torn": gateway_index(40)[:1500], "deep": deep_index()}
+
+
+def state_with_index(root: Path, data: bytes) -> Path:
+    sessions = root / "state" / SESSIONS
+    sessions.mkdir(parents=True)
+    (sessions / "sessions.json").write_bytes(data)
+    return root / "state"
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED))
+def test_a_write_to_a_damaged_index_is_refused_and_export_keeps_its_bytes(
+    tmp_path: Path, damage: str
+) -> None:
+    data = DAMAGED[damage]
+    db = tmp_path / "s.sqlite"
+    ok("import", state_with_index(tmp_path, data), "--db", db)
+    line = refused(
+        "sessions", "patch", "--db", db, "--agent", "main", "k", '{"sessionId":"n1","updatedAt":5}'
+    )
+    assert "sessions.json" in line
+    assert "sessions recover --agent main" in line
+    ok("export", tmp_path / "out", "--db", db)
+    assert (tmp_path / "out" / SESSIONS / "sessions.json").read_bytes() == data
+
+
+async def test_the_api_refuses_every_write_to_a_damaged_index(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    ok("import", state_with_index(tmp_path, DAMAGED["torn"]), "--db", db)
+    async with await Store.open(db) as store:
+        entry = {"sessionId": "n1", "updatedAt": 5}
+        attempts = [
+            store.sessions.patch("main", "k", entry),
+            store.sessions.put("main", "k", entry),
+            store.sessions.update("main", "k", lambda _old: entry),
+        ]
+        for attempt in attempts:
+            with pytest.raises(DamagedIndexError, match="sessions recover --agent main"):
+                await attempt
+        assert await store.sessions.render_json("main") == DAMAGED["torn"]
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED))
+def test_recover_salvages_the_readable_entries_and_keeps_the_original_bytes(
+    tmp_path: Path, damage: str
+) -> None:
+    data = DAMAGED[damage]
+    db = tmp_path / "s.sqlite"
+    ok("import", state_with_index(tmp_path, data), "--db", db)
+    result = orjson.loads(ok("sessions", "recover", "--db", db, "--agent", "main", "--json"))
+    assert result["lost"], "the damage is reported"
+    listed = orjson.loads(ok("sessions", "list", "--db", db, "--json"))
+    keys = {s["key"] for s in listed["sessions"]}
+    if damage == "torn":
+        assert len(keys) == result["salvaged"] >= 8
+        assert keys == {f"agent:main:s{n}" for n in range(len(keys))}
+    else:
+        assert keys == {"agent:main:a", "agent:main:b"}
+    # Now writable, and the original is exported beside the new index, byte for byte.
+    ok("sessions", "patch", "--db", db, "k", '{"sessionId":"n1","updatedAt":5}')
+    out = tmp_path / "out"
+    ok("export", out, "--db", db)
+    kept = sorted((out / SESSIONS).glob("sessions.json.invalid-*"))
+    assert [p.name for p in kept] == [Path(result["kept_as"]).name]
+    assert kept[0].read_bytes() == data
+    written = orjson.loads((out / SESSIONS / "sessions.json").read_bytes())
+    assert set(written) == keys | {"k"}
+    # Re-importing the same damaged file changes nothing (it was recovered already).
+    ok("import", tmp_path / "state", "--db", db)
+    listed = orjson.loads(ok("sessions", "list", "--db", db, "--json"))
+    assert {s["key"] for s in listed["sessions"]} == keys | {"k"}
+
+
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+_indexes = st.dictionaries(
+    st.text(min_size=1, max_size=12),
+    st.dictionaries(st.text(max_size=6), _values, max_size=4),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(index=_indexes, cut=st.integers(0, 10**6), noise=st.binary(max_size=4))
+def test_salvage_reads_exactly_the_whole_entries_before_a_tear(
+    index: dict[str, dict[str, object]], cut: int, noise: bytes
+) -> None:
+    """A gateway-written index torn anywhere (and garbage appended) salvages only entries
+    equal to the originals, and every entry that ends before the tear."""
+    data = render_index((k, entry_text(v)) for k, v in index.items())
+    cut = min(cut, len(data))
+    torn = data[:cut] + noise
+    salvaged = salvage_index(torn)
+    got = {e.key: e.value for e in salvaged.entries}
+    assert all(index[k] == v for k, v in got.items())
+    for key, value in index.items():
+        member = b"  " + orjson.dumps(key) + b": " + entry_text(value).encode()
+        at = data.find(b"\n" + member)
+        if data.isascii() and at >= 0 and at + 1 + len(member) < cut:
+            assert key in got
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_salvage_never_raises(data: bytes) -> None:
+    salvage_index(data)
+
+
+def test_recover_refuses_an_index_that_is_not_damaged(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    ok("import", state_with_index(tmp_path, gateway_index(3)), "--db", db)
+    line = refused("sessions", "recover", "--db", db, "--agent", "main")
+    assert "nothing to recover" in line
+    line = refused("sessions", "recover", "--db", db, "--agent", "other")
+    assert "no session index" in line
+
+
+def test_an_empty_file_index_is_refused_too_and_recovers_to_empty(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    ok("import", state_with_index(tmp_path, b""), "--db", db)
+    refused("sessions", "patch", "--db", db, "k", '{"sessionId":"n1","updatedAt":5}')
+    ok("sessions", "recover", "--db", db)
+    ok("sessions", "patch", "--db", db, "k", '{"sessionId":"n1","updatedAt":5}')
+    ok("export", tmp_path / "out", "--db", db)
+    kept = list((tmp_path / "out" / SESSIONS).glob("sessions.json.invalid-*"))
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == b""
