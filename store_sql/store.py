@@ -92,8 +92,13 @@ class Store:
         busy_timeout_ms: int = 5000,
         full_text: bool = True,
         settings: EngineSettings | None = None,
+        create: bool = True,
     ) -> Store:
         """Open (creating or upgrading as needed) the database at `path`.
+
+        `path` must be a regular file or missing: a directory, FIFO or device is refused
+        and left alone. `create=False` refuses a missing (or 0-byte) file instead of
+        creating a database there (for callers that only read).
 
         Refuses, without modifying it, a file that is not a store_sql database, is corrupt,
         or has a newer schema revision than this code (`DatabaseRefusedError`).
@@ -108,7 +113,7 @@ class Store:
             synchronous=synchronous, readers=readers, busy_timeout_ms=busy_timeout_ms
         )
         report = await asyncio.to_thread(
-            prepare, db_path, upgrade=upgrade, backup=backup_before_upgrade
+            prepare, db_path, upgrade=upgrade, backup=backup_before_upgrade, create=create
         )
         conn = await ThreadConnection.open(
             str(db_path), uri=False, setup=lambda c: configure_writer(c, cfg)

@@ -8,6 +8,9 @@ non-zero exit, never a Python traceback.
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -208,3 +211,76 @@ def test_an_empty_file_index_is_refused_too_and_recovers_to_empty(tmp_path: Path
     kept = list((tmp_path / "out" / SESSIONS).glob("sessions.json.invalid-*"))
     assert len(kept) == 1
     assert kept[0].read_bytes() == b""
+
+
+# --- D2: --db must be a regular file (or missing); reads never create one ----------------------
+
+READ_COMMANDS = [
+    ("sessions", "list"),
+    ("sessions", "get", "k"),
+    ("sessions", "delete", "k"),
+    ("sessions", "cleanup"),
+    ("transcript", "show", "s1"),
+    ("checkpoints", "list", "k"),
+    ("stats",),
+    ("search", "hello"),
+    ("export", "OUT"),
+]
+
+
+def _special_files(tmp_path: Path) -> dict[str, Path]:
+    found = {}
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo)
+    found["fifo"] = fifo
+    directory = tmp_path / "dir.db"
+    directory.mkdir()
+    found["directory"] = directory
+    device = tmp_path / "null.db"
+    try:
+        os.mknod(device, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # a /dev/null of our own
+    except PermissionError:
+        pass
+    else:
+        found["device"] = device
+    return found
+
+
+@pytest.mark.parametrize("command", [*READ_COMMANDS, ("sessions", "patch", "k", "{}")])
+def test_a_db_that_is_not_a_regular_file_is_refused_and_left_alone(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    for kind, path in _special_files(tmp_path).items():
+        mode = path.lstat().st_mode
+        args = [a.replace("OUT", str(tmp_path / "out")) for a in command]
+        line = refused(*args, "--db", path)
+        assert "not a regular file" in line, (kind, line)
+        assert path.lstat().st_mode == mode, f"the {kind} was replaced"
+        assert not list(tmp_path.glob(".*creating*"))
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS)
+def test_a_read_of_a_missing_db_says_so_and_creates_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    db = tmp_path / "sub" / "missing.sqlite"
+    args = [a.replace("OUT", str(tmp_path / "out")) for a in command]
+    line = refused(*args, "--db", db)
+    assert re.search(r"no (such )?database", line), line
+    assert not db.parent.exists()
+
+
+def test_a_write_creates_a_missing_db(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "s.sqlite"
+    ok("sessions", "patch", "--db", db, "k", '{"sessionId":"n1","updatedAt":5}')
+    assert db.is_file()
+
+
+def test_doctor_names_what_a_db_that_is_not_a_file_is(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.db"
+    os.mkfifo(fifo)
+    done = run("doctor", "--db", fifo, "--json")
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    checks = {c["name"]: c for c in orjson.loads(done.stdout)["checks"]}
+    assert "not a regular file (a FIFO)" in checks["database"]["summary"]

@@ -217,17 +217,28 @@ def test_the_database_defaults_to_store_sql_db_or_the_working_directory(
     workdir = tmp_path / "work"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "STORE_SQL_DB"}
-    done = subprocess.run(
-        [sys.executable, "-m", "store_sql", "sessions", "list", "--json"],
-        cwd=workdir,
-        env={**env, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def run_here(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "store_sql", *args],
+            cwd=workdir,
+            env={**env, "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    # A read of the default database that does not exist yet says so and creates nothing.
+    done = run_here("sessions", "list", "--json")
+    assert done.returncode == 2
+    assert "no such database" in json.loads(done.stderr)["message"]
+    assert not (workdir / "store.sqlite").exists()
+    done = run_here("sessions", "patch", "k", '{"sessionId":"s","updatedAt":1}')
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["total"] == 0
+    done = run_here("sessions", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["total"] == 1
     assert (workdir / "store.sqlite").exists()
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from store_sql.admin.sql_console import open_console
+from store_sql.admin.sql_console import check_path, open_console
 from store_sql.admin.wal_files import lock_holders, read_wal_index
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import DatabaseRefusedError
@@ -385,8 +385,10 @@ def diagnose(
     -shm header is then not read (see the module docstring)."""
     db = Path(path).absolute()
     checks = [check_sqlite_version(), check_full_text()]
-    if not db.is_file():
-        checks.append(Check("database", ERROR, f"{db}: no such database file"))
+    try:
+        check_path(db)
+    except DatabaseRefusedError as exc:
+        checks.append(Check("database", ERROR, str(exc)))
         return DoctorReport(str(db), checks)
     checks.append(check_file_modes(db))
     sidecars, wal_index = check_sidecars(db, in_process=in_process)

@@ -26,12 +26,14 @@ written.
 from __future__ import annotations
 
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from store_sql.engine.opening import file_kind
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError, StoreError
 from store_sql.schema.tables import APPLICATION_ID
@@ -190,12 +192,16 @@ class _ReadOnlyAuthorizer:
 def check_path(path: str | Path) -> Path:
     """The absolute path of an existing regular file, or DatabaseRefusedError."""
     db = Path(path).absolute()
-    if not db.exists():
+    try:
+        mode = db.stat().st_mode
+    except FileNotFoundError:
         raise DatabaseRefusedError(
             f"{db}: no such database (the console never creates one; check --db or $STORE_SQL_DB)"
-        )
-    if not db.is_file():
-        raise DatabaseRefusedError(f"{db}: not a regular file")
+        ) from None
+    except OSError as exc:
+        raise DatabaseRefusedError(f"{db}: cannot examine the file: {exc}") from exc
+    if not stat.S_ISREG(mode):
+        raise DatabaseRefusedError(f"{db}: not a regular file ({file_kind(mode)})")
     return db
 
 

@@ -35,11 +35,16 @@ def add_agent(parser: argparse.ArgumentParser, *, required: bool = False) -> Non
     )
 
 
-def with_store(db: str, work: Callable[[Store], Awaitable[T]], **open_args: object) -> T:
-    """Open the database, run `work(store)`, close it; all on a fresh event loop."""
+def with_store(
+    db: str, work: Callable[[Store], Awaitable[T]], *, create: bool = False, **open_args: object
+) -> T:
+    """Open the database, run `work(store)`, close it; all on a fresh event loop.
+
+    Only commands that bring data of their own (`import`, `sessions patch`) pass
+    `create=True`: every other command refuses a missing database and creates nothing."""
 
     async def run() -> T:
-        store = await Store.open(db, **open_args)  # type: ignore[arg-type]
+        store = await Store.open(db, create=create, **open_args)  # type: ignore[arg-type]
         try:
             return await work(store)
         finally:

@@ -54,7 +54,7 @@ def _import(args: argparse.Namespace) -> int:
         return report, await store.read(backlog)
 
     try:
-        report, waiting = with_store(args.db, run)
+        report, waiting = with_store(args.db, run, create=True)
     finally:
         if bar is not None:
             bar.close()

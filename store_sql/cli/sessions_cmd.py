@@ -98,7 +98,9 @@ def _get(args: argparse.Namespace) -> int:
 
 def _patch(args: argparse.Namespace) -> int:
     patch = json_object_argument(args.patch, "PATCH_JSON", """'{"label":"x"}'""")
-    entry = with_store(args.db, lambda s: s.sessions.patch(args.agent, args.key, patch))
+    entry = with_store(
+        args.db, lambda s: s.sessions.patch(args.agent, args.key, patch), create=True
+    )
     if args.json:
         output.emit_json(
             {"agent": args.agent, "key": args.key, "entry": orjson.loads(jsjson.dumps(entry))}

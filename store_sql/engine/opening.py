@@ -14,6 +14,7 @@ import fcntl
 import glob
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,9 +45,18 @@ class FileState:
     has_tables: bool
 
 
-def prepare(path: Path, *, upgrade: bool = True, backup: bool = True) -> OpenReport:
-    """Make `path` a current store_sql database, or refuse it without touching it."""
+def prepare(
+    path: Path, *, upgrade: bool = True, backup: bool = True, create: bool = True
+) -> OpenReport:
+    """Make `path` a current store_sql database, or refuse it without touching it.
+
+    `create=False`: a missing (or 0-byte) file is refused, and nothing is created."""
     if _is_new(path):
+        if not create:
+            raise DatabaseRefusedError(
+                f"{path}: no such database (nothing was created; check --db or "
+                "$STORE_SQL_DB, or create it with `store-sql import` or `store-sql migrate`)"
+            )
         # Two processes may open a new path at once. Were both to build a database and rename
         # it into place, the second rename would replace a file the first already holds and
         # writes to. Creation is serialised by a lock on the directory and re-checked under it.
@@ -148,12 +158,30 @@ def _create(path: Path) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
         finally:
             conn.close()
-        os.replace(tmp, path)
+        _install(tmp, path)
         _fsync_dir(path.parent)
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
             if leftover.exists():
                 leftover.unlink()
+
+
+def _install(tmp: Path, path: Path) -> None:
+    """Put the new database at `path`: a hard link never replaces whatever appeared there
+    meanwhile; only the 0-byte regular file `_is_new` accepted is replaced."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        if not _is_new(path):
+            raise DatabaseRefusedError(
+                f"{path}: another file appeared there while the database was being created; "
+                "it was left alone"
+            ) from None
+        os.replace(tmp, path)
+    except OSError:  # a file system without hard links
+        if path.exists() and not _is_new(path):
+            raise DatabaseRefusedError(f"{path}: exists; it was left alone") from None
+        os.replace(tmp, path)
 
 
 def _backup(path: Path, revision: str | None) -> Path:
@@ -184,7 +212,31 @@ def _is_known_revision(revision: str) -> bool:
 
 
 def _is_new(path: Path) -> bool:
-    return not path.exists() or (path.stat().st_size == 0 and not _sidecar_exists(path))
+    """True for a missing or 0-byte file; refuses anything but a regular file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise DatabaseRefusedError(f"{path}: cannot examine the file: {exc}") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise DatabaseRefusedError(
+            f"{path}: not a regular file ({file_kind(st.st_mode)}); a database is a regular "
+            "file, and store_sql never replaces anything else: check --db or $STORE_SQL_DB"
+        )
+    return st.st_size == 0 and not _sidecar_exists(path)
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for messages ("a FIFO", "a directory", ...)."""
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
 
 
 @contextlib.contextmanager
