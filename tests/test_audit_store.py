@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store_sql.errors import DamagedIndexError
+from store_sql.errors import DamagedIndexError, InvalidEntryError, NotFoundError
 from store_sql.formats.sessions_json import entry_text, render_index, salvage_index
 from store_sql.store import Store
 
@@ -284,3 +284,28 @@ def test_doctor_names_what_a_db_that_is_not_a_file_is(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     checks = {c["name"]: c for c in orjson.loads(done.stdout)["checks"]}
     assert "not a regular file (a FIFO)" in checks["database"]["summary"]
+
+
+# --- D5: a transcript id belongs to one agent ---------------------------------------------------
+
+
+async def test_a_transcript_id_of_another_agent_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    async with await Store.open(db) as store:
+        info = await store.transcripts.create("main", "s1", cwd="/w")
+        await store.transcripts.create("ops", "s2", cwd="/w")
+        entry = {"type": "message", "message": {"role": "user", "content": "x"}}
+        with pytest.raises(NotFoundError, match="agent 'main'"):
+            await store.transcripts.append("ops", info.transcript_id, [entry])
+        with pytest.raises(NotFoundError):
+            await store.transcripts.info("ops", info.transcript_id)
+        for flag in (True, False):
+            with pytest.raises(InvalidEntryError, match="bool"):
+                await store.transcripts.append("main", flag, [entry])
+        assert (await store.transcripts.info("main", info.transcript_id)).line_count == 1
+    message = '{"type":"message","message":{"role":"user","content":"x"}}'
+    target = f"#{info.transcript_id}"
+    line = refused("transcript", "append", "--db", db, "--agent", "ops", target, message)
+    assert "agent 'main'" in line
+    refused("transcript", "show", "--db", db, "--agent", "ops", target)
+    ok("transcript", "append", "--db", db, "--agent", "main", target, message)

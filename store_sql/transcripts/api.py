@@ -32,9 +32,7 @@ T = TypeVar("T")
 
 
 def _resolve(conn: sqlite3.Connection, agent_id: str, target: Target) -> TranscriptInfo:
-    if isinstance(target, int):
-        return tx.get_info(conn, target)
-    return tx.require_live(conn, agent_id, target)
+    return tx.resolve_target(conn, agent_id, target)
 
 
 def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -172,9 +172,21 @@ def require_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> Tr
 
 
 def resolve_target(conn: sqlite3.Connection, agent_id: str, target: str | int) -> TranscriptInfo:
-    """A session id names its live transcript; an int is a transcript_id."""
+    """A session id names its live transcript; an int is a transcript_id, which must be one
+    of `agent_id`'s transcripts (a bool is neither)."""
+    if isinstance(target, bool) or not isinstance(target, str | int):
+        raise InvalidEntryError(
+            f"a transcript is named by a session id (str) or a transcript_id (int), "
+            f"got {type(target).__name__} {target!r}"
+        )
     if isinstance(target, int):
-        return get_info(conn, target)
+        info = get_info(conn, target)
+        if info.agent_id != agent_id:
+            raise NotFoundError(
+                f"agent {agent_id!r} has no transcript with id {target} (it belongs to agent "
+                f"{info.agent_id!r})"
+            )
+        return info
     return require_live(conn, agent_id, target)
 
 
