@@ -111,8 +111,8 @@ class SessionIndexAPI:
 
         Raises NotFoundError when the agent has no index, InvalidEntryError when its index
         is not damaged."""
-        sessions.check_agent_id(agent_id)
-        return await self._store.write(lambda c: recover_index(c, agent_id))
+        addresses.check_agent_id(agent_id)
+        return await self._db.write(lambda c: recover_index(c, agent_id))
 
     async def render_json(self, agent_id: str) -> bytes | None:
         """The agent's sessions.json exactly as export writes it (None: no index)."""

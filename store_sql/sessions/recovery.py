@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from store_sql.engine.sqltext import storable
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text, salvage_index
+from store_sql.formats.sqltext import storable
 from store_sql.sessions.rows import DAMAGED_STATES, insert_imported_entries
 
 KEPT_PREFIX = "sessions.json.invalid-"
