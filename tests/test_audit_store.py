@@ -8,6 +8,7 @@ non-zero exit, never a Python traceback.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
@@ -309,3 +310,62 @@ async def test_a_transcript_id_of_another_agent_is_refused(tmp_path: Path) -> No
     assert "agent 'main'" in line
     refused("transcript", "show", "--db", db, "--agent", "ops", target)
     ok("transcript", "append", "--db", db, "--agent", "main", target, message)
+
+
+# --- D8: private from the first byte ----------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_UPGRADE_UNDER_A_FILE_SIZE_LIMIT = """
+import asyncio, os, resource, signal, sys
+from store_sql.store import Store
+
+os.umask(0o022)
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+limit = int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # SIGXFSZ kills at the limit
+asyncio.run(Store.open(sys.argv[1]))
+"""
+
+
+async def _fill(db: Path) -> None:
+    async with await Store.open(db) as store:
+        await store.transcripts.create("main", "s1", cwd="/w")
+        entry = {"type": "message", "message": {"role": "user", "content": "x" * 100_000}}
+        await store.transcripts.append("main", "s1", [entry] * 30)
+
+
+def test_the_upgrade_backup_is_owner_only_while_it_is_written(tmp_path: Path) -> None:
+    """A child upgrading a database is killed (SIGXFSZ) while VACUUM INTO writes the backup:
+    the partial backup it leaves shows the mode the file had all along."""
+    db = tmp_path / "s.sqlite"
+    asyncio.run(_fill(db))
+    subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"db={db}", "downgrade", "0001"],
+        cwd=ROOT, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert db.stat().st_size > 2_000_000
+    done = subprocess.run(
+        [sys.executable, "-c", _UPGRADE_UNDER_A_FILE_SIZE_LIMIT, str(db), "1000000"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == -25, done.stderr  # SIGXFSZ, in the middle of VACUUM INTO
+    partial = list(tmp_path.glob(".s.sqlite.backup-*.partial"))
+    assert len(partial) == 1, list(tmp_path.iterdir())
+    assert stat.S_IMODE(partial[0].stat().st_mode) == 0o600
+
+
+def test_directories_created_for_a_database_and_an_export_are_owner_only(tmp_path: Path) -> None:
+    db = tmp_path / "a" / "b" / "s.sqlite"
+    entry = '{"sessionId":"n1","updatedAt":5}'
+    for args in (
+        ("sessions", "patch", "--db", db, "k", entry),
+        ("export", tmp_path / "x" / "y" / "out", "--db", db),
+    ):
+        done = subprocess.run(
+            [str(STORE_SQL), *map(str, args)], capture_output=True, text=True, umask=0,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    for folder in ("a", "a/b", "x", "x/y", "x/y/out"):
+        assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from store_sql.engine.file_modes import create_private_file, make_private_dirs
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema.tables import APPLICATION_ID, SCHEMA_REVISION
@@ -134,7 +135,7 @@ def run_migrations(path: Path) -> None:
 
 
 def _create(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     # A creator killed midway leaves its temporary file (and -journal) behind. Creation runs
     # under `_directory_lock`, so any such file seen here is a leftover.
     for stale in path.parent.glob(f".{glob.escape(path.name)}.creating-*"):
@@ -195,12 +196,14 @@ def _backup(path: Path, revision: str | None) -> Path:
     # a partial file that looks like a complete backup.
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
+    # VACUUM INTO writes into an existing empty file, so the backup is 0600 from its first
+    # byte rather than the umask's mode until the copy ends.
+    create_private_file(partial)
     conn = sqlite3.connect(path)
     try:
         conn.execute("VACUUM INTO ?", (str(partial),))
     finally:
         conn.close()
-    os.chmod(partial, 0o600)
     os.replace(partial, target)
     return target
 
@@ -242,7 +245,7 @@ def file_kind(mode: int) -> str:
 @contextlib.contextmanager
 def _directory_lock(directory: Path) -> Iterator[None]:
     """An exclusive flock on `directory` itself (no lock file is left behind)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(directory)
     fd = os.open(directory, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

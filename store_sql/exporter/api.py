@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
+from store_sql.engine.file_modes import make_private_dirs
 from store_sql.errors import ExportRefusedError, NotFoundError
 from store_sql.exporter.plan import (
     ExportPlan,
@@ -233,8 +234,7 @@ def make_root(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise ExportRefusedError(f"{out} exists and is not a directory")
     if not out.exists():
-        out.mkdir(parents=True, mode=DIR_MODE)
-        os.chmod(out, DIR_MODE)
+        make_private_dirs(out)
 
 
 def _make_dirs(root: Path, folder: Path) -> None:
