@@ -15,6 +15,21 @@ from store_sql.formats.sqltext import storable
 Target = str | int
 """A transcript: a session id (its live transcript), or a transcript id from `info()`."""
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The integers SQLite stores; a bigger Python int cannot even be bound to a statement."""
+
+
+def check_int(name: str, value: int | None, *, minimum: int = INT64_MIN) -> int | None:
+    """An integer argument (None passes) that SQLite can compare with, or InvalidEntryError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= INT64_MAX:
+        raise InvalidEntryError(
+            f"{name} must be an integer from {minimum} to {INT64_MAX}, got {value!r}"
+        )
+    return value
+
+
 _AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 

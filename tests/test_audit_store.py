@@ -9,6 +9,7 @@ non-zero exit, never a Python traceback.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import stat
@@ -21,7 +22,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store_sql.errors import DamagedIndexError, InvalidEntryError, NotFoundError
+from store_sql.errors import DamagedIndexError, InvalidEntryError, NotFoundError, StoreError
+from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text, render_index, salvage_index
 from store_sql.store import Store
 
@@ -369,3 +371,77 @@ def test_directories_created_for_a_database_and_an_export_are_owner_only(tmp_pat
         assert done.returncode == 0, done.stderr
     for folder in ("a", "a/b", "x", "x/y", "x/y/out"):
         assert stat.S_IMODE((tmp_path / folder).stat().st_mode) == 0o700, folder
+
+
+# --- D10, D13, D14: values the store cannot keep are refused up front -------------------------
+
+
+@pytest.mark.parametrize("patch", ['{"x":1e400}', '{"y":"\\ud800"}'])
+def test_patch_json_prints_what_was_stored(tmp_path: Path, patch: str) -> None:
+    db = tmp_path / "s.sqlite"
+    ok("sessions", "patch", "--db", db, "k", '{"sessionId":"n1","updatedAt":5}')
+    out = ok("sessions", "patch", "--json", "--db", db, "k", patch)
+    assert '"key": "k"' in out
+    assert ("1e400" in out) if "x" in patch else ('"\\ud800"' in out)
+    assert json.loads(ok("sessions", "get", "--db", db, "k"))  # the stdlib reads both
+
+
+async def test_out_of_range_and_mistyped_arguments_raise_store_errors(tmp_path: Path) -> None:
+    async with await Store.open(tmp_path / "s.sqlite") as store:
+        await store.transcripts.create("main", "s1", cwd="/w")
+        await store.sessions.patch("main", "k", {"sessionId": "s1", "updatedAt": 1})
+        calls = [
+            store.sessions.patch("main", "k2", {"sessionId": "s", "updatedAt": 10**400}),
+            store.sessions.patch("main", "k2", {"sessionId": "s", "updatedAt": 2**63}),
+            store.sessions.touch("main", "k", 10**400),
+            store.sessions.list_entries("main", limit=10**30),
+            store.sessions.list_entries("main", offset=-(10**30)),
+            store.sessions.list_entries("main", updated_after=10**30),
+            store.sessions.count_entries("main", updated_before=10**30),
+            store.transcripts.changes_since("main", "s1", "garbage"),  # type: ignore[arg-type]
+            store.transcripts.changes_since("main", "s1", None, limit=10**30),
+            store.transcripts.recent("main", "s1", limit=True),
+            store.search.find("a\0b"),
+            store.search.find("\ud800"),
+            store.search.find("x", role="\udcff"),
+        ]
+        for names in ("../x", "a/b", "a\0b", ".."):
+            calls.append(store.sessions.patch("main", "k3", {"sessionId": names, "updatedAt": 1}))
+        for n, call in enumerate(calls):
+            try:
+                await call
+            except StoreError:
+                continue
+            pytest.fail(f"call {n} did not raise a StoreError")
+        # Other numbers out of SQLite's range are kept in the entry, not in its column.
+        entry = await store.sessions.patch("main", "k", {"inputTokens": 10**400})
+        assert jsjson.dumps(entry["inputTokens"]) == str(10**400)
+        assert await store.sessions.get("main", "k") == entry
+
+
+@pytest.mark.parametrize("key", [7, {"a": 1}, ["k"], True, "\ud800"])
+async def test_an_idempotency_key_the_store_cannot_compare_is_refused(
+    tmp_path: Path, key: object
+) -> None:
+    async with await Store.open(tmp_path / "s.sqlite") as store:
+        await store.transcripts.create("main", "s1", cwd="/w")
+        entry = {
+            "type": "message",
+            "message": {"role": "user", "content": "x", "idempotencyKey": key},
+        }
+        with pytest.raises(InvalidEntryError, match="idempotencyKey"):
+            await store.transcripts.append("main", "s1", [entry])
+        assert (await store.transcripts.info("main", "s1")).line_count == 1
+
+
+def test_search_text_the_store_cannot_search_is_refused_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite"
+    ok("sessions", "patch", "--db", db, "k", '{"sessionId":"n1","updatedAt":5}')
+    for text in ("x\udcffy", "\udcff"):
+        done = subprocess.run(
+            [os.fsencode(STORE_SQL), b"search", os.fsencode(text), b"--db", os.fsencode(db)],
+            capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert b"Traceback" not in done.stderr, done.stderr
+        assert done.returncode == 2
+        assert len(done.stderr.strip().splitlines()) == 1

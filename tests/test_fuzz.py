@@ -26,6 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from store_sql.addresses import check_session_id
+from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import IndexFileError, parse_index, render_index
 from store_sql.formats.transcript_jsonl import (
@@ -156,8 +158,17 @@ def node_stringify(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return script
 
 
+def _names_a_file(session_id: str) -> bool:
+    """A session id the store accepts: it names `<sessionId>.jsonl`."""
+    try:
+        check_session_id(session_id)
+    except InvalidEntryError:
+        return False
+    return True
+
+
 session_entries = st.fixed_dictionaries(
-    {"sessionId": texts.filter(bool), "updatedAt": st.integers(0, 2**53)},
+    {"sessionId": texts.filter(_names_a_file), "updatedAt": st.integers(0, 2**53)},
     optional={"label": texts, "cost": st.floats(allow_nan=False, allow_infinity=False),
               "origin": json_values, "n": st.integers(-(2**53), 2**53)},
 )  # fmt: skip

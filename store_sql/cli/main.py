@@ -7,6 +7,7 @@ object with --json) and exit with status 2; bad usage exits with 2 as argparse d
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # A lone surrogate (stored text, or argv bytes that are not UTF-8) prints escaped
+        # instead of ending the command in a UnicodeEncodeError.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

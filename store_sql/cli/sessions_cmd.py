@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import orjson
-
 from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
 from store_sql.errors import InvalidEntryError, NotFoundError
@@ -102,9 +100,9 @@ def _patch(args: argparse.Namespace) -> int:
         args.db, lambda s: s.sessions.patch(args.agent, args.key, patch), create=True
     )
     if args.json:
-        output.emit_json(
-            {"agent": args.agent, "key": args.key, "entry": orjson.loads(jsjson.dumps(entry))}
-        )
+        # jsjson, not orjson: an entry may hold what JSON.stringify writes and orjson refuses
+        # (a lone surrogate as \udxxx, a number like 1e400), and it is printed as stored.
+        print(jsjson.dumps({"agent": args.agent, "key": args.key, "entry": entry}, indent=2))
     else:
         print(jsjson.dumps(entry, indent=2))
     return 0

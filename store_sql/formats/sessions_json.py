@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from store_sql.formats import jsjson
+from store_sql.formats.sqltext import storable
 
 __all__ = [
     "IndexEntry",
@@ -30,6 +31,7 @@ __all__ = [
     "validate_entry",
 ]
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _EMPTY_FILE = "file is empty (0 bytes): an empty index is the two bytes {}"
 _BOM = b"\xef\xbb\xbf"
 _WS_CHARS = " \t\n\r"  # JSON.parse whitespace, nothing more
@@ -293,11 +295,19 @@ def validate_entry(value: Any) -> str | None:
         problems.append("sessionId is not a string")
     elif not session_id:
         problems.append("sessionId is empty")
+    elif session_id in (".", "..") or any(c in session_id for c in "/\\\0"):
+        problems.append(
+            "sessionId names a file: it must hold no '/', '\\' or NUL, nor be '.' or '..'"
+        )
+    elif not storable(session_id):
+        problems.append("sessionId holds a lone surrogate")
     updated_at = value.get("updatedAt")
     if "updatedAt" not in value:
         problems.append("missing updatedAt")
     elif isinstance(updated_at, bool) or not isinstance(updated_at, int | float):
         problems.append("updatedAt is not a number")
+    elif isinstance(updated_at, int) and not _INT64_MIN <= updated_at <= _INT64_MAX:
+        problems.append("updatedAt is outside the 64-bit integers SQLite stores")
     elif not math.isfinite(updated_at):
         problems.append("updatedAt is not a finite number")
     return "; ".join(problems) or None

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from store_sql.errors import StoreError
+from store_sql.formats.sqltext import storable
 from store_sql.search.indexer import (
     BACKLOG_LIMIT,
     INDEX_BATCH,
@@ -198,8 +199,33 @@ def _check_fts_syntax(conn: sqlite3.Connection, text: str) -> None:
         ) from exc
 
 
+def _check_query(query: SearchQuery) -> None:
+    """Refuse, with the reason, text SQLite cannot bind or the index cannot match."""
+    if not isinstance(query.text, str):
+        raise InvalidSearchError(f"the search text must be a string, got {query.text!r}")
+    if "\0" in query.text:
+        raise InvalidSearchError(
+            f"the search text {query.text!r} holds a NUL character, which cannot be searched for"
+        )
+    for name, value in (
+        ("search text", query.text),
+        ("agent", query.agent_id),
+        ("session", query.session),
+        ("role", query.role),
+        *(("kind", kind) for kind in query.kinds),
+    ):
+        if value is not None and not (isinstance(value, str) and storable(value)):
+            raise InvalidSearchError(
+                f"the {name} {value!r} is not well-formed text (a lone surrogate, or bytes "
+                "that are not UTF-8 given on the command line): nothing stored can match it"
+            )
+    if isinstance(query.limit, bool) or not isinstance(query.limit, int):
+        raise InvalidSearchError(f"limit must be an integer, got {query.limit!r}")
+
+
 def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
     """Run a search on a read connection (a reader of the pool, or the console's)."""
+    _check_query(query)
     text = query.text
     if not text.strip():
         raise InvalidSearchError("give a search text (3 or more characters use the index)")

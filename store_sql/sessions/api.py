@@ -18,6 +18,18 @@ if TYPE_CHECKING:
     from store_sql.engine.database import Database
 
 
+def _filter(
+    updated_after: int | None,
+    updated_before: int | None,
+    label: str | None,
+    chat_type: str | None,
+    channel: str | None,
+) -> ListFilter:
+    addresses.check_int("updated_after", updated_after)
+    addresses.check_int("updated_before", updated_before)
+    return ListFilter(updated_after, updated_before, label, chat_type, channel)
+
+
 class SessionIndexAPI:
     """Session entries per agent: get, list, patch, update, delete, touch, render."""
 
@@ -43,7 +55,9 @@ class SessionIndexAPI:
     ) -> list[SessionSummary]:
         """Entries newest `updatedAt` first, read from indexed columns only."""
         addresses.check_agent_id(agent_id)
-        where = ListFilter(updated_after, updated_before, label, chat_type, channel)
+        addresses.check_int("limit", limit, minimum=0)
+        addresses.check_int("offset", offset, minimum=0)
+        where = _filter(updated_after, updated_before, label, chat_type, channel)
         return await self._db.read(
             lambda c: sessions.list_entries(c, agent_id, where, limit, offset)
         )
@@ -60,7 +74,7 @@ class SessionIndexAPI:
     ) -> int:
         """How many entries `list_entries` with the same filters would return, unpaged."""
         addresses.check_agent_id(agent_id)
-        where = ListFilter(updated_after, updated_before, label, chat_type, channel)
+        where = _filter(updated_after, updated_before, label, chat_type, channel)
         return await self._db.read(lambda c: sessions.count_entries(c, agent_id, where))
 
     async def agents(self) -> list[str]:
@@ -101,6 +115,7 @@ class SessionIndexAPI:
     async def touch(self, agent_id: str, key: str, updated_at: int) -> None:
         """Set `updatedAt` only: the fast path for the gateway's most frequent write."""
         addresses.check_agent_id(agent_id)
+        addresses.check_int("updatedAt", updated_at)
         await self._db.write(lambda c: sessions.touch_entry(c, agent_id, key, updated_at))
 
     async def recover(self, agent_id: str) -> IndexRecovery:

@@ -37,15 +37,18 @@ _EXTRACTED: tuple[tuple[str, str, str], ...] = (
     ("compaction_count", "compactionCount", "n"),
 )
 _str = text_or_none
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _column_value(x: Any, kind: str) -> Any:
     cls = x.__class__
     if kind == "s":
         return x if cls is str and (x.isascii() or storable(x)) else None
-    if cls is int or cls is float:
+    if cls is float:
         return x
-    return x if isinstance(x, int | float) and cls is not bool else None
+    if cls is int:  # a bigger int cannot be bound to a statement; the entry text keeps it
+        return x if _INT64_MIN <= x <= _INT64_MAX else None
+    return x if isinstance(x, float) or (isinstance(x, int) and cls is not bool) else None
 
 
 def _text_bytes(text: str) -> int:

@@ -12,7 +12,8 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from store_sql.addresses import Target, check_agent_id, check_session_id
+from store_sql.addresses import Target, check_agent_id, check_int, check_session_id
+from store_sql.errors import InvalidEntryError
 from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import context as context_mod
 from store_sql.transcripts import reads as reads
@@ -273,6 +274,8 @@ class TranscriptAPI:
     ) -> list[StoredEntry]:
         """The last `limit` (<= 1000) entries of the active path within `max_bytes`."""
         check_agent_id(agent_id)
+        check_int("limit", limit, minimum=0)
+        check_int("max_bytes", max_bytes, minimum=0)
         return await self._db.read(
             lambda c: reads.recent_entries(
                 c, _resolve(c, agent_id, target), limit=limit, max_bytes=max_bytes, types=types
@@ -289,6 +292,9 @@ class TranscriptAPI:
         limit: int = 100,
     ) -> list[StoredEntry]:
         """Lines in file order after or before a position."""
+        check_int("after_pos", after_pos)
+        check_int("before_pos", before_pos)
+        check_int("limit", limit, minimum=0)
         return await self._read(
             agent_id,
             target,
@@ -301,6 +307,11 @@ class TranscriptAPI:
         """Lines added to the session's live transcript since `cursor`; `replaced` tells the
         caller the transcript was reset, migrated or re-imported and to start over."""
         check_agent_id(agent_id)
+        if cursor is not None and not isinstance(cursor, Cursor):
+            raise InvalidEntryError(
+                f"cursor must be None or the Cursor of an earlier call, got {cursor!r}"
+            )
+        check_int("limit", limit, minimum=0)
         return await self._db.read(
             lambda c: reads.changes_since(
                 c, tx.require_live(c, agent_id, session_id), cursor, limit

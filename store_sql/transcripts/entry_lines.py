@@ -21,7 +21,7 @@ from typing import Any
 
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
-from store_sql.formats.sqltext import text_or_none
+from store_sql.formats.sqltext import storable, text_or_none
 
 # pi writes `custom` and `custom_message` entries with their payload before the tree fields
 # (SessionManager.appendCustomEntry / appendCustomMessageEntry); every other type after them.
@@ -126,9 +126,9 @@ def prepare_entry(fields: object) -> EntryTemplate:
     if type(message) is dict:
         role = text_or_none(message.get("role"))
         if kind == "message":
-            key = text_or_none(message.get("idempotencyKey"))
+            key = _idempotency_key(message)
     elif kind == "message" and isinstance(message, Mapping):
-        key = text_or_none(message.get("idempotencyKey"))
+        key = _idempotency_key(message)
     template = EntryTemplate(
         text_or_none(kind),
         role,
@@ -144,6 +144,18 @@ def prepare_entry(fields: object) -> EntryTemplate:
             # so this line cannot be cut around the tree fields: it is written whole.
             return _WholeEntry(template, dict(fields), explicit)
     return template
+
+
+def _idempotency_key(message: Mapping[str, Any]) -> str | None:
+    """`message.idempotencyKey`, which must be text SQLite can store and compare: a key
+    that is not (a number, an object, a lone surrogate) could never de-duplicate a retry."""
+    key = message.get("idempotencyKey")
+    if key is None or (type(key) is str and (key.isascii() or storable(key))):
+        return key
+    raise InvalidEntryError(
+        f"message.idempotencyKey must be a string of well-formed Unicode, got {key!r}: "
+        "a key the store cannot compare would never de-duplicate a retry"
+    )
 
 
 def entry_object(
