@@ -22,6 +22,7 @@ from store_sql.checkpoints.snapshots import CapturedSnapshot
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
     DamagedIndexError,
+    DatabaseCorruptError,
     DatabaseRefusedError,
     ExportRefusedError,
     ImportFailedError,
@@ -57,6 +58,7 @@ __all__ = [
     "CleanupPlan",
     "Cursor",
     "DamagedIndexError",
+    "DatabaseCorruptError",
     "DatabaseRefusedError",
     "DatabaseReport",
     "DeleteResult",

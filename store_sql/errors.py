@@ -42,3 +42,8 @@ class ExportRefusedError(StoreError):
 class DamagedIndexError(StoreError):
     """The agent's imported sessions.json could not be read, so its sessions are not in the
     store: a write would replace the whole file. Recover it first (`sessions.recover`)."""
+
+
+class DatabaseCorruptError(StoreError):
+    """SQLite found a damaged page ("database disk image is malformed"). The message names
+    the file and the next step: `store-sql doctor`, a backup, or `sqlite3 FILE .recover`."""

@@ -18,13 +18,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from store_sql.checkpoints.api import CheckpointAPI
+from store_sql.engine.damage import corruption_error, is_corruption
 from store_sql.engine.opening import OpenReport, prepare
 from store_sql.engine.pragmas import EngineSettings, Synchronous, configure_writer
 from store_sql.engine.readers import ReaderPool
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.engine.wal import file_size, truncate_wal_file, wal_path
 from store_sql.engine.writer import Writer
-from store_sql.errors import StoreClosedError
+from store_sql.errors import StoreClosedError, WriteFailedError
 from store_sql.lifecycle.api import LifecycleAPI
 from store_sql.maintenance.api import MaintenanceAPI
 from store_sql.search.api import SearchAPI
@@ -156,6 +157,14 @@ class Store:
             raise StoreClosedError("the store is closed")
         try:
             return await self._writer.submit(fn)
+        except WriteFailedError as exc:
+            if exc.__cause__ is not None and is_corruption(exc.__cause__):
+                raise corruption_error(self.path, exc.__cause__) from exc
+            raise
+        except sqlite3.DatabaseError as exc:
+            if is_corruption(exc):
+                raise corruption_error(self.path, exc) from exc
+            raise
         finally:
             if self._indexer is not None:
                 self._indexer.poke()
@@ -164,7 +173,12 @@ class Store:
         """Run `fn(connection)` on a pooled read-only connection, in one snapshot."""
         if self._closed:
             raise StoreClosedError("the store is closed")
-        return await self._readers.run(fn)
+        try:
+            return await self._readers.run(fn)
+        except sqlite3.DatabaseError as exc:
+            if is_corruption(exc):
+                raise corruption_error(self.path, exc) from exc
+            raise
 
     async def truncate_wal(self, timeout_s: float = 0.25) -> bool:
         """Fold the WAL into the database and truncate it to 0 bytes, waiting at most

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import re
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -22,7 +23,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from store_sql.errors import DamagedIndexError, InvalidEntryError, NotFoundError, StoreError
+from store_sql.errors import (
+    DamagedIndexError,
+    DatabaseCorruptError,
+    InvalidEntryError,
+    NotFoundError,
+    StoreError,
+)
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text, render_index, salvage_index
 from store_sql.store import Store
@@ -445,3 +452,150 @@ def test_search_text_the_store_cannot_search_is_refused_in_one_line(tmp_path: Pa
         assert b"Traceback" not in done.stderr, done.stderr
         assert done.returncode == 2
         assert len(done.stderr.strip().splitlines()) == 1
+
+
+# --- D4: a damaged page never ends in a traceback ----------------------------------------------
+
+PAGE = 4096
+
+
+async def _many_lines(db: Path) -> None:
+    async with await Store.open(db) as store:
+        for n in range(3):
+            sid = f"s{n}"
+            await store.sessions.patch("main", f"k{n}", {"sessionId": sid, "updatedAt": n + 1})
+            await store.transcripts.create("main", sid, cwd="/w")
+            for chunk in range(6):
+                entries = [
+                    {"type": "message", "message": {"role": "user", "content": f"hello {i} " * 20}}
+                    for i in range(50 * chunk, 50 * chunk + 50)
+                ]
+                await store.transcripts.append("main", sid, entries)
+        await store.search.catch_up()
+
+
+def _pages(db: Path) -> dict[str, int]:
+    """A page of each kind the audit damaged, found with the dbstat table."""
+    conn = sqlite3.connect(db)
+    try:
+
+        def page(where: str) -> int:
+            rows = conn.execute(f"SELECT pageno FROM dbstat WHERE {where} ORDER BY pageno")
+            found = [r[0] for r in rows]
+            assert found, where
+            return int(found[len(found) // 2])
+
+        return {
+            "lines_leaf": page("name = 'transcript_lines' AND pagetype = 'leaf'"),
+            "lines_interior": page("name = 'transcript_lines' AND pagetype = 'internal'"),
+            "index": page(
+                "name = (SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'transcript_lines' AND sql IS NOT NULL LIMIT 1)"
+            ),
+            "fts": page("name = 'entry_text_fts_data' AND pagetype = 'leaf'"),
+            "schema": 1,
+            "schema_leaf": page("name = 'sqlite_schema' AND pagetype = 'leaf'"),
+            "table_root": int(
+                conn.execute(
+                    "SELECT rootpage FROM sqlite_master WHERE name = 'session_entries'"
+                ).fetchone()[0]
+            ),
+        }
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def healthy_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    db = tmp_path_factory.mktemp("healthy") / "s.sqlite"
+    asyncio.run(_many_lines(db))
+    return db, _pages(db)
+
+
+def _damaged(tmp_path: Path, healthy: tuple[Path, dict[str, int]], kind: str) -> Path:
+    source, pages = healthy
+    db = tmp_path / "s.sqlite"
+    data = bytearray(source.read_bytes())
+    start = (pages[kind] - 1) * PAGE + (100 if pages[kind] == 1 else 0)
+    data[start : start + 64] = bytes(b ^ 0xFF for b in data[start : start + 64])
+    db.write_bytes(bytes(data))
+    return db
+
+
+DAMAGE_KINDS = [
+    "lines_leaf",
+    "lines_interior",
+    "index",
+    "fts",
+    "schema",
+    "schema_leaf",
+    "table_root",
+]
+
+
+@pytest.mark.parametrize("kind", DAMAGE_KINDS)
+def test_doctor_finishes_and_reports_page_damage(
+    tmp_path: Path, healthy_db: tuple[Path, dict[str, int]], kind: str
+) -> None:
+    db = _damaged(tmp_path, healthy_db, kind)
+    done = run("doctor", "--db", db, "--json")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stdout
+    report = orjson.loads(done.stdout)
+    assert report["status"] == "error"
+    assert any(c["status"] == "error" for c in report["checks"] if c["name"] != "sqlite_library")
+
+
+@pytest.mark.parametrize("kind", DAMAGE_KINDS)
+def test_every_command_on_a_damaged_page_gives_one_line_or_works(
+    tmp_path: Path, healthy_db: tuple[Path, dict[str, int]], kind: str
+) -> None:
+    db = _damaged(tmp_path, healthy_db, kind)
+    for args in (
+        ("stats",),
+        ("sessions", "list"),
+        ("transcript", "show", "s1"),
+        ("search", "hello"),
+        ("sql", "SELECT count(*), sum(length(line)) FROM transcript_lines"),
+        ("transcript", "append", "s1", '{"type":"message","message":{"role":"user"}}'),
+        ("export", tmp_path / "out"),
+    ):
+        done = run(*args, "--db", db)
+        assert "Traceback" not in done.stderr, (args, done.stderr)
+        if done.returncode not in (0, 1) or "malformed" in done.stderr:
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1, (args, done.stderr)
+            assert "doctor" in lines[0], (args, lines[0])
+
+
+def test_export_writes_what_it_can_read_and_lists_the_rest(
+    tmp_path: Path, healthy_db: tuple[Path, dict[str, int]]
+) -> None:
+    db = _damaged(tmp_path, healthy_db, "lines_leaf")
+    out = tmp_path / "out"
+    done = run("export", out, "--db", db, "--json")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1
+    report = orjson.loads(done.stdout)
+    refused = {r["rel_path"]: r["reason"] for r in report["refused"]}
+    assert refused, "the unreadable transcript is listed"
+    assert all("damaged" in reason for reason in refused.values())
+    written = {f["rel_path"] for f in report["files"]}
+    assert f"{SESSIONS}/sessions.json" in written
+    assert written.isdisjoint(refused)
+    for name in refused:
+        assert not (out / name).exists()
+
+
+async def test_api_reads_of_a_damaged_page_raise_a_store_error(
+    tmp_path: Path, healthy_db: tuple[Path, dict[str, int]]
+) -> None:
+    db = _damaged(tmp_path, healthy_db, "lines_leaf")
+    async with await Store.open(db, full_text=False) as store:
+
+        async def read_every_transcript() -> None:
+            for sid in ("s0", "s1", "s2"):
+                await store.transcripts.active_path("main", sid)
+
+        with pytest.raises(DatabaseCorruptError, match="doctor"):
+            await read_every_transcript()

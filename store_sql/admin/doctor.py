@@ -21,12 +21,14 @@ import re
 import sqlite3
 import stat
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from store_sql.admin.sql_console import check_path, open_console
 from store_sql.admin.wal_files import lock_holders, read_wal_index
+from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema import extra_sql as schema_sql
@@ -401,12 +403,29 @@ def diagnose(
     with console:
         conn = console.conn
         checks.append(Check("database", OK, "a store_sql database (application_id matches)"))
-        checks.extend(check_schema(conn))
-        checks.append(check_journal_mode(conn))
-        checks.append(check_integrity(conn, quick=quick))
-        checks.append(check_foreign_keys(conn))
+        checks.extend(_guarded(db, "schema_revision", lambda: check_schema(conn)))
+        checks.extend(_guarded(db, "journal_mode", lambda: [check_journal_mode(conn)]))
+        name = "quick_check" if quick else "integrity_check"
+        checks.extend(_guarded(db, name, lambda: [check_integrity(conn, quick=quick)]))
+        checks.extend(_guarded(db, "foreign_key_check", lambda: [check_foreign_keys(conn)]))
     checks.append(check_wal(db, wal_index, writer_metrics))
     return DoctorReport(str(db), checks)
+
+
+def _guarded(db: Path, name: str, run: Callable[[], list[Check]]) -> list[Check]:
+    """A check's own result, or an error check when SQLite could not finish it: a damaged
+    page makes a query (integrity_check itself, when the damage is in the schema or a
+    table's root) raise, and the report must still say so and go on to the next check."""
+    try:
+        return run()
+    except sqlite3.Error as exc:
+        if is_corruption(exc):
+            summary = (
+                f"could not finish: the file is damaged ({exc}); {next_steps(db, doctor=False)}"
+            )
+        else:
+            summary = f"could not finish: {exc}"
+        return [Check(name, ERROR, summary, {"error": str(exc)})]
 
 
 async def diagnose_store(store: Store, *, quick: bool = False) -> DoctorReport:

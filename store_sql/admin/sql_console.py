@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.opening import file_kind
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError, StoreError
@@ -263,6 +264,8 @@ class Console:
                 f"query stopped after {timeout_s:g} s (a long read keeps the gateway from "
                 "resetting its WAL); narrow the query or raise the time limit"
             )
+        if is_corruption(exc):
+            return f"query failed: the database file is damaged ({text}); {next_steps(self.path)}"
         if "readonly" in text or "read-only" in text:
             return f"refused: the console is read-only ({text})"
         return f"query failed: {text}"

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import sqlite3
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from store_sql.cli import output
+from store_sql.engine.damage import corruption_error, is_corruption
 from store_sql.errors import StoreError
 
 
@@ -66,7 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        code: int = args.handler(args)
+        try:
+            code: int = args.handler(args)
+        except sqlite3.DatabaseError as exc:
+            # Reads through the console (stats, search, doctor) meet SQLite directly.
+            if not is_corruption(exc):
+                raise
+            raise corruption_error(getattr(args, "db", "the database"), exc) from exc
     except StoreError as exc:
         if getattr(args, "json", False):
             output.emit_json({"error": type(exc).__name__, "message": str(exc)}, sys.stderr)

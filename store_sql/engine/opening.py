@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.file_modes import create_private_file, make_private_dirs
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError
@@ -116,7 +117,10 @@ def inspect_file(path: Path) -> FileState:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
             revision = row[0] if row else None
     except sqlite3.DatabaseError as exc:
-        raise DatabaseRefusedError(f"{path}: the database is corrupt or unreadable: {exc}") from exc
+        advice = f"; {next_steps(path)}" if is_corruption(exc) else ""
+        raise DatabaseRefusedError(
+            f"{path}: the database is corrupt or unreadable: {exc}{advice}"
+        ) from exc
     finally:
         conn.close()
     if app_id != APPLICATION_ID:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.engine.file_modes import make_private_dirs
-from store_sql.errors import ExportRefusedError, NotFoundError
+from store_sql.errors import DatabaseCorruptError, ExportRefusedError, NotFoundError
 from store_sql.exporter.plan import (
     ExportPlan,
     IndexLayout,
@@ -167,12 +167,21 @@ async def write_planned(
         except OSError as exc:
             report.refused.append((item.rel_path, f"cannot write: {exc}"))
             continue
+        except DatabaseCorruptError as exc:
+            # One damaged page costs the files stored on it, not the whole export; the
+            # file's partial copy is removed, so nothing written looks whole when it is not.
+            report.refused.append((item.rel_path, f"not readable: {exc.__cause__}; {exc}"))
+            continue
         if size < 0:
             continue
         touched.add(target.parent)
         report.files.append(ExportedFile(item.rel_path, item.source, size))
     for items in directories.values():
-        results = await store.read(_directory_writer_of(out, items, durable))
+        try:
+            results = await store.read(_directory_writer_of(out, items, durable))
+        except DatabaseCorruptError as exc:
+            report.refused.extend((item.rel_path, f"not readable: {exc}") for item, _ in items)
+            continue
         for (item, target), result in zip(items, results, strict=True):
             if isinstance(result, str):
                 report.refused.append((item.rel_path, result))
