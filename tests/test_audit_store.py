@@ -9,13 +9,16 @@ non-zero exit, never a Python traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -599,3 +602,70 @@ async def test_api_reads_of_a_damaged_page_raise_a_store_error(
 
         with pytest.raises(DatabaseCorruptError, match="doctor"):
             await read_every_transcript()
+
+
+# --- D15: the console and the reports say what really happened ---------------------------------
+
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+
+
+@pytest.fixture(scope="module")
+def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("small") / "s.sqlite"
+    ok("sessions", "patch", "--db", db, "k", '{"sessionId":"n1","updatedAt":5}')
+    return db
+
+
+def test_ctrl_c_during_a_query_says_interrupted_not_timed_out(small_db: Path) -> None:
+    proc = subprocess.Popen(
+        [str(STORE_SQL), "sql", "--db", str(small_db), "--timeout", "600", ENDLESS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # The query runs once the program has the database open.
+    fds = Path(f"/proc/{proc.pid}/fd")
+    for _ in range(600):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) == str(small_db) for fd in fds.iterdir()):
+                break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err, err
+    assert "600 s" not in err, err
+    assert "interrupted" in err
+    assert proc.returncode == 130
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(small_db: Path, value: str) -> None:
+    line = refused("sql", "--db", small_db, "--timeout", value, "SELECT 1")
+    assert "--timeout" in line
+
+
+@pytest.mark.parametrize(
+    ("sql", "named"),
+    [
+        ("CREATE TEMP TABLE z(x)", "CREATE TEMP TABLE"),
+        ("CREATE INDEX i ON session_entries(label)", "CREATE INDEX"),
+        ("DROP TABLE session_entries", "DROP TABLE"),
+        ("VACUUM", "VACUUM"),
+        ("  -- a comment\n  delete from session_entries", "DELETE"),
+        ("ATTACH 'x.db' AS x", "ATTACH"),
+    ],
+)
+def test_a_refused_statement_is_named_for_what_it_is(small_db: Path, sql: str, named: str) -> None:
+    line = refused("sql", "--db", small_db, sql)
+    assert "read-only" in line
+    assert named in line, line
+
+
+def test_a_symlink_loop_is_reported_as_a_loop(tmp_path: Path) -> None:
+    sessions = tmp_path / "state" / SESSIONS
+    sessions.mkdir(parents=True)
+    (sessions / "a.jsonl").symlink_to("b.jsonl")
+    (sessions / "b.jsonl").symlink_to("a.jsonl")
+    report = orjson.loads(ok("import", tmp_path / "state", "--db", tmp_path / "s.db", "--json"))
+    text = orjson.dumps(report).decode()
+    assert "symlink loop" in text
+    assert "broken symlink" not in text

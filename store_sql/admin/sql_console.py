@@ -25,10 +25,12 @@ written.
 
 from __future__ import annotations
 
+import math
+import re
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,16 +233,22 @@ class Console:
         or runs past `timeout_s`."""
         if max_rows < 0:
             raise QueryFailedError(f"max_rows must be 0 or more, got {max_rows}")
+        check_timeout(timeout_s)
         started = time.perf_counter()
         self._authorizer.refused.clear()
-        self.conn.set_progress_handler(_deadline_handler(timeout_s), 10_000)
+        deadline = _Deadline(timeout_s)
+        self.conn.set_progress_handler(deadline, 10_000)
         cursor = self.conn.cursor()
         try:
             cursor.execute(sql, params)
             columns = [d[0] for d in cursor.description or ()]
             rows = cursor.fetchmany(max_rows + 1) if columns else []
         except sqlite3.Error as exc:
-            raise QueryFailedError(self._explain(exc, timeout_s)) from exc
+            if "interrupted" in str(exc) and not deadline.expired:
+                # SIGINT raised KeyboardInterrupt inside the progress handler, which SQLite
+                # reports as an interrupted query: it was the user, not the time limit.
+                raise KeyboardInterrupt from exc
+            raise QueryFailedError(self._explain(exc, timeout_s, sql)) from exc
         except (sqlite3.Warning, ValueError, OverflowError) as exc:  # e.g. two statements
             raise QueryFailedError(f"query refused: {exc}") from exc
         finally:
@@ -254,9 +262,13 @@ class Console:
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def _explain(self, exc: sqlite3.Error, timeout_s: float) -> str:
+    def _explain(self, exc: sqlite3.Error, timeout_s: float, sql: str) -> str:
         refused = self._authorizer.explain()
         if refused is not None:
+            verb = _VERB.match(sql)
+            if verb is not None:
+                named = " ".join(verb.group(1).upper().split())
+                return f"refused: the console is read-only and {named} writes"
             return f"refused: the console is read-only and this statement needs {refused}"
         text = str(exc)
         if "interrupted" in text:
@@ -308,9 +320,42 @@ def open_console(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) ->
     return Console(db, conn, authorizer)
 
 
-def _deadline_handler(timeout_s: float) -> Callable[[], int]:
-    deadline = time.monotonic() + timeout_s
-    return lambda: 1 if time.monotonic() > deadline else 0
+class _Deadline:
+    """The progress handler stopping a query after `timeout_s`; `expired` tells a stop by
+    the time limit from one by Ctrl-C (both reach the caller as "interrupted")."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._at = time.monotonic() + timeout_s
+        self.expired = False
+
+    def __call__(self) -> int:
+        if time.monotonic() > self._at:
+            self.expired = True
+            return 1
+        return 0
+
+
+def check_timeout(timeout_s: float) -> float:
+    """A query time limit: a positive, finite number of seconds (NaN would disable it)."""
+    if (
+        isinstance(timeout_s, bool)
+        or not isinstance(timeout_s, int | float)
+        or not math.isfinite(timeout_s)
+        or timeout_s <= 0
+    ):
+        raise QueryFailedError(f"--timeout must be a positive number of seconds, got {timeout_s!r}")
+    return float(timeout_s)
+
+
+# The statement's own verb, for refusals: the authorizer first sees the row writes a
+# statement implies (CREATE inserts into sqlite_master, VACUUM attaches), not the statement.
+_VERB = re.compile(
+    r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*"
+    r"(CREATE\s+(?:(?:TEMP|TEMPORARY|UNIQUE|VIRTUAL)\s+)?(?:TABLE|INDEX|VIEW|TRIGGER)"
+    r"|DROP\s+(?:TABLE|INDEX|VIEW|TRIGGER)|ALTER\s+TABLE|VACUUM|REINDEX|ANALYZE|ATTACH"
+    r"|DETACH|INSERT|UPDATE|DELETE|REPLACE|SAVEPOINT|RELEASE|ROLLBACK)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def run_query(

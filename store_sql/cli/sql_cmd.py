@@ -74,6 +74,11 @@ def _sql(args: argparse.Namespace) -> int:
         print("store-sql sql: --max-rows must be 0 or more", file=sys.stderr)
         return 2
     try:
+        sql_console.check_timeout(args.timeout)
+    except sql_console.QueryFailedError as exc:
+        print(f"store-sql sql: {exc}", file=sys.stderr)
+        return 2
+    try:
         result = sql_console.run_query(
             args.db, args.query, max_rows=args.max_rows, timeout_s=args.timeout
         )

@@ -8,6 +8,7 @@ an archive suffix is ``.reset.``/``.deleted.``/``.bak.`` followed by exactly
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -309,8 +310,8 @@ def _skip_reason(entry: os.DirEntry[str], root: Path) -> str | None:
         return f"symlink leaving the sessions dir (to {target})"
     try:
         mode = os.stat(target).st_mode
-    except OSError:
-        return "broken symlink"
+    except OSError as exc:
+        return "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
     if stat.S_ISDIR(mode):
         return "symlink to a directory (not followed: it could loop)"
     return None if stat.S_ISREG(mode) else "symlink to something that is not a regular file"
