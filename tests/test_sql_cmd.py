@@ -153,7 +153,7 @@ def test_a_writing_statement_exits_1_with_the_reason(private: Path) -> None:
     before = files_digest(private)
     proc = cli("sql", "--db", str(private), "DELETE FROM session_entries")
     assert proc.returncode == 1
-    assert "refused: the console is read-only and this statement needs delete" in proc.stderr
+    assert "refused: the console is read-only and DELETE writes" in proc.stderr
     assert proc.stdout == ""
     assert_untouched(private, before)
 
