@@ -669,3 +669,46 @@ def test_a_symlink_loop_is_reported_as_a_loop(tmp_path: Path) -> None:
     text = orjson.dumps(report).decode()
     assert "symlink loop" in text
     assert "broken symlink" not in text
+
+
+# --- D9: what the console prints is bounded in bytes, not only in rows --------------------------
+
+
+_MEASURED = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+sys.stderr.write(done.stderr)
+print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def _peak_rss_kib(*args: str | Path) -> tuple[int, str, int]:
+    """Exit status, stderr and peak RSS (KiB) of `store-sql ARGS`, measured by a parent of
+    its own so no other child of this test process counts."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURED, str(STORE_SQL), *map(str, args)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    code, peak = done.stdout.split()
+    return int(code), done.stderr, int(peak)
+
+
+def test_a_huge_value_is_refused_in_one_line_without_being_built(small_db: Path) -> None:
+    code, err, peak_kib = _peak_rss_kib("sql", "--db", small_db, "SELECT zeroblob(900000000)")
+    assert "Traceback" not in err
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert "--max-bytes" in lines[0]
+    assert peak_kib < 900_000, "the 900 MB value was built"
+
+
+def test_output_is_cut_at_max_bytes_with_a_notice(small_db: Path) -> None:
+    sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100) "
+    sql += "SELECT x, zeroblob(1000) FROM c"
+    done = run("sql", "--db", small_db, "--json", "--max-bytes", "10000", sql)
+    assert done.returncode == 0, done.stderr
+    result = orjson.loads(done.stdout)
+    assert result["truncated"] is True
+    assert 0 < result["row_count"] < 10
+    assert "10000 bytes" in done.stderr

@@ -42,6 +42,9 @@ from store_sql.errors import DatabaseRefusedError, StoreError
 from store_sql.schema.tables import APPLICATION_ID
 
 DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+"""What one query may return in all (and so the largest single value): output is printed,
+and a `SELECT zeroblob(900000000)` must not take gigabytes to print."""
 DEFAULT_TIMEOUT_S = 30.0
 BUSY_TIMEOUT_MS = 5000
 
@@ -137,13 +140,17 @@ class QueryFailedError(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:
-    """The first `max_rows` rows of a query; `truncated` says more rows were left unread."""
+    """The first `max_rows` rows of a query, within `max_bytes`; `truncated` says more rows
+    were left unread (`cut_by` says which bound cut them)."""
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool
     max_rows: int
     elapsed_ms: float
+    max_bytes: int = DEFAULT_MAX_BYTES
+    cut_by: str | None = None
+    """None, "rows" or "bytes"."""
 
 
 class _ReadOnlyAuthorizer:
@@ -226,43 +233,67 @@ class Console:
         *,
         max_rows: int = DEFAULT_MAX_ROWS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> QueryResult:
-        """Run one statement; at most `max_rows` rows are fetched (one more tells truncation).
+        """Run one statement; at most `max_rows` rows are fetched (one more tells truncation),
+        and rows stop once their values add up to `max_bytes`. A single value longer than
+        `max_bytes` fails the query (SQLite's length limit, so it is never built).
 
         Raises QueryFailedError when the statement is refused (it would write), is invalid,
-        or runs past `timeout_s`."""
+        holds a value over `max_bytes`, or runs past `timeout_s`."""
         if max_rows < 0:
             raise QueryFailedError(f"max_rows must be 0 or more, got {max_rows}")
+        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+            raise QueryFailedError(f"max_bytes must be 1 or more, got {max_bytes!r}")
         check_timeout(timeout_s)
         started = time.perf_counter()
         self._authorizer.refused.clear()
         deadline = _Deadline(timeout_s)
         self.conn.set_progress_handler(deadline, 10_000)
+        length_limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(max_bytes, length_limit))
         cursor = self.conn.cursor()
+        cut_by = None
         try:
             cursor.execute(sql, params)
             columns = [d[0] for d in cursor.description or ()]
-            rows = cursor.fetchmany(max_rows + 1) if columns else []
+            rows: list[tuple[Any, ...]] = []
+            size = 0
+            while columns:
+                row = cursor.fetchone()
+                if row is None:
+                    break
+                if len(rows) == max_rows:
+                    cut_by = "rows"
+                    break
+                size += sum(len(v) if isinstance(v, str | bytes) else 8 for v in row)
+                if size > max_bytes:
+                    cut_by = "bytes"
+                    break
+                rows.append(row)
         except sqlite3.Error as exc:
             if "interrupted" in str(exc) and not deadline.expired:
                 # SIGINT raised KeyboardInterrupt inside the progress handler, which SQLite
                 # reports as an interrupted query: it was the user, not the time limit.
                 raise KeyboardInterrupt from exc
-            raise QueryFailedError(self._explain(exc, timeout_s, sql)) from exc
+            raise QueryFailedError(self._explain(exc, timeout_s, sql, max_bytes)) from exc
         except (sqlite3.Warning, ValueError, OverflowError) as exc:  # e.g. two statements
             raise QueryFailedError(f"query refused: {exc}") from exc
         finally:
             cursor.close()
             self.conn.set_progress_handler(None, 0)
+            self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length_limit)
         return QueryResult(
             columns=columns,
-            rows=rows[:max_rows],
-            truncated=len(rows) > max_rows,
+            rows=rows,
+            truncated=cut_by is not None,
             max_rows=max_rows,
             elapsed_ms=(time.perf_counter() - started) * 1000,
+            max_bytes=max_bytes,
+            cut_by=cut_by,
         )
 
-    def _explain(self, exc: sqlite3.Error, timeout_s: float, sql: str) -> str:
+    def _explain(self, exc: sqlite3.Error, timeout_s: float, sql: str, max_bytes: int) -> str:
         refused = self._authorizer.explain()
         if refused is not None:
             verb = _VERB.match(sql)
@@ -275,6 +306,12 @@ class Console:
             return (
                 f"query stopped after {timeout_s:g} s (a long read keeps the gateway from "
                 "resetting its WAL); narrow the query or raise the time limit"
+            )
+        if "too big" in text:
+            return (
+                f"query failed: a value is longer than {max_bytes} bytes, the most the console "
+                "prints ({text}); select length(x) or substr(x, 1, n) instead, or raise "
+                "--max-bytes"
             )
         if is_corruption(exc):
             return f"query failed: the database file is damaged ({text}); {next_steps(self.path)}"
@@ -365,10 +402,13 @@ def run_query(
     *,
     max_rows: int = DEFAULT_MAX_ROWS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> QueryResult:
     """Open `path` read-only, run one statement, close. What `store-sql sql` calls.
 
     Raises DatabaseRefusedError when the file cannot be opened as ours, QueryFailedError
     when the statement is refused, invalid, or runs past `timeout_s`."""
     with open_console(path) as console:
-        return console.query(sql, params, max_rows=max_rows, timeout_s=timeout_s)
+        return console.query(
+            sql, params, max_rows=max_rows, timeout_s=timeout_s, max_bytes=max_bytes
+        )

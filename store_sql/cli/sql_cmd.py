@@ -57,6 +57,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help=f"print at most N rows (default {sql_console.DEFAULT_MAX_ROWS})",
     )
     p.add_argument(
+        "--max-bytes",
+        type=int,
+        default=sql_console.DEFAULT_MAX_BYTES,
+        metavar="N",
+        help="read at most N bytes of values in all; a longer single value fails the query "
+        f"(default {sql_console.DEFAULT_MAX_BYTES})",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=sql_console.DEFAULT_TIMEOUT_S,
@@ -73,6 +81,9 @@ def _sql(args: argparse.Namespace) -> int:
     if args.max_rows < 0:
         print("store-sql sql: --max-rows must be 0 or more", file=sys.stderr)
         return 2
+    if args.max_bytes < 1:
+        print("store-sql sql: --max-bytes must be 1 or more", file=sys.stderr)
+        return 2
     try:
         sql_console.check_timeout(args.timeout)
     except sql_console.QueryFailedError as exc:
@@ -80,7 +91,11 @@ def _sql(args: argparse.Namespace) -> int:
         return 2
     try:
         result = sql_console.run_query(
-            args.db, args.query, max_rows=args.max_rows, timeout_s=args.timeout
+            args.db,
+            args.query,
+            max_rows=args.max_rows,
+            timeout_s=args.timeout,
+            max_bytes=args.max_bytes,
         )
     except sql_console.QueryFailedError as exc:
         if args.json:
@@ -88,12 +103,17 @@ def _sql(args: argparse.Namespace) -> int:
         else:
             print(f"store-sql sql: {exc}", file=sys.stderr)
         return EXIT_QUERY_FAILED
-    notice = (
-        f"store-sql sql: output cut at {result.max_rows} rows; more rows were not read "
-        "(raise --max-rows, or add LIMIT/WHERE)"
-        if result.truncated
-        else None
-    )
+    notice = None
+    if result.cut_by == "rows":
+        notice = (
+            f"store-sql sql: output cut at {result.max_rows} rows; more rows were not read "
+            "(raise --max-rows, or add LIMIT/WHERE)"
+        )
+    elif result.cut_by == "bytes":
+        notice = (
+            f"store-sql sql: output cut after {len(result.rows)} rows at {result.max_bytes} "
+            "bytes of values; more rows were not read (raise --max-bytes, or select less)"
+        )
     if args.json:
         _emit_json(result, notice)
     elif args.csv:
