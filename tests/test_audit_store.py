@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import re
@@ -29,12 +30,14 @@ from hypothesis import strategies as st
 from store_sql.errors import (
     DamagedIndexError,
     DatabaseCorruptError,
+    ImportFailedError,
     InvalidEntryError,
     NotFoundError,
     StoreError,
 )
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text, render_index, salvage_index
+from store_sql.importer.chunks import LineChunker
 from store_sql.store import Store
 
 STORE_SQL = Path(sys.executable).with_name("store-sql")
@@ -712,3 +715,30 @@ def test_output_is_cut_at_max_bytes_with_a_notice(small_db: Path) -> None:
     assert result["truncated"] is True
     assert 0 < result["row_count"] < 10
     assert "10000 bytes" in done.stderr
+
+
+class _CountingStream(io.BytesIO):
+    """A source that counts what was read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        block = super().read(size)
+        self.read_bytes += len(block)
+        return block
+
+
+@pytest.mark.parametrize("at_end", [False, True])
+def test_a_line_longer_than_sqlite_stores_is_refused_before_it_is_read_whole(
+    at_end: bool,
+) -> None:
+    head = b'{"type":"session","version":3,"id":"s","timestamp":"t","cwd":"/"}\n'
+    long_line = b'{"type":"message","x":"' + b"a" * 50_000 + b'"}'
+    data = head + long_line + (b"" if at_end else b"\n" + head * 10_000)
+    stream = _CountingStream(data)
+    chunker = LineChunker(stream, chunk_bytes=4096, max_line_bytes=20_000)
+    with pytest.raises(ImportFailedError, match=r"line 2 .* longer than 20000 bytes"):
+        list(chunker)
+    assert stream.read_bytes < 40_000, "the line was read whole before it was refused"

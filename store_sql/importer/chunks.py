@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from store_sql.errors import ImportFailedError
 from store_sql.formats.transcript_jsonl import (
     ByteSource,
     LineKind,
@@ -35,6 +36,13 @@ line). A commit holds the single writer for ~15-40 ms on a quiet 2-core machine 
 ms when it is busy); 256 KiB and 4 MiB chunks imported no faster."""
 
 READ_BYTES = 1 << 20
+
+MAX_LINE_BYTES = 1_000_000_000 - 2 * READ_BYTES
+"""The longest line import stores: SQLite keeps at most 1,000,000,000 bytes (its default
+SQLITE_MAX_LENGTH) in one value, or one row. A line is refused as soon as this many bytes
+were read without a newline, rather than after holding several copies of it; the margin
+covers the last read (a line ending in it may pass the bound by up to `READ_BYTES`) and
+the row's other columns."""
 
 _BOM = b"\xef\xbb\xbf"
 _HEADER, _ENTRY, _DAMAGED = LineKind.HEADER, LineKind.ENTRY, LineKind.DAMAGED
@@ -156,8 +164,10 @@ class LineChunker:
         prev_entry_pos: int | None = None,
         chunk_bytes: int | None = None,
         stats: LineStats | None = None,
+        max_line_bytes: int = MAX_LINE_BYTES,
     ) -> None:
         self._stream = stream
+        self._max_line_bytes = max_line_bytes
         self._read_bytes = chunk_bytes if chunk_bytes is not None else CHUNK_BYTES
         self._ahead: bytes | None = None
         self._pending: list[bytes] = []
@@ -216,12 +226,15 @@ class LineChunker:
         to the last newline read, or the rest of the stream at its end (then `_done`). One
         block is read ahead so that the last chunk is known to be the last one."""
         parts = self._pending
+        held = sum(len(part) for part in parts)
         while True:
             block = self._ahead if self._ahead is not None else self._stream.read(self._read_bytes)
             self._ahead = self._stream.read(self._read_bytes) if block else b""
             if not self._ahead:
                 self._done = True
                 parts.append(block)
+                if b"\n" not in block:
+                    self._check_line(held + len(block))
                 break
             cut = block.rfind(b"\n") + 1
             if cut:
@@ -229,7 +242,19 @@ class LineChunker:
                 self._pending = [block[cut:]] if cut < len(block) else []
                 break
             parts.append(block)
+            held += len(block)
+            self._check_line(held)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _check_line(self, held: int) -> None:
+        """Refuse the line being read once `held` bytes of it came without a newline."""
+        if held > self._max_line_bytes:
+            raise ImportFailedError(
+                f"line {self._pos + 1} (from byte {self._offset}) is longer than "
+                f"{self._max_line_bytes} bytes, more than SQLite stores in one value: the "
+                "lines before it were imported, this one and the rest were not (the file is "
+                "left as it is)"
+            )
 
     def _parse(self, chunk: LineChunk, lines: list[bytes]) -> None:
         """Fill the chunk's rows: the hottest loop of an import.
