@@ -156,7 +156,7 @@ class Store:
         if self._closed:
             raise StoreClosedError("the store is closed")
         try:
-            return await self._writer.submit(fn)
+            result = await self._writer.submit(fn)
         except WriteFailedError as exc:
             if exc.__cause__ is not None and is_corruption(exc.__cause__):
                 raise corruption_error(self.path, exc.__cause__) from exc
@@ -165,9 +165,11 @@ class Store:
             if is_corruption(exc):
                 raise corruption_error(self.path, exc) from exc
             raise
-        finally:
-            if self._indexer is not None:
-                self._indexer.poke()
+        # Only a write that committed brings lines to index: after a refused one (another
+        # process holding the lock) an indexing step would only wait busy_timeout again.
+        if self._indexer is not None:
+            self._indexer.poke()
+        return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on a pooled read-only connection, in one snapshot."""

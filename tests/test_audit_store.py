@@ -34,6 +34,7 @@ from store_sql.errors import (
     InvalidEntryError,
     NotFoundError,
     StoreError,
+    WriteFailedError,
 )
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import entry_text, render_index, salvage_index
@@ -742,3 +743,27 @@ def test_a_line_longer_than_sqlite_stores_is_refused_before_it_is_read_whole(
     with pytest.raises(ImportFailedError, match=r"line 2 .* longer than 20000 bytes"):
         list(chunker)
     assert stream.read_bytes < 40_000, "the line was read whole before it was refused"
+
+
+async def test_a_write_refused_by_another_writers_lock_costs_one_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    """From the failing write to a closed store: one busy_timeout, not one more for the
+    indexer's step and one more for the closing checkpoint (the bound is 2x the expected
+    wait, half the time it took before, so a busy machine does not fail it)."""
+    db = tmp_path / "s.sqlite"
+    async with await Store.open(db) as store:
+        await store.sessions.patch("main", "k", {"sessionId": "s", "updatedAt": 1})
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holding the write lock
+    try:
+        store = await Store.open(db, busy_timeout_ms=2000)
+        started = time.monotonic()
+        with pytest.raises(WriteFailedError, match="SQLITE_BUSY"):
+            await store.sessions.patch("main", "k", {"label": "x"})
+        await store.close()
+        waited = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert waited < 4.0, f"the refused write and close took {waited:.1f} s (busy_timeout 2 s)"

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
-from store_sql.engine.wal import WalPacer
+from store_sql.engine.wal import WalPacer, checkpoint_truncate
 from store_sql.errors import StoreClosedError, WriteFailedError
 
 T = TypeVar("T")
@@ -163,8 +163,10 @@ class Writer:
         self._wake.set()
         if self._task is not None:
             await self._task
+        # Waiting at most checkpoint_wait_ms: another process holding the lock must not
+        # cost a closing store one more busy_timeout (a WAL left behind is replayed later).
         with contextlib.suppress(sqlite3.Error):
-            await self._conn.run(_final_checkpoint)
+            await self._conn.run(lambda c: checkpoint_truncate(c, self._settings))
         await self._conn.close()
 
     async def _drain(self) -> None:
@@ -373,8 +375,3 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
-
-
-def _final_checkpoint(conn: sqlite3.Connection) -> None:
-    # On a clean close, fold the WAL into the database so the file is self-contained.
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
