@@ -62,7 +62,7 @@ class Store:
         self._indexer: BackgroundIndexer | None = None
         if full_text:
             self._indexer = BackgroundIndexer(
-                partial(writer.submit, background=True), writer.idle_for
+                partial(writer.submit, background=True), writer.idle_for, writer.callers_waiting
             )
             self._indexer.start()
         self.sessions = SessionIndexAPI(self)

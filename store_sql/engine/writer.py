@@ -131,10 +131,17 @@ class Writer:
         return len(self._queue)
 
     def idle_for(self) -> float:
-        """Seconds since the last group finished, or 0.0 while a write is queued or running."""
+        """Seconds since the last group with a caller's write finished (the store's own
+        upkeep does not count), or 0.0 while a write is queued or running."""
         if self._queue or self._running:
             return 0.0
         return time.monotonic() - self._last_done
+
+    def callers_waiting(self) -> bool:
+        """Whether a write is queued behind the running group. Safe to call from the
+        writer's thread: reading a list's length is atomic. Upkeep (the indexer) queues one
+        job at a time and is running when it asks, so a queued job is a caller's."""
+        return bool(self._queue)
 
     async def submit(self, fn: Callable[[sqlite3.Connection], T], *, background: bool = False) -> T:
         """Run `fn` inside the next group transaction and return its result.
@@ -188,7 +195,8 @@ class Writer:
                 continue
             finally:
                 self._running = False
-                self._last_done = time.monotonic()
+                if not all(job.background for job in batch):
+                    self._last_done = time.monotonic()
             for job, outcome in zip(batch, outcomes, strict=True):
                 _settle(job, outcome)
 
