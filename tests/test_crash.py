@@ -641,6 +641,31 @@ async def test_the_durability_level_is_the_one_asked_for(
     assert (got, mode) == (level, "wal")
 
 
+async def test_at_normal_the_wal_is_synced_within_the_interval_of_a_commit(
+    tmp_path: Path,
+) -> None:
+    # What bounds a power cut's loss at NORMAL (docs/GUARANTEES.md): once a commit is
+    # sync_interval_s old, the writer fsyncs the WAL, also when no write follows it.
+    from store_sql.engine.pragmas import EngineSettings
+
+    settings = EngineSettings(sync_interval_s=0.05)
+    async with await Store.open(tmp_path / "s.sqlite", settings=settings, full_text=False) as store:
+        await store.transcripts.create("main", "s1", cwd="/w")
+        assert store.metrics()["wal_syncs"] == 0  # not due yet
+        for _ in range(40):  # a burst within one interval costs one sync, not forty
+            await store.transcripts.append_message("main", "s1", {"role": "user", "content": "x"})
+        await asyncio.sleep(0.3)
+        burst = store.metrics()["wal_syncs"]
+        assert 1 <= burst <= 6
+        await asyncio.sleep(0.2)
+        assert store.metrics()["wal_syncs"] == burst  # nothing new to sync
+    full = EngineSettings(synchronous="FULL", sync_interval_s=0.05)
+    async with await Store.open(tmp_path / "f.sqlite", settings=full, full_text=False) as store:
+        await store.transcripts.create("main", "s1", cwd="/w")
+        await asyncio.sleep(0.2)
+        assert store.metrics()["wal_syncs"] == 0  # every commit synced itself
+
+
 # --- a schema upgrade ------------------------------------------------------------------------
 
 _UPGRADE_CHILD = (

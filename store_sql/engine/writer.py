@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
-from store_sql.engine.wal import WalPacer
+from store_sql.engine.wal import WalPacer, WalSyncer
 from store_sql.errors import StoreClosedError, WriteFailedError
 
 T = TypeVar("T")
@@ -84,6 +84,7 @@ class WriterMetrics:
     max_wal_bytes: int = 0
     batch_retries: int = 0
     savepoint_reruns: int = 0
+    wal_syncs: int = 0
 
     def as_dict(self, queue_depth: int) -> dict[str, Any]:
         mean = self.total_txn_seconds / self.batches if self.batches else 0.0
@@ -103,6 +104,7 @@ class WriterMetrics:
             "max_wal_bytes": self.max_wal_bytes,
             "batch_retries": self.batch_retries,
             "savepoint_reruns": self.savepoint_reruns,
+            "wal_syncs": self.wal_syncs,
         }
 
 
@@ -121,6 +123,7 @@ class Writer:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._wal = WalPacer(wal, settings)
+        self._syncer = WalSyncer(wal, settings)
         self.metrics = WriterMetrics()
 
     def start(self) -> None:
@@ -172,6 +175,7 @@ class Writer:
             await self._task
         with contextlib.suppress(sqlite3.Error):
             await self._conn.run(_final_checkpoint)
+        self._syncer.close()
         await self._conn.close()
 
     async def _drain(self) -> None:
@@ -180,7 +184,15 @@ class Writer:
                 if self._closing:
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                due = self._syncer.due_in(time.monotonic())
+                if due is None:
+                    await self._wake.wait()
+                    continue
+                if due > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), due)
+                    continue
+                await self._sync_wal()
                 continue
             batch = self._queue[: self._settings.max_batch]
             del self._queue[: len(batch)]
@@ -195,10 +207,25 @@ class Writer:
                 continue
             finally:
                 self._running = False
+                now = time.monotonic()
+                self._syncer.committed(now)
                 if not all(job.background for job in batch):
-                    self._last_done = time.monotonic()
+                    self._last_done = now
             for job, outcome in zip(batch, outcomes, strict=True):
                 _settle(job, outcome)
+            due = self._syncer.due_in(time.monotonic())
+            if due is not None and due <= 0:
+                await self._sync_wal()  # after the callers were told: they do not wait for it
+
+    async def _sync_wal(self) -> None:
+        self._running = True
+        try:
+            if await self._conn.run(self._syncer.sync):
+                self.metrics.wal_syncs += 1
+        except Exception:  # noqa: S110 - an fsync that failed is tried again after the next commit
+            pass
+        finally:
+            self._running = False
 
     # --- everything below runs on the writer's thread -------------------------------------
 
