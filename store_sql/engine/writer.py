@@ -124,6 +124,7 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._wal = WalPacer(wal, settings)
         self._syncer = WalSyncer(wal, settings)
+        self._sync_timer: asyncio.TimerHandle | None = None
         self.metrics = WriterMetrics()
 
     def start(self) -> None:
@@ -175,6 +176,8 @@ class Writer:
             await self._task
         with contextlib.suppress(sqlite3.Error):
             await self._conn.run(_final_checkpoint)
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
         self._syncer.close()
         await self._conn.close()
 
@@ -185,14 +188,14 @@ class Writer:
                     return
                 self._wake.clear()
                 due = self._syncer.due_in(time.monotonic())
-                if due is None:
-                    await self._wake.wait()
+                if due is not None and due <= 0:
+                    await self._sync_wal()
                     continue
-                if due > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), due)
-                    continue
-                await self._sync_wal()
+                if due is not None and self._sync_timer is None:
+                    # One timer per unsynced stretch, not one per idle wait: it wakes the
+                    # loop above when the oldest unsynced commit is due.
+                    self._sync_timer = asyncio.get_running_loop().call_later(due, self._wake.set)
+                await self._wake.wait()
                 continue
             batch = self._queue[: self._settings.max_batch]
             del self._queue[: len(batch)]
@@ -218,6 +221,9 @@ class Writer:
                 await self._sync_wal()  # after the callers were told: they do not wait for it
 
     async def _sync_wal(self) -> None:
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
         self._running = True
         try:
             if await self._conn.run(self._syncer.sync):
