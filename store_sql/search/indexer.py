@@ -28,7 +28,7 @@ from functools import partial
 INDEX_BATCH = 256
 """Most lines one indexing step reads (catch-up and rebuild take steps of this size)."""
 
-CHUNK_LINES = 16
+CHUNK_LINES = 4
 """Lines indexed between two looks at the writer's queue in a background step."""
 
 STEP_BUDGET_S = 0.0005
