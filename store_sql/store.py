@@ -28,6 +28,7 @@ from store_sql.engine.writer import Writer
 from store_sql.errors import StoreClosedError, WriteFailedError
 from store_sql.lifecycle.api import LifecycleAPI
 from store_sql.maintenance.api import MaintenanceAPI
+from store_sql.maintenance.steps import vacuum_step
 from store_sql.search.api import SearchAPI
 from store_sql.search.indexer import BackgroundIndexer
 from store_sql.sessions.api import SessionIndexAPI
@@ -63,7 +64,7 @@ class Store:
         self._indexer: BackgroundIndexer | None = None
         if full_text:
             self._indexer = BackgroundIndexer(
-                partial(writer.submit, background=True), writer.idle_for
+                partial(writer.submit, background=True), writer.idle_for, writer.callers_waiting
             )
             self._indexer.start()
         self.sessions = SessionIndexAPI(self)
@@ -135,6 +136,11 @@ class Store:
         self._closed = True
         if self._indexer is not None:
             await self._indexer.close()
+        # Pages freed while open (index merges, deleted rows) are reused by later writes;
+        # on close they go back to the file system, so a closed store takes no more disk
+        # than its data. At most one step's worth: a close stays short.
+        with contextlib.suppress(Exception):
+            await self._writer.submit(vacuum_step, background=True)
         await self._writer.close()
         await self._readers.close()
 

@@ -355,9 +355,26 @@ def scratch_connection(
 
 
 def fts_rows(db: Path) -> dict[int, str]:
-    """The full-text index's rows: {line_pk: text}."""
+    """The lines the full-text index holds: {line_pk: text}. The index keeps no text (it
+    reads it from the entry_search_text view), so a line counts as held when a MATCH on
+    its own text's trigrams finds it; texts under 3 characters, which have no trigram,
+    when they are at or below the indexer's mark."""
+    from store_sql.search.terms import trigram_match
+
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return dict(conn.execute("SELECT rowid, text FROM entry_text_fts").fetchall())
+        mark = conn.execute("SELECT indexed_upto FROM search_index_state").fetchone()[0]
+        held: dict[int, str] = {}
+        for line_pk, text in conn.execute("SELECT line_pk, text FROM entry_search_text"):
+            match = trigram_match(text)
+            if match is None:
+                if line_pk <= mark:
+                    held[line_pk] = text
+            elif conn.execute(
+                "SELECT 1 FROM entry_text_fts WHERE entry_text_fts MATCH ? AND rowid = ?",
+                (match, line_pk),
+            ).fetchone():
+                held[line_pk] = text
+        return held
     finally:
         conn.close()

@@ -130,6 +130,32 @@ def test_sessions_patch_the_documented_example(populated: Fixture) -> None:
     assert ok("sessions", "get", "--db", populated.db, KEY) == out
 
 
+def test_numbers_given_as_json_text_are_written_as_javascript_writes_them(
+    populated: Fixture,
+) -> None:
+    # JSON.parse then JSON.stringify, as the gateway stores a new value: 1e21 -> 1e+21,
+    # 1.0 -> 1, -0 -> 0, integers past 2**53 rounded to a double, 1e400 -> null.
+    patch = '{"b":1e21,"c":1.0,"d":-0,"e":12345678901234567890,"f":1e400,"g":[1E5,0.10]}'
+    ok("sessions", "patch", "--db", populated.db, KEY, patch)
+    with sqlite3.connect(populated.db) as conn:
+        (stored,) = conn.execute(
+            "SELECT entry_json FROM session_entries WHERE session_key = ?", (KEY,)
+        ).fetchone()
+    assert '"b": 1e+21,' in stored
+    assert '"c": 1,' in stored
+    assert '"d": 0,' in stored
+    assert '"e": 12345678901234567000,' in stored
+    assert '"f": null,' in stored
+    assert '"g": [\n      100000,\n      0.1\n    ]' in stored
+    entry = '{"type":"custom","customType":"n","data":{"x":1e21,"y":2.50}}'
+    ok("transcript", "append", "--db", populated.db, SID, entry)
+    with sqlite3.connect(populated.db) as conn:
+        (line,) = conn.execute(
+            'SELECT line FROM transcript_lines WHERE line LIKE \'%"customType":"n"%\''
+        ).fetchone()
+    assert '"data":{"x":1e+21,"y":2.5}' in line
+
+
 def test_sessions_patch_refuses_bad_json_with_exit_2(populated: Fixture) -> None:
     done = cli("sessions", "patch", "--db", populated.db, KEY, "{bad")
     assert (done.returncode, done.stdout, done.stderr) == (

@@ -249,11 +249,13 @@ async def test_a_store_without_the_indexer_still_finds_new_entries_by_scanning(
         assert [h.entry_id for h in found.hits] == [appended.id]
         assert "[Zebra]" in found.hits[0].snippet
         assert (found.unsearched, found.notice) == (0, None)
-        raw = await quiet.search.find("zebra", raw=True)
-        assert raw.hits == []
-        assert raw.unsearched == 2
+        # A raw query is checked against the text too, so it scans the waiting lines alike.
+        raw = await quiet.search.find("zebra NOT horse", raw=True)
+        assert [h.entry_id for h in raw.hits] == [appended.id]
+        assert raw.unsearched == 0
+        assert (await quiet.search.find("zebra NOT crossing", raw=True)).hits == []
         assert await quiet.search.catch_up() == 2
         assert list(fts_rows(quiet.path).values()) == ["the Zebra crossing"]
-        raw = await quiet.search.find("zebra", raw=True)
+        raw = await quiet.search.find("zebra NOT horse", raw=True)
         assert [h.entry_id for h in raw.hits] == [appended.id]
         assert raw.unsearched == 0

@@ -4,6 +4,9 @@
     python3 tools/dev.py demo    # set up, import the bundled sample state, export, verify
     python3 tools/dev.py test    # set up, then lint, types, import layers, pytest
     python3 tools/dev.py setup   # only set up (.venv with the pinned dependencies)
+    python3 tools/dev.py bench   # set up with the `bench` group (peer stores), run tools/bench
+
+Extra arguments after `bench` go to tools/bench/run (e.g. `--quick`, `--only peers`).
 
 Extra arguments after `test` go to pytest (e.g. `python3 tools/dev.py test --long`).
 Needs only Python >= 3.11 and access to the package registry.
@@ -47,6 +50,31 @@ def setup() -> None:
         return
     _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
     STAMP.write_text(wanted)
+
+
+BENCH_STAMP = VENV / ".store_sql-bench-installed"
+
+
+def setup_bench() -> None:
+    """Install the optional `bench` group (the peers of tools/bench/bench_peers.py) into
+    .venv, once per change of pyproject.toml. Without the registry the peers' rows say they
+    were skipped and the rest of the benchmarks run."""
+    setup()
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if BENCH_STAMP.exists() and BENCH_STAMP.read_text() == wanted:
+        return
+    try:
+        _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev,bench]")
+    except subprocess.CalledProcessError:
+        _say("could not install the bench group (no registry?): peer rows will be skipped")
+        return
+    BENCH_STAMP.write_text(wanted)
+
+
+def bench(run_args: list[str]) -> None:
+    """The benchmarks, with the peer stores installed."""
+    setup_bench()
+    _run(BIN / "python", ROOT / "tools" / "bench" / "run", *run_args)
 
 
 def demo() -> None:
@@ -125,6 +153,8 @@ def main(argv: list[str]) -> None:
             demo()
         elif job == "test":
             test(argv[1:])
+        elif job == "bench":
+            bench(argv[1:])
         else:
             sys.exit(__doc__)
     except subprocess.CalledProcessError as exc:

@@ -54,9 +54,10 @@ def with_store(
 
 
 def json_object_argument(text: str, name: str, example: str) -> dict[str, Any]:
-    """A command-line argument that must be a JSON object, or a clear error naming it."""
+    """A command-line argument that must be a JSON object, or a clear error naming it. Its
+    numbers are new values, written as JSON.stringify writes them (`jsjson.loads_new`)."""
     try:
-        value = jsjson.loads(text)
+        value = jsjson.loads_new(text)
     except ValueError as exc:
         raise InvalidEntryError(f"{name} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):

@@ -55,7 +55,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--limit", type=int, default=search.DEFAULT_LIMIT, help="most hits (default 20)")
     p.add_argument(
-        "--raw", action="store_true", help="TEXT is an FTS5 query (AND, OR, NOT, quotes)"
+        "--raw",
+        action="store_true",
+        help='TEXT is a query of substrings: AND, OR, NOT, "phrases", parentheses',
     )
     p.add_argument(
         "--rebuild",

@@ -18,8 +18,12 @@ class EngineSettings:
     """Tunables of the engine. The defaults suit a gateway on a small machine."""
 
     synchronous: Synchronous = "NORMAL"
-    """NORMAL: a commit survives a process crash, the last commits may roll back on power loss.
-    FULL: every acknowledged commit survives power loss, at one fsync per group commit."""
+    """NORMAL: a commit survives a process crash; on power loss the commits of the last
+    `sync_interval_s` may roll back. FULL: every acknowledged commit survives power loss, at
+    one fsync per group commit (docs/GUARANTEES.md, "Power loss")."""
+    sync_interval_s: float = 1.0
+    """At NORMAL, the writer fsyncs the WAL once a commit is this old and unsynced, so a power
+    cut loses at most about this much of the latest writes. 0: only checkpoints sync."""
     busy_timeout_ms: int = 5000
     """How long a connection waits for another process's lock before failing clearly."""
     readers: int = 4

@@ -3,7 +3,8 @@
 Every WAL rule of the engine is here. SQLite's own auto-checkpoint (PASSIVE, every 1,000
 pages) runs on commit; `WalPacer` adds the forced TRUNCATE checkpoint the writer runs after
 a group when readers never pause; `truncate_wal_file` is the explicit one maintenance asks
-for. docs/GUARANTEES.md states what follows for durability and readers.
+for; `WalSyncer` bounds what a power cut can take at synchronous=NORMAL.
+docs/GUARANTEES.md states what follows for durability and readers.
 """
 
 from __future__ import annotations
@@ -95,3 +96,48 @@ def truncate_wal_file(db_path: Path, timeout_s: float) -> bool:
         return bool(busy == 0)
     finally:
         conn.close()
+
+
+class WalSyncer:
+    """At synchronous=NORMAL, commits reach the WAL file without an fsync: a process crash
+    loses nothing, a power cut loses the commits still in the OS cache. The syncer bounds
+    that window: once a commit is older than `sync_interval_s` and not synced, the writer
+    fsyncs the WAL file, which makes every commit before it durable (committed frames are
+    in the WAL; a checkpoint syncs the WAL before it copies them). One fsync per interval
+    instead of one per group commit."""
+
+    def __init__(self, wal: str | os.PathLike[str], settings: EngineSettings) -> None:
+        self._wal = os.fspath(wal)
+        self._interval = settings.sync_interval_s if settings.synchronous == "NORMAL" else 0.0
+        self._fd: int | None = None
+        self._unsynced_since: float | None = None
+
+    def committed(self, now: float) -> None:
+        """A group committed at `now` (time.monotonic())."""
+        if self._interval > 0 and self._unsynced_since is None:
+            self._unsynced_since = now
+
+    def due_in(self, now: float) -> float | None:
+        """Seconds until a sync is due (<= 0: due now); None when everything is synced."""
+        if self._unsynced_since is None:
+            return None
+        return self._unsynced_since + self._interval - now
+
+    def sync(self, conn: sqlite3.Connection | None = None) -> bool:
+        """fsync the WAL file (on the writer's thread); True when it was done."""
+        self._unsynced_since = None
+        if self._fd is None:
+            try:
+                self._fd = os.open(self._wal, os.O_RDONLY)
+            except OSError:
+                return False  # no WAL file: nothing was written through one
+        try:
+            os.fsync(self._fd)
+        except OSError:
+            return False
+        return True
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
-from store_sql.engine.wal import WalPacer, checkpoint_truncate
+from store_sql.engine.wal import WalPacer, WalSyncer, checkpoint_truncate
 from store_sql.errors import StoreClosedError, WriteFailedError
 
 T = TypeVar("T")
@@ -84,6 +84,7 @@ class WriterMetrics:
     max_wal_bytes: int = 0
     batch_retries: int = 0
     savepoint_reruns: int = 0
+    wal_syncs: int = 0
 
     def as_dict(self, queue_depth: int) -> dict[str, Any]:
         mean = self.total_txn_seconds / self.batches if self.batches else 0.0
@@ -103,6 +104,7 @@ class WriterMetrics:
             "max_wal_bytes": self.max_wal_bytes,
             "batch_retries": self.batch_retries,
             "savepoint_reruns": self.savepoint_reruns,
+            "wal_syncs": self.wal_syncs,
         }
 
 
@@ -121,6 +123,8 @@ class Writer:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._wal = WalPacer(wal, settings)
+        self._syncer = WalSyncer(wal, settings)
+        self._sync_timer: asyncio.TimerHandle | None = None
         self.metrics = WriterMetrics()
 
     def start(self) -> None:
@@ -131,10 +135,17 @@ class Writer:
         return len(self._queue)
 
     def idle_for(self) -> float:
-        """Seconds since the last group finished, or 0.0 while a write is queued or running."""
+        """Seconds since the last group with a caller's write finished (the store's own
+        upkeep does not count), or 0.0 while a write is queued or running."""
         if self._queue or self._running:
             return 0.0
         return time.monotonic() - self._last_done
+
+    def callers_waiting(self) -> bool:
+        """Whether a write is queued behind the running group. Safe to call from the
+        writer's thread: reading a list's length is atomic. Upkeep (the indexer) queues one
+        job at a time and is running when it asks, so a queued job is a caller's."""
+        return bool(self._queue)
 
     async def submit(self, fn: Callable[[sqlite3.Connection], T], *, background: bool = False) -> T:
         """Run `fn` inside the next group transaction and return its result.
@@ -167,6 +178,9 @@ class Writer:
         # cost a closing store one more busy_timeout (a WAL left behind is replayed later).
         with contextlib.suppress(sqlite3.Error):
             await self._conn.run(lambda c: checkpoint_truncate(c, self._settings))
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+        self._syncer.close()
         await self._conn.close()
 
     async def _drain(self) -> None:
@@ -175,6 +189,14 @@ class Writer:
                 if self._closing:
                     return
                 self._wake.clear()
+                due = self._syncer.due_in(time.monotonic())
+                if due is not None and due <= 0:
+                    await self._sync_wal()
+                    continue
+                if due is not None and self._sync_timer is None:
+                    # One timer per unsynced stretch, not one per idle wait: it wakes the
+                    # loop above when the oldest unsynced commit is due.
+                    self._sync_timer = asyncio.get_running_loop().call_later(due, self._wake.set)
                 await self._wake.wait()
                 continue
             batch = self._queue[: self._settings.max_batch]
@@ -190,9 +212,28 @@ class Writer:
                 continue
             finally:
                 self._running = False
-                self._last_done = time.monotonic()
+                now = time.monotonic()
+                self._syncer.committed(now)
+                if not all(job.background for job in batch):
+                    self._last_done = now
             for job, outcome in zip(batch, outcomes, strict=True):
                 _settle(job, outcome)
+            due = self._syncer.due_in(time.monotonic())
+            if due is not None and due <= 0:
+                await self._sync_wal()  # after the callers were told: they do not wait for it
+
+    async def _sync_wal(self) -> None:
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+        self._running = True
+        try:
+            if await self._conn.run(self._syncer.sync):
+                self.metrics.wal_syncs += 1
+        except Exception:  # noqa: S110 - an fsync that failed is tried again after the next commit
+            pass
+        finally:
+            self._running = False
 
     # --- everything below runs on the writer's thread -------------------------------------
 

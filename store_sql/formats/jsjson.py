@@ -32,7 +32,7 @@ orjson.loads 2.6 us).
 from __future__ import annotations
 
 from store_sql.formats.js_numbers import JSONValue, NumberLiteral, is_array_index
-from store_sql.formats.jsjson_read import JSONSyntaxError, loads
+from store_sql.formats.jsjson_read import JSONSyntaxError, loads, loads_new
 from store_sql.formats.jsjson_write import dumps, dumps_bytes
 
 __all__ = [
@@ -43,4 +43,5 @@ __all__ = [
     "dumps_bytes",
     "is_array_index",
     "loads",
+    "loads_new",
 ]

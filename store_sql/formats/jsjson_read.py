@@ -185,3 +185,23 @@ def loads(text: str | bytes) -> Any:
         raise JSONSyntaxError(f"{found} is not JSON", line, column) from None
     except RecursionError:
         raise _too_deep(text, *_deepest_bracket(text)) from None
+
+
+def loads_new(text: str | bytes) -> Any:
+    """Parse JSON text that brings a *new* value (a patch or an entry given on the command
+    line or in a request body): as ``JSON.parse`` reads it, with every number the JavaScript
+    number it denotes, so it is written as ``JSON.stringify`` writes it (``1e21`` becomes
+    ``1e+21``, ``1.0`` becomes ``1``, ``-0`` becomes ``0``), as the gateway would store it.
+    Only bytes already stored keep their spelling (`loads`). Errors as `loads`."""
+    return _js_numbers(loads(text))
+
+
+def _js_numbers(value: Any) -> Any:
+    cls = value.__class__
+    if cls is NumberLiteral:
+        return float(value)
+    if cls is dict:
+        return {key: _js_numbers(item) for key, item in value.items()}
+    if cls is list:
+        return [_js_numbers(item) for item in value]
+    return value

@@ -48,6 +48,129 @@ BEGIN
 END
 """
 
+# --- The full-text index from revision 0006 on ---------------------------------------------
+# The index keeps no copy of the text. `entry_text_fts` is an external-content FTS5 table
+# whose content is the view `entry_search_text`: the text is computed from the stored line
+# whenever SQLite needs it (a LIKE check, a snippet, a delete), so the only extra bytes
+# are the trigram index itself. `detail=none` keeps only which lines hold each trigram, not
+# where: a third of the size of positions and enough to find candidate lines, which the
+# search then checks against their text (search/query.py). `columnsize=0` drops the
+# per-line token counts, which only ranking uses.
+# An external-content index must be told the exact text of a line it forgets, so the view
+# is the one definition of that text: the indexer inserts from it and the triggers delete
+# through it; `store-sql search --rebuild` refills the index from it.
+
+
+def search_text_sql(line: str) -> str:
+    """SQL for the searchable text of the entry line `line` (a column reference): what
+    `search.entry_text.entry_search_text` gives for the parsed line, NULL when it has none.
+
+    Message entries give their text blocks and toolCall names (one per line), or a string
+    content; bash executions their command and output; compactions and branch summaries
+    their summary; custom messages their content; session_info and label entries their name
+    (or label). Only JSON text is read: a BLOB line or invalid JSON has no text."""
+    j = f"(CASE WHEN typeof({line}) = 'text' AND json_valid({line}) THEN {line} END)"
+
+    def blocks(path: str) -> str:
+        return (
+            f"CASE json_type({j}, '{path}') "
+            f"WHEN 'text' THEN json_extract({j}, '{path}') "
+            "WHEN 'array' THEN (SELECT group_concat(CASE "
+            "WHEN json_extract(b.value, '$.type') = 'text' "
+            "AND json_type(b.value, '$.text') = 'text' THEN json_extract(b.value, '$.text') "
+            "WHEN json_extract(b.value, '$.type') = 'toolCall' "
+            "AND json_type(b.value, '$.name') = 'text' THEN json_extract(b.value, '$.name') "
+            f"END, char(10)) FROM json_each({j}, '{path}') AS b WHERE b.type = 'object') "
+            "END"
+        )
+
+    def string(path: str) -> str:
+        return f"CASE WHEN json_type({j}, '{path}') = 'text' THEN json_extract({j}, '{path}') END"
+
+    command, output = string("$.message.command"), string("$.message.output")
+    bash = (
+        f"CASE WHEN ({command}) IS NOT NULL AND ({output}) IS NOT NULL "
+        f"THEN ({command}) || char(10) || ({output}) ELSE coalesce({command}, {output}) END"
+    )
+    name = (
+        f"CASE WHEN json_type({j}, '$.name') IS NOT NULL THEN {string('$.name')} "
+        f"ELSE {string('$.label')} END"
+    )
+    return (
+        f"nullif(CASE json_extract({j}, '$.type') "
+        f"WHEN 'message' THEN CASE WHEN json_extract({j}, '$.message.role') = 'bashExecution' "
+        f"THEN {bash} ELSE {blocks('$.message.content')} END "
+        f"WHEN 'compaction' THEN {string('$.summary')} "
+        f"WHEN 'branch_summary' THEN {string('$.summary')} "
+        f"WHEN 'custom_message' THEN {blocks('$.content')} "
+        f"WHEN 'session_info' THEN {name} "
+        f"WHEN 'label' THEN {name} "
+        "END, '')"
+    )
+
+
+ENTRY_SEARCH_TEXT_VIEW = f"""
+CREATE VIEW IF NOT EXISTS entry_search_text AS
+-- The searchable text of every entry line that has some (the content of entry_text_fts):
+-- message text blocks and tool names, bash command and output, summaries, custom message
+-- content, session names and labels. line_pk is the full-text rowid.
+SELECT line_pk, text FROM (
+    SELECT line_pk, {search_text_sql("line")} AS text
+    FROM transcript_lines WHERE kind = 'entry'
+) WHERE text IS NOT NULL
+"""
+
+EXTERNAL_FTS_TABLE = """
+CREATE VIRTUAL TABLE IF NOT EXISTS entry_text_fts USING fts5(
+    text,              -- entry_search_text.text, read from the view, not stored here
+    content = 'entry_search_text',
+    content_rowid = 'line_pk',
+    tokenize = 'trigram',
+    detail = none,     -- which lines hold a trigram, not where: candidates, checked by text
+    columnsize = 0
+)
+"""
+
+# Forgetting an indexed line: FTS5 must be given the text it indexed, so the trigger
+# computes it from the old line exactly as the view does. Lines above the indexer's mark
+# were never indexed and are left alone. The mark then drops below a deleted highest line:
+# SQLite gives a new row max(line_pk) + 1, so deleting the highest lines lets their numbers
+# come back, and a reused number must be above the mark, where the indexer finds it. One
+# trigger does both, in this order (the FTS delete reads the mark before it moves).
+SEARCH_DELETE_TRIGGER = f"""
+CREATE TRIGGER IF NOT EXISTS transcript_lines_search_delete
+AFTER DELETE ON transcript_lines
+-- Remove an indexed line from entry_text_fts; keep the indexer's mark below reused line_pks.
+BEGIN
+    INSERT INTO entry_text_fts (entry_text_fts, rowid, text)
+    SELECT 'delete', old.line_pk, x.text
+    FROM (SELECT {search_text_sql("old.line")} AS text) AS x
+    WHERE old.kind = 'entry' AND x.text IS NOT NULL
+      AND old.line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1);
+    UPDATE search_index_state
+    SET indexed_upto = (SELECT coalesce(max(line_pk), 0) FROM transcript_lines)
+    WHERE indexed_upto > (SELECT coalesce(max(line_pk), 0) FROM transcript_lines);
+END
+"""
+
+# The store never rewrites an indexed line; a hand edit (`store-sql sql --write`) may.
+SEARCH_UPDATE_TRIGGER = f"""
+CREATE TRIGGER IF NOT EXISTS transcript_lines_search_update
+AFTER UPDATE OF line, kind ON transcript_lines
+WHEN old.line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1)
+-- Keep entry_text_fts in step with a rewritten indexed line.
+BEGIN
+    INSERT INTO entry_text_fts (entry_text_fts, rowid, text)
+    SELECT 'delete', old.line_pk, x.text
+    FROM (SELECT {search_text_sql("old.line")} AS text) AS x
+    WHERE old.kind = 'entry' AND x.text IS NOT NULL;
+    INSERT INTO entry_text_fts (rowid, text)
+    SELECT new.line_pk, x.text
+    FROM (SELECT {search_text_sql("new.line")} AS text) AS x
+    WHERE new.kind = 'entry' AND x.text IS NOT NULL;
+END
+"""
+
 # --- Maintainer views (docs/SCHEMA.md) -------------------------------------------------------
 # Plain SQL with SQLite's built-in JSON functions, so they work the same in the sqlite3 shell,
 # Datasette and `store-sql sql`. A line is JSON text only when `typeof(line) = 'text'`: BLOB
@@ -323,5 +446,23 @@ INITIAL_DROP_STATEMENTS: tuple[str, ...] = (
 # Revision 0002: the background indexer's mark (the table itself is in schema/tables.py).
 SEARCH_STATE_STATEMENTS: tuple[str, ...] = (SEARCH_STATE_ROW, SEARCH_MARK_TRIGGER)
 
+# Revision 0006: the index holds no copy of the text (search_text.py).
+EXTERNAL_INDEX_STATEMENTS: tuple[str, ...] = (
+    ENTRY_SEARCH_TEXT_VIEW,
+    EXTERNAL_FTS_TABLE,
+    SEARCH_DELETE_TRIGGER,
+    SEARCH_UPDATE_TRIGGER,
+)
+EXTERNAL_INDEX_DROP_STATEMENTS: tuple[str, ...] = (
+    "DROP TRIGGER IF EXISTS transcript_lines_search_update",
+    "DROP TRIGGER IF EXISTS transcript_lines_search_delete",
+    "DROP TABLE IF EXISTS entry_text_fts",
+    "DROP VIEW IF EXISTS entry_search_text",
+)
+
 # Everything at the head revision (store-sql doctor checks a database against it).
-CREATE_STATEMENTS: tuple[str, ...] = (*INITIAL_STATEMENTS, *SEARCH_STATE_STATEMENTS)
+CREATE_STATEMENTS: tuple[str, ...] = (
+    *VIEWS.values(),
+    SEARCH_STATE_ROW,
+    *EXTERNAL_INDEX_STATEMENTS,
+)

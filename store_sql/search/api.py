@@ -42,7 +42,9 @@ async def rebuild_index(
     async with db.indexing_paused():
         report.upto_line_pk = await db.write(_clear)
         while True:
-            step = await db.write(partial(index_pending, batch_size=batch_size))
+            step = await db.write(
+                partial(index_pending, batch_size=batch_size, count_unreadable=True)
+            )
             report.batches += 1
             report.lines_read += step.lines_read
             report.rows_indexed += step.rows_indexed

@@ -6,9 +6,13 @@ lines above that mark and moves it, and `BackgroundIndexer` runs it in the write
 time. A search reads the index and scans the lines above the mark itself (search/query.py), so an
 entry is findable from the moment its append commits.
 
-Why not index inside each append: a single-row FTS5 trigram insert costs 200-400 µs at
-commit, more than all the rest of an append, and it was ~75% of an import's time; indexed
-in batches of a few hundred lines it costs a fraction of that per line.
+Why not index inside each append: a single-row FTS5 trigram insert costs more at commit than
+all the rest of an append; indexed in batches it costs a fraction of that per line.
+
+Why an indexing step never delays a write for long: a step indexes lines in small chunks
+and stops after the chunk during which a caller's write arrived, or once it has used
+STEP_BUDGET_S, whichever comes first. The writer then commits it and runs the waiting
+write next.
 """
 
 from __future__ import annotations
@@ -21,28 +25,48 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
-from store_sql.formats.sqltext import storable_text
-from store_sql.search.entry_text import entry_search_text
-from store_sql.transcripts.rows import parse_stored
-
 INDEX_BATCH = 256
-"""Lines per indexing step: ~5-15 ms of the writer, so a write that arrives meanwhile
-waits about as long as behind one ordinary group commit."""
+"""Most lines one indexing step reads (catch-up and rebuild take steps of this size)."""
+
+CHUNK_LINES = 4
+"""Lines indexed between two looks at the writer's queue in a background step."""
+
+STEP_BUDGET_S = 0.0005
+"""Time a background step may spend indexing before it commits and lets writes go first.
+The commit then writes the chunks' index rows, so a write that arrives during a step waits
+for about one chunk and that commit."""
 
 BACKLOG_LIMIT = 10_000
 """Lines above the mark that a search still scans itself (search/query.py). A scan holds a read
 snapshot, and long snapshots keep the WAL from being checkpointed: kept short."""
 
-QUIET_S = 0.02
+QUIET_S = 0.05
 """How long the writer must have had nothing to do before the indexer takes a step: appends
 that come one after another (a chat turn, a tool loop) then never wait behind one."""
 
-BUSY_STEP_S = 0.05
-"""Under writes that never leave the writer quiet, one step per this many seconds: up to
-~5,000 lines a second indexed, so the index keeps up with a busy gateway (a 60 s soak of 100
-tasks appends ~2,000 lines a second) while appends still get most of the writer."""
+BUSY_STEP_S = 0.2
+"""Under writes that never leave the writer quiet, one step per this many seconds, so the
+backlog a search must scan stays bounded while writes keep nearly all of the writer."""
+
+CATCH_UP_LINES = BACKLOG_LIMIT // 2
+"""Past this many lines waiting, a step under busy writes may take CATCH_UP_BUDGET_S."""
+
+CATCH_UP_BUDGET_S = 0.02
+"""The budget of such a step: with one step per BUSY_STEP_S, a tenth of the writer's time
+goes to the index, enough to keep up with the busiest gateways measured."""
 
 _IDLE_POLL_S = 0.005
+
+# The searchable text comes from the view (schema/extra_sql.py), the same definition the
+# delete trigger uses, so the index forgets exactly what it was given.
+_INDEX_RANGE = (
+    "INSERT INTO entry_text_fts (rowid, text) "
+    "SELECT line_pk, text FROM entry_search_text WHERE line_pk > ? AND line_pk <= ?"
+)
+_UNREADABLE_IN_RANGE = (
+    "SELECT count(*) FROM transcript_lines WHERE line_pk > ? AND line_pk <= ? "
+    "AND kind = 'entry' AND typeof(line) = 'text' AND NOT json_valid(line)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +76,12 @@ class IndexStep:
     lines_read: int
     rows_indexed: int
     unreadable: int
-    """Entry lines that could not be parsed (kept out of the index, as damaged lines are)."""
+    """Entry lines whose JSON SQLite cannot read (kept out of the index, as damaged lines
+    are); counted only when `index_pending` is asked to (a rebuild)."""
     upto: int
     """The mark after this step."""
+    top: int = 0
+    """The largest line_pk when the step ended: `top - upto` estimates the lines waiting."""
 
 
 def indexed_upto(conn: sqlite3.Connection) -> int:
@@ -71,47 +98,45 @@ def backlog(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def index_pending(conn: sqlite3.Connection, batch_size: int = INDEX_BATCH) -> IndexStep:
-    """Index the next `batch_size` lines above the mark and move the mark past them."""
-    upto = indexed_upto(conn)
-    # Only entry lines stored as TEXT have searchable text; the others are read for their
-    # line_pk alone, so the mark can move past them.
-    rows = conn.execute(
-        "SELECT line_pk, CASE WHEN kind = 'entry' AND typeof(line) = 'text' THEN line END "
-        "FROM transcript_lines WHERE line_pk > ? ORDER BY line_pk LIMIT ?",
-        (upto, batch_size),
-    ).fetchall()
-    if not rows:
-        return IndexStep(0, 0, 0, upto)
-    texts, unreadable = searchable_texts(rows)
-    # OR REPLACE: harmless insurance should a row above the mark already be indexed.
-    conn.executemany("INSERT OR REPLACE INTO entry_text_fts (rowid, text) VALUES (?, ?)", texts)
-    upto = int(rows[-1][0])
-    conn.execute("UPDATE search_index_state SET indexed_upto = ? WHERE id = 1", (upto,))
-    return IndexStep(len(rows), len(texts), unreadable, upto)
+def index_pending(
+    conn: sqlite3.Connection,
+    batch_size: int = INDEX_BATCH,
+    *,
+    stop: Callable[[], bool] | None = None,
+    count_unreadable: bool = False,
+) -> IndexStep:
+    """Index up to `batch_size` lines above the mark and move the mark past them.
 
-
-def searchable_texts(rows: list[tuple[int, str | None]]) -> tuple[list[tuple[int, str]], int]:
-    """(line_pk, text) for each row whose line has searchable text, and how many lines could
-    not be parsed. Rows are (line_pk, line or None for lines without text)."""
-    texts: list[tuple[int, str]] = []
-    unreadable = 0
-    for line_pk, line in rows:
-        if line is None:
-            continue
-        try:
-            text = entry_search_text(parse_stored(line))
-        except ValueError:
-            unreadable += 1
-            continue
-        if text:
-            texts.append((line_pk, storable_text(text)))
-    return texts, unreadable
+    With `stop`, the lines go in chunks of CHUNK_LINES and the step ends after the first
+    chunk at which `stop()` is true (a background step yields to waiting writes)."""
+    start = upto = indexed_upto(conn)
+    read = indexed = unreadable = 0
+    chunk = batch_size if stop is None else min(CHUNK_LINES, batch_size)
+    while read < batch_size:
+        bounds = conn.execute(
+            "SELECT count(*), max(line_pk) FROM (SELECT line_pk FROM transcript_lines "
+            "WHERE line_pk > ? ORDER BY line_pk LIMIT ?)",
+            (upto, min(chunk, batch_size - read)),
+        ).fetchone()
+        if not bounds[0]:
+            break
+        top = int(bounds[1])
+        indexed += conn.execute(_INDEX_RANGE, (upto, top)).rowcount
+        if count_unreadable:
+            unreadable += conn.execute(_UNREADABLE_IN_RANGE, (upto, top)).fetchone()[0]
+        read += int(bounds[0])
+        upto = top
+        if stop is not None and stop():
+            break
+    if upto != start:
+        conn.execute("UPDATE search_index_state SET indexed_upto = ? WHERE id = 1", (upto,))
+    top = conn.execute("SELECT coalesce(max(line_pk), 0) FROM transcript_lines").fetchone()[0]
+    return IndexStep(read, indexed, unreadable, upto, int(top))
 
 
 def clear_index(conn: sqlite3.Connection) -> None:
     """Empty the index and set the mark to 0: everything is indexed again from the start."""
-    conn.execute("DELETE FROM entry_text_fts")
+    conn.execute("INSERT INTO entry_text_fts (entry_text_fts) VALUES ('delete-all')")
     conn.execute("UPDATE search_index_state SET indexed_upto = 0 WHERE id = 1")
 
 
@@ -121,20 +146,29 @@ Write = Callable[[Callable[[sqlite3.Connection], IndexStep]], Awaitable[IndexSte
 class BackgroundIndexer:
     """Runs `index_pending` through the writer whenever lines may have been added.
 
-    It waits for idle time: no write queued or running for QUIET_S, so appends are rarely
-    delayed, and then by one indexing step at most. Under writes that never pause it takes
-    one step every BUSY_STEP_S (each joins a group commit of the other writes), so the
-    backlog a search must scan stays bounded at ordinary rates. A bulk import pauses it
+    A step starts once no caller's write has been queued or running for QUIET_S, and then
+    steps follow one another until the index is current, each yielding to any write that
+    arrives (STEP_BUDGET_S, CHUNK_LINES). Under writes that never pause it takes one step
+    every BUSY_STEP_S; once more than CATCH_UP_LINES wait, those steps may take
+    CATCH_UP_BUDGET_S, so the backlog a search must scan stays bounded under any load while
+    a lone writer's appends are delayed by a chunk at most. A bulk import pauses it
     (`paused`) and leaves the indexing for afterwards."""
 
     def __init__(
-        self, write: Write, idle_for: Callable[[], float], *, batch_size: int = INDEX_BATCH
+        self,
+        write: Write,
+        idle_for: Callable[[], float],
+        callers_waiting: Callable[[], bool],
+        *,
+        batch_size: int = INDEX_BATCH,
     ) -> None:
         self._write = write
         self._idle_for = idle_for
+        self._callers_waiting = callers_waiting
         self._batch_size = batch_size
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._waiting_lines = 0
         self.steps = 0
         self.lines_indexed = 0
         self.failures = 0
@@ -160,13 +194,27 @@ class BackgroundIndexer:
             await self._task
         self._task = None
 
+    def _step(self, conn: sqlite3.Connection, budget: float, yielding: bool) -> IndexStep:
+        """One background step on the writer's thread: ends at the first chunk boundary
+        after `budget` seconds, or (`yielding`) after a caller's write is queued."""
+        began = time.perf_counter()
+        waiting = self._callers_waiting if yielding else _never
+
+        def stop() -> bool:
+            return waiting() or time.perf_counter() - began > budget
+
+        return index_pending(conn, self._batch_size, stop=stop)
+
     async def _run(self) -> None:
-        step = partial(index_pending, batch_size=self._batch_size)
         while True:
             await self._wanted.wait()
             self._wanted.clear()
             while True:
-                await self._idle()
+                quiet = await self._idle()
+                if quiet or self._waiting_lines <= CATCH_UP_LINES:
+                    step = partial(self._step, budget=STEP_BUDGET_S, yielding=True)
+                else:
+                    step = partial(self._step, budget=CATCH_UP_BUDGET_S, yielding=False)
                 try:
                     async with self._stepping:
                         done = await self._write(step)
@@ -179,7 +227,8 @@ class BackgroundIndexer:
                     break
                 self.steps += 1
                 self.lines_indexed += done.lines_read
-                if done.lines_read < self._batch_size:
+                self._waiting_lines = done.top - done.upto
+                if done.lines_read == 0 or done.upto >= done.top:
                     break
 
     @contextlib.asynccontextmanager
@@ -190,13 +239,19 @@ class BackgroundIndexer:
             yield
         self._wanted.set()
 
-    async def _idle(self) -> None:
-        """Wait until the writer has been quiet for QUIET_S, or BUSY_STEP_S at most."""
+    async def _idle(self) -> bool:
+        """Wait until no caller has written for QUIET_S (True), or BUSY_STEP_S at most
+        (False: the writer is busy)."""
         waited_since = time.monotonic()
         while (quiet := self._idle_for()) < QUIET_S:
             if time.monotonic() - waited_since > BUSY_STEP_S:
-                return
+                return False
             await asyncio.sleep(max(_IDLE_POLL_S, QUIET_S - quiet))
+        return True
+
+
+def _never() -> bool:
+    return False
 
 
 async def catch_up(write: Write, batch_size: int = INDEX_BATCH) -> int:

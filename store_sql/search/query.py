@@ -1,18 +1,18 @@
 """Full-text search over transcript entries: `store.search` and `store-sql search`.
 
-The index is the FTS5 table `entry_text_fts` (schema/extra_sql.py):
-rowid = transcript_lines.line_pk,
-text = `search.entry_text.entry_search_text` of the entry, written behind the appends by the
-background indexer (search/indexer.py) and removed by a trigger with its line. A search reads
-the index for the lines up to the indexer's mark and scans the lines above it itself, so a
-committed append is found at once. `rebuild` recreates the index from the lines, for
-databases indexed with an older `entry_search_text`.
+The index is the FTS5 table `entry_text_fts` (schema/extra_sql.py): rowid =
+transcript_lines.line_pk, an external-content trigram index over the view
+`entry_search_text`, written behind the appends by the background indexer (indexer.py) and
+told of deleted lines by a trigger. It keeps which lines hold each trigram, not where, so
+it yields candidate lines, and each candidate's text (computed from its line by the view)
+decides (terms.py). A search reads the index for the lines up to the indexer's mark and
+scans the lines above it itself, so a committed append is found at once. `rebuild`
+recreates the index from the lines.
 
-Search text is matched as a literal substring, case-insensitively (the trigram tokenizer,
-SQLite >= 3.34). Trigrams cannot match fewer than 3 characters, so a shorter text is looked
-up with LIKE instead, which reads every indexed row: the result says so (`mode`, `notice`).
-Only current (not superseded) transcripts are searched; archives are included, and each hit
-names its transcript kind.
+Search text is matched as a literal substring, case-insensitively. Trigrams cannot match
+fewer than 3 characters, so a shorter text is looked up with LIKE instead, which reads
+every entry's text: the result says so (`mode`, `notice`). Only current (not superseded)
+transcripts are searched; archives are included, and each hit names its transcript kind.
 """
 
 from __future__ import annotations
@@ -26,14 +26,9 @@ from typing import Any
 
 import orjson
 
-from store_sql.errors import StoreError
 from store_sql.formats.sqltext import storable
-from store_sql.search.indexer import (
-    BACKLOG_LIMIT,
-    INDEX_BATCH,
-    indexed_upto,
-    searchable_texts,
-)
+from store_sql.search.indexer import BACKLOG_LIMIT, INDEX_BATCH, indexed_upto
+from store_sql.search.terms import InvalidSearchError, Terms, literal, raw_query
 
 TRIGRAM_MIN_CHARS = 3
 DEFAULT_LIMIT = 20
@@ -41,10 +36,6 @@ MAX_LIMIT = 1000
 REBUILD_BATCH = INDEX_BATCH
 _SNIPPET_BEFORE = 40
 _SNIPPET_AFTER = 80
-
-
-class InvalidSearchError(StoreError, ValueError):
-    """The search text or a filter cannot be used (empty text, bad time, bad FTS5 syntax)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +54,8 @@ class SearchQuery:
     """Transcript kinds to search (live, reset, ...); empty: all."""
     limit: int = DEFAULT_LIMIT
     raw: bool = False
-    """`text` is an FTS5 query (AND, OR, NOT, "phrases") instead of a literal substring."""
+    """`text` is a raw query (AND, OR, NOT, "phrases", parentheses; terms.py) instead of one
+    literal substring."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +86,7 @@ class SearchResult:
     """'fts' (the trigram index), 'like' (a scan, for short text) or 'fts-raw'."""
     notice: str | None = None
     unsearched: int = 0
-    """Lines not in the index yet that could not be searched (a raw FTS5 query, or more than
+    """Lines not in the index yet that could not be searched (more than
     `search.indexer.BACKLOG_LIMIT` of them); 0 means every stored entry was searched."""
 
 
@@ -129,23 +121,9 @@ def normalize_since(value: str) -> str:
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 
-def _phrase(text: str) -> str:
-    # An FTS5 string: the whole text is one phrase, i.e. one substring for trigrams.
-    return '"' + text.replace('"', '""') + '"'
-
-
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
-
-def _uses_trigram(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'entry_text_fts'"
-    ).fetchone()
-    if row is None:
-        raise InvalidSearchError("this database has no full-text index (entry_text_fts)")
-    return "trigram" in str(row[0]).lower()
 
 
 def _filters(query: SearchQuery) -> tuple[list[str], dict[str, Any]]:
@@ -186,17 +164,10 @@ _ACTIVE_PATH = """
 """
 
 
-def _check_fts_syntax(conn: sqlite3.Connection, text: str) -> None:
-    # FTS5 reports a bad query as a plain OperationalError with varied wording; probing it
-    # alone tells a query error from any other failure of the real search.
-    try:
-        conn.execute(
-            "SELECT rowid FROM entry_text_fts WHERE entry_text_fts MATCH ? LIMIT 1", (text,)
-        ).fetchall()
-    except sqlite3.OperationalError as exc:
-        raise InvalidSearchError(
-            f"not a valid FTS5 query ({exc}); leave out --raw to search for literal text"
-        ) from exc
+_FETCH = 64
+"""Candidates fetched, checked and their texts read per round trip."""
+
+_TEXTS = "SELECT line_pk, text FROM entry_search_text WHERE line_pk IN ({marks})"
 
 
 def _check_query(query: SearchQuery) -> None:
@@ -230,43 +201,43 @@ def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult
     if not text.strip():
         raise InvalidSearchError("give a search text (3 or more characters use the index)")
     limit = max(1, min(query.limit, MAX_LIMIT))
-    trigram = _uses_trigram(conn)
+    terms = raw_query(text) if query.raw else literal(text)
     where, params = _filters(query)
     notices: list[str] = []
-    if query.raw:
-        _check_fts_syntax(conn, text)
-        mode, match_sql = "fts-raw", "entry_text_fts MATCH :match"
-        params["match"] = text
-    elif trigram and len(text) < TRIGRAM_MIN_CHARS:
-        mode, match_sql = "like", "text LIKE :like ESCAPE '\\'"
-        params["like"] = _like_pattern(text)
+    if terms.match is not None:
+        mode = "fts-raw" if query.raw else "fts"
+        source = "SELECT rowid AS line_pk FROM entry_text_fts WHERE entry_text_fts MATCH :match"
+        params["match"] = terms.match
+    else:
+        mode = "fts-raw" if query.raw else "like"
+        # No index use: every entry with text up to the mark is a candidate.
+        source = "SELECT line_pk FROM entry_search_text WHERE line_pk <= :upto_all"
+        params["upto_all"] = indexed_upto(conn)
+        if not query.raw:
+            source += " AND text LIKE :like ESCAPE '\\'"
+            params["like"] = _like_pattern(text)
         notices.append(
-            f"{text!r} is shorter than {TRIGRAM_MIN_CHARS} characters: the trigram index "
+            f"{text!r} has a part shorter than {TRIGRAM_MIN_CHARS} characters that decides "
+            "the match: the trigram index cannot look it up, so every entry's text was read; "
+            f"use {TRIGRAM_MIN_CHARS} or more characters for an indexed search"
+            if query.raw
+            else f"{text!r} is shorter than {TRIGRAM_MIN_CHARS} characters: the trigram index "
             "cannot look it up, so every indexed entry was scanned (LIKE); use 3 or more "
             "characters for an indexed search"
         )
-    else:
-        mode, match_sql = "fts", "entry_text_fts MATCH :match"
-        params["match"] = _phrase(text)
-    recent, unsearched = _search_unindexed(conn, query, where, params)
+    recent, unsearched = _search_unindexed(conn, query, terms, where, params)
     if unsearched:
-        why = (
-            "a raw FTS5 query can only use the index"
-            if query.raw
-            else (f"more than {BACKLOG_LIMIT} lines are waiting")
-        )
         notices.append(
             f"{unsearched} lines written since the full-text index was last brought up to date "
-            f"were not searched ({why}); they are indexed in the background, or now with "
-            "`store-sql search --catch-up`"
+            f"were not searched (more than {BACKLOG_LIMIT} lines are waiting); they are "
+            "indexed in the background, or now with `store-sql search --catch-up`"
         )
     params["recent"] = orjson.dumps(list(recent)).decode()
     sql = (
         "WITH RECURSIVE found AS ("
         " SELECT l.line_pk, l.transcript_id, l.pos, l.entry_id, l.type, l.role, l.timestamp,"
         " t.agent_id, t.session_id, t.kind, t.file_name"
-        f" FROM (SELECT rowid AS line_pk FROM entry_text_fts WHERE {match_sql}"
-        " UNION SELECT value FROM json_each(:recent)) AS h"
+        f" FROM ({source} UNION SELECT value FROM json_each(:recent)) AS h"
         " JOIN transcript_lines AS l ON l.line_pk = h.line_pk"
         " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
         f" WHERE {' AND '.join(where)})"
@@ -279,46 +250,67 @@ def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult
             if query.active_path_only
             else ""
         )
-        + " ORDER BY f.timestamp DESC, f.line_pk DESC LIMIT :limit"
+        + " ORDER BY f.timestamp DESC, f.line_pk DESC"
     )
-    params["limit"] = limit + 1
-    rows = conn.execute(sql, params).fetchall()
-    hits = [_hit(conn, row, text, query.raw, recent) for row in rows[:limit]]
+    cursor = conn.execute(sql, params)
+    needles = terms.substrings()
+    hits: list[SearchHit] = []
+    more = False
+    while not more and (rows := cursor.fetchmany(_FETCH)):
+        texts = _texts(conn, [row[0] for row in rows if row[0] not in recent])
+        texts.update(recent)
+        for row in rows:
+            found = texts.get(row[0])
+            if found is None or not terms.matches(found):
+                continue  # a candidate of the trigrams whose text does not match
+            if len(hits) == limit:
+                more = True
+                break
+            hits.append(_hit(row, found, needles))
+    cursor.close()
     return SearchResult(
         hits=hits,
-        more=len(rows) > limit,
+        more=more,
         mode=mode,
         notice="; ".join(notices) or None,
         unsearched=unsearched,
     )
 
 
+def _texts(conn: sqlite3.Connection, line_pks: list[int]) -> dict[int, str]:
+    if not line_pks:
+        return {}
+    marks = ", ".join("?" * len(line_pks))
+    return dict(conn.execute(_TEXTS.format(marks=marks), line_pks).fetchall())
+
+
 def _search_unindexed(
-    conn: sqlite3.Connection, query: SearchQuery, where: list[str], params: dict[str, Any]
+    conn: sqlite3.Connection,
+    query: SearchQuery,
+    terms: Terms,
+    where: list[str],
+    params: dict[str, Any],
 ) -> tuple[dict[int, str], int]:
-    """Match the lines above the indexer's mark here, as the index would: {line_pk: text}
-    of the matching entries, and the number of lines left unsearched."""
+    """Match the lines above the indexer's mark here: {line_pk: text} of the matching
+    entries, and the number of lines left unsearched."""
     upto = indexed_upto(conn)
     waiting = conn.execute(
         "SELECT count(*) FROM transcript_lines WHERE line_pk > ?", (upto,)
     ).fetchone()[0]
     if not waiting:
         return {}, 0
-    if query.raw or waiting > BACKLOG_LIMIT:
+    if waiting > BACKLOG_LIMIT:
         return {}, int(waiting)
-    raw_like = _raw_line_pattern(query.text)
+    raw_like = None if query.raw else _raw_line_pattern(query.text)
     rows = conn.execute(
-        "SELECT l.line_pk, CASE WHEN typeof(l.line) = 'text' THEN l.line END "
-        "FROM transcript_lines AS l JOIN transcripts AS t ON t.transcript_id = l.transcript_id "
-        f"WHERE l.line_pk > :upto AND {' AND '.join(where)}"
+        "SELECT v.line_pk, v.text FROM entry_search_text AS v "
+        "JOIN transcript_lines AS l ON l.line_pk = v.line_pk "
+        "JOIN transcripts AS t ON t.transcript_id = l.transcript_id "
+        f"WHERE v.line_pk > :upto AND {' AND '.join(where)}"
         + (" AND l.line LIKE :raw_like ESCAPE '\\'" if raw_like else ""),
         {**params, "upto": upto, "raw_like": raw_like},
     ).fetchall()
-    texts, _ = searchable_texts(rows)
-    # The trigram tokenizer folds case; lower() on both sides matches it for the texts
-    # people type (it differs only for a few special case mappings).
-    needle = query.text.lower()
-    return {pk: found for pk, found in texts if needle in found.lower()}, 0
+    return {pk: found for pk, found in rows if terms.matches(found)}, 0
 
 
 # Characters no JSON writer we know escapes (Go escapes <, > and &; some writers escape /).
@@ -333,21 +325,10 @@ def _raw_line_pattern(text: str) -> str | None:
     return _like_pattern(text) if _VERBATIM_IN_JSON.fullmatch(text) else None
 
 
-def _hit(
-    conn: sqlite3.Connection,
-    row: Sequence[Any],
-    text: str,
-    raw: bool,
-    recent: dict[int, str],
-) -> SearchHit:
-    (line_pk, transcript_id, pos, entry_id, kind, role, timestamp,
+def _hit(row: Sequence[Any], indexed: str, needles: list[str]) -> SearchHit:
+    (_, transcript_id, pos, entry_id, kind, role, timestamp,
      agent_id, session_id, transcript_kind, file_name, session_key) = row  # fmt: skip
-    indexed = recent.get(line_pk)
-    if indexed is None:
-        found = conn.execute(
-            "SELECT text FROM entry_text_fts WHERE rowid = ?", (line_pk,)
-        ).fetchone()
-        indexed = str(found[0]) if found and found[0] is not None else ""
+    needle = next((n for n in needles if n.lower() in indexed.lower()), None)
     return SearchHit(
         agent_id=agent_id,
         session_key=session_key,
@@ -360,7 +341,7 @@ def _hit(
         type=kind,
         role=role,
         timestamp=timestamp,
-        snippet=make_snippet(indexed, None if raw else text),
+        snippet=make_snippet(indexed, needle),
     )
 
 

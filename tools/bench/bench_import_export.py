@@ -91,8 +91,94 @@ async def _main(quick: bool) -> list[Row]:
     read_s = _read_floor(db)
     rows.append(row("import_export.export_floor_vs_write", total / (read_s + write_s),
                     total / write_s, "MB/s", True))  # fmt: skip
-
+    rows.append(row("import_export.export_vs_floor", total / export_s,
+                    total / (read_s + write_s), "MB/s", True, target=0.85))  # fmt: skip
+    minimal_s = best_of(lambda: _minimal_insert(transcript), repeat=2)
+    rows.append(row("import_export.import_vs_minimal_insert", mb / import_s, mb / minimal_s,
+                    "MB/s", True, target=0.6))  # fmt: skip
+    for name, with_s, without_s in _index_costs(db):
+        rows.append(row(f"import_export.insert_floor_with_{name}", with_s, without_s, "s",
+                        False))  # fmt: skip
     return rows
+
+
+def _minimal_insert(transcript: Path) -> None:
+    """The least an import can do: plain sqlite3, with the store writer's pragmas, reading
+    the file and inserting each raw line (bytes, transcript id, position) into a table with
+    nothing else, in the import's 1 MiB transactions."""
+    db = bench_dir() / f"minimal_{uuid.uuid4().hex}.sqlite"
+    conn = sqlite3.connect(db, isolation_level=None)
+    configure_writer(conn, EngineSettings())
+    conn.execute(
+        "CREATE TABLE lines (transcript_id INTEGER NOT NULL, pos INTEGER NOT NULL, "
+        "line BLOB NOT NULL)"
+    )
+    try:
+        with transcript.open("rb") as f:
+            batch: list[tuple[int, int, bytes]] = []
+            size = 0
+            for pos, line in enumerate(f):
+                batch.append((1, pos, line.rstrip(b"\n")))
+                size += len(line)
+                if size >= CHUNK_BYTES:
+                    _insert_minimal(conn, batch)
+                    batch, size = [], 0
+            _insert_minimal(conn, batch)
+    finally:
+        conn.close()
+        for leftover in db.parent.glob(db.name + "*"):
+            leftover.unlink()
+
+
+def _insert_minimal(conn: sqlite3.Connection, batch: list[tuple[int, int, bytes]]) -> None:
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO lines VALUES (?, ?, CAST(? AS TEXT))", batch)
+    conn.execute("COMMIT")
+
+
+def _index_costs(db: Path) -> list[tuple[str, float, float]]:
+    """What each secondary index of transcript_lines costs the floor insert: (name,
+    seconds with every index, seconds without that one), the same rows in the same 1 MiB
+    transactions, the best of two rounds taken in turns."""
+    source = sqlite3.connect(db)
+    try:
+        names = [
+            r[0]
+            for r in source.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' "
+                "AND tbl_name = 'transcript_lines' AND sql IS NOT NULL ORDER BY name"
+            )
+        ]
+        lines = source.execute(
+            f"SELECT {_LINE_COLUMNS.replace('line,', 'CAST(line AS BLOB),', 1)} "
+            "FROM transcript_lines ORDER BY line_pk"
+        ).fetchall()
+    finally:
+        source.close()
+    groups = _megabyte_groups(lines)
+
+    def insert_without(index: str | None) -> float:
+        copy = bench_dir() / f"index_{uuid.uuid4().hex}.sqlite"
+        shutil.copyfile(db, copy)
+        conn = sqlite3.connect(copy, isolation_level=None)
+        configure_writer(conn, EngineSettings())
+        try:
+            conn.execute("DROP TRIGGER IF EXISTS transcript_lines_search_delete")
+            conn.execute("DELETE FROM transcript_lines")
+            if index is not None:
+                conn.execute(f"DROP INDEX {index}")
+            conn.execute("VACUUM")
+            return timed(partial(_insert_groups, conn, groups))
+        finally:
+            conn.close()
+            for leftover in copy.parent.glob(copy.name + "*"):
+                leftover.unlink()
+
+    best: dict[str | None, float] = {}
+    for _ in range(2):
+        for name in [None, *names]:
+            best[name] = min(best.get(name, float("inf")), insert_without(name))
+    return [(name, best[None], best[name]) for name in names]
 
 
 def _state_dir(size_mb: int) -> Path:
@@ -184,8 +270,9 @@ def _insert_floor(db: Path) -> tuple[float, float]:
             f"SELECT {_LINE_COLUMNS.replace('line,', 'CAST(line AS BLOB),', 1)} "
             "FROM transcript_lines ORDER BY line_pk"
         ).fetchall()
+        conn.execute("DROP TRIGGER IF EXISTS transcript_lines_search_delete")  # no index to keep
         conn.execute("DELETE FROM transcript_lines")
-        conn.execute("DELETE FROM entry_text_fts")
+        conn.execute("INSERT INTO entry_text_fts (entry_text_fts) VALUES ('delete-all')")
         conn.execute("VACUUM")  # a fresh file, as the import found it
         empty = sqlite3.connect(":memory:")
         conn.backup(empty)
