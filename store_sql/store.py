@@ -28,9 +28,9 @@ from store_sql.engine.writer import Writer
 from store_sql.errors import StoreClosedError, WriteFailedError
 from store_sql.lifecycle.api import LifecycleAPI
 from store_sql.maintenance.api import MaintenanceAPI
-from store_sql.maintenance.steps import vacuum_step
+from store_sql.maintenance.steps import free_pages, vacuum_step
 from store_sql.search.api import SearchAPI
-from store_sql.search.indexer import BackgroundIndexer
+from store_sql.search.indexer import BackgroundIndexer, lines_waiting
 from store_sql.sessions.api import SessionIndexAPI
 from store_sql.transcripts.api import TranscriptAPI
 
@@ -53,6 +53,7 @@ class Store:
         report: OpenReport,
         *,
         full_text: bool = True,
+        lines_waiting: bool = True,
     ) -> None:
         self.path = path
         self.open_report = report
@@ -66,7 +67,7 @@ class Store:
             self._indexer = BackgroundIndexer(
                 partial(writer.submit, background=True), writer.idle_for, writer.callers_waiting
             )
-            self._indexer.start()
+            self._indexer.start(lines_waiting=lines_waiting)
         self.sessions = SessionIndexAPI(self)
         """The session index (sessions.json) of every agent."""
         self.transcripts = TranscriptAPI(self)
@@ -127,7 +128,13 @@ class Store:
             raise
         writer = Writer(conn, wal_path(db_path), cfg)
         writer.start()
-        return cls(db_path, writer, pool, report, full_text=full_text)
+        try:
+            waiting = full_text and await pool.run(lines_waiting)
+        except BaseException:
+            await writer.close()
+            await pool.close()
+            raise
+        return cls(db_path, writer, pool, report, full_text=full_text, lines_waiting=waiting)
 
     async def close(self) -> None:
         """Drain the write queue, checkpoint, and close every connection. Idempotent."""
@@ -139,8 +146,12 @@ class Store:
         # Pages freed while open (index merges, deleted rows) are reused by later writes;
         # on close they go back to the file system, so a closed store takes no more disk
         # than its data. At most one step's worth: a close stays short.
+        # Checked on a reader first: the step needs the write lock, and another process
+        # holding it must not cost a closing store a busy_timeout when there is nothing
+        # to give back.
         with contextlib.suppress(Exception):
-            await self._writer.submit(vacuum_step, background=True)
+            if await self._readers.run(free_pages):
+                await self._writer.submit(vacuum_step, background=True)
         await self._writer.close()
         await self._readers.close()
 

@@ -98,6 +98,15 @@ def backlog(conn: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+def lines_waiting(conn: sqlite3.Connection) -> bool:
+    """Whether any line is above the mark (one probe of the rowid range)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM transcript_lines WHERE line_pk > "
+        "(SELECT indexed_upto FROM search_index_state WHERE id = 1))"
+    ).fetchone()
+    return bool(row[0])
+
+
 def index_pending(
     conn: sqlite3.Connection,
     batch_size: int = INDEX_BATCH,
@@ -176,8 +185,11 @@ class BackgroundIndexer:
         # Held for each step, and by `paused` for as long as a rebuild runs.
         self._stepping = asyncio.Lock()
 
-    def start(self) -> None:
-        self._wanted.set()  # lines may be waiting from an earlier run or another process
+    def start(self, *, lines_waiting: bool = True) -> None:
+        """Begin; a first step runs only when lines wait from an earlier run or another
+        process (a step needs the write lock, which another process may hold)."""
+        if lines_waiting:
+            self._wanted.set()
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name="store_sql.search_indexer"
         )
