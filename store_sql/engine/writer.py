@@ -238,6 +238,20 @@ class Writer:
     # --- everything below runs on the writer's thread -------------------------------------
 
     def _apply(self, conn: sqlite3.Connection, *, batch: list[_Job]) -> list[_Outcome]:
+        # The store's own upkeep (indexing steps) waits at most checkpoint_wait_ms for
+        # another process's write lock, not busy_timeout: a caller's write queued behind it
+        # would otherwise wait one busy_timeout for the step and another for itself. The
+        # step is simply tried again after the next write.
+        upkeep_only = all(job.background for job in batch)
+        if upkeep_only:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._settings.checkpoint_wait_ms)}")
+        try:
+            return self._apply_batch(conn, batch)
+        finally:
+            if upkeep_only:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._settings.busy_timeout_ms)}")
+
+    def _apply_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
         started = time.perf_counter()
         try:
             if len(batch) == 1:
