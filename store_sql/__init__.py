@@ -21,6 +21,7 @@ from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
+    ConflictError,
     DamagedIndexError,
     DatabaseCorruptError,
     DatabaseRefusedError,
@@ -41,8 +42,10 @@ from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
 from store_sql.maintenance.plan import CleanupPlan
 from store_sql.maintenance.policy import MaintenancePolicy
 from store_sql.search.query import SearchHit, SearchResult
+from store_sql.sessions.guards import EntryText, Expect, SessionOp, SessionOpResult
 from store_sql.sessions.recovery import IndexRecovery
 from store_sql.sessions.rows import SessionSummary
+from store_sql.sessions.turns import TurnResult
 from store_sql.store import Store
 from store_sql.transcripts.appends import LEAF, Appended
 from store_sql.transcripts.context import SessionContext
@@ -56,6 +59,7 @@ __all__ = [
     "Changes",
     "CheckpointSpec",
     "CleanupPlan",
+    "ConflictError",
     "Cursor",
     "DamagedIndexError",
     "DatabaseCorruptError",
@@ -63,6 +67,8 @@ __all__ = [
     "DatabaseReport",
     "DeleteResult",
     "EngineSettings",
+    "EntryText",
+    "Expect",
     "ExportRefusedError",
     "ExportReport",
     "ForkResult",
@@ -79,6 +85,8 @@ __all__ = [
     "SearchHit",
     "SearchResult",
     "SessionContext",
+    "SessionOp",
+    "SessionOpResult",
     "SessionSummary",
     "Store",
     "StoreClosedError",
@@ -87,6 +95,7 @@ __all__ = [
     "TranscriptCounts",
     "TranscriptInfo",
     "TreeNode",
+    "TurnResult",
     "VerifyReport",
     "WriteFailedError",
     "export_pre_migration",

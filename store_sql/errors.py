@@ -47,3 +47,10 @@ class DamagedIndexError(StoreError):
 class DatabaseCorruptError(StoreError):
     """SQLite found a damaged page ("database disk image is malformed"). The message names
     the file and the next step: `store-sql doctor`, a backup, or `sqlite3 FILE .recover`."""
+
+
+class ConflictError(StoreError):
+    """An expected state did not hold: the entry's `sessionId`, `updatedAt` or version was
+    not the one the caller read, or it exists (or is missing) against the expectation.
+
+    Nothing was written; read again and retry (compare-and-swap)."""

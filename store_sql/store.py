@@ -207,6 +207,11 @@ class Store:
         return await asyncio.to_thread(truncate_wal_file, self.path, timeout_s)
 
     @property
+    def write_queue_depth(self) -> int:
+        """Writes queued for the writer now (a server answers BUSY past its limit)."""
+        return self._writer.queue_depth
+
+    @property
     def indexer(self) -> BackgroundIndexer | None:
         """The background full-text indexer (None with `full_text=False`)."""
         return self._indexer

@@ -26,6 +26,7 @@ def _command_modules() -> list[ModuleType]:
         import_cmd,
         migrate_cmd,
         search_cmd,
+        serve_cmd,
         sessions_cmd,
         sql_cmd,
         stats_cmd,
@@ -45,6 +46,7 @@ def _command_modules() -> list[ModuleType]:
         search_cmd,
         stats_cmd,
         doctor_cmd,
+        serve_cmd,
     ]
 
 

@@ -8,12 +8,14 @@ interruption finishes the job.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from store_sql.addresses import check_agent_id, check_session_key
 from store_sql.lifecycle import rows as lc
 from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
+from store_sql.sessions.guards import Expect, check_expect
 
 if TYPE_CHECKING:
     from store_sql.engine.database import Database
@@ -32,21 +34,36 @@ class LifecycleAPI:
         *,
         cwd: str | None = None,
         keep_fields: Iterable[str] = (),
+        expect: Expect | None = None,
     ) -> ResetResult:
         """New `sessionId`/`sessionStartedAt` and an empty transcript for `key`; the old
-        transcript becomes `<file>.reset.<time>`. NotFoundError when the key is missing."""
+        transcript becomes `<file>.reset.<time>`. NotFoundError when the key is missing;
+        with `expect`, ConflictError and nothing changed unless the entry is as expected."""
         check_agent_id(agent_id)
         check_session_key(key)
         extra = tuple(keep_fields)
-        return await self._db.write(
-            lambda c: lc.reset_session(c, agent_id, key, cwd=cwd, keep_fields=extra)
-        )
 
-    async def delete(self, agent_id: str, key: str, *, archive: bool = True) -> DeleteResult:
+        def reset(c: sqlite3.Connection) -> ResetResult:
+            if expect is not None:
+                check_expect(c, agent_id, key, expect)
+            return lc.reset_session(c, agent_id, key, cwd=cwd, keep_fields=extra)
+
+        return await self._db.write(reset)
+
+    async def delete(
+        self, agent_id: str, key: str, *, archive: bool = True, expect: Expect | None = None
+    ) -> DeleteResult:
         """Remove the entry; archive its transcript as `<file>.deleted.<time>` unless another
-        entry still uses the session id."""
+        entry still uses the session id. With `expect`, ConflictError and nothing changed
+        unless the entry is as expected."""
         check_agent_id(agent_id)
-        return await self._db.write(lambda c: lc.delete_session(c, agent_id, key, archive=archive))
+
+        def delete(c: sqlite3.Connection) -> DeleteResult:
+            if expect is not None:
+                check_expect(c, agent_id, key, expect)
+            return lc.delete_session(c, agent_id, key, archive=archive)
+
+        return await self._db.write(delete)
 
     async def delete_transcript(
         self, transcript_id: int, *, chunk_lines: int = lc.DELETE_CHUNK_LINES

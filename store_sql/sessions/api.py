@@ -5,14 +5,19 @@ Each method validates its arguments on the caller's side, then hands one functio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql import addresses
 from store_sql.formats import jsjson
+from store_sql.sessions import guards
 from store_sql.sessions import rows as sessions
+from store_sql.sessions.guards import EntryText, Expect, SessionOp, SessionOpResult
 from store_sql.sessions.recovery import IndexRecovery, recover_index
 from store_sql.sessions.rows import Entry, ListFilter, Mutator, SessionSummary
+from store_sql.sessions.turns import TurnMutation, TurnResult
+from store_sql.transcripts.appends import LEAF
 
 if TYPE_CHECKING:
     from store_sql.engine.database import Database
@@ -81,22 +86,53 @@ class SessionIndexAPI:
         """Agents that have a session index."""
         return await self._db.read(sessions.list_agents)
 
-    async def patch(self, agent_id: str, key: str, patch: Mapping[str, Any]) -> Entry:
+    async def get_text(self, agent_id: str, key: str) -> EntryText | None:
+        """The entry's exact stored text and its version (the ETag over HTTP), or None."""
+        addresses.check_agent_id(agent_id)
+        return await self._db.read(lambda c: guards.read_entry(c, agent_id, key))
+
+    async def patch(
+        self, agent_id: str, key: str, patch: Mapping[str, Any], *, expect: Expect | None = None
+    ) -> Entry:
         """Merge `patch` into the entry (`None` removes a field) and return the result.
 
-        Creates the entry when missing; the result must have `sessionId` and `updatedAt`."""
+        Creates the entry when missing; the result must have `sessionId` and `updatedAt`.
+        With `expect`, ConflictError and nothing written unless the entry is as expected."""
         addresses.check_agent_id(agent_id)
         addresses.check_session_key(key)
+        if expect is not None:
+            return (await self.patch_text(agent_id, key, patch, expect=expect)).value()
         text = await self._db.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
         # Parsed here, not on the writer's thread: the writer is the one everybody waits for.
         entry: Entry = jsjson.loads(text)
         return entry
 
-    async def put(self, agent_id: str, key: str, entry: Entry) -> Entry:
+    async def patch_text(
+        self, agent_id: str, key: str, patch: Mapping[str, Any], *, expect: Expect | None = None
+    ) -> EntryText:
+        """`patch`, answering with the stored text and version instead of a parsed entry."""
+        addresses.check_agent_id(agent_id)
+        addresses.check_session_key(key)
+        return await self._db.write(lambda c: guards.patch(c, agent_id, key, patch, expect))
+
+    async def put(
+        self, agent_id: str, key: str, entry: Entry, *, expect: Expect | None = None
+    ) -> Entry:
         """Replace the entry whole."""
         addresses.check_agent_id(agent_id)
         addresses.check_session_key(key)
+        if expect is not None:
+            await self.put_text(agent_id, key, entry, expect=expect)
+            return entry
         return await self._db.write(lambda c: sessions.put_entry(c, agent_id, key, entry))
+
+    async def put_text(
+        self, agent_id: str, key: str, entry: Entry, *, expect: Expect | None = None
+    ) -> EntryText:
+        """`put`, answering with the stored text and version."""
+        addresses.check_agent_id(agent_id)
+        addresses.check_session_key(key)
+        return await self._db.write(lambda c: guards.put(c, agent_id, key, entry, expect))
 
     async def update(self, agent_id: str, key: str, mutator: Mutator) -> Entry | None:
         """Atomic read-modify-write: `mutator(entry or None) -> new entry or None`.
@@ -107,15 +143,22 @@ class SessionIndexAPI:
         addresses.check_session_key(key)
         return await self._db.write(lambda c: sessions.update_entry(c, agent_id, key, mutator))
 
-    async def delete(self, agent_id: str, key: str) -> bool:
+    async def delete(self, agent_id: str, key: str, *, expect: Expect | None = None) -> bool:
         """Remove the entry; True if it existed."""
         addresses.check_agent_id(agent_id)
+        if expect is not None:
+            return await self._db.write(lambda c: guards.delete(c, agent_id, key, expect))
         return await self._db.write(lambda c: sessions.delete_entry(c, agent_id, key))
 
-    async def touch(self, agent_id: str, key: str, updated_at: int) -> None:
+    async def touch(
+        self, agent_id: str, key: str, updated_at: int, *, expect: Expect | None = None
+    ) -> None:
         """Set `updatedAt` only: the fast path for the gateway's most frequent write."""
         addresses.check_agent_id(agent_id)
         addresses.check_int("updatedAt", updated_at)
+        if expect is not None:
+            await self.touch_text(agent_id, key, updated_at, expect=expect)
+            return
         await self._db.write(lambda c: sessions.touch_entry(c, agent_id, key, updated_at))
 
     async def recover(self, agent_id: str) -> IndexRecovery:
@@ -128,6 +171,51 @@ class SessionIndexAPI:
         is not damaged."""
         addresses.check_agent_id(agent_id)
         return await self._db.write(lambda c: recover_index(c, agent_id))
+
+    async def touch_text(
+        self, agent_id: str, key: str, updated_at: int, *, expect: Expect | None = None
+    ) -> EntryText:
+        """`touch`, answering with the entry's stored text and version."""
+        addresses.check_agent_id(agent_id)
+        addresses.check_int("updatedAt", updated_at)
+        return await self._db.write(lambda c: guards.touch(c, agent_id, key, updated_at, expect))
+
+    async def batch(self, agent_id: str, ops: Sequence[SessionOp]) -> list[SessionOpResult]:
+        """Several patches, puts, deletes and touches (each with its own `expect`) as one
+        transaction: all are written, or (the first failure raised) none."""
+        addresses.check_agent_id(agent_id)
+        for op in ops:
+            addresses.check_session_key(op.key)
+        ops = list(ops)
+        return await self._db.write(lambda c: guards.apply_batch(c, agent_id, ops))
+
+    async def turn(
+        self,
+        agent_id: str,
+        key: str,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        updated_at: int | None = None,
+        fields: Mapping[str, Any] | None = None,
+        expect_session_id: str | None = None,
+        parent_id: str | None = LEAF,
+    ) -> TurnResult:
+        """One gateway turn in one transaction: append `entries` to the live transcript of
+        the session `key` names and merge `{**fields, "updatedAt": updated_at}` (now, in
+        epoch ms, unless given) into its entry. With `expect_session_id`, ConflictError and
+        nothing written when the key was rebound to another session meanwhile."""
+        addresses.check_agent_id(agent_id)
+        addresses.check_session_key(key)
+        stamp = int(time.time() * 1000) if updated_at is None else updated_at
+        mutation = TurnMutation(
+            agent_id,
+            key,
+            entries,
+            {**(fields or {}), "updatedAt": stamp},
+            expect_session_id=expect_session_id,
+            parent_id=parent_id,
+        )
+        return await self._db.write(mutation)
 
     async def render_json(self, agent_id: str) -> bytes | None:
         """The agent's sessions.json exactly as export writes it (None: no index)."""

@@ -167,15 +167,15 @@ def _prefetch_keys(
         return
     # Newest first, so the oldest entry of each key is the one left in the dict, as
     # find_by_idempotency_key answers.
-    for tid, key, entry_id, pos in conn.execute(
-        "SELECT l.transcript_id, l.idempotency_key, l.entry_id, l.pos FROM "
+    for tid, key, entry_id, pos, parent_id in conn.execute(
+        "SELECT l.transcript_id, l.idempotency_key, l.entry_id, l.pos, l.parent_id FROM "
         + _PAIRS_JOIN.format(column="idempotency_key")
         + " ORDER BY l.pos DESC",
         (orjson.dumps(sorted(wanted)).decode(),),
     ):
         stored = by_tid[tid].stored_keys
         assert stored is not None
-        stored[key] = (entry_id, int(pos))
+        stored[key] = (entry_id, int(pos), parent_id)
 
 
 def _check_new_ids(conn: sqlite3.Connection, chains: Iterable[Chain]) -> None:

@@ -38,6 +38,8 @@ class Appended:
     pos: int
     existed: bool
     """True when an entry with the same idempotency key was already there (nothing written)."""
+    parent_id: str | None = None
+    """The entry's `parentId` (the stored one when `existed`); None for a root."""
 
 
 def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: Container[str]) -> str:
@@ -55,17 +57,21 @@ def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: Container[str])
     return new_entry_id(is_taken)
 
 
+StoredKey = tuple[str | None, int, str | None]
+"""The entry holding an idempotency key: (entry_id, pos, parent_id)."""
+
+
 def find_by_idempotency_key(
     conn: sqlite3.Connection, transcript_id: int, key: str
-) -> tuple[str | None, int] | None:
+) -> StoredKey | None:
     # `+pos`: without it SQLite may walk the (transcript_id, pos) index to avoid a sort and
     # scan the whole transcript (38-68 ms at 100,000 lines) instead of the key index.
     row = conn.execute(
-        "SELECT entry_id, pos FROM transcript_lines WHERE transcript_id = ? "
+        "SELECT entry_id, pos, parent_id FROM transcript_lines WHERE transcript_id = ? "
         "AND idempotency_key = ? ORDER BY +pos LIMIT 1",
         (transcript_id, key),
     ).fetchone()
-    return None if row is None else (row[0], int(row[1]))
+    return None if row is None else (row[0], int(row[1]), row[2])
 
 
 @dataclass(slots=True)
@@ -88,7 +94,7 @@ class Chain:
     """Ids written by the appends of this run, and their positions."""
     keys: dict[str, Appended] = field(default_factory=dict)
     """Idempotency keys written by the appends of this run."""
-    stored_keys: dict[str, tuple[str | None, int]] | None = None
+    stored_keys: dict[str, StoredKey] | None = None
     """Stored entries of the keys this run uses, read up front (None: look each one up)."""
     check_ids: bool = True
     """False: new ids are checked against the stored ones after the run (`_check_new_ids`)."""
@@ -167,9 +173,9 @@ def append_to_chain(
                 else:
                     found = chain.stored_keys.get(key)
                 if found is not None:
-                    existing = Appended(id=found[0] or "", pos=found[1], existed=True)
+                    existing = Appended(found[0] or "", found[1], True, found[2])
             if existing is not None:
-                results.append(Appended(existing.id, existing.pos, existed=True))
+                results.append(Appended(existing.id, existing.pos, True, existing.parent_id))
                 continue
         if chain.check_ids:
             entry_id = _new_id(conn, transcript_id, chain.new_ids)
@@ -184,7 +190,7 @@ def append_to_chain(
              now if entry.timestamp_json is None else entry.timestamp, key, len(line))
         )  # fmt: skip
         chain.added_bytes += len(line) + 1
-        appended = Appended(entry_id, pos, False)
+        appended = Appended(entry_id, pos, False, parent)
         if key is not None:
             chain.keys[key] = appended
         chain.new_ids[entry_id] = pos

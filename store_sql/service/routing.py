@@ -1,0 +1,239 @@
+"""The route table: each operation's method, path, handler and description, and matching.
+
+Paths are matched segment by segment on the raw (still percent-encoded) path, each segment
+decoded on its own: a session key holding `/` arrives as one `%2F`-encoded segment and is
+never split. A segment is a literal (`sessions:batch`), a parameter (`{key}`) or a parameter
+with a literal suffix (`{sessionId}.jsonl`); where several routes match, the one with the
+most literal text first wins (`sessions/events` before `sessions/{key}`).
+
+The same table produces the OpenAPI document (openapi.py), so both always agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+from urllib.parse import unquote_to_bytes
+
+from msgspec import Struct
+from starlette.requests import Request
+from starlette.responses import Response
+
+from store_sql.service.http_errors import ApiError
+
+if TYPE_CHECKING:
+    from store_sql.service.app import Service
+
+Handler = Callable[["Call"], Awaitable[Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A query parameter: its name, JSON-schema type and what it does."""
+
+    name: str
+    type: str
+    doc: str
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    body: type[Struct] | None = None
+    body_doc: str | None = None
+    """For a body that is not a Struct (a patch, an entry): what it is."""
+    query: tuple[Param, ...] = ()
+    headers: tuple[Param, ...] = ()
+    public: bool = False
+    produces: str = "application/json"
+    ok_status: int = 200
+    errors: tuple[int, ...] = (400, 404)
+    name: str = ""
+
+    @property
+    def operation_id(self) -> str:
+        return self.name or self.handler.__name__.lstrip("_")
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    literal: str | None
+    param: str | None = None
+    suffix: str = ""
+
+    def score(self) -> tuple[int, int]:
+        if self.literal is not None:
+            return (2, len(self.literal))
+        return (1 if self.suffix else 0, len(self.suffix))
+
+
+def _compile(path: str) -> tuple[_Segment, ...]:
+    parts = path.strip("/").split("/")
+    segments = []
+    for part in parts:
+        if part.startswith("{"):
+            close = part.index("}")
+            segments.append(_Segment(None, part[1:close], part[close + 1 :]))
+        else:
+            segments.append(_Segment(part))
+    return tuple(segments)
+
+
+@dataclass(slots=True)
+class _Compiled:
+    op: Operation
+    segments: tuple[_Segment, ...]
+    score: tuple[tuple[int, int], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.score = tuple(s.score() for s in self.segments)
+
+
+class Router:
+    """Finds the operation of a method and raw path."""
+
+    def __init__(self, operations: Sequence[Operation]) -> None:
+        self.operations = list(operations)
+        by_length: dict[int, list[_Compiled]] = {}
+        for op in operations:
+            compiled = _Compiled(op, _compile(op.path))
+            by_length.setdefault(len(compiled.segments), []).append(compiled)
+        for routes in by_length.values():
+            routes.sort(key=lambda r: r.score, reverse=True)
+        self._by_length = by_length
+
+    def match(self, method: str, raw_path: bytes) -> tuple[Operation, dict[str, str]]:
+        """The operation and its decoded path parameters; ApiError NOT_FOUND for an unknown
+        path, INVALID (405) for a method the path does not take."""
+        parts = raw_path.strip(b"/").split(b"/")
+        routes = self._by_length.get(len(parts), ())
+        allowed: list[str] = []
+        decoded: list[str] | None = None
+        for route in routes:
+            if decoded is None:
+                decoded = [_decode_segment(p) for p in parts]
+            params = _bind(route.segments, decoded)
+            if params is None:
+                continue
+            if route.op.method != method:
+                allowed.append(route.op.method)
+                continue
+            return route.op, params
+        if allowed:
+            raise ApiError(
+                "INVALID", f"{method} is not allowed here; use {', '.join(allowed)}", status=405
+            )
+        raise ApiError("NOT_FOUND", "no such endpoint (see /openapi.json)")
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(self.operations)
+
+
+def _bind(segments: tuple[_Segment, ...], parts: list[str]) -> dict[str, str] | None:
+    params: dict[str, str] = {}
+    for seg, part in zip(segments, parts, strict=True):
+        if seg.literal is not None:
+            if part != seg.literal:
+                return None
+            continue
+        if seg.suffix:
+            if not part.endswith(seg.suffix) or len(part) == len(seg.suffix):
+                return None
+            part = part[: -len(seg.suffix)]
+        elif not part:
+            return None
+        assert seg.param is not None
+        params[seg.param] = part
+    return params
+
+
+_PLAIN: Final = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:~")
+
+
+def _decode_segment(raw: bytes) -> str:
+    if all(b in _PLAIN for b in raw):
+        return raw.decode("ascii")
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError("INVALID", "a path segment is not UTF-8 once percent-decoded") from exc
+
+
+class Call:
+    """One request as a handler sees it: the Starlette request, the path parameters and
+    the service."""
+
+    __slots__ = ("params", "request", "service")
+
+    def __init__(self, service: Service, request: Request, params: dict[str, str]) -> None:
+        self.service = service
+        self.request = request
+        self.params = params
+
+    async def body(self) -> bytes:
+        """The request body, refused (413 TOO_LARGE) past the server's limit."""
+        limit = self.service.config.max_body
+        declared = self.request.headers.get("content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                raise ApiError("INVALID", "Content-Length is not a number") from None
+            if size > limit:
+                raise ApiError("TOO_LARGE", f"the body is {size} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in self.request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise ApiError("TOO_LARGE", f"the body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def query(self, name: str) -> str | None:
+        return self.request.query_params.get(name)
+
+    def query_int(
+        self, name: str, default: int | None, *, low: int = 0, high: int = 2**53
+    ) -> int | None:
+        text = self.request.query_params.get(name)
+        if text is None or text == "":
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise ApiError("INVALID", f"{name} must be an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise ApiError("INVALID", f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def query_bool(self, name: str, default: bool = False) -> bool:
+        text = self.request.query_params.get(name)
+        if text is None or text == "":
+            return default
+        if text in ("1", "true", "yes"):
+            return True
+        if text in ("0", "false", "no"):
+            return False
+        raise ApiError("INVALID", f"{name} must be true or false, got {text!r}")
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+
+def describe(*params: tuple[str, str, str]) -> tuple[Param, ...]:
+    """Query parameters from (name, type, doc) triples."""
+    return tuple(Param(n, t, d) for n, t, d in params)
+
+
+def collect(*groups: Sequence[Operation]) -> list[Operation]:
+    out: list[Operation] = []
+    for group in groups:
+        out.extend(group)
+    return out

@@ -1,0 +1,95 @@
+"""A real `store-sql serve` in a child process, for the service tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from store_sql.service import discovery
+from store_sql.service.remote import Answer, ServiceClient, segment
+
+REPO = Path(__file__).resolve().parent.parent
+STORE_SQL = Path(sys.executable).with_name("store-sql")
+
+
+class RunningServer:
+    """`store-sql serve --db DB` (TCP on a free loopback port, or a unix socket)."""
+
+    def __init__(self, db: Path, *, socket: Path | None = None, extra: tuple[str, ...] = ()):
+        self.db = db
+        self.socket = socket
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client: ServiceClient | None = None
+        self.log = db.with_name(db.name + ".serve.log")
+
+    def start(self, timeout: float = 30.0) -> RunningServer:
+        args = [str(STORE_SQL), "serve", "--db", str(self.db)]
+        args += ["--socket", str(self.socket)] if self.socket else ["--port", "0"]
+        args += list(self.extra)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=self.db.parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"store-sql serve exited: {self.log.read_text()[-2000:]}")
+            record = discovery.read(self.db)
+            if (
+                record is not None
+                and record.pid == self.proc.pid
+                and discovery.answers(record.address)
+            ):
+                self.record = record
+                self.token = record.token_file.read_text().strip()
+                self.client = ServiceClient(record.address, self.token, timeout=60)
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("store-sql serve did not start in time")
+
+    def new_client(self) -> ServiceClient:
+        return ServiceClient(self.record.address, self.token, timeout=60)
+
+    def request(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Answer:
+        assert self.client is not None
+        return self.client.request(method, path, body, **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.client is not None:
+            self.client.close()
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def __enter__(self) -> RunningServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.kill()
+
+
+def session_path(agent: str, key: str) -> str:
+    return f"/v1/agents/{segment(agent)}/sessions/{segment(key)}"
+
+
+def transcript_path(agent: str, session_id: str) -> str:
+    return f"/v1/agents/{segment(agent)}/transcripts/{segment(session_id)}"
