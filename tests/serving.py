@@ -93,3 +93,48 @@ def session_path(agent: str, key: str) -> str:
 
 def transcript_path(agent: str, session_id: str) -> str:
     return f"/v1/agents/{segment(agent)}/transcripts/{segment(session_id)}"
+
+
+class EventStream:
+    """A Server-Sent Events subscription read line by line (http.client, chunked)."""
+
+    def __init__(
+        self, server: RunningServer, path: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.conn = discovery.connection(server.record.address, 30)
+        sent = {"Authorization": f"Bearer {server.token}", "Accept": "text/event-stream"}
+        sent.update(headers or {})
+        self.conn.request("GET", path, headers=sent)
+        self.response = self.conn.getresponse()
+        self.status = self.response.status
+
+    def next_event(self) -> dict[str, str]:
+        """The next event (comments skipped): {"event", "id"?, "data"}."""
+        event: dict[str, str] = {}
+        data: list[str] = []
+        while True:
+            raw = self.response.readline()
+            if not raw:
+                raise EOFError("the event stream ended")
+            line = raw.decode("utf-8").rstrip("\n")
+            if line == "":
+                if event or data:
+                    event["data"] = "\n".join(data)
+                    return event
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(": ")
+            if field == "data":
+                data.append(value)
+            elif field in ("event", "id"):
+                event[field] = value
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

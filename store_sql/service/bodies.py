@@ -190,6 +190,7 @@ class TurnBody(Struct, rename="camel", forbid_unknown_fields=True):
 class ResetBody(Struct, rename="camel", forbid_unknown_fields=True):
     cwd: str | UnsetType = UNSET
     keep_fields: list[str] = []
+    expect: ExpectBody | UnsetType = UNSET
 
 
 class CheckpointForkBody(Struct, rename="camel", forbid_unknown_fields=True):

@@ -29,8 +29,10 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def document(operations: Iterable[Operation], version: str) -> dict[str, Any]:
+    operations = list(operations)
+    shapes = {*BODY_SHAPES, *(op.body for op in operations if op.body is not None)}
     _, components = msgspec.json.schema_components(
-        BODY_SHAPES, ref_template="#/components/schemas/{name}"
+        sorted(shapes, key=lambda s: s.__name__), ref_template="#/components/schemas/{name}"
     )
     components["Error"] = {
         "type": "object",

@@ -9,12 +9,13 @@ reader pool and use SQL walks, never a full load.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql.addresses import Target, check_agent_id, check_int, check_session_id
 from store_sql.errors import InvalidEntryError
 from store_sql.sessions.rows import default_rel_dir
+from store_sql.errors import ConflictError
 from store_sql.transcripts import context as context_mod
 from store_sql.transcripts import reads as reads
 from store_sql.transcripts import rows as tx
@@ -320,6 +321,43 @@ class TranscriptAPI:
 
     async def counts(self, agent_id: str, target: Target) -> TranscriptCounts:
         return await self._read(agent_id, target, reads.counts)
+
+    async def file_chunks(
+        self, agent_id: str, target: Target, *, chunk_lines: int = 4096
+    ) -> AsyncIterator[bytes]:
+        """The transcript as its JSONL file, read `chunk_lines` lines per snapshot: the
+        bytes `file_bytes` returned when the first chunk was read, in flat memory.
+
+        Stored lines never change and appends only add lines after them, so later chunks
+        read the same lines the first snapshot saw. A transcript replaced or deleted
+        meanwhile (its generation moved) raises ConflictError before any further byte."""
+        check_agent_id(agent_id)
+        info = await self._db.read(lambda c: _resolve(c, agent_id, target))
+        tid, generation = info.transcript_id, info.generation
+        last = info.line_count - 1
+        wrote = False
+        low = 0
+        while low <= last:
+            high = min(low + chunk_lines - 1, last)
+
+            def chunk(c: sqlite3.Connection, low: int = low, high: int = high) -> list[bytes]:
+                now = tx.get_info(c, tid)
+                if now.generation != generation:
+                    raise ConflictError(
+                        f"transcript {info.file_name} was replaced while it was read; read again"
+                    )
+                return list(transcript_blocks(c, tid, from_pos=low, upto_pos=high, newline=False))
+
+            blocks = await self._db.read(chunk)
+            if blocks:
+                if wrote:
+                    yield b"\n"
+                for block in blocks:
+                    yield block
+                wrote = True
+            low = high + 1
+        if wrote and info.ends_with_newline:
+            yield b"\n"
 
     async def file_bytes(self, agent_id: str, target: Target) -> bytes:
         """The transcript as its JSONL file (exactly as export writes it)."""

@@ -62,10 +62,11 @@ def transcript_blocks(
     conn: sqlite3.Connection,
     transcript_id: int,
     *,
+    from_pos: int | None = None,
     upto_pos: int | None = None,
     newline: bool | None = None,
 ) -> Iterator[bytes]:
-    """A transcript's file bytes: lines 0..`upto_pos`, each
+    """A transcript's file bytes: lines `from_pos`(0)..`upto_pos`, each
     followed by ``\\n`` except the last when the file had no final newline (`newline`,
     default: as stored). Separators between blocks come as their own one-byte chunks, so a
     block is never copied to prepend one."""
@@ -78,6 +79,8 @@ def transcript_blocks(
     first, last = conn.execute(_BOUNDS_SQL, (transcript_id,)).fetchone()
     if first is None:
         return
+    if from_pos is not None:
+        first = max(first, from_pos)
     if upto_pos is not None:
         last = min(last, upto_pos)
     lines = _FIRST_LINES
