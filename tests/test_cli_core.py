@@ -232,7 +232,12 @@ def test_sessions_delete(populated: Fixture) -> None:
     assert ok("sessions", "delete", "--db", populated.db, "7") == "deleted 7\n"
     done = cli("sessions", "delete", "--json", "--db", populated.db, "7")
     assert done.returncode == 1
-    assert json.loads(done.stdout) == {"agent": "main", "key": "7", "deleted": False}
+    assert json.loads(done.stdout) == {
+        "agent": "main",
+        "key": "7",
+        "deleted": False,
+        "via": "local",
+    }
 
 
 def test_the_database_defaults_to_store_sql_db_or_the_working_directory(
@@ -335,7 +340,13 @@ def test_transcript_append(populated: Fixture) -> None:
     assert out.endswith(" at line 7\n")
     new_id = out.split()[1]
     again = json.loads(ok("transcript", "append", "--json", "--db", populated.db, SID, entry))
-    assert again == {"id": new_id, "pos": 6, "existed": True}
+    assert again == {
+        "id": new_id,
+        "pos": 6,
+        "existed": True,
+        "parent_id": populated.tool_id,
+        "via": "local",
+    }
     done = cli("transcript", "append", "--db", populated.db, "nope", '{"type":"custom"}')
     assert done.returncode == 2
     assert done.stderr == "store-sql: agent 'main' has no live transcript for session 'nope'\n"

@@ -57,7 +57,7 @@ def test_append_read_and_retry(server: RunningServer) -> None:
     assert first["existed"] is False
     assert second["parentId"] == first["id"]
     retry = server.request("POST", base + "/entries", {"entries": [message("user", "hi", "k1")]})
-    assert retry.json() == [{"id": first["id"], "parentId": first["parentId"], "existed": True}]
+    assert retry.json() == [{**first, "existed": True}]
     recent = server.request("GET", base + "/recent", query={"limit": 1}).json()
     assert [e["id"] for e in recent["entries"]] == [second["id"]]
     path = server.request("GET", base + "/path").json()["entries"]

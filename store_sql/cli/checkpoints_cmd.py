@@ -10,7 +10,9 @@ import orjson
 
 from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, with_store
+from store_sql.cli.remote import server_for, session_path, via
 from store_sql.formats import jsjson
+from store_sql.service.remote import segment
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -101,28 +103,54 @@ def _fork_report(result: Any) -> dict[str, Any]:
     }
 
 
+def _remote_fork(client: Any, args: argparse.Namespace, action: str) -> dict[str, Any]:
+    body = {"newKey": args.new_key} if getattr(args, "new_key", None) is not None else {}
+    path = session_path(args.agent, args.key, "checkpoints", segment(args.checkpoint_id), action)
+    with client:
+        done = client.call("POST", path, body)
+    return {
+        "key": done["key"],
+        "sessionId": done["sessionId"],
+        "sessionFile": done["fileName"],
+        "checkpoint": done["checkpoint"],
+        "entry": done["entry"],
+    }
+
+
 def _branch(args: argparse.Namespace) -> int:
-    result = with_store(
-        args.db,
-        lambda s: s.checkpoints.branch(
-            args.agent, args.key, args.checkpoint_id, new_key=args.new_key
-        ),
-    )
-    if args.json:
-        output.emit_json({"ok": True, "sourceKey": args.key, **_fork_report(result)})
+    client = server_for(args)
+    if client is None:
+        report = _fork_report(
+            with_store(
+                args.db,
+                lambda s: s.checkpoints.branch(
+                    args.agent, args.key, args.checkpoint_id, new_key=args.new_key
+                ),
+            )
+        )
     else:
-        print(f"branched {args.key} at {args.checkpoint_id} into {result.key}")
-        print(f"session {result.session_id}, transcript {result.file_name}")
+        report = _remote_fork(client, args, "branch")
+    if args.json:
+        output.emit_json(via({"ok": True, "sourceKey": args.key, **report}, client))
+    else:
+        print(f"branched {args.key} at {args.checkpoint_id} into {report['key']}")
+        print(f"session {report['sessionId']}, transcript {report['sessionFile']}")
     return 0
 
 
 def _restore(args: argparse.Namespace) -> int:
-    result = with_store(
-        args.db, lambda s: s.checkpoints.restore(args.agent, args.key, args.checkpoint_id)
-    )
+    client = server_for(args)
+    if client is None:
+        report = _fork_report(
+            with_store(
+                args.db, lambda s: s.checkpoints.restore(args.agent, args.key, args.checkpoint_id)
+            )
+        )
+    else:
+        report = _remote_fork(client, args, "restore")
     if args.json:
-        output.emit_json({"ok": True, **_fork_report(result)})
+        output.emit_json(via({"ok": True, **report}, client))
     else:
         print(f"restored {args.key} to checkpoint {args.checkpoint_id}")
-        print(f"session {result.session_id}, transcript {result.file_name}")
+        print(f"session {report['sessionId']}, transcript {report['sessionFile']}")
     return 0

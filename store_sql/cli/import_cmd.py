@@ -6,6 +6,7 @@ Exit status 0 when every file imported (damaged lines are kept and reported, not
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, TextIO
 
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
+from store_sql.cli.remote import server_for, via
 from store_sql.importer.api import import_path
 from store_sql.importer.report import ImportProgress, ImportReport
 from store_sql.search.indexer import backlog
@@ -53,55 +55,67 @@ def _import(args: argparse.Namespace) -> int:
         )
         return report, await store.read(backlog)
 
-    try:
-        report, waiting = with_store(args.db, run, create=True)
-    finally:
-        if bar is not None:
-            bar.close()
-    value = {**report.as_dict(), "full_text_waiting": waiting}
-    human = _human(report)
-    if waiting and not report.dry_run:
+    client = server_for(args)
+    if client is None:
+        try:
+            report, waiting = with_store(args.db, run, create=True)
+        finally:
+            if bar is not None:
+                bar.close()
+        value = {**report.as_dict(), "full_text_waiting": waiting}
+    else:
+        body: dict[str, Any] = {"path": os.path.abspath(args.path), "dryRun": args.dry_run}
+        if args.agent is not None:
+            body["agent"] = args.agent
+        with client:
+            value = client.call("POST", "/v1/import", body)
+        waiting = value["full_text_waiting"]
+    human = _human(value)
+    if waiting and not value["dry_run"]:
         # The lines are findable at once (a search scans what is not indexed), but a big
         # import leaves more than a search scans: say how to index them.
         human += (
             f"\nfull-text index: {waiting} lines to index; a store opened by the gateway does "
             "it in idle time, `store-sql search --catch-up` does it now"
         )
-    output.emit(value, args.json, human)
-    return 0 if report.ok else 1
+    output.emit(via(value, client) if args.json else value, args.json, human)
+    return 0 if value["ok"] else 1
 
 
-def _human(report: ImportReport) -> str:
+def _human(report: dict[str, Any]) -> str:
+    """The readable summary of an import, from its JSON form (`ImportReport.as_dict`)."""
     lines: list[str] = []
-    for f in report.files:
-        if f.status in ("imported", "unchanged") and not f.damaged_total and not f.message:
+    for f in report["files"]:
+        status, message = f["status"], f["message"]
+        if status in ("imported", "unchanged") and not f["damaged_total"] and not message:
             continue
-        lines.append(f"{f.status:>11}  {f.rel_path}" + (f"  ({f.message})" if f.message else ""))
-        lines.extend(f"{'':>11}    line {n}: {reason}" for n, reason in f.damaged)
-        if f.damaged_total > len(f.damaged):
-            lines.append(f"{'':>11}    ... {f.damaged_total - len(f.damaged)} more damaged lines")
-    for s in report.skipped:
-        lines.append(f"{'skipped':>11}  {s.path}  ({s.reason})")
-    for d in report.databases:
-        if d.status == "error":
-            lines.append(f"{'error':>11}  {d.path}  ({d.message})")
+        lines.append(f"{status:>11}  {f['rel_path']}" + (f"  ({message})" if message else ""))
+        damaged = f["damaged"]
+        lines.extend(f"{'':>11}    line {d['line']}: {d['reason']}" for d in damaged)
+        if f["damaged_total"] > len(damaged):
+            lines.append(f"{'':>11}    ... {f['damaged_total'] - len(damaged)} more damaged lines")
+    for s in report["skipped"]:
+        lines.append(f"{'skipped':>11}  {s['path']}  ({s['reason']})")
+    for d in report.get("databases", []):
+        if d["status"] == "error":
+            lines.append(f"{'error':>11}  {d['path']}  ({d['message']})")
             continue
         lines.append(
-            f"{'database':>11}  {d.path} (schema {d.schema_version}, OpenClaw {d.app_version}): "
-            f"{d.sessions} sessions, {d.transcripts} transcripts, {d.events} new events, "
-            f"{d.archives} archives, {d.cold_archives} in cold storage, "
-            f"{d.pre_migration_files} pre-migration files"
-            + (f"  ({d.message})" if d.message else "")
+            f"{'database':>11}  {d['path']} (schema {d['schema_version']}, OpenClaw "
+            f"{d['app_version']}): {d['sessions']} sessions, {d['transcripts']} transcripts, "
+            f"{d['events']} new events, {d['archives']} archives, {d['cold_archives']} in cold "
+            f"storage, {d['pre_migration_files']} pre-migration files"
+            + (f"  ({d['message']})" if d["message"] else "")
         )
-    t = report.totals
+    t = report["totals"]
     statuses = ", ".join(
         f"{k.removeprefix('status_')} {v}" for k, v in t.items() if k.startswith("status_")
     )
-    what = "would import" if report.dry_run else "imported"
+    what = "would import" if report["dry_run"] else "imported"
     lines.append(
         f"{what} {t['files']} files ({statuses or 'none'}): {t['lines']} lines, "
         f"{t['entries']} entries, {t['bytes']} bytes, {t['damaged']} damaged lines kept, "
-        f"{t['skipped']} skipped, in {report.duration_s:.2f}s"
+        f"{t['skipped']} skipped, in {report['duration_s']:.2f}s"
     )
     return "\n".join(lines)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
+from store_sql.cli.remote import agent_path, server_for, session_path, via
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
@@ -96,22 +97,44 @@ def _get(args: argparse.Namespace) -> int:
 
 def _patch(args: argparse.Namespace) -> int:
     patch = json_object_argument(args.patch, "PATCH_JSON", """'{"label":"x"}'""")
-    entry = with_store(
-        args.db, lambda s: s.sessions.patch(args.agent, args.key, patch), create=True
-    )
+    client = server_for(args)
+    if client is None:
+        entry = with_store(
+            args.db, lambda s: s.sessions.patch(args.agent, args.key, patch), create=True
+        )
+    else:
+        with client:
+            answer = client.request(
+                "PATCH", session_path(args.agent, args.key), raw=jsjson.dumps_bytes(patch)
+            )
+            entry = jsjson.loads(_checked(client, answer).body)
     if args.json:
         # jsjson, not orjson: an entry may hold what JSON.stringify writes and orjson refuses
         # (a lone surrogate as \udxxx, a number like 1e400), and it is printed as stored.
-        print(jsjson.dumps({"agent": args.agent, "key": args.key, "entry": entry}, indent=2))
+        value = via({"agent": args.agent, "key": args.key, "entry": entry}, client)
+        print(jsjson.dumps(value, indent=2))
     else:
         print(jsjson.dumps(entry, indent=2))
     return 0
 
 
+def _checked(client: Any, answer: Any) -> Any:
+    from store_sql.service.remote import error_of
+
+    if answer.status >= 300:
+        raise error_of(answer)
+    return answer
+
+
 def _delete(args: argparse.Namespace) -> int:
-    deleted = with_store(args.db, lambda s: s.sessions.delete(args.agent, args.key))
+    client = server_for(args)
+    if client is None:
+        deleted = with_store(args.db, lambda s: s.sessions.delete(args.agent, args.key))
+    else:
+        with client:
+            deleted = client.call("DELETE", session_path(args.agent, args.key))["deleted"]
     if args.json:
-        output.emit_json({"agent": args.agent, "key": args.key, "deleted": deleted})
+        output.emit_json(via({"agent": args.agent, "key": args.key, "deleted": deleted}, client))
     else:
         print(f"deleted {args.key}" if deleted else f"no session {args.key!r}; nothing deleted")
     return 0 if deleted else 1
@@ -201,9 +224,34 @@ def _cleanup(args: argparse.Namespace) -> int:
             return await store.maintenance.cleanup_all(policy, **options)
         return await store.maintenance.cleanup(args.agent, policy, **options)
 
-    report = with_store(args.db, work)
+    client = server_for(args)
+    if client is None:
+        report = with_store(args.db, work)
+    else:
+        body = {
+            "policy": {
+                "mode": policy.mode,
+                "pruneAfter": args.prune_after,
+                "maxEntries": args.max_entries,
+                "maxDiskBytes": args.max_disk_bytes,
+                "highWaterBytes": args.high_water_bytes,
+                "archiveRetention": "off"
+                if retention is not None and retention.lower() in ("off", "never", "false")
+                else (retention or args.prune_after),
+            },
+            "dryRun": args.dry_run,
+        }
+        if args.active_key is not None:
+            body["activeKey"] = args.active_key
+        path = (
+            "/v1/maintenance/cleanup"
+            if args.all_agents
+            else agent_path(args.agent, "maintenance", "cleanup")
+        )
+        with client:
+            report = client.call("POST", path, body)
     if args.json:
-        output.emit_json(report)
+        output.emit_json(via(report, client))
         return 0
     for summary in report.get("stores", [report]):
         budget = summary["diskBudget"]
@@ -226,36 +274,64 @@ def _cleanup(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    result = with_store(args.db, lambda s: s.lifecycle.reset(args.agent, args.key))
-    if args.json:
-        output.emit_json({"agent": args.agent, **output.plain(result)})
+    client = server_for(args)
+    if client is None:
+        result = output.plain(
+            with_store(args.db, lambda s: s.lifecycle.reset(args.agent, args.key))
+        )
     else:
-        print(f"{args.key}: new session {result.session_id}")
-        for name in result.archived:
+        with client:
+            done = client.call("POST", session_path(args.agent, args.key, "reset"), {})
+        result = {
+            "key": done["key"],
+            "previous_session_id": done["previousSessionId"],
+            "session_id": done["sessionId"],
+            "entry": done["entry"],
+            "archived": done["archived"],
+            "transcript_id": done["transcriptId"],
+        }
+    if args.json:
+        output.emit_json(via({"agent": args.agent, **result}, client))
+    else:
+        print(f"{args.key}: new session {result['session_id']}")
+        for name in result["archived"]:
             print(f"archived {name}")
     return 0
 
 
 def _delete_archive(args: argparse.Namespace) -> int:
-    result = with_store(args.db, lambda s: s.lifecycle.delete(args.agent, args.key))
+    client = server_for(args)
+    if client is None:
+        result = output.plain(
+            with_store(args.db, lambda s: s.lifecycle.delete(args.agent, args.key))
+        )
+    else:
+        with client:
+            done = client.call("DELETE", session_path(args.agent, args.key), {"archive": True})
+        result = {"key": done["key"], "deleted": done["deleted"], "archived": done["archived"]}
     if args.json:
-        output.emit_json({"agent": args.agent, **output.plain(result)})
-    elif not result.deleted:
+        output.emit_json(via({"agent": args.agent, **result}, client))
+    elif not result["deleted"]:
         print(f"no session {args.key!r}; nothing deleted")
     else:
-        print(f"deleted {args.key}" + "".join(f"\narchived {n}" for n in result.archived))
-    return 0 if result.deleted else 1
+        print(f"deleted {args.key}" + "".join(f"\narchived {n}" for n in result["archived"]))
+    return 0 if result["deleted"] else 1
 
 
 def _purge(args: argparse.Namespace) -> int:
     if not args.yes:
         raise InvalidEntryError(f"purging agent {args.agent!r} cannot be undone: add --yes")
-    result = with_store(args.db, lambda s: s.lifecycle.purge_agent(args.agent))
+    client = server_for(args)
+    if client is None:
+        result = output.plain(with_store(args.db, lambda s: s.lifecycle.purge_agent(args.agent)))
+    else:
+        with client:
+            result = client.call("POST", agent_path(args.agent, "purge"), {"confirm": args.agent})
     if args.json:
-        output.emit_json(output.plain(result))
+        output.emit_json(via(result, client))
     else:
         print(
-            f"purged agent {args.agent}: {result.entries} entries, {result.transcripts} "
-            f"transcripts ({result.lines} lines), {result.snapshots} snapshots"
+            f"purged agent {args.agent}: {result['entries']} entries, {result['transcripts']} "
+            f"transcripts ({result['lines']} lines), {result['snapshots']} snapshots"
         )
     return 0

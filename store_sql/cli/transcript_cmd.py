@@ -7,6 +7,10 @@ from typing import Any
 
 from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
+from store_sql.cli.remote import agent_path, server_for, via
+from store_sql.formats import jsjson
+from store_sql.service.remote import error_of, segment
+from store_sql.service.wire import info_fields
 from store_sql.store import Store
 from store_sql.transcripts import render as render
 
@@ -110,18 +114,70 @@ def _append(args: argparse.Namespace) -> int:
             )
         )[0]
 
-    appended = with_store(args.db, work)
+    client = server_for(args)
+    if client is None:
+        appended = output.plain(with_store(args.db, work))
+    else:
+        body = {"entries": [entry]}
+        if args.parent is not None:
+            body["parentId"] = args.parent
+        with client:
+            answer = client.request(
+                "POST",
+                _transcript_path(args, "entries"),
+                raw=jsjson.dumps_bytes(body),
+                query=_target_query(args),
+            )
+            done = _ok(answer).json()[0]
+        appended = {
+            "id": done["id"],
+            "pos": done["pos"],
+            "existed": done["existed"],
+            "parent_id": done["parentId"],
+        }
     output.emit(
-        appended,
+        via(appended, client) if args.json else appended,
         args.json,
-        f"{'exists' if appended.existed else 'appended'} {appended.id} at line {appended.pos + 1}",
+        f"{'exists' if appended['existed'] else 'appended'} {appended['id']} "
+        f"at line {appended['pos'] + 1}",
     )
     return 0
 
 
+def _transcript_path(args: argparse.Namespace, *parts: str) -> str:
+    target = _target(args.session)
+    name = "_" if isinstance(target, int) else target
+    return agent_path(args.agent, "transcripts", segment(name), *parts)
+
+
+def _target_query(args: argparse.Namespace) -> dict[str, Any] | None:
+    target = _target(args.session)
+    return {"transcriptId": target} if isinstance(target, int) else None
+
+
+def _ok(answer: Any) -> Any:
+    if answer.status >= 300:
+        raise error_of(answer)
+    return answer
+
+
 def _migrate(args: argparse.Namespace) -> int:
-    info = with_store(
-        args.db, lambda s: s.transcripts.migrate_to_v3(args.agent, _target(args.session))
+    client = server_for(args)
+    if client is None:
+        info = output.plain(
+            with_store(
+                args.db, lambda s: s.transcripts.migrate_to_v3(args.agent, _target(args.session))
+            )
+        )
+    else:
+        with client:
+            answer = client.request(
+                "POST", _transcript_path(args, "migrate"), query=_target_query(args)
+            )
+            info = info_fields(_ok(answer).json())
+    output.emit(
+        via(info, client) if args.json else info,
+        args.json,
+        f"migrated to v3 as transcript #{info['transcript_id']}",
     )
-    output.emit(info, args.json, f"migrated to v3 as transcript #{info.transcript_id}")
     return 0

@@ -19,6 +19,7 @@ from store_sql.cli.output import plain
 from store_sql.exporter.api import export_tree
 from store_sql.importer.api import import_path
 from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
+from store_sql.search.indexer import backlog
 from store_sql.service import bodies
 from store_sql.service.bodies import CleanupBody, ExportBody, ImportBody, PolicyBody
 from store_sql.service.http_errors import ApiError
@@ -147,7 +148,8 @@ async def run_import(call: Call) -> Response:
         for agent in await call.service.store.sessions.agents():
             call.service.hub.agent_changed(agent)
             call.service.hub.session_changed(agent, "reload", b"{}")
-    return json_response({"report": plain(report), "totals": plain(report.totals)})
+    waiting = await call.service.store.read(backlog)
+    return json_response({**report.as_dict(), "full_text_waiting": waiting})
 
 
 async def run_export(call: Call) -> Response:

@@ -145,8 +145,8 @@ class TouchBody(Struct, rename="camel", forbid_unknown_fields=True):
 
 class DeleteBody(Struct, rename="camel", forbid_unknown_fields=True):
     expect: ExpectBody | UnsetType = UNSET
-    archive: bool = True
-    """Archive the transcript as `<file>.deleted.<time>` (the gateway's delete)."""
+    archive: bool = False
+    """Also archive the transcript as `<file>.deleted.<time>` (the gateway's delete)."""
 
 
 class BatchOp(Struct, rename="camel", forbid_unknown_fields=True):

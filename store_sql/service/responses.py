@@ -15,7 +15,6 @@ from starlette.responses import Response
 
 from store_sql.formats import jsjson
 from store_sql.sessions.guards import EntryText
-from store_sql.transcripts.appends import Appended
 from store_sql.transcripts.reads import StoredEntry
 
 JSON: Final = "application/json"
@@ -69,7 +68,3 @@ def line_item(entry: StoredEntry) -> bytes:
         return head + b'"value":' + entry.raw + b"}"
     text = entry.raw.decode("utf-8", "replace")
     return head + b'"text":' + _encoder.encode(text) + b"}"
-
-
-def appended_item(result: Appended) -> dict[str, Any]:
-    return {"id": result.id, "parentId": result.parent_id, "existed": result.existed}

@@ -203,6 +203,7 @@ async def run(
         timeout_graceful_shutdown=int(GRACE_SECONDS),
         ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
         ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+        proxy_headers=False,
         server_header=False,
         date_header=False,
     )

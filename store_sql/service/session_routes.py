@@ -168,7 +168,7 @@ async def delete_session(call: Call) -> Response:
     call.service.busy_check()
     raw = await call.body()
     body = bodies.decode(raw, DeleteBody) if raw.strip() else DeleteBody()
-    archive = call.query_bool("archive", False) or (bool(raw.strip()) and body.archive)
+    archive = call.query_bool("archive", False) or body.archive
     expect = expect_of(call, body.expect)
     store = call.service.store
     if archive:

@@ -19,7 +19,6 @@ from store_sql.service import bodies
 from store_sql.service.bodies import AppendBody, CreateTranscriptBody, TurnBody
 from store_sql.service.http_errors import ApiError
 from store_sql.service.responses import (
-    appended_item,
     entries_array,
     etag,
     js_response,
@@ -29,9 +28,9 @@ from store_sql.service.responses import (
 )
 from store_sql.service.routing import Call, Operation, Param, describe
 from store_sql.service.session_routes import change_data
+from store_sql.service.wire import appended_item, info_dict
 from store_sql.transcripts.appends import LEAF
 from store_sql.transcripts.reads import Cursor, TreeNode
-from store_sql.transcripts.rows import TranscriptInfo
 
 T: Final = "/v1/agents/{agent}/transcripts/{sessionId}"
 TAG: Final = "transcripts"
@@ -48,29 +47,6 @@ TARGET: Final = Param(
 def _target(call: Call) -> str | int:
     tid = call.query_int("transcriptId", None, low=1)
     return call.params["sessionId"] if tid is None else tid
-
-
-def info_dict(info: TranscriptInfo) -> dict[str, Any]:
-    return {
-        "transcriptId": info.transcript_id,
-        "agentId": info.agent_id,
-        "sessionId": info.session_id,
-        "kind": info.kind,
-        "fileName": info.file_name,
-        "relDir": info.rel_dir,
-        "topic": info.topic,
-        "archivedAt": info.archived_at,
-        "parentSession": info.parent_session,
-        "version": info.version,
-        "leafId": info.leaf_id,
-        "lineCount": info.line_count,
-        "entryCount": info.entry_count,
-        "byteSize": info.byte_size,
-        "damagedCount": info.damaged_count,
-        "generation": info.generation,
-        "supersededBy": info.superseded_by,
-        "createdAt": info.created_at,
-    }
 
 
 # --- writes -----------------------------------------------------------------------------------
@@ -97,7 +73,7 @@ async def append_entries(call: Call) -> Response:
     body = bodies.decode(await call.body(), AppendBody)
     parent = LEAF if body.parent_id is UNSET else body.parent_id
     results = await call.service.store.transcripts.append(
-        agent, session_id, body.entries, parent_id=parent
+        agent, _target(call), body.entries, parent_id=parent
     )
     call.service.hub.transcript_changed(agent, session_id)
     return raw_response(_enc.encode([appended_item(r) for r in results]))
@@ -304,9 +280,10 @@ OPERATIONS: Final = (
         "POST",
         T + "/entries",
         append_entries,
-        "Append entries as a chain: [{id, parentId, existed}] (idempotency keys de-duplicate)",
+        "Append entries as a chain: [{id, parentId, existed, pos}] (idempotency keys dedupe)",
         TAG,
         body=AppendBody,
+        query=(TARGET,),
         errors=(400, 404, 413, 503),
     ),
     Operation(
