@@ -111,6 +111,8 @@ class Router:
     def match(self, method: str, raw_path: bytes) -> tuple[Operation, dict[str, str]]:
         """The operation and its decoded path parameters; ApiError NOT_FOUND for an unknown
         path, INVALID (405) for a method the path does not take."""
+        if method == "HEAD":
+            method = "GET"  # the server sends a GET's status and headers, without the body
         parts = raw_path.strip(b"/").split(b"/")
         routes = self._by_length.get(len(parts), ())
         allowed: list[str] = []
