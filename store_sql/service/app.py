@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from store_sql.service.auth import TokenCheck
-from store_sql.service.bodies import DEFAULT_MAX_BODY
-from store_sql.service.events import EventHub
 from store_sql.service.http_errors import RETRY_AFTER_SECONDS, ApiError, error_body, from_exception
-from store_sql.service.metrics import RequestMetrics
+from store_sql.service.operations import all_operations
 from store_sql.service.routing import Call, Operation, Router
+from store_sql.service.state import ServiceConfig, ServiceState
 from store_sql.store import Store
-
-DEFAULT_MAX_QUEUE: Final = 20_000
-"""Writes waiting for the writer past which new writes are answered 503 BUSY."""
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceConfig:
-    max_body: int = DEFAULT_MAX_BODY
-    max_queue: int = DEFAULT_MAX_QUEUE
 
 
 class Service:
@@ -46,17 +34,9 @@ class Service:
         config: ServiceConfig | None = None,
         operations: Sequence[Operation] | None = None,
     ) -> None:
-        from store_sql.service.operations import all_operations
-
-        self.store = store
-        self.config = config or ServiceConfig()
+        self.state = ServiceState(store, config)
         self.tokens = TokenCheck(token)
-        self.hub = EventHub()
-        self.metrics = RequestMetrics()
         self.router = Router(operations if operations is not None else all_operations())
-        self.started = time.time()
-        self.stopping = False
-        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -70,7 +50,8 @@ class Service:
         started = time.perf_counter()
         name = "unmatched"
         response: Response | None = None
-        self.in_flight += 1
+        state = self.state
+        state.in_flight += 1
         try:
             try:
                 op, params = self.router.match(scope["method"], scope.get("raw_path") or b"/")
@@ -81,18 +62,18 @@ class Service:
                 name = op.operation_id
                 if not op.public and not self._authorized(scope):
                     response = _error_response(_unauthorized())
-                elif self.stopping and not op.public:
+                elif state.stopping and not op.public:
                     response = _error_response(ApiError("BUSY", "the server is stopping"))
                 else:
                     try:
-                        response = await op.handler(Call(self, Request(scope, receive), params))
+                        response = await op.handler(Call(state, Request(scope, receive), params))
                     except Exception as exc:  # answered as its code; see http_errors
                         response = _error_response(from_exception(exc))
             await response(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            state.in_flight -= 1
             code = 500 if response is None else response.status_code
-            self.metrics.observe(name, code, time.perf_counter() - started)
+            state.metrics.observe(name, code, time.perf_counter() - started)
 
     def _authorized(self, scope: Scope) -> bool:
         for key, value in scope["headers"]:
@@ -106,19 +87,6 @@ class Service:
                 values = parse_qs(query.decode("latin-1")).get("access_token") or []
                 return len(values) == 1 and self.tokens.allows_token(values[0])
         return False
-
-    def busy_check(self) -> None:
-        """503 BUSY when the writer's queue is past the limit: the caller retries later
-        instead of queueing behind everybody."""
-        if self.store.write_queue_depth > self.config.max_queue:
-            raise ApiError("BUSY", "the writer's queue is full; retry shortly")
-
-    def gauges(self) -> dict[str, Any]:
-        return {
-            "uptime_seconds": time.time() - self.started,
-            "http_in_flight": self.in_flight,
-            "sse_subscribers": self.hub.subscribers,
-        }
 
 
 def _unauthorized() -> ApiError:

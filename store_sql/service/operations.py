@@ -1,6 +1,9 @@
-"""Every route of the service, in the order the OpenAPI document lists them."""
+"""Every route of the service, in the order the OpenAPI document lists them, and the
+route that publishes that document."""
 
 from __future__ import annotations
+
+from starlette.responses import Response
 
 from store_sql.service import (
     admin_routes,
@@ -10,12 +13,19 @@ from store_sql.service import (
     session_routes,
     transcript_routes,
 )
-from store_sql.service.routing import Operation
+from store_sql.service.openapi import document
+from store_sql.service.responses import json_response
+from store_sql.service.routing import Call, Operation
+
+
+async def openapi(call: Call) -> Response:
+    return json_response(document(all_operations(), service_routes.package_version()))
 
 
 def all_operations() -> list[Operation]:
     return [
         *service_routes.OPERATIONS,
+        Operation("GET", "/openapi.json", openapi, "This document", "service", errors=()),
         *session_routes.OPERATIONS,
         *transcript_routes.OPERATIONS,
         *event_routes.OPERATIONS,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from msgspec import Struct
@@ -21,9 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from store_sql.service.http_errors import ApiError
-
-if TYPE_CHECKING:
-    from store_sql.service.app import Service
+from store_sql.service.state import ServiceState
 
 Handler = Callable[["Call"], Awaitable[Response]]
 
@@ -173,7 +171,7 @@ class Call:
 
     __slots__ = ("params", "request", "service")
 
-    def __init__(self, service: Service, request: Request, params: dict[str, str]) -> None:
+    def __init__(self, service: ServiceState, request: Request, params: dict[str, str]) -> None:
         self.service = service
         self.request = request
         self.params = params

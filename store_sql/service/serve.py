@@ -30,9 +30,10 @@ import uvicorn
 
 from store_sql.errors import StoreError
 from store_sql.service import discovery
-from store_sql.service.app import Service, ServiceConfig
+from store_sql.service.app import Service
 from store_sql.service.auth import load_or_create_token
 from store_sql.service.bodies import DEFAULT_MAX_BODY
+from store_sql.service.state import ServiceConfig
 from store_sql.store import Store
 
 log = logging.getLogger("store_sql.service")
@@ -155,8 +156,7 @@ class _Server(uvicorn.Server):
         if self.should_exit:
             self.force_exit = True
         self.should_exit = True
-        self.service.stopping = True
-        self.service.hub.close()
+        self.service.state.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +215,7 @@ async def run(
             announce(f"store-sql serving {ready.db} at {where.url} (pid {os.getpid()})")
         await server.serve(sockets=[sock])
     finally:
-        service.stopping = True
-        service.hub.close()
+        service.state.stop()
         try:
             await store.close()
         finally:

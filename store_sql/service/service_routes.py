@@ -7,7 +7,6 @@ from typing import Final
 
 from starlette.responses import Response
 
-from store_sql.service.openapi import document
 from store_sql.service.responses import json_response
 from store_sql.service.routing import Call, Operation
 
@@ -40,10 +39,6 @@ async def metrics(call: Call) -> Response:
     return Response(text, 200, None, "text/plain; version=0.0.4; charset=utf-8")
 
 
-async def openapi(call: Call) -> Response:
-    return json_response(document(call.service.router, package_version()))
-
-
 OPERATIONS: Final = (
     Operation(
         "GET", "/v1/health", health, "Liveness (no token needed)", TAG, public=True, errors=()
@@ -57,5 +52,4 @@ OPERATIONS: Final = (
         produces="text/plain",
         errors=(),
     ),
-    Operation("GET", "/openapi.json", openapi, "This document", TAG, errors=()),
 )

@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql.addresses import Target, check_agent_id, check_int, check_session_id
-from store_sql.errors import InvalidEntryError
+from store_sql.errors import ConflictError, InvalidEntryError
 from store_sql.sessions.rows import default_rel_dir
-from store_sql.errors import ConflictError
 from store_sql.transcripts import context as context_mod
 from store_sql.transcripts import reads as reads
 from store_sql.transcripts import rows as tx
