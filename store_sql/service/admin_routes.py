@@ -1,9 +1,9 @@
 """Routes of the store's upkeep: maintenance, search, statistics, import, export, purge.
 
-Their answers are the library's result objects as plain JSON (`cli.output.plain`), the very
-values `store-sql ... --json` prints, so a CLI command that sends its work here prints the
-same thing as when it works locally. Import and export take paths on the server's machine:
-the server runs as the database's owner, beside the files it serves.
+Their answers are the library's result objects as JSON (dataclasses with their field
+names), the very values `store-sql ... --json` prints, so a CLI command that sends its work
+here prints the same thing as when it works locally. Import and export take paths on the
+server's machine: the server runs as the database's owner, beside the files it serves.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from msgspec import UNSET, Struct
 from starlette.responses import Response
 
 from store_sql.admin.stats import collect_stats
-from store_sql.cli.output import plain
 from store_sql.exporter.api import export_tree
 from store_sql.importer.api import import_path
 from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
@@ -122,14 +121,14 @@ async def search(call: Call) -> Response:
         limit=call.query_int("limit", 50, low=1, high=1000) or 50,
         raw=call.query_bool("raw"),
     )
-    return json_response(plain(result))
+    return json_response(result)
 
 
 async def stats(call: Call) -> Response:
     store = call.service.store
     top = call.query_int("top", 10, low=1, high=1000) or 10
     found = await store.read(lambda c: collect_stats(c, store.path, top=top))
-    return json_response(plain(found))
+    return json_response(found)
 
 
 async def run_import(call: Call) -> Response:
@@ -160,7 +159,7 @@ async def run_export(call: Call) -> Response:
     report = await export_tree(
         call.service.store, out, agent=call.params["agent"], durable=body.durable
     )
-    return json_response(plain(report))
+    return json_response(report)
 
 
 async def purge(call: Call) -> Response:
@@ -172,7 +171,7 @@ async def purge(call: Call) -> Response:
     result = await call.service.store.lifecycle.purge_agent(agent)
     call.service.hub.agent_changed(agent)
     call.service.hub.session_changed(agent, "reload", b"{}")
-    return json_response(plain(result))
+    return json_response(result)
 
 
 WRITE_ERRORS: Final = (400, 404, 413, 503)
