@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -66,7 +65,7 @@ class Service:
                     response = _error_response(ApiError("BUSY", "the server is stopping"))
                 else:
                     try:
-                        response = await op.handler(Call(state, Request(scope, receive), params))
+                        response = await op.handler(Call(state, scope, receive, params))
                     except Exception as exc:  # answered as its code; see http_errors
                         response = _error_response(from_exception(exc))
             await response(scope, receive, send)

@@ -24,9 +24,10 @@ import stat
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from store_sql.errors import StoreError
 from store_sql.service import discovery
@@ -131,6 +132,53 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _OneWrite:
+    """A transport that holds a response head until the body written right after it, so
+    both leave in one write: one system call and one segment instead of two per answer.
+    A head with no body after it in the same turn of the loop (HEAD, an event stream
+    waiting for its first event) is written on the next turn; closing writes what is held
+    first. Everything else is the transport's own."""
+
+    __slots__ = ("_held", "_loop", "_raw")
+
+    def __init__(self, raw: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._raw = raw
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._raw.write(held + data)
+        elif data[:5] == b"HTTP/" and data[-4:] == b"\r\n\r\n":
+            self._held = data
+            self._loop.call_soon(self.flush)
+        else:
+            self._raw.write(data)
+
+    def flush(self) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._raw.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._raw.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+class _Protocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol writing each answer in one piece (`_OneWrite`)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.transport = _OneWrite(transport, self.loop)  # type: ignore[assignment]
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server with our stop: a signal asks the service to stop (event streams
     end, new requests are answered BUSY), and is not raised again once the server is down,
@@ -197,7 +245,7 @@ async def run(
     config = uvicorn.Config(
         service,
         lifespan="off",
-        http="httptools",
+        http=_Protocol,
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=int(GRACE_SECONDS),

@@ -1,0 +1,494 @@
+"""The service's speed: calls over HTTP against the same calls in-process, in the same run.
+
+A real `store-sql serve` runs in a child process (one on loopback TCP, one on a unix
+socket), each with its own fresh database; the in-process side opens a third database in
+this process. Store and baseline rounds alternate. Clients keep their connection alive and
+are as lean as a client can be (a prebuilt request, one write, a parse of the status line
+and Content-Length), so the rows measure the server, not the client.
+
+Metrics (ratio orientation in harness.py: > 1 means the service did better):
+- `service.append_http_tcp` / `_unix`: the median time of one append of one message
+  (`POST .../entries`, keep-alive) vs `store.transcripts.append` of the same message
+  in-process; ratio = in-process / HTTP, target >= 0.5 ("within 2x"). `p99_us` and
+  `baseline_p99_us` are the 99th percentiles.
+- `service.patch_http_tcp` / `_unix`: the same for a patch of two fields
+  (`PATCH .../sessions/{key}` vs `store.sessions.patch`).
+- `service.concurrent_append_http_tcp` / `_unix`: 100 clients, each on its own connection
+  appending to its own session, vs 100 tasks appending in-process (both on uvloop, as the
+  server runs): appends per second, ratio = HTTP / in-process, target >= 0.5. `mean_batch`
+  is the server's mean group-commit size during the run (group commit must still happen).
+- `service.sse_delivery`: the median time from an append's acknowledgement (its HTTP answer
+  read by the client) to the arrival of its event on a subscriber's stream (0 when the
+  event came first), vs the bound of 10 ms; ratio = 10 ms / median, target >= 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import cast
+
+import orjson
+import uvloop
+from harness import Row, bench_dir, gc_paused, row
+
+from store_sql import Store
+from store_sql.service import discovery
+from store_sql.service.discovery import Address
+
+AGENT = "main"
+CLIENTS = 100
+MESSAGE = {
+    "role": "assistant",
+    "content": [{"type": "text", "text": "The build passed; deploying the branch now. " * 8}],
+    "timestamp": 1770711804964,
+}
+PATCH = {"updatedAt": 1770711804964, "label": "bench"}
+
+
+# --- the server and its clients ---------------------------------------------------------------
+
+
+class ServerProcess:
+    """`store-sql serve` in a child process on a fresh database."""
+
+    def __init__(self, db: Path, unix: bool) -> None:
+        self.db = db
+        cli = Path(sys.executable).with_name("store-sql")
+        where = ["--socket", str(db.with_suffix(".sock"))] if unix else ["--port", "0"]
+        self.proc = subprocess.Popen(
+            [str(cli), "serve", "--db", str(db), *where],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            record = discovery.read(db)
+            if (
+                record is not None
+                and record.pid == self.proc.pid
+                and discovery.answers(record.address)
+            ):
+                self.address = record.address
+                self.token = record.token_file.read_text().strip()
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("store-sql serve did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def request_bytes(self, method: str, path: str, body: bytes) -> bytes:
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {self.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body
+
+
+def _answer_end(buf: bytes) -> int | None:
+    """Where the first complete answer in `buf` ends (Content-Length framed), or None."""
+    head = buf.find(b"\r\n\r\n")
+    if head < 0:
+        return None
+    at = buf.find(b"content-length: ", 0, head)
+    if at < 0:
+        at = buf.lower().find(b"content-length: ", 0, head)
+    size = int(buf[at + 16 : buf.find(b"\r\n", at)])
+    end = head + 4 + size
+    return end if len(buf) >= end else None
+
+
+class BlockingClient:
+    """One kept-alive connection, one request at a time, no event loop."""
+
+    def __init__(self, address: Address) -> None:
+        if address.socket_path is not None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.connect(address.socket_path)
+        else:
+            assert address.host is not None
+            assert address.port is not None
+            self.sock = socket.create_connection((address.host, address.port))
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    def call(self, request: bytes) -> bytes:
+        self.sock.sendall(request)
+        while True:
+            end = _answer_end(self.buf)
+            if end is not None:
+                answer, self.buf = self.buf[:end], self.buf[end:]
+                if answer[9:12] not in (b"200", b"201"):
+                    raise RuntimeError(answer[:300])
+                return answer
+            self.buf += self.sock.recv(65536)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class LoopClient(asyncio.Protocol):
+    """One kept-alive connection driven by the event loop (the concurrent rows)."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    @classmethod
+    async def connect(cls, address: Address) -> LoopClient:
+        loop = asyncio.get_running_loop()
+        if address.socket_path is not None:
+            _, proto = await loop.create_unix_connection(cls, address.socket_path)
+        else:
+            assert address.host is not None
+            _, proto = await loop.create_connection(cls, address.host, address.port)
+        return proto
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        end = _answer_end(self.buf)
+        if end is None:
+            return
+        answer, self.buf = self.buf[:end], self.buf[end:]
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None:
+            waiter.set_result(answer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("the server closed the connection"))
+
+    def call(self, request: bytes) -> asyncio.Future[bytes]:
+        self.waiter = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(request)
+        return self.waiter
+
+
+# --- sequential calls -------------------------------------------------------------------------
+
+
+def _percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _http_samples(client: BlockingClient, request: bytes, count: int) -> list[float]:
+    out = []
+    with gc_paused():
+        for _ in range(count):
+            start = time.perf_counter()
+            client.call(request)
+            out.append(time.perf_counter() - start)
+    return out
+
+
+async def _inproc_samples(call: Callable[[], Awaitable[object]], count: int) -> list[float]:
+    out = []
+    with gc_paused():
+        for _ in range(count):
+            start = time.perf_counter()
+            await call()
+            out.append(time.perf_counter() - start)
+    return out
+
+
+def _latency_row(metric: str, http: list[float], local: list[float]) -> Row:
+    median, p99 = _percentiles(http)
+    base_median, base_p99 = _percentiles(local)
+    result = row(metric, median * 1e6, base_median * 1e6, "us/op", False, target=0.5)
+    result["p99_us"] = round(p99 * 1e6, 1)
+    result["baseline_p99_us"] = round(base_p99 * 1e6, 1)
+    return result
+
+
+async def _sequential(servers: dict[str, ServerProcess], store: Store, quick: bool) -> list[Row]:
+    count = 300 if quick else 1000
+    rounds = 3 if quick else 5
+    entry = {"type": "message", "message": MESSAGE}
+    append_body = orjson.dumps({"entries": [entry]})
+    patch_body = orjson.dumps(PATCH)
+    http: dict[str, list[float]] = {}
+    local: dict[str, list[float]] = {"append": [], "patch": []}
+    clients = {name: BlockingClient(s.address) for name, s in servers.items()}
+    requests = {
+        name: {
+            "append": s.request_bytes(
+                "POST", f"/v1/agents/{AGENT}/transcripts/seq/entries", append_body
+            ),
+            "patch": s.request_bytes("PATCH", f"/v1/agents/{AGENT}/sessions/seq", patch_body),
+        }
+        for name, s in servers.items()
+    }
+    try:
+        for _ in range(rounds):
+            local["append"] += await _inproc_samples(
+                lambda: store.transcripts.append(AGENT, "seq", [entry]), count
+            )
+            local["patch"] += await _inproc_samples(
+                lambda: store.sessions.patch(AGENT, "seq", PATCH), count
+            )
+            for name, client in clients.items():
+                for op in ("append", "patch"):
+                    samples = await asyncio.to_thread(
+                        _http_samples, client, requests[name][op], count
+                    )
+                    http.setdefault(f"{op}_{name}", []).extend(samples)
+    finally:
+        for client in clients.values():
+            client.close()
+    return [
+        _latency_row(f"service.{op}_http_{name}", http[f"{op}_{name}"], local[op])
+        for op in ("append", "patch")
+        for name in servers
+    ]
+
+
+# --- concurrent appends -----------------------------------------------------------------------
+
+
+async def _concurrent_http(server: ServerProcess, per_client: int, round_no: int) -> float:
+    body = orjson.dumps({"entries": [{"type": "message", "message": MESSAGE}]})
+    clients = [await LoopClient.connect(server.address) for _ in range(CLIENTS)]
+    requests = [
+        server.request_bytes("POST", f"/v1/agents/{AGENT}/transcripts/c{t:03d}/entries", body)
+        for t in range(CLIENTS)
+    ]
+
+    async def client(t: int) -> None:
+        for _ in range(per_client):
+            answer = await clients[t].call(requests[t])
+            if answer[9:12] != b"200":
+                raise RuntimeError(answer[:300])
+
+    try:
+        with gc_paused():
+            start = time.perf_counter()
+            await asyncio.gather(*(client(t) for t in range(CLIENTS)))
+            return CLIENTS * per_client / (time.perf_counter() - start)
+    finally:
+        for c in clients:
+            assert c.transport is not None
+            c.transport.close()
+
+
+async def _concurrent_local(store: Store, per_client: int) -> float:
+    async def task(t: int) -> None:
+        for _ in range(per_client):
+            await store.transcripts.append_message(AGENT, f"c{t:03d}", MESSAGE)
+
+    with gc_paused():
+        start = time.perf_counter()
+        await asyncio.gather(*(task(t) for t in range(CLIENTS)))
+        return CLIENTS * per_client / (time.perf_counter() - start)
+
+
+def _writer_counts(server: ServerProcess) -> tuple[float, float]:
+    """The server's (batches, mutations) so far, from /metrics."""
+    client = BlockingClient(server.address)
+    try:
+        request = (
+            f"GET /metrics HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {server.token}\r\n\r\n"
+        )
+        answer = client.call(request.encode())
+    finally:
+        client.close()
+    found = {}
+    for line in answer.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("store_sql_store_batches", "store_sql_store_mutations"):
+            found[name] = float(value)
+    return found["store_sql_store_batches"], found["store_sql_store_mutations"]
+
+
+async def _concurrent(servers: dict[str, ServerProcess], store: Store, quick: bool) -> list[Row]:
+    per_client = 20 if quick else 50
+    rounds = 2 if quick else 3
+    best: dict[str, float] = {}
+    batches = {name: [0.0, 0.0] for name in servers}
+    for r in range(rounds):
+        best["local"] = max(best.get("local", 0.0), await _concurrent_local(store, per_client))
+        for name, server in servers.items():
+            before = _writer_counts(server)
+            rate = await _concurrent_http(server, per_client, r)
+            after = _writer_counts(server)
+            batches[name][0] += after[0] - before[0]
+            batches[name][1] += after[1] - before[1]
+            best[name] = max(best.get(name, 0.0), rate)
+    rows = []
+    for name in servers:
+        result = row(
+            f"service.concurrent_append_http_{name}",
+            best[name],
+            best["local"],
+            "appends/s",
+            True,
+            target=0.5,
+        )
+        made, done = batches[name]
+        result["mean_batch"] = round(done / made, 1) if made else 0.0
+        rows.append(result)
+    return rows
+
+
+# --- server-sent events -----------------------------------------------------------------------
+
+
+class EventClient(asyncio.Protocol):
+    """Reads an event stream and notes when each event's id arrived."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.seen: dict[str, float] = {}
+        self.arrived = asyncio.Event()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        self.buf += data
+        while True:
+            at = self.buf.find(b"\nid: ")
+            if at < 0:
+                return
+            end = self.buf.find(b"\n", at + 5)
+            if end < 0:
+                return
+            self.seen[self.buf[at + 5 : end].decode()] = now
+            self.buf = self.buf[end:]
+            self.arrived.set()
+
+
+async def _sse(server: ServerProcess, quick: bool) -> list[Row]:
+    count = 100 if quick else 300
+    loop = asyncio.get_running_loop()
+    if server.address.socket_path is not None:
+        _, events = await loop.create_unix_connection(EventClient, server.address.socket_path)
+    else:
+        _, events = await loop.create_connection(
+            EventClient, server.address.host, server.address.port
+        )
+    subscribe = (
+        f"GET /v1/agents/{AGENT}/transcripts/sse/events HTTP/1.1\r\nHost: b\r\n"
+        f"Authorization: Bearer {server.token}\r\nAccept: text/event-stream\r\n\r\n"
+    ).encode()
+    stream_transport = events.transport
+    assert stream_transport is not None
+    stream_transport.write(subscribe)
+    await asyncio.sleep(0.3)  # the subscription is in place before the first append
+    appender = await LoopClient.connect(server.address)
+    body = orjson.dumps({"entries": [{"type": "message", "message": MESSAGE}]})
+    request = server.request_bytes("POST", f"/v1/agents/{AGENT}/transcripts/sse/entries", body)
+    delays = []
+    try:
+        for _ in range(count):
+            answer = await appender.call(request)
+            acked = time.perf_counter()
+            pos = orjson.loads(answer[answer.find(b"\r\n\r\n") + 4 :])[0]["pos"]
+            wanted = f".{pos}"
+            deadline = acked + 5
+            while True:
+                hit = next((t for k, t in events.seen.items() if k.endswith(wanted)), None)
+                if hit is not None:
+                    delays.append(max(0.0, hit - acked))
+                    break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("an appended entry never reached the event stream")
+                events.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(events.arrived.wait(), 5)
+            events.seen.clear()
+    finally:
+        assert appender.transport is not None
+        appender.transport.close()
+        stream_transport.close()
+    median = statistics.median(delays) * 1000
+    result = row("service.sse_delivery", median, 10.0, "ms", False, target=1.0)
+    result["p99_ms"] = round(_percentiles(delays)[1] * 1000, 2)
+    return [result]
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def _prepare(server: ServerProcess) -> None:
+    client = BlockingClient(server.address)
+    try:
+        for sid in ["seq", "sse", *(f"c{t:03d}" for t in range(CLIENTS))]:
+            client.call(
+                server.request_bytes(
+                    "POST", f"/v1/agents/{AGENT}/transcripts/{sid}", b'{"cwd": "/bench"}'
+                )
+            )
+        client.call(
+            server.request_bytes(
+                "PATCH",
+                f"/v1/agents/{AGENT}/sessions/seq",
+                b'{"sessionId": "seq", "updatedAt": 1}',
+            )
+        )
+    finally:
+        client.close()
+
+
+async def _main(quick: bool, work: Path, servers: dict[str, ServerProcess]) -> list[Row]:
+    rows: list[Row] = []
+    async with await Store.open(work / "local.sqlite") as store:
+        for sid in ["seq", *(f"c{t:03d}" for t in range(CLIENTS))]:
+            await store.transcripts.create(AGENT, sid, cwd="/bench")
+        await store.sessions.patch(AGENT, "seq", {"sessionId": "seq", "updatedAt": 1})
+        # This process's own indexer would compete with the clients; the in-process side is
+        # timed with it paused, as the transcript benchmarks time appends.
+        async with store.indexing_paused():
+            rows += await _sequential(servers, store, quick)
+            rows += await _concurrent(servers, store, quick)
+    rows += await _sse(servers["unix"], quick)
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    work = bench_dir() / "service"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    servers: dict[str, ServerProcess] = {}
+    try:
+        servers["tcp"] = ServerProcess(work / "tcp.sqlite", unix=False)
+        servers["unix"] = ServerProcess(work / "unix.sqlite", unix=True)
+        for server in servers.values():
+            _prepare(server)
+        return uvloop.run(_main(quick, work, servers))
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+if __name__ == "__main__":
+    for result in run(quick="--quick" in sys.argv):
+        print(orjson.dumps(result).decode())
+    os._exit(0)
