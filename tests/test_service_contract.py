@@ -77,7 +77,7 @@ def test_the_document_lists_every_route(server: RunningServer) -> None:
 
 
 @pytest.mark.parametrize(
-    "authorization", [None, "Bearer not-the-token", "bearer {token}", "Bearer {token}x"]
+    "authorization", [None, "Bearer not-the-token", "Basic {token}", "Bearer {token}x", "Bearer"]
 )
 def test_no_operation_answers_without_the_token(
     server: RunningServer, authorization: str | None

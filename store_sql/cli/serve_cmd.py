@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="do not keep the full-text index current in this process",
     )
-    p.add_argument("--json", action="store_true", help="announce the address as JSON")
+    p.add_argument("--json", action="store_true", help="announce the address as a JSON line")
     p.set_defaults(handler=_serve)
 
 
@@ -64,8 +65,12 @@ def _serve(args: argparse.Namespace) -> int:
         full_text=not args.no_full_text,
     )
 
-    def announce(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    def announce(where: dict[str, Any]) -> None:
+        if args.json:
+            print(json.dumps(where), flush=True)
+        else:
+            line = f"store-sql serving {where['db']} at {where['url']} (pid {where['pid']})"
+            print(line, file=sys.stderr, flush=True)
 
     main(options, announce=announce)
     return 0

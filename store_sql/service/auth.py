@@ -58,18 +58,18 @@ def read_token(path: Path, *, check_mode: bool = False) -> str:
 
 
 class TokenCheck:
-    """Compares the `Authorization: Bearer <token>` header with the server's token in
-    constant time (hmac.compare_digest over bytes of the expected header)."""
+    """Compares the token of an `Authorization: Bearer <token>` header (the scheme in any
+    case, as HTTP has it) with the server's token in constant time (hmac.compare_digest)."""
 
     __slots__ = ("_expected",)
 
     def __init__(self, token: str) -> None:
-        self._expected = b"Bearer " + token.encode("ascii")
+        self._expected = token.encode("ascii")
 
     def allows(self, header: bytes | None) -> bool:
-        if header is None:
+        if header is None or header[:7].lower() != b"bearer ":
             return False
-        return hmac.compare_digest(header, self._expected)
+        return hmac.compare_digest(header[7:], self._expected)
 
     def allows_token(self, token: str | None) -> bool:
         """A token given without the header (the `access_token` query parameter a browser's
@@ -77,7 +77,7 @@ class TokenCheck:
         if token is None:
             return False
         try:
-            given = b"Bearer " + token.encode("ascii")
+            given = token.encode("ascii")
         except UnicodeEncodeError:
             return False
         return hmac.compare_digest(given, self._expected)

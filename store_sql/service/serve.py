@@ -43,6 +43,10 @@ GRACE_SECONDS: Final = 30.0
 """How long requests in flight may take to finish once a stop is asked for."""
 
 
+Announce = Callable[[dict[str, Any]], None]
+"""Told once the server listens: {"db", "url", "pid"}."""
+
+
 class ServeRefusedError(StoreError):
     """The server cannot start with these options (address, TLS, socket path)."""
 
@@ -232,7 +236,9 @@ def prepare(options: ServeOptions) -> _Prepared:
 
 
 async def run(
-    options: ServeOptions, ready: _Prepared, announce: Callable[[str], None] | None = None
+    options: ServeOptions,
+    ready: _Prepared,
+    announce: Announce | None = None,
 ) -> None:
     """Serve until stopped by a signal."""
     sock = ready.sock
@@ -260,7 +266,7 @@ async def run(
     marker = discovery.write(ready.db, where, ready.token_file)
     try:
         if announce is not None:
-            announce(f"store-sql serving {ready.db} at {where.url} (pid {os.getpid()})")
+            announce({"db": str(ready.db), "url": where.url, "pid": os.getpid()})
         await server.serve(sockets=[sock])
     finally:
         service.state.stop()
@@ -273,7 +279,7 @@ async def run(
                     options.socket.unlink()
 
 
-def main(options: ServeOptions, *, announce: Callable[[str], None] | None = None) -> None:
+def main(options: ServeOptions, *, announce: Announce | None = None) -> None:
     """Prepare, then serve on uvloop."""
     import uvloop
 
