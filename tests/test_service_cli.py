@@ -65,11 +65,7 @@ def test_writing_commands_go_to_the_server_and_print_the_same(pair: Any) -> None
     listed = server.request("GET", "/v1/agents/main/sessions", query={"total": "1"}).json()
     assert listed["total"] > 0
 
-    patch = '{"label":"via-cli","n":2.5}'
-    a, b = both(
-        served, local, "sessions", "patch", "agent:main:cli", '{"sessionId":"x","updatedAt":3}'
-    )
-    assert a == b
+    patch = '{"sessionId":"x","updatedAt":3,"label":"via-cli","n":2.5}'
     a, b = both(served, local, "sessions", "patch", "agent:main:cli", patch)
     assert a == b
     got = server.request("GET", session_path("main", "agent:main:cli")).json()
@@ -78,9 +74,6 @@ def test_writing_commands_go_to_the_server_and_print_the_same(pair: Any) -> None
     entry = '{"type":"message","message":{"role":"user","content":"hi","idempotencyKey":"cli-1"}}'
     a, b = both(served, local, "transcript", "append", SID, entry)
     assert without(a, "id") == without(b, "id")
-    again, _ = both(served, local, "transcript", "append", SID, entry)
-    assert again["existed"] is True
-    assert again["id"] == a["id"]
 
     a, b = both(served, local, "sessions", "cleanup", "--dry-run")
     assert without(a, "spaceReclaimed") == without(b, "spaceReclaimed")
@@ -88,10 +81,6 @@ def test_writing_commands_go_to_the_server_and_print_the_same(pair: Any) -> None
     a, b = both(served, local, "sessions", "delete", "agent:main:cli")
     assert a == b == {"agent": "main", "key": "agent:main:cli", "deleted": True}
     assert server.request("GET", session_path("main", "agent:main:cli")).status == 404
-
-    a, b = both(served, local, "sessions", "reset", "agent:main:main")
-    assert set(a) == set(b)
-    assert a["key"] == "agent:main:main"
 
     a, b = both(served, local, "sessions", "purge", "--agent", "ops", "--yes")
     assert a == b
