@@ -183,3 +183,37 @@ def test_session_events(server: RunningServer) -> None:
         assert orjson.loads(stream.next_event()["data"])["key"] == "ev2"
     with EventStream(server, events, {"Last-Event-ID": "other-run.5"}) as stream:
         assert stream.next_event()["event"] == "resync"
+
+
+def test_a_slow_session_subscriber_is_told_to_resync(server: RunningServer) -> None:
+    events = f"/v1/agents/{AGENT}/sessions/events"
+    pad = "x" * 8192
+    with EventStream(server, events) as stream:
+        # The subscriber reads nothing while 1,600 changes of 8 KB go by: more than the
+        # ring (1,024) and than the socket buffers hold.
+        for batch in range(16):
+            ops = [
+                {
+                    "op": "put",
+                    "key": f"slow-{n}",
+                    "entry": {"sessionId": "s", "updatedAt": batch, "pad": pad},
+                }
+                for n in range(100)
+            ]
+            assert (
+                server.request("POST", f"/v1/agents/{AGENT}/sessions:batch", {"ops": ops}).status
+                == 200
+            )
+        seen: list[str] = []
+        while "resync" not in seen:
+            seen.append(stream.next_event()["event"])
+            assert len(seen) <= 1700, "no resync event"
+        assert set(seen[:-1]) == {"upsert"}
+        # after the resync the stream follows again
+        server.request(
+            "PATCH", session_path(AGENT, "after-resync"), {"sessionId": "a", "updatedAt": 1}
+        )
+        while True:
+            event = stream.next_event()
+            if event["event"] == "upsert" and orjson.loads(event["data"])["key"] == "after-resync":
+                break

@@ -34,6 +34,8 @@ from store_sql.service.transcript_routes import parse_cursor
 from store_sql.transcripts.reads import Cursor, StoredEntry
 
 KEEPALIVE_SECONDS: Final = 15.0
+FEED_CHUNK: Final = 32
+"""Session changes written at a time."""
 PAGE_LINES: Final = 256
 """Lines read per step: a subscriber holds at most one page in the server's memory."""
 
@@ -144,11 +146,20 @@ async def session_events(call: Call) -> Response:
                     service.metrics.sse_resyncs += 1
                     yield sse("resync", b"{}", hub.event_id(upto))
                     last_sent = time.monotonic()
-                elif changes:
-                    service.metrics.sse_events += len(changes)
-                    yield b"".join(sse(c.event, c.data, hub.event_id(c.seq)) for c in changes)
+                    seq = upto
+                    continue
+                # A few events per write: while a slow reader takes them, the ring may move
+                # past it, which the next turn of the loop sees (and answers with resync).
+                for at in range(0, len(changes), FEED_CHUNK):
+                    part = changes[at : at + FEED_CHUNK]
+                    service.metrics.sse_events += len(part)
+                    yield b"".join(sse(c.event, c.data, hub.event_id(c.seq)) for c in part)
                     last_sent = time.monotonic()
-                seq = upto
+                    seq = part[-1].seq
+                    if hub.fell_behind(seq):
+                        break
+                else:
+                    seq = upto
                 if time.monotonic() - last_sent >= KEEPALIVE_SECONDS:
                     yield b": keepalive\n\n"
                     last_sent = time.monotonic()

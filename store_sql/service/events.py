@@ -153,6 +153,10 @@ class EventHub:
         out = [c for c in _after(self._feed, seq) if c.agent_id == agent_id]
         return out, self._seq, False
 
+    def fell_behind(self, seq: int) -> bool:
+        """Whether changes after `seq` have already left the ring."""
+        return bool(self._feed) and seq + 1 < self._feed[0].seq
+
     @property
     def feed_signal(self) -> Signal:
         return self._feed_signal
