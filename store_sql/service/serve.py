@@ -41,6 +41,9 @@ log = logging.getLogger("store_sql.service")
 
 GRACE_SECONDS: Final = 30.0
 """How long requests in flight may take to finish once a stop is asked for."""
+KEEP_ALIVE_SECONDS: Final = 65
+"""An idle connection stays open this long: longer than clients keep idle sockets (Node's
+agent: 5 s by default), so a client never sends on a connection the server just closed."""
 
 
 Announce = Callable[[dict[str, Any]], None]
@@ -255,6 +258,7 @@ async def run(
         access_log=False,
         log_level="warning",
         timeout_graceful_shutdown=int(GRACE_SECONDS),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
         ssl_keyfile=str(options.tls_key) if options.tls_key else None,
         proxy_headers=False,
