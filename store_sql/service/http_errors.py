@@ -5,7 +5,7 @@
 | INVALID | 400 (405: a method the path does not take) | a body, parameter or header is wrong |
 | UNAUTHORIZED | 401 | no token, or not the server's |
 | NOT_FOUND | 404 | no such route, agent, session, transcript, entry or checkpoint |
-| CONFLICT | 409 | an expected value (`expect`, `If-Match`, `expectSessionId`) did not hold |
+| CONFLICT | 409 | an expected value did not hold, or the index is damaged (recover it) |
 | TOO_LARGE | 413 | the request body is over the server's limit |
 | BUSY | 503 + Retry-After | the writer's queue is full, a write failed, or the server stops |
 
@@ -22,6 +22,8 @@ import msgspec
 
 from store_sql.errors import (
     ConflictError,
+    DamagedIndexError,
+    DatabaseCorruptError,
     DatabaseRefusedError,
     ExportRefusedError,
     ImportFailedError,
@@ -62,8 +64,13 @@ def from_exception(exc: BaseException) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     message = _one_line(str(exc)) or type(exc).__name__
-    if isinstance(exc, ConflictError):
+    if isinstance(exc, ConflictError | DamagedIndexError):
+        # A damaged index refuses changes until it is recovered: the state, not the
+        # request, is in the way.
         return ApiError("CONFLICT", message)
+    if isinstance(exc, DatabaseCorruptError):
+        log.error("database corrupt: %s", message)
+        return ApiError("INTERNAL", message)
     if isinstance(exc, NotFoundError):
         return ApiError("NOT_FOUND", message)
     if isinstance(exc, WriteFailedError | StoreClosedError):
