@@ -2,7 +2,8 @@
 """One entry point for developers and CI: set up the virtualenv, then run a job.
 
     python3 tools/dev.py demo    # set up, import the bundled sample state, export, verify
-    python3 tools/dev.py test    # set up, then lint, types, import layers, pytest
+    python3 tools/dev.py test    # set up, then lint, types, import layers, the Node client's
+                                 # tests, pytest (with the Chromium page test)
     python3 tools/dev.py setup   # only set up (.venv with the pinned dependencies)
     python3 tools/dev.py bench   # set up with the `bench` group (peer stores), run tools/bench
 
@@ -133,6 +134,51 @@ def install_openclaw_oracle() -> None:
         )
 
 
+NODE_CLIENT = ROOT / "clients" / "node"
+NODE_MAJOR = 20
+
+
+def install_chromium() -> None:
+    """Debian's `chromium` package, for the page test (tests/test_page_browser.py): installed
+    with apt when missing (once; later runs find the binary). Where it cannot be installed the
+    test skips and says why."""
+    if any(shutil.which(name) for name in ("chromium", "chromium-browser")):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        _say("chromium: not installed and no root apt-get here; the browser test will skip")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "chromium"]):
+        _say(" ".join(args))
+        done = subprocess.run(args, env=env, check=False)
+        if done.returncode != 0:
+            _say(f"chromium: `{' '.join(args)}` failed; the browser test will skip")
+            return
+
+
+def node_client_tests() -> None:
+    """The Node client's own tests (clients/node/test, Node's test runner) against a real
+    `store-sql serve` they start from this virtualenv."""
+    node = shutil.which("node")
+    if node is None:
+        _say("node: not installed; SKIPPED the Node client's tests (clients/node needs Node 20+)")
+        return
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    major = int(version.stdout.strip().lstrip("v").split(".")[0])
+    if major < NODE_MAJOR:
+        _say(f"node: {version.stdout.strip()} is older than {NODE_MAJOR}; SKIPPED the client tests")
+        return
+    tests = sorted(
+        str(p.relative_to(NODE_CLIENT)) for p in (NODE_CLIENT / "test").glob("*.test.js")
+    )
+    env = {**os.environ, "STORE_SQL_BIN": str(BIN / "store-sql")}
+    _say(f"node --test ({len(tests)} files in {NODE_CLIENT.relative_to(ROOT)})")
+    subprocess.run(
+        [node, "--test", "--test-reporter=spec", *tests], cwd=NODE_CLIENT, env=env, check=True
+    )
+
+
 def test(pytest_args: list[str]) -> None:
     """Everything CI checks: lint, format, types, tests."""
     setup()
@@ -141,6 +187,8 @@ def test(pytest_args: list[str]) -> None:
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy")
     _run(BIN / "lint-imports")
+    node_client_tests()
+    install_chromium()
     _run(BIN / "python", "-m", "pytest", *pytest_args)
 
 

@@ -1,0 +1,437 @@
+// StoreClient: the gateway's session store, served by `store-sql serve`.
+//
+// Method names follow the gateway's own session-store vocabulary (getSessionEntry,
+// patchSessionEntry, updateSessionStoreEntry, ...) so a call site reads the same as before;
+// docs/SERVICE.md maps each OpenClaw operation to its call. Which calls are retried, and why
+// that is safe, is decided in transport.js; this file only says, per call, which class of
+// request it sends.
+
+import { readFileSync } from "node:fs";
+import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.js";
+import { subscribeEvents } from "./events.js";
+import { Replay, Transport, readAll } from "./transport.js";
+
+const seg = encodeURIComponent;
+
+/** @param {Record<string, unknown>} params */
+function query(params) {
+  const parts = [];
+  for (const [name, value] of Object.entries(params)) {
+    if (value === undefined || value === null) continue;
+    for (const one of Array.isArray(value) ? value : [value]) {
+      parts.push(`${seg(name)}=${seg(String(one))}`);
+    }
+  }
+  return parts.length ? "?" + parts.join("&") : "";
+}
+
+/** The `expect` body member from the caller's guard (undefined: no guard). */
+function expectBody(expect) {
+  if (!expect) return undefined;
+  const out = {};
+  if (expect.sessionId !== undefined) out.sessionId = expect.sessionId;
+  if (expect.updatedAt !== undefined) out.updatedAt = expect.updatedAt;
+  if (expect.version !== undefined) out.version = expect.version;
+  if (expect.exists !== undefined) out.exists = expect.exists;
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** True when the server de-duplicates every entry: each is a message with an idempotency key. */
+export function isIdempotentAppend(entries) {
+  return (
+    Array.isArray(entries) &&
+    entries.length > 0 &&
+    entries.every(
+      (e) =>
+        e !== null &&
+        typeof e === "object" &&
+        e.type === "message" &&
+        e.message !== null &&
+        typeof e.message === "object" &&
+        typeof e.message.idempotencyKey === "string" &&
+        e.message.idempotencyKey !== "",
+    )
+  );
+}
+
+/** Whether `entry` holds every field of `patch` as given (null: the field is absent). */
+function holdsPatch(entry, patch) {
+  if (!entry) return false;
+  return Object.entries(patch).every(([name, value]) =>
+    value === null ? !(name in entry) : JSON.stringify(entry[name]) === JSON.stringify(value),
+  );
+}
+
+function parseJson(buffer) {
+  return buffer.length === 0 ? undefined : JSON.parse(buffer.toString("utf8"));
+}
+
+function unquote(etag) {
+  if (typeof etag !== "string") return undefined;
+  return etag.replace(/^W\//, "").replace(/^"|"$/g, "");
+}
+
+export class StoreClient {
+  /** @param {import("../index.js").StoreClientOptions} [options] */
+  constructor(options = {}) {
+    this.transport = new Transport(StoreClient.#resolve(options));
+  }
+
+  /**
+   * Where the server of a database listens, from the `<db>.serve` file it writes at start,
+   * and its token from `<db>.token` (unless given).
+   */
+  static #resolve(options) {
+    if (!options.db || options.socketPath || options.url) return options;
+    const serve = JSON.parse(readFileSync(options.db + ".serve", "utf8"));
+    const where = serve.socket
+      ? { socketPath: serve.socket }
+      : { url: serve.url ?? `http://${serve.host ?? "127.0.0.1"}:${serve.port}` };
+    const token = options.token ?? (options.tokenFile ? undefined : undefined);
+    return {
+      ...options,
+      ...where,
+      token,
+      tokenFile: options.tokenFile ?? (token ? undefined : serve.tokenFile ?? options.db + ".token"),
+    };
+  }
+
+  /** Closes idle connections. Pending calls finish. */
+  close() {
+    this.transport.close();
+  }
+
+  async #json(method, path, body, replay, extra = {}) {
+    const answer = await this.transport.request({ method, path, body, replay, ...extra });
+    return { value: parseJson(answer.body), headers: answer.headers, attempts: answer.attempts };
+  }
+
+  /** GET /v1/health: `{ok: true, ...}` (no token needed). */
+  async health() {
+    return (await this.#json("GET", "/v1/health", undefined, Replay.READ)).value;
+  }
+
+  // --- session index ---------------------------------------------------------------------
+
+  #sessionPath(agentId, sessionKey) {
+    return `/v1/agents/${seg(agentId)}/sessions/${seg(sessionKey)}`;
+  }
+
+  /** The entry of `sessionKey`, or undefined when there is none. */
+  async getSessionEntry(agentId, sessionKey) {
+    return (await this.getSessionEntryVersion(agentId, sessionKey))?.entry;
+  }
+
+  /** The entry and its version (the server's ETag), or undefined when there is none. */
+  async getSessionEntryVersion(agentId, sessionKey) {
+    try {
+      const { value, headers } = await this.#json("GET", this.#sessionPath(agentId, sessionKey), undefined, Replay.READ);
+      return { entry: value, version: unquote(headers.etag) };
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /** The entry's `updatedAt`, or undefined. */
+  async readSessionUpdatedAt(agentId, sessionKey) {
+    const entry = await this.getSessionEntry(agentId, sessionKey);
+    return typeof entry?.updatedAt === "number" ? entry.updatedAt : undefined;
+  }
+
+  /** Entries newest `updatedAt` first, filtered by the server's indexed columns. */
+  async listSessionEntries(agentId, filters = {}) {
+    const path =
+      `/v1/agents/${seg(agentId)}/sessions` +
+      query({
+        limit: filters.limit,
+        offset: filters.offset,
+        updatedAfter: filters.updatedAfter,
+        updatedBefore: filters.updatedBefore,
+        label: filters.label,
+        chatType: filters.chatType,
+        channel: filters.channel,
+      });
+    const { value } = await this.#json("GET", path, undefined, Replay.READ);
+    return value.sessions ?? value;
+  }
+
+  /** Agents that have a session index. */
+  async listAgents() {
+    const { value } = await this.#json("GET", "/v1/agents", undefined, Replay.READ);
+    return value.agents ?? value;
+  }
+
+  /**
+   * Merges `patch` into the entry (null removes a field); creates it when missing (then
+   * sessionId and updatedAt are required). With `expect` the write is compare-and-swap.
+   */
+  async patchSessionEntry(agentId, sessionKey, patch, options = {}) {
+    const expect = expectBody(options.expect);
+    const body = expect ? { patch, expect } : { patch };
+    // A merge applied twice leaves what one leaves, so repeating it is harmless unless a guard
+    // says otherwise; with a guard, a repeat that meets our own first write answers CONFLICT,
+    // which is recognised below by the entry already holding the patch.
+    try {
+      const { value } = await this.#json("PATCH", this.#sessionPath(agentId, sessionKey), body, Replay.GUARDED);
+      return value;
+    } catch (error) {
+      if (error instanceof ConflictError && error.attempts > 1) {
+        const now = await this.getSessionEntry(agentId, sessionKey);
+        if (holdsPatch(now, patch)) return now;
+      }
+      throw error;
+    }
+  }
+
+  /** Replaces (or creates) the whole entry, optionally guarded by `expect`. */
+  async upsertSessionEntry(agentId, sessionKey, entry, options = {}) {
+    const expect = expectBody(options.expect);
+    const body = expect ? { entry, expect } : { entry };
+    try {
+      const { value } = await this.#json("PUT", this.#sessionPath(agentId, sessionKey), body, Replay.GUARDED);
+      return value;
+    } catch (error) {
+      if (error instanceof ConflictError && error.attempts > 1) {
+        const now = await this.getSessionEntry(agentId, sessionKey);
+        if (JSON.stringify(now) === JSON.stringify(entry)) return now;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * The gateway's read-modify-write as compare-and-swap: reads the entry and its version,
+   * calls `update(entry)` for a patch (null: no change), writes it only if the entry is still
+   * at that version, and starts over when another writer came first. Resolves to the entry
+   * after the write, or null when there is no entry.
+   */
+  async updateSessionStoreEntry(agentId, sessionKey, update, options = {}) {
+    const maxAttempts = options.maxAttempts ?? 10;
+    for (let attempt = 1; ; attempt++) {
+      const current = await this.getSessionEntryVersion(agentId, sessionKey);
+      if (!current) return null;
+      const patch = await update(structuredClone(current.entry));
+      if (!patch) return current.entry;
+      try {
+        return await this.patchSessionEntry(agentId, sessionKey, patch, {
+          expect: current.version ? { version: current.version } : { updatedAt: current.entry.updatedAt },
+        });
+      } catch (error) {
+        if (!(error instanceof ConflictError) || attempt >= maxAttempts) throw error;
+      }
+    }
+  }
+
+  /** Removes the entry (its transcript archived unless `archive: false`); false when missing. */
+  async deleteSessionEntry(agentId, sessionKey, options = {}) {
+    const expect = expectBody(options.expect);
+    const body = {};
+    if (expect) body.expect = expect;
+    if (options.archive === false) body.archive = false;
+    try {
+      const { value } = await this.#json(
+        "DELETE",
+        this.#sessionPath(agentId, sessionKey),
+        Object.keys(body).length ? body : undefined,
+        Replay.GUARDED,
+      );
+      return value?.deleted ?? true;
+    } catch (error) {
+      // A repeat after our own delete went through finds no entry.
+      if (error.attempts > 1 && (error instanceof NotFoundError || error instanceof ConflictError)) {
+        if ((await this.getSessionEntry(agentId, sessionKey)) === undefined) return true;
+      }
+      if (error instanceof NotFoundError) return false;
+      throw error;
+    }
+  }
+
+  /** Sets `updatedAt` (now when left out) without touching anything else. */
+  async touchSessionEntry(agentId, sessionKey, updatedAt, options = {}) {
+    const body = {};
+    if (updatedAt !== undefined) body.updatedAt = updatedAt;
+    const expect = expectBody(options.expect);
+    if (expect) body.expect = expect;
+    const { value } = await this.#json(
+      "POST",
+      this.#sessionPath(agentId, sessionKey) + "/touch",
+      body,
+      // An explicit time repeats harmlessly; "now" twice is two writes of nearly one value.
+      Replay.GUARDED,
+    );
+    return value;
+  }
+
+  /** Several upserts, patches, touches and deletes, each with its own guard, all or none. */
+  async batchSessionEntries(agentId, ops) {
+    const body = {
+      ops: ops.map((op) => {
+        const out = { op: op.op, key: op.key };
+        if (op.patch !== undefined) out.patch = op.patch;
+        if (op.entry !== undefined) out.entry = op.entry;
+        if (op.updatedAt !== undefined) out.updatedAt = op.updatedAt;
+        const expect = expectBody(op.expect);
+        if (expect) out.expect = expect;
+        return out;
+      }),
+    };
+    const guarded = ops.every((op) => op.op === "patch" || op.op === "touch" || expectBody(op.expect));
+    const { value } = await this.#json(
+      "POST",
+      `/v1/agents/${seg(agentId)}/sessions:batch`,
+      body,
+      guarded ? Replay.GUARDED : Replay.UNGUARDED,
+    );
+    return value.results ?? value;
+  }
+
+  // --- transcripts -------------------------------------------------------------------------
+
+  #transcriptPath(agentId, sessionId) {
+    return `/v1/agents/${seg(agentId)}/transcripts/${seg(sessionId)}`;
+  }
+
+  /** A new live v3 transcript for `sessionId` with the gateway's header. */
+  async createTranscript(agentId, sessionId, options) {
+    const body = { cwd: options.cwd };
+    if (options.parentSession !== undefined) body.parentSession = options.parentSession;
+    if (options.timestamp !== undefined) body.timestamp = options.timestamp;
+    try {
+      const { value } = await this.#json("POST", this.#transcriptPath(agentId, sessionId), body, Replay.GUARDED);
+      return value;
+    } catch (error) {
+      // A repeat after our own create finds the transcript there.
+      if (error instanceof ConflictError && error.attempts > 1) {
+        return (await this.#json("GET", this.#transcriptPath(agentId, sessionId), undefined, Replay.READ)).value;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Appends entries as a chain below the leaf (or below `parentId`; null: a new root).
+   * Resolves to `[{id, parentId, existed}]`. Retried after a lost connection only when every
+   * entry is a message with `message.idempotencyKey` (the server writes each key once).
+   */
+  async append(agentId, sessionId, entries, options = {}) {
+    const body = { entries };
+    if (options.parentId !== undefined) body.parentId = options.parentId;
+    const { value } = await this.#json(
+      "POST",
+      this.#transcriptPath(agentId, sessionId) + "/entries",
+      body,
+      isIdempotentAppend(entries) ? Replay.GUARDED : Replay.UNGUARDED,
+    );
+    return value.appended ?? value;
+  }
+
+  /**
+   * One gateway turn in one transaction: appends `entries` to the session's transcript and
+   * stamps its entry (`updatedAt`, now when left out, and `fields`). `expectSessionId` makes it
+   * fail with ConflictError when the key was rebound (a reset) meanwhile.
+   */
+  async turn(agentId, sessionKey, turn) {
+    const body = { entries: turn.entries };
+    if (turn.updatedAt !== undefined) body.updatedAt = turn.updatedAt;
+    if (turn.fields !== undefined) body.fields = turn.fields;
+    if (turn.expectSessionId !== undefined) body.expectSessionId = turn.expectSessionId;
+    if (turn.parentId !== undefined) body.parentId = turn.parentId;
+    const { value } = await this.#json(
+      "POST",
+      this.#sessionPath(agentId, sessionKey) + "/turn",
+      body,
+      isIdempotentAppend(turn.entries) ? Replay.GUARDED : Replay.UNGUARDED,
+    );
+    return value;
+  }
+
+  /** The last entries of the active path, oldest first, bounded by count and bytes. */
+  async recent(agentId, sessionId, options = {}) {
+    const path =
+      this.#transcriptPath(agentId, sessionId) +
+      "/recent" +
+      query({ limit: options.limit, maxBytes: options.maxBytes, type: options.types });
+    const { value } = await this.#json("GET", path, undefined, Replay.READ);
+    return value.entries ?? value;
+  }
+
+  /** Root to leaf (or to `toEntryId`). */
+  async activePath(agentId, sessionId, options = {}) {
+    const path = this.#transcriptPath(agentId, sessionId) + "/path" + query({ to: options.toEntryId });
+    const { value } = await this.#json("GET", path, undefined, Replay.READ);
+    return value.entries ?? value;
+  }
+
+  /** The whole tree (branches, labels). */
+  async tree(agentId, sessionId) {
+    return (await this.#json("GET", this.#transcriptPath(agentId, sessionId) + "/tree", undefined, Replay.READ)).value;
+  }
+
+  /** The model's context as pi's buildSessionContext makes it. */
+  async context(agentId, sessionId, options = {}) {
+    const path = this.#transcriptPath(agentId, sessionId) + "/context" + query({ leaf: options.leafId });
+    return (await this.#json("GET", path, undefined, Replay.READ)).value;
+  }
+
+  /** One entry by id, or undefined. */
+  async entry(agentId, sessionId, entryId) {
+    try {
+      const path = this.#transcriptPath(agentId, sessionId) + "/entries/" + seg(entryId);
+      return (await this.#json("GET", path, undefined, Replay.READ)).value;
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Entries appended after `cursor` (undefined: from the start): `{entries, cursor, replaced}`.
+   * Pass the returned cursor next time; `replaced` says the transcript was reset or
+   * re-imported, so what was read before no longer stands.
+   */
+  async changes(agentId, sessionId, cursor, options = {}) {
+    const path =
+      this.#transcriptPath(agentId, sessionId) + "/changes" + query({ cursor, limit: options.limit });
+    return (await this.#json("GET", path, undefined, Replay.READ)).value;
+  }
+
+  /** The transcript's JSONL, byte for byte as export writes it. */
+  async transcriptJsonl(agentId, sessionId) {
+    const response = await this.transport.open({
+      path: `/v1/agents/${seg(agentId)}/transcripts/${seg(sessionId)}.jsonl`,
+      headers: { accept: "application/x-ndjson" },
+    });
+    return await readAll(response);
+  }
+
+  /**
+   * Live entries of a transcript (server-sent events), resumed without loss or duplicates
+   * after a broken connection. Pass `lastEventId` (an event's `id`) to start after it.
+   * End it with `signal` or by leaving the `for await` loop.
+   */
+  subscribe(agentId, sessionId, options = {}) {
+    return subscribeEvents(this.transport, this.#transcriptPath(agentId, sessionId) + "/events", options);
+  }
+
+  /** Live changes of an agent's session entries (server-sent events). */
+  subscribeSessions(agentId, options = {}) {
+    return subscribeEvents(this.transport, `/v1/agents/${seg(agentId)}/sessions/events`, options);
+  }
+
+  /** Full-text search over transcripts. */
+  async search(text, options = {}) {
+    const path =
+      "/v1/search" +
+      query({
+        q: text,
+        agent: options.agentId,
+        session: options.session,
+        role: options.role,
+        limit: options.limit,
+      });
+    return (await this.#json("GET", path, undefined, Replay.READ)).value;
+  }
+}
+
+export { StoreUnavailableError };
