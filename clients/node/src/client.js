@@ -62,6 +62,12 @@ function holdsPatch(entry, patch) {
   );
 }
 
+function requireObject(value, what) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new TypeError(`${what} must be a plain object`);
+  }
+}
+
 function parseJson(buffer) {
   return buffer.length === 0 ? undefined : JSON.parse(buffer.toString("utf8"));
 }
@@ -78,22 +84,18 @@ export class StoreClient {
   }
 
   /**
-   * Where the server of a database listens, from the `<db>.serve` file it writes at start,
-   * and its token from `<db>.token` (unless given).
+   * Where the server of a database listens, from the `<db>.serve` file `store-sql serve`
+   * writes at start ({socket} or {host, port, tls}, and its tokenFile).
    */
   static #resolve(options) {
     if (!options.db || options.socketPath || options.url) return options;
-    const serve = JSON.parse(readFileSync(options.db + ".serve", "utf8"));
-    const where = serve.socket
-      ? { socketPath: serve.socket }
-      : { url: serve.url ?? `http://${serve.host ?? "127.0.0.1"}:${serve.port}` };
-    const token = options.token ?? (options.tokenFile ? undefined : undefined);
-    return {
-      ...options,
-      ...where,
-      token,
-      tokenFile: options.tokenFile ?? (token ? undefined : serve.tokenFile ?? options.db + ".token"),
-    };
+    const record = JSON.parse(readFileSync(options.db + ".serve", "utf8"));
+    const host = record.host?.includes(":") ? `[${record.host}]` : record.host;
+    const where = record.socket
+      ? { socketPath: record.socket }
+      : { url: `${record.tls ? "https" : "http"}://${host}:${record.port}` };
+    const tokenFile = options.token ? undefined : (options.tokenFile ?? record.tokenFile ?? options.db + ".token");
+    return { ...options, ...where, tokenFile };
   }
 
   /** Closes idle connections. Pending calls finish. */
@@ -167,6 +169,7 @@ export class StoreClient {
    * sessionId and updatedAt are required). With `expect` the write is compare-and-swap.
    */
   async patchSessionEntry(agentId, sessionKey, patch, options = {}) {
+    requireObject(patch, "a patch");
     const expect = expectBody(options.expect);
     const body = expect ? { patch, expect } : { patch };
     // A merge applied twice leaves what one leaves, so repeating it is harmless unless a guard
@@ -186,6 +189,7 @@ export class StoreClient {
 
   /** Replaces (or creates) the whole entry, optionally guarded by `expect`. */
   async upsertSessionEntry(agentId, sessionKey, entry, options = {}) {
+    requireObject(entry, "an entry");
     const expect = expectBody(options.expect);
     const body = expect ? { entry, expect } : { entry };
     try {
@@ -223,26 +227,22 @@ export class StoreClient {
     }
   }
 
-  /** Removes the entry (its transcript archived unless `archive: false`); false when missing. */
+  /**
+   * Removes the entry; false when there was none. `archiveTranscript: true` archives its
+   * transcript as `<file>.deleted.<time>`, as the gateway's delete does.
+   */
   async deleteSessionEntry(agentId, sessionKey, options = {}) {
     const expect = expectBody(options.expect);
-    const body = {};
+    const body = { archive: options.archiveTranscript ?? false };
     if (expect) body.expect = expect;
-    if (options.archive === false) body.archive = false;
     try {
-      const { value } = await this.#json(
-        "DELETE",
-        this.#sessionPath(agentId, sessionKey),
-        Object.keys(body).length ? body : undefined,
-        Replay.GUARDED,
-      );
-      return value?.deleted ?? true;
+      const { value } = await this.#json("DELETE", this.#sessionPath(agentId, sessionKey), body, Replay.GUARDED);
+      return value.deleted;
     } catch (error) {
-      // A repeat after our own delete went through finds no entry.
-      if (error.attempts > 1 && (error instanceof NotFoundError || error instanceof ConflictError)) {
+      // A repeat that meets our own delete finds no entry (its guard then fails): deleted.
+      if (error instanceof ConflictError && error.attempts > 1) {
         if ((await this.getSessionEntry(agentId, sessionKey)) === undefined) return true;
       }
-      if (error instanceof NotFoundError) return false;
       throw error;
     }
   }

@@ -1,0 +1,252 @@
+// Types of @store-sql/client (hand-written; the code is plain ESM in src/).
+
+/** A session entry of the gateway's index: `sessionId` and `updatedAt` plus any other field. */
+export interface SessionEntry {
+  sessionId: string;
+  updatedAt: number;
+  [field: string]: unknown;
+}
+
+/** A transcript line as the gateway writes it: `{type, id, parentId, timestamp, ...}`. */
+export interface TranscriptEntry {
+  type: string;
+  id?: string;
+  parentId?: string | null;
+  timestamp?: string;
+  [field: string]: unknown;
+}
+
+/** An entry to append: the store adds `id`, `parentId` and (where pi does) `timestamp`. */
+export interface NewTranscriptEntry {
+  type: string;
+  [field: string]: unknown;
+}
+
+export interface StoreClientOptions {
+  /** The server's unix socket (`store-sql serve --socket PATH`). */
+  socketPath?: string;
+  /** The server's base URL (`http://127.0.0.1:PORT`, or https with TLS). */
+  url?: string;
+  /** A database path whose running server is found from `<db>.serve` (token: `<db>.token`). */
+  db?: string;
+  /** The bearer token; or `tokenFile` to read it from. */
+  token?: string;
+  tokenFile?: string;
+  /** Attempts per call for retryable failures (default 6). */
+  maxAttempts?: number;
+  /** A call without an answer after this long fails (default 30 000 ms). */
+  timeoutMs?: number;
+  /** Longest wait between two attempts (default 5 000 ms; a longer Retry-After is capped). */
+  maxRetryDelayMs?: number;
+  /** Idle keep-alive connections close after this long (default 4 000 ms). */
+  idleSocketMs?: number;
+  /** Connections open at once at most (default 64). */
+  maxSockets?: number;
+  /** Extra CA certificates for https. */
+  ca?: string | Buffer | Array<string | Buffer>;
+}
+
+/** What an entry must be for a write to happen; a part left out is not checked. */
+export interface Expect {
+  sessionId?: string;
+  updatedAt?: number;
+  /** The entry's version (its ETag, without quotes). */
+  version?: string;
+  /** false: only when there is no entry yet; true: only when there is one. */
+  exists?: boolean;
+}
+
+export interface GuardOptions {
+  expect?: Expect;
+}
+
+/** A row of `listSessionEntries`: indexed columns of an entry. */
+export interface SessionSummary {
+  key: string;
+  sessionId: string | null;
+  updatedAt: number | null;
+  label: string | null;
+  displayName: string | null;
+  chatType: string | null;
+  channel: string | null;
+  model: string | null;
+  entryBytes: number;
+}
+
+export interface ListSessionEntriesOptions {
+  limit?: number;
+  offset?: number;
+  updatedAfter?: number;
+  updatedBefore?: number;
+  label?: string;
+  chatType?: string;
+  channel?: string;
+}
+
+export interface DeleteSessionEntryOptions extends GuardOptions {
+  /** Archive the transcript as `<file>.deleted.<time>`, as the gateway's delete does (default false). */
+  archiveTranscript?: boolean;
+}
+
+export type BatchOp =
+  | { op: "patch"; key: string; patch: Record<string, unknown>; expect?: Expect }
+  | { op: "put"; key: string; entry: SessionEntry; expect?: Expect }
+  | { op: "touch"; key: string; updatedAt?: number; expect?: Expect }
+  | { op: "delete"; key: string; expect?: Expect };
+
+export type BatchResult =
+  | { op: "patch" | "put" | "touch"; key: string; version: string; entry: SessionEntry }
+  | { op: "delete"; key: string; deleted: boolean };
+
+export interface Appended {
+  id: string;
+  parentId: string | null;
+  /** The entry's idempotency key was there already: nothing was written (also the answer to
+   * a retry whose first attempt had written it). */
+  existed: boolean;
+}
+
+export interface Turn {
+  entries: NewTranscriptEntry[];
+  /** Epoch ms for the entry's `updatedAt` (now when left out). */
+  updatedAt?: number;
+  /** Other entry fields to merge (null removes one); `sessionId` cannot change in a turn. */
+  fields?: Record<string, unknown>;
+  /** Fail with ConflictError when the key is no longer bound to this session id. */
+  expectSessionId?: string;
+  parentId?: string | null;
+}
+
+export interface TurnResult {
+  sessionId: string;
+  appended: Appended[];
+  entry: SessionEntry;
+  version?: string;
+}
+
+export interface Changes {
+  entries: TranscriptEntry[];
+  cursor: string;
+  /** The transcript was reset, migrated or re-imported: what was read before is stale. */
+  replaced: boolean;
+}
+
+export interface StoreEvent<T = unknown> {
+  /** The SSE event name (`append`, `replaced`, `resync`, `upsert`, `delete`, ...). */
+  type: string;
+  /** The event's id: pass it as `lastEventId` to resume after it. */
+  id: string | undefined;
+  data: T;
+}
+
+export interface SubscribeOptions {
+  /** Start after this event id (`Last-Event-ID`). */
+  lastEventId?: string;
+  signal?: AbortSignal;
+  /** Reconnect after the stream ends or breaks (default true). */
+  reconnect?: boolean;
+  reconnectDelayMs?: number;
+}
+
+export interface SearchOptions {
+  agentId?: string;
+  session?: string;
+  role?: string;
+  limit?: number;
+}
+
+export declare class StoreClient {
+  constructor(options?: StoreClientOptions);
+  close(): void;
+  health(): Promise<{ ok: boolean; [field: string]: unknown }>;
+
+  // session index
+  listAgents(): Promise<string[]>;
+  getSessionEntry(agentId: string, sessionKey: string): Promise<SessionEntry | undefined>;
+  getSessionEntryVersion(
+    agentId: string,
+    sessionKey: string,
+  ): Promise<{ entry: SessionEntry; version: string | undefined } | undefined>;
+  readSessionUpdatedAt(agentId: string, sessionKey: string): Promise<number | undefined>;
+  listSessionEntries(agentId: string, options?: ListSessionEntriesOptions): Promise<SessionSummary[]>;
+  patchSessionEntry(
+    agentId: string,
+    sessionKey: string,
+    patch: Record<string, unknown>,
+    options?: GuardOptions,
+  ): Promise<SessionEntry>;
+  upsertSessionEntry(
+    agentId: string,
+    sessionKey: string,
+    entry: SessionEntry,
+    options?: GuardOptions,
+  ): Promise<SessionEntry>;
+  updateSessionStoreEntry(
+    agentId: string,
+    sessionKey: string,
+    update: (
+      entry: SessionEntry,
+    ) => Partial<SessionEntry> | Record<string, unknown> | null | Promise<Partial<SessionEntry> | Record<string, unknown> | null>,
+    options?: { maxAttempts?: number },
+  ): Promise<SessionEntry | null>;
+  deleteSessionEntry(agentId: string, sessionKey: string, options?: DeleteSessionEntryOptions): Promise<boolean>;
+  touchSessionEntry(
+    agentId: string,
+    sessionKey: string,
+    updatedAt?: number,
+    options?: GuardOptions,
+  ): Promise<SessionEntry>;
+  batchSessionEntries(agentId: string, ops: BatchOp[]): Promise<BatchResult[]>;
+
+  // transcripts
+  createTranscript(
+    agentId: string,
+    sessionId: string,
+    options: { cwd: string; parentSession?: string | null; timestamp?: string | null },
+  ): Promise<Record<string, unknown>>;
+  append(
+    agentId: string,
+    sessionId: string,
+    entries: NewTranscriptEntry[],
+    options?: { parentId?: string | null },
+  ): Promise<Appended[]>;
+  turn(agentId: string, sessionKey: string, turn: Turn): Promise<TurnResult>;
+  recent(
+    agentId: string,
+    sessionId: string,
+    options?: { limit?: number; maxBytes?: number; types?: string[] },
+  ): Promise<TranscriptEntry[]>;
+  activePath(agentId: string, sessionId: string, options?: { toEntryId?: string }): Promise<TranscriptEntry[]>;
+  tree(agentId: string, sessionId: string): Promise<unknown>;
+  context(agentId: string, sessionId: string, options?: { leafId?: string }): Promise<Record<string, unknown>>;
+  entry(agentId: string, sessionId: string, entryId: string): Promise<TranscriptEntry | undefined>;
+  changes(agentId: string, sessionId: string, cursor?: string, options?: { limit?: number }): Promise<Changes>;
+  transcriptJsonl(agentId: string, sessionId: string): Promise<Buffer>;
+  subscribe(agentId: string, sessionId: string, options?: SubscribeOptions): AsyncGenerator<StoreEvent>;
+  subscribeSessions(agentId: string, options?: SubscribeOptions): AsyncGenerator<StoreEvent>;
+  search(text: string, options?: SearchOptions): Promise<Record<string, unknown>>;
+}
+
+export declare function isIdempotentAppend(entries: readonly unknown[]): boolean;
+
+export declare function parseEventStream(
+  body: AsyncIterable<Buffer | string>,
+): AsyncGenerator<{ event: string; data: string; id: string | undefined; retry?: number }>;
+
+export declare class StoreServiceError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly retryAfterMs: number | undefined;
+  /** How many attempts the call made before this error. */
+  readonly attempts?: number;
+}
+export declare class InvalidRequestError extends StoreServiceError {}
+export declare class UnauthorizedError extends StoreServiceError {}
+export declare class NotFoundError extends StoreServiceError {}
+export declare class ConflictError extends StoreServiceError {}
+export declare class TooLargeError extends StoreServiceError {}
+export declare class BusyError extends StoreServiceError {}
+export declare class StoreUnavailableError extends StoreServiceError {
+  /** The request may have reached the server: a write may or may not have happened. */
+  readonly maybeApplied: boolean;
+}
