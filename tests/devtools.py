@@ -164,14 +164,13 @@ class Browser:
             raise DevToolsError(f"page script failed: {text}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, *, timeout: float = 15.0) -> Any:
-        """Evaluates `expression` until it is truthy; its value. The page's console errors
-        are in the message when it never becomes truthy."""
+    def wait_for(self, expression: str, *, timeout: float = 15.0) -> None:
+        """Evaluates `expression` until it is truthy (in JavaScript's sense); the page's
+        errors are in the message when it never becomes so."""
         deadline = time.monotonic() + timeout
         while True:
-            value = self.evaluate(expression)
-            if value:
-                return value
+            if self.evaluate(f"!!({expression})"):
+                return
             if time.monotonic() > deadline:
                 raise DevToolsError(
                     f"still false after {timeout} s: {expression}\n"

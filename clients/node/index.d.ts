@@ -98,6 +98,38 @@ export type BatchResult =
   | { op: "patch" | "put" | "touch"; key: string; version: string; entry: SessionEntry }
   | { op: "delete"; key: string; deleted: boolean };
 
+export interface TreeNode {
+  pos: number;
+  id: string | null;
+  parentId: string | null;
+  type: string | null;
+  role: string | null;
+  timestamp: string | null;
+  /** The resolved label of the entry, if any. */
+  label: string | null;
+  /** How many children it has. */
+  children: number;
+}
+
+export interface TranscriptTree {
+  leafId: string | null;
+  /** Every entry in file order. */
+  nodes: TreeNode[];
+}
+
+export interface TranscriptInfo {
+  transcriptId: number;
+  agentId: string;
+  sessionId: string | null;
+  kind: string;
+  fileName: string;
+  leafId: string | null;
+  lineCount: number;
+  entryCount: number;
+  byteSize: number;
+  [field: string]: unknown;
+}
+
 export interface Appended {
   id: string;
   parentId: string | null;
@@ -124,8 +156,17 @@ export interface TurnResult {
   version?: string;
 }
 
+export interface ChangedLine {
+  pos: number;
+  kind: "header" | "entry" | "damaged" | "blank" | string;
+  /** The line's JSON (header and entry lines). */
+  value?: TranscriptEntry;
+  /** The line's text (damaged and blank lines). */
+  text?: string;
+}
+
 export interface Changes {
-  entries: TranscriptEntry[];
+  lines: ChangedLine[];
   cursor: string;
   /** The transcript was reset, migrated or re-imported: what was read before is stale. */
   replaced: boolean;
@@ -140,6 +181,8 @@ export interface StoreEvent<T = unknown> {
 }
 
 export interface SubscribeOptions {
+  /** Start at the transcript's first line instead of its end (transcript events only). */
+  fromStart?: boolean;
   /** Start after this event id (`Last-Event-ID`). */
   lastEventId?: string;
   signal?: AbortSignal;
@@ -203,7 +246,7 @@ export declare class StoreClient {
     agentId: string,
     sessionId: string,
     options: { cwd: string; parentSession?: string | null; timestamp?: string | null },
-  ): Promise<Record<string, unknown>>;
+  ): Promise<TranscriptInfo>;
   append(
     agentId: string,
     sessionId: string,
@@ -217,7 +260,8 @@ export declare class StoreClient {
     options?: { limit?: number; maxBytes?: number; types?: string[] },
   ): Promise<TranscriptEntry[]>;
   activePath(agentId: string, sessionId: string, options?: { toEntryId?: string }): Promise<TranscriptEntry[]>;
-  tree(agentId: string, sessionId: string): Promise<unknown>;
+  tree(agentId: string, sessionId: string): Promise<TranscriptTree>;
+  transcriptInfo(agentId: string, sessionId: string): Promise<TranscriptInfo | undefined>;
   context(agentId: string, sessionId: string, options?: { leafId?: string }): Promise<Record<string, unknown>>;
   entry(agentId: string, sessionId: string, entryId: string): Promise<TranscriptEntry | undefined>;
   changes(agentId: string, sessionId: string, cursor?: string, options?: { limit?: number }): Promise<Changes>;

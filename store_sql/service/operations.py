@@ -9,6 +9,7 @@ from store_sql.service import (
     admin_routes,
     checkpoint_routes,
     event_routes,
+    page,
     service_routes,
     session_routes,
     transcript_routes,
@@ -31,4 +32,5 @@ def all_operations() -> list[Operation]:
         *event_routes.OPERATIONS,
         *checkpoint_routes.OPERATIONS,
         *admin_routes.OPERATIONS,
+        *page.OPERATIONS,
     ]

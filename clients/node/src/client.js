@@ -7,7 +7,7 @@
 // request it sends.
 
 import { readFileSync } from "node:fs";
-import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.js";
+import { ConflictError, InvalidRequestError, NotFoundError, StoreUnavailableError } from "./errors.js";
 import { subscribeEvents } from "./events.js";
 import { Replay, Transport, readAll } from "./transport.js";
 
@@ -301,8 +301,8 @@ export class StoreClient {
       const { value } = await this.#json("POST", this.#transcriptPath(agentId, sessionId), body, Replay.GUARDED);
       return value;
     } catch (error) {
-      // A repeat after our own create finds the transcript there.
-      if (error instanceof ConflictError && error.attempts > 1) {
+      // A repeat after our own create finds the transcript there (400: it exists already).
+      if (error instanceof InvalidRequestError && error.attempts > 1) {
         return (await this.#json("GET", this.#transcriptPath(agentId, sessionId), undefined, Replay.READ)).value;
       }
       throw error;
@@ -351,7 +351,7 @@ export class StoreClient {
     const path =
       this.#transcriptPath(agentId, sessionId) +
       "/recent" +
-      query({ limit: options.limit, maxBytes: options.maxBytes, type: options.types });
+      query({ limit: options.limit, maxBytes: options.maxBytes, types: options.types?.join(",") });
     const { value } = await this.#json("GET", path, undefined, Replay.READ);
     return value.entries ?? value;
   }
@@ -363,14 +363,17 @@ export class StoreClient {
     return value.entries ?? value;
   }
 
-  /** The whole tree (branches, labels). */
+  /**
+   * The whole tree as a flat list in file order, `{leafId, nodes: [{pos, id, parentId, type,
+   * role, timestamp, label, children}]}` (labels resolved, `children` a count).
+   */
   async tree(agentId, sessionId) {
     return (await this.#json("GET", this.#transcriptPath(agentId, sessionId) + "/tree", undefined, Replay.READ)).value;
   }
 
   /** The model's context as pi's buildSessionContext makes it. */
   async context(agentId, sessionId, options = {}) {
-    const path = this.#transcriptPath(agentId, sessionId) + "/context" + query({ leaf: options.leafId });
+    const path = this.#transcriptPath(agentId, sessionId) + "/context" + query({ leafId: options.leafId });
     return (await this.#json("GET", path, undefined, Replay.READ)).value;
   }
 
@@ -386,14 +389,25 @@ export class StoreClient {
   }
 
   /**
-   * Entries appended after `cursor` (undefined: from the start): `{entries, cursor, replaced}`.
-   * Pass the returned cursor next time; `replaced` says the transcript was reset or
-   * re-imported, so what was read before no longer stands.
+   * Lines added after `cursor` (undefined: from the start): `{cursor, replaced, lines}`, each
+   * line `{pos, kind, value}` (`text` instead of `value` for a damaged line). Pass the returned
+   * cursor next time; `replaced` says the transcript was reset, migrated or re-imported, so
+   * what was read before no longer stands and `lines` start from the new one's beginning.
    */
   async changes(agentId, sessionId, cursor, options = {}) {
     const path =
       this.#transcriptPath(agentId, sessionId) + "/changes" + query({ cursor, limit: options.limit });
     return (await this.#json("GET", path, undefined, Replay.READ)).value;
+  }
+
+  /** Identity, leaf and counters of the session's live transcript, or undefined. */
+  async transcriptInfo(agentId, sessionId) {
+    try {
+      return (await this.#json("GET", this.#transcriptPath(agentId, sessionId), undefined, Replay.READ)).value;
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
   }
 
   /** The transcript's JSONL, byte for byte as export writes it. */
@@ -406,15 +420,24 @@ export class StoreClient {
   }
 
   /**
-   * Live entries of a transcript (server-sent events), resumed without loss or duplicates
-   * after a broken connection. Pass `lastEventId` (an event's `id`) to start after it.
+   * Lines appended to a session's live transcript, as server-sent events: `entry` (data: the
+   * entry), `header`, `damaged` ({pos, text}), `replaced` (the session got a new transcript,
+   * which follows from its first line) and `gone`. Each event's `id` is a cursor: pass it as
+   * `lastEventId` to resume after it; a broken connection is resumed the same way, without
+   * loss or duplicates. Starts at the transcript's end unless `fromStart` (or `lastEventId`).
    * End it with `signal` or by leaving the `for await` loop.
    */
   subscribe(agentId, sessionId, options = {}) {
-    return subscribeEvents(this.transport, this.#transcriptPath(agentId, sessionId) + "/events", options);
+    const path =
+      this.#transcriptPath(agentId, sessionId) + "/events" + query({ from: options.fromStart ? "start" : undefined });
+    return subscribeEvents(this.transport, path, options);
   }
 
-  /** Live changes of an agent's session entries (server-sent events). */
+  /**
+   * Changes of an agent's session entries, as server-sent events: `upsert` ({key, version,
+   * entry}), `delete` ({key}), `reload` (many changed: list again) and `resync` (the server
+   * could not resume after `lastEventId`: list again, then follow).
+   */
   subscribeSessions(agentId, options = {}) {
     return subscribeEvents(this.transport, `/v1/agents/${seg(agentId)}/sessions/events`, options);
   }

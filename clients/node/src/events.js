@@ -7,8 +7,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { StoreServiceError, StoreUnavailableError } from "./errors.js";
 
 /**
- * The events of one text/event-stream body, as `{event, data, id}` (id: the last `id:`
- * field seen so far, as the format defines it).
+ * The events of one text/event-stream body, as `{event, data, id, retry}`: `id` is the last
+ * `id:` field seen so far and `retry` the last `retry:` (the reconnection delay), as the
+ * format defines both.
  * @param {AsyncIterable<Buffer | string>} body
  * @returns {AsyncGenerator<{event: string, data: string, id: string | undefined, retry?: number}>}
  */
@@ -38,7 +39,6 @@ export async function* parseEventStream(body) {
         }
         event = "";
         data = [];
-        retry = undefined;
         continue;
       }
       if (line.startsWith(":")) continue;
