@@ -189,6 +189,34 @@ export interface SubscribeOptions {
   /** Reconnect after the stream ends or breaks (default true). */
   reconnect?: boolean;
   reconnectDelayMs?: number;
+  /** Called each time the stream is open (the server answered), before its events. */
+  onOpen?: () => void;
+}
+
+export interface SearchHit {
+  agentId: string;
+  sessionKey: string | null;
+  sessionId: string | null;
+  transcriptId: number;
+  transcriptKind: string;
+  fileName: string;
+  entryId: string | null;
+  pos: number;
+  type: string | null;
+  role: string | null;
+  timestamp: string | null;
+  /** Text around the match, each match in [brackets]. */
+  snippet: string;
+}
+
+export interface SearchResult {
+  /** Newest first. */
+  hits: SearchHit[];
+  /** The limit cut the hits. */
+  more: boolean;
+  mode: string;
+  notice: string | null;
+  unsearched: number;
 }
 
 export interface SearchOptions {
@@ -240,6 +268,18 @@ export declare class StoreClient {
     options?: GuardOptions,
   ): Promise<SessionEntry>;
   batchSessionEntries(agentId: string, ops: BatchOp[]): Promise<BatchResult[]>;
+  resetSession(
+    agentId: string,
+    sessionKey: string,
+    options?: GuardOptions & { cwd?: string; keepFields?: string[] },
+  ): Promise<{
+    key: string;
+    previousSessionId: string | null;
+    sessionId: string;
+    entry: SessionEntry;
+    archived: string[];
+    transcriptId: number;
+  }>;
 
   // transcripts
   createTranscript(
@@ -268,7 +308,7 @@ export declare class StoreClient {
   transcriptJsonl(agentId: string, sessionId: string): Promise<Buffer>;
   subscribe(agentId: string, sessionId: string, options?: SubscribeOptions): AsyncGenerator<StoreEvent>;
   subscribeSessions(agentId: string, options?: SubscribeOptions): AsyncGenerator<StoreEvent>;
-  search(text: string, options?: SearchOptions): Promise<Record<string, unknown>>;
+  search(text: string, options?: SearchOptions): Promise<SearchResult>;
 }
 
 export declare function isIdempotentAppend(entries: readonly unknown[]): boolean;

@@ -247,6 +247,26 @@ export class StoreClient {
     }
   }
 
+  /**
+   * The gateway's reset (/new, /reset): a new sessionId and transcript for the key, the old
+   * transcript archived. `expect: {sessionId}` makes it ConflictError when someone else reset
+   * the key first. Resolves to `{key, previousSessionId, sessionId, entry, archived}`.
+   */
+  async resetSession(agentId, sessionKey, options = {}) {
+    const body = {};
+    if (options.cwd !== undefined) body.cwd = options.cwd;
+    if (options.keepFields !== undefined) body.keepFields = options.keepFields;
+    const expect = expectBody(options.expect);
+    if (expect) body.expect = expect;
+    const { value } = await this.#json(
+      "POST",
+      this.#sessionPath(agentId, sessionKey) + "/reset",
+      body,
+      expect ? Replay.GUARDED : Replay.UNGUARDED,
+    );
+    return value;
+  }
+
   /** Sets `updatedAt` (now when left out) without touching anything else. */
   async touchSessionEntry(agentId, sessionKey, updatedAt, options = {}) {
     const body = {};
@@ -453,8 +473,16 @@ export class StoreClient {
         role: options.role,
         limit: options.limit,
       });
-    return (await this.#json("GET", path, undefined, Replay.READ)).value;
+    const result = (await this.#json("GET", path, undefined, Replay.READ)).value;
+    return { ...camelKeys(result), hits: (result.hits ?? []).map(camelKeys) };
   }
+}
+
+/** `{session_key: ...}` as `{sessionKey: ...}`: one spelling for callers, whichever the server used. */
+function camelKeys(object) {
+  return Object.fromEntries(
+    Object.entries(object).map(([name, value]) => [name.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), value]),
+  );
 }
 
 export { StoreUnavailableError };

@@ -4,7 +4,7 @@
 // event this side saw and nothing is lost or seen twice.
 
 import { setTimeout as sleep } from "node:timers/promises";
-import { StoreServiceError, StoreUnavailableError } from "./errors.js";
+import { BusyError, StoreUnavailableError } from "./errors.js";
 
 /**
  * The events of one text/event-stream body, as `{event, data, id, retry}`: `id` is the last
@@ -67,6 +67,7 @@ export async function* subscribeEvents(transport, path, options = {}) {
   let delayMs = options.reconnectDelayMs ?? 250;
   const reconnect = options.reconnect ?? true;
   const signal = options.signal;
+  let connected = false;
   while (!signal?.aborted) {
     const headers = { accept: "text/event-stream" };
     if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
@@ -75,8 +76,15 @@ export async function* subscribeEvents(transport, path, options = {}) {
       response = await transport.open({ path, headers, signal });
     } catch (error) {
       if (signal?.aborted) return;
-      throw error;
+      // Like EventSource: once the stream has been open, a server that is away (restarting)
+      // is waited for; a first connection that fails, or a refusal (401, 404), is the caller's.
+      const away = error instanceof StoreUnavailableError || error instanceof BusyError;
+      if (!connected || !reconnect || !away) throw error;
+      if (!(await pause(delayMs, signal))) return;
+      continue;
     }
+    connected = true;
+    options.onOpen?.();
     try {
       for await (const raw of parseEventStream(response)) {
         if (raw.retry !== undefined) delayMs = raw.retry;
@@ -91,16 +99,21 @@ export async function* subscribeEvents(transport, path, options = {}) {
       }
     } catch (error) {
       if (signal?.aborted || error?.name === "AbortError") return;
-      if (error instanceof StoreServiceError && !(error instanceof StoreUnavailableError)) throw error;
       // A broken stream is a reason to reconnect, like the end of one.
     } finally {
       response.destroy();
     }
     if (!reconnect) return;
-    try {
-      await sleep(delayMs, undefined, { signal });
-    } catch {
-      return;
-    }
+    if (!(await pause(delayMs, signal))) return;
+  }
+}
+
+/** Waits `ms`; false when `signal` aborted meanwhile. */
+async function pause(ms, signal) {
+  try {
+    await sleep(ms, undefined, { signal });
+    return true;
+  } catch {
+    return false;
   }
 }
