@@ -262,7 +262,20 @@ def test_the_page_needs_no_token_but_the_api_does(served: Served) -> None:
         assert answer.headers["Content-Type"].startswith("text/html")
         assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
         assert b"<title>store-sql</title>" in answer.read()
-    request = urllib.request.Request(served.url + "/v1/agents")
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request, timeout=5)
+        urllib.request.urlopen(served.url + "/v1/agents", timeout=5)
     assert refused.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(served.url + "/page/../../etc/passwd", timeout=5)
+    assert missing.value.code == 404
+    assert json.loads(missing.value.read())["error"]["code"] == "NOT_FOUND"
+
+
+def test_the_page_is_not_part_of_the_api_document(served: Served) -> None:
+    request = urllib.request.Request(
+        served.url + "/openapi.json", headers={"Authorization": f"Bearer {served.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        paths = json.loads(answer.read())["paths"]
+    assert "/" not in paths
+    assert not any(path.startswith("/page/") for path in paths)

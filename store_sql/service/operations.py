@@ -9,7 +9,6 @@ from store_sql.service import (
     admin_routes,
     checkpoint_routes,
     event_routes,
-    page,
     service_routes,
     session_routes,
     transcript_routes,
@@ -32,5 +31,4 @@ def all_operations() -> list[Operation]:
         *event_routes.OPERATIONS,
         *checkpoint_routes.OPERATIONS,
         *admin_routes.OPERATIONS,
-        *page.OPERATIONS,
     ]

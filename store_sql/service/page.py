@@ -1,12 +1,14 @@
-"""The read-only page for people: `GET /` and its two assets, served from `static/`.
+"""The read-only page for people: `GET /` and its two files, served from `static/`.
 
 The page is a static HTML/JS/CSS shell with no data in it: it reads the store through the
-JSON API with the server's token like any other client, so these routes are public and the
-API's auth is untouched. The token is typed into the page (or given once as `#token=...`,
-which never reaches the server) and kept in the tab's sessionStorage; see static/page.js.
+JSON API with the server's token like any other client. So the page is not part of the API:
+`PageApp` answers `GET`/`HEAD` of `/` and `/page/<file>` without a token, outside the route
+table (and the OpenAPI document), and hands every other request to the API unchanged.
 
-The Content-Security-Policy allows only this server's own script, style and API, so text
-from a transcript can never run as code even if it got into the page as HTML.
+The token is typed into the page (or given once as `#token=...`, a fragment the browser never
+sends) and kept in the tab's sessionStorage; see static/page.js. The Content-Security-Policy
+allows only this server's own script, style and API, so text from a transcript can never run
+as code even if it reached the page as HTML.
 """
 
 from __future__ import annotations
@@ -16,15 +18,16 @@ from importlib import resources
 from typing import Final
 
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from store_sql.service.http_errors import ApiError
-from store_sql.service.routing import Call, Operation
+from store_sql.service.http_errors import ApiError, error_body
 
-TAG: Final = "page"
+PREFIX: Final = "/page/"
 
-ASSETS: Final = {
-    "page.js": "text/javascript; charset=utf-8",
-    "page.css": "text/css; charset=utf-8",
+FILES: Final = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    PREFIX + "page.js": ("page.js", "text/javascript; charset=utf-8"),
+    PREFIX + "page.css": ("page.css", "text/css; charset=utf-8"),
 }
 
 HEADERS: Final = {
@@ -39,41 +42,30 @@ HEADERS: Final = {
 
 
 @cache
-def _asset(name: str) -> bytes:
+def _file(name: str) -> bytes:
     return (resources.files("store_sql.service") / "static" / name).read_bytes()
 
 
-async def page_html(call: Call) -> Response:
-    return Response(_asset("index.html"), 200, HEADERS, "text/html; charset=utf-8")
+def page_response(path: str) -> Response:
+    """The page file at `path`, or NOT_FOUND in the API's error shape."""
+    found = FILES.get(path)
+    if found is None:
+        error = ApiError("NOT_FOUND", f"no page file {path!r}")
+        return Response(error_body(error), error.status, None, "application/json")
+    name, media = found
+    return Response(_file(name), 200, HEADERS, media)
 
 
-async def page_asset(call: Call) -> Response:
-    name = call.params["asset"]
-    media = ASSETS.get(name)
-    if media is None:
-        raise ApiError("NOT_FOUND", f"no page asset {name!r}")
-    return Response(_asset(name), 200, HEADERS, media)
+class PageApp:
+    """ASGI: the page's files for GET and HEAD of `/` and `/page/...`; the API for the rest."""
 
+    def __init__(self, api: ASGIApp) -> None:
+        self.api = api
 
-OPERATIONS: Final = (
-    Operation(
-        "GET",
-        "/",
-        page_html,
-        "The read-only page (HTML; it asks for the token and reads this API)",
-        TAG,
-        public=True,
-        produces="text/html",
-        errors=(),
-    ),
-    Operation(
-        "GET",
-        "/page/{asset}",
-        page_asset,
-        "The page's script and style sheet",
-        TAG,
-        public=True,
-        produces="text/plain",
-        errors=(404,),
-    ),
-)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            path = scope["path"]
+            if path == "/" or path.startswith(PREFIX):
+                await page_response(path)(scope, receive, send)
+                return
+        await self.api(scope, receive, send)

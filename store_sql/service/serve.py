@@ -34,6 +34,7 @@ from store_sql.service import discovery
 from store_sql.service.app import Service
 from store_sql.service.auth import load_or_create_token
 from store_sql.service.bodies import DEFAULT_MAX_BODY
+from store_sql.service.page import PageApp
 from store_sql.service.state import ServiceConfig
 from store_sql.store import Store
 
@@ -252,7 +253,7 @@ async def run(
         raise
     service = Service(store, ready.token, config=ServiceConfig(max_body=options.max_body))
     config = uvicorn.Config(
-        service,
+        PageApp(service),
         lifespan="off",
         http=_Protocol,
         access_log=False,
