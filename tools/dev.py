@@ -157,6 +157,28 @@ def install_chromium() -> None:
             return
 
 
+def install_node_client_tools() -> None:
+    """The Node client's pinned dev tools (TypeScript, to check index.d.ts): `npm ci` in
+    clients/node, again only when its package-lock.json changes. Where npm or the registry
+    is missing, the type check skips and says why."""
+    npm = shutil.which("npm")
+    lock = NODE_CLIENT / "package-lock.json"
+    stamp = NODE_CLIENT / "node_modules" / ".store_sql-installed"
+    wanted = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    if npm is None:
+        _say("npm: not installed; the client's type check will skip")
+        return
+    _say("npm ci (clients/node: typescript for the type check)")
+    command = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+    done = subprocess.run(command, cwd=NODE_CLIENT, check=False)
+    if done.returncode != 0:
+        _say("npm ci failed (registry unreachable?); the client's type check will skip")
+        return
+    stamp.write_text(wanted)
+
+
 def node_client_tests() -> None:
     """The Node client's own tests (clients/node/test, Node's test runner) against a real
     `store-sql serve` they start from this virtualenv."""
@@ -169,6 +191,7 @@ def node_client_tests() -> None:
     if major < NODE_MAJOR:
         _say(f"node: {version.stdout.strip()} is older than {NODE_MAJOR}; SKIPPED the client tests")
         return
+    install_node_client_tools()
     tests = sorted(
         str(p.relative_to(NODE_CLIENT)) for p in (NODE_CLIENT / "test").glob("*.test.js")
     )
