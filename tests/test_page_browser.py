@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -235,12 +236,75 @@ def test_search_finds_the_entry_and_opens_it(page: Browser, seeded: Seeded) -> N
     assert page.console_errors() == []
 
 
-def test_a_screenshot_of_the_page_is_kept(page: Browser, tmp_path: Path) -> None:
-    shot = page.screenshot(tmp_path / "page.png")
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def test_every_session_of_both_agents_opens_without_a_page_error(
+    page: Browser, served: Served
+) -> None:
+    opened = 0
+    for agent in ("ops", "main"):
+        _open(page, agent, "agent:ops:main" if agent == "ops" else KEY)
+        keys = page.evaluate(
+            "[...document.querySelectorAll('#sessions li.session')].map(li => li.dataset.key)"
+        )
+        for key in keys:
+            _open(page, agent, key)
+            rows = page.evaluate("document.querySelectorAll('#transcript .entry').length")
+            nodes = _tree_size(served, agent, key)
+            assert rows == nodes, key
+            opened += 1
+    assert page.console_errors() == []
+    assert opened >= 10
+
+
+def _tree_size(served: Served, agent: str, key: str) -> int:
+    auth = {"Authorization": f"Bearer {served.token}"}
+    base = f"{served.url}/v1/agents/{agent}"
+    quoted = urllib.parse.quote(key, safe="")
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{base}/sessions/{quoted}", headers=auth), timeout=5
+    ) as answer:
+        session_id = json.loads(answer.read())["sessionId"]
+    tree = urllib.request.Request(
+        f"{base}/transcripts/{urllib.parse.quote(session_id, safe='')}/tree", headers=auth
+    )
+    try:
+        with urllib.request.urlopen(tree, timeout=5) as answer:
+            return len(json.loads(answer.read())["nodes"])
+    except urllib.error.HTTPError as missing:
+        if missing.code != 404:
+            raise
+        return 0
+
+
+def test_screenshots_of_the_page_are_kept(page: Browser, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copyfile(shot, ARTIFACTS / "page.png")
-    print(f"screenshot: {ARTIFACTS / 'page.png'}")
+    for agent, key, name in (
+        ("main", "agent:main:main", "page-sample.png"),
+        ("main", KEY, "page.png"),
+    ):
+        _open(page, agent, key)
+        shot = page.screenshot(tmp_path / name)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        shutil.copyfile(shot, ARTIFACTS / name)
+        print(f"screenshot: {ARTIFACTS / name}")
+
+
+def _open(page: Browser, agent: str, key: str) -> None:
+    """Shows `key` of `agent` the way a person does: pick the agent, click the session."""
+    if page.evaluate("document.getElementById('agent').value") != agent:
+        page.evaluate(
+            f"document.getElementById('agent').value = {json.dumps(agent)};"
+            "document.getElementById('agent').dispatchEvent(new Event('change'))"
+        )
+        # The new list, and the first session the page opens by itself, are in first.
+        page.wait_for(
+            f"document.getElementById('sessions').dataset.agent === {json.dumps(agent)} && "
+            "document.getElementById('transcript').dataset.key === "
+            "document.querySelector('#sessions li.session')?.dataset.key"
+        )
+    page.evaluate(
+        f"document.querySelector('#sessions li.session[data-key={json.dumps(key)}]').click()"
+    )
+    page.wait_for(f"document.getElementById('transcript').dataset.key === {json.dumps(key)}")
 
 
 def test_a_wrong_token_asks_for_the_token_again(

@@ -30,9 +30,9 @@ const token = () => sessionStorage.getItem(TOKEN_KEY);
 
 class Unauthorized extends Error {}
 
-async function api(path, { raw = false } = {}) {
+async function api(path) {
   const response = await fetch(path, {
-    headers: { authorization: `Bearer ${token()}`, accept: raw ? "*/*" : "application/json" },
+    headers: { authorization: `Bearer ${token()}`, accept: "application/json" },
     cache: "no-store",
     credentials: "omit",
   });
@@ -49,7 +49,7 @@ async function api(path, { raw = false } = {}) {
     error.status = response.status;
     throw error;
   }
-  return raw ? await response.text() : await response.json();
+  return await response.json();
 }
 
 const seg = encodeURIComponent;
@@ -207,6 +207,7 @@ async function loadSessions() {
   }
   const body = await api(`/v1/agents/${seg(state.agent)}/sessions?limit=500&total=true`);
   state.sessions = body.sessions;
+  list.dataset.agent = state.agent;
   $("sessions-count").textContent =
     body.total !== undefined && body.total > body.sessions.length
       ? `${body.sessions.length} of ${body.total}`
@@ -233,22 +234,18 @@ async function loadSessions() {
 
 // --- one session's transcript -------------------------------------------------------------------
 
-function indexLines(jsonl) {
-  const byId = new Map();
-  const byPos = [];
-  for (const line of jsonl.split("\n")) {
-    let value;
-    try {
-      value = JSON.parse(line);
-    } catch {
-      value = line === "" ? undefined : { type: "(damaged line)", raw: line };
-    }
-    byPos.push(value);
-    if (value && typeof value === "object" && typeof value.id === "string" && value.type !== "session") {
-      if (!byId.has(value.id)) byId.set(value.id, value);
-    }
+const PAGE_LINES = 5000;
+
+/** Every line of the transcript by its position, read a page at a time from the change feed. */
+async function linesByPos(base) {
+  const byPos = new Map();
+  let cursor = "";
+  for (;;) {
+    const page = await api(`${base}/changes?limit=${PAGE_LINES}${cursor ? "&cursor=" + seg(cursor) : ""}`);
+    for (const line of page.lines) byPos.set(line.pos, line.value ?? { type: "(damaged line)", text: line.text });
+    if (page.lines.length < PAGE_LINES) return byPos;
+    cursor = page.cursor;
   }
-  return { byId, byPos };
 }
 
 /** The server's flat tree (file order, each node naming its parent) as nested nodes. */
@@ -266,9 +263,7 @@ function forestOf(nodes) {
 }
 
 function nodeValue(node, lines) {
-  if (node.id && lines.byId.has(node.id)) return lines.byId.get(node.id);
-  if (typeof node.pos === "number") return lines.byPos[node.pos];
-  return undefined;
+  return lines.get(node.pos);
 }
 
 function entryRow(node, lines, active, leafId, needle) {
@@ -358,13 +353,12 @@ async function openSession(key, { entry } = {}) {
   const session = await api(`/v1/agents/${seg(agent)}/sessions/${seg(key)}`);
   const sid = session.sessionId;
   const base = `/v1/agents/${seg(agent)}/transcripts/${seg(sid)}`;
-  let tree, path, jsonl;
+  let tree, path, lines;
   try {
-    [tree, path, jsonl] = await Promise.all([api(`${base}/tree`), api(`${base}/path`), api(`${base}.jsonl`, { raw: true })]);
+    [tree, path, lines] = await Promise.all([api(`${base}/tree`), api(`${base}/path`), linesByPos(base)]);
   } catch (error) {
     if (error.status !== 404) throw error;
-    tree = path = null;
-    jsonl = "";
+    tree = path = lines = null;
   }
   if (mine !== state.loadToken) return;
   $("session-hint").hidden = true;
@@ -382,14 +376,15 @@ async function openSession(key, { entry } = {}) {
   const transcript = $("transcript");
   if (!tree) {
     transcript.replaceChildren(el("p", { class: "hint", text: "This session has no transcript in the store." }));
+    transcript.dataset.key = key;
     status("");
     return;
   }
   const roots = forestOf(tree.nodes);
   const active = new Set(path.entries.map((e) => e.id).filter(Boolean));
   const leafId = tree.leafId;
-  const lines = indexLines(jsonl);
   transcript.replaceChildren(renderForest(roots, lines, active, leafId, viewState().q));
+  transcript.dataset.key = key;
   const count = transcript.querySelectorAll(".entry").length;
   status(`${count} entries, ${active.size} on the active path`);
   if (entry) {
