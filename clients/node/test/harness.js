@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import http from "node:http";
+import https from "node:https";
+import { execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -25,10 +27,32 @@ async function freePort() {
   return port;
 }
 
+/**
+ * A self-signed certificate for 127.0.0.1 made with the openssl command, or undefined when
+ * openssl is not installed.
+ */
+export function selfSignedCertificate(dir) {
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  try {
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+      { stdio: "ignore" },
+    );
+  } catch (error) {
+    if (error.code === "ENOENT") return undefined;
+    throw error;
+  }
+  return { cert, key, ca: readFileSync(cert) };
+}
+
 /** GET /v1/health once; true when it answers 200. */
 function healthy(target) {
   return new Promise((done) => {
-    const req = http.get({ ...target, path: "/v1/health", timeout: 1000 }, (res) => {
+    const get = target.ca ? https.get : http.get;
+    const req = get({ ...target, path: "/v1/health", timeout: 1000 }, (res) => {
       res.resume();
       done(res.statusCode === 200);
     });
@@ -39,7 +63,8 @@ function healthy(target) {
 
 export class ServerUnderTest {
   /**
-   * @param {{transport?: "unix" | "tcp", dir?: string, db?: string, extraArgs?: string[]}} [options]
+   * @param {{transport?: "unix" | "tcp", dir?: string, db?: string, extraArgs?: string[],
+   *   tls?: {cert: string, key: string, ca: Buffer}}} [options]
    */
   static async start(options = {}) {
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), "store-sql-client-"));
@@ -55,6 +80,7 @@ export class ServerUnderTest {
     this.tokenFile = join(dir, "store.token");
     this.socketPath = join(dir, "serve.sock");
     this.extraArgs = options.extraArgs ?? [];
+    this.tls = options.tls;
     this.port = undefined;
     this.output = "";
   }
@@ -67,12 +93,15 @@ export class ServerUnderTest {
       this.port ??= await freePort();
       args.push("--host", "127.0.0.1", "--port", String(this.port));
     }
+    if (this.tls) args.push("--tls-cert", this.tls.cert, "--tls-key", this.tls.key);
     this.child = spawn(storeSqlCommand(), args, { stdio: ["ignore", "pipe", "pipe"] });
     this.child.stdout.on("data", (chunk) => (this.output += chunk));
     this.child.stderr.on("data", (chunk) => (this.output += chunk));
     this.exited = new Promise((done) => this.child.on("exit", (code, signal) => done({ code, signal })));
     const target =
-      this.transport === "unix" ? { socketPath: this.socketPath } : { host: "127.0.0.1", port: this.port };
+      this.transport === "unix"
+        ? { socketPath: this.socketPath }
+        : { host: "127.0.0.1", port: this.port, ca: this.tls?.ca };
     const deadline = Date.now() + 60_000;
     let exit;
     this.exited.then((value) => (exit = value));
@@ -85,9 +114,10 @@ export class ServerUnderTest {
 
   /** Options for a StoreClient that talks to this server. */
   clientOptions(extra = {}) {
+    const scheme = this.tls ? "https" : "http";
     const where =
-      this.transport === "unix" ? { socketPath: this.socketPath } : { url: `http://127.0.0.1:${this.port}` };
-    return { ...where, tokenFile: this.tokenFile, ...extra };
+      this.transport === "unix" ? { socketPath: this.socketPath } : { url: `${scheme}://127.0.0.1:${this.port}` };
+    return { ...where, tokenFile: this.tokenFile, ...(this.tls ? { ca: this.tls.ca } : {}), ...extra };
   }
 
   get token() {
