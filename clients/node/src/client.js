@@ -89,7 +89,15 @@ export class StoreClient {
    */
   static #resolve(options) {
     if (!options.db || options.socketPath || options.url) return options;
-    const record = JSON.parse(readFileSync(options.db + ".serve", "utf8"));
+    let record;
+    try {
+      record = JSON.parse(readFileSync(options.db + ".serve", "utf8"));
+    } catch (error) {
+      throw new StoreUnavailableError(
+        `no server owns ${options.db}: ${options.db}.serve is missing or unreadable (start \`store-sql serve --db ${options.db}\`)`,
+        { maybeApplied: false, cause: error },
+      );
+    }
     const host = record.host?.includes(":") ? `[${record.host}]` : record.host;
     const where = record.socket
       ? { socketPath: record.socket }
@@ -485,4 +493,3 @@ function camelKeys(object) {
   );
 }
 
-export { StoreUnavailableError };

@@ -2,7 +2,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { StoreClient, ConflictError, NotFoundError, isIdempotentAppend } from "../src/index.js";
+import { StoreClient, ConflictError, NotFoundError, StoreUnavailableError, isIdempotentAppend } from "../src/index.js";
 import { ServerUnderTest } from "./harness.js";
 
 const user = (text, idempotencyKey) => ({
@@ -177,5 +177,10 @@ describe("transcripts", () => {
     } finally {
       found.close();
     }
+    assert.throws(() => new StoreClient({ db: server.db + "-elsewhere" }), (error) => {
+      assert.ok(error instanceof StoreUnavailableError);
+      assert.match(error.message, /no server owns .*-elsewhere/);
+      return true;
+    });
   });
 });
