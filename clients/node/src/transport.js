@@ -28,6 +28,11 @@ export const Replay = Object.freeze({
 
 const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOENT", "EACCES", "ENOTFOUND", "EAI_AGAIN"]);
 
+/** A certificate the client does not trust stays untrusted: sending again cannot help. */
+function isCertificateError(error) {
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(String(error?.code ?? ""));
+}
+
 export class Transport {
   /**
    * @param {import("../index.js").StoreClientOptions} options
@@ -78,7 +83,7 @@ export class Transport {
         outcome = await this.#once(call, payload);
       } catch (failure) {
         const sent = failure.sent;
-        const repeatable = !sent || call.replay !== Replay.UNGUARDED;
+        const repeatable = (!sent || call.replay !== Replay.UNGUARDED) && !isCertificateError(failure);
         if (!repeatable || attempt >= this.maxAttempts || call.signal?.aborted) {
           throw new StoreUnavailableError(
             `${call.method} ${call.path}: ${failure.message}` +
@@ -126,7 +131,7 @@ export class Transport {
           req.end();
         });
       } catch (failure) {
-        if (attempt >= this.maxAttempts || call.signal?.aborted) {
+        if (attempt >= this.maxAttempts || call.signal?.aborted || isCertificateError(failure)) {
           throw new StoreUnavailableError(`GET ${call.path}: ${failure.message}`, {
             maybeApplied: false,
             cause: failure,
