@@ -149,7 +149,11 @@ def install_chromium() -> None:
         _say("chromium: not installed and no root apt-get here; the browser test will skip")
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for args in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "chromium"]):
+    # Fonts are named: without recommended packages nothing else brings one, and the
+    # screenshot would show boxes for text.
+    packages = ["chromium", "fonts-liberation", "fonts-dejavu-core"]
+    install = [apt, "install", "-y", "--no-install-recommends", *packages]
+    for args in ([apt, "update"], install):
         _say(" ".join(args))
         done = subprocess.run(args, env=env, check=False)
         if done.returncode != 0:
