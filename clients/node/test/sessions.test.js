@@ -53,9 +53,10 @@ for (const transport of ["unix", "tcp"]) {
     });
 
     test("keys with slashes, spaces, unicode and percent signs round-trip as one path segment", async () => {
-      for (const key of ["agent:main:a/b", "agent:main:with space", "agent:main:ünï/✓", "agent:main:100%", "__proto__"]) {
-        await client.patchSessionEntry("main", key, { sessionId: key, updatedAt: 5 });
-        assert.equal((await client.getSessionEntry("main", key)).sessionId, key);
+      const keys = ["agent:main:a/b", "agent:main:with space", "agent:main:ünï/✓", "agent:main:100%", "__proto__"];
+      for (const [i, key] of keys.entries()) {
+        await client.patchSessionEntry("main", key, { sessionId: `odd-${i}`, updatedAt: 5, label: key });
+        assert.equal((await client.getSessionEntry("main", key)).label, key);
       }
     });
 
