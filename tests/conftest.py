@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Store on a SQLite file in tmp_path, and Node as the JSON oracle."""
+"""Shared fixtures: a real Store on a SQLite file in tmp_path, Node as the JSON oracle, and the
+real pi (tools/oracles) as the oracle of its own session code."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +168,23 @@ def load_transcript() -> LoadTranscript:
         return await store.write(write)
 
     return load
+
+
+# --- the real pi as the oracle -----------------------------------------------------------------
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools" / "oracles"))
+from pi_oracle import OracleUnavailable, PiOracle  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pi() -> Iterator[PiOracle]:
+    """The real pi (tools/oracles/pi, installed on first use) running in one Node process for
+    the whole run; tests that use it skip, with the reason, where it cannot be installed."""
+    try:
+        oracle = PiOracle.start()
+    except OracleUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield oracle
+    finally:
+        oracle.close()

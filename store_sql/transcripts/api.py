@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql.addresses import Target, check_agent_id, check_int, check_session_id
 from store_sql.errors import ConflictError, InvalidEntryError
+from store_sql.formats.js_values import js_trim
 from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import context as context_mod
+from store_sql.transcripts import legacy as legacy
 from store_sql.transcripts import reads as reads
 from store_sql.transcripts import rows as tx
 from store_sql.transcripts.append_groups import AppendMutation
@@ -52,6 +54,25 @@ class TranscriptAPI:
     ) -> T:
         check_agent_id(agent_id)
         return await self._db.read(lambda c: fn(c, _resolve(c, agent_id, target).transcript_id))
+
+    async def _read_tree(
+        self,
+        agent_id: str,
+        target: Target,
+        stored: Callable[[sqlite3.Connection, TranscriptInfo], T],
+        migrated: Callable[[legacy.MigratedTranscript], T],
+    ) -> T:
+        """A read of the entry tree: of the stored lines for a v3 transcript, of pi's
+        in-memory migration for a v1/v2 one (legacy.py)."""
+        check_agent_id(agent_id)
+
+        def read(conn: sqlite3.Connection) -> T:
+            info = _resolve(conn, agent_id, target)
+            if legacy.is_legacy(info):
+                return migrated(legacy.load_migrated(conn, info))
+            return stored(conn, info)
+
+        return await self._db.read(read)
 
     # --- identities -----------------------------------------------------------------------
 
@@ -216,7 +237,7 @@ class TranscriptAPI:
         return await self._append_one(agent_id, target, fields)
 
     async def append_session_info(self, agent_id: str, target: Target, name: str) -> Appended:
-        fields = {"type": "session_info", "name": name.strip()}
+        fields = {"type": "session_info", "name": js_trim(name)}
         return await self._append_one(agent_id, target, fields)
 
     async def migrate_to_v3(self, agent_id: str, target: Target) -> TranscriptInfo:
@@ -228,39 +249,68 @@ class TranscriptAPI:
 
     # --- reads ----------------------------------------------------------------------------
 
+    # Reads of the tree of a v1/v2 transcript see it as pi does after migrating it, without
+    # writing anything: v1 entries carry derived ids (legacy.derived_id).
+
     async def entry(self, agent_id: str, target: Target, entry_id: str) -> StoredEntry:
-        return await self._read(agent_id, target, lambda c, t: reads.entry_by_id(c, t, entry_id))
+        return await self._read_tree(
+            agent_id,
+            target,
+            lambda c, i: reads.entry_by_id(c, i.transcript_id, entry_id),
+            lambda m: m.entry(entry_id),
+        )
 
     async def children(self, agent_id: str, target: Target, entry_id: str) -> list[StoredEntry]:
-        return await self._read(agent_id, target, lambda c, t: reads.children(c, t, entry_id))
+        return await self._read_tree(
+            agent_id,
+            target,
+            lambda c, i: reads.children(c, i.transcript_id, entry_id),
+            lambda m: m.children(entry_id),
+        )
 
     async def leaf(self, agent_id: str, target: Target) -> StoredEntry | None:
-        return await self._read(agent_id, target, reads.leaf)
+        return await self._read_tree(
+            agent_id, target, lambda c, i: reads.leaf(c, i.transcript_id), lambda m: m.leaf
+        )
 
     async def active_path(
         self, agent_id: str, target: Target, to_entry_id: str | None = None
     ) -> list[StoredEntry]:
         """Root -> leaf (or -> `to_entry_id`)."""
-        check_agent_id(agent_id)
-        return await self._db.read(
-            lambda c: reads.active_path(c, _resolve(c, agent_id, target), to_entry_id)
+        return await self._read_tree(
+            agent_id,
+            target,
+            lambda c, i: reads.active_path(c, i, to_entry_id),
+            lambda m: m.path(to_entry_id),
         )
 
     async def tree(self, agent_id: str, target: Target) -> list[TreeNode]:
-        return await self._read(agent_id, target, reads.tree)
+        return await self._read_tree(
+            agent_id, target, lambda c, i: reads.tree(c, i.transcript_id), lambda m: m.tree()
+        )
 
     async def labels(self, agent_id: str, target: Target) -> dict[str, str]:
-        return await self._read(agent_id, target, reads.labels)
+        return await self._read_tree(
+            agent_id, target, lambda c, i: reads.labels(c, i.transcript_id), lambda m: m.labels()
+        )
 
     async def session_name(self, agent_id: str, target: Target) -> str | None:
-        return await self._read(agent_id, target, reads.session_name)
+        return await self._read_tree(
+            agent_id,
+            target,
+            lambda c, i: reads.session_name(c, i.transcript_id),
+            lambda m: m.session_name(),
+        )
 
     async def context(
         self, agent_id: str, target: Target, leaf_id: str | None = None
     ) -> context_mod.SessionContext:
         """The model context, as pi's buildSessionContext builds it."""
-        return await self._read(
-            agent_id, target, lambda c, t: context_mod.build_context(c, t, leaf_id)
+        return await self._read_tree(
+            agent_id,
+            target,
+            lambda c, i: context_mod.build_context(c, i.transcript_id, leaf_id),
+            lambda m: context_mod.context_from_path(m.path(leaf_id)),
         )
 
     async def recent(
@@ -273,13 +323,13 @@ class TranscriptAPI:
         types: frozenset[str] | None = None,
     ) -> list[StoredEntry]:
         """The last `limit` (<= 1000) entries of the active path within `max_bytes`."""
-        check_agent_id(agent_id)
         check_int("limit", limit, minimum=0)
         check_int("max_bytes", max_bytes, minimum=0)
-        return await self._db.read(
-            lambda c: reads.recent_entries(
-                c, _resolve(c, agent_id, target), limit=limit, max_bytes=max_bytes, types=types
-            )
+        return await self._read_tree(
+            agent_id,
+            target,
+            lambda c, i: reads.recent_entries(c, i, limit=limit, max_bytes=max_bytes, types=types),
+            lambda m: m.recent(limit=limit, max_bytes=max_bytes, types=types),
         )
 
     async def page(

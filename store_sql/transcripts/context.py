@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
+from store_sql.formats.js_values import epoch_ms
 from store_sql.transcripts.reads import StoredEntry, active_path, navigation
 
 
@@ -32,17 +32,6 @@ class SessionContext:
             "thinkingLevel": self.thinking_level,
             "model": self.model,
         }
-
-
-def _epoch_ms(timestamp: Any) -> int | None:
-    """`new Date(timestamp).getTime()` for the ISO strings entries carry (None for NaN)."""
-    if not isinstance(timestamp, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int(parsed.timestamp() * 1000 + 0.5) if parsed.tzinfo else None
 
 
 _ABSENT: Any = object()
@@ -67,14 +56,14 @@ def _as_message(value: dict[str, Any]) -> dict[str, Any] | None:
             content=value.get("content", _ABSENT),
             display=value.get("display", _ABSENT),
             details=value.get("details", _ABSENT),
-            timestamp=_epoch_ms(value.get("timestamp")),
+            timestamp=epoch_ms(value.get("timestamp")),
         )
     if kind == "branch_summary" and value.get("summary"):
         return _js_object(
             role="branchSummary",
             summary=value.get("summary"),
             fromId=value.get("fromId", _ABSENT),
-            timestamp=_epoch_ms(value.get("timestamp")),
+            timestamp=epoch_ms(value.get("timestamp")),
         )
     return None
 
@@ -116,7 +105,7 @@ def context_from_path(path: list[StoredEntry]) -> SessionContext:
             role="compactionSummary",
             summary=compaction.get("summary", _ABSENT),
             tokensBefore=compaction.get("tokensBefore", _ABSENT),
-            timestamp=_epoch_ms(compaction.get("timestamp")),
+            timestamp=epoch_ms(compaction.get("timestamp")),
         )
     )
     first_kept = compaction.get("firstKeptEntryId")

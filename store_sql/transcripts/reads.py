@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from store_sql.errors import NotFoundError
+from store_sql.formats.js_values import epoch_ms, js_trim
 from store_sql.schema.tables import NAVIGATION_LINES
 from store_sql.transcripts.navigation import Navigation, is_leaf_control, scan_navigation
 from store_sql.transcripts.rows import TranscriptInfo, get_info, parse_stored
@@ -263,6 +264,16 @@ def recent_entries(
     return _recent_of(walk, limit, max_bytes, types)
 
 
+def pick_recent(
+    leaf_first: Iterable[StoredEntry],
+    limit: int,
+    max_bytes: int | None,
+    types: frozenset[str] | None,
+) -> list[StoredEntry]:
+    """`recent_entries`' choice over the entries of a path walked leaf first."""
+    return _recent_of((_row_of(entry) for entry in leaf_first), limit, max_bytes, types)
+
+
 def _recent_of(
     leaf_first: Iterator[tuple[Any, ...]],
     limit: int,
@@ -361,17 +372,11 @@ def changes_since(
     )
 
 
-def labels(conn: sqlite3.Connection, transcript_id: int) -> dict[str, str]:
-    """Resolved labels: target id -> label, the last label entry per target winning and an
-    empty or missing label clearing it (pi's labelsById)."""
+def resolve_labels(label_entries: Iterable[Any]) -> dict[str, str]:
+    """pi's labelsById over `label` entries in file order: target id -> label, the last
+    entry per target winning and an empty or missing label clearing it."""
     resolved: dict[str, str] = {}
-    rows = conn.execute(
-        "SELECT line FROM transcript_lines WHERE transcript_id = ? AND type = 'label' "
-        "AND kind = 'entry' ORDER BY pos",
-        (transcript_id,),
-    )
-    for (line,) in rows:
-        value = parse_stored(line)
+    for value in label_entries:
         target, label = value.get("targetId"), value.get("label")
         if not isinstance(target, str):
             continue
@@ -382,18 +387,31 @@ def labels(conn: sqlite3.Connection, transcript_id: int) -> dict[str, str]:
     return resolved
 
 
-def session_name(conn: sqlite3.Connection, transcript_id: int) -> str | None:
-    """The name of the latest `session_info` entry that has one."""
+def labels(conn: sqlite3.Connection, transcript_id: int) -> dict[str, str]:
+    """Resolved labels (`resolve_labels`) of every label entry of the transcript."""
     rows = conn.execute(
-        "SELECT line FROM transcript_lines WHERE transcript_id = ? AND type = 'session_info' "
-        "AND kind = 'entry' ORDER BY pos DESC",
+        "SELECT line FROM transcript_lines WHERE transcript_id = ? AND type = 'label' "
+        "AND kind = 'entry' ORDER BY pos",
         (transcript_id,),
     )
-    for (line,) in rows:
-        name = parse_stored(line).get("name")
-        if isinstance(name, str) and name:
-            return name
-    return None
+    return resolve_labels(parse_stored(line) for (line,) in rows)
+
+
+def name_of(session_info: Any) -> str | None:
+    """The session name a `session_info` entry sets, as pi reads it: its name trimmed; an
+    empty (or missing) name clears the name."""
+    name = session_info.get("name")
+    return (js_trim(name) or None) if isinstance(name, str) else None
+
+
+def session_name(conn: sqlite3.Connection, transcript_id: int) -> str | None:
+    """The name set by the latest `session_info` entry (pi's getSessionName)."""
+    row = conn.execute(
+        "SELECT line FROM transcript_lines WHERE transcript_id = ? AND type = 'session_info' "
+        "AND kind = 'entry' ORDER BY pos DESC LIMIT 1",
+        (transcript_id,),
+    ).fetchone()
+    return None if row is None else name_of(parse_stored(row[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,9 +429,9 @@ class TreeNode:
 
 
 def tree(conn: sqlite3.Connection, transcript_id: int) -> list[TreeNode]:
-    """Every entry as a forest (roots in file order, children in file order), labels
-    resolved. Reads only indexed columns plus label entries."""
-    names = labels(conn, transcript_id)
+    """Every entry as a forest, labels resolved (`build_tree`). Reads only indexed columns
+    plus label entries. A transcript following today's tree rules gets the rules' parents
+    and keeps its children in file order."""
     rows = conn.execute(
         "SELECT pos, entry_id, parent_pos, type, role, timestamp FROM transcript_lines "
         "WHERE transcript_id = ? AND kind = 'entry' ORDER BY pos",
@@ -422,6 +440,18 @@ def tree(conn: sqlite3.Connection, transcript_id: int) -> list[TreeNode]:
     navigated = navigation(conn, transcript_id)
     if navigated is not None:
         rows = navigated.tree_rows(rows)
+    return build_tree(rows, labels(conn, transcript_id), by_time=navigated is None)
+
+
+def build_tree(
+    rows: Iterable[tuple[int, str | None, int | None, str | None, str | None, str | None]],
+    names: dict[str, str],
+    *,
+    by_time: bool = True,
+) -> list[TreeNode]:
+    """The forest of (pos, id, parent_pos, type, role, timestamp) rows in file order: roots
+    in file order, each node's children oldest first as pi's getTree sorts them
+    (`sort_by_time`), or in file order."""
     nodes: dict[int, TreeNode] = {}
     roots: list[TreeNode] = []
     for pos, entry_id, parent_pos, kind, role, timestamp in rows:
@@ -430,7 +460,51 @@ def tree(conn: sqlite3.Connection, transcript_id: int) -> list[TreeNode]:
         nodes[pos] = node
         parent = nodes.get(parent_pos) if parent_pos is not None else None
         (parent.children if parent is not None else roots).append(node)
+    if by_time:
+        for node in nodes.values():
+            if len(node.children) > 1:
+                sort_by_time(node.children)
     return roots
+
+
+def sort_by_time(nodes: list[TreeNode]) -> None:
+    """Sort sibling nodes in place as pi does: JavaScript's Array.prototype.sort with
+    `(a, b) => new Date(a.timestamp) - new Date(b.timestamp)`.
+
+    With every timestamp readable that is a stable sort by time. An unreadable timestamp
+    makes the comparison NaN, which JavaScript counts as "equal", and the order then depends
+    on V8's algorithm: for fewer than 64 elements (V8 sorts those with one run and a binary
+    insertion sort) this replays it step for step."""
+    items = [(epoch_ms(node.timestamp), node) for node in nodes]
+    known = [(time, node) for time, node in items if time is not None]
+    if len(known) == len(items):
+        nodes[:] = [node for _, node in sorted(known, key=lambda item: item[0])]
+        return
+
+    def compare(a: int | None, b: int | None) -> int:
+        return 0 if a is None or b is None else (a > b) - (a < b)
+
+    run = 2
+    descending = compare(items[1][0], items[0][0]) < 0
+    while run < len(items):
+        order = compare(items[run][0], items[run - 1][0])
+        if (order >= 0) if descending else (order < 0):
+            break
+        run += 1
+    if descending:
+        items[:run] = items[:run][::-1]
+    for start in range(run, len(items)):
+        pivot = items[start]
+        left, right = 0, start
+        while left < right:
+            mid = left + ((right - left) >> 1)
+            if compare(pivot[0], items[mid][0]) < 0:
+                right = mid
+            else:
+                left = mid + 1
+        items[left + 1 : start + 1] = items[left:start]
+        items[left] = pivot
+    nodes[:] = [node for _, node in items]
 
 
 @dataclass(frozen=True, slots=True)

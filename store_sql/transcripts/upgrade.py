@@ -1,29 +1,27 @@
 """Migrating a v1/v2 transcript to v3, as pi does when it loads one, into a new version.
 
-pi mutates the parsed objects in place and rewrites the file, so new keys land at the end of
-each object: the header gains `version`, each entry `id` and `parentId` (v1 -> v2), a
-compaction's `firstKeptEntryIndex` (an index into the parsed entries, header = 0) becomes
-`firstKeptEntryId`, and role `hookMessage` becomes `custom` (v2 -> v3). The original
-transcript is kept, superseded by the new one; damaged and blank lines are carried over
-verbatim where pi would drop them, so nothing is lost.
+The migrated lines are the ones reads already show (legacy.py: the same migration, the same
+derived ids), written as pi's rewrite of the file writes them (JSON.stringify of the migrated
+objects, numbers in JavaScript's spelling). The original transcript is kept, superseded by the
+new one; damaged and blank lines are carried over verbatim where pi would drop them, so
+nothing is lost.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
 from store_sql.formats.sqltext import text_or_none
-from store_sql.transcripts.reads import StoredEntry, all_entries
+from store_sql.transcripts.legacy import migrate_values
+from store_sql.transcripts.reads import all_entries
 from store_sql.transcripts.rows import (
     LineRow,
     TranscriptInfo,
     get_info,
     insert_lines,
     insert_transcript,
-    new_entry_id,
     stored_line,
 )
 
@@ -39,43 +37,7 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
     if version >= 3:
         raise InvalidEntryError(f"{old.file_name} is already a v{version} transcript")
     lines = all_entries(conn, transcript_id)
-    parsed: list[tuple[StoredEntry, dict[str, Any]]] = [
-        (line, value)
-        for line in lines
-        if line.kind in ("header", "entry") and isinstance(value := jsjson.loads(line.raw), dict)
-    ]
-    taken: set[str] = set()
-    if version < 2:
-        prev: str | None = None
-        objects = [value for _, value in parsed]
-        for value in objects:
-            if value.get("type") == "session":
-                value["version"] = 2
-                continue
-            value["id"] = new_entry_id(taken.__contains__)
-            taken.add(value["id"])
-            value["parentId"] = prev
-            prev = value["id"]
-        for value in objects:
-            index = value.get("firstKeptEntryIndex")
-            if value.get("type") == "compaction" and "firstKeptEntryIndex" in value:
-                if (
-                    isinstance(index, int)
-                    and not isinstance(index, bool)
-                    and 0 <= index < len(objects)
-                ):
-                    target = objects[index]
-                    if target.get("type") != "session":
-                        value["firstKeptEntryId"] = target["id"]
-                del value["firstKeptEntryIndex"]
-    for _, value in parsed:
-        if value.get("type") == "session":
-            value["version"] = 3
-        elif value.get("type") == "message":
-            message = value.get("message")
-            if isinstance(message, dict) and message.get("role") == "hookMessage":
-                message["role"] = "custom"
-    new_values = {line.pos: value for line, value in parsed}
+    _, new_values = migrate_values(lines)
     new_id = insert_transcript(
         conn,
         agent_id=old.agent_id,
