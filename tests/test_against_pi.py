@@ -5,6 +5,7 @@ generated ones (tests/pi_compare.py says what is compared)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -252,3 +253,127 @@ def test_generated_transcripts_read_as_pi_reads_them(
         assert found == [], data.decode()
 
     reads_as_pi()
+
+
+# --- appends ---------------------------------------------------------------------------------
+
+UNDEFINED = {"$undefined": True}  # pi_driver.mjs passes it as `undefined`
+
+
+async def appended_as_pi_appends(
+    store: Store, pi: PiOracle, sid: str, append: Any, call: list[Any]
+) -> bytes:
+    """Append with the store and `call` ([method, *args]) with pi's SessionManager on the
+    same file; the two lines are equal once pi's id and timestamp are the store's."""
+    before = await store.transcripts.file_bytes("main", sid)
+    done = await append()
+    line = (await store.transcripts.file_bytes("main", sid))[len(before) :]
+    theirs = pi.append(before, [call])
+    timestamp = json.loads(line)["timestamp"]
+    expected = (
+        theirs["lines"][0]
+        .replace(f'"id":"{theirs["ids"][0]}"'.encode(), f'"id":"{done.id}"'.encode(), 1)
+        .replace(
+            f'"timestamp":"{theirs["timestamps"][0]}"'.encode(),
+            f'"timestamp":"{timestamp}"'.encode(),
+            1,
+        )
+    )
+    assert line == expected
+    return line
+
+
+async def test_each_entry_type_is_appended_as_pi_appends_it(store: Store, pi: PiOracle) -> None:
+    t = store.transcripts
+    sid = "appends"
+    await t.create("main", sid, cwd="/w")
+    user = {"role": "user", "content": [{"type": "text", "text": 'ünï 🦞 \u2028 "q"\n'}],
+            "idempotencyKey": "k-1", "timestamp": 1765233665292}  # fmt: skip
+    assistant = {"role": "assistant", "content": [], "provider": "anthropic", "model": "m",
+                 "usage": {"cost": {"input": 0.000009, "total": 3.3e-8, "big": 1e21}}}  # fmt: skip
+    tool = {"role": "toolResult", "toolCallId": "t1", "isError": False,
+            "details": {"2": "b", "1": "a", "x": -0.0, "f": 2.0}}  # fmt: skip
+    user2 = {**user, "idempotencyKey": "k-2"}  # a key already written would write nothing
+    first = await t.append_message("main", sid, user)
+    cases: list[tuple[Any, list[Any]]] = [
+        (lambda: t.append_message("main", sid, assistant), ["appendMessage", assistant]),
+        (lambda: t.append_message("main", sid, user2), ["appendMessage", user2]),
+        (lambda: t.append_message("main", sid, tool), ["appendMessage", tool]),
+        (lambda: t.append_model_change("main", sid, "openai", "gpt-5"),
+         ["appendModelChange", "openai", "gpt-5"]),
+        (lambda: t.append_thinking_level_change("main", sid, "high"),
+         ["appendThinkingLevelChange", "high"]),
+        (lambda: t.append_compaction("main", sid, "sum", first.id, 1234),
+         ["appendCompaction", "sum", first.id, 1234]),
+        (lambda: t.append_compaction("main", sid, "sum", first.id, 5, details={"f": ["a"]}),
+         ["appendCompaction", "sum", first.id, 5, {"f": ["a"]}]),
+        (lambda: t.append_compaction("main", sid, "hook", first.id, 9, from_hook=True),
+         ["appendCompaction", "hook", first.id, 9, UNDEFINED, True]),
+        (lambda: t.append_custom("main", sid, "ext", {"state": 1}),
+         ["appendCustomEntry", "ext", {"state": 1}]),
+        (lambda: t.append_custom("main", sid, "no-data"), ["appendCustomEntry", "no-data"]),
+        (lambda: t.append_custom_message("main", sid, "note", "shown", True),
+         ["appendCustomMessageEntry", "note", "shown", True]),
+        (lambda: t.append_custom_message("main", sid, "note", [{"type": "text", "text": "x"}],
+                                         False, {"d": 1}),
+         ["appendCustomMessageEntry", "note", [{"type": "text", "text": "x"}], False, {"d": 1}]),
+        (lambda: t.append_label("main", sid, first.id, "bookmark"),
+         ["appendLabelChange", first.id, "bookmark"]),
+        (lambda: t.append_label("main", sid, first.id, None), ["appendLabelChange", first.id]),
+        (lambda: t.append_session_info("main", sid, " \ufeffMy session\x1c\u3000 "),
+         ["appendSessionInfo", " \ufeffMy session\x1c\u3000 "]),
+        (lambda: t.append_branch_summary("main", sid, first.id, "left"),
+         ["branchWithSummary", first.id, "left"]),
+        (lambda: t.append_branch_summary("main", sid, None, "from the root"),
+         ["branchWithSummary", None, "from the root"]),
+    ]  # fmt: skip
+    types = set()
+    for append, call in cases:
+        line = await appended_as_pi_appends(store, pi, sid, append, call)
+        types.add(json.loads(line)["type"])
+    assert types == {"message", "model_change", "thinking_level_change", "compaction", "custom",
+                     "custom_message", "label", "session_info", "branch_summary"}  # fmt: skip
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | texts,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["a", "b", "0", "7", "10", "01", "-1", "é"]), inner, max_size=4
+        )
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200 * (10 if LONG else 1), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(payload=json_values, kind=st.sampled_from(["message", "custom", "custom_message"]))
+def test_any_payload_is_appended_as_pi_appends_it(
+    generated: GeneratedRun, pi: PiOracle, payload: Any, kind: str
+) -> None:
+    store, sid = generated.store, "payloads"
+    t = store.transcripts
+    run = generated.loop.run_until_complete
+    if run(t.find("main", sid)) is None:
+        run(t.create("main", sid, cwd="/w"))
+        run(t.append_message("main", sid, {"role": "assistant", "content": []}))
+    if kind == "message":
+        message = {"role": "user", "content": payload}
+        call, append = ["appendMessage", message], lambda: t.append_message("main", sid, message)
+    elif kind == "custom":
+        call, append = (
+            ["appendCustomEntry", "x", payload],
+            lambda: t.append_custom("main", sid, "x", payload),
+        )
+    else:
+        call = ["appendCustomMessageEntry", "x", "c", True, payload]
+        append = lambda: t.append_custom_message("main", sid, "x", "c", True, payload)  # noqa: E731
+    if payload is None and kind != "message":
+        call = call[:-1]  # None means "not given", as pi's optional argument
+    run(appended_as_pi_appends(store, pi, sid, append, call))

@@ -4,10 +4,11 @@ The documented rule: an entry's parent is the nearest *preceding* entry whose id
 `parentId`; a `parentId` naming no preceding entry (null, missing, dangling, later in the
 file, the entry itself) makes it a root; the leaf is the last entry in file order.
 
-pi's rule (session-manager.ts, getBranch/buildSessionContext) walks `byId.get(parentId)`
-where `byId` maps each id to the *last* entry carrying it anywhere in the file, until a
-parent is missing. The two agree on well-formed files (unique ids, parents before
-children), which `test_well_formed_files_walk_as_pi_walks` checks. They disagree, by design:
+pi's rule (SessionManager.getBranch and buildSessionContext; the tests ask the real pi,
+tools/oracles) walks `byId.get(parentId)` where `byId` maps each id to the *last* entry
+carrying it anywhere in the file, until a parent is missing. The two agree on well-formed
+files (unique ids, parents before children), which `test_well_formed_files_walk_as_pi_walks`
+checks. They disagree, by design:
 
 - a forward reference (parent later in the file): pi follows it, the store makes a root;
 - a duplicate id: pi goes to the last entry with that id in the whole file (possibly a later
@@ -30,6 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inspection_data import scratch_connection
+from pi_oracle import PiOracle
 
 from store_sql import Store
 from store_sql.formats import jsjson
@@ -189,21 +191,19 @@ def documented_path(lines: list[Line], start: int | None = None) -> list[int]:
     return path[::-1]
 
 
-def pi_path(lines: list[Line]) -> list[int] | None:
-    """pi's walk (byId = last entry per id; stop at a missing parent); None if it loops."""
-    entries = [(pos, line) for pos, line in enumerate(lines, start=1) if line.kind == "entry"]
-    if not entries:
-        return []
-    by_id = {line.id: pos for pos, line in entries}
-    current: int | None = entries[-1][0]
-    path: list[int] = []
-    while current is not None:
-        if current in path:
-            return None  # pi would never return
-        path.append(current)
-        parent = lines[current - 1].parent
-        current = by_id.get(parent) if isinstance(parent, str) and parent else None
-    return path[::-1]
+def file_bytes(lines: list[Line]) -> bytes:
+    """The transcript `write` stores, as a file (for pi)."""
+    header = (
+        b'{"type":"session","version":3,"id":"s","timestamp":"2025-01-01T00:00:00.000Z","cwd":"/"}'
+    )
+    return b"\n".join([header, *(line.raw(pos) for pos, line in enumerate(lines, 1))]) + b"\n"
+
+
+def pi_path(pi: PiOracle, lines: list[Line]) -> list[int]:
+    """The positions of the entries on the real pi's active path (SessionManager.getBranch),
+    for files whose ids are unique."""
+    pos_of = {line.id: pos for pos, line in enumerate(lines, 1) if line.kind == "entry"}
+    return [pos_of[entry_id] for entry_id in pi.read(file_bytes(lines))["branch"]]
 
 
 # --- properties ------------------------------------------------------------------------------
@@ -264,7 +264,9 @@ def test_paths_to_any_entry_tree_and_recent_agree(
 
 @settings(PROPERTY_SETTINGS, max_examples=100)
 @given(data=st.data())
-def test_well_formed_files_walk_as_pi_walks(conn: sqlite3.Connection, data: st.DataObject) -> None:
+def test_well_formed_files_walk_as_pi_walks(
+    conn: sqlite3.Connection, pi: PiOracle, data: st.DataObject
+) -> None:
     count = data.draw(st.integers(min_value=0, max_value=20))
     lines: list[Line] = []
     for n in range(count):
@@ -274,13 +276,13 @@ def test_well_formed_files_walk_as_pi_walks(conn: sqlite3.Connection, data: st.D
         if data.draw(st.booleans()) and data.draw(st.booleans()):
             lines.append(Line(data.draw(st.sampled_from(["damaged", "blank"]))))
     tid = write(conn, lines)
-    assert [e.pos for e in transcript_reads.active_path(conn, tid)] == pi_path(lines)
+    assert [e.pos for e in transcript_reads.active_path(conn, tid)] == pi_path(pi, lines)
 
 
-def test_where_pi_disagrees(conn: sqlite3.Connection) -> None:
+def test_where_pi_disagrees(conn: sqlite3.Connection, pi: PiOracle) -> None:
     forward = [Line("entry", "a", "b"), Line("entry", "b", None), Line("entry", "c", "a")]
     # pi: c -> a -> b (follows the forward reference); the store: c -> a (a is a root).
-    assert pi_path(forward) == [2, 1, 3]
+    assert pi_path(pi, forward) == [2, 1, 3]
     assert [e.pos for e in transcript_reads.active_path(conn, write(conn, forward))] == [1, 3]
 
     duplicate = [
@@ -293,11 +295,12 @@ def test_where_pi_disagrees(conn: sqlite3.Connection) -> None:
     tid = write(conn, duplicate)
     assert [e.pos for e in transcript_reads.active_path(conn, tid, "b")] == [1, 2]
     assert [e.pos for e in transcript_reads.active_path(conn, tid)] == [3, 4]
+    assert pi.read(file_bytes(duplicate))["branch"] == ["a", "c"]
 
+    # A cycle or a self reference: pi's walk (`while (current)`) never ends, so it is not
+    # asked; the store stops, since every step goes to an earlier line.
     cycle = [Line("entry", "a", "b"), Line("entry", "b", "a")]
     self_ref = [Line("entry", "a", "a")]
-    assert pi_path(cycle) is None
-    assert pi_path(self_ref) is None
     assert [e.pos for e in transcript_reads.active_path(conn, write(conn, cycle))] == [1, 2]
     assert [e.pos for e in transcript_reads.active_path(conn, write(conn, self_ref))] == [1]
 
