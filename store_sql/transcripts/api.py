@@ -310,7 +310,7 @@ class TranscriptAPI:
             agent_id,
             target,
             lambda c, i: context_mod.build_context(c, i.transcript_id, leaf_id),
-            lambda m: context_mod.context_from_path(m.path(leaf_id)),
+            lambda m: m.context(leaf_id),
         )
 
     async def recent(

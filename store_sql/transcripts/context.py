@@ -70,16 +70,22 @@ def _as_message(value: dict[str, Any]) -> dict[str, Any] | None:
 
 def context_from_path(path: list[StoredEntry]) -> SessionContext:
     """pi's buildSessionContext over an already-walked path (root first)."""
-    values: list[tuple[StoredEntry, dict[str, Any]]] = []
+    values: list[tuple[str | None, dict[str, Any]]] = []
     for entry in path:
         if entry.kind != "entry":
             continue
         value = entry.value()
         if isinstance(value, dict):
-            values.append((entry, value))
+            values.append((entry.id, value))
+    return context_from_values(values)
+
+
+def context_from_values(values: list[tuple[str | None, dict[str, Any]]]) -> SessionContext:
+    """pi's buildSessionContext over the (id, parsed entry) pairs of a path, root first.
+    The messages it returns are the entries' own `message` objects."""
     ctx = SessionContext()
     compaction_index: int | None = None
-    for index, (_entry, value) in enumerate(values):
+    for index, (_id, value) in enumerate(values):
         kind = value.get("type")
         if kind == "thinking_level_change":
             ctx.thinking_level = value.get("thinkingLevel")  # type: ignore[assignment]
@@ -110,12 +116,12 @@ def context_from_path(path: list[StoredEntry]) -> SessionContext:
     )
     first_kept = compaction.get("firstKeptEntryId")
     keeping = False
-    for entry, value in values[:compaction_index]:
-        if entry.id is not None and entry.id == first_kept:
+    for entry_id, value in values[:compaction_index]:
+        if entry_id is not None and entry_id == first_kept:
             keeping = True
         if keeping and (message := _as_message(value)) is not None:
             ctx.messages.append(message)
-    for _entry, value in values[compaction_index + 1 :]:
+    for _id, value in values[compaction_index + 1 :]:
         if (message := _as_message(value)) is not None:
             ctx.messages.append(message)
     return ctx

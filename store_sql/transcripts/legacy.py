@@ -40,6 +40,7 @@ import orjson
 from store_sql.errors import NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.js_numbers import NumberLiteral
+from store_sql.transcripts.context import SessionContext, context_from_values
 from store_sql.transcripts.reads import (
     StoredEntry,
     TreeNode,
@@ -82,11 +83,21 @@ def _js_value(value: Any) -> Any:
     return value
 
 
-def _parse(raw: bytes) -> Any:
+def _parse(line: StoredEntry) -> Any:
+    """The line's JSON value as JSON.parse gives it (a BOM before the header and a CR at
+    the end are whitespace to pi, as to the store's line classification); None if the line
+    does not parse after all."""
+    body = line.raw.removesuffix(b"\r")
+    if line.pos == 0:
+        body = body.removeprefix(b"\xef\xbb\xbf")
     try:
-        return orjson.loads(raw.removesuffix(b"\r"))
+        return orjson.loads(body)
     except orjson.JSONDecodeError:
-        return _js_value(jsjson.loads(raw))
+        pass
+    try:
+        return _js_value(jsjson.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:
@@ -101,7 +112,7 @@ def migrate_values(lines: Iterable[StoredEntry]) -> tuple[int, dict[int, dict[st
     parsed: list[tuple[int, dict[str, Any]]] = []
     for line in lines:
         if line.kind in ("header", "entry"):
-            value = _parse(line.raw)
+            value = _parse(line)
             if isinstance(value, dict):
                 parsed.append((line.pos, value))
     header = next((v for _, v in parsed if v.get("type") == "session"), None)
@@ -142,29 +153,56 @@ def migrate_values(lines: Iterable[StoredEntry]) -> tuple[int, dict[int, dict[st
 
 
 @dataclass(slots=True)
+class _Migrated:
+    """One entry as pi holds it after the migration; its line is written only when the
+    entry is returned (`MigratedTranscript._stored`)."""
+
+    pos: int
+    id: str | None
+    parent_pos: int | None
+    type: str | None
+    role: str | None
+    timestamp: str | None
+    value: dict[str, Any]
+
+
+@dataclass(slots=True)
 class MigratedTranscript:
     """A v1/v2 transcript as pi holds it after migrating it: its entries in file order."""
 
     transcript_id: int
-    entries: list[StoredEntry]
-    by_pos: dict[int, StoredEntry]
+    entries: list[_Migrated]
+    by_pos: dict[int, _Migrated]
 
-    @property
-    def leaf(self) -> StoredEntry | None:
-        """The last entry in file order."""
-        return self.entries[-1] if self.entries else None
+    def _stored(self, entry: _Migrated) -> StoredEntry:
+        parent_id = entry.value.get("parentId")
+        return StoredEntry(
+            pos=entry.pos,
+            id=entry.id,
+            parent_id=parent_id if isinstance(parent_id, str) else None,
+            parent_pos=entry.parent_pos,
+            type=entry.type,
+            role=entry.role,
+            timestamp=entry.timestamp,
+            raw=jsjson.dumps_bytes(entry.value),
+            kind="entry",
+            damage=None,
+        )
 
-    def entry(self, entry_id: str) -> StoredEntry:
+    def _find(self, entry_id: str) -> _Migrated:
         """The latest entry with that id."""
         for entry in reversed(self.entries):
             if entry.id == entry_id:
                 return entry
         raise NotFoundError(f"transcript {self.transcript_id} has no entry {entry_id!r}")
 
-    def path(self, to_entry_id: str | None = None) -> list[StoredEntry]:
-        """Root -> leaf (or -> `to_entry_id`)."""
-        current = self.leaf if to_entry_id is None else self.entry(to_entry_id)
-        path: list[StoredEntry] = []
+    def _path(self, to_entry_id: str | None) -> list[_Migrated]:
+        current: _Migrated | None
+        if to_entry_id is not None:
+            current = self._find(to_entry_id)
+        else:
+            current = self.entries[-1] if self.entries else None
+        path: list[_Migrated] = []
         while current is not None:
             path.append(current)
             parent = current.parent_pos
@@ -172,9 +210,24 @@ class MigratedTranscript:
         path.reverse()
         return path
 
+    @property
+    def leaf(self) -> StoredEntry | None:
+        """The last entry in file order."""
+        return self._stored(self.entries[-1]) if self.entries else None
+
+    def entry(self, entry_id: str) -> StoredEntry:
+        return self._stored(self._find(entry_id))
+
+    def path(self, to_entry_id: str | None = None) -> list[StoredEntry]:
+        """Root -> leaf (or -> `to_entry_id`)."""
+        return [self._stored(e) for e in self._path(to_entry_id)]
+
     def children(self, entry_id: str) -> list[StoredEntry]:
-        parent = self.entry(entry_id)
-        return [e for e in self.entries if e.parent_pos == parent.pos]
+        parent = self._find(entry_id)
+        return [self._stored(e) for e in self.entries if e.parent_pos == parent.pos]
+
+    def context(self, leaf_id: str | None = None) -> SessionContext:
+        return context_from_values([(e.id, e.value) for e in self._path(leaf_id)])
 
     def recent(
         self, *, limit: int, max_bytes: int | None, types: frozenset[str] | None
@@ -183,15 +236,16 @@ class MigratedTranscript:
         limit = max(0, min(limit, 1000))
         if limit == 0:
             return []
-        return pick_recent(reversed(self.path()), limit, max_bytes, types)
+        path = reversed(self._path(None))
+        return pick_recent((self._stored(e) for e in path), limit, max_bytes, types)
 
     def labels(self) -> dict[str, str]:
-        return resolve_labels(e.value() for e in self.entries if e.type == "label")
+        return resolve_labels(e.value for e in self.entries if e.type == "label")
 
     def session_name(self) -> str | None:
         for entry in reversed(self.entries):
             if entry.type == "session_info":
-                return name_of(entry.value())
+                return name_of(entry.value)
         return None
 
     def tree(self) -> list[TreeNode]:
@@ -204,8 +258,8 @@ def load_migrated(conn: sqlite3.Connection, info: TranscriptInfo) -> MigratedTra
     lines = all_entries(conn, info.transcript_id)
     version, values = migrate_values(lines)
     v1 = version < 2
-    entries: list[StoredEntry] = []
-    by_pos: dict[int, StoredEntry] = {}
+    entries: list[_Migrated] = []
+    by_pos: dict[int, _Migrated] = {}
     previous: int | None = None
     for line in lines:
         value = values.get(line.pos)
@@ -213,18 +267,15 @@ def load_migrated(conn: sqlite3.Connection, info: TranscriptInfo) -> MigratedTra
             continue
         message = value.get("message")
         role = message.get("role") if isinstance(message, dict) else None
-        entry_id, parent_id = value.get("id"), value.get("parentId")
-        entry = StoredEntry(
+        entry_id = value.get("id")
+        entry = _Migrated(
             pos=line.pos,
             id=entry_id if isinstance(entry_id, str) else None,
-            parent_id=parent_id if isinstance(parent_id, str) else None,
             parent_pos=previous if v1 else line.parent_pos,  # v1: the chain in file order
             type=line.type,
             role=role if isinstance(role, str) else None,
             timestamp=line.timestamp,
-            raw=jsjson.dumps(value).encode("utf-8", "surrogatepass"),
-            kind="entry",
-            damage=None,
+            value=value,
         )
         entries.append(entry)
         by_pos[line.pos] = entry
