@@ -389,7 +389,16 @@ def test_transcript_migrate_and_transcript_ids(populated: Fixture) -> None:
     new = json.loads(ok("transcript", "show", "--json", "--db", populated.db, "old"))
     assert json.loads(new[0]["line"])["parentId"] is None
     original = json.loads(ok("transcript", "show", "--json", "--db", populated.db, f"#{tid}"))
-    assert original[0]["line"] == entry
+    # The original is kept as it was; reads show it as pi does (migrated in memory, with the
+    # id the migration wrote).
+    assert original[0]["line"] == new[0]["line"]
+    assert json.loads(new[0]["line"])["id"] == "00000001"
+    with sqlite3.connect(populated.db) as conn:
+        stored = conn.execute(
+            "SELECT line FROM transcript_lines WHERE transcript_id = ? AND pos = 1", (tid,)
+        ).fetchone()[0]
+    conn.close()
+    assert stored == entry
 
 
 # --- migrate ---------------------------------------------------------------------------------

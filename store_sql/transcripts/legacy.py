@@ -23,9 +23,9 @@ same on every call, each id names one line, and `migrate_to_v3` writes the ids r
 A v2 entry keeps its own id. Every entry returned carries the migrated line (`raw`), its
 derived id and parent, and the position of the stored line it comes from.
 
-A transcript whose header has no usable version (or that has no header) is read as v1, as pi
-reads it. Lines holding JSON that is not an object are damaged lines here, as everywhere in
-the store.
+A transcript without a header, or whose header has no `version`, is read as v1, as pi reads
+it; a `version` is compared with 2 and 3 as JavaScript compares it. Lines holding JSON that
+is not an object are damaged lines here, as everywhere in the store.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import orjson
 from store_sql.errors import NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.js_numbers import NumberLiteral
+from store_sql.formats.js_values import js_trim
 from store_sql.transcripts.context import SessionContext, context_from_values
 from store_sql.transcripts.reads import (
     StoredEntry,
@@ -105,7 +106,27 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def migrate_values(lines: Iterable[StoredEntry]) -> tuple[int, dict[int, dict[str, Any]]]:
+def _version_number(version: Any) -> float:
+    """`header?.version ?? 1` as pi compares it with 2 and 3 (JavaScript's ToNumber; NaN,
+    which compares false with everything, for what is not a number or a numeric string)."""
+    if version is None:
+        return 1
+    if isinstance(version, bool):
+        return float(version)
+    if isinstance(version, int | float):
+        return float(version)
+    if isinstance(version, str):
+        text = js_trim(version)
+        if not text:
+            return 0
+        try:
+            return float(text)
+        except ValueError:
+            return float("nan")
+    return float("nan")
+
+
+def migrate_values(lines: Iterable[StoredEntry]) -> tuple[float, dict[int, dict[str, Any]]]:
     """The version pi reads in the transcript, and pos -> the object pi holds for that line
     once migrated to v3, for every line pi parses (the header, entries, `session` lines in
     the middle); v1 ids are `derived_id`s."""
@@ -116,9 +137,9 @@ def migrate_values(lines: Iterable[StoredEntry]) -> tuple[int, dict[int, dict[st
             if isinstance(value, dict):
                 parsed.append((line.pos, value))
     header = next((v for _, v in parsed if v.get("type") == "session"), None)
-    version = header.get("version", 1) if header is not None else 1
-    if not _is_number(version):
-        version = 1
+    version = _version_number(header.get("version") if header is not None else None)
+    if version >= 3:
+        return version, dict(parsed)
     if version < 2:
         values = [v for _, v in parsed]
         previous: str | None = None
@@ -131,7 +152,7 @@ def migrate_values(lines: Iterable[StoredEntry]) -> tuple[int, dict[int, dict[st
             previous = value["id"]
             index = value.get("firstKeptEntryIndex")
             if value.get("type") == "compaction" and _is_number(index):
-                if index == int(index) and 0 <= index < len(values):
+                if float(index).is_integer() and 0 <= index < len(values):
                     target = values[int(index)]
                     if target.get("type") != "session":
                         # A target later in the file has no id yet: pi sets `undefined`,
@@ -149,7 +170,7 @@ def migrate_values(lines: Iterable[StoredEntry]) -> tuple[int, dict[int, dict[st
                 message = value.get("message")
                 if isinstance(message, dict) and message.get("role") == "hookMessage":
                     message["role"] = "custom"
-    return int(version), dict(parsed)
+    return version, dict(parsed)
 
 
 @dataclass(slots=True)
