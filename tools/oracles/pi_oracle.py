@@ -22,7 +22,8 @@ DRIVER = HERE / "pi_driver.mjs"
 
 
 class OracleUnavailable(Exception):
-    """pi cannot run here (no Node, no npm, or the registry cannot be reached): the reason."""
+    """pi cannot run here (no Node, no npm, or the registry cannot be reached): the reason.
+    Any other failure to install it is an error, not a reason to skip."""
 
 
 def install() -> Path:
@@ -32,9 +33,11 @@ def install() -> Path:
     done = subprocess.run(
         ["bash", str(INSTALLER)], capture_output=True, text=True, timeout=900, check=False
     )
+    reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+    if done.returncode == 3:  # npm or the registry cannot be reached (tools/oracles/pi)
+        raise OracleUnavailable(f"the pi oracle could not be installed: {reason}")
     if done.returncode != 0:
-        reason = done.stderr.strip().splitlines()[-1:] or [f"exit status {done.returncode}"]
-        raise OracleUnavailable(f"the pi oracle could not be installed: {reason[0]}")
+        raise RuntimeError(f"tools/oracles/pi failed ({done.returncode}): {reason}")
     return Path(done.stdout.strip())
 
 
