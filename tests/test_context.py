@@ -253,8 +253,13 @@ async def check_migration(
     store: Store, pi: PiOracle, load_transcript: Any, data: bytes, sid: str
 ) -> list[dict[str, Any]]:
     old_tid = await load_transcript(store, data, session_id=sid)
-    before = [e.id for e in await store.transcripts.active_path(A, sid)]
+    before_path = await store.transcripts.active_path(A, sid)
+    before = [e.id for e in before_path]
     before_context = (await store.transcripts.context(A, sid)).as_dict()
+    # recent entries are the end of that path; entry() finds them by their derived ids
+    recent = await store.transcripts.recent(A, sid, limit=5)
+    assert [(e.pos, e.raw) for e in recent] == [(e.pos, e.raw) for e in before_path[-5:]]
+    assert (await store.transcripts.entry(A, sid, before[-2])).raw == before_path[-2].raw
     # pi reads the v1 file the same way, and migrate_to_v3 writes the lines pi's rewrite
     # writes (`differences` migrates the transcript)
     assert await differences(store, pi, A, old_tid) == []
