@@ -3,19 +3,18 @@
 //
 //   node pi_driver.mjs <install dir printed by tools/oracles/pi>
 //
-// Requests:
 // Transcripts travel as base64 of the file's bytes (`data`): pi reads files as UTF-8 itself.
-//
+// Requests:
 //   {"op": "read", "data": <file bytes>, "leafId"?: id}
 //       pi's view of a transcript, two ways:
 //       - parseSessionEntries -> migrateSessionEntries -> buildSessionContext (the entries
 //         without the header): `context`, a JSON.stringify text;
 //       - SessionManager.open on a copy of the file (pi migrates and rewrites the copy):
 //         `sessionId` (another id than the header's: pi rejected the file and started a
-//         new session), `migrated` (the
-//         rewritten copy, or null when no migration ran), `ids` (every entry in file
-//         order), `leaf`, `branch` (root -> leaf ids), `tree` (`treeRows`),
-//         `labels` ([targetId, label] in pi's map order), `name`, `managerContext`.
+//         new session), `migrated` (the rewritten copy, or null when no migration ran),
+//         `ids` (every entry in file order), `leaf`, `branch` (root -> leaf ids), `tree`
+//         (`treeRows`), `labels` ([targetId, label] in pi's map order), `name`,
+//         `managerContext` (SessionManager.buildSessionContext).
 //   {"op": "append", "data": <file bytes>, "calls": [[method, ...args], ...]}
 //       Opens the file with SessionManager and makes the calls; `lines` holds the bytes pi
 //       appended to the file for each call, with `ids` and `timestamps` the entries got.
