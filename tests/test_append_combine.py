@@ -1,4 +1,4 @@
-"""Combined appends (transcript_append_groups.AppendMutation.combine): a group of appends run as
+"""Combined appends (transcript_appends.AppendMutation.combine): a group of appends run as
 one must leave exactly what running them one after another leaves, and a failing append
 in a group must fail alone."""
 
@@ -17,8 +17,7 @@ from hypothesis import strategies as st
 
 from store_sql import Store
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.transcripts.append_groups import AppendMutation
-from store_sql.transcripts.appends import LEAF
+from store_sql.transcripts.appends import LEAF, AppendMutation
 
 SESSIONS = ("s1", "s2")
 

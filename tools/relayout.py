@@ -23,7 +23,7 @@ MOVES = {
     "transcripts": "transcripts.rows",
     "transcript_api": "transcripts.api",
     "transcript_appends": "transcripts.appends",
-    "transcript_append_groups": "transcripts.append_groups",
+    "transcript_append_groups": "transcripts.appends",
     "entry_lines": "transcripts.entry_lines",
     "transcript_reads": "transcripts.reads",
     "transcript_dump": "transcripts.file_bytes",

@@ -20,8 +20,7 @@ from store_sql.transcripts import context as context_mod
 from store_sql.transcripts import legacy as legacy
 from store_sql.transcripts import reads as reads
 from store_sql.transcripts import rows as tx
-from store_sql.transcripts.append_groups import AppendMutation
-from store_sql.transcripts.appends import LEAF, Appended
+from store_sql.transcripts.appends import LEAF, Appended, AppendMutation
 from store_sql.transcripts.file_bytes import transcript_blocks
 from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcripts.rows import TranscriptInfo
