@@ -244,7 +244,8 @@ class Writer:
         # step is simply tried again after the next write.
         upkeep_only = all(job.background for job in batch)
         if upkeep_only:
-            conn.execute(f"PRAGMA busy_timeout = {int(self._settings.checkpoint_wait_ms)}")
+            wait = min(self._settings.checkpoint_wait_ms, self._settings.busy_timeout_ms)
+            conn.execute(f"PRAGMA busy_timeout = {int(wait)}")
         try:
             return self._apply_batch(conn, batch)
         finally:
