@@ -1,14 +1,17 @@
-"""Shared fixtures: a real Store on a SQLite file in tmp_path, Node as the JSON oracle, and the
-real pi (tools/oracles) as the oracle of its own session code."""
+"""Shared fixtures: a real Store on a SQLite file in tmp_path, a fresh database on a real
+PostgreSQL server, Node as the JSON oracle, and the real pi (tools/oracles) as the oracle of
+its own session code."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,19 @@ from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import rows as transcripts
 
 NODE = shutil.which("node")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_pg_server() -> Any:
+    spec = importlib.util.spec_from_file_location("pg_server", ROOT / "tools" / "pg_server.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+pg_server = _load_pg_server()
 
 LONG_ENV = "STORE_SQL_LONG_TESTS"
 """Set to 1 by `--long` (or by hand): long crash, soak and fuzz runs (docs/TESTING.md)."""
@@ -59,6 +75,62 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """The URL of a PostgreSQL server for this run: the one `tools/dev.py test` started
+    (STORE_SQL_TEST_PG), else a throwaway one started here for the run and stopped after it.
+    Skips, saying why, where no server can be started."""
+    given = os.environ.get(pg_server.URL_ENV)
+    if given:
+        yield given
+        return
+    server = pg_server.ThrowawayPostgres()
+    try:
+        server.start()
+    except pg_server.Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server can be started here: {exc}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+TEMPLATE_DB = "store_sql_template"
+
+
+async def _admin(url: str) -> Any:
+    import asyncpg  # a dev dependency; imported here so SQLite-only runs never need it
+
+    return await asyncpg.connect(url)
+
+
+def database_url(server_url: str, name: str) -> str:
+    """`server_url` (postgresql://user@/db?query) with the database `name` instead."""
+    head, _, query = server_url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
+
+
+@pytest.fixture
+async def pg_url(pg_server_url: str) -> AsyncIterator[str]:
+    """The URL of a fresh, empty PostgreSQL database made for this test (a copy of an empty
+    template, FILE_COPY being the fast way for a small one), dropped after it."""
+    admin = await _admin(pg_server_url)
+    name = f"t_{uuid.uuid4().hex}"
+    try:
+        if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", TEMPLATE_DB):
+            try:
+                await admin.execute(f"CREATE DATABASE {TEMPLATE_DB} IS_TEMPLATE true")
+            except Exception as exc:  # another run made it first
+                if "already exists" not in str(exc):
+                    raise
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB} STRATEGY FILE_COPY")
+        yield database_url(pg_server_url, name)
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 def run_node(script: str, payload: Any = None) -> str:

@@ -18,10 +18,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
 from pathlib import Path
+
+import pg_server  # tools/pg_server.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -226,18 +229,62 @@ def install_pi_oracle() -> None:
         sys.exit(f"installing the pi oracle failed ({done.returncode}): {done.stderr.strip()}")
 
 
+def install_postgres() -> None:
+    """PostgreSQL's server programs (Debian's `postgresql`), which the tests run a throwaway
+    server of; installed with apt-get where missing. Where they cannot be installed (not
+    root, no apt-get, the registry unreachable) this says so and goes on: the PostgreSQL
+    tests then skip, saying why."""
+    if pg_server.find_bin_dir() is not None:
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        _say("PostgreSQL is not installed and apt-get cannot install it here: its tests will skip")
+        return
+    _say("installing PostgreSQL (Debian's postgresql) with apt-get")
+    quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in ([apt, "update", "-q"], [apt, "install", "-y", "-q", "postgresql"]):
+        done = subprocess.run(args, env=quiet, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            _say(f"apt-get failed, the PostgreSQL tests will skip: {' '.join(tail)}")
+            return
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the run through the normal exits, so `finally` stops the test server."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
 def test(pytest_args: list[str]) -> None:
-    """Everything CI checks: lint, format, types, tests."""
+    """Everything CI checks: lint, format, types, tests (with a throwaway PostgreSQL server
+    for the tests that need one, stopped at the end whatever happens)."""
     setup()
     install_openclaw_oracle()
     install_pi_oracle()
+    install_postgres()
     _run(BIN / "ruff", "check", ".")
     _run(BIN / "ruff", "format", "--check", ".")
     _run(BIN / "mypy")
     _run(BIN / "lint-imports")
     node_client_tests()
     install_chromium()
-    _run(BIN / "python", "-m", "pytest", *pytest_args)
+    _stop_on_sigterm()
+    server = pg_server.ThrowawayPostgres()
+    env = dict(os.environ)
+    try:
+        env[pg_server.URL_ENV] = server.start()
+        _say(f"throwaway PostgreSQL at {env[pg_server.URL_ENV]}")
+    except pg_server.Unavailable as exc:
+        _say(f"no PostgreSQL server, its tests will skip: {exc}")
+    try:
+        _say(f"{BIN / 'python'} -m pytest {' '.join(pytest_args)}")
+        subprocess.run([BIN / "python", "-m", "pytest", *pytest_args], env=env, check=True)
+    finally:
+        server.stop()
 
 
 def main(argv: list[str]) -> None:
