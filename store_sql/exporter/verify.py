@@ -103,7 +103,7 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
     if agent is not None:
         check_agent_id(agent)
     report = VerifyReport(str(path))
-    dirs, prefix = await asyncio.to_thread(_layout, path, agent)
+    dirs, prefix = await asyncio.to_thread(_layout, path, agent, report)
     if prefix is not None:
         agent = dirs[0].agent_id
     planned = (await store.read(lambda conn: plan_export(conn, agent))).files
@@ -132,15 +132,21 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
     return report
 
 
-def _layout(path: Path, agent: str | None) -> tuple[list[SessionsDir], str | None]:
+def _layout(
+    path: Path, agent: str | None, report: VerifyReport
+) -> tuple[list[SessionsDir], str | None]:
     """The sessions dirs to compare, and the stored-path prefix to strip (sessions-dir mode)."""
     if not path.is_dir():
         raise NotFoundError(f"{path} is not a directory")
     if (path / "agents").is_dir() or (path / "sessions").is_dir():
+        not_followed: list[SkippedFile] = []
         try:
-            return find_sessions_dirs(path, agent=agent), None
+            dirs = find_sessions_dirs(path, agent=agent, skipped=not_followed)
+            return dirs, None
         except StateDirError:
             return [], None  # a state dir holding no sessions dir: everything is missing
+        finally:
+            report.ignored.extend((str(path / s.name), s.reason) for s in not_followed)
     try:
         agent_id = agent_of(path, agent)
     except StateDirError as exc:

@@ -201,31 +201,42 @@ def archive_name(file_name: str, kind: Literal["reset", "deleted"], when: dateti
     return f"{file_name}.{kind}.{stamp}"
 
 
-def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[SessionsDir]:
+def find_sessions_dirs(
+    path: Path, *, agent: str | None = None, skipped: list[SkippedFile] | None = None
+) -> list[SessionsDir]:
     """The sessions dirs under a state dir, or the one sessions dir ``path`` is.
 
     A state dir yields every ``agents/<id>/sessions`` (sorted by agent id) and the legacy
     ``sessions/`` (agent ``main``); ``agent`` then keeps only that agent's. A sessions dir
     takes its agent from ``agents/<id>/sessions`` in its path, else from ``agent``.
+    ``path`` itself may be a symlink (the caller named it), but nothing below it is
+    followed: a symlinked ``agents/``, ``agents/<id>``, ``agents/<id>/sessions`` or legacy
+    ``sessions/`` could lead anywhere, so it is appended to ``skipped`` (relative to
+    ``path``) and left out.
     """
     if not path.is_dir():
         raise StateDirError(f"{path} is not a directory")
     real = path.resolve()  # names of "." or a symlinked dir say nothing; the real path does
+    notes: list[SkippedFile] = [] if skipped is None else skipped
     agents_dir = path / "agents"
     legacy = path / "sessions"
-    if not agents_dir.is_dir() and legacy.is_dir() and real.parent.name == "agents":
+    has_agents = _plain_dir(agents_dir, "agents", notes)
+    has_legacy = _plain_dir(legacy, "sessions", notes)
+    if not has_agents and has_legacy and real.parent.name == "agents":
         # An agent dir (agents/<id>): its sessions/ is that agent's, not the legacy layout.
         found = [SessionsDir(real.name, f"agents/{real.name}/sessions", legacy)]
-        return _filtered(found, agent, path)
-    if agents_dir.is_dir() or legacy.is_dir():
-        found = [
-            SessionsDir(child.name, f"agents/{child.name}/sessions", child / "sessions")
-            for child in sorted(agents_dir.iterdir() if agents_dir.is_dir() else [])
-            if (child / "sessions").is_dir()
-        ]
-        if legacy.is_dir():
+        return _filtered(found, agent, path, notes)
+    if has_agents or has_legacy or agents_dir.is_symlink() or legacy.is_symlink():
+        found = []
+        for child in sorted(agents_dir.iterdir() if has_agents else []):
+            rel = f"agents/{child.name}"
+            if _plain_dir(child, rel, notes) and _plain_dir(
+                child / "sessions", f"{rel}/sessions", notes
+            ):
+                found.append(SessionsDir(child.name, f"{rel}/sessions", child / "sessions"))
+        if has_legacy:
             found.append(SessionsDir(DEFAULT_AGENT_ID, "sessions", legacy))
-        return _filtered(found, agent, path)
+        return _filtered(found, agent, path, notes)
     in_agents = real.name == "sessions" and real.parent.parent.name == "agents"
     if not in_agents and not _looks_like_sessions_dir(path):
         raise StateDirError(
@@ -243,13 +254,30 @@ def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[Sessions
     return [SessionsDir(agent_id, f"agents/{agent_id}/sessions", path)]
 
 
-def _filtered(found: list[SessionsDir], agent: str | None, path: Path) -> list[SessionsDir]:
+def _plain_dir(path: Path, rel: str, skipped: list[SkippedFile]) -> bool:
+    """``path`` is a directory and not a symlink; a symlink is noted in ``skipped``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISLNK(mode):
+        skipped.append(
+            SkippedFile(rel, "symlinked directory (not followed: it leads out of the tree)")
+        )
+        return False
+    return stat.S_ISDIR(mode)
+
+
+def _filtered(
+    found: list[SessionsDir], agent: str | None, path: Path, skipped: list[SkippedFile]
+) -> list[SessionsDir]:
     """Keep only ``agent``'s dirs when one is named; an empty result is an error."""
     if agent is not None:
         found = [d for d in found if d.agent_id == agent]
     if not found:
         which = f" for agent {agent!r}" if agent is not None else ""
-        raise StateDirError(f"{path} is a state directory but holds no sessions dir{which}")
+        why = "".join(f"; {s.name}: {s.reason}" for s in skipped)
+        raise StateDirError(f"{path} is a state directory but holds no sessions dir{which}{why}")
     return found
 
 

@@ -117,12 +117,14 @@ def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
     if path.is_file():
         return _plan_one_file(path, agent)
     plan = ImportPlan(databases=find_databases(path, agent))
+    not_followed: list[SkippedFile] = []
     try:
-        dirs = find_sessions_dirs(path, agent=agent)
+        dirs = find_sessions_dirs(path, agent=agent, skipped=not_followed)
     except StateDirError as exc:
         if not plan.databases:
             raise ImportFailedError(str(exc)) from None
         dirs = []  # a migrated agent may have no sessions dir left
+    plan.skipped.extend(SkippedSource(str(path / s.name), s.reason) for s in not_followed)
     for sessions_dir in dirs:
         try:
             check_agent_id(sessions_dir.agent_id)
@@ -134,16 +136,20 @@ def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
 
 
 def find_databases(state_dir: Path, agent: str | None = None) -> list[DatabaseSource]:
-    """Every ``agents/<id>/agent/openclaw-agent.sqlite`` of a state dir (of `agent`)."""
+    """Every ``agents/<id>/agent/openclaw-agent.sqlite`` of a state dir (of `agent`).
+
+    As for sessions dirs, no symlink below `state_dir` is followed: a symlinked ``agents/``,
+    ``agents/<id>``, ``agents/<id>/agent`` or database is left out."""
     agents = state_dir / "agents"
-    if not agents.is_dir():
+    if not agents.is_dir() or agents.is_symlink():
         return []
     found = []
     for child in sorted(agents.iterdir()):
         if agent is not None and child.name != agent:
             continue
         db = child / "agent" / DATABASE_NAME
-        if db.is_file() and not db.is_symlink():
+        followed = (child, child / "agent", db)
+        if db.is_file() and not any(p.is_symlink() for p in followed):
             found.append(DatabaseSource(child.name, db, state_dir))
     return found
 

@@ -1,0 +1,133 @@
+"""The file-system side of import and export under hostile trees, through the real CLI.
+
+Each case runs `store-sql` as a subprocess: it never prints a traceback, and input it
+refuses gets a non-zero exit with a one-line reason. What an import stores is checked
+through `store-sql export` and the database itself: nothing from outside the tree, and
+every name it accepted comes back out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SID = "31ac7d57-f314-4633-a816-1ff578dde822"
+HEADER = b'{"type":"session","version":3,"id":"' + SID.encode() + b'","timestamp":"t","cwd":"/w"}\n'
+SECRET = b"-----BEGIN PRIVATE KEY----- outside the tree\n"
+
+
+def store_sql(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    exe = shutil.which("store-sql", path=str(Path(sys.executable).parent))
+    command = [exe] if exe else [sys.executable, "-m", "store_sql"]
+    env = {k: v for k, v in os.environ.items() if k != "STORE_SQL_DB"}
+    done = subprocess.run(
+        [*command, *map(str, args)], cwd=cwd, capture_output=True, timeout=120, env=env,
+        check=False,
+    )  # fmt: skip
+    assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    return done
+
+
+def refused(done: subprocess.CompletedProcess[bytes]) -> str:
+    """The one-line reason of a refused command (non-zero exit, one line on stderr)."""
+    assert done.returncode != 0, done.stdout
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def import_json(state: Path, cwd: Path, *extra: str) -> dict[str, Any]:
+    done = store_sql("import", state, "--db", "t.db", "--json", *extra, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def stored_bytes(db: Path) -> bytes:
+    """Every blob and text cell of the tables import writes, concatenated."""
+    with sqlite3.connect(db) as conn:
+        cells = [
+            row[0]
+            for sql in (
+                "SELECT content FROM opaque_files",
+                "SELECT line FROM transcript_lines",
+                "SELECT source_bytes FROM session_indexes",
+                "SELECT compressed_bytes FROM transcripts",
+            )
+            for row in conn.execute(sql)
+        ]
+    return b"".join(c if isinstance(c, bytes) else str(c).encode() for c in cells if c)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    sessions = tmp_path / "state/agents/main/sessions"
+    sessions.mkdir(parents=True)
+    (sessions / f"{SID}.jsonl").write_bytes(HEADER)
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A folder outside the state dir holding a private file, laid out like a sessions dir."""
+    folder = tmp_path / "elsewhere"
+    (folder / "sessions").mkdir(parents=True)
+    (folder / "sessions/id_rsa").write_bytes(SECRET)
+    (folder / "id_rsa").write_bytes(SECRET)
+    return folder
+
+
+# ------------------------------------------------------------------ D3: symlinked directories
+
+
+def test_import_follows_no_symlinked_agent_or_sessions_dir(
+    state: Path, outside: Path, tmp_path: Path
+) -> None:
+    (state / "agents/evil").mkdir()
+    (state / "agents/evil/sessions").symlink_to(outside / "sessions", target_is_directory=True)
+    (state / "agents/evil2").symlink_to(outside, target_is_directory=True)
+    (state / "sessions").symlink_to(outside / "sessions", target_is_directory=True)
+
+    report = import_json(state, tmp_path)
+
+    assert [f["rel_path"] for f in report["files"]] == [f"agents/main/sessions/{SID}.jsonl"]
+    skipped = {
+        Path(s["path"]).relative_to(state).as_posix(): s["reason"] for s in report["skipped"]
+    }
+    assert set(skipped) == {"agents/evil/sessions", "agents/evil2", "sessions"}
+    assert all(r.startswith("symlinked directory (not followed") for r in skipped.values())
+    assert SECRET not in stored_bytes(tmp_path / "t.db")
+
+
+def test_a_symlinked_agents_dir_or_agent_dir_is_not_followed(tmp_path: Path, outside: Path) -> None:
+    agents = outside / "agents/main/sessions"
+    agents.mkdir(parents=True)
+    (agents / "id_rsa.jsonl").write_bytes(HEADER + SECRET)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state/agents").symlink_to(outside / "agents", target_is_directory=True)
+
+    reason = refused(store_sql("import", tmp_path / "state", "--db", "t.db", cwd=tmp_path))
+    assert "holds no sessions dir" in reason
+    assert "agents: symlinked directory" in reason
+
+    # An agent dir given on the command line whose sessions/ is a symlink.
+    agent_dir = tmp_path / "other/agents/ops"
+    agent_dir.mkdir(parents=True)
+    (agent_dir / "sessions").symlink_to(agents, target_is_directory=True)
+    reason = refused(store_sql("import", agent_dir, "--db", "t.db", cwd=tmp_path))
+    assert "sessions: symlinked directory" in reason
+    assert not (tmp_path / "t.db").exists() or SECRET not in stored_bytes(tmp_path / "t.db")
+
+
+def test_a_state_dir_named_through_a_symlink_is_imported(state: Path, tmp_path: Path) -> None:
+    (tmp_path / "link").symlink_to(state, target_is_directory=True)
+    report = import_json(tmp_path / "link", tmp_path)
+    assert [f["status"] for f in report["files"]] == ["imported"]
