@@ -8,6 +8,7 @@ every name it accepted comes back out.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from store_sql import Store, export_tree, import_path
 
 SID = "31ac7d57-f314-4633-a816-1ff578dde822"
 HEADER = b'{"type":"session","version":3,"id":"' + SID.encode() + b'","timestamp":"t","cwd":"/w"}\n'
@@ -131,3 +134,118 @@ def test_a_state_dir_named_through_a_symlink_is_imported(state: Path, tmp_path: 
     (tmp_path / "link").symlink_to(state, target_is_directory=True)
     report = import_json(tmp_path / "link", tmp_path)
     assert [f["status"] for f in report["files"]] == ["imported"]
+
+
+# ------------------------------------------------------------------ D7: check-then-use races
+
+# Runs until killed: swaps each given path between what is there and a symlink to TARGET,
+# holding the symlink for a millisecond. A folder is moved aside and back (a symlink cannot
+# replace a folder in one rename; a folder the exporter created meanwhile stays, the old one
+# is left aside); a file is replaced by a symlink and back by one rename each.
+SWAPPER = r"""
+import itertools, os, sys, time
+target, kind, *paths = sys.argv[1:]
+print("ready", flush=True)
+for n in itertools.count():
+    for path in paths:
+        aside, link = f"{path}.aside{n}", f"{path}.link"
+        try:
+            if kind == "dir":
+                os.rename(path, aside)
+                os.symlink(target, path)
+                time.sleep(0.001)
+                os.unlink(path)
+                os.rename(aside, path)  # fails when the exporter made a new one meanwhile
+            else:
+                os.symlink(target, link)
+                os.rename(link, path)
+                time.sleep(0.001)
+                with open(aside, "wb") as f:
+                    f.write(b"inside\n")
+                os.rename(aside, path)
+        except OSError:
+            pass
+"""
+
+
+class Swapper:
+    """A real process swapping folders or files for symlinks while the test imports or
+    exports (the test's own thread never pauses it: two processes, two cores)."""
+
+    def __init__(self, target: Path, kind: str, paths: list[Path]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SWAPPER, str(target), kind, *map(str, paths)],
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline() == b"ready\n"
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+
+RACE_ROUNDS = 30
+"""Imports or exports raced at least; more (up to `RACE_ROUNDS_MAX`) until one was hit."""
+RACE_ROUNDS_MAX = 300
+
+
+def test_export_writes_nothing_outside_out_while_a_folder_is_swapped_for_a_symlink(
+    tmp_path: Path,
+) -> None:
+    sessions = tmp_path / "state/agents/main/sessions"
+    sessions.mkdir(parents=True)
+    for n in range(60):
+        (sessions / f"note-{n:02}.txt").write_bytes(b"x" * 100)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    out = tmp_path / "out"
+
+    async def run() -> int:
+        refused = 0
+        async with await Store.open(tmp_path / "t.db") as store:
+            await import_path(store, tmp_path / "state")
+            await export_tree(store, out)  # OUT/agents/main exists before the swapping
+            swapper = Swapper(outside, "dir", [out / "agents/main"])
+            try:
+                for n in range(RACE_ROUNDS_MAX):
+                    report = await export_tree(store, out)
+                    refused += len(report.refused)
+                    if n + 1 >= RACE_ROUNDS and refused:
+                        break
+            finally:
+                swapper.stop()
+        return refused
+
+    refused = asyncio.run(run())
+    assert sorted(p.name for p in outside.rglob("*")) == []
+    assert refused > 0  # the swap did land inside exports: they refused, not followed
+
+
+def test_import_reads_nothing_outside_the_tree_while_files_are_swapped_for_symlinks(
+    tmp_path: Path, outside: Path
+) -> None:
+    sessions = tmp_path / "state/agents/main/sessions"
+    sessions.mkdir(parents=True)
+    victims = [sessions / f"note-{n:02}.txt" for n in range(20)]
+    for victim in victims:
+        victim.write_bytes(b"inside\n")
+
+    async def run() -> tuple[int, int]:
+        leaked = errors = 0
+        async with await Store.open(tmp_path / "t.db") as store:
+            swapper = Swapper(outside / "id_rsa", "file", victims)
+            try:
+                for n in range(RACE_ROUNDS_MAX):
+                    report = await import_path(store, tmp_path / "state")
+                    errors += sum(f.status == "error" for f in report.files)
+                    leaked += SECRET in stored_bytes(tmp_path / "t.db")
+                    if n + 1 >= RACE_ROUNDS and errors:
+                        break
+            finally:
+                swapper.stop()
+        return leaked, errors
+
+    leaked, errors = asyncio.run(run())
+    assert leaked == 0
+    assert errors > 0  # files swapped after the scan were refused, not followed

@@ -13,12 +13,14 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 from urllib.parse import unquote
+
+from store_sql.formats.in_tree import TreeFile, open_dir
 
 __all__ = [
     "ClassifiedFile",
@@ -90,6 +92,14 @@ class SessionsDir:
     rel_dir: str
     """Posix path relative to the state dir: ``agents/<id>/sessions`` or legacy ``sessions``."""
     path: Path
+    root: Path | None = field(default=None, compare=False)
+    """The folder named by the caller, when `path` lies below it: files are opened from
+    there through `parts` without following a symlink (`in_tree`). None: `path` itself."""
+    parts: tuple[str, ...] = field(default=(), compare=False)
+
+    def location(self) -> tuple[Path, tuple[str, ...]]:
+        """``(root, parts)``: where the walk opens this dir, never following a symlink."""
+        return (self.path, ()) if self.root is None else (self.root, self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +234,8 @@ def find_sessions_dirs(
     has_legacy = _plain_dir(legacy, "sessions", notes)
     if not has_agents and has_legacy and real.parent.name == "agents":
         # An agent dir (agents/<id>): its sessions/ is that agent's, not the legacy layout.
-        found = [SessionsDir(real.name, f"agents/{real.name}/sessions", legacy)]
+        rel_dir = f"agents/{real.name}/sessions"
+        found = [SessionsDir(real.name, rel_dir, legacy, path, ("sessions",))]
         return _filtered(found, agent, path, notes)
     if has_agents or has_legacy or agents_dir.is_symlink() or legacy.is_symlink():
         found = []
@@ -233,9 +244,12 @@ def find_sessions_dirs(
             if _plain_dir(child, rel, notes) and _plain_dir(
                 child / "sessions", f"{rel}/sessions", notes
             ):
-                found.append(SessionsDir(child.name, f"{rel}/sessions", child / "sessions"))
+                parts = ("agents", child.name, "sessions")
+                found.append(
+                    SessionsDir(child.name, f"{rel}/sessions", child / "sessions", path, parts)
+                )
         if has_legacy:
-            found.append(SessionsDir(DEFAULT_AGENT_ID, "sessions", legacy))
+            found.append(SessionsDir(DEFAULT_AGENT_ID, "sessions", legacy, path, ("sessions",)))
         return _filtered(found, agent, path, notes)
     in_agents = real.name == "sessions" and real.parent.parent.name == "agents"
     if not in_agents and not _looks_like_sessions_dir(path):
@@ -291,50 +305,77 @@ def _looks_like_sessions_dir(path: Path) -> bool:
 
 def walk_sessions_dir(
     d: SessionsDir, *, skipped: list[SkippedFile] | None = None
-) -> Iterator[tuple[Path, ClassifiedFile]]:
+) -> Iterator[tuple[TreeFile, ClassifiedFile]]:
     """Every regular file under a sessions dir, sorted by relative name, with its class.
 
-    Subdirectories (``skills-prompts/sha256/**`` and any other) are included. A symlink is
-    followed only to a regular file inside the root; symlinked directories, links leaving the
-    root, broken links and special files are never read but appended to ``skipped``.
+    Subdirectories (``skills-prompts/sha256/**`` and any other) are included. Folders are
+    listed through descriptors opened without following symlinks (`in_tree`), and each
+    `TreeFile` is opened the same way, so a folder or file swapped for a symlink after the
+    walk is not followed either. A symlink is read only when it points to a regular file
+    inside the dir (the target is then opened through the tree); symlinked directories,
+    links leaving the dir, broken links and special files are never read but appended to
+    ``skipped``.
     """
-    root = Path(os.path.realpath(d.path))
-    found: list[tuple[str, Path]] = []
-    pending = [(d.path, "")]
+    root, base = d.location()
+    real_root = Path(os.path.realpath(d.path))
+    found: list[tuple[str, tuple[str, ...]]] = []
+    pending = [""]
     while pending:
-        folder, prefix = pending.pop()
+        prefix = pending.pop()
         try:
-            entries = os.scandir(folder)
+            fd = open_dir(root, (*base, *prefix.split("/")[:-1]))
         except OSError as exc:
             if not prefix:
-                raise StateDirError(f"cannot list {folder}: {exc.strerror}") from exc
+                raise StateDirError(f"cannot list {d.path}: {exc.strerror}") from exc
             if skipped is not None:
                 skipped.append(SkippedFile(prefix.rstrip("/"), f"unreadable directory ({exc})"))
             continue
-        with entries:
-            for entry in entries:
-                rel = prefix + entry.name
-                reason = _skip_reason(entry, root)
-                if reason == "directory":
-                    pending.append((Path(entry.path), rel + "/"))
-                elif reason is None:
-                    found.append((rel, Path(entry.path)))
-                elif skipped is not None:
-                    skipped.append(SkippedFile(rel, reason))
-    for rel, file_path in sorted(found):
-        yield file_path, classify_name(rel)
+        try:
+            _scan(fd, prefix, d.path, real_root, base, found, pending, skipped)
+        finally:
+            os.close(fd)
+    for rel, parts in sorted(found):
+        yield TreeFile(root, parts, d.path / rel), classify_name(rel)
 
 
-def _skip_reason(entry: os.DirEntry[str], root: Path) -> str | None:
-    """None for a file to yield, "directory" to descend into, else why the entry is skipped."""
+def _scan(
+    fd: int,
+    prefix: str,
+    shown: Path,
+    real_root: Path,
+    base: tuple[str, ...],
+    found: list[tuple[str, tuple[str, ...]]],
+    pending: list[str],
+    skipped: list[SkippedFile] | None,
+) -> None:
+    """Sort the entries of one open folder into files found, folders to walk and skips."""
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            rel = prefix + entry.name
+            reason = _skip_reason(entry, shown / rel, real_root)
+            if reason is None:
+                found.append((rel, (*base, *rel.split("/"))))
+            elif isinstance(reason, tuple):
+                found.append((rel, (*base, *reason)))
+            elif reason == "directory":
+                pending.append(rel + "/")
+            elif skipped is not None:
+                skipped.append(SkippedFile(rel, reason))
+
+
+def _skip_reason(
+    entry: os.DirEntry[str], shown: Path, real_root: Path
+) -> str | tuple[str, ...] | None:
+    """None for a file to yield, the target's parts (relative to the sessions dir) for a
+    symlink to a file inside it, "directory" to descend into, else why it is skipped."""
     if not entry.is_symlink():
         if entry.is_dir(follow_symlinks=False):
             return "directory"
         if entry.is_file(follow_symlinks=False):
             return None
         return "not a regular file"
-    target = Path(os.path.realpath(entry.path))
-    if not target.is_relative_to(root):
+    target = Path(os.path.realpath(shown))
+    if not target.is_relative_to(real_root):
         return f"symlink leaving the sessions dir (to {target})"
     try:
         mode = os.stat(target).st_mode
@@ -342,14 +383,18 @@ def _skip_reason(entry: os.DirEntry[str], root: Path) -> str | None:
         return "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
     if stat.S_ISDIR(mode):
         return "symlink to a directory (not followed: it could loop)"
-    return None if stat.S_ISREG(mode) else "symlink to something that is not a regular file"
+    if not stat.S_ISREG(mode):
+        return "symlink to something that is not a regular file"
+    return target.relative_to(real_root).parts
 
 
 def safe_join(root: Path, rel: str) -> Path:
     """``root / rel`` for a name read from a store, refusing anything that could escape root.
 
     Refused: absolute or drive paths, ``..`` and ``.`` parts, empty parts, NUL, backslashes,
-    and names that resolve (through existing symlinks) outside ``root``.
+    and names that resolve (through existing symlinks) outside ``root``. The resolution is
+    a check made before the write: the write itself goes through `in_tree`, which follows no
+    symlink whatever changes in between.
     """
     if not rel:
         raise StateDirError("empty file name")
@@ -363,7 +408,11 @@ def safe_join(root: Path, rel: str) -> Path:
     if any(part in ("", ".", "..") for part in parts):
         raise StateDirError(f"file name {rel!r} has an empty, '.' or '..' part")
     joined = root.joinpath(*parts)
-    real_root = Path(os.path.realpath(root))
-    if not Path(os.path.realpath(joined)).is_relative_to(real_root):
+    try:
+        real_root = Path(os.path.realpath(root))
+        inside = Path(os.path.realpath(joined)).is_relative_to(real_root)
+    except OSError as exc:  # a folder on the way changed while it was resolved
+        raise StateDirError(f"file name {rel!r} cannot be resolved: {exc.strerror}") from None
+    if not inside:
         raise StateDirError(f"file name {rel!r} resolves outside {root}")
     return joined

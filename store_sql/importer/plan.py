@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from store_sql.addresses import check_agent_id
 from store_sql.errors import ImportFailedError, InvalidEntryError
 from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.import_archive import ARCHIVE_DIR
+from store_sql.formats.in_tree import TreeFile
 from store_sql.formats.openclaw_agent_db import DATABASE_NAME
 from store_sql.formats.state_dir import (
     ClassifiedFile,
@@ -52,13 +54,23 @@ OPAQUE_KINDS: dict[FileKind, str] = {
 class SourceFile:
     """One file to import."""
 
-    path: Path
+    file: TreeFile
+    """Opened through its tree (`in_tree`): a symlink swapped in after planning is not
+    followed, and only a regular file is read."""
     agent_id: str
     rel_dir: str
     """The sessions dir relative to the state dir: ``agents/<id>/sessions`` or ``sessions``."""
     info: ClassifiedFile
     size: int
     """Size when planned (progress only: the import reads whatever is there when it runs)."""
+
+    @property
+    def path(self) -> Path:
+        """The file as found, for reports."""
+        return self.file.path
+
+    def open(self) -> BinaryIO:
+        return self.file.open()
 
     @property
     def name(self) -> str:
@@ -157,24 +169,26 @@ def find_databases(state_dir: Path, agent: str | None = None) -> list[DatabaseSo
 def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
     skipped: list[SkippedFile] = []
     directory = _active_directory(sessions_dir, plan)
-    for file_path, info in walk_sessions_dir(sessions_dir, skipped=skipped):
+    try:
+        walked = list(walk_sessions_dir(sessions_dir, skipped=skipped))
+    except StateDirError as exc:
+        plan.skipped.append(SkippedSource(str(sessions_dir.path), str(exc)))
+        return
+    for file, info in walked:
         if directory is not None and _in_directory_index(info.name):
             continue  # read by the directory's own source, as the gateway reads it
         if directory is not None and info.kind is FileKind.SESSIONS_INDEX:
             info = replace(info, kind=FileKind.LEGACY_INDEX)
         if info.kind is FileKind.LOCK_OR_TEMP:
             plan.skipped.append(
-                SkippedSource(str(file_path), "lock or temp file: never imported nor exported")
+                SkippedSource(str(file.path), "lock or temp file: never imported nor exported")
             )
             continue
         try:
-            size = os.stat(file_path).st_size
-        except OSError as exc:
-            plan.skipped.append(SkippedSource(str(file_path), f"cannot stat: {exc.strerror}"))
-            continue
-        plan.files.append(
-            SourceFile(file_path, sessions_dir.agent_id, sessions_dir.rel_dir, info, size)
-        )
+            size = os.stat(file.path, follow_symlinks=False).st_size
+        except OSError:
+            size = 0  # the size only drives progress; the read reports what is wrong
+        plan.files.append(SourceFile(file, sessions_dir.agent_id, sessions_dir.rel_dir, info, size))
     plan.skipped.extend(SkippedSource(str(sessions_dir.path / s.name), s.reason) for s in skipped)
 
 
@@ -201,7 +215,9 @@ def _active_directory(d: SessionsDir, plan: ImportPlan) -> SourceFile | None:
             if item.is_file(follow_symlinks=False):
                 size += item.stat(follow_symlinks=False).st_size
     info = replace(classify_name(directory_index.DIRECTORY_NAME), kind=FileKind.SESSIONS_DIRECTORY)
-    source = SourceFile(root, d.agent_id, d.rel_dir, info, size)
+    tree_root, base = d.location()
+    folder = TreeFile(tree_root, (*base, directory_index.DIRECTORY_NAME), root)
+    source = SourceFile(folder, d.agent_id, d.rel_dir, info, size)
     plan.files.append(source)
     return source
 
@@ -235,5 +251,8 @@ def _plan_one_file(path: Path, agent: str | None) -> ImportPlan:
         plan.skipped.append(SkippedSource(str(path), "lock or temp file: never imported"))
         return plan
     rel_dir = f"agents/{agent_id}/sessions"
-    plan.files.append(SourceFile(path, agent_id, rel_dir, info, path.stat().st_size))
+    # The file named on the command line may be a symlink; it is opened in its real folder.
+    real = Path(os.path.realpath(path))
+    file = TreeFile(real.parent, (real.name,), path)
+    plan.files.append(SourceFile(file, agent_id, rel_dir, info, path.stat().st_size))
     return plan
