@@ -249,3 +249,33 @@ def test_import_reads_nothing_outside_the_tree_while_files_are_swapped_for_symli
     leaked, errors = asyncio.run(run())
     assert leaked == 0
     assert errors > 0  # files swapped after the scan were refused, not followed
+
+
+# ------------------------------------------------------------------ D6: names not UTF-8
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_a_reason_and_the_rest_imports(
+    tmp_path: Path,
+) -> None:
+    state = Path(os.fsdecode(bytes(tmp_path) + b"/st\xfeate"))
+    sessions = state / "agents/main/sessions"
+    (sessions / os.fsdecode(b"prompts-\xff")).mkdir(parents=True)
+    (sessions / os.fsdecode(b"prompts-\xff/x.txt")).write_bytes(b"prompt")
+    (sessions / os.fsdecode(b"bad\xffname.jsonl")).write_bytes(HEADER)
+    (sessions / f"{SID}.jsonl").write_bytes(HEADER)
+
+    report = import_json(state, tmp_path)
+
+    assert [(f["rel_path"], f["status"]) for f in report["files"]] == [
+        (f"agents/main/sessions/{SID}.jsonl", "imported")
+    ]
+    skipped = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in report["skipped"]}
+    assert set(skipped) == {"bad\\xffname.jsonl", "prompts-\\xff"}
+    assert all("not valid UTF-8" in r for r in skipped.values())
+    assert report["source"].endswith("st\\xfeate")
+    human = store_sql("import", state, "--db", "t.db", cwd=tmp_path)
+    assert human.returncode == 0
+    assert b"bad\\xffname.jsonl" in human.stdout
+    verify = store_sql("verify", state, "--db", "t.db", "--json", cwd=tmp_path)
+    assert verify.returncode == 0, verify.stderr
+    assert json.loads(verify.stdout)["identical"]

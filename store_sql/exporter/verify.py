@@ -40,6 +40,7 @@ from store_sql.formats.state_dir import (
     SkippedFile,
     StateDirError,
     find_sessions_dirs,
+    shown_path,
     walk_sessions_dir,
 )
 from store_sql.importer.agent_db import database_files
@@ -103,7 +104,7 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
     path = Path(path)
     if agent is not None:
         check_agent_id(agent)
-    report = VerifyReport(str(path))
+    report = VerifyReport(shown_path(path))
     dirs, prefix = await asyncio.to_thread(_layout, path, agent, report)
     if prefix is not None:
         agent = dirs[0].agent_id
@@ -128,8 +129,8 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
             try:
                 offset = await store.read(_comparer_of(stored, file_path))
             except OSError as exc:  # changed since the walk (e.g. swapped for a symlink)
-                shown = file_path.path if isinstance(file_path, TreeFile) else file_path
-                report.ignored.append((str(shown), f"cannot read: {exc}"))
+                shown = file_path.path if isinstance(file_path, TreeFile) else rel
+                report.ignored.append((shown_path(shown), f"cannot read: {exc}"))
                 report.differences.append(Difference(rel, "missing"))
                 continue
             report.compared += 1
@@ -153,7 +154,7 @@ def _layout(
         except StateDirError:
             return [], None  # a state dir holding no sessions dir: everything is missing
         finally:
-            report.ignored.extend((str(path / s.name), s.reason) for s in not_followed)
+            report.ignored.extend((shown_path(path / s.name), s.reason) for s in not_followed)
     try:
         agent_id = agent_of(path, agent)
     except StateDirError as exc:
@@ -172,7 +173,7 @@ def _disk_files(
         for file, info in walk_sessions_dir(d, skipped=skipped):
             file_path = file.path
             if info.kind is FileKind.LOCK_OR_TEMP:
-                report.ignored.append((str(file_path), "lock or temp file"))
+                report.ignored.append((shown_path(file_path), "lock or temp file"))
                 continue
             if (
                 active is not None
@@ -181,10 +182,10 @@ def _disk_files(
             ):
                 why = _not_an_entry_file(file_path, info.name)
                 if why is not None:
-                    report.ignored.append((str(file_path), why))
+                    report.ignored.append((shown_path(file_path), why))
                     continue
             files[f"{d.rel_dir}/{info.name}" if state_mode else info.name] = file
-        report.ignored.extend((str(d.path / s.name), s.reason) for s in skipped)
+        report.ignored.extend((shown_path(d.path / s.name), s.reason) for s in skipped)
     return files
 
 

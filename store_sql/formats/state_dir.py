@@ -21,6 +21,7 @@ from typing import Literal
 from urllib.parse import unquote
 
 from store_sql.formats.in_tree import TreeFile, open_dir
+from store_sql.formats.sqltext import storable
 
 __all__ = [
     "ClassifiedFile",
@@ -32,6 +33,7 @@ __all__ = [
     "classify_name",
     "find_sessions_dirs",
     "safe_join",
+    "shown_path",
     "walk_sessions_dir",
 ]
 
@@ -308,7 +310,8 @@ def walk_sessions_dir(
 ) -> Iterator[tuple[TreeFile, ClassifiedFile]]:
     """Every regular file under a sessions dir, sorted by relative name, with its class.
 
-    Subdirectories (``skills-prompts/sha256/**`` and any other) are included. Folders are
+    Subdirectories (``skills-prompts/sha256/**`` and any other) are included; a file or
+    folder whose name is not valid UTF-8 is skipped with that reason. Folders are
     listed through descriptors opened without following symlinks (`in_tree`), and each
     `TreeFile` is opened the same way, so a folder or file swapped for a symlink after the
     walk is not followed either. A symlink is read only when it points to a regular file
@@ -352,6 +355,10 @@ def _scan(
     with os.scandir(fd) as entries:
         for entry in entries:
             rel = prefix + entry.name
+            if not storable(entry.name):
+                if skipped is not None:
+                    skipped.append(SkippedFile(shown_path(rel), _NOT_UTF8))
+                continue
             reason = _skip_reason(entry, shown / rel, real_root)
             if reason is None:
                 found.append((rel, (*base, *rel.split("/"))))
@@ -361,6 +368,19 @@ def _scan(
                 pending.append(rel + "/")
             elif skipped is not None:
                 skipped.append(SkippedFile(rel, reason))
+
+
+_NOT_UTF8 = (
+    "the name is not valid UTF-8 (the store keeps names as text, so export could not give "
+    "it back): not imported; rename it to import it"
+)
+
+
+def shown_path(path: Path | str) -> str:
+    """`path` as printable text: bytes of a name that are not UTF-8 (which Python keeps as
+    lone surrogates) are written as ``\\xNN``, so reports can be printed and sent as JSON."""
+    text = str(path)
+    return text if storable(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 def _skip_reason(

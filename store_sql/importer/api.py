@@ -38,7 +38,7 @@ from pathlib import Path
 from store_sql.engine.database import Database
 from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
 from store_sql.formats import sessions_dir
-from store_sql.formats.state_dir import FileKind
+from store_sql.formats.state_dir import FileKind, shown_path
 from store_sql.formats.zstd_stream import UnreadableArchiveError
 from store_sql.importer import rows as db
 from store_sql.importer.agent_db import DatabaseImporter
@@ -122,7 +122,7 @@ async def _import(
     started: float,
 ) -> ImportReport:
     plan = await asyncio.to_thread(plan_import, path, agent)
-    report = ImportReport(str(path), dry_run, skipped=list(plan.skipped))
+    report = ImportReport(shown_path(path), dry_run, skipped=list(plan.skipped))
     tracker = _Tracker(plan.files, progress)
     importer = _FileImporter(store, dry_run=dry_run, tracker=tracker)
     databases = DatabaseImporter(store, dry_run=dry_run)
@@ -131,7 +131,7 @@ async def _import(
         provided[database.rel_dir] = await databases.run(database, report)
     for index, src in enumerate(plan.files):
         tracker.start_file(index)
-        record = FileReport(str(src.path), src.rel_path, src.agent_id, src.info.kind.value)
+        record = FileReport(shown_path(src.path), src.rel_path, src.agent_id, src.info.kind.value)
         if src.name in provided.get(src.rel_dir, ()):
             # Today's gateway keeps this in its database; a file of the same name is a
             # leftover of the JSONL era and would fight the database's version.

@@ -25,6 +25,7 @@ from store_sql.formats.state_dir import (
     StateDirError,
     classify_name,
     find_sessions_dirs,
+    shown_path,
     walk_sessions_dir,
 )
 from store_sql.importer.report import SkippedSource
@@ -136,12 +137,12 @@ def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
         if not plan.databases:
             raise ImportFailedError(str(exc)) from None
         dirs = []  # a migrated agent may have no sessions dir left
-    plan.skipped.extend(SkippedSource(str(path / s.name), s.reason) for s in not_followed)
+    plan.skipped.extend(SkippedSource(shown_path(path / s.name), s.reason) for s in not_followed)
     for sessions_dir in dirs:
         try:
             check_agent_id(sessions_dir.agent_id)
         except InvalidEntryError as exc:
-            plan.skipped.append(SkippedSource(str(sessions_dir.path), str(exc)))
+            plan.skipped.append(SkippedSource(shown_path(sessions_dir.path), str(exc)))
             continue
         _plan_dir(sessions_dir, plan)
     return plan
@@ -172,7 +173,7 @@ def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
     try:
         walked = list(walk_sessions_dir(sessions_dir, skipped=skipped))
     except StateDirError as exc:
-        plan.skipped.append(SkippedSource(str(sessions_dir.path), str(exc)))
+        plan.skipped.append(SkippedSource(shown_path(sessions_dir.path), str(exc)))
         return
     for file, info in walked:
         if directory is not None and _in_directory_index(info.name):
@@ -181,7 +182,9 @@ def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
             info = replace(info, kind=FileKind.LEGACY_INDEX)
         if info.kind is FileKind.LOCK_OR_TEMP:
             plan.skipped.append(
-                SkippedSource(str(file.path), "lock or temp file: never imported nor exported")
+                SkippedSource(
+                    shown_path(file.path), "lock or temp file: never imported nor exported"
+                )
             )
             continue
         try:
@@ -189,7 +192,9 @@ def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
         except OSError:
             size = 0  # the size only drives progress; the read reports what is wrong
         plan.files.append(SourceFile(file, sessions_dir.agent_id, sessions_dir.rel_dir, info, size))
-    plan.skipped.extend(SkippedSource(str(sessions_dir.path / s.name), s.reason) for s in skipped)
+    plan.skipped.extend(
+        SkippedSource(shown_path(sessions_dir.path / s.name), s.reason) for s in skipped
+    )
 
 
 _DIRECTORY_PREFIX = f"{directory_index.DIRECTORY_NAME}/"
@@ -248,7 +253,7 @@ def _plan_one_file(path: Path, agent: str | None) -> ImportPlan:
     info = classify_name(path.name)
     plan = ImportPlan()
     if info.kind is FileKind.LOCK_OR_TEMP:
-        plan.skipped.append(SkippedSource(str(path), "lock or temp file: never imported"))
+        plan.skipped.append(SkippedSource(shown_path(path), "lock or temp file: never imported"))
         return plan
     rel_dir = f"agents/{agent_id}/sessions"
     # The file named on the command line may be a symlink; it is opened in its real folder.
