@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from store_sql import Store, export_tree, import_path
+from store_sql.errors import InvalidEntryError
 
 SID = "31ac7d57-f314-4633-a816-1ff578dde822"
 HEADER = b'{"type":"session","version":3,"id":"' + SID.encode() + b'","timestamp":"t","cwd":"/w"}\n'
@@ -279,3 +280,65 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_reason_and_the_rest_impo
     verify = store_sql("verify", state, "--db", "t.db", "--json", cwd=tmp_path)
     assert verify.returncode == 0, verify.stderr
     assert json.loads(verify.stdout)["identical"]
+
+
+# ------------------------------------------------------------------ D12: names export can write
+
+
+def test_every_name_import_accepts_is_exported_and_the_others_are_skipped(
+    state: Path, tmp_path: Path
+) -> None:
+    sessions = state / "agents/main/sessions"
+    longest = "n" * 251 + ".txt"  # 255 bytes: the longest name Linux holds
+    accepted = {longest: b"long", "nl\nname.txt": b"newline", "tab\tname.txt": b"tab"}
+    for name, data in accepted.items():
+        (sessions / name).write_bytes(data)
+    (sessions / "back\\slash.txt").write_bytes(b"backslash")
+    (sessions / "C:drive.txt").write_bytes(b"drive")
+
+    report = import_json(state, tmp_path)
+    skipped = {s["path"].rsplit("/", 1)[1]: s["reason"] for s in report["skipped"]}
+    assert set(skipped) == {"back\\slash.txt", "C:drive.txt"}
+    assert "contains a backslash, so export would refuse it" in skipped["back\\slash.txt"]
+    assert "is absolute, so export would refuse it" in skipped["C:drive.txt"]
+
+    done = store_sql("export", "out", "--db", "t.db", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout
+    exported = tmp_path / "out/agents/main/sessions"
+    assert {name: (exported / name).read_bytes() for name in accepted} == accepted
+    assert sorted(p.name for p in exported.iterdir()) == sorted([*accepted, f"{SID}.jsonl"])
+
+
+@pytest.mark.parametrize(
+    "session_id",
+    ["a\nb", "tab\there", "del\x7f", "y" * 129, "é" * 65],
+    ids=["newline", "tab", "del", "129-bytes", "130-bytes-utf8"],
+)
+def test_session_ids_that_could_not_be_exported_are_refused(
+    tmp_path: Path, session_id: str
+) -> None:
+    async def create() -> None:
+        async with await Store.open(tmp_path / "t.db") as store:
+            await store.transcripts.create("main", session_id, cwd="/w")
+
+    with pytest.raises(InvalidEntryError, match="invalid session id"):
+        asyncio.run(create())
+
+
+def test_the_longest_session_id_exports_with_its_checkpoint_and_archive(tmp_path: Path) -> None:
+    session_id = "s" * 128
+
+    async def run() -> list[str]:
+        async with await Store.open(tmp_path / "t.db") as store:
+            await store.transcripts.create("main", session_id, cwd="/w")
+            await store.transcripts.append_message("main", session_id, {"role": "user"})
+            await store.sessions.patch(
+                "main", "agent:main:main", {"sessionId": session_id, "updatedAt": 1}
+            )
+            await store.lifecycle.reset("main", "agent:main:main")
+            report = await export_tree(store, tmp_path / "out")
+            assert report.refused == []
+            return [f.rel_path.rsplit("/", 1)[1] for f in report.files]
+
+    names = asyncio.run(run())
+    assert any(n.startswith(f"{session_id}.jsonl.reset.") for n in names), names

@@ -24,6 +24,7 @@ from store_sql.formats.in_tree import TreeFile, open_dir
 from store_sql.formats.sqltext import storable
 
 __all__ = [
+    "NAME_MAX_BYTES",
     "ClassifiedFile",
     "FileKind",
     "SessionsDir",
@@ -32,6 +33,7 @@ __all__ = [
     "archive_name",
     "classify_name",
     "find_sessions_dirs",
+    "name_problem",
     "safe_join",
     "shown_path",
     "walk_sessions_dir",
@@ -311,7 +313,8 @@ def walk_sessions_dir(
     """Every regular file under a sessions dir, sorted by relative name, with its class.
 
     Subdirectories (``skills-prompts/sha256/**`` and any other) are included; a file or
-    folder whose name is not valid UTF-8 is skipped with that reason. Folders are
+    folder whose name is not valid UTF-8, or that `name_problem` refuses, is skipped with
+    that reason. Folders are
     listed through descriptors opened without following symlinks (`in_tree`), and each
     `TreeFile` is opened the same way, so a folder or file swapped for a symlink after the
     walk is not followed either. A symlink is read only when it points to a regular file
@@ -358,6 +361,12 @@ def _scan(
             if not storable(entry.name):
                 if skipped is not None:
                     skipped.append(SkippedFile(shown_path(rel), _NOT_UTF8))
+                continue
+            problem = name_problem(entry.name)
+            if problem is not None:
+                if skipped is not None:
+                    why = f"the name {problem}, so export would refuse it: not imported"
+                    skipped.append(SkippedFile(rel, why))
                 continue
             reason = _skip_reason(entry, shown / rel, real_root)
             if reason is None:
@@ -408,26 +417,45 @@ def _skip_reason(
     return target.relative_to(real_root).parts
 
 
+NAME_MAX_BYTES = 255
+"""The longest file name (one path part, in bytes) Linux file systems hold."""
+
+
+def name_problem(rel: str) -> str | None:
+    """Why export refuses to write the relative name `rel` (posix separators), or None.
+
+    Refused: empty names, NUL, backslashes, absolute or drive paths (``/x``, ``C:x``), empty,
+    ``.`` and ``..`` parts, and parts longer than `NAME_MAX_BYTES`. Import skips files whose
+    names this refuses, so everything it stores can be exported again.
+    """
+    if not rel:
+        return "is empty"
+    if "\0" in rel:
+        return "contains a NUL byte"
+    if "\\" in rel:
+        return "contains a backslash"
+    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive:
+        return "is absolute"
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "has an empty, '.' or '..' part"
+    if any(len(os.fsencode(part)) > NAME_MAX_BYTES for part in parts):
+        return f"has a part longer than {NAME_MAX_BYTES} bytes"
+    return None
+
+
 def safe_join(root: Path, rel: str) -> Path:
     """``root / rel`` for a name read from a store, refusing anything that could escape root.
 
-    Refused: absolute or drive paths, ``..`` and ``.`` parts, empty parts, NUL, backslashes,
-    and names that resolve (through existing symlinks) outside ``root``. The resolution is
+    Refused: what `name_problem` refuses, and names that resolve (through existing
+    symlinks) outside ``root``. The resolution is
     a check made before the write: the write itself goes through `in_tree`, which follows no
     symlink whatever changes in between.
     """
-    if not rel:
-        raise StateDirError("empty file name")
-    if "\0" in rel:
-        raise StateDirError(f"file name {rel!r} contains a NUL byte")
-    if "\\" in rel:
-        raise StateDirError(f"file name {rel!r} contains a backslash")
-    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive:
-        raise StateDirError(f"file name {rel!r} is absolute")
-    parts = rel.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise StateDirError(f"file name {rel!r} has an empty, '.' or '..' part")
-    joined = root.joinpath(*parts)
+    problem = name_problem(rel)
+    if problem is not None:
+        raise StateDirError(f"file name {rel!r} {problem}" if rel else "empty file name")
+    joined = root.joinpath(*rel.split("/"))
     try:
         real_root = Path(os.path.realpath(root))
         inside = Path(os.path.realpath(joined)).is_relative_to(real_root)
