@@ -342,3 +342,26 @@ def test_the_longest_session_id_exports_with_its_checkpoint_and_archive(tmp_path
 
     names = asyncio.run(run())
     assert any(n.startswith(f"{session_id}.jsonl.reset.") for n in names), names
+
+
+# ------------------------------------------------------------------ D11: export --session OUT
+
+
+def test_export_of_one_session_to_a_directory_or_a_missing_folder_is_refused_in_one_line(
+    state: Path, tmp_path: Path
+) -> None:
+    import_json(state, tmp_path)
+    (tmp_path / "dir").mkdir()
+
+    def export(out: str) -> str:
+        return refused(store_sql("export", out, "--session", SID, "--db", "t.db", cwd=tmp_path))
+
+    assert "dir is a directory: name the file to write" in export("dir")
+    assert "names a directory" in export("new/")
+    assert "the folder nope does not exist" in export("nope/x.jsonl")
+    assert sorted(p.name for p in (tmp_path / "dir").iterdir()) == []
+    assert not (tmp_path / "new").exists()
+    assert not (tmp_path / "nope").exists()
+    done = store_sql("export", "dir/x.jsonl", "--session", SID, "--db", "t.db", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "dir/x.jsonl").read_bytes() == HEADER

@@ -317,10 +317,27 @@ def _directory_writer_of(
 
 def write_file_atomic(target: Path, data: bytes | Iterable[bytes], *, durable: bool = False) -> int:
     """Write `data` to a temp file beside `target` (mode 0600, created exclusively, never
-    through a symlink) and rename it into place; returns the number of bytes written."""
-    folder = open_dir(target.parent, ())
+    through a symlink) and rename it into place; returns the number of bytes written.
+
+    Raises ExportRefusedError when `target` is a directory, its folder does not exist, or
+    the file cannot be written."""
+    if target.is_dir():
+        raise ExportRefusedError(
+            f"{target} is a directory: name the file to write (e.g. {target}/<name>.jsonl), "
+            "or - for standard output"
+        )
+    try:
+        folder = open_dir(target.parent, ())
+    except FileNotFoundError:
+        raise ExportRefusedError(
+            f"cannot write {target}: the folder {target.parent} does not exist"
+        ) from None
+    except OSError as exc:
+        raise ExportRefusedError(f"cannot write {target}: {exc.strerror}") from None
     try:
         return write_file(folder, target.name, data, durable=durable)
+    except OSError as exc:
+        raise ExportRefusedError(f"cannot write {target}: {exc.strerror}") from None
     finally:
         os.close(folder)
 
