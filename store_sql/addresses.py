@@ -54,17 +54,27 @@ def check_session_key(key: str) -> str:
     return key
 
 
+MAX_SESSION_ID_BYTES = 128
+"""The gateway's own ids are at most 128 characters; the store derives file names up to ~90
+bytes longer (``<id>.checkpoint.<uuid>.jsonl`` and its archives), which must stay within
+the file system's 255 bytes."""
+
+
 def check_session_id(session_id: str) -> str:
     """A session id names the transcript file `<sessionId>.jsonl`, so it must be a plain
-    file-name part: the gateway's ids are UUIDs."""
+    file-name part that every file derived from it can be written with: the gateway's ids
+    are UUIDs."""
     if (
         not isinstance(session_id, str)
         or session_id in ("", ".", "..")
         or any(c in session_id for c in "/\\\0")
         or not storable(session_id)
+        or any(ord(c) < 0x20 or c == "\x7f" for c in session_id)
+        or len(session_id.encode("utf-8")) > MAX_SESSION_ID_BYTES
     ):
         raise InvalidEntryError(
-            f"invalid session id {session_id!r}: it names a file, so it must be non-empty and "
-            "hold no '/', '\\', NUL or lone surrogate (the gateway uses UUIDs)"
+            f"invalid session id {session_id!r}: it names files, so it must be non-empty, "
+            f"at most {MAX_SESSION_ID_BYTES} bytes of UTF-8, and hold no '/', '\\', control "
+            "character (newline, NUL, ...) or lone surrogate (the gateway uses UUIDs)"
         )
     return session_id

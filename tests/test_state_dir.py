@@ -198,13 +198,16 @@ def test_walk_yields_regular_files_sorted_and_skips_escapes(tmp_path: Path) -> N
     walked = list(
         walk_sessions_dir(SessionsDir("main", "agents/main/sessions", root), skipped=skipped)
     )
-    assert [(path.relative_to(root).as_posix(), c.kind) for path, c in walked] == [
+    assert [(f.path.relative_to(root).as_posix(), c.kind) for f, c in walked] == [
         (f"{SID}.jsonl", FileKind.LIVE),
         ("inside.jsonl", FileKind.LIVE),
         ("sessions.json", FileKind.SESSIONS_INDEX),
         ("sessions.json.lock", FileKind.LOCK_OR_TEMP),
         ("skills-prompts/sha256/ab/abcd.txt", FileKind.SKILL_PROMPT),
     ]
+    inside = next(f for f, c in walked if c.name == "inside.jsonl")
+    with inside.open() as f:
+        assert f.read() == b"{}"  # read through the tree from the link's target
     assert sorted((s.name, s.reason.split(" (")[0]) for s in skipped) == [
         ("dangling.jsonl", "broken symlink"),
         ("escape.jsonl", "symlink leaving the sessions dir"),

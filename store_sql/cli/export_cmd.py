@@ -88,6 +88,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_one(args: argparse.Namespace) -> int:
     agent = args.agent or "main"
+    if args.out != "-" and args.out.endswith("/"):
+        raise ExportRefusedError(
+            f"{args.out} names a directory: name the file to write "
+            f"(e.g. {args.out}<name>.jsonl), or - for standard output"
+        )
     data = with_store(
         args.db, lambda store: export_transcript(store, agent, args.session, fmt=args.format)
     )

@@ -78,10 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             raise corruption_error(getattr(args, "db", "the database"), exc) from exc
     except StoreError as exc:
+        # A message may quote a path whose bytes are not UTF-8 (lone surrogates in Python).
+        message = str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
         if getattr(args, "json", False):
-            output.emit_json({"error": type(exc).__name__, "message": str(exc)}, sys.stderr)
+            output.emit_json({"error": type(exc).__name__, "message": message}, sys.stderr)
         else:
-            print(f"store-sql: {exc}", file=sys.stderr)
+            print(f"store-sql: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("store-sql: interrupted", file=sys.stderr)

@@ -8,9 +8,12 @@ Layout and names are the imported ones (``agents/<id>/sessions/...`` or the lega
 comes out as the gateway writes it (`sessions.render_sessions_json`, compact lines with
 ``\\n``). Each file is written to a temporary file in its directory (mode 0600, never
 following a symlink) and renamed into place, so a reader sees the old file or the new one,
-never a mix; directories created are mode 0700. Every path goes through
+never a mix; directories created are mode 0700. Every name goes through
 `state_dir.safe_join`: a stored name that would land outside OUT is refused and reported,
-never written. Files are streamed from one read snapshot each, so memory stays flat.
+never written. OUT is opened once and every folder and file below it is reached through
+directory descriptors without following a symlink (`formats.in_tree`), so a folder swapped
+for a symlink while the export runs fails that file's write instead of redirecting it.
+Files are streamed from one read snapshot each, so memory stays flat.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -39,6 +41,7 @@ from store_sql.exporter.plan import (
     plan_export,
 )
 from store_sql.formats import sessions_dir as directory_index
+from store_sql.formats.in_tree import make_dirs, open_dir, write_file
 from store_sql.formats.state_dir import StateDirError, safe_join
 from store_sql.sessions.rows import get_entry
 from store_sql.transcripts import render as render
@@ -53,9 +56,6 @@ __all__ = [
     "export_tree",
     "write_file_atomic",
 ]
-
-FILE_MODE = 0o600
-DIR_MODE = 0o700
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,21 +149,38 @@ async def write_planned(
     store: Database, out: Path, files: list[PlannedFile], report: ExportReport, *, durable: bool
 ) -> None:
     """Write planned files under `out` (which exists), recording each in `report`."""
-    touched: set[Path] = set()
+    root_fd = await asyncio.to_thread(_open_root, out)
+    try:
+        await _write_planned(store, out, root_fd, files, report, durable=durable)
+    finally:
+        os.close(root_fd)
+
+
+async def _write_planned(
+    store: Database,
+    out: Path,
+    root_fd: int,
+    files: list[PlannedFile],
+    report: ExportReport,
+    *,
+    durable: bool,
+) -> None:
+    touched: set[tuple[str, ...]] = set()
     # A sessions.d is written from one snapshot (entry files, then state.json), so a patch
     # made meanwhile is in all of its files or in none.
-    directories: dict[str, list[tuple[PlannedFile, Path]]] = {}
+    directories: dict[str, list[tuple[PlannedFile, tuple[str, ...]]]] = {}
     for item in files:
         try:
-            target = safe_join(out, item.rel_path)
+            safe_join(out, item.rel_path)
         except StateDirError as exc:
             report.refused.append((item.rel_path, str(exc)))
             continue
+        parts = tuple(item.rel_path.split("/"))
         if item.source in ("index_entry", "index_state"):
-            directories.setdefault(item.agent_id, []).append((item, target))
+            directories.setdefault(item.agent_id, []).append((item, parts))
             continue
         try:
-            size = await store.read(_writer_of(out, item, target, durable))
+            size = await store.read(_writer_of(root_fd, parts, item, durable))
         except OSError as exc:
             report.refused.append((item.rel_path, f"cannot write: {exc}"))
             continue
@@ -174,22 +191,22 @@ async def write_planned(
             continue
         if size < 0:
             continue
-        touched.add(target.parent)
+        touched.add(parts[:-1])
         report.files.append(ExportedFile(item.rel_path, item.source, size))
     for items in directories.values():
         try:
-            results = await store.read(_directory_writer_of(out, items, durable))
+            results = await store.read(_directory_writer_of(root_fd, items, durable))
         except DatabaseCorruptError as exc:
             report.refused.extend((item.rel_path, f"not readable: {exc}") for item, _ in items)
             continue
-        for (item, target), result in zip(items, results, strict=True):
+        for (item, parts), result in zip(items, results, strict=True):
             if isinstance(result, str):
                 report.refused.append((item.rel_path, result))
             elif result >= 0:
-                touched.add(target.parent)
+                touched.add(parts[:-1])
                 report.files.append(ExportedFile(item.rel_path, item.source, result))
     if durable:
-        await asyncio.to_thread(_fsync_dirs, touched)
+        await asyncio.to_thread(_fsync_dirs, root_fd, touched)
 
 
 async def export_transcript(
@@ -240,30 +257,28 @@ def _find_transcript(conn: sqlite3.Connection, agent: str, session: str) -> Tran
 
 
 def make_root(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ExportRefusedError(f"{out} exists and is not a directory")
-    if not out.exists():
-        make_private_dirs(out)
+    """Create OUT (mode 0700) when missing; ExportRefusedError when it cannot be."""
+    os.close(_open_root(out))
 
 
-def _make_dirs(root: Path, folder: Path) -> None:
-    """Create `folder` (inside `root`) and its missing parents with mode 0700."""
-    missing: list[Path] = []
-    current = folder
-    while current != root and not current.exists():
-        missing.append(current)
-        current = current.parent
-    for path in reversed(missing):
-        path.mkdir(mode=DIR_MODE)
-        os.chmod(path, DIR_MODE)  # mkdir's mode is masked by the umask
+def _open_root(out: Path) -> int:
+    """Create OUT (mode 0700) when missing and open it: every write goes through this fd."""
+    try:
+        if not out.exists():
+            make_private_dirs(out)
+        return open_dir(out, ())
+    except NotADirectoryError:
+        raise ExportRefusedError(f"{out} exists and is not a directory") from None
+    except OSError as exc:
+        raise ExportRefusedError(f"cannot create or open {out}: {exc.strerror}") from None
 
 
 def _writer_of(
-    out: Path, item: PlannedFile, target: Path, durable: bool
+    root_fd: int, parts: tuple[str, ...], item: PlannedFile, durable: bool
 ) -> Callable[[sqlite3.Connection], int]:
-    """A read function creating `target`'s folders and streaming `item` into it (one snapshot
-    for the whole file). One hop to the reader thread per file, folders included: each hop
-    costs 30-80 µs, as much as writing a small file."""
+    """A read function creating the file's folders and streaming `item` into it (one
+    snapshot for the whole file). One hop to the reader thread per file, folders included:
+    each hop costs 30-80 µs, as much as writing a small file."""
 
     def write(conn: sqlite3.Connection) -> int:
         chunks = file_chunks(conn, item)
@@ -273,23 +288,26 @@ def _writer_of(
             if first is None:
                 return -1
             chunks = itertools.chain([first], chunks)
-        _make_dirs(out, target.parent)
-        return write_file_atomic(target, chunks, durable=durable)
+        folder = make_dirs(root_fd, parts[:-1])
+        try:
+            return write_file(folder, parts[-1], chunks, durable=durable)
+        finally:
+            os.close(folder)
 
     return write
 
 
 def _directory_writer_of(
-    out: Path, items: list[tuple[PlannedFile, Path]], durable: bool
+    root_fd: int, items: list[tuple[PlannedFile, tuple[str, ...]]], durable: bool
 ) -> Callable[[sqlite3.Connection], list[int | str]]:
     """A read function writing every file of one sessions.d: per file, its size, -1 when its
     key is gone, or why it could not be written."""
 
     def write(conn: sqlite3.Connection) -> list[int | str]:
         results: list[int | str] = []
-        for item, target in items:
+        for item, parts in items:
             try:
-                results.append(_writer_of(out, item, target, durable)(conn))
+                results.append(_writer_of(root_fd, parts, item, durable)(conn))
             except OSError as exc:
                 results.append(f"cannot write: {exc}")
         return results
@@ -299,80 +317,105 @@ def _directory_writer_of(
 
 def write_file_atomic(target: Path, data: bytes | Iterable[bytes], *, durable: bool = False) -> int:
     """Write `data` to a temp file beside `target` (mode 0600, created exclusively, never
-    through a symlink) and rename it into place; returns the number of bytes written."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, FILE_MODE)
-    size = 0
+    through a symlink) and rename it into place; returns the number of bytes written.
+
+    Raises ExportRefusedError when `target` is a directory, its folder does not exist, or
+    the file cannot be written."""
+    if target.is_dir():
+        raise ExportRefusedError(
+            f"{target} is a directory: name the file to write (e.g. {target}/<name>.jsonl), "
+            "or - for standard output"
+        )
     try:
-        try:
-            os.fchmod(fd, FILE_MODE)  # the mode given to open() is masked by the umask
-            for chunk in [data] if isinstance(data, bytes) else data:
-                size += _write_all(fd, chunk)
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return size
-
-
-def _write_all(fd: int, chunk: bytes) -> int:
-    """`os.write` until all of `chunk` is written: write(2) may write less than asked."""
-    written = os.write(fd, chunk)
-    if written < len(chunk):
-        view = memoryview(chunk)
-        while written < len(chunk):
-            written += os.write(fd, view[written:])
-    return written
+        folder = open_dir(target.parent, ())
+    except FileNotFoundError:
+        raise ExportRefusedError(
+            f"cannot write {target}: the folder {target.parent} does not exist"
+        ) from None
+    except OSError as exc:
+        raise ExportRefusedError(f"cannot write {target}: {exc.strerror}") from None
+    try:
+        return write_file(folder, target.name, data, durable=durable)
+    except OSError as exc:
+        raise ExportRefusedError(f"cannot write {target}: {exc.strerror}") from None
+    finally:
+        os.close(folder)
 
 
 def _settle_indexes(out: Path, plan: ExportPlan, report: ExportReport) -> None:
     """Make each exported index the one the gateway reads in OUT: set the other layout's
-    index aside, and drop entry files of keys the written sessions.d no longer holds."""
+    index aside, and drop entry files of keys the written sessions.d no longer holds.
+    Renames and removals go through folder descriptors, as writes do."""
     written = {f.rel_path for f in report.files}
     stamp = int(time.time() * 1000)
-    for rel_dir, layout in plan.layouts.values():
-        try:
-            folder = safe_join(out, rel_dir)
-        except StateDirError:
-            continue
-        root = folder / directory_index.DIRECTORY_NAME
-        if layout == "json":
-            if f"{rel_dir}/sessions.json" in written and directory_index.active_state(root)[0]:
-                _move_aside(root, f"{root.name}.bak.{stamp}", rel_dir, report)
-            continue
-        legacy = folder / "sessions.json"
-        if f"{rel_dir}/sessions.json" not in written and legacy.is_file():
-            _move_aside(legacy, f"sessions.json.bak.{stamp}", rel_dir, report)
-        entries = root / directory_index.ENTRIES_DIR
-        _make_dirs(out, entries)  # an index with no entries still needs entries/ to be active
-        prefix = f"{rel_dir}/{directory_index.DIRECTORY_NAME}/{directory_index.ENTRIES_DIR}/"
-        with os.scandir(entries) as listing:
+    root_fd = _open_root(out)
+    try:
+        for rel_dir, layout in plan.layouts.values():
+            try:
+                folder = safe_join(out, rel_dir)
+            except StateDirError:
+                continue
+            _settle_index(root_fd, folder, rel_dir, layout, written, stamp, report)
+    finally:
+        os.close(root_fd)
+
+
+def _settle_index(
+    root_fd: int,
+    folder: Path,
+    rel_dir: str,
+    layout: str,
+    written: set[str],
+    stamp: int,
+    report: ExportReport,
+) -> None:
+    directory = directory_index.DIRECTORY_NAME
+    parts = tuple(rel_dir.split("/"))
+    if layout == "json":
+        if (
+            f"{rel_dir}/sessions.json" in written
+            and directory_index.active_state(folder / directory)[0]
+        ):
+            _move_aside(root_fd, parts, directory, f"{directory}.bak.{stamp}", report)
+        return
+    legacy = folder / "sessions.json"
+    if f"{rel_dir}/sessions.json" not in written and legacy.is_file():
+        _move_aside(root_fd, parts, legacy.name, f"sessions.json.bak.{stamp}", report)
+    # An index with no entries still needs entries/ to be active.
+    entries_fd = make_dirs(root_fd, (*parts, directory, directory_index.ENTRIES_DIR))
+    prefix = f"{rel_dir}/{directory}/{directory_index.ENTRIES_DIR}/"
+    try:
+        with os.scandir(entries_fd) as listing:
             stale = [
-                item
+                item.name
                 for item in listing
                 if item.name.startswith("session-")
                 and item.name.endswith(".json")
                 and item.is_file(follow_symlinks=False)
                 and prefix + item.name not in written
             ]
-        for item in stale:
-            os.unlink(item.path)
-            report.removed.append(prefix + item.name)
+        for name in stale:
+            os.unlink(name, dir_fd=entries_fd)
+            report.removed.append(prefix + name)
+    finally:
+        os.close(entries_fd)
 
 
-def _move_aside(path: Path, name: str, rel_dir: str, report: ExportReport) -> None:
-    os.rename(path, path.with_name(name))
-    report.moved.append((f"{rel_dir}/{path.name}", f"{rel_dir}/{name}"))
+def _move_aside(
+    root_fd: int, parts: tuple[str, ...], name: str, new_name: str, report: ExportReport
+) -> None:
+    folder = make_dirs(root_fd, parts)
+    try:
+        os.rename(name, new_name, src_dir_fd=folder, dst_dir_fd=folder)
+    finally:
+        os.close(folder)
+    rel_dir = "/".join(parts)
+    report.moved.append((f"{rel_dir}/{name}", f"{rel_dir}/{new_name}"))
 
 
-def _fsync_dirs(folders: set[Path]) -> None:
-    for folder in sorted(folders):
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+def _fsync_dirs(root_fd: int, folders: set[tuple[str, ...]]) -> None:
+    for parts in sorted(folders):
+        fd = make_dirs(root_fd, parts)
         try:
             os.fsync(fd)
         finally:

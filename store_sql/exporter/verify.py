@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, BinaryIO, Literal, NamedTuple
 
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
@@ -31,6 +31,7 @@ from store_sql.errors import NotFoundError
 from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
 from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.import_archive import ARCHIVE_DIR
+from store_sql.formats.in_tree import TreeFile
 from store_sql.formats.openclaw_agent_db import AgentDatabaseError
 from store_sql.formats.sqltext import storable
 from store_sql.formats.state_dir import (
@@ -39,6 +40,7 @@ from store_sql.formats.state_dir import (
     SkippedFile,
     StateDirError,
     find_sessions_dirs,
+    shown_path,
     walk_sessions_dir,
 )
 from store_sql.importer.agent_db import database_files
@@ -102,8 +104,8 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
     path = Path(path)
     if agent is not None:
         check_agent_id(agent)
-    report = VerifyReport(str(path))
-    dirs, prefix = await asyncio.to_thread(_layout, path, agent)
+    report = VerifyReport(shown_path(path))
+    dirs, prefix = await asyncio.to_thread(_layout, path, agent, report)
     if prefix is not None:
         agent = dirs[0].agent_id
     planned = (await store.read(lambda conn: plan_export(conn, agent))).files
@@ -113,7 +115,7 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
             wanted[item.rel_path] = item
         elif item.rel_path.startswith(prefix):
             wanted[item.rel_path.removeprefix(prefix)] = item
-    on_disk: dict[str, Path | bytes] = {}
+    on_disk: dict[str, OnDisk] = {}
     on_disk.update(await asyncio.to_thread(_disk_files, dirs, prefix is None, report))
     if prefix is None:
         on_disk.update(await asyncio.to_thread(_database_files, path, agent, report))
@@ -124,23 +126,35 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
         elif stored is None:
             report.differences.append(Difference(rel, "extra"))
         else:
+            try:
+                offset = await store.read(_comparer_of(stored, file_path))
+            except OSError as exc:  # changed since the walk (e.g. swapped for a symlink)
+                shown = file_path.path if isinstance(file_path, TreeFile) else rel
+                report.ignored.append((shown_path(shown), f"cannot read: {exc}"))
+                report.differences.append(Difference(rel, "missing"))
+                continue
             report.compared += 1
-            offset = await store.read(_comparer_of(stored, file_path))
             if offset is not None:
                 report.differences.append(Difference(rel, "different", offset))
     report.duration_s = time.perf_counter() - started
     return report
 
 
-def _layout(path: Path, agent: str | None) -> tuple[list[SessionsDir], str | None]:
+def _layout(
+    path: Path, agent: str | None, report: VerifyReport
+) -> tuple[list[SessionsDir], str | None]:
     """The sessions dirs to compare, and the stored-path prefix to strip (sessions-dir mode)."""
     if not path.is_dir():
         raise NotFoundError(f"{path} is not a directory")
     if (path / "agents").is_dir() or (path / "sessions").is_dir():
+        not_followed: list[SkippedFile] = []
         try:
-            return find_sessions_dirs(path, agent=agent), None
+            dirs = find_sessions_dirs(path, agent=agent, skipped=not_followed)
+            return dirs, None
         except StateDirError:
             return [], None  # a state dir holding no sessions dir: everything is missing
+        finally:
+            report.ignored.extend((shown_path(path / s.name), s.reason) for s in not_followed)
     try:
         agent_id = agent_of(path, agent)
     except StateDirError as exc:
@@ -149,14 +163,17 @@ def _layout(path: Path, agent: str | None) -> tuple[list[SessionsDir], str | Non
     return [SessionsDir(agent_id, rel_dir, path)], f"{rel_dir}/"
 
 
-def _disk_files(dirs: list[SessionsDir], state_mode: bool, report: VerifyReport) -> dict[str, Path]:
-    files: dict[str, Path] = {}
+def _disk_files(
+    dirs: list[SessionsDir], state_mode: bool, report: VerifyReport
+) -> dict[str, TreeFile]:
+    files: dict[str, TreeFile] = {}
     for d in dirs:
         skipped: list[SkippedFile] = []
         active = directory_index.active_state(d.path / directory_index.DIRECTORY_NAME)[0]
-        for file_path, info in walk_sessions_dir(d, skipped=skipped):
+        for file, info in walk_sessions_dir(d, skipped=skipped):
+            file_path = file.path
             if info.kind is FileKind.LOCK_OR_TEMP:
-                report.ignored.append((str(file_path), "lock or temp file"))
+                report.ignored.append((shown_path(file_path), "lock or temp file"))
                 continue
             if (
                 active is not None
@@ -165,10 +182,10 @@ def _disk_files(dirs: list[SessionsDir], state_mode: bool, report: VerifyReport)
             ):
                 why = _not_an_entry_file(file_path, info.name)
                 if why is not None:
-                    report.ignored.append((str(file_path), why))
+                    report.ignored.append((shown_path(file_path), why))
                     continue
-            files[f"{d.rel_dir}/{info.name}" if state_mode else info.name] = file_path
-        report.ignored.extend((str(d.path / s.name), s.reason) for s in skipped)
+            files[f"{d.rel_dir}/{info.name}" if state_mode else info.name] = file
+        report.ignored.extend((shown_path(d.path / s.name), s.reason) for s in skipped)
     return files
 
 
@@ -202,17 +219,24 @@ def _not_an_entry_file(path: Path, name: str) -> str | None:
     return None
 
 
-def _comparer_of(
-    item: PlannedFile, path: Path | bytes
-) -> Callable[[sqlite3.Connection], int | None]:
-    return lambda conn: _first_difference(conn, item, path)
+OnDisk = TreeFile | Path | bytes
+"""A file found in a sessions dir (opened through its tree), one OpenClaw archived, or
+bytes read from an agent database."""
 
 
-def _first_difference(
-    conn: sqlite3.Connection, item: PlannedFile, path: Path | bytes
-) -> int | None:
+def _comparer_of(item: PlannedFile, found: OnDisk) -> Callable[[sqlite3.Connection], int | None]:
+    return lambda conn: _first_difference(conn, item, found)
+
+
+def _open(found: OnDisk) -> BinaryIO:
+    if isinstance(found, TreeFile):
+        return found.open()
+    return found.open("rb") if isinstance(found, Path) else io.BytesIO(found)
+
+
+def _first_difference(conn: sqlite3.Connection, item: PlannedFile, found: OnDisk) -> int | None:
     offset = 0
-    with path.open("rb") if isinstance(path, Path) else io.BytesIO(path) as f:
+    with _open(found) as f:
         for chunk in file_chunks(conn, item):
             other = f.read(len(chunk))
             if other != chunk:

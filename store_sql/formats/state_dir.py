@@ -13,14 +13,18 @@ import os
 import re
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 from urllib.parse import unquote
 
+from store_sql.formats.in_tree import TreeFile, open_dir
+from store_sql.formats.sqltext import storable
+
 __all__ = [
+    "NAME_MAX_BYTES",
     "ClassifiedFile",
     "FileKind",
     "SessionsDir",
@@ -29,7 +33,9 @@ __all__ = [
     "archive_name",
     "classify_name",
     "find_sessions_dirs",
+    "name_problem",
     "safe_join",
+    "shown_path",
     "walk_sessions_dir",
 ]
 
@@ -90,6 +96,14 @@ class SessionsDir:
     rel_dir: str
     """Posix path relative to the state dir: ``agents/<id>/sessions`` or legacy ``sessions``."""
     path: Path
+    root: Path | None = field(default=None, compare=False)
+    """The folder named by the caller, when `path` lies below it: files are opened from
+    there through `parts` without following a symlink (`in_tree`). None: `path` itself."""
+    parts: tuple[str, ...] = field(default=(), compare=False)
+
+    def location(self) -> tuple[Path, tuple[str, ...]]:
+        """``(root, parts)``: where the walk opens this dir, never following a symlink."""
+        return (self.path, ()) if self.root is None else (self.root, self.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,31 +215,46 @@ def archive_name(file_name: str, kind: Literal["reset", "deleted"], when: dateti
     return f"{file_name}.{kind}.{stamp}"
 
 
-def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[SessionsDir]:
+def find_sessions_dirs(
+    path: Path, *, agent: str | None = None, skipped: list[SkippedFile] | None = None
+) -> list[SessionsDir]:
     """The sessions dirs under a state dir, or the one sessions dir ``path`` is.
 
     A state dir yields every ``agents/<id>/sessions`` (sorted by agent id) and the legacy
     ``sessions/`` (agent ``main``); ``agent`` then keeps only that agent's. A sessions dir
     takes its agent from ``agents/<id>/sessions`` in its path, else from ``agent``.
+    ``path`` itself may be a symlink (the caller named it), but nothing below it is
+    followed: a symlinked ``agents/``, ``agents/<id>``, ``agents/<id>/sessions`` or legacy
+    ``sessions/`` could lead anywhere, so it is appended to ``skipped`` (relative to
+    ``path``) and left out.
     """
     if not path.is_dir():
         raise StateDirError(f"{path} is not a directory")
     real = path.resolve()  # names of "." or a symlinked dir say nothing; the real path does
+    notes: list[SkippedFile] = [] if skipped is None else skipped
     agents_dir = path / "agents"
     legacy = path / "sessions"
-    if not agents_dir.is_dir() and legacy.is_dir() and real.parent.name == "agents":
+    has_agents = _plain_dir(agents_dir, "agents", notes)
+    has_legacy = _plain_dir(legacy, "sessions", notes)
+    if not has_agents and has_legacy and real.parent.name == "agents":
         # An agent dir (agents/<id>): its sessions/ is that agent's, not the legacy layout.
-        found = [SessionsDir(real.name, f"agents/{real.name}/sessions", legacy)]
-        return _filtered(found, agent, path)
-    if agents_dir.is_dir() or legacy.is_dir():
-        found = [
-            SessionsDir(child.name, f"agents/{child.name}/sessions", child / "sessions")
-            for child in sorted(agents_dir.iterdir() if agents_dir.is_dir() else [])
-            if (child / "sessions").is_dir()
-        ]
-        if legacy.is_dir():
-            found.append(SessionsDir(DEFAULT_AGENT_ID, "sessions", legacy))
-        return _filtered(found, agent, path)
+        rel_dir = f"agents/{real.name}/sessions"
+        found = [SessionsDir(real.name, rel_dir, legacy, path, ("sessions",))]
+        return _filtered(found, agent, path, notes)
+    if has_agents or has_legacy or agents_dir.is_symlink() or legacy.is_symlink():
+        found = []
+        for child in sorted(agents_dir.iterdir() if has_agents else []):
+            rel = f"agents/{child.name}"
+            if _plain_dir(child, rel, notes) and _plain_dir(
+                child / "sessions", f"{rel}/sessions", notes
+            ):
+                parts = ("agents", child.name, "sessions")
+                found.append(
+                    SessionsDir(child.name, f"{rel}/sessions", child / "sessions", path, parts)
+                )
+        if has_legacy:
+            found.append(SessionsDir(DEFAULT_AGENT_ID, "sessions", legacy, path, ("sessions",)))
+        return _filtered(found, agent, path, notes)
     in_agents = real.name == "sessions" and real.parent.parent.name == "agents"
     if not in_agents and not _looks_like_sessions_dir(path):
         raise StateDirError(
@@ -243,13 +272,30 @@ def find_sessions_dirs(path: Path, *, agent: str | None = None) -> list[Sessions
     return [SessionsDir(agent_id, f"agents/{agent_id}/sessions", path)]
 
 
-def _filtered(found: list[SessionsDir], agent: str | None, path: Path) -> list[SessionsDir]:
+def _plain_dir(path: Path, rel: str, skipped: list[SkippedFile]) -> bool:
+    """``path`` is a directory and not a symlink; a symlink is noted in ``skipped``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    if stat.S_ISLNK(mode):
+        skipped.append(
+            SkippedFile(rel, "symlinked directory (not followed: it leads out of the tree)")
+        )
+        return False
+    return stat.S_ISDIR(mode)
+
+
+def _filtered(
+    found: list[SessionsDir], agent: str | None, path: Path, skipped: list[SkippedFile]
+) -> list[SessionsDir]:
     """Keep only ``agent``'s dirs when one is named; an empty result is an error."""
     if agent is not None:
         found = [d for d in found if d.agent_id == agent]
     if not found:
         which = f" for agent {agent!r}" if agent is not None else ""
-        raise StateDirError(f"{path} is a state directory but holds no sessions dir{which}")
+        why = "".join(f"; {s.name}: {s.reason}" for s in skipped)
+        raise StateDirError(f"{path} is a state directory but holds no sessions dir{which}{why}")
     return found
 
 
@@ -263,50 +309,102 @@ def _looks_like_sessions_dir(path: Path) -> bool:
 
 def walk_sessions_dir(
     d: SessionsDir, *, skipped: list[SkippedFile] | None = None
-) -> Iterator[tuple[Path, ClassifiedFile]]:
+) -> Iterator[tuple[TreeFile, ClassifiedFile]]:
     """Every regular file under a sessions dir, sorted by relative name, with its class.
 
-    Subdirectories (``skills-prompts/sha256/**`` and any other) are included. A symlink is
-    followed only to a regular file inside the root; symlinked directories, links leaving the
-    root, broken links and special files are never read but appended to ``skipped``.
+    Subdirectories (``skills-prompts/sha256/**`` and any other) are included; a file or
+    folder whose name is not valid UTF-8, or that `name_problem` refuses, is skipped with
+    that reason. Folders are
+    listed through descriptors opened without following symlinks (`in_tree`), and each
+    `TreeFile` is opened the same way, so a folder or file swapped for a symlink after the
+    walk is not followed either. A symlink is read only when it points to a regular file
+    inside the dir (the target is then opened through the tree); symlinked directories,
+    links leaving the dir, broken links and special files are never read but appended to
+    ``skipped``.
     """
-    root = Path(os.path.realpath(d.path))
-    found: list[tuple[str, Path]] = []
-    pending = [(d.path, "")]
+    root, base = d.location()
+    real_root = Path(os.path.realpath(d.path))
+    found: list[tuple[str, tuple[str, ...]]] = []
+    pending = [""]
     while pending:
-        folder, prefix = pending.pop()
+        prefix = pending.pop()
         try:
-            entries = os.scandir(folder)
+            fd = open_dir(root, (*base, *prefix.split("/")[:-1]))
         except OSError as exc:
             if not prefix:
-                raise StateDirError(f"cannot list {folder}: {exc.strerror}") from exc
+                raise StateDirError(f"cannot list {d.path}: {exc.strerror}") from exc
             if skipped is not None:
                 skipped.append(SkippedFile(prefix.rstrip("/"), f"unreadable directory ({exc})"))
             continue
-        with entries:
-            for entry in entries:
-                rel = prefix + entry.name
-                reason = _skip_reason(entry, root)
-                if reason == "directory":
-                    pending.append((Path(entry.path), rel + "/"))
-                elif reason is None:
-                    found.append((rel, Path(entry.path)))
-                elif skipped is not None:
-                    skipped.append(SkippedFile(rel, reason))
-    for rel, file_path in sorted(found):
-        yield file_path, classify_name(rel)
+        try:
+            _scan(fd, prefix, d.path, real_root, base, found, pending, skipped)
+        finally:
+            os.close(fd)
+    for rel, parts in sorted(found):
+        yield TreeFile(root, parts, d.path / rel), classify_name(rel)
 
 
-def _skip_reason(entry: os.DirEntry[str], root: Path) -> str | None:
-    """None for a file to yield, "directory" to descend into, else why the entry is skipped."""
+def _scan(
+    fd: int,
+    prefix: str,
+    shown: Path,
+    real_root: Path,
+    base: tuple[str, ...],
+    found: list[tuple[str, tuple[str, ...]]],
+    pending: list[str],
+    skipped: list[SkippedFile] | None,
+) -> None:
+    """Sort the entries of one open folder into files found, folders to walk and skips."""
+    with os.scandir(fd) as entries:
+        for entry in entries:
+            rel = prefix + entry.name
+            if not storable(entry.name):
+                if skipped is not None:
+                    skipped.append(SkippedFile(shown_path(rel), _NOT_UTF8))
+                continue
+            problem = name_problem(entry.name)
+            if problem is not None:
+                if skipped is not None:
+                    why = f"the name {problem}, so export would refuse it: not imported"
+                    skipped.append(SkippedFile(rel, why))
+                continue
+            reason = _skip_reason(entry, shown / rel, real_root)
+            if reason is None:
+                found.append((rel, (*base, *rel.split("/"))))
+            elif isinstance(reason, tuple):
+                found.append((rel, (*base, *reason)))
+            elif reason == "directory":
+                pending.append(rel + "/")
+            elif skipped is not None:
+                skipped.append(SkippedFile(rel, reason))
+
+
+_NOT_UTF8 = (
+    "the name is not valid UTF-8 (the store keeps names as text, so export could not give "
+    "it back): not imported; rename it to import it"
+)
+
+
+def shown_path(path: Path | str) -> str:
+    """`path` as printable text: bytes of a name that are not UTF-8 (which Python keeps as
+    lone surrogates) are written as ``\\xNN``, so reports can be printed and sent as JSON."""
+    text = str(path)
+    return text if storable(text) else os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
+def _skip_reason(
+    entry: os.DirEntry[str], shown: Path, real_root: Path
+) -> str | tuple[str, ...] | None:
+    """None for a file to yield, the target's parts (relative to the sessions dir) for a
+    symlink to a file inside it, "directory" to descend into, else why it is skipped."""
     if not entry.is_symlink():
         if entry.is_dir(follow_symlinks=False):
             return "directory"
         if entry.is_file(follow_symlinks=False):
             return None
         return "not a regular file"
-    target = Path(os.path.realpath(entry.path))
-    if not target.is_relative_to(root):
+    target = Path(os.path.realpath(shown))
+    if not target.is_relative_to(real_root):
         return f"symlink leaving the sessions dir (to {target})"
     try:
         mode = os.stat(target).st_mode
@@ -314,28 +412,55 @@ def _skip_reason(entry: os.DirEntry[str], root: Path) -> str | None:
         return "symlink loop" if exc.errno == errno.ELOOP else "broken symlink"
     if stat.S_ISDIR(mode):
         return "symlink to a directory (not followed: it could loop)"
-    return None if stat.S_ISREG(mode) else "symlink to something that is not a regular file"
+    if not stat.S_ISREG(mode):
+        return "symlink to something that is not a regular file"
+    return target.relative_to(real_root).parts
+
+
+NAME_MAX_BYTES = 255
+"""The longest file name (one path part, in bytes) Linux file systems hold."""
+
+
+def name_problem(rel: str) -> str | None:
+    """Why export refuses to write the relative name `rel` (posix separators), or None.
+
+    Refused: empty names, NUL, backslashes, absolute or drive paths (``/x``, ``C:x``), empty,
+    ``.`` and ``..`` parts, and parts longer than `NAME_MAX_BYTES`. Import skips files whose
+    names this refuses, so everything it stores can be exported again.
+    """
+    if not rel:
+        return "is empty"
+    if "\0" in rel:
+        return "contains a NUL byte"
+    if "\\" in rel:
+        return "contains a backslash"
+    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive:
+        return "is absolute"
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "has an empty, '.' or '..' part"
+    if any(len(os.fsencode(part)) > NAME_MAX_BYTES for part in parts):
+        return f"has a part longer than {NAME_MAX_BYTES} bytes"
+    return None
 
 
 def safe_join(root: Path, rel: str) -> Path:
     """``root / rel`` for a name read from a store, refusing anything that could escape root.
 
-    Refused: absolute or drive paths, ``..`` and ``.`` parts, empty parts, NUL, backslashes,
-    and names that resolve (through existing symlinks) outside ``root``.
+    Refused: what `name_problem` refuses, and names that resolve (through existing
+    symlinks) outside ``root``. The resolution is
+    a check made before the write: the write itself goes through `in_tree`, which follows no
+    symlink whatever changes in between.
     """
-    if not rel:
-        raise StateDirError("empty file name")
-    if "\0" in rel:
-        raise StateDirError(f"file name {rel!r} contains a NUL byte")
-    if "\\" in rel:
-        raise StateDirError(f"file name {rel!r} contains a backslash")
-    if PurePosixPath(rel).is_absolute() or PureWindowsPath(rel).drive:
-        raise StateDirError(f"file name {rel!r} is absolute")
-    parts = rel.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise StateDirError(f"file name {rel!r} has an empty, '.' or '..' part")
-    joined = root.joinpath(*parts)
-    real_root = Path(os.path.realpath(root))
-    if not Path(os.path.realpath(joined)).is_relative_to(real_root):
+    problem = name_problem(rel)
+    if problem is not None:
+        raise StateDirError(f"file name {rel!r} {problem}" if rel else "empty file name")
+    joined = root.joinpath(*rel.split("/"))
+    try:
+        real_root = Path(os.path.realpath(root))
+        inside = Path(os.path.realpath(joined)).is_relative_to(real_root)
+    except OSError as exc:  # a folder on the way changed while it was resolved
+        raise StateDirError(f"file name {rel!r} cannot be resolved: {exc.strerror}") from None
+    if not inside:
         raise StateDirError(f"file name {rel!r} resolves outside {root}")
     return joined

@@ -38,7 +38,7 @@ from pathlib import Path
 from store_sql.engine.database import Database
 from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
 from store_sql.formats import sessions_dir
-from store_sql.formats.state_dir import FileKind
+from store_sql.formats.state_dir import FileKind, shown_path
 from store_sql.formats.zstd_stream import UnreadableArchiveError
 from store_sql.importer import rows as db
 from store_sql.importer.agent_db import DatabaseImporter
@@ -122,7 +122,7 @@ async def _import(
     started: float,
 ) -> ImportReport:
     plan = await asyncio.to_thread(plan_import, path, agent)
-    report = ImportReport(str(path), dry_run, skipped=list(plan.skipped))
+    report = ImportReport(shown_path(path), dry_run, skipped=list(plan.skipped))
     tracker = _Tracker(plan.files, progress)
     importer = _FileImporter(store, dry_run=dry_run, tracker=tracker)
     databases = DatabaseImporter(store, dry_run=dry_run)
@@ -131,7 +131,7 @@ async def _import(
         provided[database.rel_dir] = await databases.run(database, report)
     for index, src in enumerate(plan.files):
         tracker.start_file(index)
-        record = FileReport(str(src.path), src.rel_path, src.agent_id, src.info.kind.value)
+        record = FileReport(shown_path(src.path), src.rel_path, src.agent_id, src.info.kind.value)
         if src.name in provided.get(src.rel_dir, ()):
             # Today's gateway keeps this in its database; a file of the same name is a
             # leftover of the JSONL era and would fight the database's version.
@@ -269,7 +269,7 @@ class _FileImporter:
         stored = await self._store.read(
             db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
         )
-        start = await asyncio.to_thread(decide_start, src.path, stored, self._new(src, kind, None))
+        start = await asyncio.to_thread(decide_start, src, stored, self._new(src, kind, None))
         record.status = start.status
         if start.message:
             record.note(start.message)
@@ -343,7 +343,7 @@ class _FileImporter:
         stored = await self._store.read(
             db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
         )
-        size, sha = await asyncio.to_thread(hash_file, src.path)
+        size, sha = await asyncio.to_thread(hash_file, src)
         if stored is not None and stored.source_sha256 == sha and stored.source_size == size:
             record.status = "unchanged"
             record.transcript_id = stored.transcript_id
@@ -356,10 +356,10 @@ class _FileImporter:
         new = self._new(src, kind, supersedes)
         try:
             if self._dry_run:
-                await asyncio.to_thread(parse_compressed, src.path, stats)
+                await asyncio.to_thread(parse_compressed, src, stats)
             else:
                 record.transcript_id = await self._store.write(
-                    lambda conn: db.import_compressed(conn, new, src.path, stats=stats)
+                    lambda conn: db.import_compressed(conn, new, src.open, stats=stats)
                 )
         except UnreadableArchiveError as exc:
             record.message = None
@@ -460,7 +460,7 @@ class _FileImporter:
         stored_sha = await self._store.read(
             db.reader_of(db.opaque_sha256, src.agent_id, src.rel_dir, src.name)
         )
-        size, sha = await asyncio.to_thread(hash_file, src.path)
+        size, sha = await asyncio.to_thread(hash_file, src)
         if stored_sha == sha:
             record.status = "unchanged"
             return
@@ -471,7 +471,7 @@ class _FileImporter:
         if not self._dry_run:
             await self._store.write(
                 lambda conn: db.store_opaque(
-                    conn, src.agent_id, src.rel_dir, src.name, kind, src.path
+                    conn, src.agent_id, src.rel_dir, src.name, kind, src.open
                 )
             )
         self._tracker.advance(size, 0)

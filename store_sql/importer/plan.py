@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 from store_sql.addresses import check_agent_id
 from store_sql.errors import ImportFailedError, InvalidEntryError
 from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.import_archive import ARCHIVE_DIR
+from store_sql.formats.in_tree import TreeFile
 from store_sql.formats.openclaw_agent_db import DATABASE_NAME
 from store_sql.formats.state_dir import (
     ClassifiedFile,
@@ -23,6 +25,7 @@ from store_sql.formats.state_dir import (
     StateDirError,
     classify_name,
     find_sessions_dirs,
+    shown_path,
     walk_sessions_dir,
 )
 from store_sql.importer.report import SkippedSource
@@ -52,13 +55,23 @@ OPAQUE_KINDS: dict[FileKind, str] = {
 class SourceFile:
     """One file to import."""
 
-    path: Path
+    file: TreeFile
+    """Opened through its tree (`in_tree`): a symlink swapped in after planning is not
+    followed, and only a regular file is read."""
     agent_id: str
     rel_dir: str
     """The sessions dir relative to the state dir: ``agents/<id>/sessions`` or ``sessions``."""
     info: ClassifiedFile
     size: int
     """Size when planned (progress only: the import reads whatever is there when it runs)."""
+
+    @property
+    def path(self) -> Path:
+        """The file as found, for reports."""
+        return self.file.path
+
+    def open(self) -> BinaryIO:
+        return self.file.open()
 
     @property
     def name(self) -> str:
@@ -117,33 +130,39 @@ def plan_import(path: Path, agent: str | None = None) -> ImportPlan:
     if path.is_file():
         return _plan_one_file(path, agent)
     plan = ImportPlan(databases=find_databases(path, agent))
+    not_followed: list[SkippedFile] = []
     try:
-        dirs = find_sessions_dirs(path, agent=agent)
+        dirs = find_sessions_dirs(path, agent=agent, skipped=not_followed)
     except StateDirError as exc:
         if not plan.databases:
             raise ImportFailedError(str(exc)) from None
         dirs = []  # a migrated agent may have no sessions dir left
+    plan.skipped.extend(SkippedSource(shown_path(path / s.name), s.reason) for s in not_followed)
     for sessions_dir in dirs:
         try:
             check_agent_id(sessions_dir.agent_id)
         except InvalidEntryError as exc:
-            plan.skipped.append(SkippedSource(str(sessions_dir.path), str(exc)))
+            plan.skipped.append(SkippedSource(shown_path(sessions_dir.path), str(exc)))
             continue
         _plan_dir(sessions_dir, plan)
     return plan
 
 
 def find_databases(state_dir: Path, agent: str | None = None) -> list[DatabaseSource]:
-    """Every ``agents/<id>/agent/openclaw-agent.sqlite`` of a state dir (of `agent`)."""
+    """Every ``agents/<id>/agent/openclaw-agent.sqlite`` of a state dir (of `agent`).
+
+    As for sessions dirs, no symlink below `state_dir` is followed: a symlinked ``agents/``,
+    ``agents/<id>``, ``agents/<id>/agent`` or database is left out."""
     agents = state_dir / "agents"
-    if not agents.is_dir():
+    if not agents.is_dir() or agents.is_symlink():
         return []
     found = []
     for child in sorted(agents.iterdir()):
         if agent is not None and child.name != agent:
             continue
         db = child / "agent" / DATABASE_NAME
-        if db.is_file() and not db.is_symlink():
+        followed = (child, child / "agent", db)
+        if db.is_file() and not any(p.is_symlink() for p in followed):
             found.append(DatabaseSource(child.name, db, state_dir))
     return found
 
@@ -151,25 +170,31 @@ def find_databases(state_dir: Path, agent: str | None = None) -> list[DatabaseSo
 def _plan_dir(sessions_dir: SessionsDir, plan: ImportPlan) -> None:
     skipped: list[SkippedFile] = []
     directory = _active_directory(sessions_dir, plan)
-    for file_path, info in walk_sessions_dir(sessions_dir, skipped=skipped):
+    try:
+        walked = list(walk_sessions_dir(sessions_dir, skipped=skipped))
+    except StateDirError as exc:
+        plan.skipped.append(SkippedSource(shown_path(sessions_dir.path), str(exc)))
+        return
+    for file, info in walked:
         if directory is not None and _in_directory_index(info.name):
             continue  # read by the directory's own source, as the gateway reads it
         if directory is not None and info.kind is FileKind.SESSIONS_INDEX:
             info = replace(info, kind=FileKind.LEGACY_INDEX)
         if info.kind is FileKind.LOCK_OR_TEMP:
             plan.skipped.append(
-                SkippedSource(str(file_path), "lock or temp file: never imported nor exported")
+                SkippedSource(
+                    shown_path(file.path), "lock or temp file: never imported nor exported"
+                )
             )
             continue
         try:
-            size = os.stat(file_path).st_size
-        except OSError as exc:
-            plan.skipped.append(SkippedSource(str(file_path), f"cannot stat: {exc.strerror}"))
-            continue
-        plan.files.append(
-            SourceFile(file_path, sessions_dir.agent_id, sessions_dir.rel_dir, info, size)
-        )
-    plan.skipped.extend(SkippedSource(str(sessions_dir.path / s.name), s.reason) for s in skipped)
+            size = os.stat(file.path, follow_symlinks=False).st_size
+        except OSError:
+            size = 0  # the size only drives progress; the read reports what is wrong
+        plan.files.append(SourceFile(file, sessions_dir.agent_id, sessions_dir.rel_dir, info, size))
+    plan.skipped.extend(
+        SkippedSource(shown_path(sessions_dir.path / s.name), s.reason) for s in skipped
+    )
 
 
 _DIRECTORY_PREFIX = f"{directory_index.DIRECTORY_NAME}/"
@@ -195,7 +220,9 @@ def _active_directory(d: SessionsDir, plan: ImportPlan) -> SourceFile | None:
             if item.is_file(follow_symlinks=False):
                 size += item.stat(follow_symlinks=False).st_size
     info = replace(classify_name(directory_index.DIRECTORY_NAME), kind=FileKind.SESSIONS_DIRECTORY)
-    source = SourceFile(root, d.agent_id, d.rel_dir, info, size)
+    tree_root, base = d.location()
+    folder = TreeFile(tree_root, (*base, directory_index.DIRECTORY_NAME), root)
+    source = SourceFile(folder, d.agent_id, d.rel_dir, info, size)
     plan.files.append(source)
     return source
 
@@ -226,8 +253,11 @@ def _plan_one_file(path: Path, agent: str | None) -> ImportPlan:
     info = classify_name(path.name)
     plan = ImportPlan()
     if info.kind is FileKind.LOCK_OR_TEMP:
-        plan.skipped.append(SkippedSource(str(path), "lock or temp file: never imported"))
+        plan.skipped.append(SkippedSource(shown_path(path), "lock or temp file: never imported"))
         return plan
     rel_dir = f"agents/{agent_id}/sessions"
-    plan.files.append(SourceFile(path, agent_id, rel_dir, info, path.stat().st_size))
+    # The file named on the command line may be a symlink; it is opened in its real folder.
+    real = Path(os.path.realpath(path))
+    file = TreeFile(real.parent, (real.name,), path)
+    plan.files.append(SourceFile(file, agent_id, rel_dir, info, path.stat().st_size))
     return plan

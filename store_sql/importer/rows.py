@@ -331,7 +331,7 @@ def copy_into_blob(
         while left > 0:
             block = src.read(min(left, READ_BYTES))
             if not block:
-                raise ImportFailedError(f"{src.name}: the file shrank while it was being read")
+                raise ImportFailedError("the file shrank while it was being read")
             blob.write(block)
             hasher.update(block)
             left -= len(block)
@@ -341,16 +341,22 @@ def copy_into_blob(
 def import_compressed(
     conn: sqlite3.Connection,
     new: NewTranscript,
-    path: Path,
+    source: Path | Callable[[], BinaryIO],
     *,
     stats: LineStats,
 ) -> int:
     """A .zst archive in one mutation: the original bytes (exported as they are) plus the
-    decompressed lines (for queries), both streamed so memory stays flat."""
-    with path.open("rb") as raw:
-        return _import_compressed(
-            conn, new, raw, _fstat_size(raw), lambda: path.open("rb"), path.name, stats
-        )
+    decompressed lines (for queries), both streamed so memory stays flat. `source` is the
+    file, or a function opening it (`SourceFile.open`: never through a symlink)."""
+    reopen = _opener(source)
+    with reopen() as raw:
+        return _import_compressed(conn, new, raw, _fstat_size(raw), reopen, new.file_name, stats)
+
+
+def _opener(source: Path | Callable[[], BinaryIO]) -> Callable[[], BinaryIO]:
+    if isinstance(source, Path):
+        return lambda: source.open("rb")
+    return source
 
 
 def import_compressed_bytes(
@@ -410,10 +416,16 @@ def opaque_sha256(conn: sqlite3.Connection, agent_id: str, rel_dir: str, name: s
 
 
 def store_opaque(
-    conn: sqlite3.Connection, agent_id: str, rel_dir: str, name: str, kind: str, path: Path
+    conn: sqlite3.Connection,
+    agent_id: str,
+    rel_dir: str,
+    name: str,
+    kind: str,
+    source: Path | Callable[[], BinaryIO],
 ) -> tuple[int, str]:
-    """Keep a file's exact bytes (inserted or replaced), streamed; returns (size, sha256)."""
-    with path.open("rb") as src:
+    """Keep a file's exact bytes (inserted or replaced), streamed; returns (size, sha256).
+    `source` is the file, or a function opening it (`SourceFile.open`)."""
+    with _opener(source)() as src:
         size = _fstat_size(src)
         file_pk = conn.execute(
             "INSERT INTO opaque_files (agent_id, rel_dir, file_name, kind, content, sha256, "

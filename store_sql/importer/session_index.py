@@ -130,7 +130,8 @@ def import_index(conn: sqlite3.Connection, src: IndexSource) -> IndexOutcome:
 
 def read_index(src: SourceFile) -> IndexSource:
     """Read and parse a sessions.json (in a worker thread); invalid files are kept too."""
-    data = src.path.read_bytes()
+    with src.open() as f:
+        data = f.read()
     sha = hashlib.sha256(data).hexdigest()
     try:
         parsed = parse_index(data)

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from store_sql.formats.transcript_jsonl import LineKind, classify_line
@@ -41,9 +40,11 @@ class ReadStart:
     message: str | None = None
 
 
-def decide_start(path: Path, stored: db.StoredSource | None, new: db.NewTranscript) -> ReadStart:
-    """How to read `path` given what the store holds for it (see the module doc)."""
-    stream = path.open("rb")
+def decide_start(
+    src: SourceFile, stored: db.StoredSource | None, new: db.NewTranscript
+) -> ReadStart:
+    """How to read `src` given what the store holds for it (see the module doc)."""
+    stream = src.open()
     try:
         return _decide_open(stream, stored, new)
     except BaseException:
@@ -111,18 +112,18 @@ def _size(stream: BinaryIO) -> int:
     return os.fstat(stream.fileno()).st_size
 
 
-def hash_file(path: Path) -> tuple[int, str]:
+def hash_file(src: SourceFile) -> tuple[int, str]:
     hasher = hashlib.sha256()
     size = 0
-    with path.open("rb") as f:
+    with src.open() as f:
         while block := f.read(READ_BYTES):
             hasher.update(block)
             size += len(block)
     return size, hasher.hexdigest()
 
 
-def parse_compressed(path: Path, stats: LineStats) -> None:
-    lines = ZstdStream(path.open("rb"), path.name)
+def parse_compressed(src: SourceFile, stats: LineStats) -> None:
+    lines = ZstdStream(src.open(), src.name)
     try:
         for _ in LineChunker(lines, stats=stats):
             pass
@@ -134,7 +135,7 @@ def looks_like_transcript(src: SourceFile) -> bool:
     """An unknown ``*.jsonl`` is a transcript (kind 'other') when its first line is a header."""
     if src.info.compressed or not src.name.endswith(".jsonl") or "/" in src.name:
         return False
-    with src.path.open("rb") as f:
+    with src.open() as f:
         head = f.read(_PEEK_BYTES)
     first, newline, _ = head.partition(b"\n")
     if not newline and len(head) == _PEEK_BYTES:
