@@ -8,8 +8,11 @@ Errors, all raised on purpose:
 
     StoreError
     ├── DatabaseRefusedError    the file is not a store_sql database we may open
+    ├── DatabaseCorruptError    SQLite met a damaged page; the message says what to do next
     ├── InvalidEntryError       bad arguments or entries, refused before anything is queued
     ├── NotFoundError           no such agent, session, transcript, entry or checkpoint
+    ├── ConflictError           an expected state did not hold; nothing was written
+    ├── DamagedIndexError       a write to an index whose sessions.json could not be read
     ├── StoreClosedError        the store was closed
     ├── WriteFailedError        SQLite refused a write (locked, full, read-only)
     ├── ImportFailedError       an import could not go on
