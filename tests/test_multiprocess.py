@@ -200,7 +200,10 @@ async def test_read_only_connections_never_block_the_writer_for_long(tmp_path: P
         metrics = store.metrics()
     finally:
         await store.close()
-    assert counts == sorted(counts)
+    # Each console read one consistent snapshot: some of the lines, never more than were
+    # written. (Their start order says nothing about their snapshots' order: a console
+    # started later may open its snapshot first on a busy machine.)
+    assert all(0 < n <= writes + 1 for n in counts), counts
     assert metrics["checkpoints"] >= 1, "the forced checkpoint never ran: test is vacuous"
     # Before the fix, each write past the WAL bound waited busy_timeout (5 s) for the reader.
     assert worst < 1.0, f"a write waited {worst:.2f}s for a read-only connection"

@@ -105,8 +105,10 @@ class SearchAPI:
 
     async def catch_up(self) -> int:
         """Index every line written so far now, rather than in the writer's idle time (after
-        a large import, before a burst of searches); returns the lines indexed."""
-        return await catch_up(self._db.write)
+        a large import, before a burst of searches); returns the lines indexed. The
+        background indexer waits meanwhile, so the two never take turns on the same lines."""
+        async with self._db.indexing_paused():
+            return await catch_up(self._db.write)
 
     async def rebuild(
         self,
