@@ -206,7 +206,9 @@ async def test_read_only_connections_never_block_the_writer_for_long(tmp_path: P
     assert all(0 < n <= writes + 1 for n in counts), counts
     assert metrics["checkpoints"] >= 1, "the forced checkpoint never ran: test is vacuous"
     # Before the fix, each write past the WAL bound waited busy_timeout (5 s) for the reader.
-    assert worst < 1.0, f"a write waited {worst:.2f}s for a read-only connection"
+    # What is checked is that no write waited busy_timeout (5 s) for the reader: half of it
+    # leaves room for a busy machine's scheduling.
+    assert worst < 2.5, f"a write waited {worst:.2f}s for a read-only connection"
     print(
         f"{writes} writes beside a 2.5 s read snapshot and {len(consoles)} `store-sql sql` "
         f"runs: slowest write {worst * 1000:.0f} ms, max WAL {metrics['max_wal_bytes']} bytes"
