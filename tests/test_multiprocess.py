@@ -205,7 +205,6 @@ async def test_read_only_connections_never_block_the_writer_for_long(tmp_path: P
     # started later may open its snapshot first on a busy machine.)
     assert all(0 < n <= writes + 1 for n in counts), counts
     assert metrics["checkpoints"] >= 1, "the forced checkpoint never ran: test is vacuous"
-    # Before the fix, each write past the WAL bound waited busy_timeout (5 s) for the reader.
     # What is checked is that no write waited busy_timeout (5 s) for the reader: half of it
     # leaves room for a busy machine's scheduling.
     assert worst < 2.5, f"a write waited {worst:.2f}s for a read-only connection"
