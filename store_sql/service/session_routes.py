@@ -9,6 +9,7 @@ CONFLICT and nothing is written. Every answered entry carries its version as `ET
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import msgspec
@@ -140,26 +141,21 @@ def _envelope(value: dict[str, Any], inner: str) -> tuple[dict[str, Any], Any] |
 
 
 async def patch_session(call: Call) -> Response:
-    agent, key = call.params["agent"], call.params["key"]
-    call.service.busy_check()
-    value = bodies.decode_object(await call.body())
-    wrapped = _envelope(value, "patch")
-    patch, expect_body = wrapped if wrapped is not None else (value, None)
-    entry = await call.service.store.sessions.patch_text(
-        agent, key, patch, expect=expect_of(call, expect_body)
-    )
-    return entry_response(published(call, key, entry))
+    return await _write_entry(call, "patch", call.service.store.sessions.patch_text)
 
 
 async def put_session(call: Call) -> Response:
+    return await _write_entry(call, "entry", call.service.store.sessions.put_text)
+
+
+async def _write_entry(call: Call, field: str, write: Callable[..., Awaitable[Any]]) -> Response:
+    """PATCH and PUT: the body is the value itself, or `{field: value, "expect": {...}}`."""
     agent, key = call.params["agent"], call.params["key"]
     call.service.busy_check()
     value = bodies.decode_object(await call.body())
-    wrapped = _envelope(value, "entry")
-    entry_value, expect_body = wrapped if wrapped is not None else (value, None)
-    entry = await call.service.store.sessions.put_text(
-        agent, key, entry_value, expect=expect_of(call, expect_body)
-    )
+    wrapped = _envelope(value, field)
+    given, expect_body = wrapped if wrapped is not None else (value, None)
+    entry = await write(agent, key, given, expect=expect_of(call, expect_body))
     return entry_response(published(call, key, entry))
 
 
