@@ -8,6 +8,7 @@ Errors, all raised on purpose:
 
     StoreError
     ├── DatabaseRefusedError    the file is not a store_sql database we may open
+    ├── BackendNotSupportedError  this part of the API is not on PostgreSQL yet
     ├── DatabaseCorruptError    SQLite met a damaged page; the message says what to do next
     ├── InvalidEntryError       bad arguments or entries, refused before anything is queued
     ├── NotFoundError           no such agent, session, transcript, entry or checkpoint
@@ -24,6 +25,7 @@ from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
+    BackendNotSupportedError,
     ConflictError,
     DamagedIndexError,
     DatabaseCorruptError,
@@ -58,6 +60,7 @@ from store_sql.transcripts.rows import TranscriptInfo
 __all__ = [
     "LEAF",
     "Appended",
+    "BackendNotSupportedError",
     "CapturedSnapshot",
     "Changes",
     "CheckpointSpec",

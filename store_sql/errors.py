@@ -54,3 +54,13 @@ class ConflictError(StoreError):
     not the one the caller read, or it exists (or is missing) against the expectation.
 
     Nothing was written; read again and retry (compare-and-swap)."""
+
+
+class BackendNotSupportedError(StoreError):
+    """The store is on PostgreSQL and this part of the API is not there yet; the message
+    names it ("store.transcripts is not on PostgreSQL yet"). Nothing was read or written."""
+
+    @classmethod
+    def not_yet(cls, what: str) -> BackendNotSupportedError:
+        """The error for `what` (a namespace, method or command) not on PostgreSQL yet."""
+        return cls(f"{what} is not on PostgreSQL yet (docs/POSTGRES.md)")

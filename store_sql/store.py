@@ -3,6 +3,10 @@
 Every public coroutine here does its SQLite work on a connection thread: changes go to the
 single writer (group commit), reads to the pool of read-only connections. Nothing blocks the
 caller's event loop.
+
+`Store.open("postgresql://...")` opens the same store on PostgreSQL (engine/pg/): the
+namespaces listed in `POSTGRES_NAMESPACES` run there through their PostgreSQL twins; the
+others raise `BackendNotSupportedError` on first use.
 """
 
 from __future__ import annotations
@@ -15,17 +19,18 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from store_sql.checkpoints.api import CheckpointAPI
 from store_sql.engine.damage import corruption_error, is_corruption
 from store_sql.engine.opening import OpenReport, prepare
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.engine.pragmas import EngineSettings, Synchronous, configure_writer
 from store_sql.engine.readers import ReaderPool
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.engine.wal import file_size, truncate_wal_file, wal_path
 from store_sql.engine.writer import Writer
-from store_sql.errors import StoreClosedError, WriteFailedError
+from store_sql.errors import BackendNotSupportedError, StoreClosedError, WriteFailedError
 from store_sql.lifecycle.api import LifecycleAPI
 from store_sql.maintenance.api import MaintenanceAPI
 from store_sql.maintenance.steps import free_pages, vacuum_step
@@ -34,59 +39,104 @@ from store_sql.search.indexer import BackgroundIndexer, lines_waiting
 from store_sql.sessions.api import SessionIndexAPI
 from store_sql.transcripts.api import TranscriptAPI
 
+if TYPE_CHECKING:
+    from store_sql.engine.pg.database import PgDatabase
+
 T = TypeVar("T")
 
 DEFAULT_DB_ENV = "STORE_SQL_DB"
+
+Dialect = Literal["sqlite", "postgresql"]
+
+POSTGRES_NAMESPACES = frozenset({"sessions"})
+"""The namespaces that run on PostgreSQL; the others raise BackendNotSupportedError there."""
+
+
+class _NotOnPostgres:
+    """Stands in for a namespace not on PostgreSQL yet: any use raises, naming it."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        raise BackendNotSupportedError.not_yet(f"store.{self._name}")
 
 
 class Store:
     """A store_sql database opened for use by one process.
 
     Open with `await Store.open(path)` (or `async with await Store.open(path) as store`);
-    `close()` commits everything already submitted, then releases the connections."""
+    `close()` commits everything already submitted, then releases the connections.
+    `await Store.open("postgresql://...")` opens the store on PostgreSQL instead."""
 
     def __init__(
         self,
-        path: Path,
-        writer: Writer,
-        readers: ReaderPool,
+        path: Path | None,
+        writer: Writer | None,
+        readers: ReaderPool | None,
         report: OpenReport,
         *,
         full_text: bool = True,
         lines_waiting: bool = True,
+        postgres: PgDatabase | None = None,
     ) -> None:
-        self.path = path
+        self._path = path
+        self._postgres = postgres
+        self.dialect: Dialect = "postgresql" if postgres is not None else "sqlite"
+        """Which database the store is on: "sqlite" or "postgresql"."""
+        self.location: str = postgres.location if postgres is not None else str(path)
+        """Where the store is: the SQLite file's path, or the URL with its password masked."""
         self.open_report = report
-        self.full_text = full_text
+        self.full_text = full_text and postgres is None
         """Whether the background indexer keeps the full-text index current (`Store.open`)."""
         self._writer = writer
         self._readers = readers
         self._closed = False
         self._indexer: BackgroundIndexer | None = None
-        if full_text:
+        if self.full_text and writer is not None:
             self._indexer = BackgroundIndexer(
                 partial(writer.submit, background=True), writer.idle_for, writer.callers_waiting
             )
             self._indexer.start(lines_waiting=lines_waiting)
-        self.sessions = SessionIndexAPI(self)
+        self.sessions = self._namespace("sessions", SessionIndexAPI)
         """The session index (sessions.json) of every agent."""
-        self.transcripts = TranscriptAPI(self)
+        self.transcripts = self._namespace("transcripts", TranscriptAPI)
         """Transcripts: appends, tree and context reads."""
-        self.checkpoints = CheckpointAPI(self)
+        self.checkpoints = self._namespace("checkpoints", CheckpointAPI)
         """Compaction checkpoints: persist, list, get, branch, restore."""
-        self.lifecycle = LifecycleAPI(self)
+        self.lifecycle = self._namespace("lifecycle", LifecycleAPI)
         """Session reset and delete (archiving transcripts), agent purge."""
-        self.maintenance = MaintenanceAPI(self)
+        self.maintenance = self._namespace("maintenance", MaintenanceAPI)
         """Cleanup by the gateway's policy: prune, cap, archive, disk budget, vacuum."""
-        self.search = SearchAPI(self)
+        self.search = self._namespace("search", SearchAPI)
         """Full-text search over entries, and rebuilding its index."""
+
+    def _namespace(self, name: str, api: Callable[[Store], T]) -> T:
+        if self.dialect == "postgresql" and name not in POSTGRES_NAMESPACES:
+            return cast(T, _NotOnPostgres(name))
+        return api(self)
+
+    @property
+    def path(self) -> Path:
+        """The SQLite database file (a store on PostgreSQL has none: see `location`)."""
+        if self._path is None:
+            raise BackendNotSupportedError.not_yet("store.path (a file)")
+        return self._path
+
+    @property
+    def postgres(self) -> PgDatabase:
+        """The PostgreSQL engine (`write`/`read` of async functions on an asyncpg
+        connection) of a store opened on a `postgresql://` URL."""
+        if self._postgres is None:
+            raise BackendNotSupportedError("store.postgres: this store is on SQLite")
+        return self._postgres
 
     # --- life cycle ----------------------------------------------------------------------
 
     @classmethod
     async def open(
         cls,
-        path: str | os.PathLike[str],
+        location: str | os.PathLike[str],
         *,
         synchronous: Synchronous = "NORMAL",
         readers: int = 4,
@@ -97,10 +147,11 @@ class Store:
         settings: EngineSettings | None = None,
         create: bool = True,
     ) -> Store:
-        """Open (creating or upgrading as needed) the database at `path`.
+        """Open (creating or upgrading as needed) the database at `location`: a path to a
+        SQLite file, or a `postgresql://` URL (libpq's URI form) of a PostgreSQL database.
 
-        `path` must be a regular file or missing: a directory, FIFO or device is refused
-        and left alone. `create=False` refuses a missing (or 0-byte) file instead of
+        `location` as a path must be a regular file or missing: a directory, FIFO or device
+        is refused and left alone. `create=False` refuses a missing (or 0-byte) file instead of
         creating a database there (for callers that only read).
 
         Refuses, without modifying it, a file that is not a store_sql database, is corrupt,
@@ -110,11 +161,21 @@ class Store:
         (search/indexer.py); `full_text=False` turns that indexing off for this process, for a
         gateway that never searches. Searches still find recent lines by scanning what is
         not indexed yet, up to `search.indexer.BACKLOG_LIMIT` lines (they say so past it);
-        `store.search.catch_up()` or `store-sql search --catch-up` indexes the rest."""
-        db_path = Path(os.path.abspath(path))  # noqa: ASYNC240 - a getcwd, no disk I/O
+        `store.search.catch_up()` or `store-sql search --catch-up` indexes the rest.
+
+        On PostgreSQL the database must be UTF-8 with the C collation and either empty or a
+        store_sql schema; the same revision rules apply (no backup is made before an
+        upgrade there: docs/GUARANTEES.md). `synchronous` FULL or EXTRA waits for each
+        commit's WAL flush (`synchronous_commit=on`), NORMAL and OFF do not."""
         cfg = settings or EngineSettings(
             synchronous=synchronous, readers=readers, busy_timeout_ms=busy_timeout_ms
         )
+        if is_postgres_url(location):
+            from store_sql.engine.pg.database import PgDatabase
+
+            pg = await PgDatabase.open(str(location), cfg, upgrade=upgrade, create=create)
+            return cls(None, None, None, pg.open_report, postgres=pg)
+        db_path = Path(os.path.abspath(location))  # noqa: ASYNC240 - a getcwd, no disk I/O
         report = await asyncio.to_thread(
             prepare, db_path, upgrade=upgrade, backup=backup_before_upgrade, create=create
         )
@@ -141,6 +202,11 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        if self._postgres is not None:
+            await self._postgres.close()
+            return
+        assert self._writer is not None
+        assert self._readers is not None
         if self._indexer is not None:
             await self._indexer.close()
         # Pages freed while open (index merges, deleted rows) are reused by later writes;
@@ -168,12 +234,19 @@ class Store:
 
     # --- the two doors to SQLite (used by every module of the API) ------------------------
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` in the writer's next group transaction (advanced use)."""
+    def _sqlite(self, what: str) -> tuple[Writer, ReaderPool]:
         if self._closed:
             raise StoreClosedError("the store is closed")
+        if self._writer is None or self._readers is None:
+            raise BackendNotSupportedError.not_yet(what)
+        return self._writer, self._readers
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` in the writer's next group transaction (advanced use;
+        SQLite only: on PostgreSQL, `store.postgres.write` takes async functions)."""
+        writer, _ = self._sqlite("store.write of a sqlite3 function")
         try:
-            result = await self._writer.submit(fn)
+            result = await writer.submit(fn)
         except WriteFailedError as exc:
             if exc.__cause__ is not None and is_corruption(exc.__cause__):
                 raise corruption_error(self.path, exc.__cause__) from exc
@@ -189,11 +262,11 @@ class Store:
         return result
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on a pooled read-only connection, in one snapshot."""
-        if self._closed:
-            raise StoreClosedError("the store is closed")
+        """Run `fn(connection)` on a pooled read-only connection, in one snapshot (SQLite
+        only: on PostgreSQL, `store.postgres.read` takes async functions)."""
+        _, readers = self._sqlite("store.read of a sqlite3 function")
         try:
-            return await self._readers.run(fn)
+            return await readers.run(fn)
         except sqlite3.DatabaseError as exc:
             if is_corruption(exc):
                 raise corruption_error(self.path, exc) from exc
@@ -202,13 +275,15 @@ class Store:
     async def truncate_wal(self, timeout_s: float = 0.25) -> bool:
         """Fold the WAL into the database and truncate it to 0 bytes, waiting at most
         `timeout_s` for readers (new writes wait meanwhile); True when it completed."""
-        if self._closed:
-            raise StoreClosedError("the store is closed")
+        self._sqlite("store.truncate_wal")
         return await asyncio.to_thread(truncate_wal_file, self.path, timeout_s)
 
     @property
     def write_queue_depth(self) -> int:
         """Writes queued for the writer now (a server answers BUSY past its limit)."""
+        if self._postgres is not None:
+            return self._postgres.write_queue_depth
+        assert self._writer is not None
         return self._writer.queue_depth
 
     @property
@@ -224,7 +299,12 @@ class Store:
 
     def metrics(self) -> dict[str, Any]:
         """Queue depth, batch sizes, transaction times, WAL size and checkpoints; with the
-        background indexer on, its steps, lines read and failures (the last error kept)."""
+        background indexer on, its steps, lines read and failures (the last error kept).
+        On PostgreSQL: the writer's groups, retries and reconnects, and the readers."""
+        if self._postgres is not None:
+            return self._postgres.metrics()
+        assert self._writer is not None
+        assert self._readers is not None
         m = self._writer.metrics.as_dict(self._writer.queue_depth)
         m["readers"] = self._readers.size
         m["readers_busy"] = self._readers.busy

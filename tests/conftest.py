@@ -133,6 +133,31 @@ async def pg_url(pg_server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where the `backend` store lives: a SQLite file in tmp_path, or a fresh PostgreSQL
+    database (`pg_url`). For tests that open (or run a CLI on) the location themselves."""
+    if request.param == "sqlite":
+        return tmp_path / "store.sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+async def backend(backend_location: str | Path) -> AsyncIterator[Store]:
+    """The conformance fixture: an open Store on SQLite, then on PostgreSQL, closed after
+    the test. A test taking it runs on both; a test that stays on `store` (SQLite only)
+    says why."""
+    opened = await Store.open(backend_location)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 def run_node(script: str, payload: Any = None) -> str:
     """Run `script` with Node; `payload` arrives as the global `input` (parsed JSON).
 

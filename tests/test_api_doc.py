@@ -19,7 +19,7 @@ NAMESPACES = ["sessions", "transcripts", "checkpoints", "lifecycle", "maintenanc
 
 def _constructors() -> dict[str, type]:
     source = inspect.getsource(Store.__init__)
-    found = dict(re.findall(r"self\.(\w+) = (\w+API)\(self\)", source))
+    found = dict(re.findall(r"self\.(\w+) = self\._namespace\(\"\w+\", (\w+API)\)", source))
     globs = Store.__init__.__globals__
     return {attr: globs[cls] for attr, cls in found.items()}
 

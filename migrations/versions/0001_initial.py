@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 from store_sql.schema import extra_sql as schema_sql
+from store_sql.schema import pg_sql
 from store_sql.schema import tables as schema
 
 revision = "0001"
@@ -40,13 +41,21 @@ def _tables() -> list[object]:
     return [t for t in schema.metadata.sorted_tables if t.name not in _LATER]
 
 
+def _postgresql() -> bool:
+    return bool(op.get_context().dialect.name == "postgresql")
+
+
 def upgrade() -> None:
     schema.metadata.create_all(op.get_bind(), tables=_tables())
-    for statement in schema_sql.INITIAL_STATEMENTS:
+    statements = pg_sql.INITIAL_STATEMENTS if _postgresql() else schema_sql.INITIAL_STATEMENTS
+    for statement in statements:
         op.execute(statement)
 
 
 def downgrade() -> None:
-    for statement in schema_sql.INITIAL_DROP_STATEMENTS:
+    statements = (
+        pg_sql.INITIAL_DROP_STATEMENTS if _postgresql() else schema_sql.INITIAL_DROP_STATEMENTS
+    )
+    for statement in statements:
         op.execute(statement)
     schema.metadata.drop_all(op.get_bind(), tables=_tables())

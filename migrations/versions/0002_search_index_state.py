@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 from store_sql.schema import extra_sql as schema_sql
+from store_sql.schema import pg_sql
 from store_sql.schema import tables as schema
 
 revision = "0002"
@@ -21,6 +22,10 @@ depends_on = None
 
 def upgrade() -> None:
     schema.search_index_state.create(op.get_bind(), checkfirst=True)
+    if op.get_context().dialect.name == "postgresql":
+        for statement in pg_sql.SEARCH_STATE_STATEMENTS:
+            op.execute(statement)
+        return
     # Under 0001 every append and import wrote its index rows in its own transaction: the
     # lines already stored are indexed, so the mark starts after them.
     op.execute(
@@ -32,5 +37,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TRIGGER IF EXISTS transcript_lines_search_mark")
+    if op.get_context().dialect.name != "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS transcript_lines_search_mark")
     schema.search_index_state.drop(op.get_bind(), checkfirst=True)

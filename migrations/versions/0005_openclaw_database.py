@@ -29,10 +29,17 @@ _NAVIGATION_INDEX = (
 )
 
 
+_PG_NAVIGATION_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_transcript_lines_navigation "
+    f"ON transcript_lines (transcript_id, pos) WHERE {schema.PG_NAVIGATION_LINES}"
+)
+
+
 def upgrade() -> None:
     for table in _TABLES:
         table.create(op.get_bind(), checkfirst=True)
-    op.execute(_NAVIGATION_INDEX)
+    postgresql = op.get_context().dialect.name == "postgresql"
+    op.execute(_PG_NAVIGATION_INDEX if postgresql else _NAVIGATION_INDEX)
 
 
 def downgrade() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from alembic import op
 
 from store_sql.schema import extra_sql as schema_sql
+from store_sql.schema import pg_sql
 
 revision = "0006"
 down_revision = "0004"
@@ -19,6 +20,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        for statement in pg_sql.EXTERNAL_INDEX_STATEMENTS:
+            op.execute(statement)
+        return
     op.execute("DROP TRIGGER IF EXISTS transcript_lines_fts_delete")
     op.execute("DROP TRIGGER IF EXISTS transcript_lines_search_mark")
     op.execute("DROP TABLE IF EXISTS entry_text_fts")
@@ -38,6 +43,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        for statement in pg_sql.EXTERNAL_INDEX_DROP_STATEMENTS:
+            op.execute(statement)
+        return
     # 0002's index keeps its own copy of the text: the lines up to the mark go back into it
     # with the text they were indexed with, so the mark stays true.
     op.execute(

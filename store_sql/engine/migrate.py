@@ -90,13 +90,19 @@ def downgrade_to(path: Path, revision: str) -> None:
 
 
 def _run(path: Path, direction: str, revision: str) -> None:
-    from alembic import command
-
-    cfg = _alembic_config()
     engine = transactional_engine(path)
     try:
         with engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            getattr(command, direction)(cfg, revision)
+            run_alembic(conn, direction, revision)
     finally:
         engine.dispose()
+
+
+def run_alembic(connection: Any, direction: str, revision: str) -> None:
+    """Run Alembic's `direction` ("upgrade" or "downgrade") to `revision` on a SQLAlchemy
+    connection of either dialect (the revisions branch on it)."""
+    from alembic import command
+
+    cfg = _alembic_config()
+    cfg.attributes["connection"] = connection
+    getattr(command, direction)(cfg, revision)

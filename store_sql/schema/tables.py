@@ -9,6 +9,7 @@ express (the full-text index, its triggers and the maintainer views) are SQL tex
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Numeric,
     Table,
     Text,
     UniqueConstraint,
@@ -31,16 +33,32 @@ APPLICATION_ID = 0x53514C53
 
 metadata = MetaData()
 
+BigInt = Integer().with_variant(BigInteger(), "postgresql")
+"""Every integer column: SQLite's INTEGER already holds 64 bits (epoch ms, byte counts, row
+ids); PostgreSQL's `integer` holds 32, so there it is `bigint` (`bigserial` for row ids)."""
+
+JsNumber = Integer().with_variant(Numeric(), "postgresql")
+"""A number copied from an entry's JSON (updatedAt, token counts): an integer or a float
+as the entry has it. SQLite's INTEGER column keeps either; on PostgreSQL `numeric` keeps
+both exactly (the PostgreSQL twins bind floats by their shortest decimal spelling)."""
+
 NAVIGATION_LINES = (
     "kind = 'entry' AND (type IN ('leaf', 'reset') OR instr(line, '\"appendMode\":\"side\"') > 0)"
 )
 """The lines that make a transcript follow today's tree rules (transcripts/navigation.py):
 a query must spell its condition exactly so for SQLite to use `ix_transcript_lines_navigation`."""
 
+PG_NAVIGATION_LINES = (
+    "kind = 'entry' AND (type IN ('leaf', 'reset') OR strpos(line, '\"appendMode\":\"side\"') > 0)"
+)
+"""`NAVIGATION_LINES` in PostgreSQL's words (`strpos` for `instr`; `line` is the text column,
+NULL for a line kept as bytes, which is never an entry)."""
+
 # Lines are stored as TEXT when valid UTF-8 (so json_extract works on them) and as BLOB when
 # not (so their bytes survive exactly). A column declared BLOB has no type affinity in SQLite,
-# so it keeps each value's own type.
-_TEXT_OR_BLOB = LargeBinary
+# so it keeps each value's own type. PostgreSQL's columns have one type each: there `line` is
+# `text` and the bytes of the other lines go into `line_bytes` (schema/pg_sql.py adds it).
+_TEXT_OR_BLOB = LargeBinary().with_variant(Text(), "postgresql")
 
 session_indexes = Table(
     "session_indexes",
@@ -74,14 +92,14 @@ session_indexes = Table(
     ),
     Column(
         "revision",
-        Integer,
+        BigInt,
         nullable=False,
         server_default=text("0"),
         comment="bumped by every import of this agent's sessions.json",
     ),
     Column(
         "next_position",
-        Integer,
+        BigInt,
         nullable=False,
         server_default=text("0"),
         comment="position the next new session key gets (keys keep insertion order)",
@@ -95,7 +113,7 @@ session_indexes = Table(
 session_entries = Table(
     "session_entries",
     metadata,
-    Column("entry_pk", Integer, primary_key=True, comment="row id"),
+    Column("entry_pk", BigInt, primary_key=True, comment="row id"),
     Column(
         "agent_id",
         Text,
@@ -106,7 +124,7 @@ session_entries = Table(
     Column("session_key", Text, nullable=False, comment="session key, opaque ('agent:main:main')"),
     Column(
         "position",
-        Integer,
+        BigInt,
         nullable=False,
         comment="insertion order in sessions.json (JS puts integer-like keys first on export)",
     ),
@@ -117,9 +135,9 @@ session_entries = Table(
         comment="the entry's JSON text exactly as sessions.json holds it (2-space, depth 1)",
     ),
     Column("session_id", Text, comment="entry.sessionId (NULL only for invalid imported entries)"),
-    Column("updated_at", Integer, comment="entry.updatedAt, epoch milliseconds"),
-    Column("session_started_at", Integer, comment="entry.sessionStartedAt, epoch ms"),
-    Column("last_interaction_at", Integer, comment="entry.lastInteractionAt, epoch ms"),
+    Column("updated_at", JsNumber, comment="entry.updatedAt, epoch milliseconds"),
+    Column("session_started_at", JsNumber, comment="entry.sessionStartedAt, epoch ms"),
+    Column("last_interaction_at", JsNumber, comment="entry.lastInteractionAt, epoch ms"),
     Column("chat_type", Text, comment="entry.chatType (direct, group, channel, ...)"),
     Column("channel", Text, comment="entry.channel, else entry.deliveryContext.channel"),
     Column("label", Text, comment="entry.label"),
@@ -127,15 +145,15 @@ session_entries = Table(
     Column("model_provider", Text, comment="entry.modelProvider"),
     Column("model", Text, comment="entry.model"),
     Column("status", Text, comment="entry.status"),
-    Column("archived_at", Integer, comment="entry.archivedAt"),
+    Column("archived_at", JsNumber, comment="entry.archivedAt"),
     Column("session_file", Text, comment="entry.sessionFile"),
     Column("spawned_by", Text, comment="entry.spawnedBy"),
-    Column("input_tokens", Integer, comment="entry.inputTokens"),
-    Column("output_tokens", Integer, comment="entry.outputTokens"),
-    Column("total_tokens", Integer, comment="entry.totalTokens"),
-    Column("context_tokens", Integer, comment="entry.contextTokens"),
-    Column("compaction_count", Integer, comment="entry.compactionCount"),
-    Column("entry_bytes", Integer, nullable=False, comment="UTF-8 size of entry_json"),
+    Column("input_tokens", JsNumber, comment="entry.inputTokens"),
+    Column("output_tokens", JsNumber, comment="entry.outputTokens"),
+    Column("total_tokens", JsNumber, comment="entry.totalTokens"),
+    Column("context_tokens", JsNumber, comment="entry.contextTokens"),
+    Column("compaction_count", JsNumber, comment="entry.compactionCount"),
+    Column("entry_bytes", BigInt, nullable=False, comment="UTF-8 size of entry_json"),
     Column("problem", Text, comment="why an imported entry is invalid; NULL when valid"),
     UniqueConstraint("agent_id", "session_key", name="uq_session_entries_key"),
     Index("ix_session_entries_updated", "agent_id", "updated_at"),
@@ -158,7 +176,7 @@ session_directories = Table(
     ),
     Column(
         "state_version",
-        Integer,
+        BigInt,
         nullable=False,
         comment="highest state.json version imported; an export after changes writes more",
     ),
@@ -168,7 +186,7 @@ session_directories = Table(
 session_entry_files = Table(
     "session_entry_files",
     metadata,
-    Column("file_pk", Integer, primary_key=True, comment="row id"),
+    Column("file_pk", BigInt, primary_key=True, comment="row id"),
     Column(
         "agent_id",
         Text,
@@ -205,7 +223,7 @@ session_entry_files = Table(
 transcripts = Table(
     "transcripts",
     metadata,
-    Column("transcript_id", Integer, primary_key=True, comment="row id; identity of a transcript"),
+    Column("transcript_id", BigInt, primary_key=True, comment="row id; identity of a transcript"),
     Column("agent_id", Text, nullable=False, comment="agent id"),
     Column("rel_dir", Text, nullable=False, comment="sessions directory, as in session_indexes"),
     Column("session_id", Text, comment="header id (or the id in the file name)"),
@@ -219,23 +237,23 @@ transcripts = Table(
     Column("topic", Text, comment="topic id of a topic transcript"),
     Column("archived_at", Text, comment="time stamp of a reset/deleted archive, as in its name"),
     Column("parent_session", Text, comment="header parentSession (v1: branchedFrom)"),
-    Column("version", Integer, comment="header version; 1 for legacy files without one"),
-    Column("leaf_pos", Integer, comment="position of the leaf entry (last entry in file order)"),
+    Column("version", BigInt, comment="header version; 1 for legacy files without one"),
+    Column("leaf_pos", BigInt, comment="position of the leaf entry (last entry in file order)"),
     Column("leaf_id", Text, comment="id of the leaf entry (NULL for v1 transcripts)"),
-    Column("line_count", Integer, nullable=False, server_default=text("0")),
-    Column("entry_count", Integer, nullable=False, server_default=text("0")),
-    Column("byte_size", Integer, nullable=False, server_default=text("0")),
-    Column("damaged_count", Integer, nullable=False, server_default=text("0")),
+    Column("line_count", BigInt, nullable=False, server_default=text("0")),
+    Column("entry_count", BigInt, nullable=False, server_default=text("0")),
+    Column("byte_size", BigInt, nullable=False, server_default=text("0")),
+    Column("damaged_count", BigInt, nullable=False, server_default=text("0")),
     Column(
         "ends_with_newline",
-        Integer,
+        BigInt,
         nullable=False,
         server_default=text("1"),
         comment="1 when the file ends with \\n (export reproduces a missing final newline)",
     ),
     Column(
         "source_size",
-        Integer,
+        BigInt,
         comment="bytes of the source file imported so far (byte_size also counts API appends)",
     ),
     Column(
@@ -247,13 +265,13 @@ transcripts = Table(
     Column("created_at", Text, nullable=False, comment="ISO time the row was created"),
     Column(
         "superseded_by",
-        Integer,
+        BigInt,
         ForeignKey("transcripts.transcript_id", ondelete="SET NULL"),
         comment="newer version of the same file (changed on disk, or migrated); NULL = current",
     ),
     Column(
         "generation",
-        Integer,
+        BigInt,
         nullable=False,
         server_default=text("1"),
         comment="bumped when the content is replaced rather than appended to",
@@ -270,14 +288,14 @@ transcripts = Table(
 transcript_lines = Table(
     "transcript_lines",
     metadata,
-    Column("line_pk", Integer, primary_key=True, comment="row id (also the full-text rowid)"),
+    Column("line_pk", BigInt, primary_key=True, comment="row id (also the full-text rowid)"),
     Column(
         "transcript_id",
-        Integer,
+        BigInt,
         ForeignKey("transcripts.transcript_id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("pos", Integer, nullable=False, comment="0-based line number; the header is 0"),
+    Column("pos", BigInt, nullable=False, comment="0-based line number; the header is 0"),
     Column(
         "line",
         _TEXT_OR_BLOB,
@@ -289,14 +307,14 @@ transcript_lines = Table(
     Column("parent_id", Text, comment="parentId as written"),
     Column(
         "parent_pos",
-        Integer,
+        BigInt,
         comment="pos of the parent: nearest preceding entry with that id (v1: previous entry)",
     ),
     Column("type", Text, comment="entry type (message, compaction, label, ...)"),
     Column("role", Text, comment="message.role for message entries"),
     Column("timestamp", Text, comment="entry timestamp (ISO)"),
     Column("idempotency_key", Text, comment="message.idempotencyKey"),
-    Column("byte_size", Integer, nullable=False, comment="size of the line in bytes"),
+    Column("byte_size", BigInt, nullable=False, comment="size of the line in bytes"),
     Column("damage", Text, comment="why a damaged line could not be read; kept verbatim"),
     UniqueConstraint("transcript_id", "pos", name="uq_transcript_lines_pos"),
     Index("ix_transcript_lines_entry", "transcript_id", "entry_id"),
@@ -306,12 +324,14 @@ transcript_lines = Table(
         "transcript_id",
         "idempotency_key",
         sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
     Index(
         "ix_transcript_lines_navigation",
         "transcript_id",
         "pos",
         sqlite_where=text(NAVIGATION_LINES),
+        postgresql_where=text(PG_NAVIGATION_LINES),
     ),
     CheckConstraint("kind IN ('header', 'entry', 'blank', 'damaged')", name="line_kind_known"),
     comment="every line of every transcript, exact bytes plus extracted columns",
@@ -320,7 +340,7 @@ transcript_lines = Table(
 opaque_files = Table(
     "opaque_files",
     metadata,
-    Column("file_pk", Integer, primary_key=True),
+    Column("file_pk", BigInt, primary_key=True),
     Column("agent_id", Text, nullable=False, comment="agent id"),
     Column("rel_dir", Text, nullable=False, comment="sessions directory"),
     Column("file_name", Text, nullable=False, comment="path inside the sessions directory"),
@@ -337,10 +357,10 @@ opaque_files = Table(
 search_index_state = Table(
     "search_index_state",
     metadata,
-    Column("id", Integer, primary_key=True, comment="always 1: a single row"),
+    Column("id", BigInt, primary_key=True, comment="always 1: a single row"),
     Column(
         "indexed_upto",
-        Integer,
+        BigInt,
         nullable=False,
         server_default=text("0"),
         comment="every transcript_lines row with line_pk <= this is in entry_text_fts",
@@ -352,17 +372,17 @@ search_index_state = Table(
 checkpoint_snapshots = Table(
     "checkpoint_snapshots",
     metadata,
-    Column("snapshot_pk", Integer, primary_key=True),
+    Column("snapshot_pk", BigInt, primary_key=True),
     Column("agent_id", Text, nullable=False),
     Column("checkpoint_id", Text, nullable=False, comment="checkpointId in the entry"),
     Column(
         "transcript_id",
-        Integer,
+        BigInt,
         ForeignKey("transcripts.transcript_id", ondelete="CASCADE"),
         nullable=False,
         comment="transcript the snapshot points into (append-only, so a prefix is stable)",
     ),
-    Column("upto_pos", Integer, nullable=False, comment="last line included in the snapshot"),
+    Column("upto_pos", BigInt, nullable=False, comment="last line included in the snapshot"),
     Column("leaf_id", Text, comment="leaf entry id at snapshot time"),
     Column("file_name", Text, nullable=False, comment="<sessionId>.checkpoint.<uuid>.jsonl"),
     Column("created_at", Text, nullable=False),
@@ -373,12 +393,12 @@ checkpoint_snapshots = Table(
     ),
     Column(
         "byte_size",
-        Integer,
+        BigInt,
         comment="bytes of the snapshot file (lines 0..upto_pos); NULL: unknown, sum the lines",
     ),
     Column(
         "ends_with_newline",
-        Integer,
+        BigInt,
         nullable=False,
         server_default=text("1"),
         comment="0 when the transcript had no final newline when captured, so neither has the file",
@@ -399,7 +419,7 @@ agent_databases = Table(
         nullable=False,
         comment="the database relative to the state dir: agents/<id>/agent/openclaw-agent.sqlite",
     ),
-    Column("schema_version", Integer, nullable=False, comment="its PRAGMA user_version"),
+    Column("schema_version", BigInt, nullable=False, comment="its PRAGMA user_version"),
     Column("app_version", Text, comment="schema_meta.app_version: the OpenClaw that wrote it"),
     Column("imported_at", Text, nullable=False, comment="ISO time of the last import from it"),
     comment="one row per agent whose session index was read from OpenClaw's SQLite database",
@@ -410,7 +430,7 @@ database_transcripts = Table(
     metadata,
     Column(
         "transcript_id",
-        Integer,
+        BigInt,
         ForeignKey("transcripts.transcript_id", ondelete="CASCADE"),
         primary_key=True,
         comment="the transcript made from the database",
@@ -424,11 +444,11 @@ database_transcripts = Table(
         comment="events | archive | cold_archive: which table the lines came from",
     ),
     Column("generation", Text, comment="the archive's generation (archives only)"),
-    Column("last_seq", Integer, comment="seq of the last event imported (events only)"),
-    Column("event_count", Integer, nullable=False, comment="events imported"),
+    Column("last_seq", BigInt, comment="seq of the last event imported (events only)"),
+    Column("event_count", BigInt, nullable=False, comment="events imported"),
     Column(
         "base_created_at",
-        Integer,
+        BigInt,
         comment="smallest created_at of the events: OpenClaw rewrites every row when it "
         "replaces a transcript, so a different value means a rewritten transcript",
     ),
@@ -446,7 +466,7 @@ pre_migration_files = Table(
     metadata,
     Column(
         "file_pk",
-        Integer,
+        BigInt,
         ForeignKey("opaque_files.file_pk", ondelete="CASCADE"),
         primary_key=True,
         comment="the archived file, kept byte for byte in opaque_files",

@@ -1,7 +1,9 @@
 """The async API of the session index: `store.sessions`.
 
 Each method validates its arguments on the caller's side, then hands one function from
-`sessions` to the writer (changes) or the reader pool (reads)."""
+`sessions` to the writer (changes) or the reader pool (reads). On PostgreSQL the function
+is its twin from `pg_rows` / `pg_guards` / `pg_recovery`, handed to the PostgreSQL engine
+(`db.postgres`); which one is `db.dialect`'s choice, made here and nowhere else."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql import addresses
+from store_sql.errors import BackendNotSupportedError
 from store_sql.formats import jsjson
-from store_sql.sessions import guards
+from store_sql.sessions import guards, pg_guards, pg_recovery, pg_rows
 from store_sql.sessions import rows as sessions
 from store_sql.sessions.guards import EntryText, Expect, SessionOp, SessionOpResult
 from store_sql.sessions.recovery import IndexRecovery, recover_index
@@ -40,10 +43,18 @@ class SessionIndexAPI:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._pg = db.postgres if db.dialect == "postgresql" else None
+
+    def _key(self, key: str) -> None:
+        addresses.check_session_key(key)
+        if self._pg is not None:
+            pg_rows.check_key(key)
 
     async def get(self, agent_id: str, key: str) -> Entry | None:
         """The entry of `key`, or None."""
         addresses.check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.read(lambda c: pg_rows.get_entry(c, agent_id, key))
         return await self._db.read(lambda c: sessions.get_entry(c, agent_id, key))
 
     async def list_entries(
@@ -63,6 +74,10 @@ class SessionIndexAPI:
         addresses.check_int("limit", limit, minimum=0)
         addresses.check_int("offset", offset, minimum=0)
         where = _filter(updated_after, updated_before, label, chat_type, channel)
+        if self._pg is not None:
+            return await self._pg.read(
+                lambda c: pg_rows.list_entries(c, agent_id, where, limit, offset)
+            )
         return await self._db.read(
             lambda c: sessions.list_entries(c, agent_id, where, limit, offset)
         )
@@ -80,15 +95,21 @@ class SessionIndexAPI:
         """How many entries `list_entries` with the same filters would return, unpaged."""
         addresses.check_agent_id(agent_id)
         where = _filter(updated_after, updated_before, label, chat_type, channel)
+        if self._pg is not None:
+            return await self._pg.read(lambda c: pg_rows.count_entries(c, agent_id, where))
         return await self._db.read(lambda c: sessions.count_entries(c, agent_id, where))
 
     async def agents(self) -> list[str]:
         """Agents that have a session index."""
+        if self._pg is not None:
+            return await self._pg.read(pg_rows.list_agents)
         return await self._db.read(sessions.list_agents)
 
     async def get_text(self, agent_id: str, key: str) -> EntryText | None:
         """The entry's exact stored text and its version (the ETag over HTTP), or None."""
         addresses.check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.read(lambda c: pg_guards.read_entry(c, agent_id, key))
         return await self._db.read(lambda c: guards.read_entry(c, agent_id, key))
 
     async def patch(
@@ -99,10 +120,13 @@ class SessionIndexAPI:
         Creates the entry when missing; the result must have `sessionId` and `updatedAt`.
         With `expect`, ConflictError and nothing written unless the entry is as expected."""
         addresses.check_agent_id(agent_id)
-        addresses.check_session_key(key)
+        self._key(key)
         if expect is not None:
             return (await self.patch_text(agent_id, key, patch, expect=expect)).value()
-        text = await self._db.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
+        if self._pg is not None:
+            text = await self._pg.write(lambda c: pg_rows.patch_entry(c, agent_id, key, patch))
+        else:
+            text = await self._db.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
         # Parsed here, not on the writer's thread: the writer is the one everybody waits for.
         entry: Entry = jsjson.loads(text)
         return entry
@@ -112,7 +136,9 @@ class SessionIndexAPI:
     ) -> EntryText:
         """`patch`, answering with the stored text and version instead of a parsed entry."""
         addresses.check_agent_id(agent_id)
-        addresses.check_session_key(key)
+        self._key(key)
+        if self._pg is not None:
+            return await self._pg.write(lambda c: pg_guards.patch(c, agent_id, key, patch, expect))
         return await self._db.write(lambda c: guards.patch(c, agent_id, key, patch, expect))
 
     async def put(
@@ -120,10 +146,12 @@ class SessionIndexAPI:
     ) -> Entry:
         """Replace the entry whole."""
         addresses.check_agent_id(agent_id)
-        addresses.check_session_key(key)
+        self._key(key)
         if expect is not None:
             await self.put_text(agent_id, key, entry, expect=expect)
             return entry
+        if self._pg is not None:
+            return await self._pg.write(lambda c: pg_rows.put_entry(c, agent_id, key, entry))
         return await self._db.write(lambda c: sessions.put_entry(c, agent_id, key, entry))
 
     async def put_text(
@@ -131,21 +159,29 @@ class SessionIndexAPI:
     ) -> EntryText:
         """`put`, answering with the stored text and version."""
         addresses.check_agent_id(agent_id)
-        addresses.check_session_key(key)
+        self._key(key)
+        if self._pg is not None:
+            return await self._pg.write(lambda c: pg_guards.put(c, agent_id, key, entry, expect))
         return await self._db.write(lambda c: guards.put(c, agent_id, key, entry, expect))
 
     async def update(self, agent_id: str, key: str, mutator: Mutator) -> Entry | None:
         """Atomic read-modify-write: `mutator(entry or None) -> new entry or None`.
 
         The mutator runs on the writer thread inside the transaction, so it must be quick and
-        must not touch the store itself; returning None leaves the index unchanged."""
+        must not touch the store itself; returning None leaves the index unchanged. On
+        PostgreSQL the entry's row is locked from the read to the commit, so the step is
+        atomic across processes too (compare-and-swap)."""
         addresses.check_agent_id(agent_id)
-        addresses.check_session_key(key)
+        self._key(key)
+        if self._pg is not None:
+            return await self._pg.write(lambda c: pg_rows.update_entry(c, agent_id, key, mutator))
         return await self._db.write(lambda c: sessions.update_entry(c, agent_id, key, mutator))
 
     async def delete(self, agent_id: str, key: str, *, expect: Expect | None = None) -> bool:
         """Remove the entry; True if it existed."""
         addresses.check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.write(lambda c: pg_guards.delete(c, agent_id, key, expect))
         if expect is not None:
             return await self._db.write(lambda c: guards.delete(c, agent_id, key, expect))
         return await self._db.write(lambda c: sessions.delete_entry(c, agent_id, key))
@@ -159,6 +195,9 @@ class SessionIndexAPI:
         if expect is not None:
             await self.touch_text(agent_id, key, updated_at, expect=expect)
             return
+        if self._pg is not None:
+            await self._pg.write(lambda c: pg_rows.touch_entry(c, agent_id, key, updated_at))
+            return
         await self._db.write(lambda c: sessions.touch_entry(c, agent_id, key, updated_at))
 
     async def recover(self, agent_id: str) -> IndexRecovery:
@@ -170,6 +209,8 @@ class SessionIndexAPI:
         Raises NotFoundError when the agent has no index, InvalidEntryError when its index
         is not damaged."""
         addresses.check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.write(lambda c: pg_recovery.recover_index(c, agent_id))
         return await self._db.write(lambda c: recover_index(c, agent_id))
 
     async def touch_text(
@@ -178,6 +219,10 @@ class SessionIndexAPI:
         """`touch`, answering with the entry's stored text and version."""
         addresses.check_agent_id(agent_id)
         addresses.check_int("updatedAt", updated_at)
+        if self._pg is not None:
+            return await self._pg.write(
+                lambda c: pg_guards.touch(c, agent_id, key, updated_at, expect)
+            )
         return await self._db.write(lambda c: guards.touch(c, agent_id, key, updated_at, expect))
 
     async def batch(self, agent_id: str, ops: Sequence[SessionOp]) -> list[SessionOpResult]:
@@ -185,8 +230,10 @@ class SessionIndexAPI:
         transaction: all are written, or (the first failure raised) none."""
         addresses.check_agent_id(agent_id)
         for op in ops:
-            addresses.check_session_key(op.key)
+            self._key(op.key)
         ops = list(ops)
+        if self._pg is not None:
+            return await self._pg.write(lambda c: pg_guards.apply_batch(c, agent_id, ops))
         return await self._db.write(lambda c: guards.apply_batch(c, agent_id, ops))
 
     async def turn(
@@ -205,7 +252,11 @@ class SessionIndexAPI:
         epoch ms, unless given) into its entry. With `expect_session_id`, ConflictError and
         nothing written when the key was rebound to another session meanwhile."""
         addresses.check_agent_id(agent_id)
-        addresses.check_session_key(key)
+        self._key(key)
+        if self._pg is not None:
+            raise BackendNotSupportedError.not_yet(
+                "store.sessions.turn (it appends to a transcript)"
+            )
         stamp = int(time.time() * 1000) if updated_at is None else updated_at
         mutation = TurnMutation(
             agent_id,
@@ -220,4 +271,6 @@ class SessionIndexAPI:
     async def render_json(self, agent_id: str) -> bytes | None:
         """The agent's sessions.json exactly as export writes it (None: no index)."""
         addresses.check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.read(lambda c: pg_rows.render_sessions_json(c, agent_id))
         return await self._db.read(lambda c: sessions.render_sessions_json(c, agent_id))

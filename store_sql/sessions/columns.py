@@ -73,6 +73,9 @@ def entry_columns(value: Any, text: str) -> dict[str, Any]:
 COLUMN_NAMES = tuple(entry_columns({}, "").keys())
 """session_entries columns filled by `entry_columns`, in its order."""
 
+NUMBER_COLUMNS = frozenset(column for column, _, kind in _EXTRACTED if kind == "n")
+"""The columns holding a number of the entry (an int or a float, as the entry has it)."""
+
 
 def patched_columns(patch: Mapping[str, Any], text: str) -> dict[str, Any]:
     """The columns a patch of top-level fields can change, for an entry whose new text is

@@ -74,13 +74,20 @@ def check_expect(conn: sqlite3.Connection, agent_id: str, key: str, expect: Expe
         "WHERE agent_id = ? AND session_key = ?",
         (agent_id, key),
     ).fetchone()
-    if row is None:
+    check_stored(agent_id, key, expect, None if row is None else tuple(row))
+
+
+def check_stored(
+    agent_id: str, key: str, expect: Expect, stored: tuple[Any, Any, Any] | None
+) -> None:
+    """`check_expect` on the stored (entry_json, session_id, updated_at), None: no entry."""
+    if stored is None:
         if expect.requires_entry:
             raise ConflictError(f"session {key!r} of agent {agent_id!r} does not exist")
         return
     if expect.exists is False:
         raise ConflictError(f"session {key!r} of agent {agent_id!r} exists already")
-    text, session_id, updated_at = str(row[0]), row[1], row[2]
+    text, session_id, updated_at = str(stored[0]), stored[1], stored[2]
     if expect.session_id is not None and session_id != expect.session_id:
         raise ConflictError(
             f"session {key!r} has sessionId {session_id!r}, not {expect.session_id!r}"
@@ -174,22 +181,29 @@ def apply_batch(
     batch is written. Later ops see the effects of earlier ones."""
     results: list[SessionOpResult] = []
     for op in ops:
+        check_op(op)
         if op.op == "patch":
             entry = patch(conn, agent_id, op.key, op.value or {}, op.expect)
             results.append(SessionOpResult(op.op, op.key, entry))
         elif op.op == "put":
-            if op.value is None:
-                raise InvalidEntryError(f"put of {op.key!r} needs an entry")
+            assert op.value is not None
             entry = put(conn, agent_id, op.key, dict(op.value), op.expect)
             results.append(SessionOpResult(op.op, op.key, entry))
         elif op.op == "delete":
             deleted = delete(conn, agent_id, op.key, op.expect)
             results.append(SessionOpResult(op.op, op.key, None, deleted))
-        elif op.op == "touch":
-            if op.updated_at is None:
-                raise InvalidEntryError(f"touch of {op.key!r} needs updatedAt")
+        else:
+            assert op.updated_at is not None
             entry = touch(conn, agent_id, op.key, op.updated_at, op.expect)
             results.append(SessionOpResult(op.op, op.key, entry))
-        else:
-            raise InvalidEntryError(f"unknown batch op {op.op!r}: use patch, put, delete or touch")
     return results
+
+
+def check_op(op: SessionOp) -> None:
+    """InvalidEntryError for an op of a batch that misses what it needs, or is unknown."""
+    if op.op == "put" and op.value is None:
+        raise InvalidEntryError(f"put of {op.key!r} needs an entry")
+    if op.op == "touch" and op.updated_at is None:
+        raise InvalidEntryError(f"touch of {op.key!r} needs updatedAt")
+    if op.op not in ("patch", "put", "delete", "touch"):
+        raise InvalidEntryError(f"unknown batch op {op.op!r}: use patch, put, delete or touch")

@@ -49,23 +49,8 @@ def recover_index(conn: sqlite3.Connection, agent_id: str) -> IndexRecovery:
     if row is None:
         raise NotFoundError(f"agent {agent_id!r} has no session index; nothing to recover")
     state, rel_dir, data = row[0], row[1], bytes(row[2] or b"")
-    if state not in DAMAGED_STATES:
-        raise InvalidEntryError(
-            f"agent {agent_id!r}: {rel_dir}/sessions.json was read whole ({state}); "
-            "nothing to recover"
-        )
-    salvaged = salvage_index(data)
-    lost = list(salvaged.lost)
-    entries: list[tuple[str, int, str, Any, str | None]] = []
-    for entry in salvaged.entries:
-        if storable(entry.key):
-            entries.append((entry.key, len(entries), entry_text(entry.value), entry.value,
-                            entry.problem))  # fmt: skip
-        else:
-            lost.append(
-                f"session key {jsjson.dumps(entry.key)} holds a lone surrogate, which SQLite "
-                "text cannot store"
-            )
+    check_damaged(agent_id, state, rel_dir)
+    entries, lost = salvaged_entries(data)
     name = _kept_name(conn, agent_id, rel_dir)
     conn.execute(
         "INSERT INTO opaque_files (agent_id, rel_dir, file_name, kind, content, sha256, "
@@ -83,13 +68,58 @@ def recover_index(conn: sqlite3.Connection, agent_id: str) -> IndexRecovery:
     return IndexRecovery(agent_id, len(entries), lost, f"{rel_dir}/{name}", len(data))
 
 
+def check_damaged(agent_id: str, state: str, rel_dir: str) -> None:
+    """InvalidEntryError when the index is not damaged (nothing to recover)."""
+    if state not in DAMAGED_STATES:
+        raise InvalidEntryError(
+            f"agent {agent_id!r}: {rel_dir}/sessions.json was read whole ({state}); "
+            "nothing to recover"
+        )
+
+
+Salvaged = tuple[str, int, str, Any, str | None]
+"""(key, position, text, value, problem): an entry read whole from a damaged file."""
+
+
+def salvaged_entries(data: bytes, *, no_nul: bool = False) -> tuple[list[Salvaged], list[str]]:
+    """The entries of a damaged sessions.json that read whole, and what could not be read.
+    `no_nul`: a key holding NUL is lost too (PostgreSQL text cannot store it)."""
+    salvaged = salvage_index(data)
+    lost = list(salvaged.lost)
+    entries: list[Salvaged] = []
+    for entry in salvaged.entries:
+        if not storable(entry.key):
+            lost.append(
+                f"session key {jsjson.dumps(entry.key)} holds a lone surrogate, which SQLite "
+                "text cannot store"
+            )
+        elif no_nul and "\x00" in entry.key:
+            lost.append(
+                f"session key {jsjson.dumps(entry.key)} holds a NUL character, which "
+                "PostgreSQL text cannot store"
+            )
+        else:
+            entries.append((entry.key, len(entries), entry_text(entry.value), entry.value,
+                            entry.problem))  # fmt: skip
+    return entries, lost
+
+
+def kept_name(stamp: str, serial: int) -> str:
+    """The name of the kept original: the time, and a serial after the first."""
+    return f"{KEPT_PREFIX}{stamp}" + (f"-{serial}" if serial > 1 else "")
+
+
+def kept_stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
+
+
 def _kept_name(conn: sqlite3.Connection, agent_id: str, rel_dir: str) -> str:
-    stamp = time.strftime("%Y-%m-%dT%H-%M-%SZ", time.gmtime())
-    name, serial = f"{KEPT_PREFIX}{stamp}", 1
+    stamp = kept_stamp()
+    name, serial = kept_name(stamp, 1), 1
     while conn.execute(
         "SELECT 1 FROM opaque_files WHERE agent_id = ? AND rel_dir = ? AND file_name = ?",
         (agent_id, rel_dir, name),
     ).fetchone():
         serial += 1
-        name = f"{KEPT_PREFIX}{stamp}-{serial}"
+        name = kept_name(stamp, serial)
     return name

@@ -107,7 +107,7 @@ _TAKE_POSITION = (
     "WHERE agent_id = :agent_id RETURNING next_position - 1"
 )
 
-_SUMMARY_COLUMNS = (
+SUMMARY_COLUMNS = (
     E.c.session_key,
     E.c.session_id,
     E.c.updated_at,
@@ -133,11 +133,17 @@ def check_writable(conn: sqlite3.Connection, agent_id: str) -> None:
         "SELECT source_state, rel_dir, source_error FROM session_indexes WHERE agent_id = ?",
         (agent_id,),
     ).fetchone()
-    if row is None or row[0] not in DAMAGED_STATES:
-        return
-    raise DamagedIndexError(
-        f"agent {agent_id!r}: {row[1]}/sessions.json could not be read when it was imported "
-        f"({row[2] or row[0]}), so its sessions are not in the store and a change would "
+    if row is not None and row[0] in DAMAGED_STATES:
+        raise damaged_index_error(agent_id, row[0], row[1], row[2])
+
+
+def damaged_index_error(
+    agent_id: str, state: str, rel_dir: str, error: str | None
+) -> DamagedIndexError:
+    """The refusal of a change to a damaged index (`check_writable`)."""
+    return DamagedIndexError(
+        f"agent {agent_id!r}: {rel_dir}/sessions.json could not be read when it was imported "
+        f"({error or state}), so its sessions are not in the store and a change would "
         "replace the whole file; nothing was changed. Run `store-sql sessions recover "
         f"--agent {agent_id}` (Python: store.sessions.recover({agent_id!r})) to keep its "
         "readable entries and its original bytes (exported as sessions.json.invalid-<time>), "
@@ -154,7 +160,11 @@ def read_entry_text(conn: sqlite3.Connection, agent_id: str, key: str) -> str | 
 
 
 def get_entry(conn: sqlite3.Connection, agent_id: str, key: str) -> Entry | None:
-    text = read_entry_text(conn, agent_id, key)
+    return entry_of(read_entry_text(conn, agent_id, key))
+
+
+def entry_of(text: str | None) -> Entry | None:
+    """The entry a stored text holds (None: no text, or not a JSON object)."""
     if text is None:
         return None
     value = jsjson.loads(text)
@@ -184,7 +194,7 @@ def list_entries(
     offset: int,
 ) -> list[SessionSummary]:
     """Entries newest `updatedAt` first, from indexed columns only (no entry JSON read)."""
-    stmt = _filtered(select(*_SUMMARY_COLUMNS), agent_id, where).order_by(
+    stmt = _filtered(select(*SUMMARY_COLUMNS), agent_id, where).order_by(
         E.c.updated_at.desc(), E.c.position
     )
     if limit is not None:
@@ -231,8 +241,13 @@ def render_sessions_json(conn: sqlite3.Connection, agent_id: str) -> bytes | Non
         "SELECT session_key, entry_json FROM session_entries WHERE agent_id = ? ORDER BY position",
         (agent_id,),
     ).fetchall()
-    if row[1]:
-        rows.sort(key=lambda r: _directory_order(r[0]))
+    return render_entries(rows, from_directory=bool(row[1]))
+
+
+def render_entries(rows: list[tuple[str, str]], *, from_directory: bool) -> bytes:
+    """sessions.json from (key, entry text) rows in position order (`render_sessions_json`)."""
+    if from_directory:
+        rows = sorted(rows, key=lambda r: _directory_order(r[0]))
     texts = dict(rows)
     return render_index((key, texts[key]) for key in js_key_order(k for k, _ in rows))
 
@@ -248,7 +263,7 @@ def _directory_order(key: str) -> tuple[int, str]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Stored:
+class Stored:
     """An entry as stored: its text and its extracted columns."""
 
     text: str
@@ -256,29 +271,42 @@ class _Stored:
     columns: dict[str, Any]
 
 
-def _read_stored(conn: sqlite3.Connection, agent_id: str, key: str) -> _Stored | None:
+def _read_stored(conn: sqlite3.Connection, agent_id: str, key: str) -> Stored | None:
     row = conn.execute(_SELECT_STORED, {"agent_id": agent_id, "session_key": key}).fetchone()
     if row is None:
         return None
-    return _Stored(str(row[0]), row[1], dict(zip(COLUMN_NAMES, row[2:], strict=True)))
+    return Stored(str(row[0]), row[1], dict(zip(COLUMN_NAMES, row[2:], strict=True)))
 
 
-def _parse_stored(stored: _Stored | None) -> Entry | None:
-    if stored is None:
-        return None
-    value = jsjson.loads(stored.text)
-    return value if isinstance(value, dict) else None
+def parse_stored(stored: Stored | None) -> Entry | None:
+    return None if stored is None else entry_of(stored.text)
 
 
 def _store(
-    conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, old: _Stored | None
+    conn: sqlite3.Connection, agent_id: str, key: str, value: Entry, old: Stored | None
 ) -> str:
+    text, columns = checked_entry(agent_id, key, value)
+    _write(conn, agent_id, key, text, columns, old)
+    return text
+
+
+def checked_entry(agent_id: str, key: str, value: Entry) -> tuple[str, dict[str, Any]]:
+    """The stored text and columns of a whole new entry; InvalidEntryError when the gateway
+    would not accept it."""
     problem = validate_entry(value)
     if problem is not None:
         raise InvalidEntryError(f"session {key!r} of agent {agent_id!r}: {problem}")
     text = entry_text(value)
-    _write(conn, agent_id, key, text, entry_columns(value, text), old)
-    return text
+    return text, entry_columns(value, text)
+
+
+def changed_columns(before: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
+    """The columns whose value differs from the stored one (same value, same type: kept)."""
+    return {
+        k: v
+        for k, v in columns.items()
+        if not (before[k] is v or (before[k] == v and before[k].__class__ is v.__class__))
+    }
 
 
 def _write(
@@ -287,7 +315,7 @@ def _write(
     key: str,
     text: str,
     columns: dict[str, Any],
-    old: _Stored | None,
+    old: Stored | None,
 ) -> None:
     where = {"agent_id": agent_id, "session_key": key}
     if old is None or old.index_state in DAMAGED_STATES:
@@ -300,12 +328,7 @@ def _write(
     else:
         # Only columns whose value changed are written: SQLite rewrites every index that
         # covers a SET column, so setting unchanged indexed columns costs page writes.
-        before = old.columns
-        changed = {
-            k: v
-            for k, v in columns.items()
-            if not (before[k] is v or (before[k] == v and before[k].__class__ is v.__class__))
-        }
+        changed = changed_columns(old.columns, columns)
         assignments = ", ".join(f"{name} = :{name}" for name in changed)
         conn.execute(
             "UPDATE session_entries SET entry_json = :entry_json, problem = NULL"
@@ -335,15 +358,25 @@ def patch_entry(conn: sqlite3.Connection, agent_id: str, key: str, patch: Mappin
     if not isinstance(patch, Mapping):
         raise InvalidEntryError(f"a patch must be a JSON object, got {type(patch).__name__}")
     old = _read_stored(conn, agent_id, key)
-    in_place = _patch_in_place(old, patch) if old is not None else None
+    text, columns = patched_entry(agent_id, key, old, patch)
+    _write(conn, agent_id, key, text, columns, old)
+    return text
+
+
+def patched_entry(
+    agent_id: str, key: str, old: Stored | None, patch: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """The text and columns of `old` with `patch` merged in: in place when the stored text
+    allows it (only the patched fields' columns then), else the whole entry re-rendered."""
+    if not isinstance(patch, Mapping):
+        raise InvalidEntryError(f"a patch must be a JSON object, got {type(patch).__name__}")
+    in_place = patch_in_place(old, patch) if old is not None else None
     if in_place is not None:
-        assert old is not None
-        _write(conn, agent_id, key, *in_place, old)
-        return in_place[0]
-    return _store(conn, agent_id, key, apply_patch(_parse_stored(old), patch), old)
+        return in_place
+    return checked_entry(agent_id, key, apply_patch(parse_stored(old), patch))
 
 
-def _patch_in_place(old: _Stored, patch: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def patch_in_place(old: Stored, patch: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """The patched text and columns without parsing the entry (formats/entry_patch.py), or
     None when only the full path can tell: the required fields or the channel change, or
     the stored entry is not a valid one."""
@@ -378,7 +411,7 @@ def update_entry(
     """Read-modify-write as one step: `mutator(entry or None)` returns the new entry, or
     None to leave the index unchanged. It runs inside the write transaction."""
     old = _read_stored(conn, agent_id, key)
-    current = _parse_stored(old)
+    current = parse_stored(old)
     result = mutator(current)
     if result is None:
         return current
@@ -414,26 +447,41 @@ def delete_entries(conn: sqlite3.Connection, agent_id: str, keys: Iterable[str])
 _UPDATED_AT_LINE = re.compile(r'\n    "updatedAt": (-?[0-9][0-9.eE+-]*)(?=,?\n)')
 
 
-def touch_entry(conn: sqlite3.Connection, agent_id: str, key: str, updated_at: int) -> None:
-    """The updatedAt fast path: rewrites one number in the stored text, no JSON parse."""
+def check_touch(updated_at: int) -> None:
     if isinstance(updated_at, bool) or not isinstance(updated_at, int):
         raise InvalidEntryError(f"updatedAt must be an integer (epoch ms), got {updated_at!r}")
-    row = conn.execute(
-        "SELECT entry_json, problem FROM session_entries WHERE agent_id = ? AND session_key = ?",
-        (agent_id, key),
-    ).fetchone()
-    if row is None:
-        raise NotFoundError(f"no session {key!r} for agent {agent_id!r}")
-    text, problem = str(row[0]), row[1]
+
+
+def touched_text(text: str, problem: str | None, updated_at: int) -> str | None:
+    """The stored text with its top-level updatedAt replaced, without a JSON parse; None
+    when only a patch can tell (the entry is not in canonical form, or has a problem)."""
     # An imported entry with a problem (no sessionId, ...) must fail exactly as a patch does,
     # not be silently re-stamped: only valid entries take the fast path.
     fast = problem is None and text.startswith("{\n    ")
     found = list(_UPDATED_AT_LINE.finditer(text)) if fast else []
     if len(found) != 1:
+        return None
+    match = found[0]
+    return f"{text[: match.start(1)]}{updated_at}{text[match.end(1) :]}"
+
+
+def not_found(agent_id: str, key: str) -> NotFoundError:
+    return NotFoundError(f"no session {key!r} for agent {agent_id!r}")
+
+
+def touch_entry(conn: sqlite3.Connection, agent_id: str, key: str, updated_at: int) -> None:
+    """The updatedAt fast path: rewrites one number in the stored text, no JSON parse."""
+    check_touch(updated_at)
+    row = conn.execute(
+        "SELECT entry_json, problem FROM session_entries WHERE agent_id = ? AND session_key = ?",
+        (agent_id, key),
+    ).fetchone()
+    if row is None:
+        raise not_found(agent_id, key)
+    new_text = touched_text(str(row[0]), row[1], updated_at)
+    if new_text is None:
         patch_entry(conn, agent_id, key, {"updatedAt": updated_at})
         return
-    match = found[0]
-    new_text = f"{text[: match.start(1)]}{updated_at}{text[match.end(1) :]}"
     conn.execute(
         "UPDATE session_entries SET entry_json = ?, updated_at = ?, entry_bytes = ? "
         "WHERE agent_id = ? AND session_key = ?",

@@ -1,0 +1,53 @@
+"""Read connections on PostgreSQL: each read is one REPEATABLE READ READ ONLY transaction
+(one snapshot, as a read on SQLite is), on a connection of a small pool opened on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from store_sql.engine.pg.writer import PgConnection
+
+T = TypeVar("T")
+
+
+class PgReaders:
+    """At most `size` read connections; a read waits for a free one."""
+
+    def __init__(self, connect: Callable[[], Awaitable[PgConnection]], size: int) -> None:
+        self._connect = connect
+        self.size = max(1, size)
+        self._free: list[PgConnection] = []
+        self._open = 0
+        self._slots = asyncio.Semaphore(self.size)
+        self.busy = 0
+        self.reads = 0
+
+    async def run(self, fn: Callable[[PgConnection], Awaitable[T]]) -> T:
+        async with self._slots:
+            conn = self._free.pop() if self._free else await self._connect()
+            self.busy += 1
+            broken = False
+            try:
+                async with conn.transaction(isolation="repeatable_read", readonly=True):
+                    return await fn(conn)
+            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+                broken = True
+                raise
+            finally:
+                self.busy -= 1
+                self.reads += 1
+                if broken or conn.is_closed():
+                    conn.terminate()
+                else:
+                    self._free.append(conn)
+
+    async def close(self) -> None:
+        free, self._free = self._free, []
+        for conn in free:
+            with contextlib.suppress(Exception):
+                await conn.close()

@@ -1,0 +1,41 @@
+"""Schema objects only PostgreSQL runs: what `tables.py` cannot say in PostgreSQL's terms.
+
+The Alembic revisions run these on PostgreSQL where they run `extra_sql`'s SQLite text
+(`op.get_context().dialect.name` picks). Each list belongs to the revision named beside it;
+a revision never changes once released, so later schema changes add lists here, used by
+new revisions.
+"""
+
+from __future__ import annotations
+
+# --- 0001: the tables' PostgreSQL details ----------------------------------------------
+
+# A transcript line is `text` when it is valid UTF-8 without NUL (so `->>` reads inside it),
+# else its exact bytes go into `line_bytes` and `line` is NULL: PostgreSQL's `text` refuses
+# invalid UTF-8 and NUL, and one column cannot hold both types as SQLite's BLOB column does.
+# Exactly one of the two is set.
+LINE_BYTES_STATEMENTS = [
+    "ALTER TABLE transcript_lines ALTER COLUMN line DROP NOT NULL",
+    "ALTER TABLE transcript_lines ADD COLUMN line_bytes bytea",
+    "COMMENT ON COLUMN transcript_lines.line_bytes IS "
+    "'the line''s exact bytes when they are not valid UTF-8 text (then line is NULL)'",
+    "ALTER TABLE transcript_lines ADD CONSTRAINT line_text_or_bytes "
+    "CHECK ((line IS NULL) <> (line_bytes IS NULL))",
+]
+
+# The full-text index and the maintainer views of 0001, in PostgreSQL's words (search with
+# pg_trgm, views with `->>`).
+INITIAL_STATEMENTS: list[str] = [*LINE_BYTES_STATEMENTS]
+INITIAL_DROP_STATEMENTS: list[str] = []
+
+# --- 0002: the search index's mark -----------------------------------------------------
+
+SEARCH_STATE_STATEMENTS: list[str] = [
+    "INSERT INTO search_index_state (id, indexed_upto) "
+    "SELECT 1, coalesce(max(line_pk), 0) FROM transcript_lines ON CONFLICT (id) DO NOTHING",
+]
+
+# --- 0006: the external-content search index -------------------------------------------
+
+EXTERNAL_INDEX_STATEMENTS: list[str] = []
+EXTERNAL_INDEX_DROP_STATEMENTS: list[str] = []
