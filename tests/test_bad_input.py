@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import faulthandler
 import hashlib
+import inspect
 import os
 import shutil
 import sqlite3
@@ -511,3 +512,31 @@ def _dump(conn: sqlite3.Connection) -> list[Any]:
         "opaque_files",
     ]
     return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables]
+
+
+SESSION_CASES = [case for case in API_CASES if "transcripts" not in inspect.getsource(case[1])]
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [pytest.param(c, e, m, id=i) for i, c, e, m in SESSION_CASES],
+)
+async def test_bad_session_arguments_on_postgresql_raise_the_same_errors(
+    call: Call, error: type[BaseException], message: str, pg_url: str
+) -> None:
+    """The session cases above on PostgreSQL (the others need transcripts, not there yet)."""
+    async with await Store.open(pg_url) as store:
+        await store.sessions.put("main", "k0", {**ENTRY, "n": 1})
+        before = await store.postgres.read(_pg_dump)
+        with pytest.raises(error) as raised:
+            await call(store)
+        assert message in str(raised.value)
+        assert await store.postgres.read(_pg_dump) == before, "a refused call changed it"
+        await store.sessions.patch("main", "k0", {"n": 2})
+
+
+async def _pg_dump(conn: Any) -> list[Any]:
+    return [
+        [tuple(r) for r in await conn.fetch(f"SELECT * FROM {t} ORDER BY 1")]
+        for t in ("session_indexes", "session_entries", "opaque_files")
+    ]

@@ -1,4 +1,7 @@
-"""Compare-and-swap writes, batches and turns of the Python API (store.sessions)."""
+"""Compare-and-swap writes, batches and turns of the Python API (store.sessions).
+
+The guards and batches run on both backends (`backend`); the turn stays on SQLite (`store`)
+until transcripts are on PostgreSQL: a turn appends to one."""
 
 from __future__ import annotations
 
@@ -13,43 +16,45 @@ AGENT = "main"
 KEY = "agent:main:main"
 
 
-async def test_expect_guards_every_write(store: Store) -> None:
-    await store.sessions.patch(AGENT, KEY, {"sessionId": "s1", "updatedAt": 5})
+async def test_expect_guards_every_write(backend: Store) -> None:
+    await backend.sessions.patch(AGENT, KEY, {"sessionId": "s1", "updatedAt": 5})
     with pytest.raises(ConflictError):
-        await store.sessions.patch(AGENT, KEY, {"a": 1}, expect=Expect(session_id="s2"))
+        await backend.sessions.patch(AGENT, KEY, {"a": 1}, expect=Expect(session_id="s2"))
     with pytest.raises(ConflictError):
-        await store.sessions.patch(AGENT, KEY, {"a": 1}, expect=Expect(updated_at=4))
+        await backend.sessions.patch(AGENT, KEY, {"a": 1}, expect=Expect(updated_at=4))
     with pytest.raises(ConflictError):
-        await store.sessions.put(
+        await backend.sessions.put(
             AGENT, KEY, {"sessionId": "x", "updatedAt": 1}, expect=Expect(exists=False)
         )
     with pytest.raises(ConflictError):
-        await store.sessions.touch(AGENT, KEY, 9, expect=Expect(version="0" * 16))
+        await backend.sessions.touch(AGENT, KEY, 9, expect=Expect(version="0" * 16))
     with pytest.raises(ConflictError):
-        await store.sessions.delete(AGENT, KEY, expect=Expect(session_id="nope"))
+        await backend.sessions.delete(AGENT, KEY, expect=Expect(session_id="nope"))
     with pytest.raises(ConflictError):
-        await store.sessions.patch(AGENT, "agent:main:other", {"a": 1}, expect=Expect(exists=True))
-    assert await store.sessions.get(AGENT, KEY) == {"sessionId": "s1", "updatedAt": 5}
-    current = await store.sessions.get_text(AGENT, KEY)
+        await backend.sessions.patch(
+            AGENT, "agent:main:other", {"a": 1}, expect=Expect(exists=True)
+        )
+    assert await backend.sessions.get(AGENT, KEY) == {"sessionId": "s1", "updatedAt": 5}
+    current = await backend.sessions.get_text(AGENT, KEY)
     assert current is not None
-    entry = await store.sessions.patch(
+    entry = await backend.sessions.patch(
         AGENT, KEY, {"a": 1}, expect=Expect("s1", 5, current.version, True)
     )
     assert entry == {"sessionId": "s1", "updatedAt": 5, "a": 1}
-    after = await store.sessions.get_text(AGENT, KEY)
+    after = await backend.sessions.get_text(AGENT, KEY)
     assert after is not None
     assert after.version != current.version
-    assert await store.sessions.delete(AGENT, KEY, expect=Expect(session_id="s1"))
+    assert await backend.sessions.delete(AGENT, KEY, expect=Expect(session_id="s1"))
 
 
-async def test_compare_and_swap_lets_exactly_one_of_racing_writers_win(store: Store) -> None:
-    await store.sessions.patch(AGENT, KEY, {"sessionId": "s1", "updatedAt": 1})
-    seen = await store.sessions.get_text(AGENT, KEY)
+async def test_compare_and_swap_lets_exactly_one_of_racing_writers_win(backend: Store) -> None:
+    await backend.sessions.patch(AGENT, KEY, {"sessionId": "s1", "updatedAt": 1})
+    seen = await backend.sessions.get_text(AGENT, KEY)
     assert seen is not None
 
     async def bump(n: int) -> bool:
         try:
-            await store.sessions.patch(
+            await backend.sessions.patch(
                 AGENT, KEY, {"winner": n}, expect=Expect(version=seen.version)
             )
         except ConflictError:
@@ -58,31 +63,35 @@ async def test_compare_and_swap_lets_exactly_one_of_racing_writers_win(store: St
 
     outcomes = await asyncio.gather(*(bump(n) for n in range(20)))
     assert outcomes.count(True) == 1
-    entry = await store.sessions.get(AGENT, KEY)
+    entry = await backend.sessions.get(AGENT, KEY)
     assert entry is not None
     assert entry["winner"] == outcomes.index(True)
 
 
-async def test_batch_all_or_nothing(store: Store) -> None:
-    await store.sessions.patch(AGENT, "a", {"sessionId": "a", "updatedAt": 1})
+async def test_batch_all_or_nothing(backend: Store) -> None:
+    await backend.sessions.patch(AGENT, "a", {"sessionId": "a", "updatedAt": 1})
     ops = [
         SessionOp("patch", "a", {"label": "x"}),
         SessionOp("put", "b", {"sessionId": "b", "updatedAt": 2}),
         SessionOp("touch", "a", updated_at=7, expect=Expect(session_id="a")),
     ]
-    results = await store.sessions.batch(AGENT, ops)
+    results = await backend.sessions.batch(AGENT, ops)
     assert [r.key for r in results] == ["a", "b", "a"]
-    assert await store.sessions.get(AGENT, "a") == {"sessionId": "a", "updatedAt": 7, "label": "x"}
+    assert await backend.sessions.get(AGENT, "a") == {
+        "sessionId": "a",
+        "updatedAt": 7,
+        "label": "x",
+    }
     failing = [
         SessionOp("delete", "b"),
         SessionOp("patch", "a", {"n": 1}, expect=Expect(updated_at=1)),
     ]
     with pytest.raises(ConflictError):
-        await store.sessions.batch(AGENT, failing)
-    assert await store.sessions.get(AGENT, "b") is not None
+        await backend.sessions.batch(AGENT, failing)
+    assert await backend.sessions.get(AGENT, "b") is not None
     with pytest.raises(InvalidEntryError):
-        await store.sessions.batch(AGENT, [SessionOp("patch", "c", {"label": "no ids"})])
-    assert await store.sessions.get(AGENT, "c") is None
+        await backend.sessions.batch(AGENT, [SessionOp("patch", "c", {"label": "no ids"})])
+    assert await backend.sessions.get(AGENT, "c") is None
 
 
 async def test_turn_appends_and_updates_in_one_transaction(store: Store) -> None:

@@ -1,4 +1,9 @@
-"""Options every command shares (`--db`, `--json`) and running a coroutine on a Store."""
+"""Options every command shares (`--db`, `--json`) and running a coroutine on a Store.
+
+`--db` is a SQLite file or a PostgreSQL URL (`postgresql://...`). A URL is never taken for
+a path: commands whose work is on PostgreSQL say so with `set_defaults(on_postgres=True)`
+(`on_postgres`); cli/main.py refuses a URL for every other command, in one line, before
+it runs (`BackendNotSupportedError`)."""
 
 from __future__ import annotations
 
@@ -8,7 +13,8 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from store_sql.errors import InvalidEntryError
+from store_sql.engine.pg.url import is_postgres_url
+from store_sql.errors import BackendNotSupportedError, InvalidEntryError
 from store_sql.formats import jsjson
 from store_sql.store import DEFAULT_DB_ENV, Store
 
@@ -21,7 +27,7 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         default=os.environ.get(DEFAULT_DB_ENV, DEFAULT_DB),
-        help=f"database file (default: ${DEFAULT_DB_ENV} or ./{DEFAULT_DB})",
+        help=f"database file or postgresql:// URL (default: ${DEFAULT_DB_ENV} or ./{DEFAULT_DB})",
     )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
@@ -33,6 +39,19 @@ def add_agent(parser: argparse.ArgumentParser, *, required: bool = False) -> Non
         default=None if required else "main",
         help="agent id" + ("" if required else " (default: main)"),
     )
+
+
+def on_postgres(parser: argparse.ArgumentParser) -> None:
+    """Mark a command as working on a PostgreSQL `--db` too."""
+    parser.set_defaults(on_postgres=True)
+
+
+def refuse_unported(args: argparse.Namespace) -> None:
+    """BackendNotSupportedError when `--db` is a PostgreSQL URL and the command is not on
+    PostgreSQL yet, so no command ever takes the URL for a file path."""
+    db = getattr(args, "db", None)
+    if isinstance(db, str) and is_postgres_url(db) and not getattr(args, "on_postgres", False):
+        raise BackendNotSupportedError.not_yet(f"store-sql {args.command_name}")
 
 
 def with_store(

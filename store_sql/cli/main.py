@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from store_sql.cli import output
+from store_sql.cli.common import refuse_unported
 from store_sql.engine.damage import corruption_error, is_corruption
 from store_sql.errors import StoreError
 
@@ -58,7 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _command_modules():
         module.register(sub)
+    _name_commands(parser, "store-sql")
     return parser
+
+
+def _name_commands(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Give every (sub)command its full name as `command_name` (for one-line refusals)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                full = f"{prog} {name}".removeprefix("store-sql ")
+                child.set_defaults(command_name=full)
+                _name_commands(child, f"{prog} {name}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         try:
+            refuse_unported(args)
             code: int = args.handler(args)
         except sqlite3.DatabaseError as exc:
             # Reads through the console (stats, search, doctor) meet SQLite directly.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from store_sql.cli import output
-from store_sql.cli.common import add_common
-from store_sql.engine.opening import prepare
+from store_sql.cli.common import add_common, on_postgres
+from store_sql.engine.opening import OpenReport, prepare
+from store_sql.engine.pg.url import is_postgres_url, mask_password
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -16,21 +18,31 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_common(p)
     p.add_argument("--no-backup", action="store_true", help="skip the VACUUM INTO backup")
     p.set_defaults(handler=_migrate)
+    on_postgres(p)
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    report = prepare(Path(args.db), upgrade=True, backup=not args.no_backup)
+    report: OpenReport
+    if is_postgres_url(args.db):
+        from store_sql.engine.pg import opening
+
+        # No backup on PostgreSQL: its tools (pg_dump, the server's own backups) do that.
+        report = asyncio.run(opening.prepare(args.db))
+        shown = mask_password(args.db)
+    else:
+        report = prepare(Path(args.db), upgrade=True, backup=not args.no_backup)
+        shown = args.db
     result = {
-        "db": args.db,
+        "db": shown,
         "created": report.created,
         "upgraded_from": report.upgraded_from,
         "backup": str(report.backup_path) if report.backup_path else None,
     }
     if report.created:
-        human = f"created {args.db}"
+        human = f"created {shown}"
     elif report.upgraded_from:
-        human = f"upgraded {args.db} from {report.upgraded_from} (backup: {report.backup_path})"
+        human = f"upgraded {shown} from {report.upgraded_from} (backup: {report.backup_path})"
     else:
-        human = f"{args.db} is up to date"
+        human = f"{shown} is up to date"
     output.emit(result, args.json, human)
     return 0

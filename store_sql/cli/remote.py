@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.service.remote import ServiceClient, segment
 
 LOCAL_ENV = "STORE_SQL_LOCAL"
@@ -26,7 +27,8 @@ LOCAL_ENV = "STORE_SQL_LOCAL"
 
 def server_for(args: argparse.Namespace) -> ServiceClient | None:
     """A client of the server owning `args.db`, or None to work locally."""
-    if os.environ.get(LOCAL_ENV) == "1":
+    if os.environ.get(LOCAL_ENV) == "1" or is_postgres_url(args.db):
+        # Several processes write one PostgreSQL database at once: no server to defer to.
         return None
     client = ServiceClient.for_database(Path(os.path.abspath(args.db)))
     if client is not None and not getattr(args, "json", False):

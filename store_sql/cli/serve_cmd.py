@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from store_sql.cli.common import on_postgres
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.service.bodies import DEFAULT_MAX_BODY
 from store_sql.store import DEFAULT_DB_ENV
 
@@ -24,14 +26,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--db",
         default=os.environ.get(DEFAULT_DB_ENV, "store.sqlite"),
-        help=f"database file (default: ${DEFAULT_DB_ENV} or ./store.sqlite)",
+        help=f"database file or postgresql:// URL (default: ${DEFAULT_DB_ENV} or ./store.sqlite)",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--socket", type=Path, help="listen on this unix socket (mode 0600)")
     where.add_argument("--host", default="127.0.0.1", help="TCP address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0: any)")
     p.add_argument(
-        "--token-file", type=Path, help="bearer token file (default: FILE.token, made 0600)"
+        "--token-file",
+        type=Path,
+        help="bearer token file (default: FILE.token, made 0600; required with a URL)",
     )
     p.add_argument("--tls-cert", type=Path, help="TLS certificate (required off loopback)")
     p.add_argument("--tls-key", type=Path, help="TLS private key")
@@ -48,13 +52,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--json", action="store_true", help="announce the address as a JSON line")
     p.set_defaults(handler=_serve)
+    on_postgres(p)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from store_sql.service.serve import ServeOptions, main
 
     options = ServeOptions(
-        db=Path(args.db),
+        db=args.db if is_postgres_url(args.db) else Path(args.db),
         socket=args.socket,
         host=args.host,
         port=args.port,

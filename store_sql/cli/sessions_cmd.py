@@ -6,7 +6,13 @@ import argparse
 from typing import Any
 
 from store_sql.cli import output
-from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
+from store_sql.cli.common import (
+    add_agent,
+    add_common,
+    json_object_argument,
+    on_postgres,
+    with_store,
+)
 from store_sql.cli.remote import agent_path, server_for, session_path, via
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
@@ -29,12 +35,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--updated-after", type=int, help="epoch ms")
     p.add_argument("--updated-before", type=int, help="epoch ms")
     p.set_defaults(handler=_list)
+    on_postgres(p)
 
     p = cmds.add_parser("get", help="one entry as JSON (as sessions.json holds it)")
     add_common(p)
     add_agent(p)
     p.add_argument("key")
     p.set_defaults(handler=_get)
+    on_postgres(p)
 
     p = cmds.add_parser("patch", help="merge a JSON object into an entry (null removes a field)")
     add_common(p)
@@ -42,12 +50,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("key")
     p.add_argument("patch", metavar="PATCH_JSON")
     p.set_defaults(handler=_patch)
+    on_postgres(p)
 
     p = cmds.add_parser("delete", help="remove an entry")
     add_common(p)
     add_agent(p)
     p.add_argument("key")
     p.set_defaults(handler=_delete)
+    on_postgres(p)
 
     p = cmds.add_parser(
         "recover",
@@ -57,6 +67,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     add_common(p)
     add_agent(p)
     p.set_defaults(handler=_recover)
+    on_postgres(p)
 
     _register_lifecycle(cmds)
 

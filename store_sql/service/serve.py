@@ -29,6 +29,7 @@ from typing import Any, Final
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.errors import StoreError
 from store_sql.service import discovery
 from store_sql.service.app import Service
@@ -57,7 +58,8 @@ class ServeRefusedError(StoreError):
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
-    db: Path
+    db: Path | str
+    """The SQLite file, or a PostgreSQL URL (several servers may serve one such database)."""
     socket: Path | None = None
     host: str = "127.0.0.1"
     port: int = 8765
@@ -217,7 +219,7 @@ class _Server(uvicorn.Server):
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    db: Path
+    db: Path | str
     token: str
     token_file: Path
     sock: socket.socket
@@ -227,6 +229,14 @@ def prepare(options: ServeOptions) -> _Prepared:
     """Everything before the event loop: check the options, make or read the token,
     refuse a database another server owns, bind the socket."""
     check_options(options)
+    if isinstance(options.db, str) and is_postgres_url(options.db):
+        # No file to put the token or the discovery file beside: the token file is named,
+        # and any number of servers may write one PostgreSQL database.
+        if options.token_file is None:
+            raise ServeRefusedError("serving a PostgreSQL database needs --token-file")
+        token = load_or_create_token(options.token_file)
+        sock = bind_unix(options.socket) if options.socket else bind_tcp(options.host, options.port)
+        return _Prepared(options.db, token, options.token_file, sock)
     db = Path(os.path.abspath(options.db))
     token_file = options.token_file or db.with_name(db.name + ".token")
     token = load_or_create_token(token_file)
@@ -268,17 +278,20 @@ async def run(
     )
     server = _Server(config, service)
     where = discovery.Address.of_socket(sock, tls=options.tls_cert is not None)
-    marker = discovery.write(ready.db, where, ready.token_file)
+    marker = (
+        discovery.write(ready.db, where, ready.token_file) if isinstance(ready.db, Path) else None
+    )
     try:
         if announce is not None:
-            announce({"db": str(ready.db), "url": where.url, "pid": os.getpid()})
+            announce({"db": store.location, "url": where.url, "pid": os.getpid()})
         await server.serve(sockets=[sock])
     finally:
         service.state.stop()
         try:
             await store.close()
         finally:
-            discovery.remove(marker)
+            if marker is not None:
+                discovery.remove(marker)
             if options.socket is not None:
                 with contextlib.suppress(OSError):
                     options.socket.unlink()

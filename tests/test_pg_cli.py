@@ -1,0 +1,187 @@
+"""`--db postgresql://...` on the command line and on `store-sql serve`, in real processes.
+
+The session commands give the same output on both backends; every command not on
+PostgreSQL yet refuses the URL in one line (exit 2, no traceback) and never takes it for a
+path (no file appears); a password never shows. The PostgreSQL-only parts (URL refusals,
+the server on a URL) are PostgreSQL's by nature; the rest runs on both backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store_sql.cli.main import build_parser
+from store_sql.service.discovery import Address
+from store_sql.service.remote import ServiceClient
+
+REPO = Path(__file__).resolve().parent.parent
+STORE_SQL = Path(sys.executable).with_name("store-sql")
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "store_sql", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def ok(*args: str, cwd: Path) -> str:
+    done = cli(*args, cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_session_commands_print_the_same_on_both_backends(
+    backend_location: str | Path, tmp_path: Path
+) -> None:
+    db = str(backend_location)
+    ok("migrate", "--db", db, cwd=tmp_path)
+    entry = '{"sessionId": "s1", "updatedAt": 1700000000000, "label": "ü", "n": 1.5}'
+    patched = ok("sessions", "patch", "agent:main:a", entry, "--db", db, cwd=tmp_path)
+    assert patched == (
+        '{\n  "sessionId": "s1",\n  "updatedAt": 1700000000000,\n  "label": "ü",\n  "n": 1.5\n}\n'
+    )
+    ok("sessions", "patch", "agent:main:b", '{"sessionId": "s2", "updatedAt": 5}', "--db", db,
+       cwd=tmp_path)  # fmt: skip
+    listed = json.loads(ok("sessions", "list", "--json", "--db", db, cwd=tmp_path))
+    assert [s["key"] for s in listed["sessions"]] == ["agent:main:a", "agent:main:b"]
+    got = ok("sessions", "get", "agent:main:a", "--db", db, cwd=tmp_path)
+    assert got == patched
+    ok("sessions", "delete", "agent:main:b", "--db", db, cwd=tmp_path)
+    listed = json.loads(ok("sessions", "list", "--json", "--db", db, cwd=tmp_path))
+    assert [s["key"] for s in listed["sessions"]] == ["agent:main:a"]
+
+
+def _every_command() -> list[list[str]]:
+    """Every leaf command of the parser, with placeholder arguments its parser accepts."""
+    found: list[list[str]] = []
+
+    def walk(parser: Any, words: list[str]) -> None:
+        subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if not subs:
+            positional = [
+                "x"
+                for a in parser._actions
+                if not a.option_strings and a.nargs not in ("?", "*") and a.dest != "help"
+            ]
+            required = [
+                word
+                for a in parser._actions
+                if a.option_strings and a.required
+                for word in (a.option_strings[0], "x")
+            ]
+            found.append([*words, *positional, *required])
+            return
+        for name, child in subs[0].choices.items():
+            walk(child, [*words, name])
+
+    walk(build_parser(), [])
+    return found
+
+
+def _on_postgres(command: list[str]) -> bool:
+    args = build_parser().parse_args([*command, "--db", "postgresql://x@/y"])
+    return bool(getattr(args, "on_postgres", False))
+
+
+UNPORTED = [c for c in _every_command() if not _on_postgres(c)]
+PORTED = [c for c in _every_command() if _on_postgres(c)]
+
+
+def test_the_commands_on_postgresql_are_the_session_index_ones_migrate_and_serve() -> None:
+    assert sorted(" ".join(c[:2]) for c in PORTED) == [
+        "migrate",
+        "serve",
+        "sessions delete",
+        "sessions get",
+        "sessions list",
+        "sessions patch",
+        "sessions recover",
+    ]
+
+
+@pytest.mark.parametrize("command", UNPORTED, ids=lambda c: " ".join(c[:2]))
+def test_commands_not_on_postgresql_refuse_the_url_in_one_line(
+    command: list[str], tmp_path: Path
+) -> None:
+    url = "postgresql://me:s3cret@/nowhere?host=/nonexistent"
+    done = cli(*command, "--db", url, cwd=tmp_path)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "is not on PostgreSQL yet" in lines[0]
+    assert "Traceback" not in done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing was created under the URL's name
+
+
+def test_ported_commands_name_the_url_with_its_password_masked(tmp_path: Path) -> None:
+    url = "postgresql://me:s3cret@/nowhere?host=/nonexistent"
+    for command in (["sessions", "list"], ["migrate"]):
+        done = cli(*command, "--db", url, "--json", cwd=tmp_path)
+        assert done.returncode == 2
+        error = json.loads(done.stderr)
+        assert error["error"] == "DatabaseRefusedError"
+        assert "postgresql://me:***@/nowhere" in error["message"]
+        assert "s3cret" not in done.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_serve_on_a_url_answers_session_routes(pg_url: str, tmp_path: Path) -> None:
+    ok("migrate", "--db", pg_url, cwd=tmp_path)
+    sock = tmp_path / "s.sock"
+    token_file = tmp_path / "token"
+    refused = cli("serve", "--db", pg_url, "--socket", str(sock), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "needs --token-file" in refused.stderr
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                str(STORE_SQL),
+                "serve",
+                "--db",
+                pg_url,
+                "--socket",
+                str(sock),
+                "--token-file",
+                str(token_file),
+                "--json",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not log.read_text().strip() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.05)
+        announced = json.loads(log.read_text().splitlines()[0])
+        assert announced["db"] == pg_url
+        client = ServiceClient(Address(str(sock), None, None), token_file.read_text().strip())
+        put = client.request(
+            "PATCH", "/v1/agents/main/sessions/k", {"patch": {"sessionId": "s", "updatedAt": 3}}
+        )
+        assert put.status == 200, put.body
+        listed = client.request("GET", "/v1/agents/main/sessions")
+        assert [s["key"] for s in listed.json()["sessions"]] == ["k"]
+        unported = client.request("GET", "/v1/agents/main/transcripts")
+        assert unported.status == 400
+        assert "not on PostgreSQL yet" in unported.json()["error"]["message"]
+        assert not list(tmp_path.glob("*.serve"))  # no discovery file for a URL
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)

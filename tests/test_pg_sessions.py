@@ -1,0 +1,186 @@
+"""The session index on PostgreSQL across processes: compare-and-swap holds between two
+real processes writing one database (each with its own writer and group commit), a key is
+created once however many processes race to create it, and listing reads no entry text.
+
+PostgreSQL only by nature: one SQLite database has one writing process (docs/GUARANTEES.md),
+so there is no second process to race with; what both backends share is in
+test_sessions.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+
+from store_sql import Store
+from store_sql.sessions.guards import Expect
+
+REPO = Path(__file__).resolve().parent.parent
+
+CHILD = r"""
+import asyncio, json, sys, time
+from pathlib import Path
+from store_sql import ConflictError, Store
+from store_sql.sessions.guards import Expect
+
+url, go = sys.argv[1], Path(sys.argv[2])
+rounds, tasks, keys = (int(a) for a in sys.argv[3:6])
+
+async def main():
+    store = await Store.open(url)
+    created = []
+    conflicts = 0
+
+    async def by_update():
+        for _ in range(rounds):
+            await store.sessions.update("main", "counter", lambda e: {**e, "n": e["n"] + 1})
+
+    async def by_expected_version():
+        nonlocal conflicts
+        for _ in range(rounds):
+            while True:
+                current = await store.sessions.get_text("main", "counter")
+                value = current.value()
+                try:
+                    await store.sessions.patch(
+                        "main", "counter", {"m": value["m"] + 1},
+                        expect=Expect(version=current.version),
+                    )
+                    break
+                except ConflictError:
+                    conflicts += 1
+
+    async def create_once(i):
+        entry = {"sessionId": f"s{i}", "updatedAt": i}
+        try:
+            await store.sessions.put("main", f"new:{i}", entry, expect=Expect(exists=False))
+            created.append(i)
+        except ConflictError:
+            pass
+
+    while not go.exists():
+        await asyncio.sleep(0.005)
+    await asyncio.gather(
+        *(by_update() for _ in range(tasks)),
+        *(by_expected_version() for _ in range(tasks)),
+        *(create_once(i) for i in range(keys)),
+    )
+    await store.close()
+    print(json.dumps({"created": created, "conflicts": conflicts}))
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_never_lose_an_update(pg_url: str, tmp_path: Path) -> None:
+    rounds, tasks, keys = 40, 3, 60
+    async with await Store.open(pg_url) as store:
+        await store.sessions.put("main", "counter", {"sessionId": "c", "updatedAt": 1, "n": 0,
+                                                      "m": 0})  # fmt: skip
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    args = [sys.executable, "-c", CHILD, pg_url, str(go), str(rounds), str(tasks), str(keys)]
+    children = [
+        await asyncio.create_subprocess_exec(
+            *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        for _ in range(2)
+    ]
+    go.touch()
+    outputs = []
+    for child in children:
+        out, err = await asyncio.wait_for(child.communicate(), timeout=600)
+        assert child.returncode == 0, err.decode()
+        outputs.append(json.loads(out))
+    async with await Store.open(pg_url) as store:
+        counter = await store.sessions.get("main", "counter")
+        assert counter is not None
+        # every read-modify-write of both processes counted exactly once
+        assert counter["n"] == 2 * tasks * rounds
+        assert counter["m"] == 2 * tasks * rounds
+        created = sorted(outputs[0]["created"] + outputs[1]["created"])
+        assert created == list(range(keys))  # each key created by exactly one process
+        for i in range(keys):
+            assert await store.sessions.get("main", f"new:{i}") == {
+                "sessionId": f"s{i}",
+                "updatedAt": i,
+            }
+        assert await store.sessions.count_entries("main") == keys + 1
+
+
+async def test_listing_never_reads_entry_json(pg_url: str) -> None:
+    """The PostgreSQL twin of test_sessions.py's SQLite-authorizer check: a role that may
+    read every column of session_entries but entry_json lists and counts all the same."""
+    async with await Store.open(pg_url) as store:
+        for i in range(4):
+            label = "x" if i % 2 else "y"
+            await store.sessions.patch(
+                "main", f"k{i}", {"sessionId": "s", "updatedAt": i, "label": label}
+            )
+    role = f"r_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_url)
+    try:
+        await admin.execute(f"CREATE ROLE {role}")
+        await admin.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        await admin.execute(f"REVOKE SELECT ON session_entries FROM {role}")
+        columns = [
+            r[0]
+            for r in await admin.fetch(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'session_entries' AND column_name <> 'entry_json'"
+            )
+        ]
+        await admin.execute(f"GRANT SELECT ({', '.join(columns)}) ON session_entries TO {role}")
+        from store_sql.sessions import pg_rows
+        from store_sql.sessions.rows import ListFilter
+
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(f"SET ROLE {role}")
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                listed = await pg_rows.list_entries(conn, "main", ListFilter(label="x"), 10, 0)
+                assert [s.key for s in listed] == ["k3", "k1"]
+                assert await pg_rows.count_entries(conn, "main", ListFilter()) == 4
+            try:
+                await conn.fetch("SELECT entry_json FROM session_entries")
+            except asyncpg.InsufficientPrivilegeError:
+                pass  # the role really cannot read the text: the listing above did not
+            else:
+                raise AssertionError("the role could read entry_json")
+        finally:
+            await conn.close()
+    finally:
+        await admin.execute(f"DROP OWNED BY {role}")
+        await admin.execute(f"DROP ROLE {role}")
+        await admin.close()
+
+
+async def test_expect_and_batch_hold_on_postgresql_as_on_sqlite(pg_url: str) -> None:
+    """A failing op of a batch leaves nothing written, also next to other writers' groups."""
+    from store_sql import ConflictError
+    from store_sql.sessions.guards import SessionOp
+
+    async with await Store.open(pg_url) as store:
+        await store.sessions.put("main", "a", {"sessionId": "s", "updatedAt": 1})
+        batch = store.sessions.batch(
+            "main",
+            [
+                SessionOp("patch", "a", {"label": "L"}),
+                SessionOp("put", "b", {"sessionId": "t", "updatedAt": 2}),
+                SessionOp("touch", "a", updated_at=5, expect=Expect(updated_at=99)),
+            ],
+        )
+        others = [store.sessions.patch("main", f"o{i}", {"sessionId": "o", "updatedAt": i})
+                  for i in range(10)]  # fmt: skip
+        results = await asyncio.gather(batch, *others, return_exceptions=True)
+        assert isinstance(results[0], ConflictError)
+        assert all(isinstance(r, dict) for r in results[1:])
+        assert await store.sessions.get("main", "a") == {"sessionId": "s", "updatedAt": 1}
+        assert await store.sessions.get("main", "b") is None
+        assert await store.sessions.count_entries("main") == 11
