@@ -1,0 +1,264 @@
+"""Appends on PostgreSQL: a whole writer group in three statements (the twin of appends.py).
+
+Several processes may append to one transcript, so a group first locks the rows of every
+transcript it appends to (`FOR UPDATE`, in transcript_id order, so two groups cannot
+deadlock on them) and reads their leaf and counters under that lock; the lock is held to
+COMMIT, so another process's group waits and then sees the new leaf. Then:
+
+1. lock: resolve every target and lock its transcript row;
+2. look up, in one statement, what the appends need of the stored lines: the entries
+   holding the idempotency keys they carry, the parents they name, and whether a transcript
+   follows today's tree rules (its append point);
+3. place the entries (`appends.append_to_chain`, the same code as on SQLite) and write
+   everything in one statement: the lines, their keys, the transcripts' counters and leaves
+   (`unnest` arrays), guarded by a check that no stored entry has one of the new ids.
+
+Idempotency keys hold across processes through `idempotency_keys`' primary key, not the
+lookup: a key that is found stored returns the stored entry; a key another writer stored
+without the transcript's lock makes the write fail and the group run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
+from store_sql.transcripts import pg_reads
+from store_sql.transcripts.appends import (
+    LEAF,
+    Appended,
+    AppendMutation,
+    Chain,
+    NewIdTakenError,
+    StoredKey,
+)
+from store_sql.transcripts.appends import append_to_chain as place
+from store_sql.transcripts.pg_rows import NAVIGATION_LINES
+from store_sql.transcripts.rows import INFO_COLUMNS, info_of_row, now_iso, pick_live
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["append_group"]
+
+_LOCK = (
+    f"SELECT {INFO_COLUMNS} FROM transcripts "
+    "WHERE transcript_id = ANY($1::bigint[]) OR ((agent_id, session_id) IN "
+    "(SELECT * FROM unnest($2::text[], $3::text[])) "
+    "AND kind IN ('live', 'fork') AND superseded_by IS NULL) "
+    "ORDER BY transcript_id FOR UPDATE"
+)
+
+# One statement, three questions, told apart by the first column.
+_LOOKUP = (
+    "SELECT 'k', k.transcript_id, k.key, l.entry_id, l.pos, l.parent_id "
+    "FROM unnest($1::bigint[], $2::text[]) AS u(tid, key) "
+    "JOIN idempotency_keys k ON k.transcript_id = u.tid AND k.key = u.key "
+    "JOIN transcript_lines l ON l.transcript_id = k.transcript_id AND l.pos = k.pos "
+    "UNION ALL "
+    "SELECT 'p', u.tid, u.name, NULL, (SELECT max(l.pos) FROM transcript_lines l "
+    "WHERE l.transcript_id = u.tid AND l.entry_id = u.name AND l.kind = 'entry' "
+    "AND l.pos < u.before), NULL "
+    "FROM unnest($3::bigint[], $4::text[], $5::bigint[]) AS u(tid, name, before) "
+    "UNION ALL "
+    "SELECT 'n', u.tid, NULL, NULL, NULL, NULL FROM unnest($6::bigint[]) AS u(tid) "
+    "WHERE EXISTS (SELECT 1 FROM transcript_lines l WHERE l.transcript_id = u.tid AND "
+    f"{NAVIGATION_LINES.format(p='l.')})"
+)
+
+_WRITE = (
+    "WITH new AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
+    "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[]) "
+    "AS n(transcript_id, pos, line, entry_id, parent_id, parent_pos, type, role, timestamp, "
+    "idempotency_key, byte_size)), "
+    "taken AS (SELECT l.transcript_id, l.entry_id FROM new JOIN transcript_lines l "
+    "ON l.transcript_id = new.transcript_id AND l.entry_id = new.entry_id LIMIT 1), "
+    "lines AS (INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, "
+    "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size) "
+    "SELECT transcript_id, pos, line, 'entry', entry_id, parent_id, parent_pos, type, role, "
+    "timestamp, idempotency_key, byte_size FROM new WHERE NOT EXISTS (SELECT 1 FROM taken)), "
+    "keys AS (INSERT INTO idempotency_keys (transcript_id, key, pos) "
+    "SELECT transcript_id, idempotency_key, pos FROM new "
+    "WHERE idempotency_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM taken) "
+    "ON CONFLICT DO NOTHING RETURNING 1), "
+    "moved AS (UPDATE transcripts t SET line_count = t.line_count + a.lines, "
+    "entry_count = t.entry_count + a.lines, "
+    "byte_size = t.byte_size + a.bytes "
+    "+ (CASE WHEN t.ends_with_newline <> 0 OR t.line_count = 0 THEN 0 ELSE 1 END), "
+    "ends_with_newline = 1, leaf_pos = a.leaf_pos, leaf_id = a.leaf_id "
+    "FROM unnest($12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[]) "
+    "AS a(transcript_id, lines, bytes, leaf_pos, leaf_id) "
+    "WHERE t.transcript_id = a.transcript_id AND NOT EXISTS (SELECT 1 FROM taken)) "
+    "SELECT (SELECT transcript_id FROM taken), (SELECT entry_id FROM taken), "
+    "(SELECT count(*) FROM keys)"
+)
+
+
+class _Stored:
+    """`appends.StoredLines` answered from what `_LOOKUP` read for the group."""
+
+    __slots__ = ("keys", "navigated", "parents")
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[int, str], StoredKey] = {}
+        self.parents: dict[tuple[int, str], int | None] = {}
+        self.navigated: dict[int, tuple[str | None, int | None]] = {}
+
+    def append_point(self, transcript_id: int) -> tuple[str | None, int | None] | None:
+        return self.navigated.get(transcript_id)
+
+    def parent_pos(self, transcript_id: int, parent_id: str, before_pos: int) -> int | None:
+        return self.parents.get((transcript_id, parent_id))
+
+    def stored_key(self, transcript_id: int, key: str) -> StoredKey | None:
+        return self.keys.get((transcript_id, key))
+
+    def id_taken(self, transcript_id: int, entry_id: str) -> bool:
+        return False  # the write checks every new id against the stored ones
+
+
+async def append_group(
+    conn: asyncpg.Connection, mutations: Sequence[AppendMutation]
+) -> list[list[Appended]]:
+    """Run `mutations` in order as one, with the same entries and results as running them
+    one after another. Any error leaves the caller (the writer) to run them again alone."""
+    chains = await _lock(conn, mutations)
+    stored = await _look_up(conn, chains, mutations)
+    now = now_iso()
+    results = [
+        place(stored, chains[(m.agent_id, m.target)], m.entries, m.parent_id, now)
+        for m in mutations
+    ]
+    unique = {id(chain): chain for chain in chains.values()}.values()
+    await _write(conn, [chain for chain in unique if chain.params])
+    return results
+
+
+async def _lock(
+    conn: asyncpg.Connection, mutations: Sequence[AppendMutation]
+) -> dict[tuple[str, int | str], Chain]:
+    """Lock every target's transcript row and make its chain. A session id and the
+    transcript_id of the same transcript share one chain."""
+    ids: set[int] = set()
+    sessions: set[tuple[str, str]] = set()
+    for m in mutations:
+        target = m.target
+        if isinstance(target, bool) or not isinstance(target, str | int):
+            raise InvalidEntryError(
+                f"a transcript is named by a session id (str) or a transcript_id (int), "
+                f"got {type(target).__name__} {target!r}"
+            )
+        if isinstance(target, int):
+            ids.add(target)
+        else:
+            sessions.add((m.agent_id, target))
+    agents = [a for a, _ in sessions]
+    session_ids = [s for _, s in sessions]
+    rows = await conn.fetch(_LOCK, sorted(ids), agents, session_ids)
+    by_tid = {row[0]: row for row in rows}
+    live: dict[tuple[str, str], list[Any]] = {}
+    for row in rows:
+        # INFO_COLUMNS: 1 agent_id, 3 session_id, 4 kind, 18 superseded_by
+        if row[4] in ("live", "fork") and row[18] is None and (row[1], row[3]) in sessions:
+            live.setdefault((row[1], row[3]), []).append(row)
+    chains: dict[tuple[str, int | str], Chain] = {}
+    made: dict[int, Chain] = {}
+    for m in mutations:
+        name = (m.agent_id, m.target)
+        if name in chains:
+            continue
+        if isinstance(m.target, int):
+            row = by_tid.get(m.target)
+            if row is None:
+                raise NotFoundError(f"no transcript with id {m.target}")
+            if row[1] != m.agent_id:
+                raise NotFoundError(
+                    f"agent {m.agent_id!r} has no transcript with id {m.target} (it belongs to "
+                    f"agent {row[1]!r})"
+                )
+        else:
+            found = live.get((m.agent_id, m.target))
+            if not found:
+                raise NotFoundError(
+                    f"agent {m.agent_id!r} has no live transcript for session {m.target!r}"
+                )
+            row = pick_live(m.target, found)
+        chain = made.get(row[0])
+        if chain is None:
+            chain = made[row[0]] = Chain.of(info_of_row(row))
+            chain.check_ids = False
+            chain.stored_keys = None
+        chains[name] = chain
+    return chains
+
+
+async def _look_up(
+    conn: asyncpg.Connection,
+    chains: dict[tuple[str, int | str], Chain],
+    mutations: Sequence[AppendMutation],
+) -> _Stored:
+    keys: set[tuple[int, str]] = set()
+    parents: set[tuple[int, str, int]] = set()
+    to_leaf: set[int] = set()
+    for m in mutations:
+        chain = chains[(m.agent_id, m.target)]
+        tid = chain.transcript_id
+        for entry in m.entries:
+            if entry.key is not None:
+                keys.add((tid, entry.key))
+        if m.parent_id == LEAF:
+            to_leaf.add(tid)
+        elif m.parent_id is not None:
+            parents.add((tid, m.parent_id, chain.stored_lines))
+    stored = _Stored()
+    key_list, parent_list = sorted(keys), sorted(parents)
+    rows = await conn.fetch(
+        _LOOKUP,
+        [t for t, _ in key_list], [k for _, k in key_list],
+        [t for t, _, _ in parent_list], [p for _, p, _ in parent_list],
+        [b for _, _, b in parent_list],
+        sorted(to_leaf),
+    )  # fmt: skip
+    for tag, tid, name, entry_id, pos, parent_id in rows:
+        if tag == "k":
+            stored.keys[(tid, name)] = (entry_id, int(pos), parent_id)
+        elif tag == "p":
+            stored.parents[(tid, name)] = None if pos is None else int(pos)
+        else:
+            navigated = await pg_reads.navigation(conn, tid)
+            if navigated is not None:
+                stored.navigated[tid] = navigated.append_point()
+    return stored
+
+
+async def _write(conn: asyncpg.Connection, chains: list[Chain]) -> None:
+    if not chains:
+        return
+    lines: list[list[Any]] = [[] for _ in range(11)]
+    for chain in chains:
+        for params in chain.params:
+            for column, value in zip(lines, params, strict=True):
+                column.append(value)
+    texts = lines[2]
+    for i, line in enumerate(texts):
+        texts[i] = line.decode("utf-8")  # jsjson's JSON text: valid UTF-8, never a raw NUL
+    keyed = sum(1 for key in lines[9] if key is not None)
+    taken_tid, taken_id, stored_keys = await conn.fetchrow(
+        _WRITE,
+        *lines,
+        [c.transcript_id for c in chains],
+        [len(c.params) for c in chains],
+        [c.added_bytes for c in chains],
+        [c.leaf_pos for c in chains],
+        [c.leaf_id for c in chains],
+    )
+    if taken_id is not None:
+        raise NewIdTakenError(
+            f"transcript {taken_tid}: new id {taken_id!r} is taken by a stored entry; retrying"
+        )
+    if stored_keys != keyed:
+        raise ConflictError(
+            "an idempotency key of this append was stored meanwhile by a writer that did not "
+            "lock the transcript; append again"
+        )
