@@ -20,7 +20,7 @@ without the transcript's lock makes the write fail and the group run again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
@@ -28,19 +28,19 @@ from store_sql.transcripts import pg_reads
 from store_sql.transcripts.appends import (
     LEAF,
     Appended,
-    AppendMutation,
     Chain,
     NewIdTakenError,
     StoredKey,
 )
 from store_sql.transcripts.appends import append_to_chain as place
+from store_sql.transcripts.entry_lines import prepare_entry
 from store_sql.transcripts.pg_rows import NAVIGATION_LINES
 from store_sql.transcripts.rows import INFO_COLUMNS, info_of_row, now_iso, pick_live
 
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["append_group"]
+__all__ = ["PgAppendMutation", "append_group"]
 
 _LOCK = (
     f"SELECT {INFO_COLUMNS} FROM transcripts "
@@ -95,6 +95,35 @@ _WRITE = (
 )
 
 
+class PgAppendMutation:
+    """One caller's append on PostgreSQL, as a writer mutation the writer combines with the
+    appends queued beside it (`combine`: one `append_group` for the whole run)."""
+
+    __slots__ = ("agent_id", "entries", "parent_id", "target")
+
+    def __init__(
+        self,
+        agent_id: str,
+        target: int | str,
+        entries: Sequence[Mapping[str, Any]],
+        parent_id: str | None,
+    ) -> None:
+        self.agent_id = agent_id
+        self.target = target
+        # Checked and serialised on the caller's side, as on SQLite.
+        self.entries = [prepare_entry(fields) for fields in entries]
+        self.parent_id = parent_id
+
+    async def __call__(self, conn: asyncpg.Connection) -> list[Appended]:
+        return (await append_group(conn, [self]))[0]
+
+    @classmethod
+    async def combine(
+        cls, conn: asyncpg.Connection, mutations: Sequence[PgAppendMutation]
+    ) -> list[list[Appended]]:
+        return await append_group(conn, mutations)
+
+
 class _Stored:
     """`appends.StoredLines` answered from what `_LOOKUP` read for the group."""
 
@@ -119,7 +148,7 @@ class _Stored:
 
 
 async def append_group(
-    conn: asyncpg.Connection, mutations: Sequence[AppendMutation]
+    conn: asyncpg.Connection, mutations: Sequence[PgAppendMutation]
 ) -> list[list[Appended]]:
     """Run `mutations` in order as one, with the same entries and results as running them
     one after another. Any error leaves the caller (the writer) to run them again alone."""
@@ -136,7 +165,7 @@ async def append_group(
 
 
 async def _lock(
-    conn: asyncpg.Connection, mutations: Sequence[AppendMutation]
+    conn: asyncpg.Connection, mutations: Sequence[PgAppendMutation]
 ) -> dict[tuple[str, int | str], Chain]:
     """Lock every target's transcript row and make its chain. A session id and the
     transcript_id of the same transcript share one chain."""
@@ -196,7 +225,7 @@ async def _lock(
 async def _look_up(
     conn: asyncpg.Connection,
     chains: dict[tuple[str, int | str], Chain],
-    mutations: Sequence[AppendMutation],
+    mutations: Sequence[PgAppendMutation],
 ) -> _Stored:
     keys: set[tuple[int, str]] = set()
     parents: set[tuple[int, str, int]] = set()
