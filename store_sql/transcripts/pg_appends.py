@@ -49,15 +49,23 @@ if TYPE_CHECKING:
 
 __all__ = ["PgAppendMutation", "append_group"]
 
+# The targets are found through the primary key and ix_transcripts_session (an OR of the
+# two would scan the table), then locked. A row changed by another writer while the lock
+# waited comes back as it is now: a live transcript superseded meanwhile is no longer live
+# (`_lock` then looks again).
 _LOCK = (
     f"SELECT {INFO_COLUMNS}, EXISTS (SELECT 1 FROM transcript_lines n WHERE "
     f"n.transcript_id = t.transcript_id AND {NAVIGATION_LINES.format(p='n.')}) "
-    "FROM transcripts t "
-    "WHERE transcript_id = ANY($1::bigint[]) OR ((agent_id, session_id) IN "
-    "(SELECT * FROM unnest($2::text[], $3::text[])) "
-    "AND kind IN ('live', 'fork') AND superseded_by IS NULL) "
+    "FROM transcripts t WHERE transcript_id IN ("
+    "SELECT unnest($1::bigint[]) UNION ALL SELECT l.transcript_id "
+    "FROM unnest($2::text[], $3::text[]) AS u(agent_id, session_id) "
+    "JOIN transcripts l ON l.agent_id = u.agent_id AND l.session_id = u.session_id "
+    "AND l.kind IN ('live', 'fork') AND l.superseded_by IS NULL) "
     "ORDER BY transcript_id FOR UPDATE OF t"
 )
+_LOCK_LOOKS = 3
+"""Looks for the live transcripts: one more each time one was replaced while the lock
+waited (what is live then is locked already)."""
 
 # One statement, three questions, told apart by the first column.
 _LOOKUP = (
@@ -214,7 +222,25 @@ async def _lock(conn: asyncpg.Connection, mutations: Sequence[PgAppendMutation])
             ids.add(target)
         else:
             sessions.add((m.agent_id, target))
-    rows = await conn.fetch(_LOCK, sorted(ids), [a for a, _ in sessions], [s for _, s in sessions])
+    for look in range(_LOCK_LOOKS):
+        rows = await conn.fetch(
+            _LOCK, sorted(ids), [a for a, _ in sessions], [s for _, s in sessions]
+        )
+        locked = _resolved(rows, sessions, mutations, final=look == _LOCK_LOOKS - 1)
+        if locked is not None:
+            return locked
+    raise AssertionError("unreachable: the last look resolves or raises")
+
+
+def _resolved(
+    rows: Sequence[Any],
+    sessions: set[tuple[str, str]],
+    mutations: Sequence[PgAppendMutation],
+    *,
+    final: bool,
+) -> _Locked | None:
+    """Each target's locked row; None when a session's live transcript was replaced while
+    the lock waited (look again), unless `final`."""
     locked = _Locked()
     by_tid = {row[0]: row for row in rows}
     live: dict[tuple[str, str], list[Any]] = {}
@@ -239,6 +265,8 @@ async def _lock(conn: asyncpg.Connection, mutations: Sequence[PgAppendMutation])
                 )
         else:
             found = live.get((m.agent_id, m.target))
+            if not found and not final and any((r[1], r[3]) == name for r in rows):
+                return None
             if not found:
                 raise NotFoundError(
                     f"agent {m.agent_id!r} has no live transcript for session {m.target!r}"
