@@ -411,6 +411,14 @@ class TranscriptAPI:
         """The last `limit` (<= 1000) entries of the active path within `max_bytes`."""
         check_int("limit", limit, minimum=0)
         check_int("max_bytes", max_bytes, minimum=0)
+        if self._pg is not None and type(target) is str:
+            check_agent_id(agent_id)
+            session_id: str = target
+            return await self._pg.read(  # type: ignore[no-any-return]
+                lambda c: pg_reads.recent_of_session(
+                    c, agent_id, session_id, limit=limit, max_bytes=max_bytes, types=types
+                )
+            )
         return await self._read_tree(
             agent_id,
             target,

@@ -31,7 +31,7 @@ from store_sql.transcripts.reads import (
     read_after,
     resolve_labels,
 )
-from store_sql.transcripts.rows import TranscriptInfo, parse_stored
+from store_sql.transcripts.rows import INFO_COLUMNS, TranscriptInfo, info_of_row, parse_stored
 
 if TYPE_CHECKING:
     import asyncpg
@@ -180,6 +180,56 @@ async def recent_entries(
         if navigated is not None:
             path = navigated.path(None)
             path.reverse()
+    return pick_recent(path, limit, max_bytes, types)
+
+
+_INFO_WIDTH = len(INFO_COLUMNS.split(","))
+# recent() of a session's live transcript in one statement: find it (rows.find_live's
+# choice, in SQL), walk from its leaf unless it is v1/v2, say whether it navigates.
+_RECENT_LIVE = (
+    f"WITH RECURSIVE t AS (SELECT {INFO_COLUMNS} FROM transcripts WHERE agent_id = $1 "
+    "AND session_id = $2 AND kind IN ('live', 'fork') AND superseded_by IS NULL "
+    "ORDER BY file_name = $2 || '.jsonl' DESC, transcript_id DESC LIMIT 1), "
+    f"walk AS (SELECT {_columns('l.')}, 1::bigint AS depth FROM t JOIN transcript_lines l "
+    "ON l.transcript_id = t.transcript_id AND l.pos = t.leaf_pos "
+    "WHERE coalesce(t.version, 1) >= 3 AND $3::bigint > 0 "
+    f"UNION ALL SELECT {_columns('l.')}, walk.depth + 1 FROM walk JOIN transcript_lines l "
+    "ON l.transcript_id = (SELECT transcript_id FROM t) AND l.pos = walk.parent_pos "
+    "WHERE walk.depth < $3) "
+    "SELECT t.*, EXISTS (SELECT 1 FROM transcript_lines n WHERE "
+    f"n.transcript_id = t.transcript_id AND {NAVIGATION_LINES.format(p='n.')}), walk.* "
+    "FROM t LEFT JOIN walk ON true ORDER BY walk.depth"
+)
+
+
+async def recent_of_session(
+    conn: asyncpg.Connection,
+    agent_id: str,
+    session_id: str,
+    *,
+    limit: int = 50,
+    max_bytes: int | None = None,
+    types: frozenset[str] | None = None,
+) -> list[StoredEntry]:
+    """`recent` of a session's live transcript: one statement for a v3 transcript that
+    keeps the JSONL-era tree rules (the gateway's everyday read), else as `recent_entries`
+    and `legacy` read it."""
+    limit = max(0, min(limit, 1000))
+    rows = await conn.fetch(
+        _RECENT_LIVE, agent_id, session_id, limit if types is None else _NO_LIMIT
+    )
+    if not rows:
+        raise NotFoundError(f"agent {agent_id!r} has no live transcript for session {session_id!r}")
+    info = info_of_row(rows[0][:_INFO_WIDTH])
+    if legacy.is_legacy(info):
+        migrated_ = await migrated(conn, info)
+        return migrated_.recent(limit=limit, max_bytes=max_bytes, types=types)
+    if info.leaf_pos is None or limit == 0:
+        return []
+    if rows[0][_INFO_WIDTH]:
+        return await recent_entries(conn, info, limit=limit, max_bytes=max_bytes, types=types)
+    first = _INFO_WIDTH + 1
+    path = [StoredEntry(*row[first : first + 10]) for row in rows if row[first] is not None]
     return pick_recent(path, limit, max_bytes, types)
 
 
