@@ -46,6 +46,12 @@ async def lines(store: Store, target: str | int = SID) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
+def store(backend: Store) -> Store:
+    """Every test here runs on SQLite and on PostgreSQL (the conformance suite)."""
+    return backend
+
+
+@pytest.fixture
 async def session(store: Store) -> Store:
     await store.transcripts.create(
         A, SID, cwd="/work/project", timestamp="2025-12-17T19:39:21.535Z"

@@ -57,9 +57,9 @@ class TranscriptAPI:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._pg: Any = db if getattr(db, "dialect", "sqlite") == "postgresql" else None
-        """The database when it is PostgreSQL (its doors take async functions of an
-        asyncpg connection), else None."""
+        self._pg = db.postgres if db.dialect == "postgresql" else None
+        """The PostgreSQL engine (its doors take async functions of an asyncpg
+        connection), or None on SQLite."""
 
     async def _read(
         self,
@@ -74,7 +74,7 @@ class TranscriptAPI:
             async def read_pg(conn: asyncpg.Connection) -> T:
                 return await pg(conn, await pg_rows.resolve_target(conn, agent_id, target))
 
-            return await self._pg.read(read_pg)  # type: ignore[no-any-return]
+            return await self._pg.read(read_pg)
         return await self._db.read(lambda c: fn(c, _resolve(c, agent_id, target).transcript_id))
 
     async def _read_tree(
@@ -96,7 +96,7 @@ class TranscriptAPI:
                     return migrated(await pg_reads.migrated(conn, info))
                 return await pg(conn, info)
 
-            return await self._pg.read(read_pg)  # type: ignore[no-any-return]
+            return await self._pg.read(read_pg)
 
         def read(conn: sqlite3.Connection) -> T:
             info = _resolve(conn, agent_id, target)
@@ -121,7 +121,7 @@ class TranscriptAPI:
         check_agent_id(agent_id)
         check_session_id(session_id)
         if self._pg is not None:
-            return await self._pg.write(  # type: ignore[no-any-return]
+            return await self._pg.write(
                 lambda c: pg_rows.create_transcript(
                     c,
                     agent_id,
@@ -148,18 +148,14 @@ class TranscriptAPI:
         """Identity, leaf and counters of a transcript (no lines read)."""
         check_agent_id(agent_id)
         if self._pg is not None:
-            return await self._pg.read(  # type: ignore[no-any-return]
-                lambda c: pg_rows.resolve_target(c, agent_id, target)
-            )
+            return await self._pg.read(lambda c: pg_rows.resolve_target(c, agent_id, target))
         return await self._db.read(lambda c: _resolve(c, agent_id, target))
 
     async def find(self, agent_id: str, session_id: str) -> TranscriptInfo | None:
         """The live transcript of a session, or None."""
         check_agent_id(agent_id)
         if self._pg is not None:
-            return await self._pg.read(  # type: ignore[no-any-return]
-                lambda c: pg_rows.find_live(c, agent_id, session_id)
-            )
+            return await self._pg.read(lambda c: pg_rows.find_live(c, agent_id, session_id))
         return await self._db.read(lambda c: tx.find_live(c, agent_id, session_id))
 
     async def list_transcripts(
@@ -168,7 +164,7 @@ class TranscriptAPI:
         """Every transcript of an agent (or of one session): live, archives, versions."""
         check_agent_id(agent_id)
         if self._pg is not None:
-            return await self._pg.read(  # type: ignore[no-any-return]
+            return await self._pg.read(
                 lambda c: pg_rows.list_transcripts(c, agent_id, session_id=session_id)
             )
         return await self._db.read(
@@ -193,7 +189,7 @@ class TranscriptAPI:
         check_agent_id(agent_id)
         if self._pg is not None:
             pg_mutation = PgAppendMutation(agent_id, target, list(entries), parent_id)
-            return await self._pg.write(pg_mutation)  # type: ignore[no-any-return]
+            return await self._pg.write(pg_mutation)
         mutation = AppendMutation(agent_id, target, list(entries), parent_id)
         return await self._db.write(mutation)
 
@@ -205,7 +201,7 @@ class TranscriptAPI:
         check_agent_id(agent_id)
         if self._pg is not None:
             mutation = PgAppendMutation(agent_id, target, (fields,), parent_id)
-            return (await self._pg.write(mutation))[0]  # type: ignore[no-any-return]
+            return (await self._pg.write(mutation))[0]
         return (await self._db.write(AppendMutation(agent_id, target, (fields,), parent_id)))[0]
 
     async def append_message(
@@ -311,7 +307,7 @@ class TranscriptAPI:
                 info = await pg_rows.resolve_target(conn, agent_id, target)
                 return await pg_upgrade.migrate_to_v3(conn, info.transcript_id)
 
-            return await self._pg.write(migrate_pg)  # type: ignore[no-any-return]
+            return await self._pg.write(migrate_pg)
         return await self._db.write(
             lambda c: migrate_to_v3(c, _resolve(c, agent_id, target).transcript_id)
         )
@@ -414,7 +410,7 @@ class TranscriptAPI:
         if self._pg is not None and type(target) is str:
             check_agent_id(agent_id)
             session_id: str = target
-            return await self._pg.read(  # type: ignore[no-any-return]
+            return await self._pg.read(
                 lambda c: pg_reads.recent_of_session(
                     c, agent_id, session_id, limit=limit, max_bytes=max_bytes, types=types
                 )
@@ -468,7 +464,7 @@ class TranscriptAPI:
                 live = await pg_rows.require_live(conn, agent_id, session_id)
                 return await pg_reads.changes_since(conn, live, cursor, limit)
 
-            return await self._pg.read(changes_pg)  # type: ignore[no-any-return]
+            return await self._pg.read(changes_pg)
         return await self._db.read(
             lambda c: reads.changes_since(
                 c, tx.require_live(c, agent_id, session_id), cursor, limit

@@ -6,7 +6,7 @@ deadlock on them) and reads their leaf and counters under that lock; the lock is
 COMMIT, so another process's group waits and then sees the new leaf. A group is:
 
 1. lock: resolve every target, lock its transcript row, and say whether the transcript
-   holds lines that make it follow today's tree rules (`pg_rows.NAVIGATION_LINES`);
+   holds lines that make it follow today's tree rules (`tables.PG_NAVIGATION_LINES`);
 2. place the entries (`appends.append_to_chain`, the same code as on SQLite) and write
    everything in one statement: the lines, their idempotency keys, the transcripts'
    counters and leaves (`unnest` arrays).
@@ -30,7 +30,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from store_sql.engine.pg.writer import CombinablePgMutation
 from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
+from store_sql.schema.tables import PG_NAVIGATION_LINES
 from store_sql.transcripts import pg_reads
 from store_sql.transcripts.appends import (
     LEAF,
@@ -41,7 +43,6 @@ from store_sql.transcripts.appends import (
 )
 from store_sql.transcripts.appends import append_to_chain as place
 from store_sql.transcripts.entry_lines import prepare_entry
-from store_sql.transcripts.pg_rows import NAVIGATION_LINES
 from store_sql.transcripts.rows import INFO_COLUMNS, info_of_row, now_iso, pick_live
 
 if TYPE_CHECKING:
@@ -49,13 +50,15 @@ if TYPE_CHECKING:
 
 __all__ = ["PgAppendMutation", "append_group"]
 
+# PG_NAVIGATION_LINES names its columns unqualified: inside `EXISTS (SELECT ... FROM
+# transcript_lines ...)` they are that table's, the innermost scope.
 # The targets are found through the primary key and ix_transcripts_session (an OR of the
 # two would scan the table), then locked. A row changed by another writer while the lock
 # waited comes back as it is now: a live transcript superseded meanwhile is no longer live
 # (`_lock` then looks again).
 _LOCK = (
     f"SELECT {INFO_COLUMNS}, EXISTS (SELECT 1 FROM transcript_lines n WHERE "
-    f"n.transcript_id = t.transcript_id AND {NAVIGATION_LINES.format(p='n.')}) "
+    f"n.transcript_id = t.transcript_id AND {PG_NAVIGATION_LINES}) "
     "FROM transcripts t WHERE transcript_id IN ("
     "SELECT unnest($1::bigint[]) UNION ALL SELECT l.transcript_id "
     "FROM unnest($2::text[], $3::text[]) AS u(agent_id, session_id) "
@@ -81,7 +84,7 @@ _LOOKUP = (
     "UNION ALL "
     "SELECT 'n', u.tid, NULL, NULL, NULL, NULL FROM unnest($6::bigint[]) AS u(tid) "
     "WHERE EXISTS (SELECT 1 FROM transcript_lines l WHERE l.transcript_id = u.tid AND "
-    f"{NAVIGATION_LINES.format(p='l.')})"
+    f"{PG_NAVIGATION_LINES})"
 )
 
 # Every write is guarded by `refused`: a stored entry with a new id or a new key, or a
@@ -97,7 +100,7 @@ _WRITE = (
     "ON k.transcript_id = new.transcript_id AND k.key = new.idempotency_key LIMIT 1) "
     "UNION ALL (SELECT 'navigation' FROM unnest($17::bigint[]) AS u(tid) WHERE EXISTS "
     "(SELECT 1 FROM transcript_lines l WHERE l.transcript_id = u.tid AND "
-    f"{NAVIGATION_LINES.format(p='l.')}) LIMIT 1)), "
+    f"{PG_NAVIGATION_LINES}) LIMIT 1)), "
     "lines AS (INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, "
     "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size) "
     "SELECT transcript_id, pos, line, 'entry', entry_id, parent_id, parent_pos, type, role, "
@@ -121,7 +124,7 @@ _ATTEMPTS = 3
 new id a stored entry has (1 in 40,000 at 100,000 entries)."""
 
 
-class PgAppendMutation:
+class PgAppendMutation(CombinablePgMutation):
     """One caller's append on PostgreSQL, as a writer mutation the writer combines with the
     appends queued beside it (`combine`: one `append_group` for the whole run)."""
 
@@ -354,7 +357,7 @@ async def _write(conn: asyncpg.Connection, chains: list[Chain], unchecked: list[
     for i, line in enumerate(texts):
         texts[i] = line.decode("utf-8")  # jsjson's JSON text: valid UTF-8, never a raw NUL
     keyed = sum(1 for key in lines[9] if key is not None)
-    refused, stored_keys = await conn.fetchrow(
+    row = await conn.fetchrow(
         _WRITE,
         *lines,
         [c.transcript_id for c in chains],
@@ -364,6 +367,8 @@ async def _write(conn: asyncpg.Connection, chains: list[Chain], unchecked: list[
         [c.leaf_id for c in chains],
         unchecked,
     )
+    assert row is not None  # a SELECT without FROM gives one row
+    refused, stored_keys = row
     if refused:
         return False
     if stored_keys != keyed:

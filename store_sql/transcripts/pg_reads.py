@@ -9,13 +9,14 @@ one index probe per step), the navigation probe rides along with it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from store_sql.errors import NotFoundError
+from store_sql.schema.tables import PG_NAVIGATION_LINES
 from store_sql.transcripts import legacy
 from store_sql.transcripts.context import SessionContext, context_from_path
-from store_sql.transcripts.pg_rows import NAVIGATION_LINES, get_info, raw_line
+from store_sql.transcripts.pg_rows import get_info, raw_line
 from store_sql.transcripts.reads import (
     Changes,
     Cursor,
@@ -49,7 +50,7 @@ def _columns(prefix: str = "") -> str:
 _ENTRY_COLUMNS = _columns()
 
 
-def _entry(row: Sequence[Any]) -> StoredEntry:
+def _entry(row: Iterable[Any]) -> StoredEntry:
     return StoredEntry(*row)
 
 
@@ -102,11 +103,11 @@ _WALK = (
     f"UNION ALL SELECT {_columns('l.')}, walk.depth + 1 FROM walk JOIN transcript_lines l "
     "ON l.transcript_id = $1 AND l.pos = walk.parent_pos WHERE walk.depth < $3) "
     "SELECT *, EXISTS (SELECT 1 FROM transcript_lines n WHERE n.transcript_id = $1 AND "
-    f"{NAVIGATION_LINES.format(p='n.')}) FROM walk ORDER BY depth"
+    f"{PG_NAVIGATION_LINES}) FROM walk ORDER BY depth"
 )
 _NAVIGATION_PROBE = (
     f"SELECT EXISTS (SELECT 1 FROM transcript_lines WHERE transcript_id = $1 AND "
-    f"{NAVIGATION_LINES.format(p='')})"
+    f"{PG_NAVIGATION_LINES})"
 )
 _NO_LIMIT = 1 << 62
 
@@ -197,7 +198,7 @@ _RECENT_LIVE = (
     "ON l.transcript_id = (SELECT transcript_id FROM t) AND l.pos = walk.parent_pos "
     "WHERE walk.depth < $3) "
     "SELECT t.*, EXISTS (SELECT 1 FROM transcript_lines n WHERE "
-    f"n.transcript_id = t.transcript_id AND {NAVIGATION_LINES.format(p='n.')}), walk.* "
+    f"n.transcript_id = t.transcript_id AND {PG_NAVIGATION_LINES}), walk.* "
     "FROM t LEFT JOIN walk ON true ORDER BY walk.depth"
 )
 
@@ -373,7 +374,9 @@ async def transcript_blocks(
     high = _NO_LIMIT if upto_pos is None else upto_pos
     wrote = False
     while low <= high:
-        block, count, last = await conn.fetchrow(_BLOCK, transcript_id, low, high, _BLOCK_LINES)
+        row = await conn.fetchrow(_BLOCK, transcript_id, low, high, _BLOCK_LINES)
+        assert row is not None  # an aggregate always gives one row
+        block, count, last = row
         if not count:
             break
         if wrote:

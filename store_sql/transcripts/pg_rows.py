@@ -34,14 +34,6 @@ RAW_LINE = "coalesce(convert_to({p}line, 'UTF8'), {p}line_bytes)"
 """A line's exact bytes as one bytea value (`{p}`: a table prefix such as `l.`, or empty)."""
 
 
-NAVIGATION_LINES = (
-    "{p}kind = 'entry' AND ({p}type IN ('leaf', 'reset') "
-    'OR strpos({p}line, \'"appendMode":"side"\') > 0)'
-)
-"""schema.tables.NAVIGATION_LINES in PostgreSQL's words (`{p}`: a table prefix); spelled so
-for the planner to use the partial index `ix_transcript_lines_navigation`."""
-
-
 def raw_line(prefix: str = "") -> str:
     return RAW_LINE.format(p=prefix)
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -129,7 +129,7 @@ def now_iso() -> str:
 # --- reading identities ----------------------------------------------------------------------
 
 
-def info_of_row(row: Sequence[Any]) -> TranscriptInfo:
+def info_of_row(row: Iterable[Any]) -> TranscriptInfo:
     """A TranscriptInfo from a row of `INFO_COLUMNS` (either backend)."""
     values = list(row)
     values[16] = bool(values[16])
@@ -160,7 +160,16 @@ def find_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> Trans
     return info_of_row(pick_live(session_id, rows)) if rows else None
 
 
-def pick_live(session_id: str, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+class Row(Protocol):
+    """A row of either driver (sqlite3's tuple, asyncpg's Record), read by position."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+R = TypeVar("R", bound=Row)
+
+
+def pick_live(session_id: str, rows: Sequence[R]) -> R:
     """`find_live`'s choice among a session's live rows (`INFO_COLUMNS`)."""
     named = f"{session_id}.jsonl"
     return max(rows, key=lambda r: (r[5] == named, r[0]))
