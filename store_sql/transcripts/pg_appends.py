@@ -94,11 +94,13 @@ _WRITE = (
     "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[]) "
     "AS n(transcript_id, pos, line, entry_id, parent_id, parent_pos, type, role, timestamp, "
     "idempotency_key, byte_size)), "
-    "refused(why) AS ((SELECT 'id' FROM new JOIN transcript_lines l "
-    "ON l.transcript_id = new.transcript_id AND l.entry_id = new.entry_id LIMIT 1) "
-    "UNION ALL (SELECT 'key' FROM new JOIN idempotency_keys k "
+    "refused(why, tid, entry_id) AS ((SELECT 'id', l.transcript_id, l.entry_id FROM new "
+    "JOIN transcript_lines l ON l.transcript_id = new.transcript_id "
+    "AND l.entry_id = new.entry_id) "
+    "UNION ALL (SELECT 'key', NULL, NULL FROM new JOIN idempotency_keys k "
     "ON k.transcript_id = new.transcript_id AND k.key = new.idempotency_key LIMIT 1) "
-    "UNION ALL (SELECT 'navigation' FROM unnest($17::bigint[]) AS u(tid) WHERE EXISTS "
+    "UNION ALL (SELECT 'navigation', NULL, NULL FROM unnest($17::bigint[]) AS u(tid) "
+    "WHERE EXISTS "
     "(SELECT 1 FROM transcript_lines l WHERE l.transcript_id = u.tid AND "
     f"{PG_NAVIGATION_LINES}) LIMIT 1)), "
     "lines AS (INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, "
@@ -117,11 +119,12 @@ _WRITE = (
     "FROM unnest($12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[]) "
     "AS a(transcript_id, lines, bytes, leaf_pos, leaf_id) "
     "WHERE t.transcript_id = a.transcript_id AND NOT EXISTS (SELECT 1 FROM refused)) "
-    "SELECT (SELECT array_agg(why) FROM refused), (SELECT count(*) FROM keys)"
+    "SELECT (SELECT array_agg(ARRAY[why, tid::text, entry_id]) FROM refused), "
+    "(SELECT count(*) FROM keys)"
 )
 _ATTEMPTS = 3
-"""Placings of one group: the optimistic one, one after the lookup, one more for the rare
-new id a stored entry has (1 in 40,000 at 100,000 entries)."""
+"""Placings of one group: the optimistic one, one after the lookup and with the taken ids
+known, one more for a new id drawn again that a stored entry has."""
 
 
 class PgAppendMutation(CombinablePgMutation):
@@ -156,9 +159,11 @@ class PgAppendMutation(CombinablePgMutation):
 class _Stored:
     """`appends.StoredLines` answered from what `_LOOKUP` read for the group."""
 
-    __slots__ = ("keys", "navigated", "parents")
+    __slots__ = ("keys", "navigated", "parents", "taken")
 
-    def __init__(self) -> None:
+    def __init__(self, taken: set[tuple[int, str]]) -> None:
+        self.taken = taken
+        """Stored ids an earlier placing of the group drew (the write refused them)."""
         self.keys: dict[tuple[int, str], StoredKey] = {}
         self.parents: dict[tuple[int, str], int | None] = {}
         self.navigated: dict[int, tuple[str | None, int | None]] = {}
@@ -173,7 +178,9 @@ class _Stored:
         return self.keys.get((transcript_id, key))
 
     def id_taken(self, transcript_id: int, entry_id: str) -> bool:
-        return False  # the write checks every new id against the stored ones
+        # The write checks every new id against the stored ones; an id it refused is
+        # drawn again.
+        return (transcript_id, entry_id) in self.taken
 
 
 async def append_group(
@@ -183,17 +190,22 @@ async def append_group(
     one after another. Any error leaves the caller (the writer) to run them again alone."""
     locked = await _lock(conn, mutations)
     careful = False
+    taken: set[tuple[int, str]] = set()
     for _ in range(_ATTEMPTS):
         chains = _chains(locked, mutations)
-        stored, unchecked = await _look_up(conn, locked, chains, mutations, careful=careful)
+        stored, unchecked = await _look_up(
+            conn, locked, chains, mutations, careful=careful, taken=taken
+        )
         now = now_iso()
         results = [
             place(stored, chains[(m.agent_id, m.target)], m.entries, m.parent_id, now)
             for m in mutations
         ]
         unique = {id(chain): chain for chain in chains.values()}.values()
-        if await _write(conn, [chain for chain in unique if chain.params], unchecked):
+        refused = await _write(conn, [chain for chain in unique if chain.params], unchecked)
+        if refused is None:
             return results
+        taken.update(refused)
         careful = True
     raise NewIdTakenError("every id drawn for this append is taken by a stored entry; retrying")
 
@@ -290,7 +302,6 @@ def _chains(
         chain = made.get(row[0])
         if chain is None:
             chain = made[row[0]] = Chain.of(info_of_row(row[:-1]))
-            chain.check_ids = False
         chains[name] = chain
     return chains
 
@@ -302,6 +313,7 @@ async def _look_up(
     mutations: Sequence[PgAppendMutation],
     *,
     careful: bool,
+    taken: set[tuple[int, str]],
 ) -> tuple[_Stored, list[int]]:
     """What the appends need of the stored lines, and the transcripts placed without it
     (to be checked by the write). Not `careful`: only the named parents and the append
@@ -318,7 +330,7 @@ async def _look_up(
             to_leaf.add(tid)
         elif m.parent_id is not None:
             parents.add((tid, m.parent_id, chain.stored_lines))
-    stored = _Stored()
+    stored = _Stored(taken)
     asked = to_leaf if careful else to_leaf & locked.navigating
     unchecked = sorted(to_leaf - asked)
     if not (keys or parents or asked):
@@ -343,11 +355,13 @@ async def _look_up(
     return stored, unchecked
 
 
-async def _write(conn: asyncpg.Connection, chains: list[Chain], unchecked: list[int]) -> bool:
-    """Write the chains' lines, keys and counters; False (nothing written) when a check
-    refused them."""
+async def _write(
+    conn: asyncpg.Connection, chains: list[Chain], unchecked: list[int]
+) -> list[tuple[int, str]] | None:
+    """Write the chains' lines, keys and counters. None when written; when a check refused
+    them (nothing written), the stored ids among the new ones."""
     if not chains:
-        return True
+        return None
     lines: list[list[Any]] = [[] for _ in range(11)]
     for chain in chains:
         for params in chain.params:
@@ -370,10 +384,10 @@ async def _write(conn: asyncpg.Connection, chains: list[Chain], unchecked: list[
     assert row is not None  # a SELECT without FROM gives one row
     refused, stored_keys = row
     if refused:
-        return False
+        return [(int(tid), entry_id) for why, tid, entry_id in refused if why == "id"]
     if stored_keys != keyed:
         raise ConflictError(
             "an idempotency key of this append was stored meanwhile by a writer that did not "
             "lock the transcript; append again"
         )
-    return True
+    return None
