@@ -88,17 +88,19 @@ _LOOKUP = (
 )
 
 # Every write is guarded by `refused`: a stored entry with a new id or a new key, or a
-# navigating line in a transcript placed without today's tree rules ($17).
+# navigating line in a transcript placed without today's tree rules ($17). The checks are
+# scalar subqueries with LIMIT, which the planner runs per new line as an index probe; as
+# joins it hashed them against a scan of the whole table.
 _WRITE = (
     "WITH new AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
     "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[]) "
     "AS n(transcript_id, pos, line, entry_id, parent_id, parent_pos, type, role, timestamp, "
     "idempotency_key, byte_size)), "
-    "refused(why, tid, entry_id) AS ((SELECT 'id', l.transcript_id, l.entry_id FROM new "
-    "JOIN transcript_lines l ON l.transcript_id = new.transcript_id "
-    "AND l.entry_id = new.entry_id) "
-    "UNION ALL (SELECT 'key', NULL, NULL FROM new JOIN idempotency_keys k "
-    "ON k.transcript_id = new.transcript_id AND k.key = new.idempotency_key LIMIT 1) "
+    "refused(why, tid, entry_id) AS ((SELECT 'id', n.transcript_id, n.entry_id FROM new n "
+    "WHERE (SELECT true FROM transcript_lines l WHERE l.transcript_id = n.transcript_id "
+    "AND l.entry_id = n.entry_id LIMIT 1)) "
+    "UNION ALL (SELECT 'key', NULL, NULL FROM new n WHERE (SELECT true FROM idempotency_keys k "
+    "WHERE k.transcript_id = n.transcript_id AND k.key = n.idempotency_key LIMIT 1) LIMIT 1) "
     "UNION ALL (SELECT 'navigation', NULL, NULL FROM unnest($17::bigint[]) AS u(tid) "
     "WHERE EXISTS "
     "(SELECT 1 FROM transcript_lines l WHERE l.transcript_id = u.tid AND "
