@@ -21,6 +21,7 @@ import pytest
 from store_sql import Store
 from store_sql.formats.transcript_jsonl import LineKind, classify_line, read_header, split_lines
 from store_sql.sessions.rows import default_rel_dir
+from store_sql.transcripts import pg_rows as pg_transcripts
 from store_sql.transcripts import rows as transcripts
 
 NODE = shutil.which("node")
@@ -249,19 +250,27 @@ def load_transcript() -> LoadTranscript:
         header = rows[0] if rows and rows[0].kind == "header" else None
         sid = session_id or (header.entry_id if header is not None else None) or "session"
 
+        identity: dict[str, Any] = {
+            "agent_id": agent_id,
+            "rel_dir": default_rel_dir(agent_id),
+            "session_id": sid,
+            "kind": kind,
+            "file_name": file_name or f"{sid}.jsonl",
+            "version": version,
+        }
+
         def write(conn: sqlite3.Connection) -> int:
-            tid = transcripts.insert_transcript(
-                conn,
-                agent_id=agent_id,
-                rel_dir=default_rel_dir(agent_id),
-                session_id=sid,
-                kind=kind,
-                file_name=file_name or f"{sid}.jsonl",
-                version=version,
-            )
+            tid = transcripts.insert_transcript(conn, **identity)
             transcripts.insert_lines(conn, tid, rows, ends_with_newline=ends_with_newline)
             return tid
 
+        async def write_pg(conn: Any) -> int:
+            tid = await pg_transcripts.insert_transcript(conn, **identity)
+            await pg_transcripts.insert_lines(conn, tid, rows, ends_with_newline=ends_with_newline)
+            return tid
+
+        if store.dialect == "postgresql":
+            return await store.postgres.write(write_pg)
         return await store.write(write)
 
     return load

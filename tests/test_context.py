@@ -66,6 +66,12 @@ async def context_matches_pi(
 
 
 @pytest.fixture
+def store(backend: Store) -> Store:
+    """Every test here runs on SQLite and on PostgreSQL (the conformance suite)."""
+    return backend
+
+
+@pytest.fixture
 async def session(store: Store) -> Store:
     await store.transcripts.create(A, SID, cwd="/w", timestamp="2025-12-17T19:39:21.535Z")
     return store

@@ -269,9 +269,11 @@ def test_an_entry_keeps_its_exact_bytes_and_reads_as_stored(conn: sqlite3.Connec
     assert [e.raw for e in path] == [line_text(1).encode(), line_text(2).encode(), invalid]
 
 
-async def test_the_api_reads_a_branchy_transcript_like_the_walk(tmp_path: Path) -> None:
+async def test_the_api_reads_a_branchy_transcript_like_the_walk(
+    backend_location: str | Path,
+) -> None:
     # A trunk, an abandoned branch longer than the first window, then the active branch.
-    store = await Store.open(tmp_path / "api.sqlite")
+    store = await Store.open(backend_location)
     try:
         await store.transcripts.create(A, "s", cwd="/")
         entries = [{"type": "custom", "customType": "n", "data": n} for n in range(300)]

@@ -46,6 +46,12 @@ async def lines(store: Store, target: str | int = SID) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
+def store(backend: Store) -> Store:
+    """Every test here runs on SQLite and on PostgreSQL (the conformance suite)."""
+    return backend
+
+
+@pytest.fixture
 async def session(store: Store) -> Store:
     await store.transcripts.create(
         A, SID, cwd="/work/project", timestamp="2025-12-17T19:39:21.535Z"
@@ -467,3 +473,35 @@ async def test_appending_to_a_file_without_a_final_newline_terminates_its_last_l
     assert after.count(b"\n") == 3
     assert (await store.transcripts.counts(A, tid)).bytes == len(after)
     assert (await store.transcripts.entry(A, tid, appended.id)).parent_id == "aaaaaaaa"
+
+
+async def test_every_line_shape_comes_back_byte_for_byte(
+    store: Store, load_transcript: Any
+) -> None:
+    # Invalid UTF-8, a NUL, an encoded lone surrogate, a BOM inside a line, a CR, blank
+    # lines, no final newline: SQLite keeps the odd ones as BLOBs, PostgreSQL in line_bytes.
+    lines = [
+        b'{"type":"session","version":3,"id":"shapes","timestamp":"2025-01-01T00:00:00.000Z","cwd":"/"}',
+        b'{"type":"message","id":"aaaaaaaa","parentId":null,"timestamp":"2025-01-01T00:00:01.000Z",'
+        b'"message":{"role":"user","content":"caf\xc3\xa9 \\u0000 \\ud800"}}',
+        b"\xff\xfe not UTF-8",
+        b"a NUL \x00 inside",
+        b'{"type":"message","id":"bbbbbbbb","parentId":"aaaaaaaa","message":{"content":"\xed\xa0\x80"}}',
+        b"\xef\xbb\xbf{}",
+        b"",
+        b'{"type":"custom","id":"cccccccc","parentId":"aaaaaaaa","customType":"x"}\r',
+        b"torn {",
+    ]
+    data = b"\n".join(lines)
+    tid = await load_transcript(store, data, session_id="shapes")
+    t = store.transcripts
+    assert await t.file_bytes(A, tid) == data
+    assert b"".join([c async for c in t.file_chunks(A, tid, chunk_lines=2)]) == data
+    assert [e.raw for e in await t.page(A, tid, limit=100)] == lines
+    assert (await t.counts(A, tid)).bytes == len(data)
+    appended = await t.append_message(A, "shapes", user("after the torn line"))
+    after = await t.file_bytes(A, tid)
+    assert after.startswith(data + b"\n")
+    assert after.endswith(b"\n")
+    assert (await t.info(A, tid)).byte_size == len(after)
+    assert (await t.entry(A, tid, appended.id)).parent_id == "cccccccc"

@@ -306,6 +306,8 @@ def test_where_pi_disagrees(conn: sqlite3.Connection, pi: PiOracle) -> None:
 
 
 async def test_the_async_api_reads_a_damaged_tree_the_same_way(tmp_path: Path) -> None:
+    # SQLite only: the lines are written by this module's SQLite `write`; the same reads of
+    # damaged and branchy files run on both backends in test_transcripts/test_context.
     lines = [
         Line("entry", "a", MISSING),
         Line("damaged"),

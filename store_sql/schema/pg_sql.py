@@ -23,10 +23,23 @@ LINE_BYTES_STATEMENTS = [
     "CHECK ((line IS NULL) <> (line_bytes IS NULL))",
 ]
 
+# Idempotency keys hold across writer processes through a primary key, not a lookup. The
+# key's column on transcript_lines cannot carry the constraint: an imported file may hold
+# one key on several lines, kept verbatim. This table holds each key's first line; an append
+# stores its key here in the same statement as its line (transcripts/pg_appends.py).
+IDEMPOTENCY_KEYS_STATEMENTS = [
+    "CREATE TABLE idempotency_keys (transcript_id bigint NOT NULL, key text NOT NULL, "
+    "pos bigint NOT NULL, CONSTRAINT pk_idempotency_keys PRIMARY KEY (transcript_id, key), "
+    "CONSTRAINT fk_idempotency_keys_line FOREIGN KEY (transcript_id, pos) "
+    "REFERENCES transcript_lines (transcript_id, pos) ON DELETE CASCADE)",
+    "COMMENT ON TABLE idempotency_keys IS "
+    "'the first line of each message.idempotencyKey per transcript (PostgreSQL only)'",
+]
+
 # The full-text index and the maintainer views of 0001, in PostgreSQL's words (search with
 # pg_trgm, views with `->>`).
-INITIAL_STATEMENTS: list[str] = [*LINE_BYTES_STATEMENTS]
-INITIAL_DROP_STATEMENTS: list[str] = []
+INITIAL_STATEMENTS: list[str] = [*LINE_BYTES_STATEMENTS, *IDEMPOTENCY_KEYS_STATEMENTS]
+INITIAL_DROP_STATEMENTS: list[str] = ["DROP TABLE IF EXISTS idempotency_keys"]
 
 # --- 0002: the search index's mark -----------------------------------------------------
 

@@ -9,7 +9,7 @@ reader pool and use SQL walks, never a full load.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql.addresses import Target, check_agent_id, check_int, check_session_id
@@ -18,19 +18,26 @@ from store_sql.formats.js_values import js_trim
 from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import context as context_mod
 from store_sql.transcripts import legacy as legacy
+from store_sql.transcripts import pg_reads, pg_rows, pg_upgrade
 from store_sql.transcripts import reads as reads
 from store_sql.transcripts import rows as tx
 from store_sql.transcripts.appends import LEAF, Appended, AppendMutation
 from store_sql.transcripts.file_bytes import transcript_blocks
+from store_sql.transcripts.pg_appends import PgAppendMutation
 from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcripts.rows import TranscriptInfo
 from store_sql.transcripts.upgrade import migrate_to_v3
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from store_sql.engine.database import Database
 
 T = TypeVar("T")
 """A session id (its live transcript) or a transcript_id."""
+
+PgRead = Callable[["asyncpg.Connection", TranscriptInfo], Awaitable[T]]
+"""A PostgreSQL read of a resolved transcript (the twin of a SQLite read)."""
 
 
 def _resolve(conn: sqlite3.Connection, agent_id: str, target: Target) -> TranscriptInfo:
@@ -43,15 +50,31 @@ def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class TranscriptAPI:
-    """Create, append to and read transcripts."""
+    """Create, append to and read transcripts.
+
+    Every read and write names its SQLite function and its PostgreSQL twin side by side
+    (`pg_rows`, `pg_reads`, `pg_appends`); the database's dialect picks one."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._pg = db.postgres if db.dialect == "postgresql" else None
+        """The PostgreSQL engine (its doors take async functions of an asyncpg
+        connection), or None on SQLite."""
 
     async def _read(
-        self, agent_id: str, target: Target, fn: Callable[[sqlite3.Connection, int], T]
+        self,
+        agent_id: str,
+        target: Target,
+        fn: Callable[[sqlite3.Connection, int], T],
+        pg: PgRead[T],
     ) -> T:
         check_agent_id(agent_id)
+        if self._pg is not None:
+
+            async def read_pg(conn: asyncpg.Connection) -> T:
+                return await pg(conn, await pg_rows.resolve_target(conn, agent_id, target))
+
+            return await self._pg.read(read_pg)
         return await self._db.read(lambda c: fn(c, _resolve(c, agent_id, target).transcript_id))
 
     async def _read_tree(
@@ -60,10 +83,20 @@ class TranscriptAPI:
         target: Target,
         stored: Callable[[sqlite3.Connection, TranscriptInfo], T],
         migrated: Callable[[legacy.MigratedTranscript], T],
+        pg: PgRead[T],
     ) -> T:
         """A read of the entry tree: of the stored lines for a v3 transcript, of pi's
         in-memory migration for a v1/v2 one (legacy.py)."""
         check_agent_id(agent_id)
+        if self._pg is not None:
+
+            async def read_pg(conn: asyncpg.Connection) -> T:
+                info = await pg_rows.resolve_target(conn, agent_id, target)
+                if legacy.is_legacy(info):
+                    return migrated(await pg_reads.migrated(conn, info))
+                return await pg(conn, info)
+
+            return await self._pg.read(read_pg)
 
         def read(conn: sqlite3.Connection) -> T:
             info = _resolve(conn, agent_id, target)
@@ -87,6 +120,18 @@ class TranscriptAPI:
         """Start the live transcript of a session with a v3 header, as the gateway would."""
         check_agent_id(agent_id)
         check_session_id(session_id)
+        if self._pg is not None:
+            return await self._pg.write(
+                lambda c: pg_rows.create_transcript(
+                    c,
+                    agent_id,
+                    session_id,
+                    rel_dir=default_rel_dir(agent_id),
+                    cwd=cwd,
+                    parent_session=parent_session,
+                    timestamp=timestamp,
+                )
+            )
         return await self._db.write(
             lambda c: tx.create_transcript(
                 c,
@@ -102,11 +147,15 @@ class TranscriptAPI:
     async def info(self, agent_id: str, target: Target) -> TranscriptInfo:
         """Identity, leaf and counters of a transcript (no lines read)."""
         check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.read(lambda c: pg_rows.resolve_target(c, agent_id, target))
         return await self._db.read(lambda c: _resolve(c, agent_id, target))
 
     async def find(self, agent_id: str, session_id: str) -> TranscriptInfo | None:
         """The live transcript of a session, or None."""
         check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.read(lambda c: pg_rows.find_live(c, agent_id, session_id))
         return await self._db.read(lambda c: tx.find_live(c, agent_id, session_id))
 
     async def list_transcripts(
@@ -114,6 +163,10 @@ class TranscriptAPI:
     ) -> list[TranscriptInfo]:
         """Every transcript of an agent (or of one session): live, archives, versions."""
         check_agent_id(agent_id)
+        if self._pg is not None:
+            return await self._pg.read(
+                lambda c: pg_rows.list_transcripts(c, agent_id, session_id=session_id)
+            )
         return await self._db.read(
             lambda c: tx.list_transcripts(c, agent_id, session_id=session_id)
         )
@@ -134,6 +187,9 @@ class TranscriptAPI:
         `timestamp` (unless given) where pi puts them. A message whose
         `message.idempotencyKey` is already present is not written again."""
         check_agent_id(agent_id)
+        if self._pg is not None:
+            pg_mutation = PgAppendMutation(agent_id, target, list(entries), parent_id)
+            return await self._pg.write(pg_mutation)
         mutation = AppendMutation(agent_id, target, list(entries), parent_id)
         return await self._db.write(mutation)
 
@@ -143,6 +199,9 @@ class TranscriptAPI:
         # `append` of one entry, one coroutine frame shorter: the convenience appends are
         # the gateway's hot path (tools/bench concurrent appends).
         check_agent_id(agent_id)
+        if self._pg is not None:
+            mutation = PgAppendMutation(agent_id, target, (fields,), parent_id)
+            return (await self._pg.write(mutation))[0]
         return (await self._db.write(AppendMutation(agent_id, target, (fields,), parent_id)))[0]
 
     async def append_message(
@@ -242,6 +301,13 @@ class TranscriptAPI:
     async def migrate_to_v3(self, agent_id: str, target: Target) -> TranscriptInfo:
         """Write the v3 form of a v1/v2 transcript as a new version; the original is kept."""
         check_agent_id(agent_id)
+        if self._pg is not None:
+
+            async def migrate_pg(conn: asyncpg.Connection) -> TranscriptInfo:
+                info = await pg_rows.resolve_target(conn, agent_id, target)
+                return await pg_upgrade.migrate_to_v3(conn, info.transcript_id)
+
+            return await self._pg.write(migrate_pg)
         return await self._db.write(
             lambda c: migrate_to_v3(c, _resolve(c, agent_id, target).transcript_id)
         )
@@ -257,6 +323,7 @@ class TranscriptAPI:
             target,
             lambda c, i: reads.entry_by_id(c, i.transcript_id, entry_id),
             lambda m: m.entry(entry_id),
+            lambda c, i: pg_reads.entry_by_id(c, i.transcript_id, entry_id),
         )
 
     async def children(self, agent_id: str, target: Target, entry_id: str) -> list[StoredEntry]:
@@ -265,11 +332,16 @@ class TranscriptAPI:
             target,
             lambda c, i: reads.children(c, i.transcript_id, entry_id),
             lambda m: m.children(entry_id),
+            lambda c, i: pg_reads.children(c, i.transcript_id, entry_id),
         )
 
     async def leaf(self, agent_id: str, target: Target) -> StoredEntry | None:
         return await self._read_tree(
-            agent_id, target, lambda c, i: reads.leaf(c, i.transcript_id), lambda m: m.leaf
+            agent_id,
+            target,
+            lambda c, i: reads.leaf(c, i.transcript_id),
+            lambda m: m.leaf,
+            pg_reads.leaf,
         )
 
     async def active_path(
@@ -281,16 +353,25 @@ class TranscriptAPI:
             target,
             lambda c, i: reads.active_path(c, i, to_entry_id),
             lambda m: m.path(to_entry_id),
+            lambda c, i: pg_reads.active_path(c, i, to_entry_id),
         )
 
     async def tree(self, agent_id: str, target: Target) -> list[TreeNode]:
         return await self._read_tree(
-            agent_id, target, lambda c, i: reads.tree(c, i.transcript_id), lambda m: m.tree()
+            agent_id,
+            target,
+            lambda c, i: reads.tree(c, i.transcript_id),
+            lambda m: m.tree(),
+            lambda c, i: pg_reads.tree(c, i.transcript_id),
         )
 
     async def labels(self, agent_id: str, target: Target) -> dict[str, str]:
         return await self._read_tree(
-            agent_id, target, lambda c, i: reads.labels(c, i.transcript_id), lambda m: m.labels()
+            agent_id,
+            target,
+            lambda c, i: reads.labels(c, i.transcript_id),
+            lambda m: m.labels(),
+            lambda c, i: pg_reads.labels(c, i.transcript_id),
         )
 
     async def session_name(self, agent_id: str, target: Target) -> str | None:
@@ -299,6 +380,7 @@ class TranscriptAPI:
             target,
             lambda c, i: reads.session_name(c, i.transcript_id),
             lambda m: m.session_name(),
+            lambda c, i: pg_reads.session_name(c, i.transcript_id),
         )
 
     async def context(
@@ -310,6 +392,7 @@ class TranscriptAPI:
             target,
             lambda c, i: context_mod.build_context(c, i.transcript_id, leaf_id),
             lambda m: m.context(leaf_id),
+            lambda c, i: pg_reads.context(c, i, leaf_id),
         )
 
     async def recent(
@@ -324,11 +407,22 @@ class TranscriptAPI:
         """The last `limit` (<= 1000) entries of the active path within `max_bytes`."""
         check_int("limit", limit, minimum=0)
         check_int("max_bytes", max_bytes, minimum=0)
+        if self._pg is not None and type(target) is str:
+            check_agent_id(agent_id)
+            session_id: str = target
+            return await self._pg.read(
+                lambda c: pg_reads.recent_of_session(
+                    c, agent_id, session_id, limit=limit, max_bytes=max_bytes, types=types
+                )
+            )
         return await self._read_tree(
             agent_id,
             target,
             lambda c, i: reads.recent_entries(c, i, limit=limit, max_bytes=max_bytes, types=types),
             lambda m: m.recent(limit=limit, max_bytes=max_bytes, types=types),
+            lambda c, i: pg_reads.recent_entries(
+                c, i, limit=limit, max_bytes=max_bytes, types=types
+            ),
         )
 
     async def page(
@@ -348,6 +442,9 @@ class TranscriptAPI:
             agent_id,
             target,
             lambda c, t: reads.page(c, t, after_pos=after_pos, before_pos=before_pos, limit=limit),
+            lambda c, i: pg_reads.page(
+                c, i.transcript_id, after_pos=after_pos, before_pos=before_pos, limit=limit
+            ),
         )
 
     async def changes_since(
@@ -361,6 +458,13 @@ class TranscriptAPI:
                 f"cursor must be None or the Cursor of an earlier call, got {cursor!r}"
             )
         check_int("limit", limit, minimum=0)
+        if self._pg is not None:
+
+            async def changes_pg(conn: asyncpg.Connection) -> Changes:
+                live = await pg_rows.require_live(conn, agent_id, session_id)
+                return await pg_reads.changes_since(conn, live, cursor, limit)
+
+            return await self._pg.read(changes_pg)
         return await self._db.read(
             lambda c: reads.changes_since(
                 c, tx.require_live(c, agent_id, session_id), cursor, limit
@@ -368,7 +472,9 @@ class TranscriptAPI:
         )
 
     async def counts(self, agent_id: str, target: Target) -> TranscriptCounts:
-        return await self._read(agent_id, target, reads.counts)
+        return await self._read(
+            agent_id, target, reads.counts, lambda c, i: pg_reads.counts(c, i.transcript_id)
+        )
 
     async def file_chunks(
         self, agent_id: str, target: Target, *, chunk_lines: int = 4096
@@ -379,8 +485,7 @@ class TranscriptAPI:
         Stored lines never change and appends only add lines after them, so later chunks
         read the same lines the first snapshot saw. A transcript replaced or deleted
         meanwhile (its generation moved) raises ConflictError before any further byte."""
-        check_agent_id(agent_id)
-        info = await self._db.read(lambda c: _resolve(c, agent_id, target))
+        info = await self.info(agent_id, target)
         tid, generation = info.transcript_id, info.generation
         last = info.line_count - 1
         wrote = False
@@ -388,15 +493,28 @@ class TranscriptAPI:
         while low <= last:
             high = min(low + chunk_lines - 1, last)
 
-            def chunk(c: sqlite3.Connection, low: int = low, high: int = high) -> list[bytes]:
-                now = tx.get_info(c, tid)
+            def check(now: TranscriptInfo) -> None:
                 if now.generation != generation:
                     raise ConflictError(
                         f"transcript {info.file_name} was replaced while it was read; read again"
                     )
+
+            def chunk(c: sqlite3.Connection, low: int = low, high: int = high) -> list[bytes]:
+                check(tx.get_info(c, tid))
                 return list(transcript_blocks(c, tid, from_pos=low, upto_pos=high, newline=False))
 
-            blocks = await self._db.read(chunk)
+            async def chunk_pg(
+                c: asyncpg.Connection, low: int = low, high: int = high
+            ) -> list[bytes]:
+                check(await pg_rows.get_info(c, tid))
+                blocks = pg_reads.transcript_blocks(c, tid, from_pos=low, upto_pos=high,
+                                                    newline=False)  # fmt: skip
+                return [block async for block in blocks]
+
+            if self._pg is not None:
+                blocks: list[bytes] = await self._pg.read(chunk_pg)
+            else:
+                blocks = await self._db.read(chunk)
             if blocks:
                 if wrote:
                     yield b"\n"
@@ -410,4 +528,10 @@ class TranscriptAPI:
     async def file_bytes(self, agent_id: str, target: Target) -> bytes:
         """The transcript as its JSONL file (exactly as export writes it)."""
 
-        return await self._read(agent_id, target, lambda c, t: b"".join(transcript_blocks(c, t)))
+        async def read_pg(conn: asyncpg.Connection, info: TranscriptInfo) -> bytes:
+            blocks = pg_reads.transcript_blocks(conn, info.transcript_id)
+            return b"".join([block async for block in blocks])
+
+        return await self._read(
+            agent_id, target, lambda c, t: b"".join(transcript_blocks(c, t)), read_pg
+        )

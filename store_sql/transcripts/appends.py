@@ -11,9 +11,9 @@ SessionManager writes them (JSON.stringify, its field order).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -48,23 +48,57 @@ class Appended:
     """The entry's `parentId` (the stored one when `existed`); None for a root."""
 
 
-def _new_id(conn: sqlite3.Connection, transcript_id: int, taken: Container[str]) -> str:
-    """A new id, unique among this transcript's entries and this run's."""
-
-    def is_taken(candidate: str) -> bool:
-        if candidate in taken:
-            return True
-        row = conn.execute(
-            "SELECT 1 FROM transcript_lines WHERE transcript_id = ? AND entry_id = ? LIMIT 1",
-            (transcript_id, candidate),
-        ).fetchone()
-        return row is not None
-
-    return new_entry_id(is_taken)
-
-
 StoredKey = tuple[str | None, int, str | None]
 """The entry holding an idempotency key: (entry_id, pos, parent_id)."""
+
+
+class StoredLines(Protocol):
+    """What an append reads of a transcript's stored lines, for `append_to_chain`. On SQLite
+    each answer is a query as the append goes (`SqliteLines`); on PostgreSQL a group reads
+    everything its appends need in one statement first (pg_appends.py)."""
+
+    def append_point(self, transcript_id: int) -> tuple[str | None, int | None] | None:
+        """(id, pos) the next append to the leaf hangs on, for a transcript following
+        today's tree rules (`reads.Navigated.append_point`); None for any other."""
+        ...
+
+    def parent_pos(self, transcript_id: int, parent_id: str, before_pos: int) -> int | None:
+        """`rows.resolve_parent_pos`."""
+        ...
+
+    def stored_key(self, transcript_id: int, key: str) -> StoredKey | None:
+        """The oldest stored entry holding an idempotency key."""
+        ...
+
+    def id_taken(self, transcript_id: int, entry_id: str) -> bool:
+        """Whether a stored line has this entry id."""
+        ...
+
+
+class SqliteLines:
+    """`StoredLines` answered by queries on a SQLite connection."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def append_point(self, transcript_id: int) -> tuple[str | None, int | None] | None:
+        navigated = navigation(self.conn, transcript_id)
+        return None if navigated is None else navigated.append_point()
+
+    def parent_pos(self, transcript_id: int, parent_id: str, before_pos: int) -> int | None:
+        return resolve_parent_pos(self.conn, transcript_id, parent_id, before_pos)
+
+    def stored_key(self, transcript_id: int, key: str) -> StoredKey | None:
+        return find_by_idempotency_key(self.conn, transcript_id, key)
+
+    def id_taken(self, transcript_id: int, entry_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM transcript_lines WHERE transcript_id = ? AND entry_id = ? LIMIT 1",
+            (transcript_id, entry_id),
+        ).fetchone()
+        return row is not None
 
 
 def find_by_idempotency_key(
@@ -145,7 +179,7 @@ _INSERT_APPENDED = (
 
 
 def append_to_chain(
-    conn: sqlite3.Connection,
+    stored: StoredLines,
     chain: Chain,
     entries: Sequence[EntryTemplate],
     parent_id: str | None,
@@ -154,20 +188,28 @@ def append_to_chain(
     transcript_id = chain.transcript_id
     if parent_id == LEAF:
         parent, parent_pos = chain.leaf_id, chain.leaf_pos
-        if not chain.new_ids and (navigated := navigation(conn, transcript_id)) is not None:
+        if not chain.new_ids and (point := stored.append_point(transcript_id)) is not None:
             # Today's tree rules: the next append hangs on the append point, which a leaf
             # control or a side append keeps apart from the last entry in file order.
-            parent, parent_pos = navigated.append_point()
+            parent, parent_pos = point
     elif parent_id is None:
         parent, parent_pos = None, None
     else:
         # An entry of this run is the newest with its id; else the nearest stored one.
         parent_pos = chain.new_ids.get(parent_id)
         if parent_pos is None:
-            parent_pos = resolve_parent_pos(conn, transcript_id, parent_id, chain.stored_lines)
+            parent_pos = stored.parent_pos(transcript_id, parent_id, chain.stored_lines)
         if parent_pos is None:
             raise NotFoundError(f"transcript {chain.file_name} has no entry {parent_id!r}")
         parent = parent_id
+    new_ids = chain.new_ids
+
+    def is_taken(candidate: str) -> bool:
+        # Unchecked ids are checked against the stored ones after the run (_check_new_ids).
+        return candidate in new_ids or (
+            chain.check_ids and stored.id_taken(transcript_id, candidate)
+        )
+
     results: list[Appended] = []
     for entry in entries:
         key = entry.key
@@ -175,7 +217,7 @@ def append_to_chain(
             existing = chain.keys.get(key)
             if existing is None:
                 if chain.stored_keys is None:
-                    found = find_by_idempotency_key(conn, transcript_id, key)
+                    found = stored.stored_key(transcript_id, key)
                 else:
                     found = chain.stored_keys.get(key)
                 if found is not None:
@@ -183,10 +225,7 @@ def append_to_chain(
             if existing is not None:
                 results.append(Appended(existing.id, existing.pos, True, existing.parent_id))
                 continue
-        if chain.check_ids:
-            entry_id = _new_id(conn, transcript_id, chain.new_ids)
-        else:
-            entry_id = new_entry_id(chain.new_ids.__contains__)
+        entry_id = new_entry_id(is_taken)
         if now is None:
             now = now_iso()
         line = entry.line(entry_id, parent, now)
@@ -247,7 +286,7 @@ def append_entries(
     info = transcript if isinstance(transcript, TranscriptInfo) else get_info(conn, transcript)
     templates = [e if isinstance(e, EntryTemplate) else prepare_entry(e) for e in entries]
     chain = Chain.of(info)
-    results = append_to_chain(conn, chain, templates, parent_id)
+    results = append_to_chain(SqliteLines(conn), chain, templates, parent_id)
     write_chains(conn, [chain])
     return results
 
@@ -299,8 +338,9 @@ class AppendMutation(CombinableMutation):
         _prefetch_keys(conn, chains, mutations)
         # One clock reading for the run: its entries commit together anyway.
         now = now_iso()
+        stored = SqliteLines(conn)
         results = [
-            append_to_chain(conn, chains[(m.agent_id, m.target)], m.entries, m.parent_id, now)
+            append_to_chain(stored, chains[(m.agent_id, m.target)], m.entries, m.parent_id, now)
             for m in mutations
         ]
         unique = {id(chain): chain for chain in chains.values()}.values()

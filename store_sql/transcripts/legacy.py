@@ -59,6 +59,7 @@ __all__ = [
     "is_legacy",
     "load_migrated",
     "migrate_values",
+    "migrated_of",
 ]
 
 
@@ -276,7 +277,11 @@ class MigratedTranscript:
 
 def load_migrated(conn: sqlite3.Connection, info: TranscriptInfo) -> MigratedTranscript:
     """Read every line of a v1/v2 transcript and migrate it in memory."""
-    lines = all_entries(conn, info.transcript_id)
+    return migrated_of(info, all_entries(conn, info.transcript_id))
+
+
+def migrated_of(info: TranscriptInfo, lines: list[StoredEntry]) -> MigratedTranscript:
+    """A v1/v2 transcript's lines (in file order) migrated in memory."""
     version, values = migrate_values(lines)
     v1 = version < 2
     entries: list[_Migrated] = []

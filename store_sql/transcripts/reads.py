@@ -359,16 +359,34 @@ def changes_since(
     """Lines of `current` after `cursor`. When the cursor belongs to another transcript (the
     session was reset or re-imported) or another generation, `replaced` is True and the
     lines are read from the start."""
-    replaced = cursor is None or (
-        cursor.transcript_id != current.transcript_id or cursor.generation != current.generation
-    )
-    after = -1 if replaced or cursor is None else cursor.pos
+    after = read_after(current, cursor)
     entries = page(conn, current.transcript_id, after_pos=after, limit=limit)
+    return changes_of(current, cursor, after, entries)
+
+
+def read_after(current: TranscriptInfo, cursor: Cursor | None) -> int:
+    """The position `changes_since` reads after: the cursor's, or -1 (from the start) when
+    the cursor is None or belongs to another transcript or generation."""
+    if cursor is None or _replaced(current, cursor):
+        return -1
+    return cursor.pos
+
+
+def _replaced(current: TranscriptInfo, cursor: Cursor) -> bool:
+    return cursor.transcript_id != current.transcript_id or (
+        cursor.generation != current.generation
+    )
+
+
+def changes_of(
+    current: TranscriptInfo, cursor: Cursor | None, after: int, entries: list[StoredEntry]
+) -> Changes:
+    """`changes_since`'s answer once the lines after `after` are read."""
     last = entries[-1].pos if entries else after
     return Changes(
         entries=entries,
         cursor=Cursor(current.transcript_id, current.generation, last),
-        replaced=replaced and cursor is not None,
+        replaced=cursor is not None and _replaced(current, cursor),
     )
 
 
@@ -598,7 +616,12 @@ def navigation(conn: sqlite3.Connection, transcript: int | TranscriptInfo) -> Na
     transcript_id = transcript if isinstance(transcript, int) else transcript.transcript_id
     if conn.execute(_NAVIGATION_PROBE, (transcript_id,)).fetchone() is None:
         return None
-    entries = [e for e in all_entries(conn, transcript_id) if e.kind == "entry"]
+    return navigated_of(all_entries(conn, transcript_id))
+
+
+def navigated_of(lines: Iterable[StoredEntry]) -> Navigated:
+    """A transcript's lines in file order, read by today's tree rules."""
+    entries = [e for e in lines if e.kind == "entry"]
     values: list[Any] = []
     for entry in entries:
         try:

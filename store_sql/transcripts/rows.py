@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -26,7 +26,7 @@ from store_sql.formats import jsjson
 
 KINDS = ("live", "topic", "fork", "checkpoint", "reset", "deleted", "other")
 
-_INFO_COLUMNS = (
+INFO_COLUMNS = (
     "transcript_id, agent_id, rel_dir, session_id, kind, file_name, topic, archived_at, "
     "parent_session, version, leaf_pos, leaf_id, line_count, entry_count, byte_size, "
     "damaged_count, ends_with_newline, generation, superseded_by, created_at"
@@ -129,7 +129,8 @@ def now_iso() -> str:
 # --- reading identities ----------------------------------------------------------------------
 
 
-def _info(row: Sequence[Any]) -> TranscriptInfo:
+def info_of_row(row: Iterable[Any]) -> TranscriptInfo:
+    """A TranscriptInfo from a row of `INFO_COLUMNS` (either backend)."""
     values = list(row)
     values[16] = bool(values[16])
     return TranscriptInfo(*values)
@@ -137,11 +138,11 @@ def _info(row: Sequence[Any]) -> TranscriptInfo:
 
 def get_info(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInfo:
     row = conn.execute(
-        f"SELECT {_INFO_COLUMNS} FROM transcripts WHERE transcript_id = ?", (transcript_id,)
+        f"SELECT {INFO_COLUMNS} FROM transcripts WHERE transcript_id = ?", (transcript_id,)
     ).fetchone()
     if row is None:
         raise NotFoundError(f"no transcript with id {transcript_id}")
-    return _info(row)
+    return info_of_row(row)
 
 
 def find_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> TranscriptInfo | None:
@@ -151,15 +152,25 @@ def find_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> Trans
     # Almost always one row: choosing in Python avoids a sort SQLite would do with a temp
     # B-tree on every append and read.
     rows = conn.execute(
-        f"SELECT {_INFO_COLUMNS} FROM transcripts "
+        f"SELECT {INFO_COLUMNS} FROM transcripts "
         "WHERE agent_id = ? AND session_id = ? AND kind IN ('live', 'fork') "
         "AND superseded_by IS NULL",
         (agent_id, session_id),
     ).fetchall()
-    return _info(_pick_live(session_id, rows)) if rows else None
+    return info_of_row(pick_live(session_id, rows)) if rows else None
 
 
-def _pick_live(session_id: str, rows: Sequence[Sequence[Any]]) -> Sequence[Any]:
+class Row(Protocol):
+    """A row of either driver (sqlite3's tuple, asyncpg's Record), read by position."""
+
+    def __getitem__(self, index: int, /) -> Any: ...
+
+
+R = TypeVar("R", bound=Row)
+
+
+def pick_live(session_id: str, rows: Sequence[R]) -> R:
+    """`find_live`'s choice among a session's live rows (`INFO_COLUMNS`)."""
     named = f"{session_id}.jsonl"
     return max(rows, key=lambda r: (r[5] == named, r[0]))
 
@@ -193,13 +204,13 @@ def resolve_target(conn: sqlite3.Connection, agent_id: str, target: str | int) -
 def list_transcripts(
     conn: sqlite3.Connection, agent_id: str, *, session_id: str | None = None
 ) -> list[TranscriptInfo]:
-    sql = f"SELECT {_INFO_COLUMNS} FROM transcripts WHERE agent_id = ?"
+    sql = f"SELECT {INFO_COLUMNS} FROM transcripts WHERE agent_id = ?"
     params: list[Any] = [agent_id]
     if session_id is not None:
         sql += " AND session_id = ?"
         params.append(session_id)
     rows = conn.execute(sql + " ORDER BY transcript_id", params).fetchall()
-    return [_info(r) for r in rows]
+    return [info_of_row(r) for r in rows]
 
 
 # --- creating --------------------------------------------------------------------------------
@@ -270,9 +281,7 @@ def create_transcript(
 ) -> TranscriptInfo:
     """A live v3 transcript holding only its header, written as the gateway writes it."""
     if find_live(conn, agent_id, session_id) is not None:
-        raise InvalidEntryError(
-            f"agent {agent_id!r} already has a live transcript for session {session_id!r}"
-        )
+        raise second_live_error(agent_id, session_id)
     tid = insert_transcript(
         conn,
         agent_id=agent_id,
@@ -283,14 +292,27 @@ def create_transcript(
         version=3,
         parent_session=parent_session,
     )
+    row = header_row(session_id, cwd=cwd, timestamp=timestamp, parent_session=parent_session)
+    insert_lines(conn, tid, [row], ends_with_newline=True)
+    return get_info(conn, tid)
+
+
+def second_live_error(agent_id: str, session_id: str) -> InvalidEntryError:
+    return InvalidEntryError(
+        f"agent {agent_id!r} already has a live transcript for session {session_id!r}"
+    )
+
+
+def header_row(
+    session_id: str, *, cwd: str, timestamp: str | None, parent_session: str | None
+) -> LineRow:
+    """The header line of a new live transcript (`header_value`), as the row at pos 0."""
     header = header_value(
         session_id, cwd=cwd, timestamp=timestamp or now_iso(), parent_session=parent_session
     )
     raw = jsjson.dumps(header).encode("utf-8")
-    row = LineRow(0, raw.decode(), "header", session_id, None, None, "session", None,
-                  header["timestamp"], None, len(raw), None)  # fmt: skip
-    insert_lines(conn, tid, [row], ends_with_newline=True)
-    return get_info(conn, tid)
+    return LineRow(0, raw.decode(), "header", session_id, None, None, "session", None,
+                   header["timestamp"], None, len(raw), None)  # fmt: skip
 
 
 # --- lines -----------------------------------------------------------------------------------
@@ -317,6 +339,14 @@ def insert_lines(
     if not rows:
         return
     conn.executemany(_INSERT_LINE, [row.params(transcript_id) for row in rows])
+    totals = line_totals(rows)
+    conn.execute(
+        ADVANCE_SQL, advance_params(transcript_id, **totals, ends_with_newline=ends_with_newline)
+    )
+
+
+def line_totals(rows: Sequence[LineRow]) -> dict[str, Any]:
+    """`advance_params`' counts (lines, entries, damaged, line_bytes, leaf) for `rows`."""
     leaf: LineRow | None = None
     entries = damaged = 0
     for row in rows:
@@ -325,18 +355,13 @@ def insert_lines(
             leaf = row
         elif row.kind == "damaged":
             damaged += 1
-    conn.execute(
-        ADVANCE_SQL,
-        advance_params(
-            transcript_id,
-            lines=len(rows),
-            entries=entries,
-            damaged=damaged,
-            line_bytes=sum(row.byte_size for row in rows) + len(rows),
-            leaf=None if leaf is None else (leaf.pos, leaf.entry_id),
-            ends_with_newline=ends_with_newline,
-        ),
-    )
+    return {
+        "lines": len(rows),
+        "entries": entries,
+        "damaged": damaged,
+        "line_bytes": sum(row.byte_size for row in rows) + len(rows),
+        "leaf": None if leaf is None else (leaf.pos, leaf.entry_id),
+    }
 
 
 # byte_size counts a newline after every line; a file without a final newline is one byte

@@ -15,7 +15,7 @@ from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
 from store_sql.formats.sqltext import text_or_none
 from store_sql.transcripts.legacy import migrate_values
-from store_sql.transcripts.reads import all_entries
+from store_sql.transcripts.reads import StoredEntry, all_entries
 from store_sql.transcripts.rows import (
     LineRow,
     TranscriptInfo,
@@ -29,15 +29,8 @@ from store_sql.transcripts.rows import (
 def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInfo:
     """Write the v3 form of a transcript as a new version and supersede the old one."""
     old = get_info(conn, transcript_id)
-    if old.superseded_by is not None:
-        raise InvalidEntryError(
-            f"transcript {transcript_id} is superseded; migrate the current one"
-        )
-    version = old.version or 1
-    if version >= 3:
-        raise InvalidEntryError(f"{old.file_name} is already a v{version} transcript")
-    lines = all_entries(conn, transcript_id)
-    _, new_values = migrate_values(lines)
+    check_migratable(old)
+    rows = migrated_rows(all_entries(conn, transcript_id))
     new_id = insert_transcript(
         conn,
         agent_id=old.agent_id,
@@ -50,6 +43,27 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
         topic=old.topic,
         archived_at=old.archived_at,
     )
+    insert_lines(conn, new_id, rows, ends_with_newline=old.ends_with_newline)
+    conn.execute(
+        "UPDATE transcripts SET superseded_by = ? WHERE transcript_id = ?", (new_id, transcript_id)
+    )
+    return get_info(conn, new_id)
+
+
+def check_migratable(old: TranscriptInfo) -> None:
+    """Refuse to migrate a superseded or already-v3 transcript."""
+    if old.superseded_by is not None:
+        raise InvalidEntryError(
+            f"transcript {old.transcript_id} is superseded; migrate the current one"
+        )
+    version = old.version or 1
+    if version >= 3:
+        raise InvalidEntryError(f"{old.file_name} is already a v{version} transcript")
+
+
+def migrated_rows(lines: list[StoredEntry]) -> list[LineRow]:
+    """The rows of the v3 version of a transcript's lines (in file order)."""
+    _, new_values = migrate_values(lines)
     rows: list[LineRow] = []
     pos_of: dict[str, int] = {}
     for line in lines:
@@ -84,8 +98,4 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
         )
         if entry_id is not None and not is_header:
             pos_of[entry_id] = line.pos
-    insert_lines(conn, new_id, rows, ends_with_newline=old.ends_with_newline)
-    conn.execute(
-        "UPDATE transcripts SET superseded_by = ? WHERE transcript_id = ?", (new_id, transcript_id)
-    )
-    return get_info(conn, new_id)
+    return rows

@@ -1,15 +1,27 @@
 """The store on PostgreSQL against the same store on SQLite, in the same run.
 
-Metrics (ratio orientation in harness.py: > 1 means PostgreSQL did better; expect < 1: a
-statement round trip to a server costs 10-100x a SQLite statement, docs/POSTGRES.md):
-- `postgres.sessions_patch`: median µs of one awaited `store.sessions.patch` (the gateway's
-  after-turn patch: updatedAt and token counters) of one of 1,000 entries, on PostgreSQL
-  over a unix socket vs on a SQLite file, rounds taken in turns. Both at the store's
-  default `synchronous="NORMAL"` (`synchronous_commit=off` on PostgreSQL).
+    tools/bench/run --only postgres [--quick]
 
-The server is `STORE_SQL_TEST_PG` when set, else a throwaway one (tools/pg_server.py) with
-fsync on, stopped at the end. Each metric lives in a function of its own, so metrics of
-other namespaces join this module as functions beside it.
+The server is `STORE_SQL_TEST_PG` when set, else a throwaway one (tools/pg_server.py, fsync
+on, a unix socket) stopped at the end; where none can start, it returns one row saying why.
+Every row's baseline is the store on SQLite (a file in the bench folder) measured a few
+seconds apart in this run; ratio orientation as in harness.py (> 1: PostgreSQL did better).
+
+Sessions:
+- `postgres.sessions_patch`: median µs of one awaited `store.sessions.patch` (the gateway's
+  after-turn patch: updatedAt and token counters) of one of 1,000 entries, the backends
+  taking turns call by call.
+
+Transcripts:
+- `postgres.append_single`: one `append_message` awaited alone (median µs), to a transcript
+  of a few hundred entries.
+- `postgres.append_concurrent`: 100 tasks in one process, each appending to its own
+  session's transcript: appends/s.
+- `postgres.recent50`: `recent(limit=50)` of a 1,000-entry transcript (median µs).
+- `postgres.four_writers`: 4 writer processes on PostgreSQL, 25 appenders each (100 in
+  all, one session each), against 1 process on SQLite with the same 100 appenders:
+  appends/s over the same number of seconds. The issue's goal: more than the single SQLite
+  writer (ratio > 1).
 """
 
 from __future__ import annotations
@@ -17,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -116,7 +130,7 @@ async def _rounds(
     return times
 
 
-async def sessions_patch_row(server_url: str, quick: bool) -> Row:
+async def sessions_patch_rows(server_url: str, quick: bool) -> list[Row]:
     """`postgres.sessions_patch`: median µs per awaited patch, PostgreSQL vs SQLite."""
     url = await _fresh_database(server_url)
     folder = bench_dir() / f"postgres-{uuid.uuid4().hex[:8]}"
@@ -143,9 +157,157 @@ async def sessions_patch_row(server_url: str, quick: bool) -> Row:
             times = await _rounds(fns, 300 if quick else 2_000)
         pg_us = statistics.median(times["postgresql"]) * 1e6
         sqlite_us = statistics.median(times["sqlite"]) * 1e6
-        return row("postgres.sessions_patch", pg_us, sqlite_us, "us/op", False)
+        return [row("postgres.sessions_patch", pg_us, sqlite_us, "us/op", False)]
     finally:
         await _drop_database(server_url, url)
+
+
+AGENT = "main"
+APPENDERS = 100
+WRITERS = 4
+
+
+def _message(n: int) -> dict[str, Any]:
+    return {
+        "role": "user",
+        "content": [{"type": "text", "text": f"message {n} " + "lorem ipsum " * 30}],
+        "idempotencyKey": uuid.uuid4().hex,
+    }
+
+
+# --- one process -----------------------------------------------------------------------------
+
+
+async def _single_and_reads(store: Store, quick: bool) -> tuple[float, float]:
+    """(median µs of one append awaited alone, median µs of recent(limit=50))."""
+    await store.transcripts.create(AGENT, "single", cwd="/w")
+    await store.transcripts.create(AGENT, "reads", cwd="/w")
+    for start in range(0, 1000, 100):
+        entries = [{"type": "message", "message": _message(n)} for n in range(start, start + 100)]
+        await store.transcripts.append(AGENT, "reads", entries)
+    single: list[float] = []
+    for n in range(100 if quick else 400):
+        began = time.perf_counter()
+        await store.transcripts.append_message(AGENT, "single", _message(n))
+        single.append(time.perf_counter() - began)
+    reads: list[float] = []
+    for _ in range(100 if quick else 400):
+        began = time.perf_counter()
+        recent = await store.transcripts.recent(AGENT, "reads", limit=50)
+        reads.append(time.perf_counter() - began)
+        assert len(recent) == 50
+    return statistics.median(single) * 1e6, statistics.median(reads) * 1e6
+
+
+async def _concurrent(store: Store, quick: bool, prefix: str) -> float:
+    """Appends/s of 100 tasks appending to one session each."""
+    sessions = [f"{prefix}{t}" for t in range(APPENDERS)]
+    for sid in sessions:
+        await store.transcripts.create(AGENT, sid, cwd="/w")
+    per_task = 20 if quick else 60
+
+    async def appender(sid: str) -> None:
+        for n in range(per_task):
+            await store.transcripts.append_message(AGENT, sid, _message(n))
+
+    began = time.perf_counter()
+    await asyncio.gather(*(appender(sid) for sid in sessions))
+    return APPENDERS * per_task / (time.perf_counter() - began)
+
+
+async def transcripts_rows(server_url: str, quick: bool) -> list[Row]:
+    """`postgres.append_single`, `postgres.append_concurrent`, `postgres.recent50`."""
+    url = await _fresh_database(server_url)
+    try:
+        return await _one_process(url, quick)
+    finally:
+        await _drop_database(server_url, url)
+
+
+async def _one_process(url: str, quick: bool) -> list[Row]:
+    sqlite_path = bench_dir() / f"postgres_baseline_{uuid.uuid4().hex[:8]}.sqlite"
+    results: dict[str, dict[str, float]] = {}
+    for name, where in (("sqlite", sqlite_path), ("postgresql", url)):
+        async with await Store.open(where) as store:
+            single, reads = await _single_and_reads(store, quick)
+            concurrent = await _concurrent(store, quick, "c")
+        results[name] = {"single": single, "reads": reads, "concurrent": concurrent}
+    pg, lite = results["postgresql"], results["sqlite"]
+    return [
+        row("postgres.append_single", pg["single"], lite["single"], "us/op", False),
+        row("postgres.append_concurrent", pg["concurrent"], lite["concurrent"], "ops/s", True),
+        row("postgres.recent50", pg["reads"], lite["reads"], "us/op", False),
+    ]
+
+
+# --- several processes -----------------------------------------------------------------------
+
+
+async def _writer(where: str, first: int, tasks: int, seconds: float) -> None:
+    """A writer process: `tasks` appenders on sessions w<first>..., each appending for
+    `seconds` once the parent says go; prints the number of appends acknowledged."""
+    target: str | Path = where if "://" in where else Path(where)
+    async with await Store.open(target) as store:
+        sessions = [f"w{first + t}" for t in range(tasks)]
+        print("READY", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        deadline = time.monotonic() + seconds
+        done = 0
+
+        async def appender(sid: str) -> None:
+            nonlocal done
+            n = 0
+            while time.monotonic() < deadline:
+                await store.transcripts.append_message(AGENT, sid, _message(n))
+                n += 1
+                done += 1
+
+        await asyncio.gather(*(appender(sid) for sid in sessions))
+    print(json.dumps({"appends": done}), flush=True)
+
+
+async def _writers(where: str, processes: int, seconds: float) -> float:
+    """Appends/s of `processes` writer processes sharing 100 appenders."""
+    target: str | Path = where if "://" in where else Path(where)
+    async with await Store.open(target) as store:
+        for t in range(APPENDERS):
+            await store.transcripts.create(AGENT, f"w{t}", cwd="/w")
+    per = APPENDERS // processes
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--writer", where, str(p * per), str(per), str(seconds),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for p in range(processes)
+    ]  # fmt: skip
+    for proc in procs:
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        if line != b"READY\n":
+            raise RuntimeError(f"a writer process failed to start: {line!r}")
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    total = 0
+    for proc in procs:
+        out, _ = await asyncio.wait_for(proc.communicate(), seconds + 120)
+        total += json.loads(out.decode().strip().splitlines()[-1])["appends"]
+    return total / seconds
+
+
+async def four_writers_rows(server_url: str, quick: bool) -> list[Row]:
+    """`postgres.four_writers`: 4 processes on PostgreSQL vs 1 on SQLite, appends/s."""
+    seconds = 5.0 if quick else 15.0
+    sqlite_path = bench_dir() / f"postgres_writers_{uuid.uuid4().hex[:8]}.sqlite"
+    lite = await _writers(str(sqlite_path), 1, seconds)
+    url = await _fresh_database(server_url)
+    try:
+        pg = await _writers(url, WRITERS, seconds)
+    finally:
+        await _drop_database(server_url, url)
+    return [row("postgres.four_writers", pg, lite, "ops/s", True, target=1.0)]
 
 
 def run(quick: bool) -> list[Row]:
@@ -153,9 +315,9 @@ def run(quick: bool) -> list[Row]:
         rows: list[Row] = []
         try:
             async with _server() as server_url:
-                for metric in (sessions_patch_row,):
+                for metric in (sessions_patch_rows, transcripts_rows, four_writers_rows):
                     try:
-                        rows.append(await metric(server_url, quick))
+                        rows.extend(await metric(server_url, quick))
                     except Exception as exc:
                         rows.append(error_row(f"postgres.{metric.__name__}", exc))
         except Exception as exc:  # no server can be started here
@@ -163,3 +325,12 @@ def run(quick: bool) -> list[Row]:
         return rows
 
     return run_async(main)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--writer"]:
+        where, first, tasks, seconds = sys.argv[2:6]
+        asyncio.run(_writer(where, int(first), int(tasks), float(seconds)))
+    else:
+        for result in run("--quick" in sys.argv):
+            print(json.dumps(result))
