@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from store_sql.schema import pg_views
-from store_sql.schema.tables import metadata
+from store_sql.schema.tables import SCHEMA_REVISION, metadata
 
 _LINE_BYTES = (
     "ALTER TABLE transcript_lines ALTER COLUMN line DROP NOT NULL",
@@ -38,7 +38,16 @@ async def create_schema(url: str) -> None:
             await conn.execute(ddl)
             for index in table.indexes:
                 await conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
-        for statement in (*_LINE_BYTES, *pg_views.VIEW_STATEMENTS, *pg_views.SEARCH_STATEMENTS):
+        await conn.execute(
+            "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
+            f"INSERT INTO alembic_version VALUES ('{SCHEMA_REVISION}')"
+        )
+        for statement in (
+            *_LINE_BYTES,
+            *pg_views.VIEW_STATEMENTS,
+            *pg_views.SEARCH_STATEMENTS,
+            pg_views.READER_ROLE_GRANTS,
+        ):
             await conn.execute(statement)
     finally:
         await conn.close()

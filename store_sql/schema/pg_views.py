@@ -420,3 +420,44 @@ SEARCH_DROP_STATEMENTS: tuple[str, ...] = (
     f"DROP INDEX IF EXISTS {SEARCH_INDEX_NAME}",
     "DROP FUNCTION IF EXISTS entry_search_text(text)",
 )
+
+# --- the console's read-only role -------------------------------------------------------------
+
+READER_ROLE = "store_sql_reader"
+"""The role `store-sql sql` runs every statement as (admin/pg_console.py): it may read every
+table and view of the store's schema and nothing else."""
+
+# Run by the schema's owner after the tables exist. Creating a role needs CREATEROLE (or a
+# superuser); where the server does not allow it, or the owner may not grant the role to
+# itself, the block says so in a NOTICE and the console runs in a READ ONLY transaction
+# alone, and says so. Tables created later by the same owner are granted by the default
+# privileges.
+READER_ROLE_GRANTS = f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{READER_ROLE}') THEN
+        BEGIN
+            CREATE ROLE {READER_ROLE} NOLOGIN;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE NOTICE 'store_sql: cannot create the role {READER_ROLE} (needs CREATEROLE); '
+                'store-sql sql runs in a READ ONLY transaction only';
+            RETURN;
+        END;
+    END IF;
+    BEGIN
+        EXECUTE 'GRANT USAGE ON SCHEMA ' || quote_ident(current_schema())
+            || ' TO {READER_ROLE}';
+        EXECUTE 'GRANT SELECT ON ALL TABLES IN SCHEMA ' || quote_ident(current_schema())
+            || ' TO {READER_ROLE}';
+        EXECUTE 'ALTER DEFAULT PRIVILEGES IN SCHEMA ' || quote_ident(current_schema())
+            || ' GRANT SELECT ON TABLES TO {READER_ROLE}';
+        IF NOT pg_has_role(current_user, '{READER_ROLE}', 'MEMBER') THEN
+            EXECUTE 'GRANT {READER_ROLE} TO ' || quote_ident(current_user);
+        END IF;
+    EXCEPTION WHEN insufficient_privilege THEN
+        RAISE NOTICE 'store_sql: cannot grant the role {READER_ROLE} (%); store-sql sql '
+            'runs in a READ ONLY transaction only', SQLERRM;
+    END;
+END
+$$
+"""
