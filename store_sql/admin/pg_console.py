@@ -24,9 +24,10 @@ What the SQLite console promises (sql_console.py), in PostgreSQL's terms:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as clock
 from decimal import Decimal
@@ -56,6 +57,15 @@ _ESCAPES = re.compile(
 def is_postgres_url(location: object) -> bool:
     """Whether `--db` names a PostgreSQL database rather than a SQLite file."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+_PASSWORD = re.compile(r"^(?P<head>[a-z]+://[^:@/?#]*):[^@/?#]*@", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<key>[?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def shown_url(url: str) -> str:
+    """`url` with its password shown as ***, for reports."""
+    return _QUERY_PASSWORD.sub(r"\g<key>***", _PASSWORD.sub(r"\g<head>:***@", url))
 
 
 def _check_statement(sql: str) -> None:
@@ -96,18 +106,12 @@ async def _reader_role(conn: asyncpg.Connection[Any]) -> bool:
     return bool(member)
 
 
-async def query(
-    url: str,
-    sql: str,
-    params: Sequence[Any] = (),
-    *,
-    max_rows: int,
-    timeout_s: float,
-    max_bytes: int,
-) -> QueryResult:
-    """Run one reading statement (see the module docstring)."""
-    _check_statement(sql)
-    started = time.perf_counter()
+@contextlib.asynccontextmanager
+async def reading(url: str) -> AsyncIterator[tuple[asyncpg.Connection[Any], bool]]:
+    """A connection to the store at `url` inside a READ ONLY, REPEATABLE READ transaction
+    (one snapshot) that is rolled back, as the reader role where this user may take it:
+    (connection, True when it runs as the reader role). DatabaseRefusedError when the
+    server cannot be reached or the database holds no store."""
     try:
         conn = await asyncpg.connect(url)
     except (OSError, asyncpg.PostgresError) as exc:
@@ -121,9 +125,30 @@ async def query(
         transaction = conn.transaction(isolation="repeatable_read", readonly=True)
         await transaction.start()
         try:
-            await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
             if as_reader:
                 await conn.execute(f"SET LOCAL ROLE {READER_ROLE}")
+            yield conn, as_reader
+        finally:
+            await transaction.rollback()
+    finally:
+        await conn.close()
+
+
+async def query(
+    url: str,
+    sql: str,
+    params: Sequence[Any] = (),
+    *,
+    max_rows: int,
+    timeout_s: float,
+    max_bytes: int,
+) -> QueryResult:
+    """Run one reading statement (see the module docstring)."""
+    _check_statement(sql)
+    started = time.perf_counter()
+    async with reading(url) as (conn, as_reader):
+        try:
+            await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
             columns, rows, cut_by = await _fetch(conn, sql, params, max_rows, max_bytes)
         except asyncpg.QueryCanceledError as exc:
             raise QueryFailedError(
@@ -137,10 +162,6 @@ async def query(
             raise QueryFailedError(f"query failed: {exc}") from exc
         except asyncpg.PostgresError as exc:
             raise QueryFailedError(f"query failed: {exc}") from exc
-        finally:
-            await transaction.rollback()
-    finally:
-        await conn.close()
     return QueryResult(
         columns=columns,
         rows=rows,
