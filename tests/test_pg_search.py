@@ -4,6 +4,7 @@ the inspection sample copied row for row into a PostgreSQL store, asked the same
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from inspection_data import Sample, copy_db
+from inspection_data import Sample, cli, copy_db
 from pg_copy import copy_store, create_schema
 
 from store_sql.search import pg_query
@@ -123,3 +124,16 @@ async def test_bad_queries_are_refused_the_same_way(
     with pytest.raises(InvalidSearchError) as on_postgresql:
         await _on_postgresql(url, query)
     assert str(on_postgresql.value) == str(on_sqlite.value)
+
+
+def test_the_search_command_prints_the_same_on_both_backends(
+    both: tuple[Path, str, Sample],
+) -> None:
+    db, url, _ = both
+    for args in (["needle", "--json"], ["needle", "--kind", "reset"], ["nothing like this"]):
+        on_sqlite = cli("search", "--db", str(db), *args)
+        on_postgresql = cli("search", "--db", url, *args)
+        assert on_postgresql.returncode == on_sqlite.returncode, on_postgresql.stderr
+        assert on_postgresql.stdout == on_sqlite.stdout
+    caught_up = cli("search", "--db", url, "--catch-up", "--json")
+    assert (caught_up.returncode, json.loads(caught_up.stdout)) == (0, {"caught_up": 0})
