@@ -7,6 +7,7 @@ its booleans against SQLite's 1/0 (docs/SCHEMA.md, "PostgreSQL")."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -133,3 +134,26 @@ async def test_a_line_that_is_not_plain_json_never_fails_a_query(pg_url: str, ca
         )
     finally:
         await conn.close()
+
+
+SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "SCHEMA.md"
+SQLITE_ONLY = re.compile(r"entry_text_fts|typeof\(|json_extract\(|json_each\(")
+
+
+async def test_every_sql_example_of_the_schema_doc_runs_on_postgresql(
+    both: tuple[Path, str, Sample],
+) -> None:
+    """The examples of docs/SCHEMA.md that use no SQLite-only function, and its PostgreSQL
+    examples (the SQLite ones run in tests/test_schema_doc.py)."""
+    _, url, _ = both
+    text = SCHEMA_DOC.read_text(encoding="utf-8")
+    shared = [s for s in re.findall(r"```sql\n(.*?)```", text, re.S) if not SQLITE_ONLY.search(s)]
+    own = re.findall(r"```postgresql\n(.*?)```", text, re.S)
+    assert len(shared) > 10
+    assert len(own) >= 4
+    conn = await asyncpg.connect(url)
+    try:
+        results = [await conn.fetch(sql) for sql in (*shared, *own)]
+    finally:
+        await conn.close()
+    assert results[len(shared)], "the PostgreSQL search example finds the sample's needle"

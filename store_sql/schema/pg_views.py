@@ -9,8 +9,9 @@ with these differences of dialect:
   caller adds can make a query fail on a bad line. `jsonb` keeps the last of duplicate keys
   (SQLite's `json_extract` finds the first); it refuses the escape `\\u0000`, so such a line
   is read with U+FFFD in place of each NUL.
-- A column has one type: JSON numbers are `numeric`, booleans `boolean` (SQLite gives 1/0),
-  and a value of another JSON type than the column's is NULL (SQLite returns it as it is).
+- A column has one type: JSON numbers are `numeric`, booleans the integers 1 and 0 (as
+  SQLite gives them), and a value of another JSON type than the column's is NULL (SQLite
+  returns it as it is).
 (No `:name` sequences anywhere in this SQL: Alembic's op.execute reads them as parameters.)
 """
 
@@ -139,7 +140,8 @@ def _string(path: str) -> str:
 
 
 def _boolean(path: str) -> str:
-    return f"CASE WHEN jsonb_typeof({path}) = 'boolean' THEN ({path})::boolean END"
+    """1 or 0, as SQLite's json_extract gives a JSON boolean (so `sum(is_error)` counts)."""
+    return f"CASE WHEN jsonb_typeof({path}) = 'boolean' THEN ({path})::boolean::int END"
 
 
 SESSIONS_VIEW = """
