@@ -157,3 +157,29 @@ async def test_every_sql_example_of_the_schema_doc_runs_on_postgresql(
     finally:
         await conn.close()
     assert results[len(shared)], "the PostgreSQL search example finds the sample's needle"
+
+
+async def test_the_views_and_the_search_text_work_where_the_server_would_go_parallel(
+    both: tuple[Path, str, Sample],
+) -> None:
+    """entry_line_json catches errors (a subtransaction), which a parallel worker may not
+    start: the functions are not PARALLEL SAFE, so the planner keeps them in one process."""
+    _, url, _ = both
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            for setting in ("parallel_setup_cost", "parallel_tuple_cost"):
+                await conn.execute(f"SET LOCAL {setting} = 0")
+            await conn.execute("SET LOCAL min_parallel_table_scan_size = 0")
+            forced = await conn.fetchval(
+                "SELECT name FROM pg_settings "
+                "WHERE name IN ('debug_parallel_query', 'force_parallel_mode')"
+            )
+            await conn.execute(f"SET LOCAL {forced} = on")
+            for name in (*VIEWS, "entry_search_text"):
+                assert await conn.fetch(f"SELECT * FROM {name}")
+            assert await conn.fetchval(
+                "SELECT count(*) FROM transcript_lines WHERE entry_search_text(line) ILIKE '%e%'"
+            )
+    finally:
+        await conn.close()

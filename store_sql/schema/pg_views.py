@@ -21,9 +21,11 @@ from __future__ import annotations
 
 # IMMUTABLE so that the search index can be built on it. Lines containing `\u0000` are the
 # only valid JSON jsonb refuses (22P05); reading them with U+FFFD keeps their other text.
+# Not PARALLEL SAFE: catching an error starts a subtransaction, which a parallel query
+# refuses; a query using it runs in one process.
 LINE_JSON_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION entry_line_json(line text) RETURNS jsonb
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
 -- The stored line as jsonb, NULL when it is not JSON (damaged or hand-written lines).
 BEGIN
     RETURN line::jsonb;
@@ -44,7 +46,7 @@ $$
 # extra_sql.search_text_sql gives on SQLite.
 SEARCH_TEXT_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION entry_search_text(line text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
 -- The searchable text of an entry line: message text blocks and tool names, bash command
 -- and output, summaries, custom message content, session names and labels; NULL: none.
 DECLARE
