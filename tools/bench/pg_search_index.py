@@ -40,7 +40,37 @@ from store_sql.search import pg_query  # noqa: E402
 from store_sql.search.query import SearchQuery  # noqa: E402
 from store_sql.search.terms import literal  # noqa: E402
 
-_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "the", "build", "fails", "with", "an", "error", "in", "the", "config", "loader", "so", "we", "deploy", "again", "and", "read", "the", "stack", "trace"]
+_WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "a",
+    "lazy",
+    "dog",
+    "while",
+    "the",
+    "build",
+    "fails",
+    "with",
+    "an",
+    "error",
+    "in",
+    "the",
+    "config",
+    "loader",
+    "so",
+    "we",
+    "deploy",
+    "again",
+    "and",
+    "read",
+    "the",
+    "stack",
+    "trace",
+]
 
 _TABLES = """
 CREATE TABLE transcripts (transcript_id bigint PRIMARY KEY, agent_id text, session_id text,
@@ -155,7 +185,8 @@ async def run(url: str, quick: bool) -> list[dict[str, Any]]:
 
 def main(argv: list[str]) -> None:
     spec = importlib.util.spec_from_file_location("pg_server", ROOT / "tools" / "pg_server.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     pg_server = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pg_server)
     with pg_server.ThrowawayPostgres() as server:
