@@ -137,3 +137,22 @@ def test_the_search_command_prints_the_same_on_both_backends(
         assert on_postgresql.stdout == on_sqlite.stdout
     caught_up = cli("search", "--db", url, "--catch-up", "--json")
     assert (caught_up.returncode, json.loads(caught_up.stdout)) == (0, {"caught_up": 0})
+
+
+async def test_rebuild_reindexes_and_counts_the_entry_lines(both: tuple[Path, str, Sample]) -> None:
+    db, url, _ = both
+    conn = await asyncpg.connect(url)
+    try:
+        async with conn.transaction():
+            report = await pg_query.rebuild_index(conn)
+        lines = await conn.fetchval("SELECT count(*) FROM transcript_lines WHERE kind = 'entry'")
+    finally:
+        await conn.close()
+    sqlite_conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        with_text = sqlite_conn.execute("SELECT count(*) FROM entry_search_text").fetchone()[0]
+    finally:
+        sqlite_conn.close()
+    assert (report.lines_read, report.rows_indexed, report.unreadable) == (lines, with_text, 1)
+    found = await _on_postgresql(url, SearchQuery(text="needle"))
+    assert len(found.hits) == 6

@@ -22,9 +22,11 @@ from typing import Any
 
 import asyncpg
 
+from store_sql.schema.pg_views import SEARCH_INDEX_NAME
 from store_sql.search.query import (
     MAX_LIMIT,
     TRIGRAM_MIN_CHARS,
+    RebuildReport,
     SearchHit,
     SearchQuery,
     SearchResult,
@@ -184,4 +186,25 @@ def _hit(row: asyncpg.Record, needles: list[str]) -> SearchHit:
         role=row["role"],
         timestamp=row["timestamp"],
         snippet=make_snippet(text, needle),
+    )
+
+
+async def rebuild_index(conn: asyncpg.Connection[Any]) -> RebuildReport:
+    """Rebuild `ix_transcript_lines_search` from the stored lines (a writer mutation: writes
+    to transcript lines wait until it commits). The report counts the entry lines, the
+    entries with text (indexed) and those that are not readable JSON."""
+    await conn.execute(f"REINDEX INDEX {SEARCH_INDEX_NAME}")
+    row = await conn.fetchrow(
+        "SELECT count(*) AS lines, count(entry_search_text(line)) AS indexed,"
+        " count(*) FILTER (WHERE line IS NOT NULL AND entry_line_json(line) IS NULL)"
+        " AS unreadable, coalesce(max(line_pk), 0) AS upto"
+        " FROM transcript_lines WHERE kind = 'entry'"
+    )
+    assert row is not None
+    return RebuildReport(
+        lines_read=int(row["lines"]),
+        rows_indexed=int(row["indexed"]),
+        unreadable=int(row["unreadable"]),
+        batches=1,
+        upto_line_pk=int(row["upto"]),
     )
