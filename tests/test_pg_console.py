@@ -18,7 +18,7 @@ from pg_copy import copy_store, create_schema
 from store_sql.admin import pg_console
 from store_sql.admin.sql_console import QueryFailedError
 from store_sql.cli.main import main
-from store_sql.schema.pg_views import READER_ROLE
+from store_sql.schema.pg_views import READER_ROLE, READER_ROLE_GRANTS
 
 
 @pytest.fixture
@@ -209,3 +209,26 @@ def test_is_postgres_url() -> None:
     assert pg_console.is_postgres_url("postgres://u@h/db")
     assert not pg_console.is_postgres_url("store.sqlite")
     assert not pg_console.is_postgres_url(Path("postgresql:"))
+
+
+async def test_granting_the_role_where_the_server_does_not_allow_it_only_says_so(
+    pg_url: str,
+) -> None:
+    """The schema's owner without CREATEROLE: the grant block raises a NOTICE, not an
+    error, so creating the schema goes on (a role name of its own, the real one being
+    cluster-wide and already made by other tests)."""
+    owner, role = f"o_{uuid.uuid4().hex[:12]}", f"r_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_url)
+    notices: list[str] = []
+    admin.add_log_listener(lambda _c, message: notices.append(str(message)))
+    try:
+        await admin.execute(f"CREATE ROLE {owner} NOLOGIN")
+        async with admin.transaction():
+            await admin.execute(f"SET LOCAL ROLE {owner}")
+            await admin.execute(READER_ROLE_GRANTS.replace(READER_ROLE, role))
+        assert not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+        await asyncio.sleep(0)  # notices arrive through the event loop
+        assert any("cannot create the role" in n for n in notices), notices
+    finally:
+        await admin.execute(f"DROP ROLE {owner}")
+        await admin.close()
