@@ -48,7 +48,7 @@ DEFAULT_DB_ENV = "STORE_SQL_DB"
 
 Dialect = Literal["sqlite", "postgresql"]
 
-POSTGRES_NAMESPACES = frozenset({"sessions"})
+POSTGRES_NAMESPACES = frozenset({"sessions", "search"})
 """The namespaces that run on PostgreSQL; the others raise BackendNotSupportedError there."""
 
 

@@ -11,46 +11,16 @@ from pathlib import Path
 
 import asyncpg
 from sqlalchemy import Integer, LargeBinary
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.schema import CreateIndex, CreateTable
 
-from store_sql.schema import pg_views
-from store_sql.schema.tables import SCHEMA_REVISION, metadata
-
-_LINE_BYTES = (
-    "ALTER TABLE transcript_lines ALTER COLUMN line DROP NOT NULL",
-    "ALTER TABLE transcript_lines ADD COLUMN line_bytes bytea",
-    "ALTER TABLE transcript_lines ADD CONSTRAINT line_text_or_bytes "
-    "CHECK ((line IS NULL) <> (line_bytes IS NULL))",
-)
+from store_sql import Store
+from store_sql.schema.tables import metadata
 
 
 async def create_schema(url: str) -> None:
-    """The store's tables, views and search index on an empty PostgreSQL database."""
-    conn = await asyncpg.connect(url)
-    try:
-        dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-        for table in metadata.sorted_tables:
-            ddl = str(CreateTable(table).compile(dialect=dialect))
-            if table.name == "transcript_lines":
-                ddl = ddl.replace("line BYTEA NOT NULL", "line TEXT NOT NULL")
-            ddl = ddl.replace(" SERIAL", " BIGSERIAL").replace(" INTEGER", " BIGINT")
-            await conn.execute(ddl)
-            for index in table.indexes:
-                await conn.execute(str(CreateIndex(index).compile(dialect=dialect)))
-        await conn.execute(
-            "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);"
-            f"INSERT INTO alembic_version VALUES ('{SCHEMA_REVISION}')"
-        )
-        for statement in (
-            *_LINE_BYTES,
-            *pg_views.VIEW_STATEMENTS,
-            *pg_views.SEARCH_STATEMENTS,
-            pg_views.READER_ROLE_GRANTS,
-        ):
-            await conn.execute(statement)
-    finally:
-        await conn.close()
+    """The store's schema (tables, views, search index, reader role) on an empty PostgreSQL
+    database, as `Store.open` creates it."""
+    store = await Store.open(url)
+    await store.close()
 
 
 async def copy_store(sqlite_path: Path, url: str) -> None:
@@ -59,6 +29,8 @@ async def copy_store(sqlite_path: Path, url: str) -> None:
     dst = await asyncpg.connect(url)
     try:
         for table in metadata.sorted_tables:
+            if table.name == "search_index_state":
+                continue  # the store made its own (unused on PostgreSQL)
             names = [c.name for c in table.columns]
             rows = src.execute(f"SELECT {', '.join(names)} FROM {table.name}").fetchall()
             if table.name == "transcript_lines":

@@ -204,13 +204,6 @@ async def test_a_database_without_a_store_is_refused_with_exit_2(pg_server_url: 
     assert "cannot connect" in unreachable.stderr
 
 
-def test_is_postgres_url() -> None:
-    assert pg_console.is_postgres_url("postgresql://u@h/db")
-    assert pg_console.is_postgres_url("postgres://u@h/db")
-    assert not pg_console.is_postgres_url("store.sqlite")
-    assert not pg_console.is_postgres_url(Path("postgresql:"))
-
-
 async def test_granting_the_role_where_the_server_does_not_allow_it_only_says_so(
     pg_url: str,
 ) -> None:

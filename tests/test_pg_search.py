@@ -15,6 +15,7 @@ import pytest
 from inspection_data import Sample, cli, copy_db
 from pg_copy import copy_store, create_schema
 
+from store_sql import Store
 from store_sql.search import pg_query
 from store_sql.search.query import SearchQuery, SearchResult, search_entries
 from store_sql.search.terms import InvalidSearchError
@@ -156,3 +157,24 @@ async def test_rebuild_reindexes_and_counts_the_entry_lines(both: tuple[Path, st
     assert (report.lines_read, report.rows_indexed, report.unreadable) == (lines, with_text, 1)
     found = await _on_postgresql(url, SearchQuery(text="needle"))
     assert len(found.hits) == 6
+
+
+async def test_store_search_on_postgresql_is_the_same_api(both: tuple[Path, str, Sample]) -> None:
+    db, url, _ = both
+    on_sqlite = await Store.open(db)
+    on_postgresql = await Store.open(url)
+    try:
+        assert on_postgresql.dialect == "postgresql"
+        for given in ({"text": "needle"}, {"text": "ok"}, {"text": "kept OR ops", "raw": True}):
+            expected = await on_sqlite.search.find(**given)
+            got = await on_postgresql.search.find(**given)
+            assert [asdict(h) for h in got.hits] == [asdict(h) for h in expected.hits]
+        assert await on_postgresql.search.catch_up() == 0
+        seen: list[int] = []
+        report = await on_postgresql.search.rebuild(progress=lambda r: seen.append(r.lines_read))
+        assert report.rows_indexed > 10
+        assert seen == [report.lines_read]
+        assert len((await on_postgresql.search.find("needle")).hits) == 6
+    finally:
+        await on_sqlite.close()
+        await on_postgresql.close()

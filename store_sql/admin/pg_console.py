@@ -54,20 +54,6 @@ _ESCAPES = re.compile(
 )
 
 
-def is_postgres_url(location: object) -> bool:
-    """Whether `--db` names a PostgreSQL database rather than a SQLite file."""
-    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
-
-
-_PASSWORD = re.compile(r"^(?P<head>[a-z]+://[^:@/?#]*):[^@/?#]*@", re.IGNORECASE)
-_QUERY_PASSWORD = re.compile(r"(?P<key>[?&]password=)[^&#]*", re.IGNORECASE)
-
-
-def shown_url(url: str) -> str:
-    """`url` with its password shown as ***, for reports."""
-    return _QUERY_PASSWORD.sub(r"\g<key>***", _PASSWORD.sub(r"\g<head>:***@", url))
-
-
 def _check_statement(sql: str) -> None:
     if _READING_VERB.match(sql) is None:
         first = _FIRST_WORD.match(sql)

@@ -26,7 +26,8 @@ from typing import Any
 import asyncpg
 
 from store_sql.admin.doctor import ERROR, INFO, OK, WARN, Check, DoctorReport, revision_check
-from store_sql.admin.pg_console import reading, shown_url
+from store_sql.admin.pg_console import reading
+from store_sql.engine.pg.url import mask_password
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema import pg_views
 from store_sql.schema import tables as schema
@@ -230,7 +231,7 @@ def check_reader_role(as_reader: bool) -> Check:
 
 async def diagnose_url(url: str, *, quick: bool = False) -> DoctorReport:
     """Every check on the store at `url`, without writing to it."""
-    shown = shown_url(url)
+    shown = mask_password(url)
     checks: list[Check] = []
     try:
         async with reading(url) as (conn, as_reader):

@@ -14,8 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from store_sql.admin.pg_console import reading, shown_url
+from store_sql.admin.pg_console import reading
 from store_sql.admin.stats import _AGENTS, DEFAULT_TOP, AgentStats, SessionSize, StoreStats
+from store_sql.engine.pg.url import mask_password
 
 _BIGGEST = """
 SELECT t.agent_id,
@@ -95,6 +96,6 @@ def stats(url: str, *, top: int = DEFAULT_TOP) -> StoreStats:
 
     async def run() -> StoreStats:
         async with reading(url) as (conn, _):
-            return await collect_stats(conn, shown_url(url), top=top)
+            return await collect_stats(conn, mask_password(url), top=top)
 
     return asyncio.run(run())

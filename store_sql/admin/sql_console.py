@@ -37,6 +37,7 @@ from typing import Any
 
 from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.opening import file_kind
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError, StoreError
 from store_sql.schema.tables import APPLICATION_ID
@@ -414,7 +415,7 @@ def run_query(
     when the statement is refused, invalid, or runs past `timeout_s`."""
     from store_sql.admin import pg_console
 
-    if pg_console.is_postgres_url(path):
+    if is_postgres_url(path):
         if isinstance(params, dict):
             raise QueryFailedError("on PostgreSQL, parameters are positional ($1, $2, ...)")
         return pg_console.run_query(

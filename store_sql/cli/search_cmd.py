@@ -21,6 +21,7 @@ from store_sql.admin import pg_console
 from store_sql.admin.sql_console import check_path, open_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.search import pg_query
 from store_sql.search import query as search
 from store_sql.search.query import RebuildReport, SearchQuery, SearchResult
@@ -115,7 +116,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> RebuildReport:
-    if not pg_console.is_postgres_url(args.db):
+    if not is_postgres_url(args.db):
         check_path(args.db)  # a rebuild must not create a database at a mistyped path
 
     def progress(r: RebuildReport) -> None:
@@ -134,7 +135,7 @@ def _rebuild(args: argparse.Namespace) -> RebuildReport:
 
 
 def _catch_up(args: argparse.Namespace) -> int:
-    if pg_console.is_postgres_url(args.db):
+    if is_postgres_url(args.db):
         lines = 0  # PostgreSQL indexes every line in the transaction that writes it
         if not args.json:
             print("the full-text index is always current on PostgreSQL", file=sys.stderr)
@@ -163,7 +164,7 @@ def _search_file(path: str | Path, query: SearchQuery) -> SearchResult:
     """Search a database file through the read-only console (`store-sql search`): never
     creates, migrates or checkpoints it, so it is safe beside a running gateway. On
     PostgreSQL: the console's READ ONLY snapshot (admin/pg_console.py)."""
-    if pg_console.is_postgres_url(path):
+    if is_postgres_url(path):
         return asyncio.run(_search_postgres(str(path), query))
     with open_console(path) as console:
         console.conn.execute("BEGIN")
