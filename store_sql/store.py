@@ -48,7 +48,7 @@ DEFAULT_DB_ENV = "STORE_SQL_DB"
 
 Dialect = Literal["sqlite", "postgresql"]
 
-POSTGRES_NAMESPACES = frozenset({"sessions", "search"})
+POSTGRES_NAMESPACES = frozenset({"sessions", "search", "lifecycle", "maintenance"})
 """The namespaces that run on PostgreSQL; the others raise BackendNotSupportedError there."""
 
 

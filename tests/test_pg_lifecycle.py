@@ -4,6 +4,7 @@ copied into PostgreSQL)."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,8 +15,11 @@ import pytest
 from inspection_data import Sample, copy_db
 from pg_copy import copy_store, create_schema
 
+from store_sql import Store
+from store_sql.errors import BackendNotSupportedError, ConflictError
 from store_sql.lifecycle import pg_rows
 from store_sql.lifecycle import rows as lc
+from store_sql.sessions.guards import Expect
 
 WHEN = datetime(2026, 3, 1, 12, 30, 15, 123000, tzinfo=UTC)
 
@@ -98,3 +102,54 @@ async def test_archive_delete_and_purge_leave_the_same_rows(
     finally:
         lite.close()
         await pg.close()
+
+
+def _unstamped(name: str) -> str:
+    """An archive's name without its time stamp (each backend archived at its own time)."""
+    return re.sub(r"\.(deleted|reset)\..*$", r".\1", name)
+
+
+async def test_the_lifecycle_api_on_postgresql(both: tuple[Path, str, Sample]) -> None:
+    db, url, s = both
+    on_sqlite, on_postgresql = await Store.open(db), await Store.open(url)
+    try:
+        for store in (on_sqlite, on_postgresql):
+            with pytest.raises(ConflictError):
+                await store.lifecycle.delete(
+                    "main", "agent:main:other", expect=Expect(session_id="not-it")
+                )
+        results = [
+            await store.lifecycle.delete("main", "agent:main:other")
+            for store in (on_sqlite, on_postgresql)
+        ]
+        assert results[1].deleted
+        assert results[0].deleted
+        assert (
+            [_unstamped(n) for n in results[1].archived]
+            == [_unstamped(n) for n in results[0].archived]
+            == ["s-other.jsonl.deleted"]
+        )
+        assert (await on_postgresql.lifecycle.delete("main", "agent:main:other")).deleted is False
+        purged = [await store.lifecycle.purge_agent("ops", chunk_lines=1)
+                  for store in (on_sqlite, on_postgresql)]  # fmt: skip
+        assert purged[1] == purged[0]
+        assert purged[1].lines == 2
+        assert await on_postgresql.sessions.agents() == await on_sqlite.sessions.agents()
+        with pytest.raises(BackendNotSupportedError, match=r"lifecycle\.reset"):
+            await on_postgresql.lifecycle.reset("main", "agent:main:main")
+    finally:
+        await on_sqlite.close()
+        await on_postgresql.close()
+    lite = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    pg = await asyncpg.connect(url)
+    try:
+        expected = _sqlite_state(lite)
+        got = await _pg_state(pg)
+    finally:
+        lite.close()
+        await pg.close()
+    for rows in (expected, got):
+        rows["transcripts"] = sorted((t, k, _unstamped(n), a is not None)
+                                     for t, k, n, a in rows["transcripts"])  # fmt: skip
+    assert got == expected
+    assert s.main_transcript in {t[0] for t in got["transcripts"]}

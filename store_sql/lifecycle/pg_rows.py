@@ -1,6 +1,7 @@
-"""Session life cycle on PostgreSQL: the twins of lifecycle/rows.py's SQL (archiving,
-deleting transcripts a chunk at a time, purging an agent), async functions on an asyncpg
-connection inside the writer's group transaction.
+"""Session life cycle on PostgreSQL: the twins of lifecycle/rows.py's SQL (deleting a
+session, archiving, deleting transcripts a chunk at a time, purging an agent), async
+functions on an asyncpg connection inside the writer's group transaction. A reset needs a
+new transcript, which the transcripts namespace writes; it is not here yet.
 
 Names, stamps and candidates are the shared pure functions of rows.py; a list of ids or
 names is one `= ANY($n)` array where SQLite reads `json_each(?)`. Archiving renames every
@@ -10,7 +11,7 @@ transcript of the list in one UPDATE.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,10 +20,12 @@ from store_sql.formats.state_dir import archive_name
 from store_sql.lifecycle.rows import (
     DELETE_CHUNK_LINES,
     ArchiveKind,
+    DeleteResult,
     PurgeStart,
     archive_stamp,
     transcript_candidates,
 )
+from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import default_rel_dir
 
 
@@ -138,3 +141,25 @@ async def purge_agent_rows(conn: asyncpg.Connection[Any], agent_id: str) -> Purg
 def _count(status: str) -> int:
     """The row count of a command status (`DELETE 3`)."""
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def delete_session(
+    conn: asyncpg.Connection[Any],
+    agent_id: str,
+    key: str,
+    *,
+    archive: bool = True,
+    when: datetime | None = None,
+) -> DeleteResult:
+    """Remove the entry; its transcript becomes a `.deleted.` archive unless another entry
+    still uses that session id (rows.delete_session's twin)."""
+    current = await pg_sessions.get_entry(conn, agent_id, key)
+    if current is None:
+        return DeleteResult(key, False, [])
+    await pg_sessions.delete_entry(conn, agent_id, key)
+    archived: list[str] = []
+    if archive:
+        when = when or datetime.now(UTC)
+        sid, file = current.get("sessionId"), current.get("sessionFile")
+        archived = await archive_session(conn, agent_id, sid, file, "deleted", when)
+    return DeleteResult(key, True, archived)

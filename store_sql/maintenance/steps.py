@@ -174,7 +174,7 @@ def remove_entries(
             (agent_id, _json_list(r.key for r in batch)),
         )
     }
-    removed = [r for r in batch if current.get(r.key) == (r.session_id, r.updated_at)]
+    removed = still_as_planned(batch, current)
     sessions.delete_entries(conn, agent_id, [r.key for r in removed])
     unused = {
         row[0]
@@ -184,7 +184,24 @@ def remove_entries(
             (_json_list({r.session_id for r in removed if r.session_id}), agent_id),
         )
     }
-    names = list(
+    names = unused_transcript_names(removed, unused)
+    if archive:
+        return BatchResult(
+            len(removed), archive_transcripts(conn, agent_id, names, "deleted", when), []
+        )
+    return BatchResult(len(removed), [], _unpinned_transcripts(conn, agent_id, names))
+
+
+def still_as_planned(
+    batch: Sequence[Removal], current: dict[str, tuple[Any, Any]]
+) -> list[Removal]:
+    """The planned removals whose entry still has the session id and updatedAt it had."""
+    return [r for r in batch if current.get(r.key) == (r.session_id, r.updated_at)]
+
+
+def unused_transcript_names(removed: Sequence[Removal], unused: set[str]) -> list[str]:
+    """The transcript files of removed sessions whose session id no entry uses any more."""
+    return list(
         dict.fromkeys(
             name
             for r in removed
@@ -192,11 +209,6 @@ def remove_entries(
             for name in transcript_candidates(r.session_id, r.session_file)
         )
     )
-    if archive:
-        return BatchResult(
-            len(removed), archive_transcripts(conn, agent_id, names, "deleted", when), []
-        )
-    return BatchResult(len(removed), [], _unpinned_transcripts(conn, agent_id, names))
 
 
 def _json_list(values: Iterable[str]) -> str:
