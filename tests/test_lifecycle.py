@@ -141,7 +141,8 @@ async def test_delete_keeps_a_transcript_another_entry_uses(store: Store) -> Non
     assert (await store.transcripts.info(AGENT, "sid-1")).kind == "live"
 
 
-async def test_delete_of_a_missing_key_reports_nothing_deleted(store: Store) -> None:
+async def test_delete_of_a_missing_key_reports_nothing_deleted(backend: Store) -> None:
+    store = backend
     result = await store.lifecycle.delete(AGENT, "agent:main:none")
     assert (result.deleted, result.archived) == (False, [])
 

@@ -68,7 +68,8 @@ def test_protection_follows_the_gateway(key: str, chat_type: str | None, protect
     assert mt.is_protected(key, chat_type) is protected
 
 
-async def test_stale_entries_are_pruned_but_protected_and_active_kept(store: Store) -> None:
+async def test_stale_entries_are_pruned_but_protected_and_active_kept(backend: Store) -> None:
+    store = backend
     for key in (
         "agent:main:main",
         "agent:main:x:group:g",
@@ -84,7 +85,8 @@ async def test_stale_entries_are_pruned_but_protected_and_active_kept(store: Sto
     assert len(await keys(store)) == 5
 
 
-async def test_the_cap_keeps_the_newest_and_protected_ones_use_up_budget(store: Store) -> None:
+async def test_the_cap_keeps_the_newest_and_protected_ones_use_up_budget(backend: Store) -> None:
+    store = backend
     await add(store, "agent:main:main", age_days=9)
     for n in range(6):
         await add(store, f"agent:main:tg:direct:{n}", age_days=n)
@@ -95,7 +97,8 @@ async def test_the_cap_keeps_the_newest_and_protected_ones_use_up_budget(store: 
     }
 
 
-async def test_when_protected_entries_fill_the_cap_25_removable_survive(store: Store) -> None:
+async def test_when_protected_entries_fill_the_cap_25_removable_survive(backend: Store) -> None:
+    store = backend
     for n in range(30):
         await add(store, f"agent:main:x:group:{n}", age_days=1)
     for n in range(40):
@@ -286,7 +289,8 @@ async def test_space_is_given_back_to_the_file_system(tmp_path: Path) -> None:
     assert (tmp_path / "space.sqlite").stat().st_size == space["dbBytesAfter"]
 
 
-async def test_every_agent_is_cleaned_with_all_agents(store: Store) -> None:
+async def test_every_agent_is_cleaned_with_all_agents(backend: Store) -> None:
+    store = backend
     await add(store, "agent:main:tg:direct:1", age_days=40)
     await store.sessions.put(
         "ops", "agent:ops:tg:direct:1", {"sessionId": "o", "updatedAt": NOW - 40 * DAY}
@@ -307,7 +311,8 @@ def test_durations_and_sizes_read_as_the_gateway_writes_them() -> None:
         mp.parse_bytes("lots")
 
 
-async def test_write_triggered_capping_waits_for_the_gateway_high_water(store: Store) -> None:
+async def test_write_triggered_capping_waits_for_the_gateway_high_water(backend: Store) -> None:
+    store = backend
     for n in range(70):  # maxEntries 60: the gateway caps at 60 + max(25, 10%) = 85
         await add(store, f"agent:main:tg:direct:{n}", age_days=n / 1000)
     policy = MaintenancePolicy(mode="enforce", max_entries=60)

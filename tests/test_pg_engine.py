@@ -134,8 +134,10 @@ async def test_an_unreachable_server_is_one_refusal_with_the_password_masked(
 async def test_unported_namespaces_raise_backend_not_supported(pg_url: str) -> None:
     store = await Store.open(pg_url)
     try:
-        with pytest.raises(BackendNotSupportedError, match=r"store\.search is not on PostgreSQL"):
-            await store.search.query("x")
+        with pytest.raises(
+            BackendNotSupportedError, match=r"store\.checkpoints is not on PostgreSQL"
+        ):
+            await store.checkpoints.get("main", "agent:main:main", "x")
         with pytest.raises(BackendNotSupportedError):
             await store.write(lambda c: None)
         with pytest.raises(BackendNotSupportedError):

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from store_sql.admin.sql_console import check_path, open_console
 from store_sql.admin.wal_files import lock_holders, read_wal_index
 from store_sql.engine.damage import is_corruption, next_steps
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema import extra_sql as schema_sql
@@ -238,40 +239,39 @@ def _expected_objects() -> dict[str, str]:
     return expected
 
 
-def check_schema(conn: sqlite3.Connection) -> list[Check]:
+def revision_check(revision: str | None) -> Check:
+    """The database's schema revision against the code's (both backends)."""
     from store_sql.engine.migrate import known_revisions
 
-    checks = []
+    details = {"database": revision, "code": schema.SCHEMA_REVISION}
+    if revision == schema.SCHEMA_REVISION:
+        return Check("schema_revision", OK, f"revision {revision} (current)", details)
+    if revision is None:
+        return Check("schema_revision", ERROR, "no schema revision recorded", details)
+    if revision in known_revisions():
+        return Check(
+            "schema_revision",
+            WARN,
+            f"revision {revision} is older than {schema.SCHEMA_REVISION}: run "
+            "`store-sql migrate` (it backs the database up first)",
+            details,
+        )
+    return Check(
+        "schema_revision",
+        ERROR,
+        f"revision {revision} is newer than this store_sql ({schema.SCHEMA_REVISION}) "
+        "knows: upgrade store_sql before using this database",
+        details,
+    )
+
+
+def check_schema(conn: sqlite3.Connection) -> list[Check]:
     names = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
     revision = None
     if "alembic_version" in names:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         revision = row[0] if row else None
-    details = {"database": revision, "code": schema.SCHEMA_REVISION}
-    if revision == schema.SCHEMA_REVISION:
-        checks.append(Check("schema_revision", OK, f"revision {revision} (current)", details))
-    elif revision is None:
-        checks.append(Check("schema_revision", ERROR, "no schema revision recorded", details))
-    elif revision in known_revisions():
-        checks.append(
-            Check(
-                "schema_revision",
-                WARN,
-                f"revision {revision} is older than {schema.SCHEMA_REVISION}: run "
-                "`store-sql migrate` (it backs the file up first)",
-                details,
-            )
-        )
-    else:
-        checks.append(
-            Check(
-                "schema_revision",
-                ERROR,
-                f"revision {revision} is newer than this store_sql ({schema.SCHEMA_REVISION}) "
-                "knows: upgrade store_sql before using this database",
-                details,
-            )
-        )
+    checks = [revision_check(revision)]
     missing = sorted(n for n, kind in _expected_objects().items() if names.get(n) != kind)
     if missing:
         checks.append(
@@ -384,7 +384,12 @@ def diagnose(
     """Every check on the database at `path`, without writing to it.
 
     `in_process`: this process already has the database open (the gateway itself); the
-    -shm header is then not read (see the module docstring)."""
+    -shm header is then not read (see the module docstring). A PostgreSQL URL gets the
+    checks PostgreSQL allows (admin/pg_doctor.py)."""
+    from store_sql.admin import pg_doctor
+
+    if is_postgres_url(path):
+        return pg_doctor.diagnose(str(path), quick=quick)
     db = Path(path).absolute()
     checks = [check_sqlite_version(), check_full_text()]
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store_sql.admin.sql_console import open_console
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.search.indexer import backlog
 
 DEFAULT_TOP = 10
@@ -69,6 +70,9 @@ class StoreStats:
     full_text_waiting: int
     """Lines not in the full-text index yet (the background indexer's backlog)."""
     biggest_sessions: list[SessionSize]
+    dialect: str = "sqlite"
+    """"sqlite" or "postgresql" (there `database_bytes` is pg_database_size, and the free
+    pages and the WAL are the server's business: 0)."""
 
 
 def _one(conn: sqlite3.Connection, sql: str) -> int:
@@ -155,7 +159,12 @@ def collect_stats(conn: sqlite3.Connection, path: Path, *, top: int = DEFAULT_TO
 
 
 def stats_file(path: str | Path, *, top: int = DEFAULT_TOP) -> StoreStats:
-    """Statistics of a database file, read-only (see the module docstring)."""
+    """Statistics of a database file (or a PostgreSQL URL: admin/pg_stats.py), read-only
+    (see the module docstring)."""
+    from store_sql.admin import pg_stats
+
+    if is_postgres_url(path):
+        return pg_stats.stats(str(path), top=top)
     with open_console(path) as console:
         console.conn.execute("BEGIN")
         try:

@@ -12,13 +12,17 @@ cannot be used or the search text / a filter is invalid."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
+from store_sql.admin import pg_console
 from store_sql.admin.sql_console import check_path, open_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
+from store_sql.engine.pg.url import is_postgres_url
+from store_sql.search import pg_query
 from store_sql.search import query as search
 from store_sql.search.query import RebuildReport, SearchQuery, SearchResult
 from store_sql.transcripts.rows import KINDS
@@ -112,7 +116,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> RebuildReport:
-    check_path(args.db)  # a rebuild must not create a database at a mistyped path
+    if not is_postgres_url(args.db):
+        check_path(args.db)  # a rebuild must not create a database at a mistyped path
 
     def progress(r: RebuildReport) -> None:
         if not args.json and sys.stderr.isatty():
@@ -130,6 +135,11 @@ def _rebuild(args: argparse.Namespace) -> RebuildReport:
 
 
 def _catch_up(args: argparse.Namespace) -> int:
+    if is_postgres_url(args.db):
+        lines = 0  # PostgreSQL indexes every line in the transaction that writes it
+        if not args.json:
+            print("the full-text index is always current on PostgreSQL", file=sys.stderr)
+        return lines
     check_path(args.db)
     lines = with_store(args.db, lambda s: s.search.catch_up())
     if not args.json:
@@ -152,10 +162,18 @@ def _print_hits(result: SearchResult) -> None:
 
 def _search_file(path: str | Path, query: SearchQuery) -> SearchResult:
     """Search a database file through the read-only console (`store-sql search`): never
-    creates, migrates or checkpoints it, so it is safe beside a running gateway."""
+    creates, migrates or checkpoints it, so it is safe beside a running gateway. On
+    PostgreSQL: the console's READ ONLY snapshot (admin/pg_console.py)."""
+    if is_postgres_url(path):
+        return asyncio.run(_search_postgres(str(path), query))
     with open_console(path) as console:
         console.conn.execute("BEGIN")
         try:
             return search.search_entries(console.conn, query)
         finally:
             console.conn.execute("COMMIT")
+
+
+async def _search_postgres(url: str, query: SearchQuery) -> SearchResult:
+    async with pg_console.reading(url) as (conn, _):
+        return await pg_query.search_entries(conn, query)

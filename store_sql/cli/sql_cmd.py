@@ -23,7 +23,9 @@ EXIT_QUERY_FAILED = 1
 _EPILOG = """\
 The database is opened read-only (mode=ro, query_only, and an authorizer that refuses every
 write, DDL, ATTACH and setting PRAGMA). It never checkpoints, truncates the WAL or migrates,
-so it is safe to run beside a gateway that is writing.
+so it is safe to run beside a gateway that is writing. On PostgreSQL (--db postgresql://...)
+the statement must be a read (SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN) and runs in a READ
+ONLY transaction as the role store_sql_reader, which may only read the store's tables.
 
 exit status:
   0  the statement ran (output cut at --max-rows is announced on stderr)
@@ -103,17 +105,18 @@ def _sql(args: argparse.Namespace) -> int:
         else:
             print(f"store-sql sql: {exc}", file=sys.stderr)
         return EXIT_QUERY_FAILED
-    notice = None
+    notices = [] if result.notice is None else [f"store-sql sql: {result.notice}"]
     if result.cut_by == "rows":
-        notice = (
+        notices.append(
             f"store-sql sql: output cut at {result.max_rows} rows; more rows were not read "
             "(raise --max-rows, or add LIMIT/WHERE)"
         )
     elif result.cut_by == "bytes":
-        notice = (
+        notices.append(
             f"store-sql sql: output cut after {len(result.rows)} rows at {result.max_bytes} "
             "bytes of values; more rows were not read (raise --max-bytes, or select less)"
         )
+    notice = "\n".join(notices) or None
     if args.json:
         _emit_json(result, notice)
     elif args.csv:

@@ -45,8 +45,11 @@ def _stats(args: argparse.Namespace) -> int:
         return 0
     kinds = ", ".join(f"{k} {v}" for k, v in s.transcripts_by_kind.items()) or "none"
     print(f"database      {s.path}")
-    print(f"  file        {_size(s.database_bytes)} ({_size(s.free_bytes)} free pages)")
-    print(f"  wal         {_size(s.wal_bytes)}")
+    if s.dialect == "postgresql":
+        print(f"  size        {_size(s.database_bytes)} (pg_database_size)")
+    else:
+        print(f"  file        {_size(s.database_bytes)} ({_size(s.free_bytes)} free pages)")
+        print(f"  wal         {_size(s.wal_bytes)}")
     print(f"agents        {len(s.agents)}")
     print(
         f"sessions      {s.sessions}"

@@ -3,7 +3,8 @@
 Reset and delete are one writer mutation each. Purging an agent is a sequence of short
 mutations (the index first, then each transcript a chunk of lines at a time) so reads and
 other writes keep being served while a large agent is removed; running it again after an
-interruption finishes the job.
+interruption finishes the job. On PostgreSQL the functions are the twins in
+lifecycle/pg_rows.py (reset is not there yet: it needs the transcripts namespace).
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from store_sql.addresses import check_agent_id, check_session_key
+from store_sql.errors import BackendNotSupportedError
+from store_sql.lifecycle import pg_rows as pg_lc
 from store_sql.lifecycle import rows as lc
 from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
+from store_sql.sessions import pg_guards
 from store_sql.sessions.guards import Expect, check_expect
 
 if TYPE_CHECKING:
     from store_sql.engine.database import Database
+    from store_sql.engine.pg.writer import PgConnection
 
 
 class LifecycleAPI:
@@ -26,6 +31,7 @@ class LifecycleAPI:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._pg = db.postgres if db.dialect == "postgresql" else None
 
     async def reset(
         self,
@@ -41,6 +47,8 @@ class LifecycleAPI:
         with `expect`, ConflictError and nothing changed unless the entry is as expected."""
         check_agent_id(agent_id)
         check_session_key(key)
+        if self._pg is not None:
+            raise BackendNotSupportedError.not_yet("store.lifecycle.reset")
         extra = tuple(keep_fields)
 
         def reset(c: sqlite3.Connection) -> ResetResult:
@@ -57,6 +65,14 @@ class LifecycleAPI:
         entry still uses the session id. With `expect`, ConflictError and nothing changed
         unless the entry is as expected."""
         check_agent_id(agent_id)
+        if self._pg is not None:
+
+            async def delete_pg(c: PgConnection) -> DeleteResult:
+                if expect is not None:
+                    await pg_guards.check_expect(c, agent_id, key, expect)
+                return await pg_lc.delete_session(c, agent_id, key, archive=archive)
+
+            return await self._pg.write(delete_pg)
 
         def delete(c: sqlite3.Connection) -> DeleteResult:
             if expect is not None:
@@ -72,9 +88,14 @@ class LifecycleAPI:
         number of lines deleted."""
         total = 0
         while True:
-            deleted, done = await self._db.write(
-                lambda c: lc.delete_transcript_chunk(c, transcript_id, chunk_lines)
-            )
+            if self._pg is not None:
+                deleted, done = await self._pg.write(
+                    lambda c: pg_lc.delete_transcript_chunk(c, transcript_id, chunk_lines)
+                )
+            else:
+                deleted, done = await self._db.write(
+                    lambda c: lc.delete_transcript_chunk(c, transcript_id, chunk_lines)
+                )
             total += deleted
             if done:
                 return total
@@ -84,7 +105,10 @@ class LifecycleAPI:
     ) -> PurgeResult:
         """Remove every entry, transcript, snapshot and kept file of one agent."""
         check_agent_id(agent_id)
-        start = await self._db.write(lambda c: lc.purge_agent_rows(c, agent_id))
+        if self._pg is not None:
+            start = await self._pg.write(lambda c: pg_lc.purge_agent_rows(c, agent_id))
+        else:
+            start = await self._db.write(lambda c: lc.purge_agent_rows(c, agent_id))
         lines = 0
         for transcript_id in start.transcript_ids:
             lines += await self.delete_transcript(transcript_id, chunk_lines=chunk_lines)

@@ -15,6 +15,7 @@ checkpointed and truncated after large deletes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 from functools import partial
@@ -22,19 +23,34 @@ from typing import TYPE_CHECKING, Any
 
 from store_sql.addresses import check_agent_id
 from store_sql.engine.wal import file_size, wal_path
+from store_sql.lifecycle import pg_rows as pg_lc
 from store_sql.lifecycle.rows import delete_transcript_chunk
+from store_sql.maintenance import pg_steps
 from store_sql.maintenance import plan as mt
 from store_sql.maintenance import steps as steps
 from store_sql.maintenance.plan import CleanupPlan, FileFact
 from store_sql.maintenance.policy import MaintenancePolicy
+from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import list_agents
 
 if TYPE_CHECKING:
     from store_sql.engine.database import Database
+    from store_sql.engine.pg.database import PgDatabase
 
 ENTRY_BATCH: int = 500
 """Entries removed per writer transaction: small enough that other writes wait only briefly
 behind a cleanup (docs/TESTING.md gives the measured time per batch)."""
+
+
+_NOTHING_TO_RECLAIM: dict[str, Any] = {
+    "freePagesBefore": 0,
+    "pagesVacuumed": 0,
+    "dbBytesBefore": 0,
+    "dbBytesAfter": 0,
+    "walBytesBefore": 0,
+    "walBytesAfter": 0,
+    "bytesReclaimed": 0,
+}
 
 
 class MaintenanceAPI:
@@ -42,6 +58,7 @@ class MaintenanceAPI:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._pg = db.postgres if db.dialect == "postgresql" else None
 
     async def plan(
         self,
@@ -57,6 +74,17 @@ class MaintenanceAPI:
         check_agent_id(agent_id)
         now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
         rules = policy or MaintenancePolicy()
+        if self._pg is not None:
+            facts = await self._pg.read(lambda c: pg_steps.read_facts(c, agent_id, now))
+            return await asyncio.to_thread(
+                mt.plan_cleanup,
+                facts,
+                rules,
+                now_ms=now,
+                active_key=active_key,
+                dry_run=dry_run,
+                force=force,
+            )
         # Planning runs on the reader's thread too: for 100,000 entries it is a second of
         # Python that must not stall the event loop (and every other caller's await).
         return await self._db.read(
@@ -102,6 +130,11 @@ class MaintenanceAPI:
         )
         return report
 
+    async def _agents(self) -> list[str]:
+        if self._pg is not None:
+            return await self._pg.read(pg_sessions.list_agents)
+        return await self._db.read(list_agents)
+
     async def cleanup_all(
         self,
         policy: MaintenancePolicy | None = None,
@@ -114,7 +147,7 @@ class MaintenanceAPI:
         policy = policy or MaintenancePolicy()
         before = self._sizes()
         stores = []
-        for agent_id in await self._db.read(list_agents):
+        for agent_id in await self._agents():
             stores.append(
                 await self.cleanup(
                     agent_id,
@@ -155,11 +188,18 @@ class MaintenanceAPI:
         evicted, _, doomed = await self._remove(plan, plan.evicted, when, archive=False)
         for transcript_id in doomed:
             await self._delete_versions(transcript_id)
-        count = await self._db.read(
-            lambda c: c.execute(
-                "SELECT count(*) FROM session_entries WHERE agent_id = ?", (agent,)
-            ).fetchone()[0]
-        )
+        if self._pg is not None:
+            count = await self._pg.read(
+                lambda c: c.fetchval(
+                    "SELECT count(*) FROM session_entries WHERE agent_id = $1", agent
+                )
+            )
+        else:
+            count = await self._db.read(
+                lambda c: c.execute(
+                    "SELECT count(*) FROM session_entries WHERE agent_id = ?", (agent,)
+                ).fetchone()[0]
+            )
         report.update(
             pruned=pruned, capped=capped, archivedTranscripts=archived + more, afterCount=count
         )
@@ -177,15 +217,26 @@ class MaintenanceAPI:
         doomed: list[int] = []
         for start in range(0, len(indexes), ENTRY_BATCH):
             batch = plan.removals(indexes[start : start + ENTRY_BATCH])
-            result = await self._db.write(
-                partial(
-                    steps.remove_entries,
-                    agent_id=plan.agent_id,
-                    batch=batch,
-                    when=when,
-                    archive=archive,
+            if self._pg is not None:
+                result = await self._pg.write(
+                    partial(
+                        pg_steps.remove_entries,
+                        agent_id=plan.agent_id,
+                        batch=batch,
+                        when=when,
+                        archive=archive,
+                    )
                 )
-            )
+            else:
+                result = await self._db.write(
+                    partial(
+                        steps.remove_entries,
+                        agent_id=plan.agent_id,
+                        batch=batch,
+                        when=when,
+                        archive=archive,
+                    )
+                )
             removed += result.removed
             archived += len(result.archived)
             doomed += result.doomed_transcripts
@@ -194,7 +245,9 @@ class MaintenanceAPI:
     async def _delete_files(self, files: list[FileFact]) -> int:
         snapshots = [f.ident for f in files if f.kind == "snapshot"]
         done = 0
-        if snapshots:
+        if snapshots and self._pg is not None:
+            done += await self._pg.write(lambda c: pg_steps.release_snapshot_rows(c, snapshots))
+        elif snapshots:
             done += await self._db.write(lambda c: steps.release_snapshot_rows(c, snapshots))
         for f in files:
             if f.kind != "snapshot":
@@ -203,6 +256,9 @@ class MaintenanceAPI:
         return done
 
     async def _delete_versions(self, transcript_id: int) -> None:
+        if self._pg is not None:
+            await self._delete_versions_pg(self._pg, transcript_id)
+            return
         for version in await self._db.read(lambda c: steps.transcript_versions(c, transcript_id)):
             while True:
                 _, finished = await self._db.write(
@@ -211,12 +267,25 @@ class MaintenanceAPI:
                 if finished:
                     break
 
+    async def _delete_versions_pg(self, pg: PgDatabase, transcript_id: int) -> None:
+        for version in await pg.read(lambda c: pg_steps.transcript_versions(c, transcript_id)):
+            while True:
+                _, finished = await pg.write(
+                    partial(pg_lc.delete_transcript_chunk, transcript_id=version)
+                )
+                if finished:
+                    break
+
     # --- space -------------------------------------------------------------------------------
 
     def _sizes(self) -> tuple[int, int]:
+        if self._pg is not None:
+            return 0, 0  # the server's files are its own business
         return file_size(self._db.path), file_size(wal_path(self._db.path))
 
     async def _space_preview(self) -> dict[str, Any]:
+        if self._pg is not None:
+            return dict(_NOTHING_TO_RECLAIM)
         db, wal = self._sizes()
         free = await self._db.read(steps.free_pages)
         return {
@@ -240,7 +309,11 @@ class MaintenanceAPI:
         """Give free pages back (when more than `threshold_pages` are free) and truncate the
         WAL; report the bytes returned to the file system. The truncation waits at most
         `checkpoint_timeout_s` for readers (new writes wait meanwhile, as with the writer's
-        own forced checkpoint), and is simply skipped when they do not finish in time."""
+        own forced checkpoint), and is simply skipped when they do not finish in time.
+        On PostgreSQL the server reuses and returns space itself (autovacuum): every
+        figure is 0."""
+        if self._pg is not None:
+            return dict(_NOTHING_TO_RECLAIM)
         db_before, wal_before = before or self._sizes()
         free = await self._db.write(steps.free_pages)
         remaining = free

@@ -62,25 +62,56 @@ _TRANSCRIPT_FACTS = (
     " coalesce(length(t.compressed_bytes), t.byte_size), t.archived_at, t.created_at, "
     " (SELECT l.timestamp FROM transcript_lines l "
     "  WHERE l.transcript_id = t.transcript_id AND l.pos = t.leaf_pos) "
-    "FROM transcripts t WHERE t.agent_id = ? AND t.superseded_by IS NULL"
+    "FROM transcripts t WHERE t.agent_id = ? AND t.superseded_by IS NULL "
+    "ORDER BY t.transcript_id"
 )
 _SNAPSHOT_FACTS = (
-    "SELECT snapshot_pk, checkpoint_id, file_name, transcript_id, created_at, byte_size, "
-    " upto_pos, ends_with_newline "
-    "FROM checkpoint_snapshots WHERE agent_id = ?"
+    "SELECT s.snapshot_pk, s.checkpoint_id, s.file_name, s.transcript_id, s.created_at, "
+    # a snapshot of unknown size is its transcript's lines 0..upto_pos, with their newlines
+    " coalesce(s.byte_size, (SELECT coalesce(sum(l.byte_size + 1), 0) FROM transcript_lines l "
+    "  WHERE l.transcript_id = s.transcript_id AND l.pos <= s.upto_pos) "
+    "  - (CASE WHEN s.ends_with_newline <> 0 THEN 0 ELSE 1 END)) "
+    "FROM checkpoint_snapshots s WHERE s.agent_id = ? ORDER BY s.snapshot_pk"
 )
+_OTHER_BYTES = "SELECT coalesce(sum(length(content)), 0) FROM opaque_files WHERE agent_id = ?"
+
+Rows = Iterable[Sequence[Any]]
 
 
 def read_facts(conn: sqlite3.Connection, agent_id: str, now_ms: int) -> AgentFacts:
     """What the plan needs, read in one snapshot (reader thread)."""
+    return assemble_facts(
+        agent_id,
+        now_ms,
+        conn.execute(_ENTRY_FACTS, (agent_id,)),
+        conn.execute(_NAMED_CHECKPOINTS, (agent_id,)).fetchall(),
+        conn.execute(_SNAPSHOT_FACTS, (agent_id,)).fetchall(),
+        conn.execute(_TRANSCRIPT_FACTS, (agent_id,)),
+        int(conn.execute(_OTHER_BYTES, (agent_id,)).fetchone()[0]),
+    )
+
+
+def assemble_facts(
+    agent_id: str,
+    now_ms: int,
+    entry_rows: Rows,
+    checkpoint_rows: Rows,
+    snapshot_rows: Rows,
+    transcript_rows: Rows,
+    other_bytes: int,
+) -> AgentFacts:
+    """The facts from the rows of the queries above (either backend's twin of them):
+    entries (key, session id, updatedAt, sessionFile, bytes, chatType, origin.chatType,
+    the JSON type of archivedAt, modelSelectionLocked); the checkpoints the entries name
+    (id, preCompaction.sessionFile); snapshot rows (pk, id, file, transcript, created, bytes);
+    current transcripts (id, kind, file, session id, bytes, archived at, created, last
+    entry's time)."""
     entries = EntryColumns()
     keys, sids, updates, files_, sizes, kept = (
         entries.keys, entries.session_ids, entries.updated, entries.files, entries.sizes,
         entries.preserved,
     )  # fmt: skip
-    for key, sid, updated, file, size, chat, origin_chat, archived, locked in conn.execute(
-        _ENTRY_FACTS, (agent_id,)
-    ):
+    for key, sid, updated, file, size, chat, origin_chat, archived, locked in entry_rows:
         if chat is None and isinstance(origin_chat, str):
             chat = origin_chat
         chat_type = chat if isinstance(chat, str) else None
@@ -91,41 +122,26 @@ def read_facts(conn: sqlite3.Connection, agent_id: str, now_ms: int) -> AgentFac
         sizes.append(size)
         kept.append(archived is not None or locked == 1 or is_protected(key, chat_type))
     ids, names = set(), set()
-    for cp_id, name in conn.execute(_NAMED_CHECKPOINTS, (agent_id,)):
+    for cp_id, name in checkpoint_rows:
         ids.add(cp_id)
         if isinstance(name, str):
             names.add(base_name(name.strip()))
     files: list[FileFact] = []
     pins: set[int] = set()
-    for pk, cp_id, name, tid, created, size, upto, final_nl in conn.execute(
-        _SNAPSHOT_FACTS, (agent_id,)
-    ):
+    for pk, cp_id, name, tid, created, size in snapshot_rows:
         referenced = cp_id in ids or name in names
         if referenced:
             pins.add(tid)
-        if size is None:
-            row = conn.execute(
-                "SELECT coalesce(sum(byte_size + 1), 0) FROM transcript_lines "
-                "WHERE transcript_id = ? AND pos <= ?",
-                (tid, upto),
-            ).fetchone()
-            size = int(row[0]) - (0 if final_nl else 1)
         when = _time_ms(created, now_ms)
         files.append(FileFact("snapshot", pk, name, None, int(size), when, when, False, referenced))
-    for tid, kind, name, sid, size, archived_at, created, last in conn.execute(
-        _TRANSCRIPT_FACTS, (agent_id,)
-    ):
+    for tid, kind, name, sid, size, archived_at, created, last in transcript_rows:
         made = _time_ms(created, now_ms)
         referenced = kind != "checkpoint" or name in names
         files.append(
             FileFact(kind, tid, name, sid, int(size), _time_ms(archived_at, made),
                      _time_ms(last, made), tid in pins, referenced)
         )  # fmt: skip
-    other = conn.execute(
-        "SELECT coalesce(sum(length(content)), 0) FROM opaque_files WHERE agent_id = ?",
-        (agent_id,),
-    ).fetchone()[0]
-    return AgentFacts(agent_id, entries, files, int(other))
+    return AgentFacts(agent_id, entries, files, other_bytes)
 
 
 # --- applying (writer thread) ----------------------------------------------------------------
@@ -158,7 +174,7 @@ def remove_entries(
             (agent_id, _json_list(r.key for r in batch)),
         )
     }
-    removed = [r for r in batch if current.get(r.key) == (r.session_id, r.updated_at)]
+    removed = still_as_planned(batch, current)
     sessions.delete_entries(conn, agent_id, [r.key for r in removed])
     unused = {
         row[0]
@@ -168,7 +184,24 @@ def remove_entries(
             (_json_list({r.session_id for r in removed if r.session_id}), agent_id),
         )
     }
-    names = list(
+    names = unused_transcript_names(removed, unused)
+    if archive:
+        return BatchResult(
+            len(removed), archive_transcripts(conn, agent_id, names, "deleted", when), []
+        )
+    return BatchResult(len(removed), [], _unpinned_transcripts(conn, agent_id, names))
+
+
+def still_as_planned(
+    batch: Sequence[Removal], current: dict[str, tuple[Any, Any]]
+) -> list[Removal]:
+    """The planned removals whose entry still has the session id and updatedAt it had."""
+    return [r for r in batch if current.get(r.key) == (r.session_id, r.updated_at)]
+
+
+def unused_transcript_names(removed: Sequence[Removal], unused: set[str]) -> list[str]:
+    """The transcript files of removed sessions whose session id no entry uses any more."""
+    return list(
         dict.fromkeys(
             name
             for r in removed
@@ -176,11 +209,6 @@ def remove_entries(
             for name in transcript_candidates(r.session_id, r.session_file)
         )
     )
-    if archive:
-        return BatchResult(
-            len(removed), archive_transcripts(conn, agent_id, names, "deleted", when), []
-        )
-    return BatchResult(len(removed), [], _unpinned_transcripts(conn, agent_id, names))
 
 
 def _json_list(values: Iterable[str]) -> str:

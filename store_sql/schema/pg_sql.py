@@ -8,6 +8,8 @@ new revisions.
 
 from __future__ import annotations
 
+from store_sql.schema import pg_views
+
 # --- 0001: the tables' PostgreSQL details ----------------------------------------------
 
 # A transcript line is `text` when it is valid UTF-8 without NUL (so `->>` reads inside it),
@@ -36,10 +38,17 @@ IDEMPOTENCY_KEYS_STATEMENTS = [
     "'the first line of each message.idempotencyKey per transcript (PostgreSQL only)'",
 ]
 
-# The full-text index and the maintainer views of 0001, in PostgreSQL's words (search with
-# pg_trgm, views with `->>`).
-INITIAL_STATEMENTS: list[str] = [*LINE_BYTES_STATEMENTS, *IDEMPOTENCY_KEYS_STATEMENTS]
-INITIAL_DROP_STATEMENTS: list[str] = ["DROP TABLE IF EXISTS idempotency_keys"]
+# The maintainer views of 0001 in PostgreSQL's words (schema/pg_views.py); its full-text
+# index comes with 0006, which on SQLite replaced 0001's.
+INITIAL_STATEMENTS: list[str] = [
+    *LINE_BYTES_STATEMENTS,
+    *IDEMPOTENCY_KEYS_STATEMENTS,
+    *pg_views.VIEW_STATEMENTS,
+]
+INITIAL_DROP_STATEMENTS: list[str] = [
+    *pg_views.VIEW_DROP_STATEMENTS,
+    "DROP TABLE IF EXISTS idempotency_keys",
+]
 
 # --- 0002: the search index's mark -----------------------------------------------------
 
@@ -48,7 +57,13 @@ SEARCH_STATE_STATEMENTS: list[str] = [
     "SELECT 1, coalesce(max(line_pk), 0) FROM transcript_lines ON CONFLICT (id) DO NOTHING",
 ]
 
-# --- 0006: the external-content search index -------------------------------------------
+# --- 0006: the search index, and the console's read-only role ------------------------
 
-EXTERNAL_INDEX_STATEMENTS: list[str] = []
-EXTERNAL_INDEX_DROP_STATEMENTS: list[str] = []
+# pg_trgm's GIN index over entry_search_text(line), kept by PostgreSQL as lines are written
+# (no indexer: search_index_state stays unused); then the role `store-sql sql` reads as,
+# granted SELECT on every table, which exists by now.
+EXTERNAL_INDEX_STATEMENTS: list[str] = [
+    *pg_views.SEARCH_STATEMENTS,
+    pg_views.READER_ROLE_GRANTS,
+]
+EXTERNAL_INDEX_DROP_STATEMENTS: list[str] = [*pg_views.SEARCH_DROP_STATEMENTS]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
+from store_sql.search import pg_query
 from store_sql.search.indexer import catch_up, clear_index, index_pending
 from store_sql.search.query import (
     DEFAULT_LIMIT,
@@ -69,6 +70,7 @@ class SearchAPI:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._pg = db.postgres if db.dialect == "postgresql" else None
 
     async def find(
         self,
@@ -101,12 +103,17 @@ class SearchAPI:
         )
         if query.since is not None:
             normalize_since(query.since)  # fail on the caller's side, before the hop
+        if self._pg is not None:
+            return await self._pg.read(lambda c: pg_query.search_entries(c, query))
         return await self._db.read(lambda c: search_entries(c, query))
 
     async def catch_up(self) -> int:
         """Index every line written so far now, rather than in the writer's idle time (after
         a large import, before a burst of searches); returns the lines indexed. The
-        background indexer waits meanwhile, so the two never take turns on the same lines."""
+        background indexer waits meanwhile, so the two never take turns on the same lines.
+        On PostgreSQL every line is indexed as it is written: 0 at once."""
+        if self._pg is not None:
+            return 0
         async with self._db.indexing_paused():
             return await catch_up(self._db.write)
 
@@ -116,5 +123,11 @@ class SearchAPI:
         batch_size: int = REBUILD_BATCH,
         progress: Callable[[RebuildReport], None] | None = None,
     ) -> RebuildReport:
-        """Rebuild the full-text index from the stored lines (see `rebuild_index`)."""
+        """Rebuild the full-text index from the stored lines (see `rebuild_index`). On
+        PostgreSQL one REINDEX in one writer transaction (`batch_size` does not apply)."""
+        if self._pg is not None:
+            report = await self._pg.write(pg_query.rebuild_index)
+            if progress is not None:
+                progress(report)
+            return report
         return await rebuild_index(self._db, batch_size=batch_size, progress=progress)

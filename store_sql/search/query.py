@@ -121,7 +121,8 @@ def normalize_since(value: str) -> str:
     return parsed.strftime("%Y-%m-%dT%H:%M:%S.") + f"{parsed.microsecond // 1000:03d}Z"
 
 
-def _like_pattern(text: str) -> str:
+def like_pattern(text: str) -> str:
+    """`%text%` for LIKE/ILIKE with `\\` as the escape character (both dialects)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -170,8 +171,8 @@ _FETCH = 64
 _TEXTS = "SELECT line_pk, text FROM entry_search_text WHERE line_pk IN ({marks})"
 
 
-def _check_query(query: SearchQuery) -> None:
-    """Refuse, with the reason, text SQLite cannot bind or the index cannot match."""
+def check_query(query: SearchQuery) -> None:
+    """Refuse, with the reason, text the database cannot bind or the index cannot match."""
     if not isinstance(query.text, str):
         raise InvalidSearchError(f"the search text must be a string, got {query.text!r}")
     if "\0" in query.text:
@@ -196,7 +197,7 @@ def _check_query(query: SearchQuery) -> None:
 
 def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult:
     """Run a search on a read connection (a reader of the pool, or the console's)."""
-    _check_query(query)
+    check_query(query)
     text = query.text
     if not text.strip():
         raise InvalidSearchError("give a search text (3 or more characters use the index)")
@@ -215,7 +216,7 @@ def search_entries(conn: sqlite3.Connection, query: SearchQuery) -> SearchResult
         params["upto_all"] = indexed_upto(conn)
         if not query.raw:
             source += " AND text LIKE :like ESCAPE '\\'"
-            params["like"] = _like_pattern(text)
+            params["like"] = like_pattern(text)
         notices.append(
             f"{text!r} has a part shorter than {TRIGRAM_MIN_CHARS} characters that decides "
             "the match: the trigram index cannot look it up, so every entry's text was read; "
@@ -322,7 +323,7 @@ def _raw_line_pattern(text: str) -> str | None:
     None when `text` holds a character a writer may escape (then every line is parsed).
     Such a text appears in the line exactly as typed; LIKE folds ASCII case as the trigram
     index does, so SQLite can skip most lines before Python parses any."""
-    return _like_pattern(text) if _VERBATIM_IN_JSON.fullmatch(text) else None
+    return like_pattern(text) if _VERBATIM_IN_JSON.fullmatch(text) else None
 
 
 def _hit(row: Sequence[Any], indexed: str, needles: list[str]) -> SearchHit:

@@ -1,0 +1,216 @@
+"""The maintainer console on PostgreSQL: one read-only statement on a store's database.
+
+What the SQLite console promises (sql_console.py), in PostgreSQL's terms:
+
+- **It cannot write.** The statement runs inside `BEGIN READ ONLY`, which refuses every
+  INSERT/UPDATE/DELETE, DDL and `nextval()` whoever runs it, and under `SET LOCAL ROLE
+  store_sql_reader`, a role that may only SELECT the store's tables and views
+  (schema/pg_views.py creates it where the server allows): so a superuser's powers outside
+  the database (server files, other sessions, settings) are gone too. The transaction is
+  rolled back, never committed. Before it runs, the statement must start with a reading
+  verb (SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN); other verbs are refused by name, as on
+  SQLite. Changing the role back (`set_config('role', ...)`, `SET ROLE`) and running code
+  (`DO`, `CALL`, `COPY`) are refused before anything runs.
+  Where the role does not exist or the connecting user is not a member of it, the statement
+  runs in the READ ONLY transaction alone and `QueryResult.notice` says so.
+- **Bounds**: at most `max_rows` rows (plus one, to tell truncation) and `max_bytes` bytes of
+  values are fetched, through a cursor; `statement_timeout` stops a query after `timeout_s`.
+  Unlike SQLite, PostgreSQL builds a value before the console can measure it: a single value
+  longer than `max_bytes` fails the query once it has arrived.
+- **It never migrates or creates**: the database must already hold a store_sql schema
+  (`alembic_version`), else DatabaseRefusedError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from datetime import date, datetime, timedelta
+from datetime import time as clock
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from store_sql.admin.sql_console import QueryFailedError, QueryResult
+from store_sql.errors import DatabaseRefusedError
+from store_sql.schema.pg_views import READER_ROLE
+
+_FETCH = 256
+
+_READING_VERB = re.compile(
+    r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/|\()*(SELECT|WITH|VALUES|TABLE|SHOW|EXPLAIN)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+_FIRST_WORD = re.compile(r"(?:\s|--[^\n]*(?:\n|$)|/\*.*?\*/)*(\w+)", re.DOTALL)
+# Ways out of the role or the transaction from inside a reading statement.
+_ESCAPES = re.compile(
+    r"\b(set_config|pg_terminate_backend|pg_cancel_backend|lo_export|lo_import|dblink\w*"
+    r"|pg_reload_conf|pg_rotate_logfile)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def _check_statement(sql: str) -> None:
+    if _READING_VERB.match(sql) is None:
+        first = _FIRST_WORD.match(sql)
+        named = " ".join(first.group(1).upper().split()) if first else "this statement"
+        raise QueryFailedError(f"refused: the console is read-only and {named} is not a read")
+    escape = _ESCAPES.search(sql)
+    if escape is not None:
+        raise QueryFailedError(
+            f"refused: the console is read-only and {escape.group(1).lower()}() acts outside "
+            "the query (on the session, the server or its files)"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """A value as the console prints it: what SQLite would hold (text, integer, real, bytes)."""
+    if value is None or isinstance(value, str | int | float | bytes):
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | clock):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    return str(value)
+
+
+def _size(value: Any) -> int:
+    return len(value) if isinstance(value, str | bytes) else 8
+
+
+async def _reader_role(conn: asyncpg.Connection[Any]) -> bool:
+    member = await conn.fetchval(
+        "SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles WHERE rolname = $1",
+        READER_ROLE,
+    )
+    return bool(member)
+
+
+@contextlib.asynccontextmanager
+async def reading(url: str) -> AsyncIterator[tuple[asyncpg.Connection[Any], bool]]:
+    """A connection to the store at `url` inside a READ ONLY, REPEATABLE READ transaction
+    (one snapshot) that is rolled back, as the reader role where this user may take it:
+    (connection, True when it runs as the reader role). DatabaseRefusedError when the
+    server cannot be reached or the database holds no store."""
+    try:
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseRefusedError(f"cannot connect to the database: {exc}") from exc
+    try:
+        if not await conn.fetchval("SELECT to_regclass('alembic_version') IS NOT NULL"):
+            raise DatabaseRefusedError(
+                "not a store_sql database (no alembic_version table); the console never creates one"
+            )
+        as_reader = await _reader_role(conn)
+        transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+        await transaction.start()
+        try:
+            if as_reader:
+                await conn.execute(f"SET LOCAL ROLE {READER_ROLE}")
+            yield conn, as_reader
+        finally:
+            await transaction.rollback()
+    finally:
+        await conn.close()
+
+
+async def query(
+    url: str,
+    sql: str,
+    params: Sequence[Any] = (),
+    *,
+    max_rows: int,
+    timeout_s: float,
+    max_bytes: int,
+) -> QueryResult:
+    """Run one reading statement (see the module docstring)."""
+    _check_statement(sql)
+    started = time.perf_counter()
+    async with reading(url) as (conn, as_reader):
+        try:
+            await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
+            columns, rows, cut_by = await _fetch(conn, sql, params, max_rows, max_bytes)
+        except asyncpg.QueryCanceledError as exc:
+            raise QueryFailedError(
+                f"query stopped after {timeout_s:g} s; narrow the query or raise the time limit"
+            ) from exc
+        except (asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError) as exc:
+            raise QueryFailedError(f"refused: the console is read-only ({exc})") from exc
+        except asyncpg.PostgresSyntaxError as exc:
+            if "multiple commands" in str(exc):
+                raise QueryFailedError("query refused: one statement at a time") from exc
+            raise QueryFailedError(f"query failed: {exc}") from exc
+        except asyncpg.PostgresError as exc:
+            raise QueryFailedError(f"query failed: {exc}") from exc
+    return QueryResult(
+        columns=columns,
+        rows=rows,
+        truncated=cut_by is not None,
+        max_rows=max_rows,
+        elapsed_ms=(time.perf_counter() - started) * 1000,
+        max_bytes=max_bytes,
+        cut_by=cut_by,
+        notice=None
+        if as_reader
+        else (
+            f"the role {READER_ROLE} is missing or not granted to this user, so the "
+            "statement ran in a READ ONLY transaction only (docs/POSTGRES.md)"
+        ),
+    )
+
+
+async def _fetch(
+    conn: asyncpg.Connection[Any],
+    sql: str,
+    params: Sequence[Any],
+    max_rows: int,
+    max_bytes: int,
+) -> tuple[list[str], list[tuple[Any, ...]], str | None]:
+    statement = await conn.prepare(sql)
+    columns = [a.name for a in statement.get_attributes()]
+    rows: list[tuple[Any, ...]] = []
+    if not columns:
+        await statement.fetch(*params)  # SHOW and EXPLAIN have columns; nothing else lands here
+        return columns, rows, None
+    size = 0
+    cursor = await statement.cursor(*params)
+    while True:
+        batch = await cursor.fetch(min(_FETCH, max_rows + 1))
+        if not batch:
+            return columns, rows, None
+        for record in batch:
+            if len(rows) == max_rows:
+                return columns, rows, "rows"
+            row = tuple(_plain(v) for v in record.values())
+            for value in row:
+                if _size(value) > max_bytes:
+                    raise QueryFailedError(
+                        f"query failed: a value is longer than {max_bytes} bytes, the most the "
+                        "console prints; select length(x) or substr(x, 1, n) instead, or "
+                        "raise --max-bytes"
+                    )
+            size += sum(_size(v) for v in row)
+            if size > max_bytes:
+                return columns, rows, "bytes"
+            rows.append(row)
+
+
+def run_query(
+    url: str,
+    sql: str,
+    params: Sequence[Any] = (),
+    *,
+    max_rows: int,
+    timeout_s: float,
+    max_bytes: int,
+) -> QueryResult:
+    """`query` from synchronous code (the CLI)."""
+    return asyncio.run(
+        query(url, sql, params, max_rows=max_rows, timeout_s=timeout_s, max_bytes=max_bytes)
+    )

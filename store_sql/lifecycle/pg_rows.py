@@ -1,0 +1,165 @@
+"""Session life cycle on PostgreSQL: the twins of lifecycle/rows.py's SQL (deleting a
+session, archiving, deleting transcripts a chunk at a time, purging an agent), async
+functions on an asyncpg connection inside the writer's group transaction. A reset needs a
+new transcript, which the transcripts namespace writes; it is not here yet.
+
+Names, stamps and candidates are the shared pure functions of rows.py; a list of ids or
+names is one `= ANY($n)` array where SQLite reads `json_each(?)`. Archiving renames every
+transcript of the list in one UPDATE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from store_sql.formats.state_dir import archive_name
+from store_sql.lifecycle.rows import (
+    DELETE_CHUNK_LINES,
+    ArchiveKind,
+    DeleteResult,
+    PurgeStart,
+    archive_stamp,
+    transcript_candidates,
+)
+from store_sql.sessions import pg_rows as pg_sessions
+from store_sql.sessions.rows import default_rel_dir
+
+
+async def index_rel_dir(conn: asyncpg.Connection[Any], agent_id: str) -> str:
+    """The agent's sessions directory (its index's, else the default)."""
+    found = await conn.fetchval("SELECT rel_dir FROM session_indexes WHERE agent_id = $1", agent_id)
+    return str(found) if found is not None else default_rel_dir(agent_id)
+
+
+async def session_referenced(
+    conn: asyncpg.Connection[Any], agent_id: str, session_id: str, *, except_key: str | None = None
+) -> bool:
+    """Whether an entry of the agent (other than `except_key`) uses this session id."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM session_entries WHERE agent_id = $1 AND session_id = $2 "
+        "AND session_key IS DISTINCT FROM $3 LIMIT 1",
+        agent_id,
+        session_id,
+        except_key,
+    )
+    return found is not None
+
+
+async def archive_transcripts(
+    conn: asyncpg.Connection[Any],
+    agent_id: str,
+    file_names: Sequence[str],
+    kind: ArchiveKind,
+    when: datetime,
+) -> list[str]:
+    """Rename the current live/topic transcripts with these names to archives, in one
+    UPDATE whatever their number and size. Returns the archive names, in id order."""
+    if not file_names:
+        return []
+    rows = await conn.fetch(
+        "SELECT transcript_id, file_name FROM transcripts WHERE agent_id = $1 AND rel_dir = $2 "
+        "AND file_name = ANY($3::text[]) AND kind IN ('live', 'topic') "
+        "AND superseded_by IS NULL ORDER BY transcript_id FOR UPDATE",
+        agent_id,
+        await index_rel_dir(conn, agent_id),
+        list(file_names),
+    )
+    if not rows:
+        return []
+    names = [archive_name(r["file_name"], kind, when) for r in rows]
+    await conn.execute(
+        "UPDATE transcripts AS t SET kind = $1, file_name = u.name, archived_at = $2 "
+        "FROM unnest($3::bigint[], $4::text[]) AS u(id, name) WHERE t.transcript_id = u.id",
+        kind,
+        archive_stamp(when),
+        [r["transcript_id"] for r in rows],
+        names,
+    )
+    return names
+
+
+async def archive_session(
+    conn: asyncpg.Connection[Any],
+    agent_id: str,
+    session_id: Any,
+    session_file: Any,
+    kind: ArchiveKind,
+    when: datetime,
+    *,
+    except_key: str | None = None,
+) -> list[str]:
+    """Archive a session's transcript unless another entry still uses that session id."""
+    if not isinstance(session_id, str) or not session_id:
+        return []
+    if await session_referenced(conn, agent_id, session_id, except_key=except_key):
+        return []
+    names = transcript_candidates(session_id, session_file)
+    return await archive_transcripts(conn, agent_id, names, kind, when)
+
+
+async def delete_transcript_chunk(
+    conn: asyncpg.Connection[Any], transcript_id: int, max_lines: int = DELETE_CHUNK_LINES
+) -> tuple[int, bool]:
+    """Delete up to `max_lines` lines from the end of a transcript, and the transcript once
+    it is empty. Returns (lines deleted, finished). Call again until finished."""
+    pos = await conn.fetchval(
+        "SELECT pos FROM transcript_lines WHERE transcript_id = $1 ORDER BY pos DESC "
+        "LIMIT 1 OFFSET $2",
+        transcript_id,
+        max(1, max_lines) - 1,
+    )
+    if pos is None:
+        deleted = await conn.execute(
+            "DELETE FROM transcript_lines WHERE transcript_id = $1", transcript_id
+        )
+        await conn.execute("DELETE FROM transcripts WHERE transcript_id = $1", transcript_id)
+        return _count(deleted), True
+    deleted = await conn.execute(
+        "DELETE FROM transcript_lines WHERE transcript_id = $1 AND pos >= $2", transcript_id, pos
+    )
+    return _count(deleted), False
+
+
+async def purge_agent_rows(conn: asyncpg.Connection[Any], agent_id: str) -> PurgeStart:
+    """First step of a purge: the index, entries, snapshots and kept files go at once (the
+    agent vanishes from every listing); its transcripts are then deleted chunk by chunk."""
+    snapshots = await conn.execute("DELETE FROM checkpoint_snapshots WHERE agent_id = $1", agent_id)
+    entries = await conn.execute("DELETE FROM session_entries WHERE agent_id = $1", agent_id)
+    files = await conn.execute("DELETE FROM opaque_files WHERE agent_id = $1", agent_id)
+    await conn.execute("DELETE FROM session_indexes WHERE agent_id = $1", agent_id)
+    ids = await conn.fetch(
+        "SELECT transcript_id FROM transcripts WHERE agent_id = $1 ORDER BY transcript_id",
+        agent_id,
+    )
+    return PurgeStart(_count(entries), _count(snapshots), _count(files), [int(r[0]) for r in ids])
+
+
+def _count(status: str) -> int:
+    """The row count of a command status (`DELETE 3`)."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def delete_session(
+    conn: asyncpg.Connection[Any],
+    agent_id: str,
+    key: str,
+    *,
+    archive: bool = True,
+    when: datetime | None = None,
+) -> DeleteResult:
+    """Remove the entry; its transcript becomes a `.deleted.` archive unless another entry
+    still uses that session id (rows.delete_session's twin)."""
+    current = await pg_sessions.get_entry(conn, agent_id, key)
+    if current is None:
+        return DeleteResult(key, False, [])
+    await pg_sessions.delete_entry(conn, agent_id, key)
+    archived: list[str] = []
+    if archive:
+        when = when or datetime.now(UTC)
+        sid, file = current.get("sessionId"), current.get("sessionFile")
+        archived = await archive_session(conn, agent_id, sid, file, "deleted", when)
+    return DeleteResult(key, True, archived)
