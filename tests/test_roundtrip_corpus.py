@@ -8,13 +8,16 @@ one sessions dir with `agent`. Bytes are compared with `==`, and the file sets m
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from store_sql import Store, export_tree, import_path, verify_tree
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+# The shared reference material lies beside the repository; STORE_SQL_SHARED points elsewhere.
+SHARED = Path(os.environ.get("STORE_SQL_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+CORPUS = SHARED / "corpus"
 SAMPLE_STATE = CORPUS / "sample-state"
 PI_MONO = CORPUS / "openclaw" / "pi-mono"
 
