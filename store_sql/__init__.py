@@ -17,7 +17,8 @@ Errors, all raised on purpose:
     ├── StoreClosedError        the store was closed
     ├── WriteFailedError        SQLite refused a write (locked, full, read-only)
     ├── ImportFailedError       an import could not go on
-    └── ExportRefusedError      a stored name cannot be written safely
+    ├── ExportRefusedError      a stored name cannot be written safely
+    └── CopyFailedError         a store copy could not complete or did not verify
 """
 
 from store_sql.checkpoints.entries import CheckpointSpec, Persisted
@@ -27,6 +28,7 @@ from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
     BackendNotSupportedError,
     ConflictError,
+    CopyFailedError,
     DamagedIndexError,
     DatabaseCorruptError,
     DatabaseRefusedError,
@@ -66,6 +68,7 @@ __all__ = [
     "CheckpointSpec",
     "CleanupPlan",
     "ConflictError",
+    "CopyFailedError",
     "Cursor",
     "DamagedIndexError",
     "DatabaseCorruptError",
