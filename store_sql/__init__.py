@@ -24,6 +24,7 @@ Errors, all raised on purpose:
 from store_sql.checkpoints.entries import CheckpointSpec, Persisted
 from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot
+from store_sql.copy.api import CopyProgress, CopyReport, copy_store
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
     BackendNotSupportedError,
@@ -41,6 +42,7 @@ from store_sql.errors import (
     WriteFailedError,
 )
 from store_sql.exporter.api import ExportReport, export_transcript, export_tree
+from store_sql.exporter.digests import FileDigest, export_digests
 from store_sql.exporter.pre_migration import export_pre_migration
 from store_sql.exporter.verify import VerifyReport, verify_tree
 from store_sql.importer.api import import_path
@@ -69,6 +71,8 @@ __all__ = [
     "CleanupPlan",
     "ConflictError",
     "CopyFailedError",
+    "CopyProgress",
+    "CopyReport",
     "Cursor",
     "DamagedIndexError",
     "DatabaseCorruptError",
@@ -80,6 +84,7 @@ __all__ = [
     "Expect",
     "ExportRefusedError",
     "ExportReport",
+    "FileDigest",
     "ForkResult",
     "ImportFailedError",
     "ImportProgress",
@@ -107,6 +112,8 @@ __all__ = [
     "TurnResult",
     "VerifyReport",
     "WriteFailedError",
+    "copy_store",
+    "export_digests",
     "export_pre_migration",
     "export_transcript",
     "export_tree",
