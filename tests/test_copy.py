@@ -91,8 +91,10 @@ def test_a_non_empty_destination_is_refused_unless_replace(source: Path, tmp_pat
     again = store_sql("copy", source, "dst.sqlite", cwd=tmp_path)
     assert again.returncode == 2
     message = again.stderr.decode()
-    assert message.count("\n") == 1 and "Traceback" not in message
-    assert "not empty" in message and "--replace" in message
+    assert message.count("\n") == 1
+    assert "Traceback" not in message
+    assert "not empty" in message
+    assert "--replace" in message
 
     replaced = store_sql("copy", source, "dst.sqlite", "--replace", "--json", cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr
@@ -126,7 +128,9 @@ def test_a_terminal_gets_a_progress_bar(
     assert main(["copy", str(source), str(tmp_path / "dst.sqlite")]) == 0
 
     drawn = terminal.getvalue()
-    assert "\r[" in drawn and "rows " in drawn and "100.0%" in drawn
+    assert "\r[" in drawn
+    assert "rows " in drawn
+    assert "100.0%" in drawn
     assert drawn.endswith("\r\033[K")
 
 
@@ -155,7 +159,8 @@ async def test_copy_keeps_versions_and_what_only_the_store_knows(tmp_path: Path)
             assert sum(1 for _, newer in await b.read(versions) if newer is not None) == 1
             assert report.rows["transcripts"] == len(await a.read(versions))
             entry = await b.sessions.get("main", "agent:main:main")
-            assert entry is not None and entry["label"] == "copied"
+            assert entry is not None
+            assert entry["label"] == "copied"
             assert await export_digests(b) == await export_digests(a)
             with pytest.raises(CopyFailedError, match="not empty"):
                 await copy_store(a, b)
