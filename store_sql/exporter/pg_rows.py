@@ -27,6 +27,8 @@ from store_sql.sessions.pg_rows import render_sessions_json
 
 if TYPE_CHECKING:
     from asyncpg import Connection
+
+    from store_sql.exporter.pre_migration import PreMigrationRows
 else:
     Connection = Any
 
@@ -195,3 +197,30 @@ async def _bytea_slices(
             start + 1,
             SLICE_BYTES,
         )
+
+
+async def pre_migration_rows(conn: Connection, agent: str | None) -> PreMigrationRows:
+    """`pre_migration.pre_migration_rows` on PostgreSQL."""
+    from store_sql.exporter.pre_migration import PreMigrationRows  # it imports this module
+
+    migrated = {r[0] for r in await conn.fetch("SELECT agent_id FROM agent_databases")}
+    archived = await conn.fetch(
+        "SELECT o.file_pk, o.agent_id, o.file_name, p.original_name, p.role, p.session_id "
+        "FROM pre_migration_files p JOIN opaque_files o USING (file_pk) "
+        "ORDER BY o.agent_id, o.file_name"
+    )
+    sessions = {}
+    for agent_id in migrated:
+        entries = await conn.fetch(
+            "SELECT session_key, session_id FROM session_entries WHERE agent_id = $1 "
+            "ORDER BY position",
+            agent_id,
+        )
+        sessions[agent_id] = [(r[0], r[1]) for r in entries]
+    return PreMigrationRows(
+        await plan_export(conn, agent),
+        migrated,
+        {r[0] for r in await conn.fetch("SELECT transcript_id FROM database_transcripts")},
+        [tuple(r) for r in archived],
+        sessions,
+    )
