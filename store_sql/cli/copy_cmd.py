@@ -41,9 +41,9 @@ def _copy(args: argparse.Namespace) -> int:
     bar = CopyBar(sys.stderr) if sys.stderr.isatty() else None
 
     async def run() -> CopyReport:
-        source = await Store.open(args.src, create=False, upgrade=False, full_text=False)
+        source = await Store.open(args.src, create=False, upgrade=False, full_text=False, readers=1)
         try:
-            destination = await Store.open(args.dst, create=True, full_text=False)
+            destination = await Store.open(args.dst, create=True, full_text=False, readers=1)
             try:
                 return await copy_store(
                     source,

@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -173,7 +174,7 @@ def _copy(src: Path, dst: str) -> dict[str, Any]:
     exe = shutil.which("store-sql", path=str(Path(sys.executable).parent))
     command = [exe] if exe else [sys.executable, "-m", "store_sql"]
     out_path = bench_dir() / f"copy_out_{uuid.uuid4().hex}.json"
-    with out_path.open("wb") as out, subprocess.TemporaryFile() as err:
+    with out_path.open("wb") as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([*command, "copy", str(src), dst, "--json"], stdout=out, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
