@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from decimal import Decimal
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -466,6 +467,10 @@ async def insert_imported_entries(
 
 
 def _column(value: Any) -> Any:
+    """An extracted entry column as PostgreSQL binds it: a float by its shortest decimal
+    spelling (the number columns are `numeric`, which keeps it exactly), text without NUL."""
+    if value.__class__ is float:
+        return Decimal(repr(value))
     return _text(value) if isinstance(value, str) else value
 
 
