@@ -164,3 +164,30 @@ async def test_copy_keeps_versions_and_what_only_the_store_knows(tmp_path: Path)
             assert await export_digests(b) == await export_digests(a)
             with pytest.raises(CopyFailedError, match="not empty"):
                 await copy_store(a, b)
+
+
+def test_copy_round_trips_through_postgresql(source: Path, tmp_path: Path, pg_url: str) -> None:
+    """SQLite -> PostgreSQL -> SQLite with the real command: each copy verifies, and the three
+    stores export the same bytes."""
+    before = sha256(source)
+    to_pg = store_sql("copy", source, pg_url, "--json", cwd=tmp_path)
+    assert to_pg.returncode == 0, to_pg.stderr
+    assert json.loads(to_pg.stdout)["verified"] is True
+
+    back = store_sql("copy", pg_url, "back.sqlite", "--json", cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    report = json.loads(back.stdout)
+    assert report["verified"] is True
+    assert report["rows"] == json.loads(to_pg.stdout)["rows"]
+
+    assert sha256(source) == before
+    theirs = exported(source, tmp_path / "out-src", tmp_path)
+    for name, db in (("pg", pg_url), ("back", tmp_path / "back.sqlite")):
+        ours = exported(db, tmp_path / f"out-{name}", tmp_path)
+        assert sorted(ours) == sorted(theirs)
+        for rel, data in theirs.items():
+            assert ours[rel] == data, (name, rel)
+
+    again = store_sql("copy", source, pg_url, cwd=tmp_path)
+    assert again.returncode == 2
+    assert "not empty" in again.stderr.decode()

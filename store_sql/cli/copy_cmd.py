@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from store_sql.cli import output
 from store_sql.copy.api import CopyProgress, CopyReport, copy_store
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.errors import CopyFailedError
 from store_sql.store import Store
 
@@ -66,7 +67,7 @@ def _copy(args: argparse.Namespace) -> int:
 
 
 def _same(a: str, b: str) -> bool:
-    if "://" in a or "://" in b:
+    if is_postgres_url(a) or is_postgres_url(b):
         return a == b
     return os.path.abspath(a) == os.path.abspath(b)
 

@@ -109,7 +109,7 @@ async def copy_store(
             "empty store, or pass --replace to empty it first"
         )
     started = time.perf_counter()
-    async with _paused(destination):
+    async with destination.indexing_paused():
         if holding:
             await dst.clear(tables)
         await _copy_rows(src, dst, tables, report, progress)
@@ -121,18 +121,7 @@ async def copy_store(
 
 
 def _where(store: Database) -> str:
-    location = getattr(store, "location", None)
-    return str(location if location is not None else store.path)
-
-
-@contextlib.asynccontextmanager
-async def _paused(store: Database) -> Any:
-    paused = getattr(store, "indexing_paused", None)
-    if paused is None:
-        yield
-        return
-    async with paused():
-        yield
+    return store.location
 
 
 async def _copy_rows(

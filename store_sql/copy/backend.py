@@ -17,6 +17,7 @@ from store_sql.copy import pg_rows as pg
 from store_sql.copy import rows as lite
 from store_sql.copy.tables import COPIED, CopiedTable
 from store_sql.engine.database import Database
+from store_sql.engine.pg.database import PgDatabase
 
 Row = tuple[object, ...]
 Batch = tuple[CopiedTable, list[Row], int]
@@ -45,8 +46,8 @@ class CopyEnd(Protocol):
 
 
 def end_for(store: Database) -> CopyEnd:
-    if getattr(store, "dialect", "sqlite") == "postgresql":
-        return PostgresEnd(store)
+    if store.dialect == "postgresql":
+        return PostgresEnd(store.postgres)
     return SqliteEnd(store)
 
 
@@ -88,7 +89,7 @@ class SqliteEnd:
 
 
 class PostgresEnd:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: PgDatabase) -> None:
         self._store = store
         self._fit: dict[str, Callable[[Row], Row]] = {}
 

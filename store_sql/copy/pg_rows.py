@@ -11,15 +11,13 @@ them, so `finish` moves each sequence past the largest key.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from decimal import Decimal
+from typing import Any
 
 from store_sql.copy.tables import BATCH_BYTES, BATCH_ROWS, CopiedTable, row_bytes
+from store_sql.engine.pg.writer import PgConnection as Connection
 from store_sql.errors import CopyFailedError
-
-if TYPE_CHECKING:
-    from asyncpg import Connection
-else:
-    Connection = Any
+from store_sql.sessions.pg_rows import number_of
 
 Row = tuple[object, ...]
 _LINES = "transcript_lines"
@@ -58,7 +56,7 @@ async def batches(conn: Connection, table: CopiedTable) -> AsyncIterator[tuple[l
     async for record in conn.cursor(
         f"SELECT {_select_columns(table)} FROM {table.name} ORDER BY {table.key}", prefetch=512
     ):
-        values = tuple(record)
+        values = tuple(number_of(v) if v.__class__ is Decimal else v for v in record)
         if line_at >= 0:
             text, data = values[line_at], values[line_at + 1]
             values = (*values[:line_at], text if text is not None else data, *values[line_at + 2 :])
@@ -92,6 +90,8 @@ def fitter(table: CopiedTable, types: dict[str, str]) -> Callable[[Row], Row]:
             if kind == "bytea"
             else float
             if kind in ("double precision", "real")
+            else _numeric
+            if kind == "numeric"
             else None
         )
     line_at = table.columns.index("line") if table.name == _LINES else -1
@@ -127,6 +127,11 @@ def _integer(table: str, column: str) -> Callable[[Any], int]:
         )
 
     return cast
+
+
+def _numeric(value: Any) -> Any:
+    """A float by its shortest decimal spelling, as every numeric column binds it."""
+    return Decimal(repr(value)) if value.__class__ is float else value
 
 
 def _bytea(value: Any) -> bytes:

@@ -31,7 +31,13 @@ from typing import Any, Literal
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.engine.file_modes import make_private_dirs
-from store_sql.errors import DatabaseCorruptError, ExportRefusedError, NotFoundError
+from store_sql.errors import (
+    BackendNotSupportedError,
+    DatabaseCorruptError,
+    ExportRefusedError,
+    NotFoundError,
+)
+from store_sql.exporter import pg_rows
 from store_sql.exporter.backend import FileConsumer, source_for
 from store_sql.exporter.plan import ExportPlan, IndexLayout, PlannedFile, check_layout
 from store_sql.formats import sessions_dir as directory_index
@@ -221,6 +227,9 @@ async def export_transcript(
     if fmt not in ("jsonl", "markdown"):
         raise ExportRefusedError(f"unknown format {fmt!r}: use 'jsonl' or 'markdown'")
 
+    if store.dialect == "postgresql":
+        return await _export_transcript_pg(store, agent, session, fmt)
+
     def render_one(conn: sqlite3.Connection) -> bytes:
         info = _find_transcript(conn, agent, session)
         if fmt == "jsonl":
@@ -229,6 +238,17 @@ async def export_transcript(
         return render.markdown(title, all_entries(conn, info.transcript_id)).encode("utf-8")
 
     return await store.read(render_one)
+
+
+async def _export_transcript_pg(store: Database, agent: str, session: str, fmt: str) -> bytes:
+    if fmt != "jsonl":
+        raise BackendNotSupportedError.not_yet("export_transcript(fmt='markdown')")
+
+    async def render_one(conn: Any) -> bytes:
+        tid, _, _ = await pg_rows.find_transcript(conn, agent, session)
+        return b"".join([block async for block in pg_rows.transcript_blocks(conn, tid)])
+
+    return await store.postgres.read(render_one)
 
 
 def _find_transcript(conn: sqlite3.Connection, agent: str, session: str) -> TranscriptInfo:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from store_sql.engine.database import Database
+from store_sql.engine.pg.database import PgDatabase
 from store_sql.exporter import pg_rows as pg
 from store_sql.exporter.plan import ExportPlan, IndexLayout, PlannedFile, file_chunks, plan_export
 
@@ -32,8 +33,8 @@ class ExportSource(Protocol):
 
 def source_for(store: Database) -> ExportSource:
     """The exporter's reads for `store`'s backend."""
-    if getattr(store, "dialect", "sqlite") == "postgresql":
-        return PostgresExport(store)
+    if store.dialect == "postgresql":
+        return PostgresExport(store.postgres)
     return SqliteExport(store)
 
 
@@ -51,7 +52,7 @@ class SqliteExport:
 
 
 class PostgresExport:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: PgDatabase) -> None:
         self._store = store
 
     async def plan(self, agent: str | None, layout: IndexLayout | None) -> ExportPlan:

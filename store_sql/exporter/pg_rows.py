@@ -11,8 +11,10 @@ cells (opaque files, compressed archives) are read in slices.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from store_sql.engine.pg.writer import PgConnection as Connection
+from store_sql.errors import NotFoundError
 from store_sql.exporter.plan import (
     ExportPlan,
     IndexLayout,
@@ -23,14 +25,11 @@ from store_sql.exporter.plan import (
     index_layout_of,
     state_bytes,
 )
+from store_sql.formats import jsjson
 from store_sql.sessions.pg_rows import render_sessions_json
 
 if TYPE_CHECKING:
-    from asyncpg import Connection
-
     from store_sql.exporter.pre_migration import PreMigrationRows
-else:
-    Connection = Any
 
 BLOCK_BYTES = 1 << 20
 """Bytes of lines joined per block handed to the file writer."""
@@ -105,7 +104,7 @@ async def file_chunks(conn: Connection, item: PlannedFile) -> AsyncIterator[byte
             "LEFT JOIN session_directories d ON d.agent_id = i.agent_id WHERE i.agent_id = $1",
             item.agent_id,
         )
-        yield state_bytes(row)
+        yield state_bytes(None if row is None else tuple(row))
     elif item.source == "index_entry":
         row = await conn.fetchrow(
             "SELECT e.session_key, e.entry_json, f.content, f.entry_sha256 "
@@ -114,7 +113,7 @@ async def file_chunks(conn: Connection, item: PlannedFile) -> AsyncIterator[byte
             item.ref,
         )
         if row is not None:
-            yield entry_file_bytes(row)
+            yield entry_file_bytes(tuple(row))
     elif item.source == "transcript":
         async for block in transcript_blocks(conn, item.ref):
             yield block
@@ -224,3 +223,47 @@ async def pre_migration_rows(conn: Connection, agent: str | None) -> PreMigratio
         [tuple(r) for r in archived],
         sessions,
     )
+
+
+async def find_transcript(
+    conn: Connection, agent: str, session: str
+) -> tuple[int, str, str | None]:
+    """`api._find_transcript` on PostgreSQL: (transcript_id, file_name, session_id) of a
+    session key's transcript (its entry's `sessionId`), a session id's live transcript (else
+    its newest current one of any kind), or a stored file name."""
+    text = await conn.fetchval(
+        "SELECT entry_json FROM session_entries WHERE agent_id = $1 AND session_key = $2",
+        agent,
+        session,
+    )
+    entry = _entry_value(text)
+    session_id = entry.get("sessionId") if isinstance(entry, dict) else None
+    for candidate in (session_id, session):
+        if not isinstance(candidate, str):
+            continue
+        row = await conn.fetchrow(
+            "SELECT transcript_id, file_name, session_id FROM transcripts "
+            "WHERE agent_id = $1 AND session_id = $2 AND kind IN ('live', 'fork') "
+            "AND superseded_by IS NULL ORDER BY file_name = $3 DESC, transcript_id DESC LIMIT 1",
+            agent,
+            candidate,
+            f"{candidate}.jsonl",
+        ) or await conn.fetchrow(
+            "SELECT transcript_id, file_name, session_id FROM transcripts WHERE agent_id = $1 "
+            "AND superseded_by IS NULL AND (session_id = $2 OR file_name = $2) "
+            "ORDER BY transcript_id DESC LIMIT 1",
+            agent,
+            candidate,
+        )
+        if row is not None:
+            return row[0], row[1], row[2]
+    raise NotFoundError(f"agent {agent!r} has no session or transcript {session!r}")
+
+
+def _entry_value(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return jsjson.loads(text)
+    except (jsjson.JSONSyntaxError, ValueError):
+        return None

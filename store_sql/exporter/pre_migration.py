@@ -41,13 +41,13 @@ async def export_pre_migration(
         check_agent_id(agent)
     out = Path(out)
     await asyncio.to_thread(make_root, out)
-    if getattr(store, "dialect", "sqlite") == "postgresql":
+    if store.dialect == "postgresql":
         from store_sql.exporter import pg_rows
 
         async def read_pg(conn: Any) -> PreMigrationRows:
             return await pg_rows.pre_migration_rows(conn, agent)
 
-        stored: PreMigrationRows = await store.read(read_pg)  # type: ignore[arg-type]
+        stored = await store.postgres.read(read_pg)
     else:
         stored = await store.read(lambda conn: pre_migration_rows(conn, agent))
     files, conflicts, lacking = plan_pre_migration(stored, agent)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from store_sql.engine.database import Database
+from store_sql.engine.pg.database import PgDatabase
 from store_sql.formats.import_archive import ArchivedFile
 from store_sql.importer import database_rows as origin_db
 from store_sql.importer import pg_rows as pg
@@ -93,8 +94,8 @@ class ImportBackend(Protocol):
 
 def backend_for(store: Database) -> ImportBackend:
     """The importer's statements for `store`'s backend."""
-    if getattr(store, "dialect", "sqlite") == "postgresql":
-        return PostgresImport(store)
+    if store.dialect == "postgresql":
+        return PostgresImport(store.postgres)
     return SqliteImport(store)
 
 
@@ -218,7 +219,7 @@ class PostgresImport:
     """`ImportBackend` on PostgreSQL: the async twins of `importer.pg_rows`, each run in the
     engine's writer group (writes) or a read-only snapshot (reads)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: PgDatabase) -> None:
         self._store = store
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from decimal import Decimal
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
+from store_sql.engine.pg.writer import PgConnection as Connection
 from store_sql.errors import ImportFailedError
 from store_sql.formats.import_archive import ArchivedFile
 from store_sql.formats.sessions_dir import ENTRIES_DIR, STATE_FILE, EntryFile
@@ -43,11 +45,6 @@ from store_sql.importer.session_directory import (
 from store_sql.importer.session_index import IndexOutcome, IndexSource, decide_index
 from store_sql.sessions.columns import COLUMN_NAMES, entry_columns
 from store_sql.transcripts.rows import KINDS, now_iso
-
-if TYPE_CHECKING:
-    from asyncpg import Connection
-else:
-    Connection = Any
 
 Opener = Callable[[], BinaryIO]
 
@@ -156,14 +153,19 @@ async def _check(conn: Connection, where: Continuation) -> None:
 
 async def _drop_last_line(conn: Connection, transcript_id: int) -> None:
     """`rows._drop_last_line`: forget an unterminated last line, bump the generation."""
-    pos, kind, size = await conn.fetchrow(
+    dropped = await conn.fetchrow(
         "DELETE FROM transcript_lines WHERE transcript_id = $1 AND pos = (SELECT max(pos) "
         "FROM transcript_lines WHERE transcript_id = $1) RETURNING pos, kind, byte_size",
         transcript_id,
     )
-    await conn.execute(
-        "DELETE FROM idempotency_keys WHERE transcript_id = $1 AND pos = $2", transcript_id, pos
-    )
+    assert dropped is not None  # the caller saw this line
+    pos, kind, size = dropped
+    if await _has_key_table(conn):
+        await conn.execute(
+            "DELETE FROM idempotency_keys WHERE transcript_id = $1 AND pos = $2",
+            transcript_id,
+            pos,
+        )
     leaf = await conn.fetchrow(
         "SELECT pos, entry_id FROM transcript_lines WHERE transcript_id = $1 AND kind = 'entry' "
         "ORDER BY pos DESC LIMIT 1",
@@ -181,6 +183,19 @@ async def _drop_last_line(conn: Connection, transcript_id: int) -> None:
         None if leaf is None else leaf[1],
         transcript_id,
     )
+
+
+_KEY_TABLE: weakref.WeakKeyDictionary[Connection, bool] = weakref.WeakKeyDictionary()
+
+
+async def _has_key_table(conn: Connection) -> bool:
+    """Whether the schema has `idempotency_keys` (asked once per connection)."""
+    found = _KEY_TABLE.get(conn)
+    if found is None:
+        found = _KEY_TABLE[conn] = bool(
+            await conn.fetchval("SELECT to_regclass('idempotency_keys') IS NOT NULL")
+        )
+    return found
 
 
 def _text(value: str | None) -> str | None:
@@ -223,7 +238,7 @@ async def _insert_chunk(conn: Connection, transcript_id: int, chunk: LineChunk) 
                 [rows[i][0] for i in chunk.lookups],
             )
         keys = [(r[9], r[0]) for r in rows if r[9] is not None and "\x00" not in r[9]]
-        if keys:
+        if keys and await _has_key_table(conn):
             # The first occurrence of a key holds it (imported files may repeat one).
             await conn.execute(
                 "INSERT INTO idempotency_keys (transcript_id, key, pos) "
