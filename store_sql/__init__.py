@@ -17,16 +17,19 @@ Errors, all raised on purpose:
     ├── StoreClosedError        the store was closed
     ├── WriteFailedError        SQLite refused a write (locked, full, read-only)
     ├── ImportFailedError       an import could not go on
-    └── ExportRefusedError      a stored name cannot be written safely
+    ├── ExportRefusedError      a stored name cannot be written safely
+    └── CopyFailedError         a store copy could not complete or did not verify
 """
 
 from store_sql.checkpoints.entries import CheckpointSpec, Persisted
 from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot
+from store_sql.copy.api import CopyProgress, CopyReport, copy_store
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import (
     BackendNotSupportedError,
     ConflictError,
+    CopyFailedError,
     DamagedIndexError,
     DatabaseCorruptError,
     DatabaseRefusedError,
@@ -39,6 +42,7 @@ from store_sql.errors import (
     WriteFailedError,
 )
 from store_sql.exporter.api import ExportReport, export_transcript, export_tree
+from store_sql.exporter.digests import FileDigest, export_digests
 from store_sql.exporter.pre_migration import export_pre_migration
 from store_sql.exporter.verify import VerifyReport, verify_tree
 from store_sql.importer.api import import_path
@@ -66,6 +70,9 @@ __all__ = [
     "CheckpointSpec",
     "CleanupPlan",
     "ConflictError",
+    "CopyFailedError",
+    "CopyProgress",
+    "CopyReport",
     "Cursor",
     "DamagedIndexError",
     "DatabaseCorruptError",
@@ -77,6 +84,7 @@ __all__ = [
     "Expect",
     "ExportRefusedError",
     "ExportReport",
+    "FileDigest",
     "ForkResult",
     "ImportFailedError",
     "ImportProgress",
@@ -104,6 +112,8 @@ __all__ = [
     "TurnResult",
     "VerifyReport",
     "WriteFailedError",
+    "copy_store",
+    "export_digests",
     "export_pre_migration",
     "export_transcript",
     "export_tree",

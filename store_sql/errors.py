@@ -39,6 +39,10 @@ class ExportRefusedError(StoreError):
     """An export would write outside its target directory or over something it must not."""
 
 
+class CopyFailedError(StoreError):
+    """`store-sql copy` could not copy or verify a store; the source is never changed."""
+
+
 class DamagedIndexError(StoreError):
     """The agent's imported sessions.json could not be read, so its sessions are not in the
     store: a write would replace the whole file. Recover it first (`sessions.recover`)."""

@@ -53,7 +53,8 @@ async def rows(store: Store, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     return await store.read(lambda c: [tuple(r) for r in c.execute(sql, params)])
 
 
-async def test_files_are_0600_and_created_dirs_0700(store: Store, tmp_path: Path) -> None:
+async def test_files_are_0600_and_created_dirs_0700(backend: Store, tmp_path: Path) -> None:
+    store = backend
     await import_path(store, state(tmp_path / "src"))
     out = tmp_path / "out"
 
@@ -71,7 +72,8 @@ async def test_files_are_0600_and_created_dirs_0700(store: Store, tmp_path: Path
     assert not list(out.rglob("*.tmp"))
 
 
-async def test_the_legacy_layout_is_kept(store: Store, tmp_path: Path) -> None:
+async def test_the_legacy_layout_is_kept(backend: Store, tmp_path: Path) -> None:
+    store = backend
     await import_path(store, state(tmp_path / "src", legacy=True))
 
     await export_tree(store, tmp_path / "out")
@@ -80,7 +82,8 @@ async def test_the_legacy_layout_is_kept(store: Store, tmp_path: Path) -> None:
     assert (tmp_path / "out/sessions" / f"{SID}.jsonl").exists()
 
 
-async def test_an_export_replaces_existing_files_atomically(store: Store, tmp_path: Path) -> None:
+async def test_an_export_replaces_existing_files_atomically(backend: Store, tmp_path: Path) -> None:
+    store = backend
     await import_path(store, state(tmp_path / "src"))
     out = tmp_path / "out"
     await export_tree(store, out)
@@ -96,8 +99,9 @@ async def test_an_export_replaces_existing_files_atomically(store: Store, tmp_pa
 
 
 async def test_a_changed_entry_is_written_as_node_json_stringify_writes_it(
-    store: Store, tmp_path: Path, js: Any
+    backend: Store, tmp_path: Path, js: Any
 ) -> None:
+    store = backend
     await import_path(store, state(tmp_path / "src"))
     patch = {"updatedAt": 1770710499999, "label": None, "model": "gpt-5", "cost": 0.000009}
 
@@ -121,8 +125,9 @@ async def test_a_changed_entry_is_written_as_node_json_stringify_writes_it(
 
 
 async def test_an_index_emptied_through_the_api_is_written_as_two_bytes(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     await import_path(store, state(tmp_path / "src"))
     for key in ("7", "agent:main:main", "__proto__"):
         assert await store.sessions.delete("main", key)
@@ -212,7 +217,8 @@ async def test_checkpoint_snapshots_export_the_referenced_prefix(
     assert (folder / f"{SID}.jsonl").read_bytes().count(b"\n") == 3
 
 
-async def test_superseded_versions_are_not_exported(store: Store, tmp_path: Path) -> None:
+async def test_superseded_versions_are_not_exported(backend: Store, tmp_path: Path) -> None:
+    store = backend
     src = state(tmp_path / "src")
     path = src / "agents/main/sessions" / f"{SID}.jsonl"
     await import_path(store, src)
@@ -226,7 +232,8 @@ async def test_superseded_versions_are_not_exported(store: Store, tmp_path: Path
     assert (tmp_path / "out/agents/main/sessions" / f"{SID}.jsonl").read_bytes() == HEADER + b"\n"
 
 
-async def test_export_of_one_agent_only(store: Store, tmp_path: Path) -> None:
+async def test_export_of_one_agent_only(backend: Store, tmp_path: Path) -> None:
+    store = backend
     await import_path(store, state(tmp_path / "src"))
     await store.sessions.patch("other", "k", {"sessionId": "s", "updatedAt": 1})
 
@@ -242,6 +249,7 @@ async def test_one_transcript_as_jsonl_or_markdown(store: Store, tmp_path: Path)
 
     by_key = await export_transcript(store, "main", "agent:main:main")
     by_id = await export_transcript(store, "main", SID)
+    assert by_key == by_id == HEADER + b"\n" + ENTRY + b"\n"
     markdown = await export_transcript(store, "main", SID, fmt="markdown")
 
     assert by_key == by_id == HEADER + b"\n" + ENTRY + b"\n"
@@ -250,3 +258,15 @@ async def test_one_transcript_as_jsonl_or_markdown(store: Store, tmp_path: Path)
     assert b"hi" in markdown
     with pytest.raises(NotFoundError):
         await export_transcript(store, "main", "no-such-session")
+
+
+async def test_one_transcript_as_jsonl_on_both_backends(backend: Store, tmp_path: Path) -> None:
+    await import_path(backend, state(tmp_path / "src"))
+
+    by_key = await export_transcript(backend, "main", "agent:main:main")
+    by_id = await export_transcript(backend, "main", SID)
+    by_name = await export_transcript(backend, "main", f"{SID}.jsonl")
+
+    assert by_key == by_id == by_name == HEADER + b"\n" + ENTRY + b"\n"
+    with pytest.raises(NotFoundError):
+        await export_transcript(backend, "main", "no-such-session")

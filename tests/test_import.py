@@ -7,6 +7,7 @@ the database (through `store.read`) and at what export writes back.
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import subprocess
 import sys
@@ -58,7 +59,22 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 async def rows(store: Store, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    return await store.read(lambda c: [tuple(r) for r in c.execute(sql, params)])
+    """The rows of `sql` (SQLite's spelling) on either backend. On PostgreSQL the `?` become
+    `$n`, `typeof(line)` says where the line is kept, and a selected `line` comes back as its
+    bytes (`line` or `line_bytes`)."""
+    if store.dialect == "sqlite":
+        return await store.read(lambda c: [tuple(r) for r in c.execute(sql, params)])
+    numbers = iter(range(1, len(params) + 1))
+    pg_sql = re.sub(r"\?", lambda _: f"${next(numbers)}", sql)
+    pg_sql = pg_sql.replace("typeof(line)", "CASE WHEN line IS NULL THEN 'blob' ELSE 'text' END")
+    pg_sql = re.sub(
+        r"\bline\b(?=,| FROM)", "coalesce(convert_to(line, 'UTF8'), line_bytes)", pg_sql
+    )
+
+    async def fetch(conn: Any) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await conn.fetch(pg_sql, *params)]
+
+    return await store.postgres.read(fetch)
 
 
 INDEX = (
@@ -105,7 +121,10 @@ def full_state(root: Path) -> Path:
 # --- every file kind -----------------------------------------------------------------------
 
 
-async def test_every_file_kind_is_stored_and_exported_exactly(store: Store, tmp_path: Path) -> None:
+async def test_every_file_kind_is_stored_and_exported_exactly(
+    backend: Store, tmp_path: Path
+) -> None:
+    store = backend
     src = tmp_path / "state"
     full_state(src)
     report = await import_path(store, src)
@@ -126,7 +145,8 @@ async def test_every_file_kind_is_stored_and_exported_exactly(store: Store, tmp_
     assert tree_bytes(tmp_path / "out") == expected
 
 
-async def test_file_names_map_to_transcript_kinds(store: Store, tmp_path: Path) -> None:
+async def test_file_names_map_to_transcript_kinds(backend: Store, tmp_path: Path) -> None:
+    store = backend
     await import_path(store, full_state(tmp_path / "state").parent.parent.parent)
 
     got = await rows(
@@ -179,8 +199,9 @@ async def test_compressed_archive_keeps_original_bytes_and_queryable_lines(
 
 
 async def test_an_archive_that_does_not_decompress_is_kept_as_bytes(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     d = sessions_dir(tmp_path)
     name = f"{SID}.jsonl.deleted.2026-02-10T09-15-21.653Z.zst"
     (d / name).write_bytes(b"\x28\xb5\x2f\xfdgarbage")
@@ -198,8 +219,9 @@ async def test_an_archive_that_does_not_decompress_is_kept_as_bytes(
 
 
 async def test_damaged_lines_are_kept_verbatim_and_reported_with_line_numbers(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     d = sessions_dir(tmp_path)
     data = (
         b"\xef\xbb\xbf" + header() + b"\r\n"
@@ -234,12 +256,13 @@ async def test_damaged_lines_are_kept_verbatim_and_reported_with_line_numbers(
 
 @pytest.mark.parametrize("chunk_bytes", [1, 7, 64, 1 << 20])
 async def test_lines_are_cut_from_the_source_bytes_exactly_whatever_the_chunk_size(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
+    backend: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_bytes: int
 ) -> None:
     """The writer cuts each line out of the chunk's bytes by offset (import_files): lines
     split across reads, multi-byte characters cut in two by a read, CRLF, a NUL byte, and
     bytes that are not UTF-8 in ways Python and orjson both refuse all come back exactly,
     as TEXT when valid UTF-8 and as BLOB otherwise (transcripts.stored_line)."""
+    store = backend
     monkeypatch.setattr(import_lines, "CHUNK_BYTES", chunk_bytes)
     lines = [
         header(),
@@ -266,7 +289,9 @@ async def test_lines_are_cut_from_the_source_bytes_exactly_whatever_the_chunk_si
     )  # fmt: skip
     stored = [line.encode() if isinstance(line, str) else line for _, line, *_ in got]
     assert stored == lines
-    assert [r[2] for r in got] == ["text"] * 3 + ["blob"] * 3 + ["text"] * 3
+    # PostgreSQL's text cannot hold NUL: that line is kept as bytes there (docs/POSTGRES.md).
+    nul = "blob" if store.dialect == "postgresql" else "text"
+    assert [r[2] for r in got] == ["text"] * 3 + ["blob"] * 3 + [nul] + ["text"] * 2
     assert [r[3] for r in got] == [len(line) for line in lines]
     assert [r[4] for r in got][:3] == [None, None, 1]
     assert got[8][4] == 2
@@ -274,8 +299,9 @@ async def test_lines_are_cut_from_the_source_bytes_exactly_whatever_the_chunk_si
 
 
 async def test_parent_pos_is_the_nearest_preceding_entry_with_that_id(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     d = sessions_dir(tmp_path)
     no_parent_key = line({"type": "custom", "id": "c1", "timestamp": "t"})
     (d / f"{SID}.jsonl").write_bytes(
@@ -301,7 +327,8 @@ async def test_parent_pos_is_the_nearest_preceding_entry_with_that_id(
     assert (leaf_pos, version) == (7, 3)
 
 
-async def test_v1_entries_chain_to_the_previous_entry(store: Store, tmp_path: Path) -> None:
+async def test_v1_entries_chain_to_the_previous_entry(backend: Store, tmp_path: Path) -> None:
+    store = backend
     d = sessions_dir(tmp_path)
     v1_header = line({"type": "session", "id": SID, "timestamp": "t", "cwd": "/w"})
     msg = line({"type": "message", "timestamp": "t", "message": {"role": "user", "content": "x"}})
@@ -322,8 +349,9 @@ async def test_v1_entries_chain_to_the_previous_entry(store: Store, tmp_path: Pa
     ("data", "state"), [(b"", "empty_file"), (b'{\n  "a": {', "invalid"), (b"[]", "invalid")]
 )
 async def test_an_empty_or_invalid_index_is_kept_and_reported_never_read_as_empty(
-    store: Store, tmp_path: Path, data: bytes, state: str
+    backend: Store, tmp_path: Path, data: bytes, state: str
 ) -> None:
+    store = backend
     (sessions_dir(tmp_path) / "sessions.json").write_bytes(data)
 
     report = await import_path(store, tmp_path)
@@ -340,7 +368,8 @@ async def test_an_empty_or_invalid_index_is_kept_and_reported_never_read_as_empt
     assert await rows(store, "SELECT count(*) FROM session_entries") == [(0,)]
 
 
-async def test_index_entries_keep_positions_and_exact_text(store: Store, tmp_path: Path) -> None:
+async def test_index_entries_keep_positions_and_exact_text(backend: Store, tmp_path: Path) -> None:
+    store = backend
     (sessions_dir(tmp_path) / "sessions.json").write_bytes(INDEX)
 
     report = await import_path(store, tmp_path)
@@ -359,7 +388,8 @@ async def test_index_entries_keep_positions_and_exact_text(store: Store, tmp_pat
     ]
 
 
-async def test_index_reimport_never_merges(store: Store, tmp_path: Path) -> None:
+async def test_index_reimport_never_merges(backend: Store, tmp_path: Path) -> None:
+    store = backend
     path = sessions_dir(tmp_path) / "sessions.json"
     path.write_bytes(INDEX)
     await import_path(store, tmp_path)
@@ -381,8 +411,9 @@ async def test_index_reimport_never_merges(store: Store, tmp_path: Path) -> None
 
 
 async def test_a_second_index_for_the_same_agent_is_kept_as_a_file(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     (sessions_dir(tmp_path) / "sessions.json").write_bytes(INDEX)
     legacy = tmp_path / "sessions"
     legacy.mkdir()
@@ -425,7 +456,8 @@ async def test_unchanged_file_writes_nothing(tmp_path: Path) -> None:
         assert store.metrics()["mutations"] == before
 
 
-async def test_grown_file_gets_only_its_new_lines(store: Store, tmp_path: Path) -> None:
+async def test_grown_file_gets_only_its_new_lines(backend: Store, tmp_path: Path) -> None:
+    store = backend
     path = sessions_dir(tmp_path) / f"{SID}.jsonl"
     path.write_bytes(transcript(header(), entry("a1", None)))
     await import_one(store, tmp_path)
@@ -443,8 +475,9 @@ async def test_grown_file_gets_only_its_new_lines(store: Store, tmp_path: Path) 
 
 
 async def test_a_torn_last_line_completed_later_is_read_again_whole(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     path = sessions_dir(tmp_path) / f"{SID}.jsonl"
     full = transcript(header(), entry("a1", None), entry("a2", "a1"))
     path.write_bytes(full[:-20])
@@ -466,8 +499,9 @@ async def test_a_torn_last_line_completed_later_is_read_again_whole(
 
 
 async def test_a_file_changed_in_the_middle_becomes_a_new_version(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     path = sessions_dir(tmp_path) / f"{SID}.jsonl"
     path.write_bytes(transcript(header(), entry("a1", None, "one")))
     await import_one(store, tmp_path)
@@ -501,7 +535,8 @@ async def test_api_appends_make_a_grown_file_a_new_version(store: Store, tmp_pat
     assert got == [(1, 2), (2, None)]
 
 
-async def test_sources_are_never_modified(store: Store, tmp_path: Path) -> None:
+async def test_sources_are_never_modified(backend: Store, tmp_path: Path) -> None:
+    store = backend
     src = tmp_path / "state"
     full_state(src)
     files = [p for p in src.rglob("*") if p.is_file() and not p.is_symlink()]
@@ -662,9 +697,10 @@ def test_memory_stays_flat_whatever_the_file_size(tmp_path: Path) -> None:
     assert peaks[1] - peaks[0] < 4e6, f"peak RSS {peaks[0] / 1e6:.0f} -> {peaks[1] / 1e6:.0f} MB"
 
 
-async def test_hard_shapes_round_trip_byte_for_byte(store: Store, tmp_path: Path) -> None:
+async def test_hard_shapes_round_trip_byte_for_byte(backend: Store, tmp_path: Path) -> None:
     """The shapes issue 4 lists: integer-like and `__proto__` keys, JavaScript number
     spellings, integers beyond 2^53, lone surrogate escapes, a 12 MB line, no parentId."""
+    store = backend
     d = sessions_dir(tmp_path)
     index = (
         b'{\n  "7": {\n    "sessionId": "a",\n    "updatedAt": 1\n  },\n'
@@ -699,7 +735,8 @@ async def test_hard_shapes_round_trip_byte_for_byte(store: Store, tmp_path: Path
     assert parents == [(0, None), (1, None), (2, 1), (3, None)]
 
 
-async def test_a_truncated_or_multi_frame_zstd_archive(store: Store, tmp_path: Path) -> None:
+async def test_a_truncated_or_multi_frame_zstd_archive(backend: Store, tmp_path: Path) -> None:
+    store = backend
     d = sessions_dir(tmp_path)
     body = transcript(header(), entry("a1", None), entry("a2", "a1"))
     packer = zstandard.ZstdCompressor()
@@ -721,8 +758,9 @@ async def test_a_truncated_or_multi_frame_zstd_archive(store: Store, tmp_path: P
 
 
 async def test_lone_surrogates_in_ids_and_keys_never_abort_the_import(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     d = sessions_dir(tmp_path)
     # Raw JSON escapes, as JavaScript writes a lone surrogate (orjson would escape the "\\").
     body = transcript(

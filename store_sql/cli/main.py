@@ -22,6 +22,7 @@ from store_sql.errors import StoreError
 def _command_modules() -> list[ModuleType]:
     from store_sql.cli import (
         checkpoints_cmd,
+        copy_cmd,
         doctor_cmd,
         export_cmd,
         import_cmd,
@@ -42,6 +43,7 @@ def _command_modules() -> list[ModuleType]:
         import_cmd,
         export_cmd,
         verify_cmd,
+        copy_cmd,
         migrate_cmd,
         sql_cmd,
         search_cmd,

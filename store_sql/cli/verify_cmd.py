@@ -10,6 +10,7 @@ from typing import Any
 
 from store_sql.cli import output
 from store_sql.cli.common import add_common, with_store
+from store_sql.engine.pg.url import is_postgres_url
 from store_sql.errors import NotFoundError
 from store_sql.exporter.verify import VerifyReport, verify_tree
 
@@ -47,6 +48,7 @@ def _human(report: VerifyReport) -> str:
 
 
 def require_database(db: str) -> None:
-    """Reading commands refuse a missing database instead of creating an empty one."""
-    if not Path(db).exists():
+    """Reading commands refuse a missing database instead of creating an empty one (a
+    PostgreSQL URL is checked when the store opens it: `create=False`)."""
+    if not is_postgres_url(db) and not Path(db).exists():
         raise NotFoundError(f"no database at {db} (give --db, or import first)")

@@ -23,7 +23,7 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,15 +31,15 @@ from typing import Any, Literal
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.engine.file_modes import make_private_dirs
-from store_sql.errors import DatabaseCorruptError, ExportRefusedError, NotFoundError
-from store_sql.exporter.plan import (
-    ExportPlan,
-    IndexLayout,
-    PlannedFile,
-    check_layout,
-    file_chunks,
-    plan_export,
+from store_sql.errors import (
+    BackendNotSupportedError,
+    DatabaseCorruptError,
+    ExportRefusedError,
+    NotFoundError,
 )
+from store_sql.exporter import pg_rows
+from store_sql.exporter.backend import FileConsumer, source_for
+from store_sql.exporter.plan import ExportPlan, IndexLayout, PlannedFile, check_layout
 from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.in_tree import make_dirs, open_dir, write_file
 from store_sql.formats.state_dir import StateDirError, safe_join
@@ -137,7 +137,7 @@ async def export_tree(
     layout = check_layout(index_layout)
     out = Path(out)
     await asyncio.to_thread(make_root, out)
-    plan = await store.read(lambda conn: plan_export(conn, agent, layout))
+    plan = await source_for(store).plan(agent, layout)
     report = ExportReport(str(out), refused=list(plan.refused), conflicts=plan.conflicts)
     await write_planned(store, out, plan.files, report, durable=durable)
     await asyncio.to_thread(_settle_indexes, out, plan, report)
@@ -165,6 +165,7 @@ async def _write_planned(
     *,
     durable: bool,
 ) -> None:
+    source = source_for(store)
     touched: set[tuple[str, ...]] = set()
     # A sessions.d is written from one snapshot (entry files, then state.json), so a patch
     # made meanwhile is in all of its files or in none.
@@ -180,7 +181,7 @@ async def _write_planned(
             directories.setdefault(item.agent_id, []).append((item, parts))
             continue
         try:
-            size = await store.read(_writer_of(root_fd, parts, item, durable))
+            (size,) = await source.each_file([item], _writer_of(root_fd, durable))
         except OSError as exc:
             report.refused.append((item.rel_path, f"cannot write: {exc}"))
             continue
@@ -195,7 +196,9 @@ async def _write_planned(
         report.files.append(ExportedFile(item.rel_path, item.source, size))
     for items in directories.values():
         try:
-            results = await store.read(_directory_writer_of(root_fd, items, durable))
+            results = await source.each_file(
+                [item for item, _ in items], _directory_writer_of(root_fd, durable)
+            )
         except DatabaseCorruptError as exc:
             report.refused.extend((item.rel_path, f"not readable: {exc}") for item, _ in items)
             continue
@@ -224,6 +227,9 @@ async def export_transcript(
     if fmt not in ("jsonl", "markdown"):
         raise ExportRefusedError(f"unknown format {fmt!r}: use 'jsonl' or 'markdown'")
 
+    if store.dialect == "postgresql":
+        return await _export_transcript_pg(store, agent, session, fmt)
+
     def render_one(conn: sqlite3.Connection) -> bytes:
         info = _find_transcript(conn, agent, session)
         if fmt == "jsonl":
@@ -232,6 +238,17 @@ async def export_transcript(
         return render.markdown(title, all_entries(conn, info.transcript_id)).encode("utf-8")
 
     return await store.read(render_one)
+
+
+async def _export_transcript_pg(store: Database, agent: str, session: str, fmt: str) -> bytes:
+    if fmt != "jsonl":
+        raise BackendNotSupportedError.not_yet("export_transcript(fmt='markdown')")
+
+    async def render_one(conn: Any) -> bytes:
+        tid, _, _ = await pg_rows.find_transcript(conn, agent, session)
+        return b"".join([block async for block in pg_rows.transcript_blocks(conn, tid)])
+
+    return await store.postgres.read(render_one)
 
 
 def _find_transcript(conn: sqlite3.Connection, agent: str, session: str) -> TranscriptInfo:
@@ -273,17 +290,15 @@ def _open_root(out: Path) -> int:
         raise ExportRefusedError(f"cannot create or open {out}: {exc.strerror}") from None
 
 
-def _writer_of(
-    root_fd: int, parts: tuple[str, ...], item: PlannedFile, durable: bool
-) -> Callable[[sqlite3.Connection], int]:
-    """A read function creating the file's folders and streaming `item` into it (one
-    snapshot for the whole file). One hop to the reader thread per file, folders included:
-    each hop costs 30-80 µs, as much as writing a small file."""
+def _writer_of(root_fd: int, durable: bool) -> FileConsumer[int]:
+    """Creates a file's folders and streams its chunks into it (one snapshot for the whole
+    file); returns its size, or -1 for an entry file whose key was deleted since the plan.
+    One hop to the reading thread per file, folders included: each hop costs 30-80 µs, as
+    much as writing a small file."""
 
-    def write(conn: sqlite3.Connection) -> int:
-        chunks = file_chunks(conn, item)
+    def write(item: PlannedFile, chunks: Iterator[bytes]) -> int:
+        parts = tuple(item.rel_path.split("/"))
         if item.source == "index_entry":
-            # The key may have been deleted since the plan was made: then it has no file.
             first = next(chunks, None)
             if first is None:
                 return -1
@@ -297,20 +312,16 @@ def _writer_of(
     return write
 
 
-def _directory_writer_of(
-    root_fd: int, items: list[tuple[PlannedFile, tuple[str, ...]]], durable: bool
-) -> Callable[[sqlite3.Connection], list[int | str]]:
-    """A read function writing every file of one sessions.d: per file, its size, -1 when its
-    key is gone, or why it could not be written."""
+def _directory_writer_of(root_fd: int, durable: bool) -> FileConsumer[int | str]:
+    """Writes every file of one sessions.d: per file, its size, -1 when its key is gone, or
+    why it could not be written."""
+    write_one = _writer_of(root_fd, durable)
 
-    def write(conn: sqlite3.Connection) -> list[int | str]:
-        results: list[int | str] = []
-        for item, parts in items:
-            try:
-                results.append(_writer_of(root_fd, parts, item, durable)(conn))
-            except OSError as exc:
-                results.append(f"cannot write: {exc}")
-        return results
+    def write(item: PlannedFile, chunks: Iterator[bytes]) -> int | str:
+        try:
+            return write_one(item, chunks)
+        except OSError as exc:
+            return f"cannot write: {exc}"
 
     return write
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from store_sql.errors import ExportRefusedError
 from store_sql.formats import sessions_dir as directory_index
@@ -65,6 +65,27 @@ def check_layout(layout: str | None) -> IndexLayout | None:
     return layout
 
 
+@dataclass(frozen=True, slots=True)
+class StoredFiles:
+    """What the store holds that becomes files, as rows (read by each backend's SQL)."""
+
+    indexes: list[tuple[str, str, bool]]
+    """(agent_id, rel_dir, imported from a sessions.d) by agent."""
+    entries: dict[str, list[tuple[int, str]]]
+    """agent_id -> (entry_pk, session_key) of the agents written as a sessions.d."""
+    transcripts: list[tuple[int, str, str, str, bool]]
+    """(transcript_id, agent_id, rel_dir, file_name, compressed) of current transcripts."""
+    opaque: list[tuple[int, str, str, str]]
+    """(file_pk, agent_id, rel_dir, file_name)."""
+    snapshots: list[tuple[int, str, str, str]]
+    """(snapshot_pk, agent_id, rel_dir of its transcript, file_name)."""
+
+
+def index_layout_of(imported_directory: bool, index_layout: IndexLayout | None) -> IndexLayout:
+    """The layout an index is written in: the one asked for, else the imported one."""
+    return index_layout or ("directory" if imported_directory else "json")
+
+
 def plan_export(
     conn: sqlite3.Connection, agent: str | None = None, index_layout: IndexLayout | None = None
 ) -> ExportPlan:
@@ -75,22 +96,58 @@ def plan_export(
     wins and the conflict is described. Each index is written in `index_layout`, or in the
     layout it was imported in (``sessions.json`` for one made through the API)."""
     where, params = ("WHERE agent_id = ?", (agent,)) if agent is not None else ("", ())
+    indexes = [
+        (agent_id, rel_dir, bool(directory))
+        for agent_id, rel_dir, directory in conn.execute(
+            "SELECT agent_id, rel_dir, EXISTS (SELECT 1 FROM session_directories d "
+            f"WHERE d.agent_id = i.agent_id) FROM session_indexes i {where} ORDER BY agent_id",
+            params,
+        )
+    ]
+    entries = {
+        agent_id: conn.execute(
+            "SELECT entry_pk, session_key FROM session_entries WHERE agent_id = ?", (agent_id,)
+        ).fetchall()
+        for agent_id, _, directory in indexes
+        if index_layout_of(directory, index_layout) == "directory"
+    }
+    t_where = "WHERE superseded_by IS NULL" + (" AND agent_id = ?" if agent is not None else "")
+    transcripts = [
+        (tid, agent_id, rel_dir, name, bool(compressed))
+        for tid, agent_id, rel_dir, name, compressed in conn.execute(
+            "SELECT transcript_id, agent_id, rel_dir, file_name, compressed_bytes IS NOT NULL "
+            f"FROM transcripts {t_where} ORDER BY transcript_id",
+            params,
+        )
+    ]
+    opaque = conn.execute(
+        f"SELECT file_pk, agent_id, rel_dir, file_name FROM opaque_files {where} ORDER BY file_pk",
+        params,
+    ).fetchall()
+    s_where = "WHERE s.agent_id = ?" if agent is not None else ""
+    snapshots = conn.execute(
+        "SELECT s.snapshot_pk, s.agent_id, t.rel_dir, s.file_name FROM checkpoint_snapshots s "
+        f"JOIN transcripts t ON t.transcript_id = s.transcript_id {s_where} "
+        "ORDER BY s.snapshot_pk",
+        params,
+    ).fetchall()
+    return assemble_plan(
+        StoredFiles(indexes, entries, transcripts, opaque, snapshots), index_layout
+    )
+
+
+def assemble_plan(stored: StoredFiles, index_layout: IndexLayout | None) -> ExportPlan:
+    """The export plan of `stored` (see `plan_export`); no SQL, shared by both backends."""
     plan = ExportPlan()
     found: list[PlannedFile] = []
-    for agent_id, rel_dir, imported_directory in conn.execute(
-        "SELECT agent_id, rel_dir, EXISTS (SELECT 1 FROM session_directories d "
-        f"WHERE d.agent_id = i.agent_id) FROM session_indexes i {where} ORDER BY agent_id",
-        params,
-    ):
-        layout = index_layout or ("directory" if imported_directory else "json")
+    for agent_id, rel_dir, imported_directory in stored.indexes:
+        layout = index_layout_of(imported_directory, index_layout)
         plan.layouts[agent_id] = (rel_dir, layout)
         if layout == "json":
             found.append(PlannedFile(f"{rel_dir}/sessions.json", agent_id, "index", 0))
             continue
         found.append(PlannedFile(f"{rel_dir}/{_STATE}", agent_id, "index_state", 0))
-        for entry_pk, key in conn.execute(
-            "SELECT entry_pk, session_key FROM session_entries WHERE agent_id = ?", (agent_id,)
-        ):
+        for entry_pk, key in stored.entries.get(agent_id, []):
             refusal = directory_index.key_refusal(key)
             if refusal is not None:
                 plan.refused.append((f"{rel_dir}/{_ENTRIES} (session key {key!r})", refusal))
@@ -99,26 +156,12 @@ def plan_export(
             found.append(
                 PlannedFile(f"{rel_dir}/{_ENTRIES}/{name}", agent_id, "index_entry", entry_pk)
             )
-    t_where = "WHERE superseded_by IS NULL" + (" AND agent_id = ?" if agent is not None else "")
-    for tid, agent_id, rel_dir, name, compressed in conn.execute(
-        "SELECT transcript_id, agent_id, rel_dir, file_name, compressed_bytes IS NOT NULL "
-        f"FROM transcripts {t_where} ORDER BY transcript_id",
-        params,
-    ):
+    for tid, agent_id, rel_dir, name, compressed in stored.transcripts:
         source: Source = "compressed" if compressed else "transcript"
         found.append(PlannedFile(f"{rel_dir}/{name}", agent_id, source, tid))
-    for pk, agent_id, rel_dir, name in conn.execute(
-        f"SELECT file_pk, agent_id, rel_dir, file_name FROM opaque_files {where} ORDER BY file_pk",
-        params,
-    ):
+    for pk, agent_id, rel_dir, name in stored.opaque:
         found.append(PlannedFile(f"{rel_dir}/{name}", agent_id, "opaque", pk))
-    s_where = "WHERE s.agent_id = ?" if agent is not None else ""
-    for pk, agent_id, rel_dir, name in conn.execute(
-        "SELECT s.snapshot_pk, s.agent_id, t.rel_dir, s.file_name FROM checkpoint_snapshots s "
-        f"JOIN transcripts t ON t.transcript_id = s.transcript_id {s_where} "
-        "ORDER BY s.snapshot_pk",
-        params,
-    ):
+    for pk, agent_id, rel_dir, name in stored.snapshots:
         found.append(PlannedFile(f"{rel_dir}/{name}", agent_id, "snapshot", pk))
     files: dict[str, PlannedFile] = {}
     for item in found:
@@ -175,6 +218,12 @@ def _state_bytes(conn: sqlite3.Connection, agent_id: str) -> bytes:
         "LEFT JOIN session_directories d ON d.agent_id = i.agent_id WHERE i.agent_id = ?",
         (agent_id,),
     ).fetchone()
+    return state_bytes(row)
+
+
+def state_bytes(row: Sequence[Any] | None) -> bytes:
+    """state.json from (source_bytes, state_version) of the agent's index (module doc of
+    `_state_bytes`); shared by both backends."""
     if row is not None and row[0] is not None and row[1] is not None:
         return bytes(row[0])
     version = (row[1] if row is not None and row[1] is not None else 0) + 1
@@ -190,12 +239,15 @@ def _entry_file_bytes(conn: sqlite3.Connection, entry_pk: int) -> Iterator[bytes
         "ON f.agent_id = e.agent_id AND f.session_key = e.session_key WHERE e.entry_pk = ?",
         (entry_pk,),
     ).fetchone()
-    if row is None:
-        return
+    if row is not None:
+        yield entry_file_bytes(row)
+
+
+def entry_file_bytes(row: Sequence[Any]) -> bytes:
+    """An entry file from (session_key, entry_json, imported content, entry_sha256)."""
     key, text, content, entry_sha = row
     if content is not None:
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
         if digest == entry_sha:
-            yield bytes(content)
-            return
-    yield directory_index.render_entry_file(key, text)
+            return bytes(content)
+    return directory_index.render_entry_file(key, text)

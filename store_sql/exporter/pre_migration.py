@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.exporter.api import ExportReport, make_root, write_planned
-from store_sql.exporter.plan import PlannedFile, plan_export
+from store_sql.exporter.plan import ExportPlan, PlannedFile, plan_export
 from store_sql.formats.import_archive import ARCHIVE_DIR, classify_archived
 
 __all__ = ["export_pre_migration"]
@@ -39,28 +41,65 @@ async def export_pre_migration(
         check_agent_id(agent)
     out = Path(out)
     await asyncio.to_thread(make_root, out)
-    files, conflicts, lacking = await store.read(lambda conn: plan_pre_migration(conn, agent))
+    if store.dialect == "postgresql":
+        from store_sql.exporter import pg_rows
+
+        async def read_pg(conn: Any) -> PreMigrationRows:
+            return await pg_rows.pre_migration_rows(conn, agent)
+
+        stored = await store.postgres.read(read_pg)
+    else:
+        stored = await store.read(lambda conn: pre_migration_rows(conn, agent))
+    files, conflicts, lacking = plan_pre_migration(stored, agent)
     report = ExportReport(str(out), conflicts=conflicts, not_in_archive=lacking)
     await write_planned(store, out, files, report, durable=durable)
     report.duration_s = time.perf_counter() - started
     return report
 
 
+@dataclass(frozen=True, slots=True)
+class PreMigrationRows:
+    """What `plan_pre_migration` reads from the store (each backend's SQL fills it)."""
+
+    exported: ExportPlan
+    migrated: set[str]
+    """Agents whose index came from an OpenClaw database."""
+    from_database: set[int]
+    """Transcripts read from such a database."""
+    archived: list[tuple[int, str, str, str | None, str, str | None]]
+    """(file_pk, agent_id, file_name, original_name, role, session_id) by agent and name."""
+    sessions: dict[str, list[tuple[str, str | None]]]
+    """migrated agent -> (session_key, session_id) by position."""
+
+
+def pre_migration_rows(conn: sqlite3.Connection, agent: str | None) -> PreMigrationRows:
+    migrated = {row[0] for row in conn.execute("SELECT agent_id FROM agent_databases")}
+    return PreMigrationRows(
+        plan_export(conn, agent),
+        migrated,
+        {row[0] for row in conn.execute("SELECT transcript_id FROM database_transcripts")},
+        conn.execute(
+            "SELECT o.file_pk, o.agent_id, o.file_name, p.original_name, p.role, p.session_id "
+            "FROM pre_migration_files p JOIN opaque_files o USING (file_pk) "
+            "ORDER BY o.agent_id, o.file_name"
+        ).fetchall(),
+        {
+            agent_id: conn.execute(
+                "SELECT session_key, session_id FROM session_entries WHERE agent_id = ? "
+                "ORDER BY position",
+                (agent_id,),
+            ).fetchall()
+            for agent_id in migrated
+        },
+    )
+
+
 def plan_pre_migration(
-    conn: sqlite3.Connection, agent: str | None
+    stored: PreMigrationRows, agent: str | None
 ) -> tuple[list[PlannedFile], list[str], list[str]]:
     """(files to write, conflicts, what the archive lacked), files sorted by path."""
-    exported = plan_export(conn, agent)
-    planned, conflicts = exported.files, exported.conflicts
-    migrated = {row[0] for row in conn.execute("SELECT agent_id FROM agent_databases")}
-    from_database = {
-        row[0] for row in conn.execute("SELECT transcript_id FROM database_transcripts")
-    }
-    archived = conn.execute(
-        "SELECT o.file_pk, o.agent_id, o.file_name, p.original_name, p.role, p.session_id "
-        "FROM pre_migration_files p JOIN opaque_files o USING (file_pk) "
-        "ORDER BY o.agent_id, o.file_name"
-    ).fetchall()
+    planned, conflicts = stored.exported.files, stored.exported.conflicts
+    migrated, from_database, archived = stored.migrated, stored.from_database, stored.archived
     archived_pks = {row[0] for row in archived}
     files: dict[str, PlannedFile] = {}
     for item in planned:
@@ -103,12 +142,12 @@ def plan_pre_migration(
     for agent_id in sorted(migrated):
         if agent is not None and agent_id != agent:
             continue
-        lacking.extend(_lacking(conn, agent_id, files, archived))
+        lacking.extend(_lacking(stored.sessions.get(agent_id, []), agent_id, files, archived))
     return [files[k] for k in sorted(files)], conflicts, lacking
 
 
 def _lacking(
-    conn: sqlite3.Connection,
+    sessions: list[tuple[str, str | None]],
     agent_id: str,
     files: dict[str, PlannedFile],
     archived: list[tuple[int, str, str, str | None, str, str | None]],
@@ -125,10 +164,7 @@ def _lacking(
     for rel in files:
         if rel.startswith(prefix) and rel.endswith(".jsonl"):
             have.add(rel.removeprefix(prefix).removesuffix(".jsonl"))
-    for key, session_id in conn.execute(
-        "SELECT session_key, session_id FROM session_entries WHERE agent_id = ? ORDER BY position",
-        (agent_id,),
-    ):
+    for key, session_id in sessions:
         if session_id is not None and session_id not in have:
             lacking.append(
                 f"agent {agent_id} session {key!r} ({session_id}): no transcript from before "

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, NamedTuple
@@ -28,7 +27,8 @@ from typing import Any, BinaryIO, Literal, NamedTuple
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.errors import NotFoundError
-from store_sql.exporter.plan import PlannedFile, file_chunks, plan_export
+from store_sql.exporter.backend import FileConsumer, source_for
+from store_sql.exporter.plan import PlannedFile
 from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.import_archive import ARCHIVE_DIR
 from store_sql.formats.in_tree import TreeFile
@@ -108,7 +108,8 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
     dirs, prefix = await asyncio.to_thread(_layout, path, agent, report)
     if prefix is not None:
         agent = dirs[0].agent_id
-    planned = (await store.read(lambda conn: plan_export(conn, agent))).files
+    source = source_for(store)
+    planned = (await source.plan(agent, None)).files
     wanted: dict[str, PlannedFile] = {}
     for item in planned:
         if prefix is None:
@@ -127,7 +128,7 @@ async def verify_tree(store: Database, path: Path, *, agent: str | None = None) 
             report.differences.append(Difference(rel, "extra"))
         else:
             try:
-                offset = await store.read(_comparer_of(stored, file_path))
+                (offset,) = await source.each_file([stored], _comparer_of(file_path))
             except OSError as exc:  # changed since the walk (e.g. swapped for a symlink)
                 shown = file_path.path if isinstance(file_path, TreeFile) else rel
                 report.ignored.append((shown_path(shown), f"cannot read: {exc}"))
@@ -224,8 +225,8 @@ OnDisk = TreeFile | Path | bytes
 bytes read from an agent database."""
 
 
-def _comparer_of(item: PlannedFile, found: OnDisk) -> Callable[[sqlite3.Connection], int | None]:
-    return lambda conn: _first_difference(conn, item, found)
+def _comparer_of(found: OnDisk) -> FileConsumer[int | None]:
+    return lambda item, chunks: _first_difference(chunks, found)
 
 
 def _open(found: OnDisk) -> BinaryIO:
@@ -234,10 +235,10 @@ def _open(found: OnDisk) -> BinaryIO:
     return found.open("rb") if isinstance(found, Path) else io.BytesIO(found)
 
 
-def _first_difference(conn: sqlite3.Connection, item: PlannedFile, found: OnDisk) -> int | None:
+def _first_difference(chunks: Iterator[bytes], found: OnDisk) -> int | None:
     offset = 0
     with _open(found) as f:
-        for chunk in file_chunks(conn, item):
+        for chunk in chunks:
             other = f.read(len(chunk))
             if other != chunk:
                 return offset + _mismatch(chunk, other)

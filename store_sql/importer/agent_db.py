@@ -23,20 +23,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
-import io
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from store_sql.addresses import check_agent_id
-from store_sql.engine.database import Database
 from store_sql.errors import ImportFailedError, InvalidEntryError, WriteFailedError
 from store_sql.formats import jsjson
 from store_sql.formats.import_archive import (
     ARCHIVE_DIR,
-    ArchivedFile,
     classify_archived,
     migration_moves,
 )
@@ -54,10 +50,11 @@ from store_sql.formats.sessions_json import entry_text, js_key_order, parse_inde
 from store_sql.formats.state_dir import classify_name
 from store_sql.importer import database_rows as origin_db
 from store_sql.importer import rows as db
+from store_sql.importer.backend import ImportBackend
 from store_sql.importer.chunks import LineChunk, LineChunker, LineStats
 from store_sql.importer.plan import TRANSCRIPT_KINDS, DatabaseSource
 from store_sql.importer.report import DatabaseReport, FileReport, ImportReport, add_line_stats
-from store_sql.importer.session_index import IndexSource, decide_index, import_index, stored_index
+from store_sql.importer.session_index import IndexSource, decide_index
 
 __all__ = ["DatabaseImporter", "database_files"]
 
@@ -87,8 +84,8 @@ class _Start:
 class DatabaseImporter:
     """Reads agent databases into a store; one instance per import run."""
 
-    def __init__(self, store: Database, *, dry_run: bool) -> None:
-        self._store = store
+    def __init__(self, backend: ImportBackend, *, dry_run: bool) -> None:
+        self._backend = backend
         self._dry_run = dry_run
         self._moves: dict[Path, dict[str, str]] = {}
 
@@ -109,14 +106,8 @@ class DatabaseImporter:
         try:
             await self._read(src, database, report, record, provided)
             if not self._dry_run:
-                await self._store.write(
-                    lambda conn: origin_db.record_database(
-                        conn,
-                        src.agent_id,
-                        src.rel_path,
-                        database.schema_version,
-                        database.app_version,
-                    )
+                await self._backend.record_database(
+                    src.agent_id, src.rel_path, database.schema_version, database.app_version
                 )
         except (AgentDatabaseError, ImportFailedError, WriteFailedError) as exc:
             record.status = "error"
@@ -232,10 +223,10 @@ class DatabaseImporter:
             None,
         )
         rec.bytes = len(data)
-        stored = await self._store.read(lambda conn: stored_index(conn, src.agent_id))
+        stored = await self._backend.stored_index(src.agent_id)
         outcome = decide_index(stored, source)
         if not self._dry_run and outcome.status in ("imported", "new_version"):
-            outcome = await self._store.write(lambda conn: import_index(conn, source))
+            outcome = await self._backend.import_index(source)
         status = _INDEX_STATUS.get(outcome.status)
         rec.status = "error" if status is None else status  # type: ignore[assignment]
         if outcome.message:
@@ -254,9 +245,7 @@ class DatabaseImporter:
         rec: FileReport,
     ) -> None:
         name = f"{frontier.session_id}.jsonl"
-        stored, origin = await self._store.read(
-            lambda conn: origin_db.stored_with_origin(conn, src.agent_id, src.rel_dir, name)
-        )
+        stored, origin = await self._backend.stored_with_origin(src.agent_id, src.rel_dir, name)
         if stored is not None:
             rec.transcript_id = stored.transcript_id
         start = await asyncio.to_thread(_decide_events, database, frontier, stored, origin, src)
@@ -273,9 +262,7 @@ class DatabaseImporter:
 
     async def _cold(self, src: DatabaseSource, cold: ColdArchive, rec: FileReport) -> None:
         name = f"{cold.session_id}.jsonl"
-        stored, origin = await self._store.read(
-            lambda conn: origin_db.stored_with_origin(conn, src.agent_id, src.rel_dir, name)
-        )
+        stored, origin = await self._backend.stored_with_origin(src.agent_id, src.rel_dir, name)
         new = _new_live(src, cold.session_id, None)
         if stored is not None:
             rec.transcript_id = stored.transcript_id
@@ -338,9 +325,7 @@ class DatabaseImporter:
         if start.adopt is not None:
             adopt, tid = start.adopt, rec.transcript_id
             if not self._dry_run and tid is not None:
-                await self._store.write(
-                    lambda conn: origin_db.record_origin(conn, tid, src.agent_id, session_id, adopt)
-                )
+                await self._backend.record_origin(tid, src.agent_id, session_id, adopt)
             return
         if start.target is None:
             return
@@ -373,9 +358,7 @@ class DatabaseImporter:
     async def _write(
         self, target: Target, chunk: LineChunk, update: origin_db.OriginUpdate, rec: FileReport
     ) -> db.Continuation:
-        tid, size = await self._store.write(
-            lambda conn: origin_db.write_events_chunk(conn, target, chunk, update)
-        )
+        tid, size = await self._backend.write_events_chunk(target, chunk, update)
         rec.transcript_id = tid
         next_pos = chunk.next_pos
         if next_pos is None:
@@ -385,8 +368,8 @@ class DatabaseImporter:
     # --- archived transcripts ------------------------------------------------------------
 
     async def _archive(self, src: DatabaseSource, archive: StoredArchive, rec: FileReport) -> None:
-        stored, origin = await self._store.read(
-            lambda conn: origin_db.stored_with_origin(conn, src.agent_id, src.rel_dir, archive.name)
+        stored, origin = await self._backend.stored_with_origin(
+            src.agent_id, src.rel_dir, archive.name
         )
         if stored is not None:
             rec.transcript_id = stored.transcript_id
@@ -413,27 +396,11 @@ class DatabaseImporter:
         stats = LineStats()
         if self._dry_run:
             return
-        if archive.compressed and archive.name.endswith(".zst"):
-            tid = await self._store.write(
-                lambda conn: _with_origin(
-                    conn,
-                    db.import_compressed_bytes(conn, new, archive.blob, stats=stats),
-                    src.agent_id,
-                    archive.session_id,
-                    origin_row,
-                )
-            )
-        else:
-            data = _archive_file_bytes(archive)
-            tid = await self._store.write(
-                lambda conn: _with_origin(
-                    conn,
-                    _import_whole(conn, new, data, stats),
-                    src.agent_id,
-                    archive.session_id,
-                    origin_row,
-                )
-            )
+        compressed = archive.compressed and archive.name.endswith(".zst")
+        data = archive.blob if compressed else _archive_file_bytes(archive)
+        tid = await self._backend.import_archive(
+            new, data, compressed, stats, (src.agent_id, archive.session_id, origin_row)
+        )
         rec.transcript_id = tid
         add_line_stats(rec, stats)
 
@@ -461,9 +428,7 @@ class DatabaseImporter:
                 what = classify_archived(
                     path.name, header_id=header, moves=moves, legacy_names=legacy
                 )
-                stored_sha = await self._store.read(
-                    db.reader_of(db.opaque_sha256, src.agent_id, rel_dir, path.name)
-                )
+                stored_sha = await self._backend.opaque_sha256(src.agent_id, rel_dir, path.name)
                 size, sha = await asyncio.to_thread(_hash_file, path)
                 if stored_sha == sha:
                     rec.status = "unchanged"
@@ -472,9 +437,7 @@ class DatabaseImporter:
                 if what.original_name is None:
                     rec.note("its name before the migration is not known")
                 if not self._dry_run:
-                    await self._store.write(
-                        db.reader_of(_store_archived, src.agent_id, rel_dir, path, what)
-                    )
+                    await self._backend.store_archived(src.agent_id, rel_dir, path, what)
             except OSError as exc:
                 rec.status = "error"
                 rec.note(f"cannot read: {exc}")
@@ -590,25 +553,6 @@ def _same_as_stored(database: AgentDatabase, session_id: str, stored: db.StoredS
     return size == stored.source_size and hasher.hexdigest() == stored.source_sha256
 
 
-def _with_origin(
-    conn: Any, tid: int, agent_id: str, session_id: str, origin: origin_db.Origin
-) -> int:
-    origin_db.record_origin(conn, tid, agent_id, session_id, origin)
-    return tid
-
-
-def _import_whole(conn: Any, new: db.NewTranscript, data: bytes, stats: LineStats) -> int:
-    """A whole archive held in memory, as the file it is published as (hashed as one)."""
-    chunker = LineChunker(io.BytesIO(data), hasher=hashlib.sha256(), stats=stats)
-    target: Target = new
-    tid = 0
-    for chunk in chunker:
-        tid = db.write_chunk(conn, target, chunk)
-        next_pos = chunk.next_pos if chunk.next_pos is not None else 0
-        target = db.Continuation(tid, next_pos, chunk.end_offset, new.file_name)
-    return tid
-
-
 def _archived_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.is_symlink())
 
@@ -646,13 +590,6 @@ def _legacy_names(files: list[Path]) -> frozenset[str]:
 def _hash_file(path: Path) -> tuple[int, str]:
     data = path.read_bytes()
     return len(data), hashlib.sha256(data).hexdigest()
-
-
-def _store_archived(conn: Any, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile) -> None:
-    db.store_opaque(conn, agent_id, rel_dir, path.name, "pre_migration", path)
-    origin_db.record_pre_migration(
-        conn, agent_id, rel_dir, path.name, what.original_name, what.role, what.session_id
-    )
 
 
 def database_files(src: DatabaseSource) -> dict[str, bytes]:

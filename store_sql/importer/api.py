@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -42,6 +41,7 @@ from store_sql.formats.state_dir import FileKind, shown_path
 from store_sql.formats.zstd_stream import UnreadableArchiveError
 from store_sql.importer import rows as db
 from store_sql.importer.agent_db import DatabaseImporter
+from store_sql.importer.backend import ImportBackend, backend_for
 from store_sql.importer.chunks import (
     LineChunk,
     LineChunker,
@@ -55,19 +55,8 @@ from store_sql.importer.report import (
     ImportReport,
     add_line_stats,
 )
-from store_sql.importer.session_directory import (
-    DirectoryOutcome,
-    DirectorySource,
-    import_directory,
-    known_files,
-)
-from store_sql.importer.session_index import (
-    decide_index,
-    import_index,
-    key_line,
-    read_index,
-    stored_index,
-)
+from store_sql.importer.session_directory import DirectorySource
+from store_sql.importer.session_index import decide_index, key_line, read_index
 from store_sql.importer.sources import (
     decide_start,
     hash_file,
@@ -124,8 +113,9 @@ async def _import(
     plan = await asyncio.to_thread(plan_import, path, agent)
     report = ImportReport(shown_path(path), dry_run, skipped=list(plan.skipped))
     tracker = _Tracker(plan.files, progress)
-    importer = _FileImporter(store, dry_run=dry_run, tracker=tracker)
-    databases = DatabaseImporter(store, dry_run=dry_run)
+    backend = backend_for(store)
+    importer = _FileImporter(backend, dry_run=dry_run, tracker=tracker)
+    databases = DatabaseImporter(backend, dry_run=dry_run)
     provided: dict[str, set[str]] = {}
     for database in plan.databases:
         provided[database.rel_dir] = await databases.run(database, report)
@@ -231,8 +221,8 @@ class _Tracker:
 
 
 class _FileImporter:
-    def __init__(self, store: Database, *, dry_run: bool, tracker: _Tracker) -> None:
-        self._store = store
+    def __init__(self, backend: ImportBackend, *, dry_run: bool, tracker: _Tracker) -> None:
+        self._backend = backend
         self._dry_run = dry_run
         self._tracker = tracker
 
@@ -266,9 +256,7 @@ class _FileImporter:
         )  # fmt: skip
 
     async def _transcript(self, src: SourceFile, record: FileReport, kind: str) -> None:
-        stored = await self._store.read(
-            db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
-        )
+        stored = await self._backend.current_transcript(src.agent_id, src.rel_dir, src.name)
         start = await asyncio.to_thread(decide_start, src, stored, self._new(src, kind, None))
         record.status = start.status
         if start.message:
@@ -332,7 +320,7 @@ class _FileImporter:
         chunk: LineChunk,
         record: FileReport,
     ) -> db.Continuation:
-        tid = await self._store.write(lambda conn: db.write_chunk(conn, target, chunk))
+        tid = await self._backend.write_chunk(target, chunk)
         record.transcript_id = tid
         next_pos = chunk.next_pos
         if next_pos is None:
@@ -340,9 +328,7 @@ class _FileImporter:
         return db.Continuation(tid, next_pos, chunk.end_offset, target.file_name)
 
     async def _compressed(self, src: SourceFile, record: FileReport, kind: str) -> None:
-        stored = await self._store.read(
-            db.reader_of(db.current_transcript, src.agent_id, src.rel_dir, src.name)
-        )
+        stored = await self._backend.current_transcript(src.agent_id, src.rel_dir, src.name)
         size, sha = await asyncio.to_thread(hash_file, src)
         if stored is not None and stored.source_sha256 == sha and stored.source_size == size:
             record.status = "unchanged"
@@ -358,9 +344,7 @@ class _FileImporter:
             if self._dry_run:
                 await asyncio.to_thread(parse_compressed, src, stats)
             else:
-                record.transcript_id = await self._store.write(
-                    lambda conn: db.import_compressed(conn, new, src.open, stats=stats)
-                )
+                record.transcript_id = await self._backend.import_compressed(new, src.open, stats)
         except UnreadableArchiveError as exc:
             record.message = None
             await self._opaque(src, record, "other")
@@ -376,11 +360,11 @@ class _FileImporter:
         source = await asyncio.to_thread(read_index, src)
         record.bytes = len(source.data)
         record.lines = source.data.count(b"\n") + (source.data[-1:] not in (b"", b"\n"))
-        stored = await self._store.read(db.reader_of(stored_index, src.agent_id))
+        stored = await self._backend.stored_index(src.agent_id)
         outcome = decide_index(stored, source)
         if not self._dry_run and outcome.status in ("imported", "new_version"):
             # Decided again inside the write, so a concurrent change cannot be overwritten.
-            outcome = await self._store.write(db.reader_of(import_index, source))
+            outcome = await self._backend.import_index(source)
         if outcome.status in ("other_dir", "unstorable"):
             await self._opaque(src, record, "other")
             record.note(outcome.message or "")
@@ -408,19 +392,14 @@ class _FileImporter:
         self._tracker.advance(record.bytes, 0)
 
     async def _directory(self, src: SourceFile, record: FileReport) -> None:
-        known = await self._store.read(db.reader_of(known_files, src.agent_id))
+        known = await self._backend.known_files(src.agent_id)
         parsed = await asyncio.to_thread(sessions_dir.read_directory, src.path, known)
         if parsed is None:
             record.status = "error"
             record.note("sessions.d stopped being active (its state.json) during the import")
             return
         source = DirectorySource(src.agent_id, src.rel_dir, src.path, parsed)
-        write = not self._dry_run
-
-        def run(conn: sqlite3.Connection) -> DirectoryOutcome:
-            return import_directory(conn, source, write)
-
-        outcome = await (self._store.write(run) if write else self._store.read(run))
+        outcome = await self._backend.import_directory(source, not self._dry_run)
         record.status = _INDEX_STATUS.get(outcome.status, "kept_opaque")
         record.entries = outcome.entries
         record.bytes = len(parsed.state_bytes) + sum(len(f.data) for f in parsed.files)
@@ -457,9 +436,7 @@ class _FileImporter:
         self._tracker.advance(record.bytes, 0)
 
     async def _opaque(self, src: SourceFile, record: FileReport, kind: str) -> None:
-        stored_sha = await self._store.read(
-            db.reader_of(db.opaque_sha256, src.agent_id, src.rel_dir, src.name)
-        )
+        stored_sha = await self._backend.opaque_sha256(src.agent_id, src.rel_dir, src.name)
         size, sha = await asyncio.to_thread(hash_file, src)
         if stored_sha == sha:
             record.status = "unchanged"
@@ -469,9 +446,5 @@ class _FileImporter:
         if stored_sha is not None:
             record.note("content changed since the last import: replaced")
         if not self._dry_run:
-            await self._store.write(
-                lambda conn: db.store_opaque(
-                    conn, src.agent_id, src.rel_dir, src.name, kind, src.open
-                )
-            )
+            await self._backend.store_opaque(src.agent_id, src.rel_dir, src.name, kind, src.open)
         self._tracker.advance(size, 0)

@@ -106,23 +106,30 @@ def write_events_chunk(
         "WHERE transcript_id = ?",
         (tid,),
     )
-    if chunk.rows:
-        last_pos, last_line = chunk.rows[-1][0], chunk.rows[-1][1]
-        index = last_pos - update.first_pos
-        origin = Origin(
-            update.source,
-            update.generation,
-            update.seqs[index],
-            update.first_count + index + 1,
-            update.base_created_at,
-            hashlib.sha256(last_line).hexdigest(),
-            None,
-        )
+    origin = origin_after(chunk, update)
+    if origin is not None:
         record_origin(conn, tid, update.agent_id, update.session_id, origin)
     (size,) = conn.execute(
         "SELECT byte_size FROM transcripts WHERE transcript_id = ?", (tid,)
     ).fetchone()
     return tid, int(size)
+
+
+def origin_after(chunk: LineChunk, update: OriginUpdate) -> Origin | None:
+    """Where the transcript's origin stands once `chunk` is stored (None: no lines)."""
+    if not chunk.rows:
+        return None
+    last_pos, last_line = chunk.rows[-1][0], chunk.rows[-1][1]
+    index = last_pos - update.first_pos
+    return Origin(
+        update.source,
+        update.generation,
+        update.seqs[index],
+        update.first_count + index + 1,
+        update.base_created_at,
+        hashlib.sha256(last_line).hexdigest(),
+        None,
+    )
 
 
 def record_database(

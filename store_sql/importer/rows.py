@@ -400,6 +400,21 @@ def _import_compressed(
     return tid
 
 
+def import_whole(
+    conn: sqlite3.Connection, new: NewTranscript, data: bytes, stats: LineStats
+) -> int:
+    """A whole transcript file held in memory (an archive read from another database), in
+    one mutation, hashed as the file it is published as."""
+    chunker = LineChunker(io.BytesIO(data), hasher=hashlib.sha256(), stats=stats)
+    target: NewTranscript | Continuation = new
+    tid = 0
+    for chunk in chunker:
+        tid = write_chunk(conn, target, chunk)
+        next_pos = chunk.next_pos if chunk.next_pos is not None else 0
+        target = Continuation(tid, next_pos, chunk.end_offset, new.file_name)
+    return tid
+
+
 def _fstat_size(f: BinaryIO) -> int:
     return os.fstat(f.fileno()).st_size
 

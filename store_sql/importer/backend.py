@@ -1,0 +1,318 @@
+"""The importer's database side, one class per backend, with the same async methods.
+
+Everything an import decides (plan, chunks, which lines are new, what a sessions.d changed)
+is shared; only the statements differ. On SQLite each method runs a synchronous function of
+`importer.rows` (and its neighbours) on the writer's or a reader's thread; on PostgreSQL the
+async twin of `importer.pg_rows` on the engine's connection. `backend_for(store)` picks one by
+the store's `dialect`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from store_sql.engine.database import Database
+from store_sql.engine.pg.database import PgDatabase
+from store_sql.formats.import_archive import ArchivedFile
+from store_sql.importer import database_rows as origin_db
+from store_sql.importer import pg_rows as pg
+from store_sql.importer import rows as db
+from store_sql.importer.chunks import LineChunk, LineStats
+from store_sql.importer.session_directory import DirectoryOutcome, DirectorySource
+from store_sql.importer.session_directory import import_directory as _import_directory
+from store_sql.importer.session_directory import known_files as _known_files
+from store_sql.importer.session_index import IndexOutcome, IndexSource
+from store_sql.importer.session_index import import_index as _import_index
+from store_sql.importer.session_index import stored_index as _stored_index
+
+Opener = Callable[[], BinaryIO]
+StoredIndex = tuple[str, str, str | None]
+Target = db.NewTranscript | db.Continuation
+
+
+class ImportBackend(Protocol):
+    """What an import reads from and writes to the store; each write is one transaction."""
+
+    async def current_transcript(
+        self, agent_id: str, rel_dir: str, file_name: str
+    ) -> db.StoredSource | None: ...
+
+    async def write_chunk(self, target: Target, chunk: LineChunk) -> int: ...
+
+    async def import_compressed(
+        self, new: db.NewTranscript, source: Opener, stats: LineStats
+    ) -> int: ...
+
+    async def opaque_sha256(self, agent_id: str, rel_dir: str, name: str) -> str | None: ...
+
+    async def store_opaque(
+        self, agent_id: str, rel_dir: str, name: str, kind: str, source: Opener
+    ) -> None: ...
+
+    async def stored_index(self, agent_id: str) -> StoredIndex | None: ...
+
+    async def import_index(self, source: IndexSource) -> IndexOutcome: ...
+
+    async def known_files(self, agent_id: str) -> dict[str, tuple[str, str]]: ...
+
+    async def import_directory(self, source: DirectorySource, write: bool) -> DirectoryOutcome: ...
+
+    async def stored_with_origin(
+        self, agent_id: str, rel_dir: str, file_name: str
+    ) -> tuple[db.StoredSource | None, origin_db.Origin | None]: ...
+
+    async def record_origin(
+        self, transcript_id: int, agent_id: str, session_id: str, origin: origin_db.Origin
+    ) -> None: ...
+
+    async def write_events_chunk(
+        self, target: Target, chunk: LineChunk, update: origin_db.OriginUpdate
+    ) -> tuple[int, int]: ...
+
+    async def record_database(
+        self, agent_id: str, rel_path: str, schema_version: int, app_version: str | None
+    ) -> None: ...
+
+    async def import_archive(
+        self,
+        new: db.NewTranscript,
+        data: bytes,
+        compressed: bool,
+        stats: LineStats,
+        origin: tuple[str, str, origin_db.Origin],
+    ) -> int:
+        """An archive read from OpenClaw's database: `data` is the file it is published as
+        (kept as exact bytes when `compressed`), with its origin (agent, session, origin)."""
+        ...
+
+    async def store_archived(
+        self, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile
+    ) -> None: ...
+
+
+def backend_for(store: Database) -> ImportBackend:
+    """The importer's statements for `store`'s backend."""
+    if store.dialect == "postgresql":
+        return PostgresImport(store.postgres)
+    return SqliteImport(store)
+
+
+class SqliteImport:
+    """`ImportBackend` on SQLite: the functions of `importer.rows` and its neighbours."""
+
+    def __init__(self, store: Database) -> None:
+        self._store = store
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._store.read(lambda conn: fn(conn, *args))
+
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._store.write(lambda conn: fn(conn, *args))
+
+    async def current_transcript(
+        self, agent_id: str, rel_dir: str, file_name: str
+    ) -> db.StoredSource | None:
+        found: db.StoredSource | None = await self._read(
+            db.current_transcript, agent_id, rel_dir, file_name
+        )
+        return found
+
+    async def write_chunk(self, target: Target, chunk: LineChunk) -> int:
+        return int(await self._write(db.write_chunk, target, chunk))
+
+    async def import_compressed(
+        self, new: db.NewTranscript, source: Opener, stats: LineStats
+    ) -> int:
+        return int(
+            await self._store.write(
+                lambda conn: db.import_compressed(conn, new, source, stats=stats)
+            )
+        )
+
+    async def opaque_sha256(self, agent_id: str, rel_dir: str, name: str) -> str | None:
+        sha: str | None = await self._read(db.opaque_sha256, agent_id, rel_dir, name)
+        return sha
+
+    async def store_opaque(
+        self, agent_id: str, rel_dir: str, name: str, kind: str, source: Opener
+    ) -> None:
+        await self._write(db.store_opaque, agent_id, rel_dir, name, kind, source)
+
+    async def stored_index(self, agent_id: str) -> StoredIndex | None:
+        found: StoredIndex | None = await self._read(_stored_index, agent_id)
+        return found
+
+    async def import_index(self, source: IndexSource) -> IndexOutcome:
+        outcome: IndexOutcome = await self._write(_import_index, source)
+        return outcome
+
+    async def known_files(self, agent_id: str) -> dict[str, tuple[str, str]]:
+        files: dict[str, tuple[str, str]] = await self._read(_known_files, agent_id)
+        return files
+
+    async def import_directory(self, source: DirectorySource, write: bool) -> DirectoryOutcome:
+        run = self._write if write else self._read
+        outcome: DirectoryOutcome = await run(_import_directory, source, write)
+        return outcome
+
+    async def stored_with_origin(
+        self, agent_id: str, rel_dir: str, file_name: str
+    ) -> tuple[db.StoredSource | None, origin_db.Origin | None]:
+        found: tuple[db.StoredSource | None, origin_db.Origin | None] = await self._read(
+            origin_db.stored_with_origin, agent_id, rel_dir, file_name
+        )
+        return found
+
+    async def record_origin(
+        self, transcript_id: int, agent_id: str, session_id: str, origin: origin_db.Origin
+    ) -> None:
+        await self._write(origin_db.record_origin, transcript_id, agent_id, session_id, origin)
+
+    async def write_events_chunk(
+        self, target: Target, chunk: LineChunk, update: origin_db.OriginUpdate
+    ) -> tuple[int, int]:
+        done: tuple[int, int] = await self._write(
+            origin_db.write_events_chunk, target, chunk, update
+        )
+        return done
+
+    async def record_database(
+        self, agent_id: str, rel_path: str, schema_version: int, app_version: str | None
+    ) -> None:
+        await self._write(
+            origin_db.record_database, agent_id, rel_path, schema_version, app_version
+        )
+
+    async def import_archive(
+        self,
+        new: db.NewTranscript,
+        data: bytes,
+        compressed: bool,
+        stats: LineStats,
+        origin: tuple[str, str, origin_db.Origin],
+    ) -> int:
+        def run(conn: Any) -> int:
+            if compressed:
+                tid = db.import_compressed_bytes(conn, new, data, stats=stats)
+            else:
+                tid = db.import_whole(conn, new, data, stats)
+            origin_db.record_origin(conn, tid, *origin)
+            return tid
+
+        return int(await self._store.write(run))
+
+    async def store_archived(
+        self, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile
+    ) -> None:
+        def run(conn: Any) -> None:
+            db.store_opaque(conn, agent_id, rel_dir, path.name, "pre_migration", path)
+            origin_db.record_pre_migration(
+                conn, agent_id, rel_dir, path.name, what.original_name, what.role, what.session_id
+            )
+
+        await self._store.write(run)
+
+
+class PostgresImport:
+    """`ImportBackend` on PostgreSQL: the async twins of `importer.pg_rows`, each run in the
+    engine's writer group (writes) or a read-only snapshot (reads)."""
+
+    def __init__(self, store: PgDatabase) -> None:
+        self._store = store
+
+    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._store.read(lambda conn: fn(conn, *args))
+
+    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await self._store.write(lambda conn: fn(conn, *args))
+
+    async def current_transcript(
+        self, agent_id: str, rel_dir: str, file_name: str
+    ) -> db.StoredSource | None:
+        found: db.StoredSource | None = await self._read(
+            pg.current_transcript, agent_id, rel_dir, file_name
+        )
+        return found
+
+    async def write_chunk(self, target: Target, chunk: LineChunk) -> int:
+        return int(await self._write(pg.write_chunk, target, chunk))
+
+    async def import_compressed(
+        self, new: db.NewTranscript, source: Opener, stats: LineStats
+    ) -> int:
+        return int(await self._write(pg.import_compressed, new, source, stats))
+
+    async def opaque_sha256(self, agent_id: str, rel_dir: str, name: str) -> str | None:
+        sha: str | None = await self._read(pg.opaque_sha256, agent_id, rel_dir, name)
+        return sha
+
+    async def store_opaque(
+        self, agent_id: str, rel_dir: str, name: str, kind: str, source: Opener
+    ) -> None:
+        await self._write(pg.store_opaque, agent_id, rel_dir, name, kind, source)
+
+    async def stored_index(self, agent_id: str) -> StoredIndex | None:
+        found: StoredIndex | None = await self._read(pg.stored_index, agent_id)
+        return found
+
+    async def import_index(self, source: IndexSource) -> IndexOutcome:
+        outcome: IndexOutcome = await self._write(pg.import_index, source)
+        return outcome
+
+    async def known_files(self, agent_id: str) -> dict[str, tuple[str, str]]:
+        files: dict[str, tuple[str, str]] = await self._read(pg.known_files, agent_id)
+        return files
+
+    async def import_directory(self, source: DirectorySource, write: bool) -> DirectoryOutcome:
+        run = self._write if write else self._read
+        outcome: DirectoryOutcome = await run(pg.import_directory, source, write)
+        return outcome
+
+    async def stored_with_origin(
+        self, agent_id: str, rel_dir: str, file_name: str
+    ) -> tuple[db.StoredSource | None, origin_db.Origin | None]:
+        found: tuple[db.StoredSource | None, origin_db.Origin | None] = await self._read(
+            pg.stored_with_origin, agent_id, rel_dir, file_name
+        )
+        return found
+
+    async def record_origin(
+        self, transcript_id: int, agent_id: str, session_id: str, origin: origin_db.Origin
+    ) -> None:
+        await self._write(pg.record_origin, transcript_id, agent_id, session_id, origin)
+
+    async def write_events_chunk(
+        self, target: Target, chunk: LineChunk, update: origin_db.OriginUpdate
+    ) -> tuple[int, int]:
+        done: tuple[int, int] = await self._write(pg.write_events_chunk, target, chunk, update)
+        return done
+
+    async def record_database(
+        self, agent_id: str, rel_path: str, schema_version: int, app_version: str | None
+    ) -> None:
+        await self._write(pg.record_database, agent_id, rel_path, schema_version, app_version)
+
+    async def import_archive(
+        self,
+        new: db.NewTranscript,
+        data: bytes,
+        compressed: bool,
+        stats: LineStats,
+        origin: tuple[str, str, origin_db.Origin],
+    ) -> int:
+        async def run(conn: Any) -> int:
+            if compressed:
+                tid = await pg.import_compressed_bytes(conn, new, data, stats)
+            else:
+                tid = await pg.import_whole(conn, new, data, stats)
+            await pg.record_origin(conn, tid, *origin)
+            return tid
+
+        return int(await self._store.write(run))
+
+    async def store_archived(
+        self, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile
+    ) -> None:
+        await self._write(pg.store_archived, agent_id, rel_dir, path, what)
