@@ -112,8 +112,16 @@ class LongLineReader:
         self._tail: Any = None
         """After a syntax error: a decoder checking the rest of the line for UTF-8 only."""
         self._too_structured = False
+        self._held_cr = False
 
     def feed(self, piece: bytes) -> None:
+        # A final \r (CRLF file) is not part of what is parsed: one is held back until more
+        # follows it.
+        if self._held_cr:
+            piece = b"\r" + piece
+        self._held_cr = piece.endswith(b"\r")
+        if self._held_cr:
+            piece = piece[:-1]
         size = len(piece)
         if self._tail is not None:
             self._check_tail(piece, self._size)

@@ -140,8 +140,9 @@ class LineChunk:
     leaf: tuple[int, str | None] | None = None
     """(pos, entry_id) of the last entry in the chunk."""
     spooled: SpooledLine | None = None
-    """The chunk's one line when it is spooled (then it is `rows[0][1]`, and `groups` is
-    empty: `importer.rows` copies it into its row in pieces)."""
+    """The chunk's one line when it is spooled: then `rows[0][1]` is this object, not bytes
+    (`SpooledLine.pieces` or `whole` give them), and `groups` is empty: `importer.rows`
+    creates the row and copies the line into it in pieces."""
 
     @property
     def next_pos(self) -> int | None:
@@ -305,7 +306,6 @@ class LineChunker:
         line.finish()
         chunk = LineChunk([], [], spooled=line)
         self._parse(chunk, [line])
-        chunk.blobs.clear()  # the writer creates its row as TEXT or BLOB itself
         terminated = self._spooled_terminated
         size = len(line) + terminated
         self._offset += size

@@ -254,7 +254,7 @@ def _insert_chunk(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk
             _insert_spooled(conn, transcript_id, rows[0], chunk.spooled)
         for group in chunk.groups:
             conn.execute(insert_lines_sql(len(group) // ROW_PARAMS), (transcript_id, *group))
-        if chunk.blobs:
+        if chunk.blobs and chunk.spooled is None:  # a spooled line's row is made BLOB
             conn.executemany(
                 _BLOB_LINE, [(rows[i][1], transcript_id, rows[i][0]) for i in chunk.blobs]
             )

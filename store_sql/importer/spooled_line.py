@@ -69,7 +69,7 @@ class SpooledLine:
         self.read = self._reader.finish()
         self._reader = None
         if self.read.too_structured:
-            whole = self.span(0, self.size)
+            whole = self.whole()
             kind, value, damage = parse_line(whole, self.pos)
             utf8 = kind is not LineKind.DAMAGED or _is_utf8(whole)
             self.read = LongLine(kind, value, damage, utf8, False, {})
@@ -87,6 +87,10 @@ class SpooledLine:
         self._file.seek(start)
         data: bytes = self._file.read(end - start)
         return data
+
+    def whole(self) -> bytes:
+        """All the line's bytes at once (for a writer that can only bind them)."""
+        return self.span(0, self.size)
 
     def pieces(self) -> Any:
         """The line's bytes, in order, in pieces of at most 1 MiB."""
