@@ -58,7 +58,9 @@ def _import(args: argparse.Namespace) -> int:
     client = server_for(args)
     if client is None:
         try:
-            report, waiting = with_store(args.db, run, create=True)
+            # This process only imports: the lines are indexed for full text by the store
+            # the gateway opens, in its idle time, or by `search --catch-up` (said below).
+            report, waiting = with_store(args.db, run, create=True, full_text=False)
         finally:
             if bar is not None:
                 bar.close()

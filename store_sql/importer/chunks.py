@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
@@ -29,6 +29,7 @@ from store_sql.formats.transcript_jsonl import (
     header_of,
     parse_line,
 )
+from store_sql.importer.spooled_line import SPOOL_LINE_BYTES, SpooledLine
 
 CHUNK_BYTES = 1 << 20
 """Lines per commit, in bytes (one read of the source, extended to the end of its last
@@ -138,6 +139,10 @@ class LineChunk:
     """Sum of the lines' sizes, newlines not included."""
     leaf: tuple[int, str | None] | None = None
     """(pos, entry_id) of the last entry in the chunk."""
+    spooled: SpooledLine | None = None
+    """The chunk's one line when it is spooled: then `rows[0][1]` is this object, not bytes
+    (`SpooledLine.pieces` or `whole` give them), and `groups` is empty: `importer.rows`
+    creates the row and copies the line into it in pieces."""
 
     @property
     def next_pos(self) -> int | None:
@@ -165,11 +170,15 @@ class LineChunker:
         chunk_bytes: int | None = None,
         stats: LineStats | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
+        spool_line_bytes: int = SPOOL_LINE_BYTES,
     ) -> None:
         self._stream = stream
         self._max_line_bytes = max_line_bytes
         self._read_bytes = chunk_bytes if chunk_bytes is not None else CHUNK_BYTES
+        self._spool_line_bytes = spool_line_bytes
         self._ahead: bytes | None = None
+        self._carry: bytes | None = None
+        self._spooled_terminated = True
         self._pending: list[bytes] = []
         self._pos = first_pos
         self._offset = start_offset
@@ -194,6 +203,8 @@ class LineChunker:
         if self._done:
             return None
         data = self._whole_lines()
+        if isinstance(data, SpooledLine):
+            return self._spooled_chunk(data)
         chunk = LineChunk([], [])
         lines = data.split(b"\n") if data else []
         terminated = data.endswith(b"\n")
@@ -221,15 +232,15 @@ class LineChunker:
         chunk.line_bytes = size - len(lines) + (not terminated and bool(lines))
         return chunk
 
-    def _whole_lines(self) -> bytes:
+    def _whole_lines(self) -> bytes | SpooledLine:
         """The next read's worth of whole lines (more when one line is longer): everything up
         to the last newline read, or the rest of the stream at its end (then `_done`). One
-        block is read ahead so that the last chunk is known to be the last one."""
+        block is read ahead so that the last chunk is known to be the last one. A line that
+        grows past `spool_line_bytes` is returned alone, spooled (`_spool`)."""
         parts = self._pending
         held = sum(len(part) for part in parts)
         while True:
-            block = self._ahead if self._ahead is not None else self._stream.read(self._read_bytes)
-            self._ahead = self._stream.read(self._read_bytes) if block else b""
+            block = self._next_block()
             if not self._ahead:
                 self._done = True
                 parts.append(block)
@@ -244,7 +255,73 @@ class LineChunker:
             parts.append(block)
             held += len(block)
             self._check_line(held)
+            if held > self._spool_line_bytes:
+                return self._spool(parts)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _next_block(self) -> bytes:
+        if self._carry is not None:  # what followed a spooled line in its last block
+            block, self._carry = self._carry, None
+            return block
+        block = self._ahead if self._ahead is not None else self._stream.read(self._read_bytes)
+        self._ahead = self._stream.read(self._read_bytes) if block else b""
+        return block
+
+    def _spool(self, parts: list[bytes]) -> SpooledLine:
+        """Read the rest of the line `parts` begin into a temporary file, hashing it on the
+        way; what follows its newline in the last block is read next."""
+        line = SpooledLine(self._pos)
+        hasher = self._hasher
+        for part in parts:
+            line.add(part)
+            if hasher is not None:
+                hasher.update(part)
+        self._pending = []
+        terminated = False
+        while True:
+            block = self._next_block()
+            end = block.find(b"\n")
+            if end < 0:
+                line.add(block)
+                if hasher is not None:
+                    hasher.update(block)
+                self._check_line(len(line))
+                if not self._ahead:
+                    break
+                continue
+            line.add(block[:end])
+            self._check_line(len(line))
+            if hasher is not None:
+                hasher.update(block[: end + 1])
+            terminated = True
+            if end + 1 < len(block):
+                self._carry = block[end + 1 :]
+            break
+        self._done = not self._ahead and self._carry is None
+        self._spooled_terminated = terminated
+        return line
+
+    def _spooled_chunk(self, line: SpooledLine) -> LineChunk:
+        """The chunk of one spooled line (`next_chunk` for a line read by `_spool`)."""
+        line.finish()
+        chunk = LineChunk([], [], spooled=line)
+        self._parse(chunk, [line])
+        terminated = self._spooled_terminated
+        size = len(line) + terminated
+        self._offset += size
+        stats = self.stats
+        stats.bytes += size
+        stats.lines += 1
+        stats.entries += chunk.entries
+        stats.crlf_lines += line.ends_with_cr
+        stats.ends_with_newline = terminated
+        self._rotate_ids()
+        chunk.end_offset = self._offset
+        chunk.sha256 = self._hasher.hexdigest() if self._hasher is not None else None
+        chunk.ends_with_newline = terminated
+        chunk.final = self._done
+        chunk.line_bytes = len(line)
+        return chunk
 
     def _check_line(self, held: int) -> None:
         """Refuse the line being read once `held` bytes of it came without a newline."""
@@ -256,7 +333,7 @@ class LineChunker:
                 "left as it is)"
             )
 
-    def _parse(self, chunk: LineChunk, lines: list[bytes]) -> None:
+    def _parse(self, chunk: LineChunk, lines: Sequence[bytes | SpooledLine]) -> None:
         """Fill the chunk's rows: the hottest loop of an import.
 
         Every line is parsed once by orjson; an entry's fields are read straight from the
@@ -278,7 +355,7 @@ class LineChunker:
                 _yield_gil()
                 next_yield = _clock() + _YIELD_AFTER_S
             try:
-                value = _loads(raw)
+                value = _loads(raw) if type(raw) is bytes else None  # spooled: read already
             except _JSONDecodeError:
                 value = None
             if type(value) is dict and pos:
@@ -309,7 +386,10 @@ class LineChunker:
             else:
                 if not pos and raw.startswith(_BOM):
                     self.stats.bom = True
-                kind, value, damage = parse_line(raw, pos)
+                if isinstance(raw, SpooledLine):
+                    kind, value, damage = _spooled_fields(raw)
+                else:
+                    kind, value, damage = parse_line(raw, pos)
                 if kind is not _ENTRY:
                     append(self._other_row(chunk, pos, raw, kind, value, damage))
                     v1, has_header = self._v1, self._has_header
@@ -345,7 +425,7 @@ class LineChunker:
         self,
         chunk: LineChunk,
         pos: int,
-        raw: bytes,
+        raw: bytes | SpooledLine,
         kind: LineKind,
         value: dict[str, Any] | None,
         damage: str | None,
@@ -366,7 +446,7 @@ class LineChunker:
             self.stats.damage(pos, "blank line (kept)")
         # Only a damaged line can be invalid UTF-8: a line either parser read was valid
         # (orjson refuses invalid UTF-8 as Python's decoder does: surrogates, overlongs).
-        if kind is _DAMAGED and not _is_utf8(raw):
+        if kind is _DAMAGED and not _is_utf8(raw):  # a spooled line knows (`_is_utf8`)
             chunk.blobs.append(len(chunk.rows))
         return (pos, raw, kind.value, None, None, None, None, None, None, None, len(raw), damage)
 
@@ -388,7 +468,31 @@ def _grouped(rows: list[LineParams]) -> list[LineParams]:
     return groups
 
 
-def _is_utf8(data: bytes) -> bool:
+_SPOOLED_FIELDS = ("id", "parentId", "type", "timestamp", "version", "cwd", "parentSession",
+                   "branchedFrom")  # fmt: skip
+_SPOOLED_MESSAGE_FIELDS = ("role", "idempotencyKey")
+
+
+def _spooled_fields(line: SpooledLine) -> tuple[LineKind, dict[str, Any] | None, str | None]:
+    """`parse_line` for a spooled line, with the fields `entry_fields` and `header_of` read
+    holding their strings (not the stand-ins of long strings)."""
+    read = line.read
+    assert read is not None
+    value = read.value
+    if value is not None:
+        value = {**value, **{k: line.resolve(value[k]) for k in _SPOOLED_FIELDS if k in value}}
+        message = value.get("message")
+        if type(message) is dict:
+            value["message"] = {
+                **message,
+                **{k: line.resolve(message[k]) for k in _SPOOLED_MESSAGE_FIELDS if k in message},
+            }
+    return read.kind, value, read.damage
+
+
+def _is_utf8(data: bytes | SpooledLine) -> bool:
+    if isinstance(data, SpooledLine):
+        return data.read is not None and data.read.utf8
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:

@@ -26,8 +26,11 @@ from store_sql.importer.chunks import (
     ROW_PARAMS,
     LineChunk,
     LineChunker,
+    LineParams,
     LineStats,
 )
+from store_sql.importer.spooled_line import SIDE_MARK, SpooledLine
+from store_sql.schema.tables import NAVIGATION_LINES
 from store_sql.transcripts.rows import insert_transcript, now_iso
 
 # --- transcripts: what the store holds for a source file -------------------------------------
@@ -247,9 +250,11 @@ def _insert_chunk(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk
     (`chunks.GROUP_ROWS`) built by the chunker, rather than a statement per line."""
     rows = chunk.rows
     if rows:
+        if chunk.spooled is not None:
+            _insert_spooled(conn, transcript_id, rows[0], chunk.spooled)
         for group in chunk.groups:
             conn.execute(insert_lines_sql(len(group) // ROW_PARAMS), (transcript_id, *group))
-        if chunk.blobs:
+        if chunk.blobs and chunk.spooled is None:  # a spooled line's row is made BLOB
             conn.executemany(
                 _BLOB_LINE, [(rows[i][1], transcript_id, rows[i][0]) for i in chunk.blobs]
             )
@@ -262,6 +267,45 @@ def _insert_chunk(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk
             "UPDATE transcripts SET source_size = ?, source_sha256 = ? WHERE transcript_id = ?",
             (chunk.end_offset, chunk.sha256, transcript_id),
         )
+
+
+# A spooled line's row is created holding a stand-in of the line's length: spaces (TEXT) or
+# zeros (BLOB, a line that is not UTF-8), after the side mark when the line holds it, so that
+# the partial index over NAVIGATION_LINES is the one the line itself gives. Then the line is
+# copied over it in pieces. Binding the line instead costs SQLite two more copies of it.
+_SPOOLED_TEXT = "printf('%s%.*c', ?, ?, ' ')"
+_SPOOLED_BLOB = "zeroblob(?)"
+_NAVIGATION_ROW = f"SELECT {NAVIGATION_LINES} FROM transcript_lines WHERE line_pk = ?"
+
+
+def _insert_spooled(
+    conn: sqlite3.Connection, transcript_id: int, row: LineParams, line: SpooledLine
+) -> None:
+    """Store the row of a spooled line (`chunks.LineChunk.spooled`) and copy the line in."""
+    assert line.read is not None
+    mark = SIDE_MARK.decode() if line.has_side_mark else ""
+    args: tuple[Any, ...]
+    if line.read.utf8:
+        stand_in, args = _SPOOLED_TEXT, (mark, len(line) - len(mark))
+    else:
+        stand_in, args = _SPOOLED_BLOB, (len(line),)
+    sql = (
+        "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "
+        f"parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) VALUES "
+        f"(?, ?, {stand_in}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    params = (transcript_id, row[0], *args, *row[2:])
+    (line_pk,) = conn.execute(sql + " RETURNING line_pk", params).fetchone()
+    navigation = conn.execute(_NAVIGATION_ROW, (line_pk,)).fetchone()[0]
+    with conn.blobopen("transcript_lines", "line", line_pk) as blob:
+        for piece in line.pieces():
+            blob.write(piece)
+    if conn.execute(_NAVIGATION_ROW, (line_pk,)).fetchone()[0] != navigation:
+        raise ImportFailedError(
+            f"line {row[0] + 1} could not be stored as read (its navigation flag changed "
+            "when its bytes were copied in); nothing of this chunk was stored"
+        )
+    line.close()
 
 
 def _count_lines(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk) -> None:
