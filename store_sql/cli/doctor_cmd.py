@@ -9,7 +9,7 @@ from typing import Any
 
 from store_sql.admin import doctor as doctor
 from store_sql.cli import output
-from store_sql.cli.common import add_common
+from store_sql.cli.common import add_common, on_postgres
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         epilog="exit status: 0 healthy, 1 warnings, 2 errors",
     )
     add_common(p)
+    on_postgres(p)
     p.add_argument(
         "--quick",
         action="store_true",

@@ -20,7 +20,7 @@ from typing import Any
 from store_sql.admin import pg_console
 from store_sql.admin.sql_console import check_path, open_console
 from store_sql.cli import output
-from store_sql.cli.common import add_common, with_store
+from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.engine.pg.url import is_postgres_url
 from store_sql.search import pg_query
 from store_sql.search import query as search
@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     add_common(p)
+    on_postgres(p)
     p.add_argument("text", nargs="?", metavar="TEXT", help="text to find (literal substring)")
     p.add_argument("--agent", help="only this agent")
     p.add_argument("--session", help="only this session (session key or session id)")

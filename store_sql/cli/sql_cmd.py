@@ -15,7 +15,7 @@ from typing import Any
 
 from store_sql.admin import sql_console as sql_console
 from store_sql.cli import output
-from store_sql.cli.common import add_common
+from store_sql.cli.common import add_common, on_postgres
 
 EXIT_OK = 0
 EXIT_QUERY_FAILED = 1
@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common(p)
+    on_postgres(p)
     p.add_argument("query", metavar="SQL", help='one statement, e.g. "SELECT * FROM sessions"')
     p.add_argument("--csv", action="store_true", help="print CSV with a header row")
     p.add_argument("--table", action="store_true", help="print an aligned text table (default)")

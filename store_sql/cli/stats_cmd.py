@@ -9,7 +9,7 @@ from typing import Any
 
 from store_sql.admin import stats as stats
 from store_sql.cli import output
-from store_sql.cli.common import add_common
+from store_sql.cli.common import add_common, on_postgres
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         description="Counts and sizes, read in one snapshot without writing to the database.",
     )
     add_common(p)
+    on_postgres(p)
     p.add_argument(
         "--top",
         type=int,
