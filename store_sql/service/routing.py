@@ -52,6 +52,8 @@ class Operation:
     ok_status: int = 200
     errors: tuple[int, ...] = (400, 404)
     name: str = ""
+    answer: type[Struct] | None = None
+    """The Struct its JSON answer is encoded from, for the document's response schema."""
 
     @property
     def operation_id(self) -> str:

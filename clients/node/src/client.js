@@ -481,15 +481,6 @@ export class StoreClient {
         role: options.role,
         limit: options.limit,
       });
-    const result = (await this.#json("GET", path, undefined, Replay.READ)).value;
-    return { ...camelKeys(result), hits: (result.hits ?? []).map(camelKeys) };
+    return (await this.#json("GET", path, undefined, Replay.READ)).value;
   }
 }
-
-/** `{session_key: ...}` as `{sessionKey: ...}`: one spelling for callers, whichever the server used. */
-function camelKeys(object) {
-  return Object.fromEntries(
-    Object.entries(object).map(([name, value]) => [name.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), value]),
-  );
-}
-

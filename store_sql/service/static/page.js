@@ -416,8 +416,8 @@ async function runSearch(text) {
     ...hits.map((hit) => {
       const item = el(
         "li",
-        { class: "hit", "data-key": hit.sessionKey ?? hit.session_key ?? "", "data-entry": hit.entryId ?? hit.entry_id ?? "" },
-        el("div", { class: "meta", text: `${hit.sessionKey ?? hit.session_key ?? hit.fileName ?? ""} · ${hit.role ?? hit.type ?? ""} · ${hit.timestamp ?? ""}` }),
+        { class: "hit", "data-key": hit.sessionKey ?? "", "data-entry": hit.entryId ?? "" },
+        el("div", { class: "meta", text: `${hit.sessionKey ?? hit.fileName ?? ""} · ${hit.role ?? hit.type ?? ""} · ${hit.timestamp ?? ""}` }),
         el("div", { class: "snippet" }, snippetNode(hit.snippet ?? "", text)),
       );
       item.addEventListener("click", () => {
