@@ -376,6 +376,7 @@ function followTranscript(view, cursor) {
 }
 
 async function refreshActivePath(view) {
+  if (view !== state.view) return;
   const path = await api(`${view.base}/path`);
   if (view !== state.view) return;
   view.active = new Set(path.entries.map((e) => e.id).filter(Boolean));
