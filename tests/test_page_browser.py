@@ -343,3 +343,79 @@ def test_the_page_is_not_part_of_the_api_document(served: Served) -> None:
         paths = json.loads(answer.read())["paths"]
     assert "/" not in paths
     assert not any(path.startswith("/page/") for path in paths)
+
+
+def _api(served: Served, method: str, path: str, body: object) -> object:
+    request = urllib.request.Request(
+        served.url + path,
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {served.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def _say(text: str) -> dict[str, object]:
+    return {
+        "type": "message",
+        "message": {"role": "assistant", "content": [{"type": "text", "text": text}]},
+    }
+
+
+def test_the_open_transcript_and_the_session_list_follow_writes_live(
+    page: Browser, served: Served, seeded: Seeded
+) -> None:
+    """Writes made through the API while the page is open appear without a reload: an entry
+    (the new leaf), a branch (the active path moves to it), a label, a new session at the
+    top of the list, and its removal."""
+    _open(page, "main", KEY)
+    page.wait_for(
+        "document.getElementById('transcript').dataset.live === 'open' && "
+        "document.getElementById('sessions').dataset.live === 'open'"
+    )
+    entries = f"/v1/agents/main/transcripts/{SESSION_ID}/entries"
+    text = "live-entry-quetzal"
+    (one,) = _api(served, "POST", entries, {"entries": [_say(text)]})  # type: ignore[misc]
+    assert one["parentId"] == seeded.ids["u4"]
+    page.wait_for(f"document.querySelector('#entry-{one['id']}.leaf.on-path')")
+    assert text in page.evaluate(f"document.getElementById('entry-{one['id']}').innerText")
+    assert _ids(page, "#transcript .entry.leaf") == [one["id"]]
+
+    body = {"entries": [_say("a branch from the plan")], "parentId": seeded.ids["a1"]}
+    (branch,) = _api(served, "POST", entries, body)  # type: ignore[misc]
+    page.wait_for(f"document.querySelector('#entry-{branch['id']}.leaf.on-path')")
+    page.wait_for(f"document.querySelector('#entry-{one['id']}.off-path')")
+    assert _ids(page, "#transcript .entry.on-path")[:3] == [
+        seeded.ids["u1"],
+        seeded.ids["a1"],
+        branch["id"],
+    ]
+
+    label = {"type": "label", "targetId": branch["id"], "label": "added live"}
+    _api(served, "POST", entries, {"entries": [label]})
+    page.wait_for(
+        f"document.querySelector('#entry-{branch['id']} .label-chip')?.textContent === 'added live'"
+    )
+
+    new_key = "agent:main:arrived-live"
+    now = int(time.time() * 1000) + 60_000
+    patch = {"sessionId": "live-session", "updatedAt": now, "label": "arrived live"}
+    _api(served, "PATCH", f"/v1/agents/main/sessions/{urllib.parse.quote(new_key, safe='')}", patch)
+    page.wait_for(
+        f"document.querySelector('#sessions li.session').dataset.key === {json.dumps(new_key)}"
+    )
+    assert page.evaluate("document.querySelector('#sessions li.session .name').textContent") == (
+        "arrived live"
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = page.screenshot(ARTIFACTS / "page-live.png")
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"screenshot: {shot}")
+
+    _api(served, "DELETE", f"/v1/agents/main/sessions/{urllib.parse.quote(new_key, safe='')}", {})
+    page.wait_for(
+        f"!document.querySelector('#sessions li.session[data-key={json.dumps(new_key)}]')"
+    )
+    assert page.evaluate("document.getElementById('transcript').dataset.key") == KEY
+    assert page.console_errors() == []

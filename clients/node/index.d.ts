@@ -221,9 +221,208 @@ export interface SearchResult {
 
 export interface SearchOptions {
   agentId?: string;
+  /** A session key or session id. */
   session?: string;
   role?: string;
+  /** Only entries at or after this ISO time. */
+  since?: string;
+  /** Only entries on their transcript's active path. */
+  activePathOnly?: boolean;
+  /** Transcript kinds to search (`live`, `reset`, `deleted`, ...; default all). */
+  kinds?: string[];
+  /** At most this many hits (default 50). */
   limit?: number;
+  /** `text` is an FTS5 query. */
+  raw?: boolean;
+}
+
+/** Where a live transcript stands, from `captureCheckpoint`, for `persistCheckpoint`. */
+export interface CapturedSnapshot {
+  transcriptId: number;
+  sessionId: string;
+  fileName: string;
+  uptoPos: number;
+  leafId: string | null;
+  byteSize: number;
+  endsWithNewline: boolean;
+}
+
+/** What the gateway's persistSessionCompactionCheckpoint is told about one compaction. */
+export interface CheckpointSpec {
+  reason: string;
+  summary?: string | null;
+  firstKeptEntryId?: string | null;
+  tokensBefore?: number | null;
+  tokensAfter?: number | null;
+  postSessionFile?: string | null;
+  postLeafId?: string | null;
+  postEntryId?: string | null;
+  /** Epoch ms (default now). */
+  createdAt?: number | null;
+  sessionId?: string | null;
+  /** From `captureCheckpoint` before the compaction entry was appended (default: now). */
+  snapshot?: CapturedSnapshot | null;
+  /** The snapshots' byte budget for the session. */
+  maxRetainedBytes?: number;
+}
+
+/** A checkpoint record as the gateway keeps it in the entry's `compactionCheckpoints`. */
+export interface Checkpoint {
+  checkpointId: string;
+  sessionKey: string;
+  sessionId: string;
+  createdAt: number;
+  reason: string;
+  [field: string]: unknown;
+}
+
+export interface PersistedCheckpoint {
+  checkpoint: Checkpoint;
+  /** Ids of the checkpoints dropped to keep the newest 25 and the byte budget. */
+  removed: string[];
+  entry: SessionEntry;
+}
+
+export interface CheckpointFork {
+  key: string;
+  sessionId: string;
+  entry: SessionEntry;
+  checkpoint: Checkpoint;
+  transcriptId: number;
+  fileName: string;
+}
+
+/** The gateway's session maintenance settings; durations like "30d", sizes like "2gb". */
+export interface MaintenancePolicy {
+  /** `warn` (default) reports only; `enforce` applies. */
+  mode?: "warn" | "enforce";
+  pruneAfter?: string;
+  maxEntries?: number;
+  maxDiskBytes?: string | null;
+  highWaterBytes?: string | null;
+  /** Defaults to pruneAfter; null keeps archives. */
+  archiveRetention?: string | null;
+}
+
+export interface CleanupOptions {
+  policy?: MaintenancePolicy;
+  /** The session in use now: never pruned. */
+  activeKey?: string;
+  dryRun?: boolean;
+}
+
+/** The gateway's cleanup summary of one agent. */
+export interface CleanupSummary {
+  agentId: string;
+  mode: "warn" | "enforce";
+  dryRun: boolean;
+  beforeCount: number;
+  afterCount: number;
+  pruned: number;
+  capped: number;
+  archivedTranscripts: number;
+  archiveCleanup: { scannedFiles: number; removedFiles: number };
+  unreferencedArtifacts: { scannedFiles: number; removedFiles: number; freedBytes: number; olderThanMs: number };
+  diskBudget: {
+    totalBytesBefore: number;
+    totalBytesAfter: number;
+    removedFiles: number;
+    removedEntries: number;
+    freedBytes: number;
+    maxBytes: number;
+    highWaterBytes: number;
+    overBudget: boolean;
+  } | null;
+  wouldMutate: boolean;
+  [field: string]: unknown;
+}
+
+export interface SpaceReclaimed {
+  freePagesBefore: number;
+  pagesVacuumed: number;
+  dbBytesBefore: number;
+  dbBytesAfter: number;
+  walBytesBefore: number;
+  walBytesAfter: number;
+  bytesReclaimed: number;
+}
+
+export interface CleanupAllSummary {
+  allAgents: true;
+  mode: "warn" | "enforce";
+  dryRun: boolean;
+  stores: CleanupSummary[];
+  spaceReclaimed: SpaceReclaimed | null;
+}
+
+export interface PurgeResult {
+  agentId: string;
+  entries: number;
+  transcripts: number;
+  lines: number;
+  snapshots: number;
+  files: number;
+}
+
+export interface StoreStats {
+  path: string;
+  databaseBytes: number;
+  freeBytes: number;
+  walBytes: number;
+  agents: Array<{ agentId: string; sessions: number; transcripts: number; entries: number; transcriptBytes: number }>;
+  sessions: number;
+  transcripts: number;
+  /** Transcripts by kind (`live`, `reset`, `deleted`, ...). */
+  transcriptsByKind: Record<string, number>;
+  lines: number;
+  entries: number;
+  transcriptBytes: number;
+  fullTextWaiting: number;
+  biggestSessions: Array<{
+    agentId: string;
+    sessionKey: string | null;
+    sessionId: string | null;
+    transcriptId: number;
+    entries: number;
+    liveBytes: number;
+    allBytes: number;
+  }>;
+  [field: string]: unknown;
+}
+
+export interface ExportReport {
+  out: string;
+  files: Array<{ relPath: string; source: string; bytes: number }>;
+  refused: Array<[string, string]>;
+  conflicts: string[];
+  removed: string[];
+  [field: string]: unknown;
+}
+
+export interface ImportReport {
+  source: string;
+  dryRun: boolean;
+  ok: boolean;
+  durationS: number;
+  totals: Record<string, number>;
+  files: Array<{
+    path: string;
+    relPath: string;
+    agent: string | null;
+    kind: string;
+    status: string;
+    lines: number;
+    entries: number;
+    bytes: number;
+    damagedTotal: number;
+    message: string | null;
+    transcriptId: number | null;
+    [field: string]: unknown;
+  }>;
+  skipped: Array<{ path: string; reason: string }>;
+  databases: Array<Record<string, unknown>>;
+  /** Lines not yet in the full-text index. */
+  fullTextWaiting: number;
 }
 
 export declare class StoreClient {
@@ -308,7 +507,40 @@ export declare class StoreClient {
   transcriptJsonl(agentId: string, sessionId: string): Promise<Buffer>;
   subscribe(agentId: string, sessionId: string, options?: SubscribeOptions): AsyncGenerator<StoreEvent>;
   subscribeSessions(agentId: string, options?: SubscribeOptions): AsyncGenerator<StoreEvent>;
+  listTranscripts(agentId: string, options?: { sessionId?: string }): Promise<TranscriptInfo[]>;
+  children(agentId: string, sessionId: string, entryId: string): Promise<TranscriptEntry[]>;
+  transcriptCounts(agentId: string, sessionId: string): Promise<Record<string, unknown>>;
+  migrateTranscript(agentId: string, sessionId: string): Promise<TranscriptInfo>;
+
+  // compaction checkpoints
+  captureCheckpoint(agentId: string, sessionId: string): Promise<CapturedSnapshot>;
+  persistCheckpoint(agentId: string, sessionKey: string, checkpoint: CheckpointSpec): Promise<PersistedCheckpoint>;
+  listCheckpoints(agentId: string, sessionKey: string): Promise<Checkpoint[]>;
+  getCheckpoint(agentId: string, sessionKey: string, checkpointId: string): Promise<Checkpoint | undefined>;
+  checkpointSnapshot(agentId: string, sessionKey: string, checkpointId: string): Promise<Buffer>;
+  branchFromCheckpoint(
+    agentId: string,
+    sessionKey: string,
+    checkpointId: string,
+    options?: { newKey?: string; cwd?: string },
+  ): Promise<CheckpointFork>;
+  restoreCheckpoint(
+    agentId: string,
+    sessionKey: string,
+    checkpointId: string,
+    options?: { cwd?: string },
+  ): Promise<CheckpointFork>;
+
+  // maintenance, search, statistics, import and export
+  planMaintenance(agentId: string, options?: Omit<CleanupOptions, "dryRun">): Promise<CleanupSummary>;
+  cleanup(agentId: string, options?: CleanupOptions): Promise<CleanupSummary>;
+  cleanupAll(options?: CleanupOptions): Promise<CleanupAllSummary>;
+  reclaimSpace(): Promise<SpaceReclaimed>;
+  purgeAgent(agentId: string): Promise<PurgeResult>;
   search(text: string, options?: SearchOptions): Promise<SearchResult>;
+  stats(options?: { top?: number }): Promise<StoreStats>;
+  exportAgent(agentId: string, out: string, options?: { durable?: boolean }): Promise<ExportReport>;
+  importPath(path: string, options?: { agentId?: string; dryRun?: boolean }): Promise<ImportReport>;
 }
 
 export declare function isIdempotentAppend(entries: readonly unknown[]): boolean;

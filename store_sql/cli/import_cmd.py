@@ -18,6 +18,7 @@ from store_sql.cli.remote import server_for, via
 from store_sql.importer.api import import_path
 from store_sql.importer.report import ImportProgress, ImportReport
 from store_sql.search.indexer import backlog
+from store_sql.service.wire import snake_keys
 from store_sql.store import Store
 
 
@@ -70,7 +71,7 @@ def _import(args: argparse.Namespace) -> int:
         if args.agent is not None:
             body["agent"] = args.agent
         with client:
-            value = client.call("POST", "/v1/import", body)
+            value = snake_keys(client.call("POST", "/v1/import", body))
         waiting = value["full_text_waiting"]
     human = _human(value)
     if waiting and not value["dry_run"]:

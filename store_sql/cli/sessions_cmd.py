@@ -17,6 +17,7 @@ from store_sql.cli.remote import agent_path, server_for, session_path, via
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
+from store_sql.service.wire import snake_keys
 from store_sql.store import Store
 
 
@@ -337,7 +338,8 @@ def _purge(args: argparse.Namespace) -> int:
         result = output.plain(with_store(args.db, lambda s: s.lifecycle.purge_agent(args.agent)))
     else:
         with client:
-            result = client.call("POST", agent_path(args.agent, "purge"), {"confirm": args.agent})
+            done = client.call("POST", agent_path(args.agent, "purge"), {"confirm": args.agent})
+            result = snake_keys(done)
     if args.json:
         output.emit_json(via(result, client))
     else:

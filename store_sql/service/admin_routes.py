@@ -1,9 +1,10 @@
 """Routes of the store's upkeep: maintenance, search, statistics, import, export, purge.
 
-Their answers are the library's result objects as JSON (dataclasses with their field
-names), the very values `store-sql ... --json` prints, so a CLI command that sends its work
-here prints the same thing as when it works locally. Import and export take paths on the
-server's machine: the server runs as the database's owner, beside the files it serves.
+Their answers are the library's result objects as JSON with every field name camelCase,
+as every answer of the service (wire.camel_keys); a CLI command that sends its work here
+turns them back into the library's names (wire.snake_keys), so it prints the same thing as
+when it works locally. Import and export take paths on the server's machine: the server
+runs as the database's owner, beside the files it serves.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+import msgspec
 from msgspec import UNSET, Struct
 from starlette.responses import Response
 
@@ -24,6 +26,7 @@ from store_sql.service.bodies import CleanupBody, ExportBody, ImportBody, Policy
 from store_sql.service.http_errors import ApiError
 from store_sql.service.responses import js_response, json_response
 from store_sql.service.routing import Call, Operation, describe
+from store_sql.service.wire import camel_keys
 
 TAG: Final = "maintenance"
 
@@ -32,6 +35,36 @@ class PurgeBody(Struct, rename="camel", forbid_unknown_fields=True):
     """`{"confirm": "<agent>"}`: a purge cannot be undone."""
 
     confirm: str
+
+
+class SearchHitAnswer(Struct, rename="camel"):
+    """One matching entry of `GET /v1/search`."""
+
+    agent_id: str
+    session_key: str | None
+    session_id: str | None
+    transcript_id: int
+    transcript_kind: str
+    file_name: str
+    entry_id: str | None
+    pos: int
+    type: str | None
+    role: str | None
+    timestamp: str | None
+    snippet: str
+    """Text around the match, each match in [brackets]."""
+
+
+class SearchAnswer(Struct, rename="camel"):
+    """`GET /v1/search`: hits newest first; `more` says the limit cut them."""
+
+    hits: list[SearchHitAnswer]
+    more: bool
+    mode: str
+    """`fts` (the trigram index), `like` (a scan, for short text) or `fts-raw`."""
+    notice: str | None
+    unsearched: int
+    """Lines not in the index yet that could not be searched."""
 
 
 def policy_of(body: PolicyBody) -> MaintenancePolicy:
@@ -121,14 +154,14 @@ async def search(call: Call) -> Response:
         limit=call.query_int("limit", 50, low=1, high=1000) or 50,
         raw=call.query_bool("raw"),
     )
-    return json_response(result)
+    return json_response(msgspec.convert(result, SearchAnswer, from_attributes=True))
 
 
 async def stats(call: Call) -> Response:
     store = call.service.store
     top = call.query_int("top", 10, low=1, high=1000) or 10
     found = await store.read(lambda c: collect_stats(c, store.path, top=top))
-    return json_response(found)
+    return json_response(camel_keys(found))
 
 
 async def run_import(call: Call) -> Response:
@@ -148,7 +181,7 @@ async def run_import(call: Call) -> Response:
             call.service.hub.agent_changed(agent)
             call.service.hub.session_changed(agent, "reload", b"{}")
     waiting = await call.service.store.read(backlog)
-    return json_response({**report.as_dict(), "full_text_waiting": waiting})
+    return json_response(camel_keys({**report.as_dict(), "full_text_waiting": waiting}))
 
 
 async def run_export(call: Call) -> Response:
@@ -159,7 +192,7 @@ async def run_export(call: Call) -> Response:
     report = await export_tree(
         call.service.store, out, agent=call.params["agent"], durable=body.durable
     )
-    return json_response(report)
+    return json_response(camel_keys(report))
 
 
 async def purge(call: Call) -> Response:
@@ -171,7 +204,7 @@ async def purge(call: Call) -> Response:
     result = await call.service.store.lifecycle.purge_agent(agent)
     call.service.hub.agent_changed(agent)
     call.service.hub.session_changed(agent, "reload", b"{}")
-    return json_response(result)
+    return json_response(camel_keys(result))
 
 
 WRITE_ERRORS: Final = (400, 404, 413, 503)
@@ -218,6 +251,7 @@ OPERATIONS: Final = (
         search,
         "Full-text search over entries, newest first",
         "search",
+        answer=SearchAnswer,
         query=describe(
             ("q", "string", "the text to find (case-insensitive)"),
             ("agent", "string", "only this agent"),

@@ -12,7 +12,6 @@ standard library's parser with JavaScript's number rules), which also words the 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Final, Literal, TypeVar
 
 import msgspec
@@ -25,7 +24,16 @@ T = TypeVar("T")
 DEFAULT_MAX_BODY: Final = 32 * 1024 * 1024
 """32 MiB: a transcript line can carry images as base64; `--max-body` changes it."""
 
-_LONG_DIGITS: Final = re.compile(rb"[0-9]{16}")
+_DIGITS_AS_ZERO: Final = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+"""Every digit byte as `0`, every other byte as a space."""
+_SIXTEEN_DIGITS: Final = b"0" * 16
+
+
+def _has_long_number(body: bytes) -> bool:
+    """Whether the body holds a run of 16 digits (a number JavaScript may not hold exactly).
+    A byte translation and a substring search run in C, several times faster than a regular
+    expression trying a digit class at every position."""
+    return _SIXTEEN_DIGITS in body.translate(_DIGITS_AS_ZERO)
 
 
 def _js_int(source: str) -> Any:
@@ -62,7 +70,7 @@ def decode(body: bytes, shape: type[T]) -> T:
     """The body checked against `shape` (a Struct), or ApiError INVALID saying where."""
     if not body:
         raise ApiError("INVALID", "a JSON body is required")
-    if _LONG_DIGITS.search(body) is None:
+    if not _has_long_number(body):
         try:
             return msgspec.json.decode(body, type=shape)
         except msgspec.ValidationError as exc:
@@ -81,7 +89,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if not body:
         raise ApiError("INVALID", "a JSON object body is required")
     value: Any = None
-    if _LONG_DIGITS.search(body) is None:
+    if not _has_long_number(body):
         try:
             value = msgspec.json.decode(body)
         except msgspec.DecodeError:

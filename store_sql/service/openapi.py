@@ -1,8 +1,9 @@
 """`GET /openapi.json`: the OpenAPI 3.1 document, built from the route table.
 
-Paths, methods, parameters and request bodies come from each `Operation`; body schemas from
-its msgspec Struct (`msgspec.json.schema_components`); every operation but the public ones
-requires the bearer token, and lists the error answers it can give.
+Paths, methods, parameters and request bodies come from each `Operation`; the schemas of
+bodies (and of answers, where an operation names its Struct) from the msgspec Structs
+(`msgspec.json.schema_components`); every operation but the public ones requires the bearer
+token, and lists the error answers it can give.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 def document(operations: Iterable[Operation], version: str) -> dict[str, Any]:
     operations = list(operations)
     shapes = {*BODY_SHAPES, *(op.body for op in operations if op.body is not None)}
+    shapes |= {op.answer for op in operations if op.answer is not None}
     _, components = msgspec.json.schema_components(
         sorted(shapes, key=lambda s: s.__name__), ref_template="#/components/schemas/{name}"
     )
@@ -121,8 +123,11 @@ def _operation(op: Operation) -> dict[str, Any]:
             "description": op.body_doc,
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
+    answer: dict[str, Any] = {}
+    if op.answer is not None:
+        answer["schema"] = {"$ref": f"#/components/schemas/{op.answer.__name__}"}
     responses: dict[str, Any] = {
-        str(op.ok_status): {"description": "OK", "content": {op.produces: {}}}
+        str(op.ok_status): {"description": "OK", "content": {op.produces: answer}}
     }
     codes = set(op.errors)
     if not op.public:

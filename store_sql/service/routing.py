@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from msgspec import Struct
@@ -23,6 +24,9 @@ from store_sql.service.http_errors import ApiError
 from store_sql.service.state import ServiceState
 
 Handler = Callable[["Call"], Awaitable[Response]]
+
+RECENT_PATHS: Final = 4096
+"""Matched paths remembered (all forgotten at once when full): a few hundred KB at most."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,8 @@ class Operation:
     ok_status: int = 200
     errors: tuple[int, ...] = (400, 404)
     name: str = ""
+    answer: type[Struct] | None = None
+    """The Struct its JSON answer is encoded from, for the document's response schema."""
 
     @property
     def operation_id(self) -> str:
@@ -104,10 +110,23 @@ class Router:
         for routes in by_length.values():
             routes.sort(key=lambda r: r.score, reverse=True)
         self._by_length = by_length
+        self._recent: dict[tuple[str, bytes], tuple[Operation, dict[str, str]]] = {}
 
     def match(self, method: str, raw_path: bytes) -> tuple[Operation, dict[str, str]]:
-        """The operation and its decoded path parameters; ApiError NOT_FOUND for an unknown
-        path, INVALID (405) for a method the path does not take."""
+        """The operation and its decoded path parameters (shared between calls: read them,
+        never change them); ApiError NOT_FOUND for an unknown path, INVALID (405) for a
+        method the path does not take. A gateway calls the same few paths over and over
+        (its live sessions' entries and transcripts), so recent matches are remembered."""
+        known = self._recent.get((method, raw_path))
+        if known is not None:
+            return known
+        found = self._match(method, raw_path)
+        if len(self._recent) >= RECENT_PATHS:
+            self._recent.clear()
+        self._recent[(method, raw_path)] = found
+        return found
+
+    def _match(self, method: str, raw_path: bytes) -> tuple[Operation, dict[str, str]]:
         if method == "HEAD":
             method = "GET"  # the server sends a GET's status and headers, without the body
         parts = raw_path.strip(b"/").split(b"/")

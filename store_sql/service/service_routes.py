@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Final
 
@@ -13,7 +14,9 @@ from store_sql.service.routing import Call, Operation
 TAG: Final = "service"
 
 
+@cache
 def package_version() -> str:
+    """The installed package's version (read once: a metadata lookup scans sys.path)."""
     try:
         return version("store_sql")
     except PackageNotFoundError:  # pragma: no cover - running from a plain checkout

@@ -4,7 +4,11 @@ routes and by the clients (the CLI) so both sides agree on every field."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
 
 from store_sql.transcripts.appends import Appended
 from store_sql.transcripts.rows import TranscriptInfo
@@ -12,7 +16,7 @@ from store_sql.transcripts.rows import TranscriptInfo
 
 def camel(name: str) -> str:
     head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 _INFO_FIELDS = [f.name for f in dataclasses.fields(TranscriptInfo)]
@@ -36,3 +40,32 @@ def appended_item(result: Appended) -> dict[str, Any]:
         "existed": result.existed,
         "pos": result.pos,
     }
+
+
+def snake(name: str) -> str:
+    """`camel`'s inverse for the names it makes (`fullTextWaiting` -> `full_text_waiting`)."""
+    return re.sub(r"(?<=.)([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+KEYED_BY_DATA: Final = frozenset({"transcripts_by_kind", "transcriptsByKind"})
+"""Members whose keys are values of the store (transcript kinds), not field names."""
+
+
+def camel_keys(value: Any) -> Any:
+    """A library result (dataclasses, dicts of field names, lists) as the service's JSON:
+    every field name camelCase, at every depth. Only for results, never for stored data
+    (entries keep their own keys)."""
+    return _rekey(msgspec.to_builtins(value), camel)
+
+
+def snake_keys(value: Any) -> Any:
+    """`camel_keys`' JSON back to the library's field names (what the CLI prints)."""
+    return _rekey(value, snake)
+
+
+def _rekey(value: Any, name: Callable[[str], str]) -> Any:
+    if isinstance(value, dict):
+        return {name(k): v if k in KEYED_BY_DATA else _rekey(v, name) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rekey(v, name) for v in value]
+    return value

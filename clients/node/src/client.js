@@ -470,7 +470,150 @@ export class StoreClient {
     return subscribeEvents(this.transport, `/v1/agents/${seg(agentId)}/sessions/events`, options);
   }
 
-  /** Full-text search over transcripts. */
+  /** Every transcript of the agent (or of one session id): live ones, archives, snapshots. */
+  async listTranscripts(agentId, options = {}) {
+    const path = `/v1/agents/${seg(agentId)}/transcripts` + query({ sessionId: options.sessionId });
+    return (await this.#json("GET", path, undefined, Replay.READ)).value.transcripts;
+  }
+
+  /** The entries whose parent is `entryId`, in file order. */
+  async children(agentId, sessionId, entryId) {
+    const path = this.#transcriptPath(agentId, sessionId) + "/entries/" + seg(entryId) + "/children";
+    return (await this.#json("GET", path, undefined, Replay.READ)).value.entries;
+  }
+
+  /** Lines, entries, damaged lines, bytes and messages by role of the live transcript. */
+  async transcriptCounts(agentId, sessionId) {
+    return (await this.#json("GET", this.#transcriptPath(agentId, sessionId) + "/counts", undefined, Replay.READ))
+      .value;
+  }
+
+  /**
+   * Rewrites a v1/v2 transcript in the v3 form as a new version (the old one is kept).
+   * Not repeated after a lost connection: a second migration of the result is refused.
+   */
+  async migrateTranscript(agentId, sessionId) {
+    const path = this.#transcriptPath(agentId, sessionId) + "/migrate";
+    return (await this.#json("POST", path, undefined, Replay.UNGUARDED)).value;
+  }
+
+  // --- compaction checkpoints ---------------------------------------------------------------
+
+  #checkpointPath(agentId, sessionKey, checkpointId) {
+    return this.#sessionPath(agentId, sessionKey) + "/checkpoints" + (checkpointId === undefined ? "" : "/" + seg(checkpointId));
+  }
+
+  /**
+   * Where the session's live transcript stands now (`{transcriptId, sessionId, fileName,
+   * uptoPos, leafId, byteSize, endsWithNewline}`): taken before the compaction entry is
+   * appended, then handed to `persistCheckpoint` as `snapshot`. Writes nothing.
+   */
+  async captureCheckpoint(agentId, sessionId) {
+    const path = this.#transcriptPath(agentId, sessionId) + "/capture";
+    return (await this.#json("POST", path, undefined, Replay.READ)).value;
+  }
+
+  /**
+   * The gateway's persistSessionCompactionCheckpoint: records a compaction checkpoint of the
+   * session (its snapshot file kept in the store), keeps the newest 25 and the byte budget.
+   * Resolves to `{checkpoint, removed, entry}`. Not repeated after a lost connection: a
+   * repeat would record a second checkpoint.
+   */
+  async persistCheckpoint(agentId, sessionKey, checkpoint) {
+    requireObject(checkpoint, "a checkpoint");
+    const { value } = await this.#json("POST", this.#checkpointPath(agentId, sessionKey), checkpoint, Replay.UNGUARDED);
+    return value;
+  }
+
+  /** The session's checkpoints, newest first. */
+  async listCheckpoints(agentId, sessionKey) {
+    return (await this.#json("GET", this.#checkpointPath(agentId, sessionKey), undefined, Replay.READ)).value.checkpoints;
+  }
+
+  /** One checkpoint, or undefined. */
+  async getCheckpoint(agentId, sessionKey, checkpointId) {
+    try {
+      return (await this.#json("GET", this.#checkpointPath(agentId, sessionKey, checkpointId), undefined, Replay.READ))
+        .value;
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /** The checkpoint's snapshot file, byte for byte. */
+  async checkpointSnapshot(agentId, sessionKey, checkpointId) {
+    const response = await this.transport.open({
+      path: this.#checkpointPath(agentId, sessionKey, checkpointId) + ".jsonl",
+      headers: { accept: "application/x-ndjson" },
+    });
+    return await readAll(response);
+  }
+
+  /**
+   * A new session from the checkpoint's snapshot (`newKey`, or one the store makes).
+   * Resolves to `{key, sessionId, entry, checkpoint, transcriptId, fileName}`. Not repeated
+   * after a lost connection: a repeat would make a second session.
+   */
+  async branchFromCheckpoint(agentId, sessionKey, checkpointId, options = {}) {
+    const body = {};
+    if (options.newKey !== undefined) body.newKey = options.newKey;
+    if (options.cwd !== undefined) body.cwd = options.cwd;
+    const path = this.#checkpointPath(agentId, sessionKey, checkpointId) + "/branch";
+    return (await this.#json("POST", path, body, Replay.UNGUARDED)).value;
+  }
+
+  /**
+   * The checkpoint's snapshot becomes the session's transcript, under a new session id (the
+   * current transcript is archived). Not repeated after a lost connection: each restore
+   * makes a new session id.
+   */
+  async restoreCheckpoint(agentId, sessionKey, checkpointId, options = {}) {
+    const body = {};
+    if (options.cwd !== undefined) body.cwd = options.cwd;
+    const path = this.#checkpointPath(agentId, sessionKey, checkpointId) + "/restore";
+    return (await this.#json("POST", path, body, Replay.UNGUARDED)).value;
+  }
+
+  // --- maintenance, search, statistics, import and export ------------------------------------
+
+  /** What a cleanup by `policy` would do to the agent's sessions; writes nothing. */
+  async planMaintenance(agentId, options = {}) {
+    const path = `/v1/agents/${seg(agentId)}/maintenance/plan`;
+    return (await this.#json("POST", path, cleanupBody(options), Replay.READ)).value;
+  }
+
+  /**
+   * The gateway's session cleanup by its maintenance settings (`policy`: mode, pruneAfter,
+   * maxEntries, maxDiskBytes, highWaterBytes, archiveRetention): its cleanup summary. Only
+   * `mode: "enforce"` without `dryRun` changes anything; such a call is not repeated after a
+   * lost connection (its summary would be lost), the others are reads.
+   */
+  async cleanup(agentId, options = {}) {
+    const path = `/v1/agents/${seg(agentId)}/maintenance/cleanup`;
+    return (await this.#json("POST", path, cleanupBody(options), cleanupReplay(options))).value;
+  }
+
+  /** `cleanup` of every agent: `{allAgents, mode, dryRun, stores: [summary...], spaceReclaimed}`. */
+  async cleanupAll(options = {}) {
+    return (await this.#json("POST", "/v1/maintenance/cleanup", cleanupBody(options), cleanupReplay(options))).value;
+  }
+
+  /** Gives free pages back to the file system and truncates the WAL (repeating it is harmless). */
+  async reclaimSpace() {
+    return (await this.#json("POST", "/v1/maintenance/reclaim", undefined, Replay.IDEMPOTENT)).value;
+  }
+
+  /**
+   * Removes every entry, transcript, snapshot and kept file of the agent. Not repeated after
+   * a lost connection: a repeat would also remove what was written in between.
+   */
+  async purgeAgent(agentId) {
+    const path = `/v1/agents/${seg(agentId)}/purge`;
+    return (await this.#json("POST", path, { confirm: agentId }, Replay.UNGUARDED)).value;
+  }
+
+  /** Full-text search over transcripts, newest first: `{hits, more, mode, notice, unsearched}`. */
   async search(text, options = {}) {
     const path =
       "/v1/search" +
@@ -479,17 +622,51 @@ export class StoreClient {
         agent: options.agentId,
         session: options.session,
         role: options.role,
+        since: options.since,
+        activePathOnly: options.activePathOnly,
+        kinds: options.kinds?.join(","),
         limit: options.limit,
+        raw: options.raw,
       });
-    const result = (await this.#json("GET", path, undefined, Replay.READ)).value;
-    return { ...camelKeys(result), hits: (result.hits ?? []).map(camelKeys) };
+    return (await this.#json("GET", path, undefined, Replay.READ)).value;
+  }
+
+  /** Sizes and counts of the database, per agent, and the `top` largest sessions. */
+  async stats(options = {}) {
+    return (await this.#json("GET", "/v1/stats" + query({ top: options.top }), undefined, Replay.READ)).value;
+  }
+
+  /**
+   * Exports the agent's files (sessions.json, transcripts, archives) into `out`, a directory
+   * on the server's machine, as the gateway would have written them. Repeating it writes the
+   * same files again, so it is repeated after a lost connection.
+   */
+  async exportAgent(agentId, out, options = {}) {
+    const body = { out, durable: options.durable ?? false };
+    return (await this.#json("POST", `/v1/agents/${seg(agentId)}/export`, body, Replay.IDEMPOTENT)).value;
+  }
+
+  /**
+   * Imports a state dir, sessions dir or one file on the server's machine (`path` absolute):
+   * the import report. A re-import reads only what is new, so a repeat after a lost
+   * connection writes nothing twice.
+   */
+  async importPath(path, options = {}) {
+    const body = { path, dryRun: options.dryRun ?? false };
+    if (options.agentId !== undefined) body.agent = options.agentId;
+    return (await this.#json("POST", "/v1/import", body, Replay.IDEMPOTENT)).value;
   }
 }
 
-/** `{session_key: ...}` as `{sessionKey: ...}`: one spelling for callers, whichever the server used. */
-function camelKeys(object) {
-  return Object.fromEntries(
-    Object.entries(object).map(([name, value]) => [name.replace(/_([a-z])/g, (_, c) => c.toUpperCase()), value]),
-  );
+function cleanupBody(options) {
+  const body = {};
+  if (options.policy !== undefined) body.policy = options.policy;
+  if (options.activeKey !== undefined) body.activeKey = options.activeKey;
+  if (options.dryRun !== undefined) body.dryRun = options.dryRun;
+  return body;
 }
 
+/** A cleanup that cannot write (warn mode, or a dry run) repeats like a read. */
+function cleanupReplay(options) {
+  return options.policy?.mode === "enforce" && !options.dryRun ? Replay.UNGUARDED : Replay.READ;
+}

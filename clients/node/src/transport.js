@@ -22,6 +22,8 @@ export const Replay = Object.freeze({
   READ: "read",
   /** A write made safe to repeat by idempotency keys or an expected-state guard. */
   GUARDED: "guarded",
+  /** A write whose repeat leaves what one leaves (an export, a re-import, a reclaim). */
+  IDEMPOTENT: "idempotent",
   /** A write that could apply twice: repeated only when it surely never arrived. */
   UNGUARDED: "unguarded",
 });

@@ -150,3 +150,65 @@ test("a server that is not there yet is retried (nothing was sent), then reporte
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Upkeep calls: which are repeated after a lost connection (the request reached the server).
+const upkeep = [
+  { name: "captureCheckpoint (writes nothing)", call: (c) => c.captureCheckpoint("main", "s1"), repeated: true },
+  { name: "planMaintenance (writes nothing)", call: (c) => c.planMaintenance("main", {}), repeated: true },
+  {
+    name: "cleanup in warn mode (writes nothing)",
+    call: (c) => c.cleanup("main", { policy: { mode: "warn" } }),
+    repeated: true,
+  },
+  {
+    name: "cleanup enforced as a dry run (writes nothing)",
+    call: (c) => c.cleanup("main", { policy: { mode: "enforce" }, dryRun: true }),
+    repeated: true,
+  },
+  { name: "reclaimSpace (a repeat leaves what one leaves)", call: (c) => c.reclaimSpace(), repeated: true },
+  { name: "exportAgent (the same files again)", call: (c) => c.exportAgent("main", "/tmp/out"), repeated: true },
+  { name: "importPath (a re-import reads only what is new)", call: (c) => c.importPath("/tmp/in"), repeated: true },
+  { name: "search", call: (c) => c.search("x"), repeated: true },
+  { name: "stats", call: (c) => c.stats(), repeated: true },
+  {
+    name: "persistCheckpoint (a repeat records a second checkpoint)",
+    call: (c) => c.persistCheckpoint("main", "k", { reason: "manual" }),
+    repeated: false,
+  },
+  {
+    name: "branchFromCheckpoint (a repeat makes a second session)",
+    call: (c) => c.branchFromCheckpoint("main", "k", "c1"),
+    repeated: false,
+  },
+  {
+    name: "restoreCheckpoint (each restore makes a new session id)",
+    call: (c) => c.restoreCheckpoint("main", "k", "c1"),
+    repeated: false,
+  },
+  {
+    name: "cleanup enforced (its summary would be lost)",
+    call: (c) => c.cleanup("main", { policy: { mode: "enforce" } }),
+    repeated: false,
+  },
+  { name: "cleanupAll enforced", call: (c) => c.cleanupAll({ policy: { mode: "enforce" } }), repeated: false },
+  { name: "purgeAgent (a repeat removes what came meanwhile)", call: (c) => c.purgeAgent("main"), repeated: false },
+  { name: "migrateTranscript", call: (c) => c.migrateTranscript("main", "s1"), repeated: false },
+];
+
+for (const { name, call, repeated } of upkeep) {
+  test(`after a lost connection, ${name} is ${repeated ? "" : "not "}sent again`, async () => {
+    const p = await peer(dropFirst((res) => json(res, 200, { ok: true })));
+    try {
+      if (repeated) {
+        await call(p.client);
+        assert.equal(p.seen.length, 2);
+        assert.equal(p.seen[0].body, p.seen[1].body);
+      } else {
+        await assert.rejects(call(p.client), (error) => error instanceof StoreUnavailableError && error.maybeApplied);
+        assert.equal(p.seen.length, 1);
+      }
+    } finally {
+      await p.close();
+    }
+  });
+}

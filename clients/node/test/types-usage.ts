@@ -8,6 +8,9 @@ import {
   type Appended,
   type StoreEvent,
   type SessionSummary,
+  type CapturedSnapshot,
+  type CheckpointFork,
+  type CleanupSummary,
 } from "../index.js";
 
 async function gateway(): Promise<void> {
@@ -37,6 +40,18 @@ async function gateway(): Promise<void> {
   const hits = await store.search("deploy", { agentId: "main" });
   const key: string | null | undefined = hits.hits[0]?.sessionKey;
 
+  const snapshot: CapturedSnapshot = await store.captureCheckpoint("main", entry.sessionId);
+  const persisted = await store.persistCheckpoint("main", "k", { reason: "manual", tokensBefore: 100, snapshot });
+  const checkpointId: string = persisted.checkpoint.checkpointId;
+  const fork: CheckpointFork = await store.branchFromCheckpoint("main", "k", checkpointId, { newKey: "k2" });
+  const snapshotBytes: Buffer = await store.checkpointSnapshot("main", "k", checkpointId);
+  const summary: CleanupSummary = await store.cleanup("main", { policy: { mode: "enforce", maxEntries: 200 } });
+  const wouldMutate: boolean = (await store.planMaintenance("main")).wouldMutate;
+  const bytes: number = (await store.stats({ top: 5 })).databaseBytes;
+  const imported: boolean = (await store.importPath("/data/state", { dryRun: true })).ok;
+  const exportedFiles: number = (await store.exportAgent("main", "/tmp/out")).files.length;
+  console.log(fork.sessionId, snapshotBytes.length, summary.afterCount, wouldMutate, bytes, imported, exportedFiles);
+
   const controller = new AbortController();
   for await (const event of store.subscribe("main", entry.sessionId, { lastEventId: cursor, signal: controller.signal })) {
     const typed: StoreEvent = event;
@@ -59,6 +74,10 @@ async function gateway(): Promise<void> {
   await store.append("main", "s", ["text"]);
   // @ts-expect-error: listSessionEntries takes no such filter
   await store.listSessionEntries("main", { newest: true });
+  // @ts-expect-error: a policy's mode is warn or enforce
+  await store.cleanup("main", { policy: { mode: "apply" } });
+  // @ts-expect-error: a checkpoint needs its reason
+  await store.persistCheckpoint("main", "k", { summary: "s" });
   // @ts-expect-error: socketPath is a string
   new StoreClient({ socketPath: 5 });
 }

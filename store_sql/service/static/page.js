@@ -7,6 +7,11 @@
 // fragment is never sent to the server, and the page removes it from the address bar and
 // history at once. Everything the store holds is put in the page as text (textContent),
 // never as HTML.
+//
+// The page follows the store live over Server-Sent Events (EventSource, which cannot send
+// headers, so its requests carry the token as `access_token`): the open transcript from the
+// cursor its lines were read up to, so no entry is missed or shown twice, and the agent's
+// session list. EventSource reconnects by itself and resumes with Last-Event-ID.
 
 const TOKEN_KEY = "store-sql-token";
 const $ = (id) => document.getElementById(id);
@@ -187,7 +192,7 @@ function describeEntry(value) {
 
 // --- agents and sessions ------------------------------------------------------------------------
 
-const state = { agent: null, sessions: [], selected: null, loadToken: 0 };
+const state = { agent: null, sessions: [], total: 0, selected: null, loadToken: 0, view: null, sessionEvents: null };
 
 async function loadAgents() {
   const { agents } = await api("/v1/agents");
@@ -205,15 +210,24 @@ async function loadSessions() {
     list.replaceChildren(el("li", { class: "hint", text: "No agents in this store yet." }));
     return;
   }
-  const body = await api(`/v1/agents/${seg(state.agent)}/sessions?limit=500&total=true`);
+  const agent = state.agent;
+  const body = await api(`/v1/agents/${seg(agent)}/sessions?limit=${SESSIONS_SHOWN}&total=true`);
+  if (agent !== state.agent) return;
   state.sessions = body.sessions;
-  list.dataset.agent = state.agent;
-  $("sessions-count").textContent =
-    body.total !== undefined && body.total > body.sessions.length
-      ? `${body.sessions.length} of ${body.total}`
-      : String(body.sessions.length);
+  state.total = body.total ?? body.sessions.length;
+  list.dataset.agent = agent;
+  renderSessions();
+  followSessions(agent);
+}
+
+const SESSIONS_SHOWN = 500;
+
+function renderSessions() {
+  const list = $("sessions");
+  const shown = state.sessions;
+  $("sessions-count").textContent = state.total > shown.length ? `${shown.length} of ${state.total}` : String(shown.length);
   list.replaceChildren(
-    ...body.sessions.map((s) =>
+    ...shown.map((s) =>
       el(
         "li",
         { class: "session", "data-key": s.key, "data-session-id": s.sessionId, tabindex: "0" },
@@ -230,6 +244,150 @@ async function loadSessions() {
       ),
     ),
   );
+  for (const li of list.children) li.classList.toggle("selected", li.dataset.key === state.selected);
+}
+
+// --- live updates -------------------------------------------------------------------------------
+
+/** An EventSource on an API route (the token as `access_token`: EventSource sends no headers). */
+function eventSource(path, params = {}) {
+  const query = new URLSearchParams({ ...params, access_token: token() });
+  return new EventSource(`${path}?${query}`);
+}
+
+/** Calls `run` once, `ms` after the last of a burst of calls. */
+function debounced(run, ms) {
+  let timer = null;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = null;
+      run();
+    }, ms);
+  };
+}
+
+/** A session entry (the `upsert` event's) as a row of the session list. */
+function summaryOf(key, entry) {
+  return {
+    key,
+    sessionId: entry.sessionId ?? null,
+    updatedAt: typeof entry.updatedAt === "number" ? entry.updatedAt : null,
+    label: entry.label ?? null,
+    displayName: entry.displayName ?? null,
+    chatType: entry.chatType ?? null,
+    channel: entry.channel ?? entry.lastChannel ?? null,
+    model: entry.model ?? null,
+  };
+}
+
+/** Follows the agent's session-entry changes: upsert and delete in place; reload and resync list again. */
+function followSessions(agent) {
+  state.sessionEvents?.close();
+  const source = eventSource(`/v1/agents/${seg(agent)}/sessions/events`);
+  state.sessionEvents = source;
+  const relist = debounced(() => {
+    if (state.agent === agent) loadSessionsOnly().catch(fail);
+  }, 100);
+  source.addEventListener("open", () => ($("sessions").dataset.live = "open"));
+  source.addEventListener("error", () => ($("sessions").dataset.live = source.readyState === EventSource.CLOSED ? "closed" : "reconnecting"));
+  source.addEventListener("upsert", (event) => {
+    const { key, entry } = JSON.parse(event.data);
+    const at = state.sessions.findIndex((s) => s.key === key);
+    if (at === -1) state.total += 1;
+    else state.sessions.splice(at, 1);
+    state.sessions.push(summaryOf(key, entry));
+    state.sessions.sort((a, b) => (b.updatedAt ?? -Infinity) - (a.updatedAt ?? -Infinity));
+    state.sessions.length = Math.min(state.sessions.length, SESSIONS_SHOWN);
+    renderSessions();
+    // The open session got a new transcript (a reset, a restore): show that one.
+    if (key === state.selected && state.view && entry.sessionId !== state.view.sessionId) openSession(key).catch(fail);
+  });
+  source.addEventListener("delete", (event) => {
+    const { key } = JSON.parse(event.data);
+    const before = state.sessions.length;
+    state.sessions = state.sessions.filter((s) => s.key !== key);
+    if (state.sessions.length < before) state.total -= 1;
+    renderSessions();
+  });
+  source.addEventListener("reload", relist);
+  source.addEventListener("resync", relist);
+}
+
+/** The list again, without opening a session (after a reload or resync event). */
+async function loadSessionsOnly() {
+  const agent = state.agent;
+  const body = await api(`/v1/agents/${seg(agent)}/sessions?limit=${SESSIONS_SHOWN}&total=true`);
+  if (agent !== state.agent) return;
+  state.sessions = body.sessions;
+  state.total = body.total ?? body.sessions.length;
+  renderSessions();
+}
+
+/**
+ * Follows the open transcript from `cursor` (where its lines were read up to): each new line
+ * is added to the view; the active path and leaf are read again once a burst of lines is in.
+ * `replaced` (a migration, re-import, restore) and `gone` (a reset or delete archived it)
+ * open the session again from its entry.
+ */
+function followTranscript(view, cursor) {
+  const source = eventSource(`${view.base}/events`, cursor ? { cursor } : { from: "start" });
+  view.source = source;
+  const transcript = $("transcript");
+  const refreshPath = debounced(() => refreshActivePath(view).catch(fail), 50);
+  source.addEventListener("open", () => (transcript.dataset.live = "open"));
+  source.addEventListener("error", () => {
+    if (view === state.view) transcript.dataset.live = source.readyState === EventSource.CLOSED ? "closed" : "reconnecting";
+  });
+  const line = (event, value) => {
+    const pos = Number(event.lastEventId.split(".").pop());
+    if (view.lines.has(pos)) return;
+    view.lines.set(pos, value);
+    if (value?.type === "session" || event.type === "header") return;
+    view.nodes.push({
+      pos,
+      id: typeof value?.id === "string" ? value.id : null,
+      parentId: typeof value?.parentId === "string" ? value.parentId : null,
+      type: typeof value?.type === "string" ? value.type : null,
+      role: value?.message?.role ?? null,
+      timestamp: typeof value?.timestamp === "string" ? value.timestamp : null,
+      label: null,
+    });
+    if (value?.type === "label" && typeof value.targetId === "string") {
+      const target = view.nodes.find((node) => node.id === value.targetId);
+      if (target) target.label = value.label || null;
+    }
+    refreshPath();
+  };
+  source.addEventListener("entry", (event) => line(event, JSON.parse(event.data)));
+  source.addEventListener("header", (event) => line(event, JSON.parse(event.data)));
+  source.addEventListener("damaged", (event) => {
+    const { text } = JSON.parse(event.data);
+    line(event, { type: "(damaged line)", text });
+  });
+  const reopen = () => {
+    if (view === state.view) openSession(view.key).catch(fail);
+  };
+  source.addEventListener("replaced", reopen);
+  source.addEventListener("gone", () => {
+    source.close();
+    reopen();
+  });
+}
+
+async function refreshActivePath(view) {
+  if (view !== state.view) return;
+  const path = await api(`${view.base}/path`);
+  if (view !== state.view) return;
+  view.active = new Set(path.entries.map((e) => e.id).filter(Boolean));
+  view.leafId = path.entries.at(-1)?.id ?? null;
+  renderTranscript(view);
+}
+
+function stopFollowing() {
+  state.view?.source?.close();
+  state.view = null;
+  delete $("transcript").dataset.live;
 }
 
 // --- one session's transcript -------------------------------------------------------------------
@@ -243,8 +401,8 @@ async function linesByPos(base) {
   for (;;) {
     const page = await api(`${base}/changes?limit=${PAGE_LINES}${cursor ? "&cursor=" + seg(cursor) : ""}`);
     for (const line of page.lines) byPos.set(line.pos, line.value ?? { type: "(damaged line)", text: line.text });
-    if (page.lines.length < PAGE_LINES) return byPos;
     cursor = page.cursor;
+    if (page.lines.length < PAGE_LINES) return { byPos, cursor };
   }
 }
 
@@ -345,6 +503,7 @@ function renderForest(roots, lines, active, leafId, needle) {
 
 async function openSession(key, { entry } = {}) {
   const mine = ++state.loadToken;
+  stopFollowing();
   state.selected = key;
   setViewState({ session: key });
   for (const li of $("sessions").children) li.classList.toggle("selected", li.dataset.key === key);
@@ -353,12 +512,14 @@ async function openSession(key, { entry } = {}) {
   const session = await api(`/v1/agents/${seg(agent)}/sessions/${seg(key)}`);
   const sid = session.sessionId;
   const base = `/v1/agents/${seg(agent)}/transcripts/${seg(sid)}`;
-  let tree, path, lines;
+  let tree, path, read;
   try {
-    [tree, path, lines] = await Promise.all([api(`${base}/tree`), api(`${base}/path`), linesByPos(base)]);
+    // The lines first: the tree and path read after them cover at least those lines.
+    read = await linesByPos(base);
+    [tree, path] = await Promise.all([api(`${base}/tree`), api(`${base}/path`)]);
   } catch (error) {
     if (error.status !== 404) throw error;
-    tree = path = lines = null;
+    tree = path = read = null;
   }
   if (mine !== state.loadToken) return;
   $("session-hint").hidden = true;
@@ -380,13 +541,22 @@ async function openSession(key, { entry } = {}) {
     status("");
     return;
   }
-  const roots = forestOf(tree.nodes);
-  const active = new Set(path.entries.map((e) => e.id).filter(Boolean));
-  const leafId = tree.leafId;
-  transcript.replaceChildren(renderForest(roots, lines, active, leafId, viewState().q));
+  // Lines the tree has that the read did not (appended in between) come from the stream.
+  const view = {
+    agent,
+    key,
+    sessionId: sid,
+    base,
+    nodes: tree.nodes.filter((node) => read.byPos.has(node.pos)),
+    lines: read.byPos,
+    active: new Set(path.entries.map((e) => e.id).filter(Boolean)),
+    leafId: tree.leafId,
+    source: null,
+  };
+  state.view = view;
   transcript.dataset.key = key;
-  const count = transcript.querySelectorAll(".entry").length;
-  status(`${count} entries, ${active.size} on the active path`);
+  renderTranscript(view);
+  followTranscript(view, read.cursor);
   if (entry) {
     const row = document.getElementById(`entry-${entry}`);
     if (row) {
@@ -394,6 +564,13 @@ async function openSession(key, { entry } = {}) {
       row.scrollIntoView({ block: "center" });
     }
   }
+}
+
+function renderTranscript(view) {
+  const transcript = $("transcript");
+  transcript.replaceChildren(renderForest(forestOf(view.nodes), view.lines, view.active, view.leafId, viewState().q));
+  const count = transcript.querySelectorAll(".entry").length;
+  status(`${count} entries, ${view.active.size} on the active path`);
 }
 
 // --- search -------------------------------------------------------------------------------------
@@ -416,8 +593,8 @@ async function runSearch(text) {
     ...hits.map((hit) => {
       const item = el(
         "li",
-        { class: "hit", "data-key": hit.sessionKey ?? hit.session_key ?? "", "data-entry": hit.entryId ?? hit.entry_id ?? "" },
-        el("div", { class: "meta", text: `${hit.sessionKey ?? hit.session_key ?? hit.fileName ?? ""} · ${hit.role ?? hit.type ?? ""} · ${hit.timestamp ?? ""}` }),
+        { class: "hit", "data-key": hit.sessionKey ?? "", "data-entry": hit.entryId ?? "" },
+        el("div", { class: "meta", text: `${hit.sessionKey ?? hit.fileName ?? ""} · ${hit.role ?? hit.type ?? ""} · ${hit.timestamp ?? ""}` }),
         el("div", { class: "snippet" }, snippetNode(hit.snippet ?? "", text)),
       );
       item.addEventListener("click", () => {
@@ -477,10 +654,13 @@ $("token-form").addEventListener("submit", (event) => {
   start().catch(fail);
 });
 $("forget").addEventListener("click", () => {
+  stopFollowing();
+  state.sessionEvents?.close();
   sessionStorage.removeItem(TOKEN_KEY);
   showLogin();
 });
 $("agent").addEventListener("change", (event) => {
+  stopFollowing();
   state.agent = event.target.value;
   setViewState({ agent: state.agent, session: null });
   loadSessions()
