@@ -134,6 +134,28 @@ async def pg_url(pg_server_url: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture(scope="module")
+def pg_module_url(pg_server_url: str) -> Iterator[str]:
+    """`pg_url` for a module-scoped fixture (a server shared by a module's tests): a fresh
+    database made once for the module, dropped after it."""
+    import asyncio
+
+    name = f"m_{uuid.uuid4().hex}"
+
+    async def run(statement: str) -> None:
+        admin = await _admin(pg_server_url)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'"))
+    try:
+        yield database_url(pg_server_url, name)
+    finally:
+        asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
 BACKENDS = ["sqlite", "postgresql"]
 
 

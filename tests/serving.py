@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,17 +19,30 @@ STORE_SQL = Path(sys.executable).with_name("store-sql")
 
 
 class RunningServer:
-    """`store-sql serve --db DB` (TCP on a free loopback port, or a unix socket)."""
+    """`store-sql serve --db DB` (TCP on a free loopback port, or a unix socket).
 
-    def __init__(self, db: Path, *, socket: Path | None = None, extra: tuple[str, ...] = ()):
+    With `url` (a PostgreSQL database) the server serves that instead, its token file beside
+    `db`; it leaves no discovery file, so the address comes from its `--json` announcement."""
+
+    def __init__(
+        self,
+        db: Path,
+        *,
+        socket: Path | None = None,
+        extra: tuple[str, ...] = (),
+        url: str | None = None,
+    ):
         self.db = db
         self.socket = socket
         self.extra = extra
+        self.url = url
         self.proc: subprocess.Popen[bytes] | None = None
         self.client: ServiceClient | None = None
         self.log = db.with_name(db.name + ".serve.log")
 
     def start(self, timeout: float = 30.0) -> RunningServer:
+        if self.url is not None:
+            return self._start_on_url(timeout)
         args = [str(STORE_SQL), "serve", "--db", str(self.db)]
         args += ["--socket", str(self.socket)] if self.socket else ["--port", "0"]
         args += list(self.extra)
@@ -47,6 +61,35 @@ class RunningServer:
                 self.record = record
                 self.token = record.token_file.read_text().strip()
                 self.client = ServiceClient(record.address, self.token, timeout=60)
+                return self
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError("store-sql serve did not start in time")
+
+    def _start_on_url(self, timeout: float) -> RunningServer:
+        assert self.url is not None
+        token_file = self.db.with_name(self.db.name + ".token")
+        args = [str(STORE_SQL), "serve", "--db", self.url, "--token-file", str(token_file)]
+        args += ["--socket", str(self.socket)] if self.socket else ["--port", "0"]
+        args += [*self.extra, "--json"]
+        announced = self.db.with_name(self.db.name + ".announced")
+        with announced.open("wb") as out, self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=log, cwd=self.db.parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"store-sql serve exited: {self.log.read_text()[-2000:]}")
+            line = announced.read_text().strip()
+            if line:
+                where = json.loads(line)["url"]
+                if where.startswith("unix:"):
+                    address = discovery.Address(where.removeprefix("unix:"), None, None)
+                else:
+                    host, _, port = where.removeprefix("http://").rpartition(":")
+                    address = discovery.Address(None, host, int(port))
+                self.record = discovery.ServerRecord(announced, self.proc.pid, address, token_file)
+                self.token = token_file.read_text().strip()
+                self.client = ServiceClient(address, self.token, timeout=60)
                 return self
             time.sleep(0.05)
         self.kill()

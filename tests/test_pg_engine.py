@@ -8,6 +8,7 @@ backends share runs through the `backend` fixture elsewhere."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +256,30 @@ async def test_two_processes_opening_at_once_build_the_schema_once(pg_url: str) 
     assert sorted(s.open_report.created for s in stores) == [False, True]
     for s in stores:
         await s.close()
+
+
+async def test_a_writer_whose_connection_broke_reconnects(pg_url: str) -> None:
+    """The server ends the writer's connection (a restart, an admin): a group that met the
+    broken connection fails with WriteFailedError (whether it committed is unknown); a
+    connection already known to be closed is replaced before the next group runs."""
+    store = await Store.open(pg_url)
+    try:
+        insert = "INSERT INTO session_indexes (agent_id, rel_dir) VALUES ($1, 'sessions')"
+        await store.postgres.write(lambda c: c.execute(insert, "before"))
+        pid = await store.postgres.write(lambda c: c.fetchval("SELECT pg_backend_pid()"))
+        admin = await asyncpg.connect(pg_url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        with contextlib.suppress(WriteFailedError):  # it depends on when asyncpg noticed
+            await store.postgres.write(lambda c: c.execute(insert, "during"))
+        await store.postgres.write(lambda c: c.execute(insert, "after"))
+        agents = await store.postgres.read(
+            lambda c: c.fetch("SELECT agent_id FROM session_indexes ORDER BY 1")
+        )
+        assert {"after", "before"} <= {r[0] for r in agents}
+        assert store.metrics()["reconnects"] == 1
+        assert await store.postgres.write(lambda c: c.fetchval("SELECT pg_backend_pid()")) != pid
+    finally:
+        await store.close()

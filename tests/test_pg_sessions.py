@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from store_sql import Store
 from store_sql.sessions.guards import Expect
@@ -184,3 +185,30 @@ async def test_expect_and_batch_hold_on_postgresql_as_on_sqlite(pg_url: str) -> 
         assert await store.sessions.get("main", "a") == {"sessionId": "s", "updatedAt": 1}
         assert await store.sessions.get("main", "b") is None
         assert await store.sessions.count_entries("main") == 11
+
+
+async def test_nul_in_keys_and_fields(pg_url: str) -> None:
+    """PostgreSQL text cannot hold NUL: a key with one is refused before anything is
+    written, a lookup by one finds nothing, a field with one stays in the entry text."""
+    from store_sql import InvalidEntryError, NotFoundError
+
+    async with await Store.open(pg_url) as store:
+        entry = {"sessionId": "s", "updatedAt": 1}
+        with pytest.raises(InvalidEntryError, match="NUL"):
+            await store.sessions.patch("main", "a\0b", entry)
+        with pytest.raises(InvalidEntryError, match="NUL"):
+            await store.sessions.put("main", "a\0b", entry)
+        with pytest.raises(InvalidEntryError, match="NUL"):
+            await store.sessions.update("main", "a\0b", lambda e: entry)
+        assert await store.sessions.get("main", "a\0b") is None
+        assert await store.sessions.delete("main", "a\0b") is False
+        with pytest.raises(NotFoundError):
+            await store.sessions.touch("main", "a\0b", 5)
+        entry = {"sessionId": "s", "updatedAt": 1, "label": "x\0y", "model": "m"}
+        await store.sessions.put("main", "k", entry)
+        assert await store.sessions.get("main", "k") == entry
+        [summary] = await store.sessions.list_entries("main")
+        assert summary.label is None  # left out of its column, kept in the text
+        assert summary.model == "m"
+        assert await store.sessions.list_entries("main", label="x\0y") == []
+        assert await store.sessions.agents() == ["main"]

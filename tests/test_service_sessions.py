@@ -1,4 +1,5 @@
-"""The session-index routes of a real `store-sql serve`, over real HTTP."""
+"""The session-index routes of a real `store-sql serve`, over real HTTP, serving a SQLite
+file and then a PostgreSQL database (the same requests, the same answers)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ from store_sql.service import discovery
 AGENT = "main"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     db = tmp_path_factory.mktemp("svc") / "store.sqlite"
-    with RunningServer(db) as running:
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_module_url")
+    with RunningServer(db, url=url) as running:
         yield running
 
 
@@ -27,6 +33,8 @@ def error_code(answer: object) -> str:
 
 
 def test_files_are_private_and_health_needs_no_token(server: RunningServer) -> None:
+    if server.url is not None:
+        pytest.skip("a server on PostgreSQL has no database file to put files beside")
     for path in (server.db.with_name("store.sqlite.token"), discovery.serve_file(server.db)):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
     answer = server.request("GET", "/v1/health", auth=False)

@@ -21,6 +21,7 @@ from store_sql.sessions.rows import Entry, not_found
 async def check_expect(conn: PgConnection, agent_id: str, key: str, expect: Expect) -> None:
     """Raise ConflictError unless the entry of `key` is as `expect` says; the entry's row
     stays locked to the end of the transaction."""
+    sessions.check_key(key)
     row = await conn.fetchrow(
         "SELECT entry_json, session_id, updated_at FROM session_entries "
         "WHERE agent_id = $1 AND session_key = $2 FOR UPDATE",

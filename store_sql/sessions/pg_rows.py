@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 
 from store_sql.engine.pg.statements import compile_pg
 from store_sql.engine.pg.writer import PgConnection
@@ -94,9 +94,14 @@ def _bound(name: str, value: Any) -> Any:
     return value
 
 
+def _unstorable(value: object) -> bool:
+    """A string no row can hold (NUL): a lookup by it finds nothing, without asking."""
+    return isinstance(value, str) and "\x00" in value
+
+
 def check_key(key: str) -> None:
     """A session key PostgreSQL's text can hold (no NUL), else InvalidEntryError."""
-    if "\x00" in key:
+    if _unstorable(key):
         raise InvalidEntryError(
             f"invalid session key {key!r}: it holds a NUL character, which PostgreSQL text "
             "cannot store"
@@ -107,6 +112,8 @@ def check_key(key: str) -> None:
 
 
 async def read_entry_text(conn: PgConnection, agent_id: str, key: str) -> str | None:
+    if _unstorable(key):
+        return None
     text = await conn.fetchval(_SELECT_TEXT, agent_id, key)
     return None if text is None else str(text)
 
@@ -117,6 +124,8 @@ async def get_entry(conn: PgConnection, agent_id: str, key: str) -> Entry | None
 
 def _filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
     stmt = stmt.where(E.c.agent_id == agent_id)
+    if any(_unstorable(v) for v in (where.label, where.chat_type, where.channel)):
+        return stmt.where(false())
     if where.updated_after is not None:
         stmt = stmt.where(E.c.updated_at > where.updated_after)
     if where.updated_before is not None:
@@ -189,6 +198,7 @@ async def render_sessions_json(conn: PgConnection, agent_id: str) -> bytes | Non
 
 async def _read_stored(conn: PgConnection, agent_id: str, key: str) -> Stored | None:
     """The entry as stored, its row locked to the end of the transaction."""
+    check_key(key)
     row = await conn.fetchrow(_SELECT_STORED, agent_id, key)
     if row is None:
         return None
@@ -302,6 +312,8 @@ async def update_entry(
 
 
 async def delete_entry(conn: PgConnection, agent_id: str, key: str) -> bool:
+    if _unstorable(key):
+        return False
     deleted = await conn.fetchval(
         "DELETE FROM session_entries WHERE agent_id = $1 AND session_key = $2 RETURNING 1",
         agent_id,
@@ -317,7 +329,7 @@ async def delete_entries(conn: PgConnection, agent_id: str, keys: Iterable[str])
     status = await conn.execute(
         "DELETE FROM session_entries WHERE agent_id = $1 AND session_key = ANY($2::text[])",
         agent_id,
-        list(keys),
+        [key for key in keys if not _unstorable(key)],
     )
     deleted = int(status.split()[-1])
     if deleted:
@@ -328,6 +340,8 @@ async def delete_entries(conn: PgConnection, agent_id: str, keys: Iterable[str])
 async def touch_entry(conn: PgConnection, agent_id: str, key: str, updated_at: int) -> None:
     """The updatedAt fast path: rewrites one number in the stored text, no JSON parse."""
     rows.check_touch(updated_at)
+    if _unstorable(key):
+        raise rows.not_found(agent_id, key)
     row = await conn.fetchrow(
         "SELECT e.entry_json, e.problem, i.source_state FROM session_entries AS e "
         "JOIN session_indexes AS i ON i.agent_id = e.agent_id "
