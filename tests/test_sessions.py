@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from store_sql import Store
-from store_sql.errors import InvalidEntryError, NotFoundError
+from store_sql.errors import DamagedIndexError, InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.sessions_json import parse_index
 from store_sql.sessions import pg_rows
@@ -591,3 +591,67 @@ def test_entry_text_is_what_json_stringify_writes_at_depth_one(tmp_path: Path, j
     value = {"sessionId": "s", "updatedAt": 1, "n": [1, {"b": 2, "1": None}], "e": {}, "a": []}
     expected = js("process.stdout.write(JSON.stringify({k: input}, null, 2))", value)
     assert expected == '{\n  "k": ' + sessions.entry_text(jsjson.loads(json.dumps(value))) + "\n}"
+
+
+# --- a damaged index -------------------------------------------------------------------------
+
+TORN = (
+    b'{\n  "agent:main:a": {\n    "sessionId": "sa",\n    "updatedAt": 1\n  },\n'
+    b'  "agent:main:b": {\n    "sessionId": "sb",\n    "updatedAt": 2,\n    "label": "\xc3\xbc"\n'
+    b'  },\n  "agent:main:c": {\n    "sessionId": "s'
+)
+
+
+async def store_damaged_index(backend: Store, agent: str, data: bytes) -> None:
+    """An index whose imported sessions.json could not be read, as the importer leaves it."""
+    params = (agent, sessions.default_rel_dir(agent), data, "Unexpected end of JSON input")
+    if backend.dialect == "postgresql":
+        await backend.postgres.write(
+            lambda c: c.execute(
+                "INSERT INTO session_indexes (agent_id, rel_dir, source_bytes, source_state, "
+                "source_error) VALUES ($1, $2, $3, 'invalid', $4)",
+                *params,
+            )
+        )
+        return
+    await backend.write(
+        lambda c: c.execute(
+            "INSERT INTO session_indexes (agent_id, rel_dir, source_bytes, source_state, "
+            "source_error) VALUES (?, ?, ?, 'invalid', ?)",
+            params,
+        )
+    )
+
+
+async def kept_files(backend: Store, agent: str) -> list[tuple[str, bytes]]:
+    query = "SELECT file_name, content FROM opaque_files WHERE agent_id = {} ORDER BY 1"
+    if backend.dialect == "postgresql":
+        found = await backend.postgres.read(lambda c: c.fetch(query.format("$1"), agent))
+    else:
+        found = await backend.read(lambda c: c.execute(query.format("?"), (agent,)).fetchall())
+    return [(str(r[0]), bytes(r[1])) for r in found]
+
+
+async def test_recover_salvages_a_damaged_index_and_keeps_its_bytes(backend: Store) -> None:
+    await store_damaged_index(backend, A, TORN)
+    with pytest.raises(DamagedIndexError, match="sessions recover --agent main"):
+        await backend.sessions.patch(A, "k", entry("s", 1))
+    assert await backend.sessions.render_json(A) == TORN
+    result = await backend.sessions.recover(A)
+    assert result.salvaged == 2
+    assert result.lost
+    assert result.kept_bytes == len(TORN)
+    [(name, content)] = await kept_files(backend, A)
+    assert content == TORN
+    assert result.kept_as == f"agents/main/sessions/{name}"
+    await backend.sessions.patch(A, "k", entry("s", 3))
+    assert await backend.sessions.render_json(A) == (
+        b'{\n  "agent:main:a": {\n    "sessionId": "sa",\n    "updatedAt": 1\n  },\n'
+        b'  "agent:main:b": {\n    "sessionId": "sb",\n    "updatedAt": 2,\n'
+        b'    "label": "\xc3\xbc"\n  },\n'
+        b'  "k": {\n    "sessionId": "s",\n    "updatedAt": 3\n  }\n}'
+    )
+    with pytest.raises(InvalidEntryError, match="nothing to recover"):
+        await backend.sessions.recover(A)
+    with pytest.raises(NotFoundError):
+        await backend.sessions.recover("nobody")
