@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from store_sql.cli import output
-from store_sql.cli.common import add_common, with_store
+from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.cli.verify_cmd import require_database
 from store_sql.errors import ExportRefusedError
 from store_sql.exporter.api import ExportReport, export_transcript, export_tree, write_file_atomic
@@ -54,6 +54,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "layout each index was imported in",
     )
     p.set_defaults(handler=_export)
+    on_postgres(p)
 
 
 def _export(args: argparse.Namespace) -> int:

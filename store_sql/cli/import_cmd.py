@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from store_sql.cli import output
-from store_sql.cli.common import add_common, with_store
+from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.cli.remote import server_for, via
 from store_sql.importer.api import import_path
 from store_sql.importer.report import ImportProgress, ImportReport
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--dry-run", action="store_true", help="read and report, write nothing")
     p.set_defaults(handler=_import)
+    on_postgres(p)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -54,7 +55,9 @@ def _import(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             progress=bar.update if bar is not None else None,
         )
-        return report, await store.read(backlog)
+        # On PostgreSQL the search index is kept by the server as lines are written.
+        waiting = 0 if store.dialect == "postgresql" else await store.read(backlog)
+        return report, waiting
 
     client = server_for(args)
     if client is None:

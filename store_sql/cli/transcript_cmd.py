@@ -6,7 +6,13 @@ import argparse
 from typing import Any
 
 from store_sql.cli import output
-from store_sql.cli.common import add_agent, add_common, json_object_argument, with_store
+from store_sql.cli.common import (
+    add_agent,
+    add_common,
+    json_object_argument,
+    on_postgres,
+    with_store,
+)
 from store_sql.cli.remote import agent_path, server_for, via
 from store_sql.formats import jsjson
 from store_sql.service.remote import error_of, segment
@@ -27,16 +33,19 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = cmds.add_parser("show", help="the active path, readably")
     _common(p)
     p.set_defaults(handler=_show)
+    on_postgres(p)
 
     p = cmds.add_parser("tail", help="the last entries of the active path")
     _common(p)
     p.add_argument("-n", "--limit", type=int, default=20)
     p.add_argument("--max-bytes", type=int, default=None)
     p.set_defaults(handler=_tail)
+    on_postgres(p)
 
     p = cmds.add_parser("tree", help="every branch, with labels")
     _common(p)
     p.set_defaults(handler=_tree)
+    on_postgres(p)
 
     p = cmds.add_parser("append", help="append one entry (JSON object with a 'type')")
     _common(p)
@@ -45,10 +54,12 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     )
     p.add_argument("--parent", default=None, help="append below this entry id (branch)")
     p.set_defaults(handler=_append)
+    on_postgres(p)
 
     p = cmds.add_parser("migrate", help="write the v3 form of a v1/v2 transcript (original kept)")
     _common(p)
     p.set_defaults(handler=_migrate)
+    on_postgres(p)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

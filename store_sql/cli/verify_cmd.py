@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from store_sql.cli import output
-from store_sql.cli.common import add_common, with_store
+from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.engine.pg.url import is_postgres_url
 from store_sql.errors import NotFoundError
 from store_sql.exporter.verify import VerifyReport, verify_tree
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("path", metavar="PATH", help="state dir or one sessions dir")
     p.add_argument("--agent", help="only this agent (required for a dir outside agents/<id>/)")
     p.set_defaults(handler=_verify)
+    on_postgres(p)
 
 
 def _verify(args: argparse.Namespace) -> int:
