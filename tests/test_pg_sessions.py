@@ -212,3 +212,73 @@ async def test_nul_in_keys_and_fields(pg_url: str) -> None:
         assert summary.model == "m"
         assert await store.sessions.list_entries("main", label="x\0y") == []
         assert await store.sessions.agents() == ["main"]
+
+
+TURNS_CHILD = r"""
+import asyncio, sys
+from pathlib import Path
+from store_sql import Store
+
+url, go, name = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+rounds, tasks = (int(a) for a in sys.argv[4:6])
+
+async def main():
+    store = await Store.open(url)
+
+    async def turns(task):
+        for n in range(rounds):
+            message = {"role": "user", "content": f"{name} {task} {n}",
+                       "idempotencyKey": f"{name}-{task}-{n}"}
+            await store.sessions.turn(
+                "main", "agent:main:main", [{"type": "message", "message": message}],
+                fields={"lastWriter": name}, expect_session_id="s1",
+            )
+            # a plain append to the same transcript, queued beside the turns
+            await store.transcripts.append_message(
+                "main", "s1", {"role": "assistant", "content": f"{name} {task} {n} reply"}
+            )
+
+    while not go.exists():
+        await asyncio.sleep(0.005)
+    await asyncio.gather(*(turns(t) for t in range(tasks)))
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_turns_of_two_processes_form_one_chain(pg_url: str, tmp_path: Path) -> None:
+    rounds, tasks = 15, 3
+    async with await Store.open(pg_url) as store:
+        await store.transcripts.create("main", "s1", cwd="/w")
+        await store.sessions.patch("main", "agent:main:main", {"sessionId": "s1", "updatedAt": 1})
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", TURNS_CHILD, pg_url, str(go), name, str(rounds), str(tasks),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        )
+        for name in ("a", "b")
+    ]  # fmt: skip
+    go.touch()
+    for child in children:
+        _, err = await asyncio.wait_for(child.communicate(), timeout=600)
+        assert child.returncode == 0, err.decode()
+    async with await Store.open(pg_url) as store:
+        path = await store.transcripts.active_path("main", "s1")
+        total = 2 * 2 * rounds * tasks  # two processes, a turn and an append each round
+        assert len(path) == total  # one chain: every entry on the path from the leaf
+        contents = [json.loads(e.raw)["message"]["content"] for e in path]
+        assert len(set(contents)) == total
+        for name in ("a", "b"):
+            for task in range(tasks):
+                mine = [c for c in contents if c.startswith(f"{name} {task} ")]
+                expected = [
+                    text for n in range(rounds) for text in (f"{name} {task} {n}",
+                                                             f"{name} {task} {n} reply")
+                ]  # fmt: skip
+                assert mine == expected  # each task's writes in the order it made them
+        entry = await store.sessions.get("main", "agent:main:main")
+        assert entry is not None
+        assert entry["lastWriter"] in ("a", "b")

@@ -1,7 +1,5 @@
-"""Compare-and-swap writes, batches and turns of the Python API (store.sessions).
-
-The guards and batches run on both backends (`backend`); the turn stays on SQLite (`store`)
-until transcripts are on PostgreSQL: a turn appends to one."""
+"""Compare-and-swap writes, batches and turns of the Python API (store.sessions), on both
+backends (`backend`)."""
 
 from __future__ import annotations
 
@@ -94,37 +92,37 @@ async def test_batch_all_or_nothing(backend: Store) -> None:
     assert await backend.sessions.get(AGENT, "c") is None
 
 
-async def test_turn_appends_and_updates_in_one_transaction(store: Store) -> None:
-    await store.transcripts.create(AGENT, "s1", cwd="/w")
-    await store.sessions.patch(AGENT, KEY, {"sessionId": "s1", "updatedAt": 1})
+async def test_turn_appends_and_updates_in_one_transaction(backend: Store) -> None:
+    await backend.transcripts.create(AGENT, "s1", cwd="/w")
+    await backend.sessions.patch(AGENT, KEY, {"sessionId": "s1", "updatedAt": 1})
     user = {"type": "message", "message": {"role": "user", "content": "hi", "idempotencyKey": "k1"}}
     reply = {"type": "message", "message": {"role": "assistant", "content": "hello"}}
-    result = await store.sessions.turn(
+    result = await backend.sessions.turn(
         AGENT, KEY, [user, reply], updated_at=50, fields={"model": "m"}, expect_session_id="s1"
     )
     assert result.session_id == "s1"
     assert [a.existed for a in result.appended] == [False, False]
     assert result.appended[1].parent_id == result.appended[0].id
     assert result.entry.value() == {"sessionId": "s1", "updatedAt": 50, "model": "m"}
-    path = await store.transcripts.active_path(AGENT, "s1")
+    path = await backend.transcripts.active_path(AGENT, "s1")
     assert [e.id for e in path] == [a.id for a in result.appended]
     # a retry with the same idempotency key writes nothing new
-    again = await store.sessions.turn(AGENT, KEY, [user], updated_at=60)
+    again = await backend.sessions.turn(AGENT, KEY, [user], updated_at=60)
     assert again.appended[0].existed
     assert again.appended[0].id == result.appended[0].id
     assert again.appended[0].parent_id == result.appended[0].parent_id
     # rebound key: nothing written, neither the lines nor the entry
-    await store.transcripts.create(AGENT, "s2", cwd="/w")
-    await store.sessions.patch(AGENT, KEY, {"sessionId": "s2"})
+    await backend.transcripts.create(AGENT, "s2", cwd="/w")
+    await backend.sessions.patch(AGENT, KEY, {"sessionId": "s2"})
     with pytest.raises(ConflictError):
-        await store.sessions.turn(AGENT, KEY, [reply], updated_at=99, expect_session_id="s1")
-    assert (await store.transcripts.info(AGENT, "s1")).entry_count == 2
-    assert (await store.transcripts.info(AGENT, "s2")).entry_count == 0
-    entry = await store.sessions.get(AGENT, KEY)
+        await backend.sessions.turn(AGENT, KEY, [reply], updated_at=99, expect_session_id="s1")
+    assert (await backend.transcripts.info(AGENT, "s1")).entry_count == 2
+    assert (await backend.transcripts.info(AGENT, "s2")).entry_count == 0
+    entry = await backend.sessions.get(AGENT, KEY)
     assert entry is not None
     assert entry["updatedAt"] == 60
     # a bad entry is refused before anything is queued
     with pytest.raises(InvalidEntryError):
-        await store.sessions.turn(AGENT, KEY, [{"no": "type"}])
+        await backend.sessions.turn(AGENT, KEY, [{"no": "type"}])
     with pytest.raises(NotFoundError):
-        await store.sessions.turn(AGENT, "agent:main:missing", [reply])
+        await backend.sessions.turn(AGENT, "agent:main:missing", [reply])

@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql import addresses
-from store_sql.errors import BackendNotSupportedError
 from store_sql.formats import jsjson
 from store_sql.sessions import guards, pg_guards, pg_recovery, pg_rows
 from store_sql.sessions import rows as sessions
 from store_sql.sessions.guards import EntryText, Expect, SessionOp, SessionOpResult
+from store_sql.sessions.pg_turns import PgTurnMutation
 from store_sql.sessions.recovery import IndexRecovery, recover_index
 from store_sql.sessions.rows import Entry, ListFilter, Mutator, SessionSummary
 from store_sql.sessions.turns import TurnMutation, TurnResult
@@ -253,11 +253,18 @@ class SessionIndexAPI:
         nothing written when the key was rebound to another session meanwhile."""
         addresses.check_agent_id(agent_id)
         self._key(key)
-        if self._pg is not None:
-            raise BackendNotSupportedError.not_yet(
-                "store.sessions.turn (it appends to a transcript)"
-            )
         stamp = int(time.time() * 1000) if updated_at is None else updated_at
+        if self._pg is not None:
+            return await self._pg.write(
+                PgTurnMutation(
+                    agent_id,
+                    key,
+                    entries,
+                    {**(fields or {}), "updatedAt": stamp},
+                    expect_session_id=expect_session_id,
+                    parent_id=parent_id,
+                )
+            )
         mutation = TurnMutation(
             agent_id,
             key,

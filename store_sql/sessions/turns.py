@@ -59,11 +59,9 @@ class TurnMutation:
         self.expect_session_id = expect_session_id
         self.parent_id = parent_id
 
-    def __call__(self, conn: sqlite3.Connection) -> TurnResult:
-        row = conn.execute(
-            "SELECT session_id FROM session_entries WHERE agent_id = ? AND session_key = ?",
-            (self.agent_id, self.key),
-        ).fetchone()
+    def bound_session(self, row: Any) -> str:
+        """The session id the key names (`row`: its session_id column, None: no entry),
+        checked against `expect_session_id`."""
         if row is None:
             raise NotFoundError(f"no session {self.key!r} for agent {self.agent_id!r}")
         session_id = row[0]
@@ -74,6 +72,14 @@ class TurnMutation:
             )
         if not isinstance(session_id, str):
             raise InvalidEntryError(f"session {self.key!r} has no sessionId to append to")
+        return session_id
+
+    def __call__(self, conn: sqlite3.Connection) -> TurnResult:
+        row = conn.execute(
+            "SELECT session_id FROM session_entries WHERE agent_id = ? AND session_key = ?",
+            (self.agent_id, self.key),
+        ).fetchone()
+        session_id = self.bound_session(row)
         info = require_live(conn, self.agent_id, session_id)
         appended = append_entries(conn, info, self.entries, parent_id=self.parent_id)
         text = sessions.patch_entry(conn, self.agent_id, self.key, self.fields)
