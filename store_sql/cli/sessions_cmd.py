@@ -192,12 +192,14 @@ def _register_lifecycle(cmds: argparse._SubParsersAction[Any]) -> None:
         "'off' keeps them)"
     )  # fmt: skip
     p.set_defaults(handler=_cleanup)
+    on_postgres(p)
 
     p = cmds.add_parser("reset", help="new session id and transcript; the old one is archived")
     add_common(p)
     add_agent(p)
     p.add_argument("key")
     p.set_defaults(handler=_reset)
+    on_postgres(p)
 
     p = cmds.add_parser(
         "delete-archive", help="remove an entry and archive its transcript as .deleted."
@@ -206,12 +208,14 @@ def _register_lifecycle(cmds: argparse._SubParsersAction[Any]) -> None:
     add_agent(p)
     p.add_argument("key")
     p.set_defaults(handler=_delete_archive)
+    on_postgres(p)
 
     p = cmds.add_parser("purge", help="remove every entry and transcript of one agent")
     add_common(p)
     add_agent(p, required=True)
     p.add_argument("--yes", action="store_true", help="required: the purge cannot be undone")
     p.set_defaults(handler=_purge)
+    on_postgres(p)
 
 
 def _cleanup(args: argparse.Namespace) -> int:
