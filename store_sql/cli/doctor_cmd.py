@@ -30,7 +30,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="quick_check instead of integrity_check (skips index contents; for big files)",
     )
     p.set_defaults(handler=_doctor)
-    on_postgres(p)
 
 
 def _doctor(args: argparse.Namespace) -> int:

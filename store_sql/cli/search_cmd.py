@@ -75,7 +75,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help="index the lines not in the full-text index yet, first (writes; batched)",
     )
     p.set_defaults(handler=_search)
-    on_postgres(p)
 
 
 def _search(args: argparse.Namespace) -> int:

@@ -75,7 +75,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help=f"stop the query after this long (default {sql_console.DEFAULT_TIMEOUT_S:g})",
     )
     p.set_defaults(handler=_sql)
-    on_postgres(p)
 
 
 def _sql(args: argparse.Namespace) -> int:

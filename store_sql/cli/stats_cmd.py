@@ -28,7 +28,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         help=f"how many of the biggest sessions to list (default {stats.DEFAULT_TOP})",
     )
     p.set_defaults(handler=_stats)
-    on_postgres(p)
 
 
 def _size(n: int) -> str:
