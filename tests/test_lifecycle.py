@@ -30,7 +30,8 @@ async def make_session(
             await store.transcripts.append_message(agent, session_id, message)
 
 
-async def test_reset_gives_a_new_session_id_and_start_time(store: Store) -> None:
+async def test_reset_gives_a_new_session_id_and_start_time(backend: Store) -> None:
+    store = backend
     await make_session(store)
     result = await store.lifecycle.reset(AGENT, KEY)
     entry = await store.sessions.get(AGENT, KEY)
@@ -40,7 +41,8 @@ async def test_reset_gives_a_new_session_id_and_start_time(store: Store) -> None
     assert entry["sessionFile"] == f"{result.session_id}.jsonl"
 
 
-async def test_reset_keeps_user_settings_and_drops_run_state(store: Store) -> None:
+async def test_reset_keeps_user_settings_and_drops_run_state(backend: Store) -> None:
+    store = backend
     await make_session(
         store,
         label="Mine",
@@ -68,13 +70,15 @@ async def test_reset_keeps_user_settings_and_drops_run_state(store: Store) -> No
     assert (entry["inputTokens"], entry["totalTokensFresh"]) == (0, True)
 
 
-async def test_reset_can_carry_extra_fields_when_asked(store: Store) -> None:
+async def test_reset_can_carry_extra_fields_when_asked(backend: Store) -> None:
+    store = backend
     await make_session(store, unknownFutureField={"a": 1})
     entry = (await store.lifecycle.reset(AGENT, KEY, keep_fields=["unknownFutureField"])).entry
     assert entry["unknownFutureField"] == {"a": 1}
 
 
-async def test_reset_archives_the_old_transcript_by_renaming_it(store: Store) -> None:
+async def test_reset_archives_the_old_transcript_by_renaming_it(backend: Store) -> None:
+    store = backend
     await make_session(store)
     old = await store.transcripts.info(AGENT, "sid-1")
     result = await store.lifecycle.reset(AGENT, KEY)
@@ -88,7 +92,8 @@ async def test_reset_archives_the_old_transcript_by_renaming_it(store: Store) ->
     assert await store.transcripts.find(AGENT, "sid-1") is None
 
 
-async def test_reset_starts_a_live_transcript_to_append_to(store: Store) -> None:
+async def test_reset_starts_a_live_transcript_to_append_to(backend: Store) -> None:
+    store = backend
     await make_session(store)
     result = await store.lifecycle.reset(AGENT, KEY)
     info = await store.transcripts.info(AGENT, result.session_id)
@@ -100,7 +105,8 @@ async def test_reset_starts_a_live_transcript_to_append_to(store: Store) -> None
     )
 
 
-async def test_reset_leaves_a_transcript_another_entry_still_uses(store: Store) -> None:
+async def test_reset_leaves_a_transcript_another_entry_still_uses(backend: Store) -> None:
+    store = backend
     await make_session(store)
     await make_session(store, key="agent:main:alias")
     result = await store.lifecycle.reset(AGENT, KEY)
@@ -109,6 +115,7 @@ async def test_reset_leaves_a_transcript_another_entry_still_uses(store: Store) 
 
 
 async def test_reset_keeps_the_checkpoints_and_their_snapshots(store: Store) -> None:
+    """SQLite only: checkpoints are not on PostgreSQL yet."""
     await make_session(store)
     cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
     before = await store.checkpoints.snapshot_bytes(AGENT, KEY, cp["checkpointId"])
@@ -116,12 +123,14 @@ async def test_reset_keeps_the_checkpoints_and_their_snapshots(store: Store) -> 
     assert await store.checkpoints.snapshot_bytes(AGENT, KEY, cp["checkpointId"]) == before
 
 
-async def test_reset_of_a_missing_key_is_an_error(store: Store) -> None:
+async def test_reset_of_a_missing_key_is_an_error(backend: Store) -> None:
+    store = backend
     with pytest.raises(NotFoundError):
         await store.lifecycle.reset(AGENT, "agent:main:none")
 
 
-async def test_delete_removes_the_entry_and_archives_as_deleted(store: Store) -> None:
+async def test_delete_removes_the_entry_and_archives_as_deleted(backend: Store) -> None:
+    store = backend
     await make_session(store)
     result = await store.lifecycle.delete(AGENT, KEY)
     assert result.deleted
@@ -133,7 +142,8 @@ async def test_delete_removes_the_entry_and_archives_as_deleted(store: Store) ->
     assert kinds == ["deleted"]
 
 
-async def test_delete_keeps_a_transcript_another_entry_uses(store: Store) -> None:
+async def test_delete_keeps_a_transcript_another_entry_uses(backend: Store) -> None:
+    store = backend
     await make_session(store)
     await make_session(store, key="agent:main:alias")
     result = await store.lifecycle.delete(AGENT, KEY)
@@ -148,6 +158,8 @@ async def test_delete_of_a_missing_key_reports_nothing_deleted(backend: Store) -
 
 
 async def test_purge_removes_one_agent_entirely_in_chunks(store: Store) -> None:
+    """SQLite only: it persists a checkpoint and counts the writer's batches
+    (tests/test_pg_lifecycle.py purges on both backends)."""
     await make_session(store)
     await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))
     await store.lifecycle.reset(AGENT, KEY)

@@ -109,7 +109,8 @@ async def test_when_protected_entries_fill_the_cap_25_removable_survive(backend:
     assert "agent:main:tg:direct:25" not in await keys(store)
 
 
-async def test_warn_mode_changes_nothing(store: Store) -> None:
+async def test_warn_mode_changes_nothing(backend: Store) -> None:
+    store = backend
     for n in range(5):
         await add(store, f"agent:main:tg:direct:{n}", age_days=60, transcript=True)
     policy = MaintenancePolicy(max_entries=1, max_disk_bytes=100)
@@ -120,7 +121,8 @@ async def test_warn_mode_changes_nothing(store: Store) -> None:
     assert len(await keys(store)) == 5
 
 
-async def test_removed_sessions_transcripts_become_deleted_archives(store: Store) -> None:
+async def test_removed_sessions_transcripts_become_deleted_archives(backend: Store) -> None:
+    store = backend
     sid = await add(store, "agent:main:tg:direct:1", age_days=40, transcript=True)
     shared = await add(store, "agent:main:tg:direct:2", age_days=40, transcript=True)
     await store.sessions.put(AGENT, "agent:main:keep", {"sessionId": shared, "updatedAt": NOW})

@@ -110,7 +110,6 @@ def test_the_commands_not_on_postgresql_are_those_of_unported_namespaces() -> No
         "checkpoints list",
         "checkpoints restore",
         "checkpoints show",
-        "sessions reset",
     ]
 
 
@@ -232,6 +231,12 @@ def test_serve_on_a_url_answers_session_routes(pg_url: str, tmp_path: Path) -> N
         assert put.status == 200, put.body
         listed = client.request("GET", "/v1/agents/main/sessions")
         assert [s["key"] for s in listed.json()["sessions"]] == ["k"]
+        stats = client.request("GET", "/v1/stats")
+        assert stats.status == 200, stats.body
+        assert (stats.json()["sessions"], stats.json()["dialect"]) == (1, "postgresql")
+        searched = client.request("GET", "/v1/search?q=nothing+here")
+        assert searched.status == 200, searched.body
+        assert searched.json()["hits"] == []
         unported = client.request("GET", "/v1/agents/main/sessions/k/checkpoints")
         assert unported.status == 400
         assert "not on PostgreSQL yet" in unported.json()["error"]["message"]

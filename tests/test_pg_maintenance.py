@@ -4,6 +4,7 @@ into PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from inspection_data import cli
 from pg_copy import copy_store, create_schema
 from test_maintenance import AGENT, DAY, NOW, add
 
@@ -148,3 +150,17 @@ async def test_cleanup_all_and_a_dry_run_do_the_same_on_both_backends(
     assert runs[1] == runs[0]
     assert runs[3] == runs[2]
     assert after == runs[3]["stores"][0]["afterCount"] < before
+
+
+def test_the_cleanup_command_reports_the_same_on_both_backends(both: tuple[Path, str]) -> None:
+    db, url = both
+    args = ["sessions", "cleanup", "--json", "--enforce", "--max-entries", "3", "--dry-run"]
+    reports = []
+    for location in (str(db), url):
+        done = cli(*args, "--db", location)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        report.pop("spaceReclaimed")
+        reports.append(report)
+    assert reports[1] == reports[0]
+    assert reports[0]["wouldMutate"] is True

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from inspection_data import Sample, cli, copy_db, fts_rows
+from pg_copy import copy_store, create_schema
 
 from store_sql import Store
 from store_sql.search.query import InvalidSearchError, make_snippet, normalize_since
@@ -27,6 +28,33 @@ async def store(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Asy
         await opened.close()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sample_location(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> tuple[Path, str | Path]:
+    """A copy of the inspection sample, and where to open it: that file, or a fresh
+    PostgreSQL database it is copied into row for row (`sample_store`)."""
+    db, _ = copy_db(tmp_path_factory.getbasetemp(), tmp_path)
+    if request.param == "sqlite":
+        return db, db
+    url: str = request.getfixturevalue("pg_url")
+    return db, url
+
+
+@pytest.fixture
+async def sample_store(sample_location: tuple[Path, str | Path]) -> AsyncIterator[Store]:
+    """The inspection sample opened on SQLite, or copied into PostgreSQL and opened there."""
+    db, location = sample_location
+    if isinstance(location, str):
+        await create_schema(location)
+        await copy_store(db, location)
+    opened = await Store.open(location)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sample]:
     return copy_db(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("search"))
@@ -36,8 +64,9 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Sample]:
 
 
 async def test_finds_a_substring_case_insensitively_with_key_entry_and_snippet(
-    store: Store,
+    sample_store: Store,
 ) -> None:
+    store = sample_store
     result = await store.search.find("NeEdLe", agent_id="main", role="user")
     assert result.mode == "fts"
     assert result.notice is None
@@ -53,7 +82,8 @@ async def test_finds_a_substring_case_insensitively_with_key_entry_and_snippet(
     assert hit.snippet == "Hello World, find the [NEEDLE] please"
 
 
-async def test_hits_come_newest_first_and_the_limit_says_there_is_more(store: Store) -> None:
+async def test_hits_come_newest_first_and_the_limit_says_there_is_more(sample_store: Store) -> None:
+    store = sample_store
     result = await store.search.find("needle", limit=3)
     assert [h.timestamp for h in result.hits] == sorted(
         (h.timestamp for h in result.hits), reverse=True
@@ -66,7 +96,8 @@ async def test_hits_come_newest_first_and_the_limit_says_there_is_more(store: St
     assert len(everything.hits) == 6
 
 
-async def test_filters_agent_session_role_since_and_kind(store: Store) -> None:
+async def test_filters_agent_session_role_since_and_kind(sample_store: Store) -> None:
+    store = sample_store
     s = store.search
     assert {h.agent_id for h in (await s.find("needle", agent_id="ops")).hits} == {"ops"}
     by_key = await s.find("needle", session="agent:main:main")
@@ -81,7 +112,8 @@ async def test_filters_agent_session_role_since_and_kind(store: Store) -> None:
     assert [h.snippet for h in only_reset.hits] == ["archived [needle] from before the reset"]
 
 
-async def test_active_path_only_leaves_out_abandoned_branches(store: Store) -> None:
+async def test_active_path_only_leaves_out_abandoned_branches(sample_store: Store) -> None:
+    store = sample_store
     everything = await store.search.find("reply", session="agent:main:main")
     on_path = await store.search.find("reply", session="agent:main:main", active_path_only=True)
     assert {h.snippet for h in everything.hits} == {"kept needle [reply] bash read",
@@ -89,7 +121,8 @@ async def test_active_path_only_leaves_out_abandoned_branches(store: Store) -> N
     assert [h.snippet for h in on_path.hits] == ["kept needle [reply] bash read"]
 
 
-async def test_short_text_falls_back_to_a_scan_and_says_so(store: Store) -> None:
+async def test_short_text_falls_back_to_a_scan_and_says_so(sample_store: Store) -> None:
+    store = sample_store
     result = await store.search.find("ok")
     assert result.mode == "like"
     assert result.notice is not None
@@ -99,13 +132,15 @@ async def test_short_text_falls_back_to_a_scan_and_says_so(store: Store) -> None
     assert len((await store.search.find("%")).hits) == 0  # LIKE wildcards are literal
 
 
-async def test_non_ascii_text_is_found(store: Store) -> None:
+async def test_non_ascii_text_is_found(sample_store: Store) -> None:
+    store = sample_store
     result = await store.search.find("テキスト")
     assert [h.role for h in result.hits] == ["assistant"]
     assert result.hits[0].snippet.startswith("日本語の[テキスト]")
 
 
-async def test_raw_fts5_queries_and_their_errors(store: Store) -> None:
+async def test_raw_fts5_queries_and_their_errors(sample_store: Store) -> None:
+    store = sample_store
     result = await store.search.find("needle AND reset", raw=True)
     assert result.mode == "fts-raw"
     assert [h.transcript_kind for h in result.hits] == ["reset"]
@@ -259,3 +294,22 @@ async def test_a_store_without_the_indexer_still_finds_new_entries_by_scanning(
         raw = await quiet.search.find("zebra NOT horse", raw=True)
         assert [h.entry_id for h in raw.hits] == [appended.id]
         assert raw.unsearched == 0
+
+
+async def test_an_append_is_found_at_once_and_leaves_with_its_transcript(backend: Store) -> None:
+    """On both backends: an entry is searchable as soon as its append returns (PostgreSQL
+    indexes it in the append's transaction), a NUL in its text fails nothing, and deleting
+    the transcript takes its lines out of the results."""
+    info = await backend.transcripts.create("main", "s-zebra", cwd="/w")
+    await backend.transcripts.append_message(
+        "main", "s-zebra", {"role": "user", "content": "a zebra\u0000crossing, then more zebra"}
+    )
+    await backend.transcripts.append_message(
+        "main", "s-zebra", {"role": "assistant", "content": [{"type": "text", "text": "Zebras"}]}
+    )
+    found = await backend.search.find("ZEBRA")
+    assert [h.role for h in found.hits] == ["assistant", "user"]
+    assert found.unsearched == 0
+    assert "[zebra]" in found.hits[1].snippet
+    await backend.lifecycle.delete_transcript(info.transcript_id)
+    assert (await backend.search.find("zebra")).hits == []

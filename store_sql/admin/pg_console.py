@@ -28,7 +28,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from datetime import time as clock
 from decimal import Decimal
 from typing import Any
@@ -72,12 +72,11 @@ def _plain(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bytes):
         return value
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        whole = value.is_finite() and value == value.to_integral_value()
+        return int(value) if whole else float(value)
     if isinstance(value, datetime | date | clock):
         return value.isoformat()
-    if isinstance(value, timedelta):
-        return str(value)
-    return str(value)
+    return str(value)  # intervals, uuids, arrays, ranges, jsonb (asyncpg gives its text)
 
 
 def _size(value: Any) -> int:

@@ -199,6 +199,7 @@ def _register_lifecycle(cmds: argparse._SubParsersAction[Any]) -> None:
     add_agent(p)
     p.add_argument("key")
     p.set_defaults(handler=_reset)
+    on_postgres(p)
 
     p = cmds.add_parser(
         "delete-archive", help="remove an entry and archive its transcript as .deleted."

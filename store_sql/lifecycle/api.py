@@ -4,7 +4,7 @@ Reset and delete are one writer mutation each. Purging an agent is a sequence of
 mutations (the index first, then each transcript a chunk of lines at a time) so reads and
 other writes keep being served while a large agent is removed; running it again after an
 interruption finishes the job. On PostgreSQL the functions are the twins in
-lifecycle/pg_rows.py (reset is not there yet: it needs the transcripts namespace).
+lifecycle/pg_rows.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from store_sql.addresses import check_agent_id, check_session_key
-from store_sql.errors import BackendNotSupportedError
 from store_sql.lifecycle import pg_rows as pg_lc
 from store_sql.lifecycle import rows as lc
 from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
@@ -47,9 +46,15 @@ class LifecycleAPI:
         with `expect`, ConflictError and nothing changed unless the entry is as expected."""
         check_agent_id(agent_id)
         check_session_key(key)
-        if self._pg is not None:
-            raise BackendNotSupportedError.not_yet("store.lifecycle.reset")
         extra = tuple(keep_fields)
+        if self._pg is not None:
+
+            async def reset_pg(c: PgConnection) -> ResetResult:
+                if expect is not None:
+                    await pg_guards.check_expect(c, agent_id, key, expect)
+                return await pg_lc.reset_session(c, agent_id, key, cwd=cwd, keep_fields=extra)
+
+            return await self._pg.write(reset_pg)
 
         def reset(c: sqlite3.Connection) -> ResetResult:
             if expect is not None:

@@ -1,7 +1,6 @@
-"""Session life cycle on PostgreSQL: the twins of lifecycle/rows.py's SQL (deleting a
-session, archiving, deleting transcripts a chunk at a time, purging an agent), async
-functions on an asyncpg connection inside the writer's group transaction. A reset needs a
-new transcript, which the transcripts namespace writes; it is not here yet.
+"""Session life cycle on PostgreSQL: the twins of lifecycle/rows.py's SQL (resetting and
+deleting a session, archiving, deleting transcripts a chunk at a time, purging an agent), async
+functions on an asyncpg connection inside the writer's group transaction.
 
 Names, stamps and candidates are the shared pure functions of rows.py; a list of ids or
 names is one `= ANY($n)` array where SQLite reads `json_each(?)`. Archiving renames every
@@ -10,23 +9,30 @@ transcript of the list in one UPDATE.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from store_sql.errors import NotFoundError
 from store_sql.formats.state_dir import archive_name
 from store_sql.lifecycle.rows import (
     DELETE_CHUNK_LINES,
     ArchiveKind,
     DeleteResult,
     PurgeStart,
+    ResetResult,
     archive_stamp,
+    reset_entry,
     transcript_candidates,
 )
 from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import default_rel_dir
+from store_sql.transcripts import pg_rows as pg_tx
+from store_sql.transcripts import rows as tx
 
 
 async def index_rel_dir(conn: asyncpg.Connection[Any], agent_id: str) -> str:
@@ -163,3 +169,55 @@ async def delete_session(
         sid, file = current.get("sessionId"), current.get("sessionFile")
         archived = await archive_session(conn, agent_id, sid, file, "deleted", when)
     return DeleteResult(key, True, archived)
+
+
+async def reset_session(
+    conn: asyncpg.Connection[Any],
+    agent_id: str,
+    key: str,
+    *,
+    cwd: str | None = None,
+    keep_fields: Iterable[str] = (),
+    when: datetime | None = None,
+) -> ResetResult:
+    """rows.reset_session's twin: new session id and transcript for `key`; the old
+    transcript becomes a `.reset.` archive (unless another entry still uses it)."""
+    current = await pg_sessions.get_entry(conn, agent_id, key)
+    if current is None:
+        raise NotFoundError(f"agent {agent_id!r} has no session {key!r}; nothing to reset")
+    when = when or datetime.now(UTC)
+    now = int(when.timestamp() * 1000)
+    old_id = current.get("sessionId")
+    old_info = await pg_tx.find_live(conn, agent_id, old_id) if isinstance(old_id, str) else None
+    archived = await archive_session(
+        conn, agent_id, old_id, current.get("sessionFile"), "reset", when, except_key=key
+    )
+    new_id = str(uuid.uuid4())
+    entry = reset_entry(current, session_id=new_id, now=now, keep_fields=keep_fields)
+    await pg_sessions.put_entry(conn, agent_id, key, entry)
+    info = await pg_tx.create_transcript(
+        conn,
+        agent_id,
+        new_id,
+        rel_dir=await index_rel_dir(conn, agent_id),
+        cwd=cwd or await _header_cwd(conn, old_info),
+        timestamp=tx.now_iso(),
+    )
+    return ResetResult(
+        key, old_id if isinstance(old_id, str) else None, new_id, entry, archived,
+        info.transcript_id,
+    )  # fmt: skip
+
+
+async def _header_cwd(conn: asyncpg.Connection[Any], info: tx.TranscriptInfo | None) -> str:
+    """The old header's cwd, else this process's (the gateway writes its own process cwd)."""
+    if info is not None:
+        found = await conn.fetchval(
+            "SELECT CASE WHEN jsonb_typeof(entry_line_json(line) -> 'cwd') = 'string' "
+            "THEN entry_line_json(line) ->> 'cwd' END FROM transcript_lines "
+            "WHERE transcript_id = $1 AND pos = 0 AND kind = 'header'",
+            info.transcript_id,
+        )
+        if isinstance(found, str) and found.strip():
+            return found
+    return os.getcwd()

@@ -16,6 +16,7 @@ import msgspec
 from msgspec import UNSET, Struct
 from starlette.responses import Response
 
+from store_sql.admin import pg_stats
 from store_sql.admin.stats import collect_stats
 from store_sql.exporter.api import export_tree
 from store_sql.importer.api import import_path
@@ -160,7 +161,12 @@ async def search(call: Call) -> Response:
 async def stats(call: Call) -> Response:
     store = call.service.store
     top = call.query_int("top", 10, low=1, high=1000) or 10
-    found = await store.read(lambda c: collect_stats(c, store.path, top=top))
+    if store.dialect == "postgresql":
+        found = await store.postgres.read(
+            lambda c: pg_stats.collect_stats(c, store.location, top=top)
+        )
+    else:
+        found = await store.read(lambda c: collect_stats(c, store.path, top=top))
     return json_response(camel_keys(found))
 
 
@@ -180,7 +186,9 @@ async def run_import(call: Call) -> Response:
         for agent in await call.service.store.sessions.agents():
             call.service.hub.agent_changed(agent)
             call.service.hub.session_changed(agent, "reload", b"{}")
-    waiting = await call.service.store.read(backlog)
+    store = call.service.store
+    # PostgreSQL indexes every line as it is written: nothing waits for the indexer there
+    waiting = 0 if store.dialect == "postgresql" else await store.read(backlog)
     return json_response(camel_keys({**report.as_dict(), "full_text_waiting": waiting}))
 
 
