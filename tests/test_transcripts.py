@@ -505,3 +505,31 @@ async def test_every_line_shape_comes_back_byte_for_byte(
     assert after.endswith(b"\n")
     assert (await t.info(A, tid)).byte_size == len(after)
     assert (await t.entry(A, tid, appended.id)).parent_id == "cccccccc"
+
+
+async def test_a_transcript_under_todays_tree_rules_reads_and_appends_alike(
+    store: Store, load_transcript: Any
+) -> None:
+    # A leaf control moves the leaf back to a1 and a side append hangs off it: both
+    # backends read it by transcripts/navigation.py's rules, and append at its append point.
+    data = b"\n".join([
+        b'{"type":"session","version":3,"id":"nav","timestamp":"2025-01-01T00:00:00.000Z","cwd":"/"}',
+        b'{"type":"message","id":"a1","parentId":null,"timestamp":"2025-01-01T00:00:01.000Z",'
+        b'"message":{"role":"user","content":"a"}}',
+        b'{"type":"message","id":"a2","parentId":"a1","timestamp":"2025-01-01T00:00:02.000Z",'
+        b'"message":{"role":"assistant","content":"b","provider":"p","model":"m"}}',
+        b'{"type":"leaf","id":"l1","parentId":"a2","timestamp":"2025-01-01T00:00:03.000Z",'
+        b'"targetId":"a1"}',
+        b'{"type":"message","id":"a3","parentId":"a1","timestamp":"2025-01-01T00:00:04.000Z",'
+        b'"appendMode":"side","message":{"role":"user","content":"side"}}',
+    ]) + b"\n"  # fmt: skip
+    await load_transcript(store, data, session_id="nav")
+    t = store.transcripts
+    assert [e.pos for e in await t.active_path(A, "nav")] == [1]
+    assert [e.pos for e in await t.recent(A, "nav", limit=5)] == [1]
+    assert (await t.context(A, "nav")).messages == [{"role": "user", "content": "a"}]
+    appended = await t.append_message(A, "nav", {"role": "user", "content": "after"})
+    assert (appended.parent_id, appended.pos) == ("a3", 5)
+    assert [e.pos for e in await t.recent(A, "nav", limit=5)] == [1, 5]
+    roots = await t.tree(A, "nav")
+    assert [(r.pos, [c.pos for c in r.children]) for r in roots] == [(1, [2, 4, 5])]

@@ -413,7 +413,8 @@ class TranscriptAPI:
             return await self._pg.read(
                 lambda c: pg_reads.recent_of_session(
                     c, agent_id, session_id, limit=limit, max_bytes=max_bytes, types=types
-                )
+                ),
+                single_statement=True,
             )
         return await self._read_tree(
             agent_id,

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
+from store_sql.engine.pg.readers import snapshot
 from store_sql.errors import NotFoundError
 from store_sql.schema.tables import PG_NAVIGATION_LINES
 from store_sql.transcripts import legacy
 from store_sql.transcripts.context import SessionContext, context_from_path
-from store_sql.transcripts.pg_rows import get_info, raw_line
+from store_sql.transcripts.pg_rows import get_info, raw_line, require_live
 from store_sql.transcripts.reads import (
     Changes,
     Cursor,
@@ -212,26 +213,28 @@ async def recent_of_session(
     max_bytes: int | None = None,
     types: frozenset[str] | None = None,
 ) -> list[StoredEntry]:
-    """`recent` of a session's live transcript: one statement for a v3 transcript that
-    keeps the JSONL-era tree rules (the gateway's everyday read), else as `recent_entries`
+    """`recent` of a session's live transcript, run outside a transaction: one statement
+    (its own snapshot) for a v3 transcript that keeps the JSONL-era tree rules, the
+    gateway's everyday read; any other is read again in one snapshot, as `recent_entries`
     and `legacy` read it."""
     limit = max(0, min(limit, 1000))
     rows = await conn.fetch(
         _RECENT_LIVE, agent_id, session_id, limit if types is None else _NO_LIMIT
     )
-    if not rows:
-        raise NotFoundError(f"agent {agent_id!r} has no live transcript for session {session_id!r}")
-    info = info_of_row(rows[0][:_INFO_WIDTH])
-    if legacy.is_legacy(info):
-        migrated_ = await migrated(conn, info)
-        return migrated_.recent(limit=limit, max_bytes=max_bytes, types=types)
-    if info.leaf_pos is None or limit == 0:
-        return []
-    if rows[0][_INFO_WIDTH]:
+    if rows:
+        info = info_of_row(rows[0][:_INFO_WIDTH])
+        if not legacy.is_legacy(info) and not rows[0][_INFO_WIDTH]:
+            if info.leaf_pos is None or limit == 0:
+                return []
+            first = _INFO_WIDTH + 1
+            path = [StoredEntry(*row[first : first + 10]) for row in rows if row[first] is not None]
+            return pick_recent(path, limit, max_bytes, types)
+    async with snapshot(conn):
+        info = await require_live(conn, agent_id, session_id)
+        if legacy.is_legacy(info):
+            migrated_ = await migrated(conn, info)
+            return migrated_.recent(limit=limit, max_bytes=max_bytes, types=types)
         return await recent_entries(conn, info, limit=limit, max_bytes=max_bytes, types=types)
-    first = _INFO_WIDTH + 1
-    path = [StoredEntry(*row[first : first + 10]) for row in rows if row[first] is not None]
-    return pick_recent(path, limit, max_bytes, types)
 
 
 async def page(

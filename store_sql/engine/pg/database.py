@@ -68,12 +68,16 @@ class PgDatabase:
         result: T = await self._writer.submit(fn)
         return result
 
-    async def read(self, fn: Callable[[PgConnection], Awaitable[T]]) -> T:
+    async def read(
+        self, fn: Callable[[PgConnection], Awaitable[T]], *, single_statement: bool = False
+    ) -> T:
         """Await `fn(connection)` on a read connection, in one REPEATABLE READ READ ONLY
-        transaction (one snapshot)."""
+        transaction (one snapshot). `single_statement`: `fn` runs one statement, which is
+        its own snapshot, so no transaction is opened around it; an `fn` that needs more
+        statements opens `snapshot(conn)` itself."""
         if self._closed:
             raise StoreClosedError("the store is closed")
-        return await self._readers.run(fn)
+        return await self._readers.run(fn, single_statement=single_statement)
 
     async def close(self) -> None:
         """Commit everything already submitted, then close every connection. Idempotent."""
