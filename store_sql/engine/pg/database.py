@@ -53,6 +53,10 @@ class PgDatabase:
             # Another process's group holds a row lock for one transaction; a wait longer
             # than busy_timeout means something is stuck, as on SQLite.
             "lock_timeout": str(int(settings.busy_timeout_ms)),
+            # The writer runs the same few prepared statements over and over, most with
+            # `unnest` arrays whose plan does not depend on their values; planning each
+            # execution anew cost as much as running a one-line append.
+            "plan_cache_mode": "force_generic_plan",
         }
         connect_writer = functools.partial(opening.connect, url, **write_settings)
         connect_reader = functools.partial(opening.connect, url, default_transaction_read_only="on")
