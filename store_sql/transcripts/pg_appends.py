@@ -21,8 +21,8 @@ transcript) and is placed and written again. A group naming explicit parents or 
 to a navigating transcript reads those up front: three statements.
 
 Idempotency keys hold across processes through `idempotency_keys`' primary key as well: a
-key stored by a writer that did not lock the transcript makes the write refuse, never
-duplicate.
+key stored meanwhile by a writer that did not lock the transcript (none of the store's
+does) makes the append fail with ConflictError; it is never written twice.
 """
 
 from __future__ import annotations
