@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from store_sql.admin.sql_console import check_path, open_console
 from store_sql.admin.wal_files import lock_holders, read_wal_index
 from store_sql.engine.damage import is_corruption, next_steps
-from store_sql.engine.pg.url import is_postgres_url
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema import extra_sql as schema_sql
@@ -384,12 +383,8 @@ def diagnose(
     """Every check on the database at `path`, without writing to it.
 
     `in_process`: this process already has the database open (the gateway itself); the
-    -shm header is then not read (see the module docstring). A PostgreSQL URL gets the
-    checks PostgreSQL allows (admin/pg_doctor.py)."""
-    from store_sql.admin import pg_doctor
-
-    if is_postgres_url(path):
-        return pg_doctor.diagnose(str(path), quick=quick)
+    -shm header is then not read (see the module docstring). A store on PostgreSQL gets
+    the checks PostgreSQL allows: admin/pg_doctor.py."""
     db = Path(path).absolute()
     checks = [check_sqlite_version(), check_full_text()]
     try:

@@ -37,7 +37,6 @@ from typing import Any
 
 from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.opening import file_kind
-from store_sql.engine.pg.url import is_postgres_url
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError, StoreError
 from store_sql.schema.tables import APPLICATION_ID
@@ -410,17 +409,8 @@ def run_query(
 ) -> QueryResult:
     """Open `path` read-only, run one statement, close. What `store-sql sql` calls.
 
-    `path` may be a PostgreSQL URL (admin/pg_console.py; positional parameters only).
     Raises DatabaseRefusedError when the file cannot be opened as ours, QueryFailedError
     when the statement is refused, invalid, or runs past `timeout_s`."""
-    from store_sql.admin import pg_console
-
-    if is_postgres_url(path):
-        if isinstance(params, dict):
-            raise QueryFailedError("on PostgreSQL, parameters are positional ($1, $2, ...)")
-        return pg_console.run_query(
-            str(path), sql, params, max_rows=max_rows, timeout_s=timeout_s, max_bytes=max_bytes
-        )
     with open_console(path) as console:
         return console.query(
             sql, params, max_rows=max_rows, timeout_s=timeout_s, max_bytes=max_bytes

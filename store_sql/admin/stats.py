@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from store_sql.admin.sql_console import open_console
-from store_sql.engine.pg.url import is_postgres_url
 from store_sql.search.indexer import backlog
 
 DEFAULT_TOP = 10
@@ -159,12 +158,8 @@ def collect_stats(conn: sqlite3.Connection, path: Path, *, top: int = DEFAULT_TO
 
 
 def stats_file(path: str | Path, *, top: int = DEFAULT_TOP) -> StoreStats:
-    """Statistics of a database file (or a PostgreSQL URL: admin/pg_stats.py), read-only
-    (see the module docstring)."""
-    from store_sql.admin import pg_stats
-
-    if is_postgres_url(path):
-        return pg_stats.stats(str(path), top=top)
+    """Statistics of a database file, read-only (see the module docstring; a store on
+    PostgreSQL: admin/pg_stats.py)."""
     with open_console(path) as console:
         console.conn.execute("BEGIN")
         try:

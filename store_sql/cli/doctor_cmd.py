@@ -8,8 +8,10 @@ import argparse
 from typing import Any
 
 from store_sql.admin import doctor as doctor
+from store_sql.admin import pg_doctor
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
+from store_sql.engine.pg.url import is_postgres_url
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -33,7 +35,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    report = doctor.diagnose(args.db, quick=args.quick)
+    if is_postgres_url(args.db):
+        report = pg_doctor.diagnose(args.db, quick=args.quick)
+    else:
+        report = doctor.diagnose(args.db, quick=args.quick)
     if args.json:
         output.emit_json(report.as_dict())
     else:

@@ -13,9 +13,11 @@ import csv
 import sys
 from typing import Any
 
+from store_sql.admin import pg_console
 from store_sql.admin import sql_console as sql_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
+from store_sql.engine.pg.url import is_postgres_url
 
 EXIT_OK = 0
 EXIT_QUERY_FAILED = 1
@@ -93,7 +95,8 @@ def _sql(args: argparse.Namespace) -> int:
         print(f"store-sql sql: {exc}", file=sys.stderr)
         return 2
     try:
-        result = sql_console.run_query(
+        run = pg_console.run_query if is_postgres_url(args.db) else sql_console.run_query
+        result = run(
             args.db,
             args.query,
             max_rows=args.max_rows,

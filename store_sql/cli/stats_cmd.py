@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from store_sql.admin import pg_stats
 from store_sql.admin import stats as stats
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
+from store_sql.engine.pg.url import is_postgres_url
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -40,7 +42,12 @@ def _size(n: int) -> str:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    s = stats.stats_file(args.db, top=max(0, args.top))
+    top = max(0, args.top)
+    s = (
+        pg_stats.stats(args.db, top=top)
+        if is_postgres_url(args.db)
+        else stats.stats_file(args.db, top=top)
+    )
     if args.json:
         output.emit_json(s)
         return 0
