@@ -21,6 +21,9 @@ Metrics (ratio orientation in harness.py: > 1 means the store did better):
   (one row per line with its indexes, issue 3) puts on `import_vs_orjson`.
   `insert_floor_in_memory_vs_orjson` is the same into an in-memory copy in one transaction:
   no disk, no WAL, no commits.
+- `import_export.import_vs_insert_floor`: the import against that on-disk floor: what the
+  parsing and the store's own work cost on top of the schema's inserts. target >= 0.7 (the
+  parser shares 2 cores and the GIL with the writer).
 - `import_export.export_floor_vs_write`: reading every line back out of SQLite (one
   `sum(length(CAST(line AS BLOB)))` over the transcript, no Python per row) and then writing
   the bytes from memory, vs writing alone. An export has to do both, so its ratio cannot
@@ -88,6 +91,8 @@ async def _main(quick: bool) -> list[Row]:
                     True))  # fmt: skip
     rows.append(row("import_export.insert_floor_in_memory_vs_orjson", mb / memory_s,
                     mb / parse_s, "MB/s", True))  # fmt: skip
+    rows.append(row("import_export.import_vs_insert_floor", mb / import_s, mb / insert_s,
+                    "MB/s", True, target=0.7))  # fmt: skip
     read_s = _read_floor(db)
     rows.append(row("import_export.export_floor_vs_write", total / (read_s + write_s),
                     total / write_s, "MB/s", True))  # fmt: skip
