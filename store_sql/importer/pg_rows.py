@@ -43,6 +43,7 @@ from store_sql.importer.session_directory import (
     plan_directory,
 )
 from store_sql.importer.session_index import IndexOutcome, IndexSource, decide_index
+from store_sql.importer.spooled_line import SpooledLine
 from store_sql.sessions.columns import COLUMN_NAMES, entry_columns
 from store_sql.transcripts.rows import KINDS, now_iso
 
@@ -208,6 +209,8 @@ def line_records(transcript_id: int, chunk: LineChunk) -> Iterable[tuple[Any, ..
     blobs = set(chunk.blobs)
     for i, row in enumerate(chunk.rows):
         pos, raw = row[0], row[1]
+        if isinstance(raw, SpooledLine):  # COPY binds whole values: read it back whole
+            raw = raw.whole()
         if i in blobs or b"\x00" in raw:
             text, data = None, raw
         else:
