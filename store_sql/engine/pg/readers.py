@@ -12,9 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import asyncpg
-
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.writer import PgConnection, connection_lost
 
 T = TypeVar("T")
 
@@ -48,8 +46,8 @@ class PgReaders:
                     return await fn(conn)
                 async with snapshot(conn):
                     return await fn(conn)
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
-                broken = True
+            except Exception as exc:
+                broken = connection_lost(exc)
                 raise
             finally:
                 self.busy -= 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,14 @@ MAX_GROUP = 1000
 """At most this many mutations per group transaction."""
 
 _RETRYABLE = ("40P01", "40001")
+
+BROKEN = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InternalClientError,
+)
+"""What a connection that broke under an operation raises (with `connection_lost`)."""
 
 
 class CombinablePgMutation(abc.ABC):
@@ -216,7 +223,9 @@ class PgWriter:
                 self.metrics.batch_retries += 1
                 # A short, growing pause lets the other process's group finish first.
                 await asyncio.sleep(min(0.001 * 2**attempt, 0.1))
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as exc:
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
                 # The connection broke: whether the group committed is unknown, so it is not
                 # run again; its callers learn it, and the next group reconnects.
                 if self._conn is not None and not self._conn.is_closed():
@@ -256,10 +265,10 @@ class PgWriter:
                 start = end
             await tx.commit()
         except BaseException as exc:
-            await _rollback(tx)
+            await _rollback(conn, tx)
             if _retryable(exc):
                 raise _GroupAborted from exc
-            if _connection_lost(exc) or not isinstance(exc, Exception):
+            if connection_lost(exc) or not isinstance(exc, Exception):
                 raise
             if len(batch) == 1:  # alone in its transaction: nothing to run again
                 return [_Outcome(ok=False, value=_as_write_error(exc))]
@@ -277,7 +286,7 @@ class PgWriter:
                 try:
                     value = await job.fn(conn)
                 except Exception as exc:
-                    if _retryable(exc) or _connection_lost(exc):
+                    if _retryable(exc) or connection_lost(exc):
                         raise
                     await savepoint.rollback()
                     outcomes.append(_Outcome(ok=False, value=_as_write_error(exc)))
@@ -286,7 +295,7 @@ class PgWriter:
                     outcomes.append(_Outcome(ok=True, value=value))
             await tx.commit()
         except BaseException as exc:
-            await _rollback(tx)
+            await _rollback(conn, tx)
             if _retryable(exc):
                 raise _GroupAborted from exc
             raise
@@ -307,13 +316,23 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in _RETRYABLE
 
 
-def _connection_lost(exc: BaseException) -> bool:
-    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError)
+def connection_lost(exc: BaseException) -> bool:
+    """The connection broke: a client-side failure, or the server ending the session
+    (SQLSTATE class 08, connection exception; 57P, the server shutting down or an
+    administrator terminating it)."""
+    if isinstance(exc, BROKEN):
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state.startswith(("08", "57P"))
 
 
-async def _rollback(tx: Any) -> None:
-    with contextlib.suppress(OSError, asyncpg.InterfaceError, asyncpg.PostgresError):
+async def _rollback(conn: PgConnection, tx: Any) -> None:
+    """Roll the transaction back; a connection that cannot is dropped (the next group
+    opens a new one)."""
+    try:
         await tx.rollback()
+    except Exception:
+        conn.terminate()
 
 
 def _settle(job: _Job, outcome: _Outcome) -> None:
@@ -331,7 +350,7 @@ def _as_write_error(exc: BaseException) -> BaseException:
     """PostgreSQL's own failures become WriteFailedError; the mutation's errors pass through."""
     if isinstance(exc, StoreError):
         return exc
-    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+    if isinstance(exc, asyncpg.PostgresError) or connection_lost(exc):
         state = getattr(exc, "sqlstate", None)
         where = f" (SQLSTATE {state})" if state else ""
         err = WriteFailedError(
