@@ -12,6 +12,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import asyncpg
+
 from store_sql.engine.pg.writer import PgConnection, connection_lost
 
 T = TypeVar("T")
