@@ -51,7 +51,7 @@ def refuse_unported(args: argparse.Namespace) -> None:
     PostgreSQL yet, so no command ever takes the URL for a file path."""
     db = getattr(args, "db", None)
     if isinstance(db, str) and is_postgres_url(db) and not getattr(args, "on_postgres", False):
-        raise BackendNotSupportedError.not_yet(f"store-sql {args.command_name}")
+        raise BackendNotSupportedError.not_yet(f"`{args.command_name}`")
 
 
 def with_store(
