@@ -298,6 +298,23 @@ def test_pre_migration_names_come_back_without_the_run_manifests(
     assert tree_files(out) == tree_files(case.legacy)
 
 
+def test_the_same_import_and_exports_on_postgresql(
+    case: Case, imported: Imported, tmp_path: Path, pg_url: str
+) -> None:
+    """The databases, transcripts and migration archive imported into PostgreSQL export the
+    same files as from SQLite, and the same pre-migration files; a re-import reads nothing."""
+    state = state_copy(case, tmp_path / "state")
+    assert run("import", str(state), "--db", pg_url)["ok"]
+    again = run("import", str(state), "--db", pg_url)
+    assert {f["status"] for f in again["files"]} <= {"unchanged", "skipped"}
+    run("export", str(tmp_path / "out"), "--db", pg_url)
+    assert tree_files(tmp_path / "out") == tree_files(imported.out)
+    rollback = run("export", str(tmp_path / "rollback"), "--db", pg_url, "--pre-migration")
+    assert tree_files(tmp_path / "rollback") == tree_files(case.legacy)
+    assert rollback["not_in_archive"] == imported.rollback["not_in_archive"]
+    assert run("verify", str(state), "--db", pg_url)["identical"]
+
+
 def test_openclaw_reimports_the_export_with_no_new_issue_and_the_same_counts(
     case: Case, imported: Imported, tmp_path: Path
 ) -> None:

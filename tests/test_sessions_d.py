@@ -349,8 +349,9 @@ def test_random_directories_round_trip_byte_for_byte(
 
 
 async def test_import_reads_what_the_gateway_loads_and_reports_the_rest(
-    store: Store, state: Path
+    backend: Store, state: Path
 ) -> None:
+    store = backend
     keys, _ = load_directory(sessions_of(state) / "sessions.d")
     report = await import_path(store, state)
     assert report.ok, report.as_dict()
@@ -379,8 +380,9 @@ async def test_import_reads_what_the_gateway_loads_and_reports_the_rest(
 
 
 async def test_export_round_trips_the_state_dir_byte_for_byte(
-    store: Store, state: Path, tmp_path: Path
+    backend: Store, state: Path, tmp_path: Path
 ) -> None:
+    store = backend
     await import_path(store, state)
     out = tmp_path / "out"
     report = await export_tree(store, out)
@@ -402,8 +404,9 @@ async def test_export_round_trips_the_state_dir_byte_for_byte(
 
 
 async def test_patches_render_as_the_gateway_writes_them(
-    store: Store, state: Path, tmp_path: Path
+    backend: Store, state: Path, tmp_path: Path
 ) -> None:
+    store = backend
     await import_path(store, state)
     await store.sessions.patch(A, "agent:main:main", {"label": "renamed", "big": None})
     await store.sessions.patch(A, "agent:main:bare", {"updatedAt": 1_770_000_000_000})
@@ -489,8 +492,9 @@ async def test_conversion_to_a_directory_is_the_gateways_migration(
 
 
 async def test_keys_a_directory_cannot_hold_are_refused_not_altered(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     await store.sessions.put(A, " padded", entry(1))
     await store.sessions.put(A, "__proto__", entry(2))
     await store.sessions.put(A, "fine", entry(3))
@@ -501,7 +505,8 @@ async def test_keys_a_directory_cannot_hold_are_refused_not_altered(
     assert keys == ["fine"]
 
 
-async def test_an_inactive_directory_is_kept_as_an_archive(store: Store, tmp_path: Path) -> None:
+async def test_an_inactive_directory_is_kept_as_an_archive(backend: Store, tmp_path: Path) -> None:
+    store = backend
     sessions = tmp_path / "state" / "agents" / A / "sessions"
     sessions.mkdir(parents=True)
     (sessions / "sessions.json").write_bytes(
@@ -520,8 +525,9 @@ async def test_an_inactive_directory_is_kept_as_an_archive(store: Store, tmp_pat
 
 
 async def test_reimport_notices_changed_added_and_removed_entry_files(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     sessions = tmp_path / "state" / "agents" / A / "sessions"
     root = sessions / "sessions.d"
     base = [{"key": f"agent:main:k{n}", "entry": entry(n)} for n in range(5)]
@@ -578,8 +584,9 @@ async def test_reimport_notices_changed_added_and_removed_entry_files(
 
 
 async def test_a_sessions_json_index_becomes_the_directory_when_the_gateway_migrates(
-    store: Store, tmp_path: Path
+    backend: Store, tmp_path: Path
 ) -> None:
+    store = backend
     sessions = tmp_path / "state" / "agents" / A / "sessions"
     sessions.mkdir(parents=True)
     index = {"agent:main:main": entry(1), "agent:main:x": entry(2)}
