@@ -31,19 +31,21 @@ from typing import Any, Literal
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.engine.file_modes import make_private_dirs
+from store_sql.engine.pg.writer import PgConnection
 from store_sql.errors import (
-    BackendNotSupportedError,
     DatabaseCorruptError,
     ExportRefusedError,
     NotFoundError,
 )
-from store_sql.exporter import pg_rows
 from store_sql.exporter.backend import FileConsumer, source_for
 from store_sql.exporter.plan import ExportPlan, IndexLayout, PlannedFile, check_layout
 from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.in_tree import make_dirs, open_dir, write_file
 from store_sql.formats.state_dir import StateDirError, safe_join
+from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import get_entry
+from store_sql.transcripts import pg_reads
+from store_sql.transcripts import pg_rows as pg_transcripts
 from store_sql.transcripts import render as render
 from store_sql.transcripts.file_bytes import transcript_blocks
 from store_sql.transcripts.reads import all_entries
@@ -241,14 +243,37 @@ async def export_transcript(
 
 
 async def _export_transcript_pg(store: Database, agent: str, session: str, fmt: str) -> bytes:
-    if fmt != "jsonl":
-        raise BackendNotSupportedError.not_yet("export_transcript(fmt='markdown')")
-
-    async def render_one(conn: Any) -> bytes:
-        tid, _, _ = await pg_rows.find_transcript(conn, agent, session)
-        return b"".join([block async for block in pg_rows.transcript_blocks(conn, tid)])
+    async def render_one(conn: PgConnection) -> bytes:
+        info = await _find_transcript_pg(conn, agent, session)
+        if fmt == "jsonl":
+            blocks = pg_reads.transcript_blocks(conn, info.transcript_id)
+            return b"".join([block async for block in blocks])
+        title = f"{agent} / {info.session_id or info.file_name} ({info.file_name})"
+        entries = await pg_reads.all_entries(conn, info.transcript_id)
+        return render.markdown(title, entries).encode("utf-8")
 
     return await store.postgres.read(render_one)
+
+
+async def _find_transcript_pg(conn: PgConnection, agent: str, session: str) -> TranscriptInfo:
+    """`_find_transcript` on PostgreSQL."""
+    entry = await pg_sessions.get_entry(conn, agent, session)
+    session_id = entry.get("sessionId") if entry is not None else None
+    for candidate in (session_id, session):
+        if not isinstance(candidate, str):
+            continue
+        info = await pg_transcripts.find_live(conn, agent, candidate)
+        if info is not None:
+            return info
+        tid = await conn.fetchval(
+            "SELECT transcript_id FROM transcripts WHERE agent_id = $1 AND superseded_by IS NULL "
+            "AND (session_id = $2 OR file_name = $2) ORDER BY transcript_id DESC LIMIT 1",
+            agent,
+            candidate,
+        )
+        if tid is not None:
+            return await pg_transcripts.get_info(conn, tid)
+    raise NotFoundError(f"agent {agent!r} has no session or transcript {session!r}")
 
 
 def _find_transcript(conn: sqlite3.Connection, agent: str, session: str) -> TranscriptInfo:

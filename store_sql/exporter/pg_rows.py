@@ -1,11 +1,9 @@
 """Which files the store holds, and their bytes, on PostgreSQL: the async twins of
 `exporter.plan`'s reads (docs/POSTGRES.md).
 
-Each function runs on one read connection inside one snapshot. A transcript's lines stream
-through a server-side cursor in `pos` order and are joined into blocks of about
-`BLOCK_BYTES` here; a text line comes back as its UTF-8 bytes (`convert_to`, so the client
-never decodes it) and a bytea line as it is, so the bytes are the stored ones. Large bytea
-cells (opaque files, compressed archives) are read in slices.
+Each function runs on one read connection inside one snapshot. A transcript's bytes come
+from the transcripts' own reader (`transcripts.pg_reads.transcript_blocks`: blocks joined
+by the server); large bytea cells (opaque files, compressed archives) are read in slices.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from store_sql.engine.pg.writer import PgConnection as Connection
-from store_sql.errors import NotFoundError
 from store_sql.exporter.plan import (
     ExportPlan,
     IndexLayout,
@@ -25,18 +22,14 @@ from store_sql.exporter.plan import (
     index_layout_of,
     state_bytes,
 )
-from store_sql.formats import jsjson
 from store_sql.sessions.pg_rows import render_sessions_json
+from store_sql.transcripts.pg_reads import transcript_blocks
 
 if TYPE_CHECKING:
     from store_sql.exporter.pre_migration import PreMigrationRows
 
-BLOCK_BYTES = 1 << 20
-"""Bytes of lines joined per block handed to the file writer."""
 SLICE_BYTES = 16 << 20
 """A bytea cell larger than this is read in slices of this size."""
-_PREFETCH = 512
-"""Rows a cursor fetches per round trip."""
 
 
 async def plan_export(
@@ -136,49 +129,6 @@ async def file_chunks(conn: Connection, item: PlannedFile) -> AsyncIterator[byte
                 yield block
 
 
-async def transcript_blocks(
-    conn: Connection,
-    transcript_id: int,
-    *,
-    upto_pos: int | None = None,
-    newline: bool | None = None,
-) -> AsyncIterator[bytes]:
-    """`transcripts.file_bytes.transcript_blocks` on PostgreSQL: lines 0..`upto_pos`, each
-    followed by ``\\n`` except the last when the file had no final newline (`newline`,
-    default: as stored). Runs inside the caller's transaction (a cursor needs one)."""
-    if newline is None:
-        stored = await conn.fetchval(
-            "SELECT ends_with_newline FROM transcripts WHERE transcript_id = $1", transcript_id
-        )
-        newline = bool(stored) if stored is not None else True
-    upto = upto_pos if upto_pos is not None else (1 << 62)
-    block: list[bytes] = []
-    size = 0
-    wrote = False
-    async for row in conn.cursor(
-        "SELECT coalesce(convert_to(line, 'UTF8'), line_bytes) FROM transcript_lines "
-        "WHERE transcript_id = $1 AND pos <= $2::bigint ORDER BY pos",
-        transcript_id,
-        upto,
-        prefetch=_PREFETCH,
-    ):
-        block.append(row[0])
-        size += len(row[0]) + 1
-        if size >= BLOCK_BYTES:
-            if wrote:
-                yield b"\n"
-            yield b"\n".join(block)
-            wrote = True
-            block, size = [], 0
-    if block:
-        if wrote:
-            yield b"\n"
-        yield b"\n".join(block)
-        wrote = True
-    if wrote and newline:
-        yield b"\n"
-
-
 async def _bytea_slices(
     conn: Connection, table: str, column: str, ref: int
 ) -> AsyncIterator[bytes]:
@@ -223,47 +173,3 @@ async def pre_migration_rows(conn: Connection, agent: str | None) -> PreMigratio
         [tuple(r) for r in archived],
         sessions,
     )
-
-
-async def find_transcript(
-    conn: Connection, agent: str, session: str
-) -> tuple[int, str, str | None]:
-    """`api._find_transcript` on PostgreSQL: (transcript_id, file_name, session_id) of a
-    session key's transcript (its entry's `sessionId`), a session id's live transcript (else
-    its newest current one of any kind), or a stored file name."""
-    text = await conn.fetchval(
-        "SELECT entry_json FROM session_entries WHERE agent_id = $1 AND session_key = $2",
-        agent,
-        session,
-    )
-    entry = _entry_value(text)
-    session_id = entry.get("sessionId") if isinstance(entry, dict) else None
-    for candidate in (session_id, session):
-        if not isinstance(candidate, str):
-            continue
-        row = await conn.fetchrow(
-            "SELECT transcript_id, file_name, session_id FROM transcripts "
-            "WHERE agent_id = $1 AND session_id = $2 AND kind IN ('live', 'fork') "
-            "AND superseded_by IS NULL ORDER BY file_name = $3 DESC, transcript_id DESC LIMIT 1",
-            agent,
-            candidate,
-            f"{candidate}.jsonl",
-        ) or await conn.fetchrow(
-            "SELECT transcript_id, file_name, session_id FROM transcripts WHERE agent_id = $1 "
-            "AND superseded_by IS NULL AND (session_id = $2 OR file_name = $2) "
-            "ORDER BY transcript_id DESC LIMIT 1",
-            agent,
-            candidate,
-        )
-        if row is not None:
-            return row[0], row[1], row[2]
-    raise NotFoundError(f"agent {agent!r} has no session or transcript {session!r}")
-
-
-def _entry_value(text: str | None) -> object:
-    if text is None:
-        return None
-    try:
-        return jsjson.loads(text)
-    except (jsjson.JSONSyntaxError, ValueError):
-        return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -156,17 +155,11 @@ async def _drop_last_line(conn: Connection, transcript_id: int) -> None:
     """`rows._drop_last_line`: forget an unterminated last line, bump the generation."""
     dropped = await conn.fetchrow(
         "DELETE FROM transcript_lines WHERE transcript_id = $1 AND pos = (SELECT max(pos) "
-        "FROM transcript_lines WHERE transcript_id = $1) RETURNING pos, kind, byte_size",
+        "FROM transcript_lines WHERE transcript_id = $1) RETURNING kind, byte_size",
         transcript_id,
     )
     assert dropped is not None  # the caller saw this line
-    pos, kind, size = dropped
-    if await _has_key_table(conn):
-        await conn.execute(
-            "DELETE FROM idempotency_keys WHERE transcript_id = $1 AND pos = $2",
-            transcript_id,
-            pos,
-        )
+    kind, size = dropped  # its idempotency key, if it had one, goes with it (foreign key)
     leaf = await conn.fetchrow(
         "SELECT pos, entry_id FROM transcript_lines WHERE transcript_id = $1 AND kind = 'entry' "
         "ORDER BY pos DESC LIMIT 1",
@@ -184,19 +177,6 @@ async def _drop_last_line(conn: Connection, transcript_id: int) -> None:
         None if leaf is None else leaf[1],
         transcript_id,
     )
-
-
-_KEY_TABLE: weakref.WeakKeyDictionary[Connection, bool] = weakref.WeakKeyDictionary()
-
-
-async def _has_key_table(conn: Connection) -> bool:
-    """Whether the schema has `idempotency_keys` (asked once per connection)."""
-    found = _KEY_TABLE.get(conn)
-    if found is None:
-        found = _KEY_TABLE[conn] = bool(
-            await conn.fetchval("SELECT to_regclass('idempotency_keys') IS NOT NULL")
-        )
-    return found
 
 
 def _text(value: str | None) -> str | None:
@@ -241,7 +221,7 @@ async def _insert_chunk(conn: Connection, transcript_id: int, chunk: LineChunk) 
                 [rows[i][0] for i in chunk.lookups],
             )
         keys = [(r[9], r[0]) for r in rows if r[9] is not None and "\x00" not in r[9]]
-        if keys and await _has_key_table(conn):
+        if keys:
             # The first occurrence of a key holds it (imported files may repeat one).
             await conn.execute(
                 "INSERT INTO idempotency_keys (transcript_id, key, pos) "
