@@ -244,29 +244,19 @@ async def test_export_of_one_agent_only(backend: Store, tmp_path: Path) -> None:
     assert exported == b'{\n  "k": {\n    "sessionId": "s",\n    "updatedAt": 1\n  }\n}'
 
 
-async def test_one_transcript_as_jsonl_or_markdown(store: Store, tmp_path: Path) -> None:
+async def test_one_transcript_as_jsonl_or_markdown(backend: Store, tmp_path: Path) -> None:
+    store = backend
     await import_path(store, state(tmp_path / "src"))
 
     by_key = await export_transcript(store, "main", "agent:main:main")
     by_id = await export_transcript(store, "main", SID)
-    assert by_key == by_id == HEADER + b"\n" + ENTRY + b"\n"
+    by_name = await export_transcript(store, "main", f"{SID}.jsonl")
     markdown = await export_transcript(store, "main", SID, fmt="markdown")
 
-    assert by_key == by_id == HEADER + b"\n" + ENTRY + b"\n"
+    assert by_key == by_id == by_name == HEADER + b"\n" + ENTRY + b"\n"
     assert markdown.startswith(b"# main / " + SID.encode())
     assert b"### user" in markdown
     assert b"hi" in markdown
     with pytest.raises(NotFoundError):
         await export_transcript(store, "main", "no-such-session")
 
-
-async def test_one_transcript_as_jsonl_on_both_backends(backend: Store, tmp_path: Path) -> None:
-    await import_path(backend, state(tmp_path / "src"))
-
-    by_key = await export_transcript(backend, "main", "agent:main:main")
-    by_id = await export_transcript(backend, "main", SID)
-    by_name = await export_transcript(backend, "main", f"{SID}.jsonl")
-
-    assert by_key == by_id == by_name == HEADER + b"\n" + ENTRY + b"\n"
-    with pytest.raises(NotFoundError):
-        await export_transcript(backend, "main", "no-such-session")
