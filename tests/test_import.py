@@ -1,7 +1,10 @@
 """Import (issue 4): every file kind, exact bytes, damage reports, re-import, streaming.
 
 Each test builds a small state dir in tmp_path, imports it with `import_path`, and looks at
-the database (through `store.read`) and at what export writes back.
+the database (`rows`, in SQLite's spelling on either backend) and at what export writes back.
+Tests taking `backend` run on SQLite and on PostgreSQL. Those on `store` stay on SQLite: they
+count the SQLite writer's mutations, replace its functions to simulate a crash, measure its
+process's memory or event loop, or compare with the Node oracle on a file store.
 """
 
 from __future__ import annotations
