@@ -137,7 +137,10 @@ async def test_an_index_emptied_through_the_api_is_written_as_two_bytes(
     assert (tmp_path / "out/agents/main/sessions/sessions.json").read_bytes() == b"{}"
 
 
-async def test_api_appends_follow_the_imported_bytes(store: Store, tmp_path: Path, js: Any) -> None:
+async def test_api_appends_follow_the_imported_bytes(
+    backend: Store, tmp_path: Path, js: Any
+) -> None:
+    store = backend
     src = state(tmp_path / "src")
     # No final newline: the first appended line must terminate the last imported one.
     (src / "agents/main/sessions" / f"{SID}.jsonl").write_bytes(HEADER + b"\n" + ENTRY)
@@ -259,4 +262,3 @@ async def test_one_transcript_as_jsonl_or_markdown(backend: Store, tmp_path: Pat
     assert b"hi" in markdown
     with pytest.raises(NotFoundError):
         await export_transcript(store, "main", "no-such-session")
-

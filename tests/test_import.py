@@ -522,7 +522,8 @@ async def test_a_file_changed_in_the_middle_becomes_a_new_version(
     assert await exported(store, tmp_path) == changed
 
 
-async def test_api_appends_make_a_grown_file_a_new_version(store: Store, tmp_path: Path) -> None:
+async def test_api_appends_make_a_grown_file_a_new_version(backend: Store, tmp_path: Path) -> None:
+    store = backend
     path = sessions_dir(tmp_path) / f"{SID}.jsonl"
     path.write_bytes(transcript(header(), entry("a1", None)))
     await import_one(store, tmp_path)
