@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -191,3 +192,25 @@ def test_copy_round_trips_through_postgresql(source: Path, tmp_path: Path, pg_ur
     again = store_sql("copy", source, pg_url, cwd=tmp_path)
     assert again.returncode == 2
     assert "not empty" in again.stderr.decode()
+
+
+def test_a_value_the_destination_cannot_hold_stops_the_copy_in_one_line(
+    source: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """SQLite's INTEGER column takes a float; PostgreSQL's bigint cannot: the copy stops,
+    names the value, and says the destination holds part of the copy."""
+    conn = sqlite3.connect(source)
+    with conn:
+        conn.execute("UPDATE transcripts SET version = 2.5 WHERE transcript_id = 3")
+    conn.close()
+    before = sha256(source)
+
+    done = store_sql("copy", source, pg_url, cwd=tmp_path)
+
+    assert done.returncode == 2
+    message = done.stderr.decode()
+    assert message.count("\n") == 1
+    assert "Traceback" not in message
+    assert "transcripts.version holds 2.5" in message
+    assert "--replace" in message
+    assert sha256(source) == before

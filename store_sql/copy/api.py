@@ -24,7 +24,7 @@ from typing import Any
 from store_sql.copy.backend import Batch, Link, end_for
 from store_sql.copy.tables import COPIED, CopiedTable
 from store_sql.engine.database import Database
-from store_sql.errors import CopyFailedError
+from store_sql.errors import CopyFailedError, StoreError
 from store_sql.exporter.digests import FileDigest, export_digests
 
 __all__ = ["CopyProgress", "CopyReport", "copy_store"]
@@ -112,7 +112,13 @@ async def copy_store(
     async with destination.indexing_paused():
         if holding:
             await dst.clear(tables)
-        await _copy_rows(src, dst, tables, report, progress)
+        try:
+            await _copy_rows(src, dst, tables, report, progress)
+        except StoreError as exc:
+            raise CopyFailedError(
+                f"{exc} ({report.destination} now holds part of the copy: run it again with "
+                "--replace)"
+            ) from exc
     report.copy_s = time.perf_counter() - started
     started = time.perf_counter()
     await _verify(source, destination, report, progress)
