@@ -28,7 +28,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "--session, write one transcript to OUT (or to stdout when OUT is -).",
     )
     add_common(p)
-    on_postgres(p)
     p.add_argument("out", metavar="OUT", help="output directory (with --session: a file or -)")
     p.add_argument("--agent", help="only this agent (with --session: default main)")
     p.add_argument("--session", metavar="KEY_OR_ID", help="one transcript: session key or id")

@@ -33,7 +33,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "new versions.",
     )
     add_common(p)
-    on_postgres(p)
     p.add_argument("path", metavar="PATH", help="state dir, sessions dir, or one file")
     p.add_argument(
         "--agent",

@@ -23,7 +23,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "the first differing byte), comparing what `export` would write with what is there.",
     )
     add_common(p)
-    on_postgres(p)
     p.add_argument("path", metavar="PATH", help="state dir or one sessions dir")
     p.add_argument("--agent", help="only this agent (required for a dir outside agents/<id>/)")
     p.set_defaults(handler=_verify)
