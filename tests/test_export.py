@@ -1,5 +1,8 @@
 """Export (issue 4): layout, modes, atomic writes, API changes written as the gateway would,
-names that try to escape OUT, checkpoint snapshots, superseded versions, one transcript."""
+names that try to escape OUT, checkpoint snapshots, superseded versions, one transcript.
+
+Tests taking `backend` run on SQLite and on PostgreSQL; the two on `store` plant rows with
+SQLite functions (names that escape OUT, a snapshot row), and stay on SQLite."""
 
 from __future__ import annotations
 
