@@ -9,13 +9,13 @@ by the server); large bytea cells (opaque files, compressed archives) are read i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
 
 from store_sql.engine.pg.writer import PgConnection as Connection
 from store_sql.exporter.plan import (
     ExportPlan,
     IndexLayout,
     PlannedFile,
+    PreMigrationRows,
     StoredFiles,
     assemble_plan,
     entry_file_bytes,
@@ -24,9 +24,6 @@ from store_sql.exporter.plan import (
 )
 from store_sql.sessions.pg_rows import render_sessions_json
 from store_sql.transcripts.pg_reads import transcript_blocks
-
-if TYPE_CHECKING:
-    from store_sql.exporter.pre_migration import PreMigrationRows
 
 SLICE_BYTES = 16 << 20
 """A bytea cell larger than this is read in slices of this size."""
@@ -150,8 +147,6 @@ async def _bytea_slices(
 
 async def pre_migration_rows(conn: Connection, agent: str | None) -> PreMigrationRows:
     """`pre_migration.pre_migration_rows` on PostgreSQL."""
-    from store_sql.exporter.pre_migration import PreMigrationRows  # it imports this module
-
     migrated = {r[0] for r in await conn.fetch("SELECT agent_id FROM agent_databases")}
     archived = await conn.fetch(
         "SELECT o.file_pk, o.agent_id, o.file_name, p.original_name, p.role, p.session_id "

@@ -59,6 +59,21 @@ class ExportPlan:
     """agent id -> (rel_dir, layout) of each index written."""
 
 
+@dataclass(frozen=True, slots=True)
+class PreMigrationRows:
+    """What `plan_pre_migration` reads from the store (each backend's SQL fills it)."""
+
+    exported: ExportPlan
+    migrated: set[str]
+    """Agents whose index came from an OpenClaw database."""
+    from_database: set[int]
+    """Transcripts read from such a database."""
+    archived: list[tuple[int, str, str, str | None, str, str | None]]
+    """(file_pk, agent_id, file_name, original_name, role, session_id) by agent and name."""
+    sessions: dict[str, list[tuple[str, str | None]]]
+    """migrated agent -> (session_key, session_id) by position."""
+
+
 def check_layout(layout: str | None) -> IndexLayout | None:
     if layout is not None and layout not in INDEX_LAYOUTS:
         raise ExportRefusedError(f"unknown index layout {layout!r}: use 'json' or 'directory'")

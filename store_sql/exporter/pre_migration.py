@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.exporter.api import ExportReport, make_root, write_planned
-from store_sql.exporter.plan import ExportPlan, PlannedFile, plan_export
+from store_sql.exporter.plan import PlannedFile, PreMigrationRows, plan_export
 from store_sql.formats.import_archive import ARCHIVE_DIR, classify_archived
 
 __all__ = ["export_pre_migration"]
@@ -55,21 +54,6 @@ async def export_pre_migration(
     await write_planned(store, out, files, report, durable=durable)
     report.duration_s = time.perf_counter() - started
     return report
-
-
-@dataclass(frozen=True, slots=True)
-class PreMigrationRows:
-    """What `plan_pre_migration` reads from the store (each backend's SQL fills it)."""
-
-    exported: ExportPlan
-    migrated: set[str]
-    """Agents whose index came from an OpenClaw database."""
-    from_database: set[int]
-    """Transcripts read from such a database."""
-    archived: list[tuple[int, str, str, str | None, str, str | None]]
-    """(file_pk, agent_id, file_name, original_name, role, session_id) by agent and name."""
-    sessions: dict[str, list[tuple[str, str | None]]]
-    """migrated agent -> (session_key, session_id) by position."""
 
 
 def pre_migration_rows(conn: sqlite3.Connection, agent: str | None) -> PreMigrationRows:
