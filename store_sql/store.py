@@ -93,9 +93,9 @@ class Store:
         self._readers = readers
         self._closed = False
         self._indexer: BackgroundIndexer | None = None
-        if self.full_text and writer is not None:
+        if self.full_text and writer is not None and readers is not None:
             self._indexer = BackgroundIndexer(
-                partial(writer.submit, background=True), writer.idle_for, writer.callers_waiting
+                partial(writer.submit, background=True), readers.run, writer.idle_for
             )
             self._indexer.start(lines_waiting=lines_waiting)
         self.sessions = self._namespace("sessions", SessionIndexAPI)
@@ -187,7 +187,7 @@ class Store:
         except BaseException:
             await conn.close()
             raise
-        writer = Writer(conn, wal_path(db_path), cfg)
+        writer = Writer(conn, db_path, cfg)
         writer.start()
         try:
             waiting = full_text and await pool.run(lines_waiting)
@@ -312,6 +312,7 @@ class Store:
         if self._indexer is not None:
             m["index_steps"] = self._indexer.steps
             m["index_lines"] = self._indexer.lines_indexed
+            m["index_preempted"] = self._indexer.preempted
             m["index_failures"] = self._indexer.failures
             m["index_last_error"] = self._indexer.last_error
         m["wal_bytes"] = file_size(wal_path(self.path))

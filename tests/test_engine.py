@@ -413,3 +413,59 @@ async def test_metrics_report_queue_batches_times_wal_and_readers(db: Store) -> 
     assert metrics["mean_txn_ms"] > 0
     assert metrics["max_txn_ms"] >= metrics["mean_txn_ms"]
     assert metrics["wal_bytes"] > 0
+
+
+async def test_a_preemptible_upkeep_job_gives_way_to_a_callers_write(db: Store) -> None:
+    # The full-text indexer's quiet-period steps are preemptible: a caller's write queued
+    # while one runs aborts it mid-statement, the step is rolled back whole, and the write
+    # runs next (search/indexer.py).
+    from store_sql.engine.writer import UpkeepPreemptedError
+
+    started = threading.Event()
+
+    def long_upkeep(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t (k, v) VALUES (-2, 'upkeep')")
+        started.set()
+        # Far longer than any test: only the preemption can end it.
+        return int(
+            conn.execute(
+                "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                "WHERE i < 10000000000) SELECT count(*) FROM n"
+            ).fetchone()[0]
+        )
+
+    upkeep = asyncio.create_task(db._writer.submit(long_upkeep, preemptible=True))
+    assert await asyncio.to_thread(started.wait, 10)
+    assert await db.write(insert(1)) == 1
+    with pytest.raises(UpkeepPreemptedError):
+        await upkeep
+    assert await keys(db) == [1]  # nothing of the preempted job, all of the write
+    assert db.metrics()["preempted_upkeep"] == 1
+    # The same job not marked preemptible is a plain mutation: it commits.
+    assert await db._writer.submit(insert(2), background=True) == 2
+    assert await keys(db) == [1, 2]
+
+
+async def test_commits_reach_the_database_file_through_background_checkpoints(
+    tmp_path: Path,
+) -> None:
+    # The upkeep thread checkpoints checkpoint_interval_s after a commit, without a write
+    # waiting for it: the database file alone (no WAL) then holds every committed row.
+    settings = EngineSettings(checkpoint_interval_s=0.05, wal_autocheckpoint_pages=100_000)
+    db = tmp_path / "ckpt.sqlite"
+    async with await Store.open(db, settings=settings, full_text=False) as store:
+        await store.write(lambda c: c.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+        await asyncio.gather(*(store.write(insert(k, "v" * 2000)) for k in range(200)))
+        for _ in range(200):
+            if store.metrics()["background_checkpoints"] >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert store.metrics()["background_checkpoints"] >= 1
+        await asyncio.sleep(0.2)  # a later commit's checkpoint, if the first raced a write
+        alone = tmp_path / "alone.sqlite"
+        alone.write_bytes(db.read_bytes())  # the main file only, as if the WAL were lost
+        copy = sqlite3.connect(alone)
+        try:
+            assert copy.execute("SELECT count(*) FROM t").fetchone()[0] == 200
+        finally:
+            copy.close()

@@ -23,7 +23,12 @@ class EngineSettings:
     one fsync per group commit (docs/GUARANTEES.md, "Power loss")."""
     sync_interval_s: float = 1.0
     """At NORMAL, the writer fsyncs the WAL once a commit is this old and unsynced, so a power
-    cut loses at most about this much of the latest writes. 0: only checkpoints sync."""
+    cut loses at most about this much of the latest writes. 0: only checkpoints sync.
+    The fsync runs on a thread of its own (engine/wal.py, `WalUpkeep`): no write waits for it."""
+    checkpoint_interval_s: float = 1.0
+    """This long after a commit, a PASSIVE checkpoint runs on that same thread, copying
+    committed pages into the database while the writer goes on; the writer's own
+    auto-checkpoint, inside a commit, then rarely has work left. 0: only the writer's."""
     busy_timeout_ms: int = 5000
     """How long a connection waits for another process's lock before failing clearly."""
     readers: int = 4

@@ -1,18 +1,21 @@
 """The write-ahead log: its size, and checkpoints that keep it bounded.
 
-Every WAL rule of the engine is here. SQLite's own auto-checkpoint (PASSIVE, every 1,000
-pages) runs on commit; `WalPacer` adds the forced TRUNCATE checkpoint the writer runs after
-a group when readers never pause; `truncate_wal_file` is the explicit one maintenance asks
-for; `WalSyncer` bounds what a power cut can take at synchronous=NORMAL.
+Every WAL rule of the engine is here. SQLite's own auto-checkpoint (PASSIVE, every
+`wal_autocheckpoint_pages`) runs on commit; `WalPacer` adds the forced TRUNCATE
+checkpoint the writer runs after a group when readers never pause; `truncate_wal_file` is
+the explicit one maintenance asks for; `WalUpkeep` bounds what a power cut can take at
+synchronous=NORMAL and checkpoints off the writer's path.
 docs/GUARANTEES.md states what follows for durability and readers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 from store_sql.engine.pragmas import EngineSettings
 
@@ -98,34 +101,94 @@ def truncate_wal_file(db_path: Path, timeout_s: float) -> bool:
         conn.close()
 
 
-class WalSyncer:
-    """At synchronous=NORMAL, commits reach the WAL file without an fsync: a process crash
-    loses nothing, a power cut loses the commits still in the OS cache. The syncer bounds
-    that window: once a commit is older than `sync_interval_s` and not synced, the writer
-    fsyncs the WAL file, which makes every commit before it durable (committed frames are
-    in the WAL; a checkpoint syncs the WAL before it copies them). One fsync per interval
-    instead of one per group commit."""
+class WalUpkeep:
+    """Fsyncs and checkpoints the WAL on a thread of its own, so that neither sits in a
+    write's path.
 
-    def __init__(self, wal: str | os.PathLike[str], settings: EngineSettings) -> None:
-        self._wal = os.fspath(wal)
-        self._interval = settings.sync_interval_s if settings.synchronous == "NORMAL" else 0.0
+    At synchronous=NORMAL commits reach the WAL without an fsync: a process crash loses
+    nothing, a power cut loses the commits still in the OS cache. Once a commit is older
+    than `sync_interval_s` and not synced, the upkeep thread fsyncs the WAL file, which
+    makes every commit before it durable (committed frames are in the WAL; a checkpoint
+    syncs the WAL before it copies them). One fsync per interval instead of one per group
+    commit, and the writer goes on committing while it runs.
+
+    Every `checkpoint_interval_s` after a commit it also runs a PASSIVE checkpoint from its
+    own connection: it copies committed pages into the database file while the writer keeps
+    writing (a WAL checkpoint never blocks writers), and once it has copied all of them the
+    writer's next transaction starts the WAL over. SQLite's auto-checkpoint, which runs on
+    the writer inside a commit and makes that commit wait for the copy and two fsyncs, then
+    finds the WAL short or already copied.
+
+    The loop side (`committed`, `take_due`) runs on the event loop; `run` on the thread."""
+
+    def __init__(self, db_path: str | os.PathLike[str], settings: EngineSettings) -> None:
+        self._db = os.fspath(db_path)
+        self._wal = os.fspath(wal_path(db_path))
+        self._sync_interval = settings.sync_interval_s if settings.synchronous == "NORMAL" else 0.0
+        self._checkpoint_interval = settings.checkpoint_interval_s
         self._fd: int | None = None
+        self._conn: sqlite3.Connection | None = None
         self._unsynced_since: float | None = None
+        self._unchecked_since: float | None = None
+        self.syncs = 0
+        self.checkpoints = 0
 
     def committed(self, now: float) -> None:
         """A group committed at `now` (time.monotonic())."""
-        if self._interval > 0 and self._unsynced_since is None:
+        if self._sync_interval > 0 and self._unsynced_since is None:
             self._unsynced_since = now
+        if self._checkpoint_interval > 0 and self._unchecked_since is None:
+            self._unchecked_since = now
 
     def due_in(self, now: float) -> float | None:
-        """Seconds until a sync is due (<= 0: due now); None when everything is synced."""
-        if self._unsynced_since is None:
-            return None
-        return self._unsynced_since + self._interval - now
+        """Seconds until the next sync or checkpoint is due (<= 0: due now); None when
+        nothing waits for one."""
+        due = [
+            since + interval - now
+            for since, interval in (
+                (self._unsynced_since, self._sync_interval),
+                (self._unchecked_since, self._checkpoint_interval),
+            )
+            if since is not None
+        ]
+        return min(due) if due else None
 
-    def sync(self, conn: sqlite3.Connection | None = None) -> bool:
-        """fsync the WAL file (on the writer's thread); True when it was done."""
-        self._unsynced_since = None
+    def take_due(self, now: float) -> tuple[bool, bool]:
+        """(sync, checkpoint): what is due now, marked as done; the caller then runs
+        `run(sync, checkpoint)` on the upkeep thread."""
+        sync = (
+            self._unsynced_since is not None and self._unsynced_since + self._sync_interval <= now
+        )
+        checkpoint = (
+            self._unchecked_since is not None
+            and self._unchecked_since + self._checkpoint_interval <= now
+        )
+        if sync:
+            self._unsynced_since = None
+        if checkpoint:
+            self._unchecked_since = None
+        return sync, checkpoint
+
+    def run(self, sync: bool, checkpoint: bool) -> None:
+        """On the upkeep thread. A failed fsync or checkpoint is tried again after a later
+        commit; the writer never learns of it."""
+        if sync and self._fsync():
+            self.syncs += 1
+        if checkpoint:
+            with contextlib.suppress(sqlite3.Error):
+                if self._conn is None:
+                    # mode=rw: a database that went away is never created again here.
+                    self._conn = sqlite3.connect(
+                        f"file:{quote(self._db)}?mode=rw",
+                        uri=True,
+                        isolation_level=None,
+                        check_same_thread=False,
+                        timeout=0,
+                    )
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.checkpoints += 1
+
+    def _fsync(self) -> bool:
         if self._fd is None:
             try:
                 self._fd = os.open(self._wal, os.O_RDONLY)
@@ -138,6 +201,11 @@ class WalSyncer:
         return True
 
     def close(self) -> None:
+        """On the upkeep thread, after its last `run`."""
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None

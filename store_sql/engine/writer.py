@@ -17,16 +17,26 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
-from store_sql.engine.wal import WalPacer, WalSyncer, checkpoint_truncate
+from store_sql.engine.wal import WalPacer, WalUpkeep, checkpoint_truncate, wal_path
 from store_sql.errors import StoreClosedError, WriteFailedError
 
 T = TypeVar("T")
 Mutation = Callable[[sqlite3.Connection], Any]
+
+PREEMPT_CHECK_OPS = 100
+"""SQLite virtual-machine steps between two looks at the queue while a preemptible upkeep
+job runs: a caller's write then waits for at most this many steps of it, and a rollback."""
+
+
+class UpkeepPreemptedError(Exception):
+    """A preemptible upkeep job gave way to a caller's write: it was rolled back whole, and
+    its owner tries again later."""
 
 
 class CombinableMutation(abc.ABC):
@@ -53,6 +63,7 @@ class _Job:
     fn: Mutation
     future: asyncio.Future[Any]
     background: bool = False
+    preemptible: bool = False
     # Set from the loop when the caller gives up; read by the writer thread before it starts
     # the job. A plain attribute rather than future.cancelled(), which is not thread-safe:
     # one store of a bool is atomic under the GIL, and a threading.Event per job cost more
@@ -85,6 +96,8 @@ class WriterMetrics:
     batch_retries: int = 0
     savepoint_reruns: int = 0
     wal_syncs: int = 0
+    background_checkpoints: int = 0
+    preempted_upkeep: int = 0
 
     def as_dict(self, queue_depth: int) -> dict[str, Any]:
         mean = self.total_txn_seconds / self.batches if self.batches else 0.0
@@ -105,6 +118,8 @@ class WriterMetrics:
             "batch_retries": self.batch_retries,
             "savepoint_reruns": self.savepoint_reruns,
             "wal_syncs": self.wal_syncs,
+            "background_checkpoints": self.background_checkpoints,
+            "preempted_upkeep": self.preempted_upkeep,
         }
 
 
@@ -112,7 +127,7 @@ class Writer:
     """Owns the only write connection; `submit` is the only way to change the database."""
 
     def __init__(
-        self, conn: ThreadConnection, wal: str | os.PathLike[str], settings: EngineSettings
+        self, conn: ThreadConnection, db_path: str | os.PathLike[str], settings: EngineSettings
     ) -> None:
         self._conn = conn
         self._settings = settings
@@ -122,9 +137,13 @@ class Writer:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._wal = WalPacer(wal, settings)
-        self._syncer = WalSyncer(wal, settings)
-        self._sync_timer: asyncio.TimerHandle | None = None
+        self._wal = WalPacer(wal_path(db_path), settings)
+        self._upkeep = WalUpkeep(db_path, settings)
+        # One thread for the WAL's fsyncs and checkpoints, never the writer's: a write
+        # queued meanwhile starts at once.
+        self._upkeep_thread = ThreadPoolExecutor(1, thread_name_prefix="store_sql.wal")
+        self._upkeep_running: asyncio.Future[None] | None = None
+        self._upkeep_timer: asyncio.TimerHandle | None = None
         self.metrics = WriterMetrics()
 
     def start(self) -> None:
@@ -147,17 +166,26 @@ class Writer:
         job at a time and is running when it asks, so a queued job is a caller's."""
         return bool(self._queue)
 
-    async def submit(self, fn: Callable[[sqlite3.Connection], T], *, background: bool = False) -> T:
+    async def submit(
+        self,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        background: bool = False,
+        preemptible: bool = False,
+    ) -> T:
         """Run `fn` inside the next group transaction and return its result.
 
         `background` marks the store's own upkeep (the full-text indexer): counted apart in
-        the metrics, so `mutations` counts callers' writes only.
+        the metrics, so `mutations` counts callers' writes only. `preemptible` upkeep
+        running alone is aborted and rolled back as soon as a caller's write is queued,
+        and raises UpkeepPreemptedError: no caller ever waits for it.
 
         If the caller is cancelled before the batch starts, the mutation is skipped; once it
         started it completes or rolls back as a whole (its savepoint), never half-applied."""
         if self._closing:
             raise StoreClosedError("the store is closed; writes are no longer accepted")
-        job = _Job(fn, asyncio.get_running_loop().create_future(), background)
+        job = _Job(fn, asyncio.get_running_loop().create_future(), background or preemptible)
+        job.preemptible = preemptible
         self._queue.append(job)
         self._wake.set()
         try:
@@ -174,13 +202,18 @@ class Writer:
         self._wake.set()
         if self._task is not None:
             await self._task
+        if self._upkeep_timer is not None:
+            self._upkeep_timer.cancel()
+        if self._upkeep_running is not None:
+            with contextlib.suppress(Exception):
+                await self._upkeep_running
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._upkeep_thread, self._upkeep.close)
+        self._upkeep_thread.shutdown()
         # Waiting at most checkpoint_wait_ms: another process holding the lock must not
         # cost a closing store one more busy_timeout (a WAL left behind is replayed later).
         with contextlib.suppress(sqlite3.Error):
             await self._conn.run(lambda c: checkpoint_truncate(c, self._settings))
-        if self._sync_timer is not None:
-            self._sync_timer.cancel()
-        self._syncer.close()
         await self._conn.close()
 
     async def _drain(self) -> None:
@@ -189,14 +222,7 @@ class Writer:
                 if self._closing:
                     return
                 self._wake.clear()
-                due = self._syncer.due_in(time.monotonic())
-                if due is not None and due <= 0:
-                    await self._sync_wal()
-                    continue
-                if due is not None and self._sync_timer is None:
-                    # One timer per unsynced stretch, not one per idle wait: it wakes the
-                    # loop above when the oldest unsynced commit is due.
-                    self._sync_timer = asyncio.get_running_loop().call_later(due, self._wake.set)
+                self._start_upkeep()
                 await self._wake.wait()
                 continue
             batch = self._queue[: self._settings.max_batch]
@@ -213,27 +239,44 @@ class Writer:
             finally:
                 self._running = False
                 now = time.monotonic()
-                self._syncer.committed(now)
+                self._upkeep.committed(now)
                 if not all(job.background for job in batch):
                     self._last_done = now
             for job, outcome in zip(batch, outcomes, strict=True):
                 _settle(job, outcome)
-            due = self._syncer.due_in(time.monotonic())
-            if due is not None and due <= 0:
-                await self._sync_wal()  # after the callers were told: they do not wait for it
+            self._start_upkeep()
 
-    async def _sync_wal(self) -> None:
-        if self._sync_timer is not None:
-            self._sync_timer.cancel()
-            self._sync_timer = None
-        self._running = True
-        try:
-            if await self._conn.run(self._syncer.sync):
-                self.metrics.wal_syncs += 1
-        except Exception:  # noqa: S110 - an fsync that failed is tried again after the next commit
-            pass
-        finally:
-            self._running = False
+    def _start_upkeep(self) -> None:
+        """Hand a due fsync or checkpoint to the upkeep thread, or set a timer for the next
+        one. Never waits: the writer goes on while the thread works."""
+        if self._upkeep_running is not None:
+            return  # its end wakes the writer, which looks again
+        now = time.monotonic()
+        due = self._upkeep.due_in(now)
+        if due is None:
+            return
+        loop = asyncio.get_running_loop()
+        if due > 0:
+            if self._upkeep_timer is None:
+                # One timer per stretch of commits, not one per group: it wakes the writer
+                # when the oldest commit waiting for upkeep is due.
+                self._upkeep_timer = loop.call_later(due, self._upkeep_timer_fired)
+            return
+        sync, checkpoint = self._upkeep.take_due(now)
+        running = loop.run_in_executor(self._upkeep_thread, self._upkeep.run, sync, checkpoint)
+        self._upkeep_running = running
+        running.add_done_callback(self._upkeep_done)
+
+    def _upkeep_timer_fired(self) -> None:
+        self._upkeep_timer = None
+        self._wake.set()
+
+    def _upkeep_done(self, running: asyncio.Future[None]) -> None:
+        self._upkeep_running = None
+        if not running.cancelled() and running.exception() is None:
+            self.metrics.wal_syncs = self._upkeep.syncs
+            self.metrics.background_checkpoints = self._upkeep.checkpoints
+        self._wake.set()
 
     # --- everything below runs on the writer's thread -------------------------------------
 
@@ -365,12 +408,24 @@ class Writer:
     def _apply_alone(self, conn: sqlite3.Connection, job: _Job) -> _Outcome:
         if job.abandoned:
             return _Outcome(ok=False, skipped=True)
+        if job.preemptible:
+            # SQLite calls this every PREEMPT_CHECK_OPS steps of any statement, COMMIT's
+            # index flush and merges included; a true return aborts the statement and the
+            # job is rolled back below. Reading the list's length is atomic.
+            conn.set_progress_handler(self.callers_waiting, PREEMPT_CHECK_OPS)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            value = job.fn(conn)
-            conn.execute("COMMIT")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                value = job.fn(conn)
+                conn.execute("COMMIT")
+            finally:
+                if job.preemptible:
+                    conn.set_progress_handler(None, 0)
         except BaseException as exc:  # as in _apply_together: never leave the writer dead
             _rollback_quietly(conn)
+            if job.preemptible and getattr(exc, "sqlite_errorname", None) == "SQLITE_INTERRUPT":
+                self.metrics.preempted_upkeep += 1
+                return _Outcome(ok=False, value=UpkeepPreemptedError("a caller's write came first"))
             return _Outcome(ok=False, value=_as_write_error(exc))
         return _Outcome(ok=True, value=value)
 

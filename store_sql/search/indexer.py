@@ -9,10 +9,13 @@ entry is findable from the moment its append commits.
 Why not index inside each append: a single-row FTS5 trigram insert costs more at commit than
 all the rest of an append; indexed in batches it costs a fraction of that per line.
 
-Why an indexing step never delays a write for long: a step indexes lines in small chunks
-and stops after the chunk during which a caller's write arrived, or once it has used
-STEP_BUDGET_S, whichever comes first. The writer then commits it and runs the waiting
-write next.
+Why an indexing step never delays a write: steps run only once the writer has been quiet
+for QUIET_S, and such a step is preemptible (engine/writer.py): the moment a caller's write
+is queued, SQLite aborts the step wherever it is (tokenizing, flushing, merging the index's
+segments) and rolls it back; the write starts at once and the step is tried again in the
+next quiet period. Only when writes never pause and more than CATCH_UP_LINES lines wait do
+steps run between writes, bounded by CATCH_UP_BUDGET_S: indexing must keep up somewhere,
+and that is the one case where a write may wait for it.
 """
 
 from __future__ import annotations
@@ -24,17 +27,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
+
+from store_sql.engine.writer import UpkeepPreemptedError
 
 INDEX_BATCH = 256
 """Most lines one indexing step reads (catch-up and rebuild take steps of this size)."""
 
-CHUNK_LINES = 4
-"""Lines indexed between two looks at the writer's queue in a background step."""
+CHUNK_LINES = 8
+"""Lines indexed between two looks at the clock in a background step."""
 
-STEP_BUDGET_S = 0.0005
-"""Time a background step may spend indexing before it commits and lets writes go first.
-The commit then writes the chunks' index rows, so a write that arrives during a step waits
-for about one chunk and that commit."""
+STEP_BUDGET_S = 0.005
+"""Time a quiet-period step may spend indexing before it commits. A caller's write that
+arrives meanwhile preempts it, so this bounds only the work a preemption throws away."""
 
 BACKLOG_LIMIT = 10_000
 """Lines above the mark that a search still scans itself (search/query.py). A scan holds a read
@@ -42,18 +47,19 @@ snapshot, and long snapshots keep the WAL from being checkpointed: kept short.""
 
 QUIET_S = 0.05
 """How long the writer must have had nothing to do before the indexer takes a step: appends
-that come one after another (a chat turn, a tool loop) then never wait behind one."""
+that come one after another (a chat turn, a tool loop) then never meet one."""
 
 BUSY_STEP_S = 0.2
-"""Under writes that never leave the writer quiet, one step per this many seconds, so the
-backlog a search must scan stays bounded while writes keep nearly all of the writer."""
+"""Under writes that never leave the writer quiet, the indexer looks at the backlog once per
+this many seconds, and then takes at most one catch-up step."""
 
 CATCH_UP_LINES = BACKLOG_LIMIT // 2
-"""Past this many lines waiting, a step under busy writes may take CATCH_UP_BUDGET_S."""
+"""Past this many lines waiting under writes that never pause, steps run between writes."""
 
 CATCH_UP_BUDGET_S = 0.02
 """The budget of such a step: with one step per BUSY_STEP_S, a tenth of the writer's time
-goes to the index, enough to keep up with the busiest gateways measured."""
+goes to the index, enough to keep up with the busiest gateways measured. These are the
+only steps a write may wait for."""
 
 _IDLE_POLL_S = 0.005
 
@@ -94,6 +100,16 @@ def backlog(conn: sqlite3.Connection) -> int:
     row = conn.execute(
         "SELECT count(*) FROM transcript_lines WHERE line_pk > "
         "(SELECT indexed_upto FROM search_index_state WHERE id = 1)"
+    ).fetchone()
+    return int(row[0])
+
+
+def lines_above_mark(conn: sqlite3.Connection, limit: int) -> int:
+    """Lines above the mark, counted up to `limit` (a bounded probe of the rowid range)."""
+    row = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM transcript_lines WHERE line_pk > "
+        "(SELECT indexed_upto FROM search_index_state WHERE id = 1) LIMIT ?)",
+        (limit,),
     ).fetchone()
     return int(row[0])
 
@@ -150,36 +166,46 @@ def clear_index(conn: sqlite3.Connection) -> None:
 
 
 Write = Callable[[Callable[[sqlite3.Connection], IndexStep]], Awaitable[IndexStep]]
+Read = Callable[[Callable[[sqlite3.Connection], int]], Awaitable[int]]
+
+
+class UpkeepWrite(Protocol):
+    """The writer's `submit` for upkeep (engine/writer.py)."""
+
+    def __call__(
+        self, fn: Callable[[sqlite3.Connection], IndexStep], *, preemptible: bool
+    ) -> Awaitable[IndexStep]: ...
 
 
 class BackgroundIndexer:
     """Runs `index_pending` through the writer whenever lines may have been added.
 
     A step starts once no caller's write has been queued or running for QUIET_S, and then
-    steps follow one another until the index is current, each yielding to any write that
-    arrives (STEP_BUDGET_S, CHUNK_LINES). Under writes that never pause it takes one step
-    every BUSY_STEP_S; once more than CATCH_UP_LINES wait, those steps may take
-    CATCH_UP_BUDGET_S, so the backlog a search must scan stays bounded under any load while
-    a lone writer's appends are delayed by a chunk at most. A bulk import pauses it
-    (`paused`) and leaves the indexing for afterwards."""
+    steps follow one another until the index is current; each is preempted by any write
+    that arrives (rolled back at once, tried again in the next quiet period). Under writes
+    that never pause, it looks at the backlog every BUSY_STEP_S and leaves it to the next
+    quiet period while at most CATCH_UP_LINES wait (a search scans them); past that it takes
+    one step of CATCH_UP_BUDGET_S per look, which writes do wait for, so the backlog stays
+    bounded under any load. A bulk import pauses it (`paused`) and leaves the indexing for
+    afterwards."""
 
     def __init__(
         self,
-        write: Write,
+        write: UpkeepWrite,
+        read: Read,
         idle_for: Callable[[], float],
-        callers_waiting: Callable[[], bool],
         *,
         batch_size: int = INDEX_BATCH,
     ) -> None:
         self._write = write
+        self._read = read
         self._idle_for = idle_for
-        self._callers_waiting = callers_waiting
         self._batch_size = batch_size
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._waiting_lines = 0
         self.steps = 0
         self.lines_indexed = 0
+        self.preempted = 0
         self.failures = 0
         self.last_error: str | None = None
         # Held for each step, and by `paused` for as long as a rebuild runs.
@@ -206,14 +232,13 @@ class BackgroundIndexer:
             await self._task
         self._task = None
 
-    def _step(self, conn: sqlite3.Connection, budget: float, yielding: bool) -> IndexStep:
+    def _step(self, conn: sqlite3.Connection, budget: float) -> IndexStep:
         """One background step on the writer's thread: ends at the first chunk boundary
-        after `budget` seconds, or (`yielding`) after a caller's write is queued."""
+        after `budget` seconds."""
         began = time.perf_counter()
-        waiting = self._callers_waiting if yielding else _never
 
         def stop() -> bool:
-            return waiting() or time.perf_counter() - began > budget
+            return time.perf_counter() - began > budget
 
         return index_pending(conn, self._batch_size, stop=stop)
 
@@ -223,13 +248,24 @@ class BackgroundIndexer:
             self._wanted.clear()
             while True:
                 quiet = await self._idle()
-                if quiet or self._waiting_lines <= CATCH_UP_LINES:
-                    step = partial(self._step, budget=STEP_BUDGET_S, yielding=True)
-                else:
-                    step = partial(self._step, budget=CATCH_UP_BUDGET_S, yielding=False)
+                if not quiet:
+                    try:
+                        waiting = await self._read(
+                            partial(lines_above_mark, limit=CATCH_UP_LINES + 1)
+                        )
+                    except Exception:  # noqa: S112 - looked at again after BUSY_STEP_S
+                        continue
+                    if waiting <= CATCH_UP_LINES:
+                        continue
+                budget = STEP_BUDGET_S if quiet else CATCH_UP_BUDGET_S
                 try:
                     async with self._stepping:
-                        done = await self._write(step)
+                        done = await self._write(
+                            partial(self._step, budget=budget), preemptible=quiet
+                        )
+                except UpkeepPreemptedError:
+                    self.preempted += 1
+                    continue
                 except Exception as exc:
                     # Another process holding the write lock, a full disk, a bug: the lines
                     # stay above the mark (searches scan them), the next write tries again,
@@ -239,7 +275,6 @@ class BackgroundIndexer:
                     break
                 self.steps += 1
                 self.lines_indexed += done.lines_read
-                self._waiting_lines = done.top - done.upto
                 if done.lines_read == 0 or done.upto >= done.top:
                     break
 
@@ -260,10 +295,6 @@ class BackgroundIndexer:
                 return False
             await asyncio.sleep(max(_IDLE_POLL_S, QUIET_S - quiet))
         return True
-
-
-def _never() -> bool:
-    return False
 
 
 async def catch_up(write: Write, batch_size: int = INDEX_BATCH) -> int:
