@@ -250,22 +250,25 @@ def write_chains(conn: sqlite3.Connection, chains: Iterable[Chain]) -> None:
     """Insert every line the chains hold and move each transcript's counters and leaf: two
     statements, however many appends and transcripts."""
     chains = [chain for chain in chains if chain.params]
-    conn.executemany(_INSERT_APPENDED, [p for chain in chains for p in chain.params])
-    conn.executemany(
-        ADVANCE_SQL,
-        [
-            advance_params(
-                chain.transcript_id,
-                lines=len(chain.params),
-                entries=len(chain.params),
-                damaged=0,
-                line_bytes=chain.added_bytes,
-                leaf=(chain.leaf_pos, chain.leaf_id),
-                ends_with_newline=True,
-            )
-            for chain in chains
-        ],
-    )
+    lines = [p for chain in chains for p in chain.params]
+    advances = [
+        advance_params(
+            chain.transcript_id,
+            lines=len(chain.params),
+            entries=len(chain.params),
+            damaged=0,
+            line_bytes=chain.added_bytes,
+            leaf=(chain.leaf_pos, chain.leaf_id),
+            ends_with_newline=True,
+        )
+        for chain in chains
+    ]
+    if len(lines) == 1:  # a lone append: execute costs less than executemany of one row
+        conn.execute(_INSERT_APPENDED, lines[0])
+        conn.execute(ADVANCE_SQL, advances[0])
+        return
+    conn.executemany(_INSERT_APPENDED, lines)
+    conn.executemany(ADVANCE_SQL, advances)
 
 
 def append_entries(
@@ -324,8 +327,15 @@ class AppendMutation(CombinableMutation):
         self.parent_id = parent_id
 
     def __call__(self, conn: sqlite3.Connection) -> list[Appended]:
-        info = resolve_target(conn, self.agent_id, self.target)
-        return append_entries(conn, info, self.entries, parent_id=self.parent_id)
+        if type(self.target) is str:
+            # A lone append reads only the columns a chain needs (`append_entries` would
+            # read the whole TranscriptInfo): the gateway's hot path.
+            chain = Chain.checked(*_live_row(conn, self.agent_id, self.target))
+        else:
+            chain = Chain.of(resolve_target(conn, self.agent_id, self.target))
+        results = append_to_chain(SqliteLines(conn), chain, self.entries, self.parent_id)
+        write_chains(conn, [chain])
+        return results
 
     @classmethod
     def combine(
@@ -385,18 +395,37 @@ def _chains(
     return chains
 
 
+_LIVE_COLUMNS = (
+    "SELECT transcript_id, session_id, file_name, version, line_count, leaf_id, leaf_pos "
+    "FROM transcripts WHERE agent_id = ? AND kind IN ('live', 'fork') "
+    "AND superseded_by IS NULL AND session_id "
+)
+
+
 def _live_rows(
     conn: sqlite3.Connection, agent_id: str, session_ids: Iterable[str]
 ) -> dict[str, tuple[Any, ...]]:
     """`transcripts.find_live` for many sessions, reading only what a chain needs:
     {session_id: (transcript_id, file_name, version, line_count, leaf_id, leaf_pos)}."""
+    return _best_live(
+        conn.execute(
+            _LIVE_COLUMNS + "IN (SELECT value FROM json_each(?))",
+            (agent_id, orjson.dumps(list(session_ids)).decode()),
+        )
+    )
+
+
+def _live_row(conn: sqlite3.Connection, agent_id: str, session_id: str) -> tuple[Any, ...]:
+    """`_live_rows` of one session, which must have a live transcript."""
+    found = _best_live(conn.execute(_LIVE_COLUMNS + "= ?", (agent_id, session_id)))
+    if not found:
+        raise NotFoundError(f"agent {agent_id!r} has no live transcript for session {session_id!r}")
+    return found[session_id]
+
+
+def _best_live(rows: Iterable[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
     best: dict[str, tuple[Any, ...]] = {}
-    for tid, sid, file_name, version, lines, leaf_id, leaf_pos in conn.execute(
-        "SELECT transcript_id, session_id, file_name, version, line_count, leaf_id, leaf_pos "
-        "FROM transcripts WHERE agent_id = ? AND session_id IN (SELECT value FROM json_each(?)) "
-        "AND kind IN ('live', 'fork') AND superseded_by IS NULL",
-        (agent_id, orjson.dumps(list(session_ids)).decode()),
-    ):
+    for tid, sid, file_name, version, lines, leaf_id, leaf_pos in rows:
         row = (tid, file_name, version, lines, leaf_id, leaf_pos)
         other = best.get(sid)
         # find_live's choice: `<sessionId>.jsonl` first, then the newest.
