@@ -294,10 +294,11 @@ def cli(*args: str, check: bool = False, timeout: float = 60) -> subprocess.Comp
 # `loop` appends until stdin closes, printing how many it wrote.
 WRITER_SCRIPT = """
 import asyncio, os, sys
-from store_sql import Store
+from store_sql import EngineSettings, Store
 
 async def main(db, mode):
-    store = await Store.open(db)
+    # No background checkpoint: after "ready" this writer changes no file of its own accord.
+    store = await Store.open(db, settings=EngineSettings(checkpoint_interval_s=0))
     await store.sessions.patch("main", "agent:main:live", {"sessionId": "s-live", "updatedAt": 1})
     if await store.transcripts.find("main", "s-live") is None:
         await store.transcripts.create("main", "s-live", cwd="/w")
