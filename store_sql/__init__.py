@@ -19,13 +19,15 @@ Errors, all raised on purpose:
     ├── ImportFailedError       an import could not go on
     ├── ExportRefusedError      a stored name cannot be written safely
     └── CopyFailedError         a store copy could not complete or did not verify
+
+Importing the package is cheap: a public name's module is imported when the name is first
+used (PEP 562), so a command loads only what it needs and `store-sql` starts quickly.
 """
 
-from store_sql.checkpoints.entries import CheckpointSpec, Persisted
-from store_sql.checkpoints.forks import ForkResult
-from store_sql.checkpoints.snapshots import CapturedSnapshot
-from store_sql.copy.api import CopyProgress, CopyReport, copy_store
-from store_sql.engine.pragmas import EngineSettings
+from __future__ import annotations
+
+import importlib
+
 from store_sql.errors import (
     BackendNotSupportedError,
     ConflictError,
@@ -41,25 +43,35 @@ from store_sql.errors import (
     StoreError,
     WriteFailedError,
 )
-from store_sql.exporter.api import ExportReport, export_transcript, export_tree
-from store_sql.exporter.digests import FileDigest, export_digests
-from store_sql.exporter.pre_migration import export_pre_migration
-from store_sql.exporter.verify import VerifyReport, verify_tree
-from store_sql.importer.api import import_path
-from store_sql.importer.report import DatabaseReport, ImportProgress, ImportReport
-from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
-from store_sql.maintenance.plan import CleanupPlan
-from store_sql.maintenance.policy import MaintenancePolicy
-from store_sql.search.query import SearchHit, SearchResult
-from store_sql.sessions.guards import EntryText, Expect, SessionOp, SessionOpResult
-from store_sql.sessions.recovery import IndexRecovery
-from store_sql.sessions.rows import SessionSummary
-from store_sql.sessions.turns import TurnResult
-from store_sql.store import Store
-from store_sql.transcripts.appends import LEAF, Appended
-from store_sql.transcripts.context import SessionContext
-from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
-from store_sql.transcripts.rows import TranscriptInfo
+
+TYPE_CHECKING = False  # typing's own, without importing typing at start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+    from store_sql.checkpoints.entries import CheckpointSpec, Persisted
+    from store_sql.checkpoints.forks import ForkResult
+    from store_sql.checkpoints.snapshots import CapturedSnapshot
+    from store_sql.copy.api import CopyProgress, CopyReport, copy_store
+    from store_sql.engine.pragmas import EngineSettings
+    from store_sql.exporter.api import ExportReport, export_transcript, export_tree
+    from store_sql.exporter.digests import FileDigest, export_digests
+    from store_sql.exporter.pre_migration import export_pre_migration
+    from store_sql.exporter.verify import VerifyReport, verify_tree
+    from store_sql.importer.api import import_path
+    from store_sql.importer.report import DatabaseReport, ImportProgress, ImportReport
+    from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
+    from store_sql.maintenance.plan import CleanupPlan
+    from store_sql.maintenance.policy import MaintenancePolicy
+    from store_sql.search.query import SearchHit, SearchResult
+    from store_sql.sessions.guards import EntryText, Expect, SessionOp, SessionOpResult
+    from store_sql.sessions.recovery import IndexRecovery
+    from store_sql.sessions.rows import SessionSummary
+    from store_sql.sessions.turns import TurnResult
+    from store_sql.store import Store
+    from store_sql.transcripts.appends import LEAF, Appended
+    from store_sql.transcripts.context import SessionContext
+    from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
+    from store_sql.transcripts.rows import TranscriptInfo
 
 __all__ = [
     "LEAF",
@@ -121,8 +133,86 @@ __all__ = [
     "verify_tree",
 ]
 
-for _name in __all__:
-    _public = globals()[_name]
-    if isinstance(_public, type) or callable(_public):
-        _public.__module__ = "store_sql"
-del _name, _public
+_HOMES = {
+    "CheckpointSpec": "store_sql.checkpoints.entries",
+    "Persisted": "store_sql.checkpoints.entries",
+    "ForkResult": "store_sql.checkpoints.forks",
+    "CapturedSnapshot": "store_sql.checkpoints.snapshots",
+    "CopyProgress": "store_sql.copy.api",
+    "CopyReport": "store_sql.copy.api",
+    "copy_store": "store_sql.copy.api",
+    "EngineSettings": "store_sql.engine.pragmas",
+    "ExportReport": "store_sql.exporter.api",
+    "export_transcript": "store_sql.exporter.api",
+    "export_tree": "store_sql.exporter.api",
+    "FileDigest": "store_sql.exporter.digests",
+    "export_digests": "store_sql.exporter.digests",
+    "export_pre_migration": "store_sql.exporter.pre_migration",
+    "VerifyReport": "store_sql.exporter.verify",
+    "verify_tree": "store_sql.exporter.verify",
+    "import_path": "store_sql.importer.api",
+    "DatabaseReport": "store_sql.importer.report",
+    "ImportProgress": "store_sql.importer.report",
+    "ImportReport": "store_sql.importer.report",
+    "DeleteResult": "store_sql.lifecycle.rows",
+    "PurgeResult": "store_sql.lifecycle.rows",
+    "ResetResult": "store_sql.lifecycle.rows",
+    "CleanupPlan": "store_sql.maintenance.plan",
+    "MaintenancePolicy": "store_sql.maintenance.policy",
+    "SearchHit": "store_sql.search.query",
+    "SearchResult": "store_sql.search.query",
+    "EntryText": "store_sql.sessions.guards",
+    "Expect": "store_sql.sessions.guards",
+    "SessionOp": "store_sql.sessions.guards",
+    "SessionOpResult": "store_sql.sessions.guards",
+    "IndexRecovery": "store_sql.sessions.recovery",
+    "SessionSummary": "store_sql.sessions.rows",
+    "TurnResult": "store_sql.sessions.turns",
+    "Store": "store_sql.store",
+    "LEAF": "store_sql.transcripts.appends",
+    "Appended": "store_sql.transcripts.appends",
+    "SessionContext": "store_sql.transcripts.context",
+    "Changes": "store_sql.transcripts.reads",
+    "Cursor": "store_sql.transcripts.reads",
+    "StoredEntry": "store_sql.transcripts.reads",
+    "TranscriptCounts": "store_sql.transcripts.reads",
+    "TreeNode": "store_sql.transcripts.reads",
+    "TranscriptInfo": "store_sql.transcripts.rows",
+}
+
+
+def _say_store_sql(value: Any) -> None:
+    if isinstance(value, type) or callable(value):
+        value.__module__ = "store_sql"
+
+
+for _error in (
+    ConflictError,
+    CopyFailedError,
+    DamagedIndexError,
+    DatabaseCorruptError,
+    DatabaseRefusedError,
+    ExportRefusedError,
+    ImportFailedError,
+    InvalidEntryError,
+    NotFoundError,
+    StoreClosedError,
+    StoreError,
+    WriteFailedError,
+):
+    _say_store_sql(_error)
+del _error
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'store_sql' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    _say_store_sql(value)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

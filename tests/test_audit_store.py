@@ -720,6 +720,156 @@ def test_output_is_cut_at_max_bytes_with_a_notice(small_db: Path) -> None:
     assert "10000 bytes" in done.stderr
 
 
+_ROWS_1E6 = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000000) "
+    "SELECT x, printf('%080d', x) AS padding FROM c"
+)
+_STREAMED = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+sys.stderr.write(done.stderr.decode())
+print(done.returncode, len(done.stdout), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("shape", ["--table", "--csv", "--json"])
+def test_a_million_rows_stream_in_memory_that_does_not_grow_with_the_result(
+    small_db: Path, shape: str
+) -> None:
+    """Rows go to stdout as they are fetched: printing a million ~100-byte rows (over 60 MB
+    of output; the collected result would take several hundred MB of Python objects) peaks
+    under a bound that holds for any result size. The output is read by the measuring
+    parent, so a program that kept the rows could not hide them."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STREAMED, str(STORE_SQL), "sql", "--db", str(small_db),
+         shape, "--max-rows", "2000000", "--max-bytes", str(10**12), _ROWS_1E6],
+        capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    code, printed, peak_kib = map(int, done.stdout.split())
+    assert "Traceback" not in done.stderr, done.stderr
+    assert code == 0, done.stderr
+    assert done.stderr == ""
+    assert printed > 60_000_000
+    assert peak_kib < 120_000, f"peak RSS {peak_kib} KiB grew with the result"
+
+
+def test_streamed_json_is_one_document_with_every_row(small_db: Path) -> None:
+    sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 250) "
+    sql += "SELECT x, 'r' || x AS name, x'00ff' AS b FROM c"
+    result = orjson.loads(ok("sql", "--db", small_db, "--json", sql))
+    assert result["row_count"] == 250
+    assert result["truncated"] is False
+    assert result["rows"][249] == {
+        "x": 250, "name": "r250", "b": {"$base64": True, "encoded": "AP8="}
+    }  # fmt: skip
+
+
+def test_a_table_longer_than_its_width_block_stays_aligned(small_db: Path) -> None:
+    sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 250) "
+    sql += "SELECT x, 'name' AS n FROM c"
+    lines = ok("sql", "--db", small_db, "--max-rows", "300", sql).splitlines()
+    assert lines[0] == "x    n"
+    assert lines[1] == "1    name"
+    assert lines[250] == "250  name"
+    assert lines[-1] == "(250 rows)"
+
+
+@pytest.mark.parametrize("shape", ["--table", "--csv", "--json"])
+def test_an_endless_result_is_cut_at_max_bytes_while_streaming(small_db: Path, shape: str) -> None:
+    """An endless query ends at the byte bound, in whatever format: rows are counted as they
+    are printed, not after the whole result is read (that would run into the time limit)."""
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
+    done = run("sql", "--db", small_db, shape, "--max-rows", str(10**9), "--timeout", "600",
+               "--max-bytes", "100000", endless)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "output cut after" in done.stderr
+    assert "100000 bytes" in done.stderr
+    assert 10_000 < len(done.stdout) < 101_000
+
+
+def test_a_closed_stdout_ends_the_output_quietly(small_db: Path) -> None:
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c"
+    proc = subprocess.Popen(
+        [str(STORE_SQL), "sql", "--db", str(small_db), "--csv", "--max-rows", str(10**9),
+         "--timeout", "600", "--max-bytes", str(10**12), endless],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.read(1000)
+    proc.stdout.close()  # as `| head` does
+    _, err = proc.communicate(timeout=120)
+    assert err == b""
+    assert proc.returncode == 141
+
+
+# --- Ctrl-C at any moment of a long command's start-up -----------------------------------------
+
+
+def _has_loaded(pid: int, library: str) -> bool:
+    with contextlib.suppress(OSError):
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    return False
+
+
+@pytest.fixture(scope="module")
+def sigint_commands(
+    tmp_path_factory: pytest.TempPathFactory, small_db: Path
+) -> dict[str, list[str]]:
+    root = tmp_path_factory.mktemp("sigint")
+    state = state_with_index(root, gateway_index(40))
+    for n in range(40):
+        (state / SESSIONS / f"sid-{n:04d}.jsonl").write_text(
+            '{"type":"session","version":3,"id":"s","timestamp":"t","cwd":"/"}\n' * 200
+        )
+    return {
+        "sql": ["sql", "--db", str(small_db), "--timeout", "600", ENDLESS],
+        "import": ["import", str(state), "--db", str(root / "i.db")],
+        "export": ["export", str(root / "out"), "--db", str(small_db)],
+        "serve": ["serve", "--db", str(root / "served.db"), "--port", "0"],
+    }
+
+
+@pytest.mark.parametrize("command", ["sql", "import", "export", "serve"])
+def test_ctrl_c_at_any_moment_of_start_up_exits_130_in_one_line(
+    sigint_commands: dict[str, list[str]], command: str
+) -> None:
+    """SIGINT right after the program's code starts and at delays from there (imports,
+    argument parsing, opening the database, the work itself): one line, exit 130, never a
+    traceback. The program's start is seen from outside as the moment it maps orjson (a
+    native library it loads first thing); a SIGINT before the interpreter itself is up is
+    the interpreter's (it ends the process by the signal, printing nothing)."""
+    outcomes = []
+    for delay in (0.0, 0.01, 0.03, 0.08, 0.15, 0.3, 0.6):
+        proc = subprocess.Popen(
+            [str(STORE_SQL), *sigint_commands[command]],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        while proc.poll() is None and not _has_loaded(proc.pid, "orjson"):
+            time.sleep(0.001)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err, (delay, err)
+        outcomes.append(proc.returncode)
+        if proc.returncode == 130:
+            assert err.strip().splitlines()[-1] == "store-sql: interrupted", (delay, err)
+        else:  # the command ended before the signal came, or serve stopped gracefully
+            assert proc.returncode == 0, (delay, err)
+    assert outcomes[0] == 130
+
+
+def test_ctrl_c_before_the_interpreter_is_up_prints_nothing(small_db: Path) -> None:
+    proc = subprocess.Popen(
+        [str(STORE_SQL), "sql", "--db", str(small_db), "SELECT 1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert proc.returncode in (-signal.SIGINT, 130)
+
+
 class _CountingStream(io.BytesIO):
     """A source that counts what was read from it."""
 

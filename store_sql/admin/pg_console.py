@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import date, datetime
 from datetime import time as clock
 from decimal import Decimal
@@ -135,18 +135,8 @@ async def query(
         try:
             await conn.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
             columns, rows, cut_by = await _fetch(conn, sql, params, max_rows, max_bytes)
-        except asyncpg.QueryCanceledError as exc:
-            raise QueryFailedError(
-                f"query stopped after {timeout_s:g} s; narrow the query or raise the time limit"
-            ) from exc
-        except (asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError) as exc:
-            raise QueryFailedError(f"refused: the console is read-only ({exc})") from exc
-        except asyncpg.PostgresSyntaxError as exc:
-            if "multiple commands" in str(exc):
-                raise QueryFailedError("query refused: one statement at a time") from exc
-            raise QueryFailedError(f"query failed: {exc}") from exc
         except asyncpg.PostgresError as exc:
-            raise QueryFailedError(f"query failed: {exc}") from exc
+            raise _failed(exc, timeout_s) from exc
     return QueryResult(
         columns=columns,
         rows=rows,
@@ -155,12 +145,41 @@ async def query(
         elapsed_ms=(time.perf_counter() - started) * 1000,
         max_bytes=max_bytes,
         cut_by=cut_by,
-        notice=None
-        if as_reader
-        else (
-            f"the role {READER_ROLE} is missing or not granted to this user, so the "
-            "statement ran in a READ ONLY transaction only (docs/POSTGRES.md)"
-        ),
+        notice=_role_notice(as_reader),
+    )
+
+
+def _failed(exc: asyncpg.PostgresError, timeout_s: float) -> QueryFailedError:
+    """The console's one-line error for what the server refused or stopped."""
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return _stopped(timeout_s)
+    if isinstance(exc, asyncpg.ReadOnlySQLTransactionError | asyncpg.InsufficientPrivilegeError):
+        return QueryFailedError(f"refused: the console is read-only ({exc})")
+    if isinstance(exc, asyncpg.PostgresSyntaxError) and "multiple commands" in str(exc):
+        return QueryFailedError("query refused: one statement at a time")
+    return QueryFailedError(f"query failed: {exc}")
+
+
+def _stopped(timeout_s: float) -> QueryFailedError:
+    return QueryFailedError(
+        f"query stopped after {timeout_s:g} s; narrow the query or raise the time limit"
+    )
+
+
+def _role_notice(as_reader: bool) -> str | None:
+    if as_reader:
+        return None
+    return (
+        f"the role {READER_ROLE} is missing or not granted to this user, so the "
+        "statement ran in a READ ONLY transaction only (docs/POSTGRES.md)"
+    )
+
+
+def _too_long(max_bytes: int) -> QueryFailedError:
+    return QueryFailedError(
+        f"query failed: a value is longer than {max_bytes} bytes, the most the "
+        "console prints; select length(x) or substr(x, 1, n) instead, or "
+        "raise --max-bytes"
     )
 
 
@@ -189,15 +208,108 @@ async def _fetch(
             row = tuple(_plain(v) for v in record.values())
             for value in row:
                 if _size(value) > max_bytes:
-                    raise QueryFailedError(
-                        f"query failed: a value is longer than {max_bytes} bytes, the most the "
-                        "console prints; select length(x) or substr(x, 1, n) instead, or "
-                        "raise --max-bytes"
-                    )
+                    raise _too_long(max_bytes)
             size += sum(_size(v) for v in row)
             if size > max_bytes:
                 return columns, rows, "bytes"
             rows.append(row)
+
+
+class RowStream:
+    """The rows of one console query on PostgreSQL (`stream`), fetched from a server-side
+    cursor a batch at a time as iteration asks for them, each as the console prints it."""
+
+    def __init__(
+        self,
+        runner: asyncio.Runner,
+        columns: list[str],
+        cursor: asyncpg.cursor.Cursor[Any] | None,
+        notice: str | None,
+        *,
+        timeout_s: float,
+        max_value_bytes: int,
+    ) -> None:
+        self.columns = columns
+        """The result's column names (empty for a statement that returns no columns)."""
+        self.notice = notice
+        """Why the statement ran without the reader role, or None."""
+        self._runner = runner
+        self._cursor = cursor
+        self._timeout_s = timeout_s
+        self._max_value_bytes = max_value_bytes
+        self._deadline = time.monotonic() + timeout_s
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        if self._cursor is None:
+            return
+        while True:
+            if time.monotonic() > self._deadline:
+                # The snapshot is held while rows are printed: output read slowly counts too.
+                raise _stopped(self._timeout_s)
+            try:
+                batch = self._runner.run(self._cursor.fetch(_FETCH))
+            except asyncpg.PostgresError as exc:
+                raise _failed(exc, self._timeout_s) from exc
+            if not batch:
+                return
+            for record in batch:
+                row = tuple(_plain(v) for v in record.values())
+                if any(_size(v) > self._max_value_bytes for v in row):
+                    raise _too_long(self._max_value_bytes)
+                yield row
+
+
+async def _cursor(
+    statement: asyncpg.prepared_stmt.PreparedStatement[Any], params: Sequence[Any]
+) -> asyncpg.cursor.Cursor[Any]:
+    return await statement.cursor(*params)
+
+
+@contextlib.contextmanager
+def stream(
+    url: str,
+    sql: str,
+    params: Sequence[Any] = (),
+    *,
+    timeout_s: float,
+    max_value_bytes: int,
+) -> Iterator[RowStream]:
+    """Run one reading statement (see the module docstring) and yield its rows as they are
+    fetched: memory holds one batch of rows, whatever the size of the result. The time
+    limit covers the whole read, up to leaving the `with` block.
+
+    Raises QueryFailedError, on entry or while iterating, when the statement is refused, is
+    invalid, holds a value longer than `max_value_bytes`, or runs past `timeout_s`;
+    DatabaseRefusedError when the server cannot be reached or holds no store."""
+    _check_statement(sql)
+    with asyncio.Runner() as runner:
+        opened = reading(url)
+        conn, as_reader = runner.run(opened.__aenter__())
+        try:
+            try:
+                runner.run(
+                    conn.execute(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
+                )
+                statement = runner.run(conn.prepare(sql))
+                columns = [a.name for a in statement.get_attributes()]
+                cursor = runner.run(_cursor(statement, params)) if columns else None
+                if cursor is None:
+                    runner.run(statement.fetch(*params))
+            except asyncpg.PostgresError as exc:
+                raise _failed(exc, timeout_s) from exc
+            yield RowStream(
+                runner,
+                columns,
+                cursor,
+                _role_notice(as_reader),
+                timeout_s=timeout_s,
+                max_value_bytes=max_value_bytes,
+            )
+        except BaseException as exc:
+            if not runner.run(opened.__aexit__(type(exc), exc, exc.__traceback__)):
+                raise
+        else:
+            runner.run(opened.__aexit__(None, None, None))
 
 
 def run_query(

@@ -16,7 +16,8 @@ may create, upgrade or checkpoint a database. What a console connection promises
   file of another application (PRAGMA application_id) is refused before any query runs.
 - **It does not hold the WAL back for long**: a query runs for at most `timeout_s` seconds
   (a long read snapshot stops the gateway's checkpoints from resetting the WAL), and only
-  `max_rows` rows (plus one, to detect truncation) are ever fetched.
+  `max_rows` rows (plus one, to detect truncation) are ever fetched. `Console.stream` hands
+  rows over one at a time, so a caller that prints them holds one row, not the result.
 
 SQLite needs the `-shm` wal-index to read a WAL database; when `-wal`/`-shm` are missing it
 creates them empty, with the database file's permissions. The database file itself is not
@@ -25,12 +26,13 @@ written.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sqlite3
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,36 @@ class QueryResult:
     read-only role)."""
 
 
+class RowStream:
+    """The rows of one console query (`Console.stream`), fetched one per step of iteration."""
+
+    def __init__(
+        self,
+        columns: list[str],
+        cursor: sqlite3.Cursor,
+        failed: Callable[[Exception], BaseException],
+    ) -> None:
+        self.columns = columns
+        """The result's column names (empty for a statement that returns no columns)."""
+        self.notice: str | None = None
+        """A remark on how the statement ran; SQLite has none (PostgreSQL's stream may)."""
+        self._cursor = cursor
+        self._failed = failed
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        if not self.columns:
+            return
+        fetch = self._cursor.fetchone
+        while True:
+            try:
+                row = fetch()
+            except (sqlite3.Error, ValueError, OverflowError) as exc:
+                raise self._failed(exc) from exc
+            if row is None:
+                return
+            yield row
+
+
 class _ReadOnlyAuthorizer:
     """sqlite3 authorizer allowing reads only; remembers what it refused, for the message."""
 
@@ -246,26 +278,12 @@ class Console:
         holds a value over `max_bytes`, or runs past `timeout_s`."""
         if max_rows < 0:
             raise QueryFailedError(f"max_rows must be 0 or more, got {max_rows}")
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            raise QueryFailedError(f"max_bytes must be 1 or more, got {max_bytes!r}")
-        check_timeout(timeout_s)
         started = time.perf_counter()
-        self._authorizer.refused.clear()
-        deadline = _Deadline(timeout_s)
-        self.conn.set_progress_handler(deadline, 10_000)
-        length_limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
-        self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(max_bytes, length_limit))
-        cursor = self.conn.cursor()
         cut_by = None
-        try:
-            cursor.execute(sql, params)
-            columns = [d[0] for d in cursor.description or ()]
-            rows: list[tuple[Any, ...]] = []
-            size = 0
-            while columns:
-                row = cursor.fetchone()
-                if row is None:
-                    break
+        rows: list[tuple[Any, ...]] = []
+        size = 0
+        with self.stream(sql, params, timeout_s=timeout_s, max_value_bytes=max_bytes) as stream:
+            for row in stream:
                 if len(rows) == max_rows:
                     cut_by = "rows"
                     break
@@ -274,20 +292,8 @@ class Console:
                     cut_by = "bytes"
                     break
                 rows.append(row)
-        except sqlite3.Error as exc:
-            if "interrupted" in str(exc) and not deadline.expired:
-                # SIGINT raised KeyboardInterrupt inside the progress handler, which SQLite
-                # reports as an interrupted query: it was the user, not the time limit.
-                raise KeyboardInterrupt from exc
-            raise QueryFailedError(self._explain(exc, timeout_s, sql, max_bytes)) from exc
-        except (sqlite3.Warning, ValueError, OverflowError) as exc:  # e.g. two statements
-            raise QueryFailedError(f"query refused: {exc}") from exc
-        finally:
-            cursor.close()
-            self.conn.set_progress_handler(None, 0)
-            self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length_limit)
         return QueryResult(
-            columns=columns,
+            columns=stream.columns,
             rows=rows,
             truncated=cut_by is not None,
             max_rows=max_rows,
@@ -295,6 +301,56 @@ class Console:
             max_bytes=max_bytes,
             cut_by=cut_by,
         )
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] = (),
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        max_value_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> Iterator[RowStream]:
+        """Run one statement and yield its rows one at a time, each fetched when asked for:
+        memory holds one row, whatever the size of the result. The time limit covers the
+        whole read, up to leaving the `with` block (the snapshot is held until then).
+
+        Raises QueryFailedError, on entry or while iterating, when the statement is refused,
+        is invalid, holds a value longer than `max_value_bytes` (never built), or runs past
+        `timeout_s`; KeyboardInterrupt when Ctrl-C stopped it."""
+        if (
+            isinstance(max_value_bytes, bool)
+            or not isinstance(max_value_bytes, int)
+            or max_value_bytes < 1
+        ):
+            raise QueryFailedError(f"max_bytes must be 1 or more, got {max_value_bytes!r}")
+        check_timeout(timeout_s)
+        self._authorizer.refused.clear()
+        deadline = _Deadline(timeout_s)
+        self.conn.set_progress_handler(deadline, 10_000)
+        length_limit = self.conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, min(max_value_bytes, length_limit))
+        cursor = self.conn.cursor()
+
+        def failed(exc: Exception) -> BaseException:
+            if isinstance(exc, sqlite3.Error):
+                if "interrupted" in str(exc) and not deadline.expired:
+                    # SIGINT raised KeyboardInterrupt inside the progress handler, which
+                    # SQLite reports as an interrupted query: the user, not the time limit.
+                    return KeyboardInterrupt()
+                return QueryFailedError(self._explain(exc, timeout_s, sql, max_value_bytes))
+            return QueryFailedError(f"query refused: {exc}")  # e.g. two statements
+
+        try:
+            try:
+                cursor.execute(sql, params)
+            except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError) as exc:
+                raise failed(exc) from exc
+            yield RowStream([d[0] for d in cursor.description or ()], cursor, failed)
+        finally:
+            cursor.close()
+            self.conn.set_progress_handler(None, 0)
+            self.conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, length_limit)
 
     def _explain(self, exc: sqlite3.Error, timeout_s: float, sql: str, max_bytes: int) -> str:
         refused = self._authorizer.explain()
@@ -313,7 +369,7 @@ class Console:
         if "too big" in text:
             return (
                 f"query failed: a value is longer than {max_bytes} bytes, the most the console "
-                "prints ({text}); select length(x) or substr(x, 1, n) instead, or raise "
+                f"prints ({text}); select length(x) or substr(x, 1, n) instead, or raise "
                 "--max-bytes"
             )
         if is_corruption(exc):

@@ -1,7 +1,9 @@
 """`store-sql sql`: one read-only SQL statement against a live database (the maintainer console).
 
-Exit status: 0 the statement ran (also when the output was cut at --max-rows: a notice on
-stderr, and `"truncated": true` with --json); 1 the statement was refused (it would write),
+Rows are printed as they are fetched, in every format, so memory holds one row (the table
+measures its column widths on its first 100 rows). Exit status: 0 the statement ran (also
+when the output was cut at --max-rows or --max-bytes: a notice on stderr, and
+`"truncated": true` with --json); 1 the statement was refused (it would write),
 was invalid, or ran past --timeout; 2 the database is missing, not SQLite, or not a store_sql
 database, or the command line is wrong."""
 
@@ -9,15 +11,23 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import csv
+import io
+import json
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from store_sql.admin import pg_console
+import orjson
+
 from store_sql.admin import sql_console as sql_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
 from store_sql.engine.pg.url import is_postgres_url
+
+if TYPE_CHECKING:
+    from store_sql.admin import pg_console
 
 EXIT_OK = 0
 EXIT_QUERY_FAILED = 1
@@ -30,7 +40,7 @@ the statement must be a read (SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN) and ru
 ONLY transaction as the role store_sql_reader, which may only read the store's tables.
 
 exit status:
-  0  the statement ran (output cut at --max-rows is announced on stderr)
+  0  the statement ran (output cut at --max-rows/--max-bytes is announced on stderr)
   1  the statement was refused (it would write), is invalid, or ran past --timeout
   2  the database is missing / not a store_sql database, or bad usage
 
@@ -66,8 +76,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         type=int,
         default=sql_console.DEFAULT_MAX_BYTES,
         metavar="N",
-        help="read at most N bytes of values in all; a longer single value fails the query "
-        f"(default {sql_console.DEFAULT_MAX_BYTES})",
+        help="print at most N bytes of rows (rows stream out as they are read); a single "
+        f"value longer than N fails the query (default {sql_console.DEFAULT_MAX_BYTES})",
     )
     p.add_argument(
         "--timeout",
@@ -94,49 +104,146 @@ def _sql(args: argparse.Namespace) -> int:
     except sql_console.QueryFailedError as exc:
         print(f"store-sql sql: {exc}", file=sys.stderr)
         return 2
+    shape: type[_Shape] = _Json if args.json else _Csv if args.csv else _Table
+    sys.stdout.flush()
+    printed: _Printed | None = None
     try:
-        run = pg_console.run_query if is_postgres_url(args.db) else sql_console.run_query
-        result = run(
-            args.db,
-            args.query,
-            max_rows=args.max_rows,
-            timeout_s=args.timeout,
-            max_bytes=args.max_bytes,
-        )
+        with _rows(args) as rows:
+            printed = _Printed(
+                shape(rows.columns), sys.stdout.buffer, args.max_rows, args.max_bytes, rows.notice
+            )
+            printed.run(rows)
+            printed.end(None)
     except sql_console.QueryFailedError as exc:
+        if printed is not None:
+            printed.end(str(exc))
         if args.json:
             output.emit_json({"error": type(exc).__name__, "message": str(exc)}, sys.stderr)
         else:
             print(f"store-sql sql: {exc}", file=sys.stderr)
         return EXIT_QUERY_FAILED
-    notices = [] if result.notice is None else [f"store-sql sql: {result.notice}"]
-    if result.cut_by == "rows":
-        notices.append(
-            f"store-sql sql: output cut at {result.max_rows} rows; more rows were not read "
-            "(raise --max-rows, or add LIMIT/WHERE)"
-        )
-    elif result.cut_by == "bytes":
-        notices.append(
-            f"store-sql sql: output cut after {len(result.rows)} rows at {result.max_bytes} "
-            "bytes of values; more rows were not read (raise --max-bytes, or select less)"
-        )
-    notice = "\n".join(notices) or None
-    if args.json:
-        _emit_json(result, notice)
-    elif args.csv:
-        _emit_csv(result)
-    else:
-        _emit_table(result)
+    notice = printed.notice()
     if notice is not None:
         print(notice, file=sys.stderr)
     return EXIT_OK
 
 
-def _json_value(value: Any) -> Any:
-    # Datasette's convention for binary values, so the output round-trips.
-    if isinstance(value, bytes):
-        return {"$base64": True, "encoded": base64.b64encode(value).decode("ascii")}
-    return value
+@contextlib.contextmanager
+def _rows(args: argparse.Namespace) -> Iterator[sql_console.RowStream | pg_console.RowStream]:
+    """The statement's rows as they are fetched, from SQLite or from PostgreSQL."""
+    if is_postgres_url(args.db):
+        from store_sql.admin import pg_console
+
+        with pg_console.stream(
+            args.db, args.query, timeout_s=args.timeout, max_value_bytes=args.max_bytes
+        ) as rows:
+            yield rows
+        return
+    with (
+        sql_console.open_console(args.db) as console,
+        console.stream(args.query, timeout_s=args.timeout, max_value_bytes=args.max_bytes) as rows,
+    ):
+        yield rows
+
+
+class _Shape:
+    """How one output format renders a result: a head, each row as bytes, and an end.
+    `rows` may hold rows back (the table measures its column widths on a first block)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+
+    def head(self) -> bytes:
+        """Written once, before the first row (or before the end when no row is printed)."""
+        return b""
+
+    def rows(self, row: tuple[Any, ...]) -> list[bytes]:
+        """The rows now ready to print: this one, or none while held back, or a block."""
+        raise NotImplementedError
+
+    def held(self) -> list[bytes]:
+        """The rows held back, once the input ends."""
+        return []
+
+    def end(self, summary: dict[str, Any]) -> bytes:
+        return b""
+
+
+class _Printed:
+    """Rows streamed from the query to `out` as they are fetched, stopping before the row
+    past `max_rows`, or before the row whose bytes would take the rows past `max_bytes`."""
+
+    def __init__(
+        self, shape: _Shape, out: BinaryIO, max_rows: int, max_bytes: int, remark: str | None
+    ) -> None:
+        self.shape = shape
+        self.remark = remark
+        """What the database said about how the statement ran (PostgreSQL's reader role)."""
+        self.out = out
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.read = 0
+        self.count = 0
+        self.size = 0
+        self.headed = False
+        self.cut_by: str | None = None
+
+    def run(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        for row in rows:
+            if self.read == self.max_rows:
+                self.cut_by = "rows"
+                break
+            self.read += 1
+            if not self._print(self.shape.rows(row)):
+                return
+
+    def _print(self, rendered: list[bytes]) -> bool:
+        for data in rendered:
+            self._head()
+            if self.size + len(data) > self.max_bytes:
+                self.cut_by = "bytes"
+                return False
+            self.out.write(data)
+            self.size += len(data)
+            self.count += 1
+        return True
+
+    def _head(self) -> None:
+        if not self.headed:
+            self.headed = True
+            self.out.write(self.shape.head())
+
+    def end(self, error: str | None) -> None:
+        """Close the output (the JSON object, the table's row count); `error` stopped it."""
+        if self.cut_by != "bytes":
+            self._print(self.shape.held())
+        self._head()
+        summary: dict[str, Any] = {
+            "row_count": self.count,
+            "truncated": self.cut_by is not None or error is not None,
+            "cut_by": self.cut_by,
+            "max_rows": self.max_rows,
+            "max_bytes": self.max_bytes,
+            "notice": self.notice(),
+        }
+        if error is not None:
+            summary["error"] = error
+        self.out.write(self.shape.end(summary))
+        self.out.flush()
+
+    def notice(self) -> str | None:
+        notices = [] if self.remark is None else [f"store-sql sql: {self.remark}"]
+        if self.cut_by == "rows":
+            notices.append(
+                f"store-sql sql: output cut at {self.max_rows} rows; more rows were not read "
+                "(raise --max-rows, or add LIMIT/WHERE)"
+            )
+        elif self.cut_by == "bytes":
+            notices.append(
+                f"store-sql sql: output cut after {self.count} rows at {self.max_bytes} "
+                "bytes of rows; more rows were not read (raise --max-bytes, or select less)"
+            )
+        return "\n".join(notices) or None
 
 
 def _unique(columns: list[str]) -> list[str]:
@@ -148,20 +255,41 @@ def _unique(columns: list[str]) -> list[str]:
     return names
 
 
-def _emit_json(result: sql_console.QueryResult, notice: str | None) -> None:
-    names = _unique(result.columns)
-    output.emit_json(
-        {
-            "columns": result.columns,
-            "rows": [
-                {n: _json_value(v) for n, v in zip(names, row, strict=True)} for row in result.rows
-            ],
-            "row_count": len(result.rows),
-            "truncated": result.truncated,
-            "max_rows": result.max_rows,
-            "notice": notice,
-        }
-    )
+def _json_value(value: Any) -> Any:
+    # Datasette's convention for binary values, so the output round-trips.
+    if isinstance(value, bytes):
+        return {"$base64": True, "encoded": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # a lone surrogate in stored text, or an integer orjson cannot write
+        return json.dumps(value, ensure_ascii=True).encode()
+
+
+class _Json(_Shape):
+    """One JSON object, written as it goes: columns, the rows, then the counts."""
+
+    def __init__(self, columns: list[str]) -> None:
+        super().__init__(columns)
+        self.names = _unique(columns)
+        self.first = True
+
+    def head(self) -> bytes:
+        return b'{\n  "columns": ' + _dumps(self.columns) + b',\n  "rows": ['
+
+    def rows(self, row: tuple[Any, ...]) -> list[bytes]:
+        record = {n: _json_value(v) for n, v in zip(self.names, row, strict=True)}
+        lead = b"\n    " if self.first else b",\n    "
+        self.first = False
+        return [lead + _dumps(record)]
+
+    def end(self, summary: dict[str, Any]) -> bytes:
+        tail = b"" if self.first else b"\n  "
+        fields = b"".join(b',\n  "' + k.encode() + b'": ' + _dumps(v) for k, v in summary.items())
+        return tail + b"]" + fields + b"\n}\n"
 
 
 def _text_value(value: Any) -> Any:
@@ -170,18 +298,85 @@ def _text_value(value: Any) -> Any:
     return value
 
 
-def _emit_csv(result: sql_console.QueryResult) -> None:
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(result.columns)
-    for row in result.rows:
-        writer.writerow(["" if v is None else _text_value(v) for v in row])
+def _encoded(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
 
 
-def _emit_table(result: sql_console.QueryResult) -> None:
-    if not result.columns:
-        print("(the statement returned no columns)")
-        return
-    names = _unique(result.columns)
-    rows = [{n: _text_value(v) for n, v in zip(names, row, strict=True)} for row in result.rows]
-    output.emit_table(rows, names)
-    print(f"({len(rows)} row{'' if len(rows) == 1 else 's'}{', cut' if result.truncated else ''})")
+class _Csv(_Shape):
+    def __init__(self, columns: list[str]) -> None:
+        super().__init__(columns)
+        self.buffer = io.StringIO()
+        self.writer = csv.writer(self.buffer, lineterminator="\n")
+
+    def _line(self, values: Iterable[Any]) -> bytes:
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        self.writer.writerow(values)
+        return _encoded(self.buffer.getvalue())
+
+    def head(self) -> bytes:
+        return self._line(self.columns)
+
+    def rows(self, row: tuple[Any, ...]) -> list[bytes]:
+        return [self._line("" if v is None else _text_value(v) for v in row)]
+
+
+_CELL_CHARS = 60
+_WIDTH_BLOCK = 100
+
+
+def _cell(value: Any) -> str:
+    """What a table cell shows: at most `_CELL_CHARS` characters, one line. Only the part
+    of a long value that shows is converted."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        text = "X'" + value[:_CELL_CHARS].hex().upper() + "'"
+    elif isinstance(value, str):
+        text = value[: _CELL_CHARS + 1]
+    else:
+        text = str(value)
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= _CELL_CHARS else text[: _CELL_CHARS - 1] + "…"
+
+
+class _Table(_Shape):
+    """An aligned text table. Column widths are measured on a first block of rows (at most
+    `_WIDTH_BLOCK`, cells cut at `_CELL_CHARS`); later rows are aligned to those widths."""
+
+    def __init__(self, columns: list[str]) -> None:
+        super().__init__(columns)
+        self.names = _unique(columns)
+        self.block: list[list[str]] | None = []
+        self.widths = [len(n) for n in self.names]
+
+    def head(self) -> bytes:
+        if not self.columns:
+            return b"(the statement returned no columns)\n"
+        return self._line(self.names)
+
+    def rows(self, row: tuple[Any, ...]) -> list[bytes]:
+        cells = [_cell(v) for v in row]
+        if self.block is None:
+            return [self._line(cells)]
+        self.block.append(cells)
+        return self.held() if len(self.block) == _WIDTH_BLOCK else []
+
+    def held(self) -> list[bytes]:
+        if self.block is None:
+            return []
+        block, self.block = self.block, None
+        for cells in block:
+            self.widths = [max(w, len(c)) for w, c in zip(self.widths, cells, strict=True)]
+        return [self._line(cells) for cells in block]
+
+    def _line(self, cells: list[str]) -> bytes:
+        text = "  ".join(c.ljust(w) for c, w in zip(cells, self.widths, strict=True))
+        return _encoded(text.rstrip() + "\n")
+
+    def end(self, summary: dict[str, Any]) -> bytes:
+        if not self.columns:
+            return b""
+        n = summary["row_count"]
+        cut = ", cut" if summary["truncated"] else ""
+        return _encoded(f"({n} row{'' if n == 1 else 's'}{cut})\n")
