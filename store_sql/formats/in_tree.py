@@ -26,6 +26,8 @@ __all__ = [
     "FILE_MODE",
     "TreeFile",
     "make_dirs",
+    "open_child",
+    "open_child_dir",
     "open_dir",
     "open_file",
     "write_file",
@@ -86,19 +88,34 @@ def open_file(root: Path, parts: Sequence[str], *, shown: Path | str | None = No
     where = shown or root.joinpath(*parts)
     folder = open_dir(root, parts[:-1], shown=where)
     try:
-        fd = os.open(parts[-1], _READ_FLAGS, dir_fd=folder)
-    except OSError as exc:
-        raise _not_followed(exc, where) from None
+        return open_child(folder, parts[-1], shown=where)
     finally:
         os.close(folder)
+
+
+def open_child(folder_fd: int, name: str, *, shown: Path | str) -> BinaryIO:
+    """The regular file `name` of the open folder `folder_fd`, opened for reading without
+    following a symlink. Raises OSError when it is a symlink or not a regular file."""
+    try:
+        fd = os.open(name, _READ_FLAGS, dir_fd=folder_fd)
+    except OSError as exc:
+        raise _not_followed(exc, shown) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(where))
+            raise OSError(errno.EINVAL, "not a regular file", str(shown))
         os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_child_dir(folder_fd: int, name: str, *, shown: Path | str) -> int:
+    """A descriptor of the folder `name` of the open folder `folder_fd` (not a symlink)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=folder_fd)
+    except OSError as exc:
+        raise _not_followed(exc, shown) from None
 
 
 def make_dirs(root_fd: int, parts: Sequence[str]) -> int:

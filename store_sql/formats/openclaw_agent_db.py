@@ -15,7 +15,9 @@ read-only connection cannot checkpoint). Nothing here knows store_sql's tables.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
+
+from store_sql.formats.in_tree import TreeFile
 
 __all__ = [
     "DATABASE_NAME",
@@ -105,6 +109,27 @@ class ColdArchive:
     next to the agent's sessions."""
 
 
+def _open_files() -> set[tuple[int, int, int]]:
+    """(descriptor, st_dev, st_ino) of each regular file this process has open."""
+    found = set()
+    for name in os.listdir(_FD_DIR):
+        try:
+            st = os.fstat(int(name))
+        except OSError:  # the listing's own descriptor, or one closed since
+            continue
+        if stat.S_ISREG(st.st_mode):
+            found.add((int(name), st.st_dev, st.st_ino))
+    return found
+
+
+def _files_opened_since(before: set[tuple[int, int, int]]) -> set[tuple[int, int]]:
+    """(st_dev, st_ino) of the regular files opened since `before` was taken."""
+    return {(dev, ino) for _fd, dev, ino in _open_files() - before}
+
+
+_FD_DIR = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+
+
 class AgentDatabase:
     """A read-only snapshot of one ``openclaw-agent.sqlite`` (see the module doc)."""
 
@@ -115,13 +140,34 @@ class AgentDatabase:
         self.app_version: str | None = None
 
     @classmethod
-    def open(cls, path: Path) -> AgentDatabase:
-        """Open `path` read-only and start the read transaction; refuse unknown schemas."""
+    def open(cls, path: Path, *, inside: TreeFile | None = None) -> AgentDatabase:
+        """Open `path` read-only and start the read transaction; refuse unknown schemas.
+
+        With `inside` (the same file, reached through its tree), the file SQLite opened must
+        be that regular file: SQLite opens by path and follows symlinks, so the file is
+        first opened through the tree (no symlink followed, a regular file), then SQLite
+        opens the path, and the file SQLite holds must be the same inode. A database or a
+        folder swapped for a symlink in between is refused, never read."""
+        expected = None
+        if inside is not None:
+            try:
+                with inside.open() as f:
+                    found = os.fstat(f.fileno())
+            except OSError as exc:
+                raise AgentDatabaseError(f"{path}: not read: {exc.strerror}") from None
+            expected = (found.st_dev, found.st_ino)
+        before = _open_files()
         uri = "file:" + quote(str(Path(path).absolute())) + "?mode=ro"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise AgentDatabaseError(f"{path}: cannot open read-only: {exc}") from None
+        if expected is not None and expected not in _files_opened_since(before):
+            conn.close()
+            raise AgentDatabaseError(
+                f"{path}: not read: the file SQLite opened is not the one inside the tree "
+                "(replaced by a symlink while the import ran?)"
+            )
         conn.text_factory = bytes
         db = cls(conn, Path(path))
         try:

@@ -16,12 +16,13 @@ import math
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from store_sql.formats import jsjson
+from store_sql.formats.in_tree import open_child, open_child_dir, open_dir
 from store_sql.formats.sessions_json import entry_text, validate_entry
 
 __all__ = [
@@ -292,17 +293,50 @@ class ParsedDirectory:
 
 
 def read_directory(
-    root: Path, known: Mapping[str, tuple[str, str]] | None = None
+    root: Path,
+    known: Mapping[str, tuple[str, str]] | None = None,
+    *,
+    parts: Sequence[str] = (),
 ) -> ParsedDirectory | None:
-    """Read an active sessions.d (None when `active_state` says it is not active).
+    """Read an active sessions.d, ``root/parts...`` (None when it is not active, as
+    `active_state` decides).
 
+    Every file is read through directory descriptors (`in_tree`): no symlink below `root` is
+    followed (the sessions.d, its entries/ or a file swapped for one after the import was
+    planned makes the read fail or the file skipped), and only regular files are read.
     `known` maps file names to the (sha256, key) of files read before: a file whose bytes
     still have that sha256 is not parsed again (`EntryFile.parsed` is False)."""
-    state, _ = active_state(root)
-    if state is None:
-        return None
-    parsed = ParsedDirectory(state, (root / STATE_FILE).read_bytes())
-    entries = root / ENTRIES_DIR
+    shown = root.joinpath(*parts)
+    folder = open_dir(root, parts, shown=shown)
+    try:
+        try:
+            entries = open_child_dir(folder, ENTRIES_DIR, shown=shown / ENTRIES_DIR)
+        except OSError:
+            return None
+        try:
+            try:
+                with open_child(folder, STATE_FILE, shown=shown / STATE_FILE) as f:
+                    state_bytes = f.read()
+            except OSError:
+                return None
+            state = parse_state(state_bytes)
+            if state is None:
+                return None
+            parsed = ParsedDirectory(state, state_bytes)
+            _read_entries(entries, shown / ENTRIES_DIR, parsed, known)
+        finally:
+            os.close(entries)
+    finally:
+        os.close(folder)
+    return parsed
+
+
+def _read_entries(
+    entries: int,
+    shown: Path,
+    parsed: ParsedDirectory,
+    known: Mapping[str, tuple[str, str]] | None,
+) -> None:
     with os.scandir(entries) as listing:
         found = sorted(listing, key=lambda e: os.fsencode(e.name))
     for item in found:
@@ -315,11 +349,15 @@ def read_directory(
         elif item.name.endswith((".tmp", ".lock")):
             parsed.skipped.append((item.name, "lock or temp file: never imported"))
         else:
-            data = Path(item.path).read_bytes()
+            try:
+                with open_child(entries, item.name, shown=shown / item.name) as f:
+                    data = f.read()
+            except OSError as exc:  # swapped for a symlink or a non-file since the listing
+                parsed.skipped.append((item.name, f"not read: {exc.strerror}"))
+                continue
             before = known.get(item.name) if known else None
             sha = hashlib.sha256(data).hexdigest() if before else ""
             if before is not None and before[0] == sha:
                 parsed.files.append(EntryFile(item.name, data, sha, before[1], None, parsed=False))
             else:
                 parsed.files.append(read_entry_file(item.name, data))
-    return parsed

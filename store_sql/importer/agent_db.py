@@ -24,6 +24,7 @@ import asyncio
 import functools
 import hashlib
 import json
+import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from store_sql.formats.import_archive import (
     classify_archived,
     migration_moves,
 )
+from store_sql.formats.in_tree import TreeFile, open_dir
 from store_sql.formats.openclaw_agent_db import (
     AgentDatabase,
     AgentDatabaseError,
@@ -96,7 +98,7 @@ class DatabaseImporter:
         report.databases.append(record)
         try:
             check_agent_id(src.agent_id)
-            database = await asyncio.to_thread(AgentDatabase.open, src.path)
+            database = await asyncio.to_thread(AgentDatabase.open, src.path, inside=src.file)
         except (InvalidEntryError, AgentDatabaseError) as exc:
             record.status = "error"
             record.note(str(exc))
@@ -280,14 +282,7 @@ class DatabaseImporter:
             new = _new_live(src, cold.session_id, stored.transcript_id)
         data = cold.blob
         if data is None:
-            path = src.sessions_dir / "cold" / cold.name
-            try:
-                data = await asyncio.to_thread(path.read_bytes)
-            except OSError as exc:
-                raise ImportFailedError(
-                    f"cold archive {path} is missing or unreadable ({exc.strerror}): "
-                    "its transcript was not imported"
-                ) from None
+            data = await asyncio.to_thread(_cold_file_bytes, src, cold)
         events = await asyncio.to_thread(cold_archive_events, data, cold)
         start = _Start(
             "imported" if stored is None else "new_version",
@@ -409,27 +404,27 @@ class DatabaseImporter:
     async def _pre_migration(
         self, src: DatabaseSource, report: ImportReport, record: DatabaseReport
     ) -> None:
-        if not src.archive_dir.is_dir():
-            return
+        try:
+            files = await asyncio.to_thread(_archived_files, src)
+        except OSError:
+            return  # no archive folder (or not a folder: a symlink is not followed)
         moves = self._moves.get(src.state_dir)
         if moves is None:
             moves = self._moves[src.state_dir] = await asyncio.to_thread(
                 migration_moves, src.state_dir
             )
-        files = await asyncio.to_thread(_archived_files, src.archive_dir)
         legacy = await asyncio.to_thread(_legacy_names, files)
         rel_dir = f"agents/{src.agent_id}/{ARCHIVE_DIR}"
-        for path in files:
-            rec = FileReport(str(path), f"{rel_dir}/{path.name}", src.agent_id, "pre_migration")
+        for file in files:
+            name = file.parts[-1]
+            rec = FileReport(str(file.path), f"{rel_dir}/{name}", src.agent_id, "pre_migration")
             report.files.append(rec)
             record.pre_migration_files += 1
             try:
-                header = await asyncio.to_thread(_header_id, path)
-                what = classify_archived(
-                    path.name, header_id=header, moves=moves, legacy_names=legacy
-                )
-                stored_sha = await self._backend.opaque_sha256(src.agent_id, rel_dir, path.name)
-                size, sha = await asyncio.to_thread(_hash_file, path)
+                header = await asyncio.to_thread(_header_id, file)
+                what = classify_archived(name, header_id=header, moves=moves, legacy_names=legacy)
+                stored_sha = await self._backend.opaque_sha256(src.agent_id, rel_dir, name)
+                size, sha = await asyncio.to_thread(_hash_file, file)
                 if stored_sha == sha:
                     rec.status = "unchanged"
                     continue
@@ -437,7 +432,7 @@ class DatabaseImporter:
                 if what.original_name is None:
                     rec.note("its name before the migration is not known")
                 if not self._dry_run:
-                    await self._backend.store_archived(src.agent_id, rel_dir, path, what)
+                    await self._backend.store_archived(src.agent_id, rel_dir, file, what)
             except OSError as exc:
                 rec.status = "error"
                 rec.note(f"cannot read: {exc}")
@@ -553,12 +548,38 @@ def _same_as_stored(database: AgentDatabase, session_id: str, stored: db.StoredS
     return size == stored.source_size and hasher.hexdigest() == stored.source_sha256
 
 
-def _archived_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.is_symlink())
+def _cold_file_bytes(src: DatabaseSource, cold: ColdArchive) -> bytes:
+    """A cold archive kept as a file, ``sessions/cold/<name>``, read through the tree."""
+    if cold.name in ("", ".", "..") or "/" in cold.name or "\0" in cold.name:
+        raise ImportFailedError(
+            f"cold archive name {cold.name!r} is not a plain file name: its transcript was "
+            "not imported"
+        )
+    file = src.in_agent("sessions", "cold", cold.name)
+    try:
+        with file.open() as f:
+            return f.read()
+    except OSError as exc:
+        raise ImportFailedError(
+            f"cold archive {file.path} is missing or unreadable ({exc.strerror}): "
+            "its transcript was not imported"
+        ) from None
 
 
-def _header_id(path: Path) -> str | None:
-    with path.open("rb") as f:
+def _archived_files(src: DatabaseSource) -> list[TreeFile]:
+    """The regular files of the agent's archive folder (symlinks are not followed)."""
+    folder = src.in_agent(ARCHIVE_DIR)
+    fd = open_dir(folder.root, folder.parts)
+    try:
+        with os.scandir(fd) as listing:
+            names = sorted(e.name for e in listing if e.is_file(follow_symlinks=False))
+    finally:
+        os.close(fd)
+    return [src.in_agent(ARCHIVE_DIR, name) for name in names]
+
+
+def _header_id(file: TreeFile) -> str | None:
+    with file.open() as f:
         first = f.read(_PEEK_BYTES).split(b"\n", 1)[0]
     try:
         value = json.loads(first)
@@ -570,25 +591,27 @@ def _header_id(path: Path) -> str | None:
     return None
 
 
-def _legacy_names(files: list[Path]) -> frozenset[str]:
+def _legacy_names(files: list[TreeFile]) -> frozenset[str]:
     """File names the archived sessions.json entries name (``sessionFile``)."""
     names: set[str] = set()
-    for path in files:
-        if not path.name.startswith("legacy-store."):
+    for file in files:
+        if not file.parts[-1].startswith("legacy-store."):
             continue
         try:
-            store = json.loads(path.read_bytes())
+            with file.open() as f:
+                store = json.loads(f.read())
         except (OSError, ValueError):
             continue
         for entry in store.values() if isinstance(store, dict) else []:
-            file = entry.get("sessionFile") if isinstance(entry, dict) else None
-            if isinstance(file, str) and file:
-                names.add(file.replace("\\", "/").rsplit("/", 1)[-1])
+            name = entry.get("sessionFile") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name:
+                names.add(name.replace("\\", "/").rsplit("/", 1)[-1])
     return frozenset(names)
 
 
-def _hash_file(path: Path) -> tuple[int, str]:
-    data = path.read_bytes()
+def _hash_file(file: TreeFile) -> tuple[int, str]:
+    with file.open() as f:
+        data = f.read()
     return len(data), hashlib.sha256(data).hexdigest()
 
 
@@ -598,7 +621,7 @@ def database_files(src: DatabaseSource) -> dict[str, bytes]:
     archive not published as a file. What `store-sql verify` compares a current state dir
     with. Raises AgentDatabaseError when the database cannot be read."""
     files: dict[str, bytes] = {}
-    with AgentDatabase.open(src.path) as database:
+    with AgentDatabase.open(src.path, inside=src.file) as database:
         files[f"{src.rel_dir}/sessions.json"] = _render_index(database.session_nodes())[0]
         hot = set()
         for frontier in database.transcripts():
@@ -610,7 +633,7 @@ def database_files(src: DatabaseSource) -> dict[str, bytes]:
                 continue
             data = cold.blob
             if data is None:
-                data = (src.sessions_dir / "cold" / cold.name).read_bytes()
+                data = _cold_file_bytes(src, cold)
             lines = EventLines(iter(cold_archive_events(data, cold)))
             files[f"{src.rel_dir}/{cold.session_id}.jsonl"] = lines.read()
         for archive in database.archives():

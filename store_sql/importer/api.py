@@ -393,7 +393,14 @@ class _FileImporter:
 
     async def _directory(self, src: SourceFile, record: FileReport) -> None:
         known = await self._backend.known_files(src.agent_id)
-        parsed = await asyncio.to_thread(sessions_dir.read_directory, src.path, known)
+        try:
+            parsed = await asyncio.to_thread(
+                sessions_dir.read_directory, src.file.root, known, parts=src.file.parts
+            )
+        except OSError as exc:
+            record.status = "error"
+            record.note(f"sessions.d not read: {exc}")
+            return
         if parsed is None:
             record.status = "error"
             record.note("sessions.d stopped being active (its state.json) during the import")

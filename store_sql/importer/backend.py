@@ -10,12 +10,12 @@ the store's `dialect`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from store_sql.engine.database import Database
 from store_sql.engine.pg.database import PgDatabase
 from store_sql.formats.import_archive import ArchivedFile
+from store_sql.formats.in_tree import TreeFile
 from store_sql.importer import database_rows as origin_db
 from store_sql.importer import pg_rows as pg
 from store_sql.importer import rows as db
@@ -48,7 +48,7 @@ class ImportBackend(Protocol):
     async def opaque_sha256(self, agent_id: str, rel_dir: str, name: str) -> str | None: ...
 
     async def store_opaque(
-        self, agent_id: str, rel_dir: str, name: str, kind: str, source: Opener
+        self, agent_id: str, rel_dir: str, name: str, kind: str, source: bytes | Opener
     ) -> None: ...
 
     async def stored_index(self, agent_id: str) -> StoredIndex | None: ...
@@ -88,8 +88,11 @@ class ImportBackend(Protocol):
         ...
 
     async def store_archived(
-        self, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile
-    ) -> None: ...
+        self, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
+    ) -> None:
+        """A file of OpenClaw's migration archive, opened through the tree (`TreeFile.open`:
+        never through a symlink), with the name it had before."""
+        ...
 
 
 def backend_for(store: Database) -> ImportBackend:
@@ -136,7 +139,7 @@ class SqliteImport:
         return sha
 
     async def store_opaque(
-        self, agent_id: str, rel_dir: str, name: str, kind: str, source: Opener
+        self, agent_id: str, rel_dir: str, name: str, kind: str, source: bytes | Opener
     ) -> None:
         await self._write(db.store_opaque, agent_id, rel_dir, name, kind, source)
 
@@ -204,12 +207,14 @@ class SqliteImport:
         return int(await self._store.write(run))
 
     async def store_archived(
-        self, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile
+        self, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
     ) -> None:
+        name = file.parts[-1]
+
         def run(conn: Any) -> None:
-            db.store_opaque(conn, agent_id, rel_dir, path.name, "pre_migration", path)
+            db.store_opaque(conn, agent_id, rel_dir, name, "pre_migration", file.open)
             origin_db.record_pre_migration(
-                conn, agent_id, rel_dir, path.name, what.original_name, what.role, what.session_id
+                conn, agent_id, rel_dir, name, what.original_name, what.role, what.session_id
             )
 
         await self._store.write(run)
@@ -249,7 +254,7 @@ class PostgresImport:
         return sha
 
     async def store_opaque(
-        self, agent_id: str, rel_dir: str, name: str, kind: str, source: Opener
+        self, agent_id: str, rel_dir: str, name: str, kind: str, source: bytes | Opener
     ) -> None:
         await self._write(pg.store_opaque, agent_id, rel_dir, name, kind, source)
 
@@ -313,6 +318,6 @@ class PostgresImport:
         return int(await self._store.write(run))
 
     async def store_archived(
-        self, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile
+        self, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
     ) -> None:
-        await self._write(pg.store_archived, agent_id, rel_dir, path, what)
+        await self._write(pg.store_archived, agent_id, rel_dir, file, what)

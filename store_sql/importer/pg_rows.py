@@ -16,12 +16,12 @@ import hashlib
 import io
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from store_sql.engine.pg.writer import PgConnection as Connection
 from store_sql.errors import ImportFailedError
 from store_sql.formats.import_archive import ArchivedFile
+from store_sql.formats.in_tree import TreeFile
 from store_sql.formats.sessions_dir import ENTRIES_DIR, STATE_FILE, EntryFile
 from store_sql.formats.sessions_json import entry_text
 from store_sql.formats.zstd_stream import ZstdStream
@@ -392,10 +392,11 @@ async def store_opaque(
     rel_dir: str,
     name: str,
     kind: str,
-    source: Path | Opener,
+    source: bytes | Opener,
 ) -> tuple[int, str]:
-    """`rows.store_opaque`: a file's exact bytes, inserted or replaced, in pieces."""
-    opener: Opener = (lambda: source.open("rb")) if isinstance(source, Path) else source
+    """`rows.store_opaque`: a file's exact bytes, inserted or replaced, in pieces. `source`
+    is the bytes already read, or a function opening the file (never through a symlink)."""
+    opener: Opener = (lambda: io.BytesIO(source)) if isinstance(source, bytes) else source
 
     async def first_piece(piece: bytes) -> int:
         file_pk: int = await conn.fetchval(
@@ -558,13 +559,11 @@ async def _apply_directory(conn: Connection, src: DirectorySource, plan: Directo
             src.rel_dir,
             dir_file_name("", STATE_FILE),
             ARCHIVE_KIND,
-            src.path / STATE_FILE,
+            src.parsed.state_bytes,  # read once, through the tree: never reopened by path
         )
         for f in src.parsed.files:
             name = dir_file_name(f"{ENTRIES_DIR}/", f.name)
-            await store_opaque(
-                conn, src.agent_id, src.rel_dir, name, ARCHIVE_KIND, src.path / ENTRIES_DIR / f.name
-            )
+            await store_opaque(conn, src.agent_id, src.rel_dir, name, ARCHIVE_KIND, f.data)
     elif plan.action == "replace":
         await _replace_directory(conn, src, plan.accepted)
     elif plan.action == "update":
@@ -645,9 +644,7 @@ async def _store_ignored(conn: Connection, src: DirectorySource) -> None:
         if f.key is None:
             names.append(dir_file_name(f"{ENTRIES_DIR}/", f.name))
             if await opaque_sha256(conn, agent, rel_dir, names[-1]) != f.sha256:
-                await store_opaque(
-                    conn, agent, rel_dir, names[-1], IGNORED_KIND, src.path / ENTRIES_DIR / f.name
-                )
+                await store_opaque(conn, agent, rel_dir, names[-1], IGNORED_KIND, f.data)
     await conn.execute(
         "DELETE FROM opaque_files WHERE agent_id = $1 AND rel_dir = $2 AND kind = $3 "
         "AND NOT (file_name = ANY($4::text[]))",
@@ -801,10 +798,12 @@ async def record_database(
 
 
 async def store_archived(
-    conn: Connection, agent_id: str, rel_dir: str, path: Path, what: ArchivedFile
+    conn: Connection, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
 ) -> None:
-    """A file of OpenClaw's migration archive: its bytes and the name it had before."""
-    await store_opaque(conn, agent_id, rel_dir, path.name, "pre_migration", path)
+    """A file of OpenClaw's migration archive: its bytes (opened through the tree) and the
+    name it had before."""
+    name = file.parts[-1]
+    await store_opaque(conn, agent_id, rel_dir, name, "pre_migration", file.open)
     await conn.execute(
         "INSERT INTO pre_migration_files (file_pk, original_name, role, session_id) "
         "SELECT file_pk, $4, $5, $6 FROM opaque_files "
@@ -813,7 +812,7 @@ async def store_archived(
         "role = excluded.role, session_id = excluded.session_id",
         agent_id,
         rel_dir,
-        path.name,
+        name,
         what.original_name,
         what.role,
         what.session_id,

@@ -109,6 +109,17 @@ class DatabaseSource:
         """Where OpenClaw moved the legacy files it migrated."""
         return self.state_dir / "agents" / self.agent_id / ARCHIVE_DIR
 
+    @property
+    def file(self) -> TreeFile:
+        """The database, reached from the state dir without following a symlink."""
+        return self.in_agent("agent", DATABASE_NAME)
+
+    def in_agent(self, *names: str) -> TreeFile:
+        """``agents/<id>/<names...>`` reached from the state dir without following a
+        symlink (`in_tree`)."""
+        shown = self.state_dir.joinpath("agents", self.agent_id, *names)
+        return TreeFile(self.state_dir, ("agents", self.agent_id, *names), shown)
+
 
 @dataclass(slots=True)
 class ImportPlan:

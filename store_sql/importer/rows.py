@@ -15,7 +15,6 @@ import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from store_sql.errors import ImportFailedError
@@ -385,22 +384,15 @@ def copy_into_blob(
 def import_compressed(
     conn: sqlite3.Connection,
     new: NewTranscript,
-    source: Path | Callable[[], BinaryIO],
+    reopen: Callable[[], BinaryIO],
     *,
     stats: LineStats,
 ) -> int:
     """A .zst archive in one mutation: the original bytes (exported as they are) plus the
-    decompressed lines (for queries), both streamed so memory stays flat. `source` is the
-    file, or a function opening it (`SourceFile.open`: never through a symlink)."""
-    reopen = _opener(source)
+    decompressed lines (for queries), both streamed so memory stays flat. `reopen` opens
+    the file (`SourceFile.open`: never through a symlink)."""
     with reopen() as raw:
         return _import_compressed(conn, new, raw, _fstat_size(raw), reopen, new.file_name, stats)
-
-
-def _opener(source: Path | Callable[[], BinaryIO]) -> Callable[[], BinaryIO]:
-    if isinstance(source, Path):
-        return lambda: source.open("rb")
-    return source
 
 
 def import_compressed_bytes(
@@ -480,12 +472,14 @@ def store_opaque(
     rel_dir: str,
     name: str,
     kind: str,
-    source: Path | Callable[[], BinaryIO],
+    source: bytes | Callable[[], BinaryIO],
 ) -> tuple[int, str]:
     """Keep a file's exact bytes (inserted or replaced), streamed; returns (size, sha256).
-    `source` is the file, or a function opening it (`SourceFile.open`)."""
-    with _opener(source)() as src:
-        size = _fstat_size(src)
+    `source` is the bytes already read, or a function opening the file (`SourceFile.open`,
+    `TreeFile.open`: never through a symlink)."""
+    opened = (lambda: io.BytesIO(source)) if isinstance(source, bytes) else source
+    with opened() as src:
+        size = len(source) if isinstance(source, bytes) else _fstat_size(src)
         file_pk = conn.execute(
             "INSERT INTO opaque_files (agent_id, rel_dir, file_name, kind, content, sha256, "
             "imported_at) VALUES (?, ?, ?, ?, zeroblob(?), '', ?) "

@@ -262,9 +262,7 @@ def _store_ignored(conn: sqlite3.Connection, src: DirectorySource) -> None:
         if f.key is None:
             names.append(dir_file_name(f"{ENTRIES_DIR}/", f.name))
             if db.opaque_sha256(conn, agent, rel_dir, names[-1]) != f.sha256:
-                db.store_opaque(
-                    conn, agent, rel_dir, names[-1], IGNORED_KIND, src.path / ENTRIES_DIR / f.name
-                )
+                db.store_opaque(conn, agent, rel_dir, names[-1], IGNORED_KIND, f.data)
     conn.execute(
         "DELETE FROM opaque_files WHERE agent_id = ? AND rel_dir = ? AND kind = ? "
         "AND file_name NOT IN (SELECT value FROM json_each(?))",
@@ -277,19 +275,14 @@ def _json_list(names: list[str]) -> str:
 
 
 def _keep_as_archive(conn: sqlite3.Connection, src: DirectorySource) -> None:
+    # The bytes read once, through the tree (`read_directory`): never opened again by path.
+    state = src.parsed.state_bytes
     db.store_opaque(
-        conn,
-        src.agent_id,
-        src.rel_dir,
-        dir_file_name("", STATE_FILE),
-        ARCHIVE_KIND,
-        src.path / STATE_FILE,
+        conn, src.agent_id, src.rel_dir, dir_file_name("", STATE_FILE), ARCHIVE_KIND, state
     )
     for f in src.parsed.files:
         name = dir_file_name(f"{ENTRIES_DIR}/", f.name)
-        db.store_opaque(
-            conn, src.agent_id, src.rel_dir, name, ARCHIVE_KIND, src.path / ENTRIES_DIR / f.name
-        )
+        db.store_opaque(conn, src.agent_id, src.rel_dir, name, ARCHIVE_KIND, f.data)
 
 
 def _plan_update(
