@@ -23,6 +23,8 @@ import pytest
 from store_sql import Store, export_tree, import_path
 from store_sql.errors import InvalidEntryError
 
+ROOT = Path(__file__).resolve().parents[1]
+
 SID = "31ac7d57-f314-4633-a816-1ff578dde822"
 HEADER = b'{"type":"session","version":3,"id":"' + SID.encode() + b'","timestamp":"t","cwd":"/w"}\n'
 SECRET = b"-----BEGIN PRIVATE KEY----- outside the tree\n"
@@ -142,7 +144,8 @@ def test_a_state_dir_named_through_a_symlink_is_imported(state: Path, tmp_path: 
 # Runs until killed: swaps each given path between what is there and a symlink to TARGET,
 # holding the symlink for a millisecond. A folder is moved aside and back (a symlink cannot
 # replace a folder in one rename; a folder the exporter created meanwhile stays, the old one
-# is left aside); a file is replaced by a symlink and back by one rename each.
+# is left aside); a file is replaced by a symlink and back by one rename each ("file": back
+# as a new file holding "inside"; "relink": back as the same file, through a hard link).
 SWAPPER = r"""
 import itertools, os, sys, time
 target, kind, *paths = sys.argv[1:]
@@ -157,6 +160,15 @@ for n in itertools.count():
                 time.sleep(0.001)
                 os.unlink(path)
                 os.rename(aside, path)  # fails when the exporter made a new one meanwhile
+            elif kind == "relink":
+                keep = f"{path}.keep"
+                if n == 0:
+                    os.link(path, keep)
+                os.symlink(target, link)
+                os.rename(link, path)
+                time.sleep(0.001)
+                os.link(keep, aside)
+                os.rename(aside, path)
             else:
                 os.symlink(target, link)
                 os.rename(link, path)
@@ -250,6 +262,130 @@ def test_import_reads_nothing_outside_the_tree_while_files_are_swapped_for_symli
     leaked, errors = asyncio.run(run())
     assert leaked == 0
     assert errors > 0  # files swapped after the scan were refused, not followed
+
+
+def race_imports(state: Path, db: Path, swapper: Swapper) -> tuple[int, int]:
+    """Import `state` again and again while `swapper` runs: (imports that stored SECRET,
+    files or databases reported as errors)."""
+
+    async def run() -> tuple[int, int]:
+        leaked = errors = 0
+        async with await Store.open(db) as store:
+            try:
+                for n in range(RACE_ROUNDS_MAX):
+                    report = await import_path(store, state)
+                    errors += sum(f.status == "error" for f in report.files)
+                    errors += sum(d.status == "error" for d in report.databases)
+                    leaked += SECRET in stored_bytes(db)
+                    if n + 1 >= RACE_ROUNDS and errors:
+                        break
+            finally:
+                swapper.stop()
+        return leaked, errors
+
+    return asyncio.run(run())
+
+
+def sessions_directory(sessions: Path, count: int) -> list[Path]:
+    """An active sessions.d with `count` entry files; their paths."""
+    from store_sql.formats import sessions_dir
+
+    folder = sessions / sessions_dir.DIRECTORY_NAME
+    (folder / sessions_dir.ENTRIES_DIR).mkdir(parents=True)
+    (folder / sessions_dir.STATE_FILE).write_bytes(sessions_dir.render_state(1, 1767225600000))
+    files = []
+    for n in range(count):
+        key = f"agent:main:s{n}"
+        entry = f'{{\n    "sessionId": "sid-{n}",\n    "updatedAt": {n + 1}\n  }}'
+        path = folder / sessions_dir.ENTRIES_DIR / sessions_dir.entry_file_name(key)
+        path.write_bytes(sessions_dir.render_entry_file(key, entry))
+        files.append(path)
+    return files
+
+
+def test_sessions_d_files_swapped_for_symlinks_are_never_read(
+    tmp_path: Path, outside: Path
+) -> None:
+    sessions = tmp_path / "state/agents/main/sessions"
+    victims = sessions_directory(sessions, 20)
+    swapper = Swapper(outside / "id_rsa", "file", victims)
+    leaked, errors = race_imports(tmp_path / "state", tmp_path / "t.db", swapper)
+    assert leaked == 0
+    del errors  # a swapped entry file is skipped as the symlink it was, not an error
+
+
+def test_a_sessions_d_folder_swapped_for_a_symlink_is_never_read(
+    tmp_path: Path, outside: Path
+) -> None:
+    from store_sql.formats import sessions_dir
+
+    sessions = tmp_path / "state/agents/main/sessions"
+    sessions_directory(sessions, 5)
+    elsewhere = outside / "sessions.d"
+    sessions_directory(outside, 0)
+    (elsewhere / sessions_dir.ENTRIES_DIR / "session-x.json").write_bytes(SECRET)
+    folder = sessions / sessions_dir.DIRECTORY_NAME
+    swapper = Swapper(elsewhere / sessions_dir.ENTRIES_DIR, "dir", [folder / "entries"])
+    leaked, errors = race_imports(tmp_path / "state", tmp_path / "t.db", swapper)
+    assert leaked == 0
+    assert errors > 0  # the swapped folder was refused, not followed
+
+
+# The shared reference material sits next to the repo (a worktree is one level deeper).
+OPENCLAW_DB = next(
+    (
+        d / "shared/corpus/openclaw-2026.9/sample-state/migrated"
+        for d in (ROOT.parent, ROOT.parent.parent)
+        if (d / "shared/corpus/openclaw-2026.9/sample-state/migrated").is_dir()
+    ),
+    ROOT.parent / "shared/corpus/openclaw-2026.9/sample-state/migrated",
+)
+
+
+def test_an_agent_database_swapped_for_a_symlink_is_never_read(
+    tmp_path: Path, outside: Path
+) -> None:
+    """OpenClaw's agent database is opened by SQLite, by path: the file SQLite opened must be
+    the one reached through the tree, or the database is refused. The outside database is a
+    valid one holding SECRET in an event, so a database read through the symlink would
+    store it."""
+    source = OPENCLAW_DB / "agents/main/agent/openclaw-agent.sqlite"
+    if not source.is_file():
+        pytest.skip(f"the shared corpus is not next to the repo ({OPENCLAW_DB})")
+    inside = tmp_path / "state/agents/main/agent/openclaw-agent.sqlite"
+    inside.parent.mkdir(parents=True)
+    (tmp_path / "state/agents/main/sessions").mkdir()  # a state dir even while it is swapped
+    shutil.copyfile(source, inside)
+    foreign = outside / "openclaw-agent.sqlite"
+    shutil.copyfile(source, foreign)
+    with sqlite3.connect(foreign) as conn:
+        event = json.dumps({"type": "message", "secret": SECRET.decode()})
+        conn.execute("UPDATE transcript_events SET event_json = ?, event_zstd = NULL", (event,))
+    conn.close()
+    swapper = Swapper(foreign, "relink", [inside])
+    leaked, errors = race_imports(tmp_path / "state", tmp_path / "t.db", swapper)
+    assert leaked == 0
+    assert errors > 0  # the database swapped in was refused, not read
+
+
+def test_pre_migration_archives_swapped_for_symlinks_are_never_read(
+    tmp_path: Path, outside: Path
+) -> None:
+    source = OPENCLAW_DB / "agents/main/agent/openclaw-agent.sqlite"
+    if not source.is_file():
+        pytest.skip(f"the shared corpus is not next to the repo ({OPENCLAW_DB})")
+    agent = tmp_path / "state/agents/main"
+    (agent / "agent").mkdir(parents=True)
+    shutil.copyfile(source, agent / "agent/openclaw-agent.sqlite")
+    archive = agent / "session-sqlite-import-archive"
+    archive.mkdir()
+    victims = [archive / f"old-{n:02}.jsonl" for n in range(20)]
+    for victim in victims:
+        victim.write_bytes(b"inside\n")
+    swapper = Swapper(outside / "id_rsa", "file", victims)
+    leaked, errors = race_imports(tmp_path / "state", tmp_path / "t.db", swapper)
+    assert leaked == 0
+    assert errors > 0
 
 
 # ------------------------------------------------------------------ D6: names not UTF-8

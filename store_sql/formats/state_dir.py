@@ -403,7 +403,10 @@ def _skip_reason(
         if entry.is_file(follow_symlinks=False):
             return None
         return "not a regular file"
-    target = Path(os.path.realpath(shown))
+    try:
+        target = Path(os.path.realpath(shown))
+    except OSError:  # no longer a symlink when it was read (EINVAL): replaced meanwhile
+        return "replaced while the folder was read: not imported"
     if not target.is_relative_to(real_root):
         return f"symlink leaving the sessions dir (to {target})"
     try:

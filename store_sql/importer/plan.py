@@ -6,6 +6,7 @@ their agent, their sessions dir (as export will rebuild it) and what their names
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -225,11 +226,12 @@ def _active_directory(d: SessionsDir, plan: ImportPlan) -> SourceFile | None:
     state, _ = directory_index.active_state(root)
     if state is None:
         return None
-    size = 0
-    with os.scandir(root / directory_index.ENTRIES_DIR) as listing:
+    size = 0  # for progress only: the import reads whatever is there when it runs
+    with contextlib.suppress(OSError), os.scandir(root / directory_index.ENTRIES_DIR) as listing:
         for item in listing:
-            if item.is_file(follow_symlinks=False):
-                size += item.stat(follow_symlinks=False).st_size
+            with contextlib.suppress(OSError):  # gone since the listing
+                if item.is_file(follow_symlinks=False):
+                    size += item.stat(follow_symlinks=False).st_size
     info = replace(classify_name(directory_index.DIRECTORY_NAME), kind=FileKind.SESSIONS_DIRECTORY)
     tree_root, base = d.location()
     folder = TreeFile(tree_root, (*base, directory_index.DIRECTORY_NAME), root)
