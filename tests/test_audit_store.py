@@ -463,6 +463,84 @@ def test_search_text_the_store_cannot_search_is_refused_in_one_line(tmp_path: Pa
         assert len(done.stderr.strip().splitlines()) == 1
 
 
+# --- every refused argument of the audit, through the program ----------------------------------
+
+_BIG = "1" + "0" * 30
+_MESSAGE = '{"type":"message","message":{"role":"user","content":"x","idempotencyKey":%s}}'
+CLI_REFUSALS = {
+    # Numbers on the command line are read as JavaScript reads them: 1e400 is Infinity.
+    "updatedAt past 64 bits": (
+        ("sessions", "patch", "k2", '{"sessionId":"s","updatedAt":1' + "0" * 400 + "}"),
+        "updatedAt",
+    ),
+    "sessionId ../x": (
+        ("sessions", "patch", "k2", '{"sessionId":"../x","updatedAt":1}'),
+        "sessionId",
+    ),
+    "sessionId a/b": (
+        ("sessions", "patch", "k2", '{"sessionId":"a/b","updatedAt":1}'),
+        "sessionId",
+    ),
+    "sessionId a\\b": (
+        ("sessions", "patch", "k2", '{"sessionId":"a\\\\b","updatedAt":1}'),
+        "sessionId",
+    ),
+    "sessionId NUL": (
+        ("sessions", "patch", "k2", '{"sessionId":"a\\u0000b","updatedAt":1}'),
+        "sessionId",
+    ),
+    "sessionId ..": (("sessions", "patch", "k2", '{"sessionId":"..","updatedAt":1}'), "sessionId"),
+    "--limit 10**30": (("sessions", "list", "--limit", _BIG), "limit"),
+    "--offset -10**30": (("sessions", "list", "--offset", "-" + _BIG), "offset"),
+    "--updated-after 10**30": (("sessions", "list", "--updated-after", _BIG), "updated_after"),
+    "tail --limit 10**30": (("transcript", "tail", "s1", "--limit", _BIG), "limit"),
+    "idempotencyKey 7": (("transcript", "append", "s1", _MESSAGE % "7"), "idempotencyKey"),
+    "idempotencyKey object": (
+        ("transcript", "append", "s1", _MESSAGE % '{"a":1}'),
+        "idempotencyKey",
+    ),
+    "idempotencyKey lone surrogate": (
+        ("transcript", "append", "s1", _MESSAGE % '"\\ud800"'),
+        "idempotencyKey",
+    ),
+    "sql --timeout nan": (("sql", "--timeout", "nan", "SELECT 1"), "--timeout"),
+    "sql zeroblob": (("sql", "SELECT zeroblob(900000000)"), "--max-bytes"),
+    "sql CREATE TEMP TABLE": (("sql", "CREATE TEMP TABLE z(x)"), "CREATE TEMP TABLE"),
+    "export --session into a directory": (("export", "{tmp}", "--session", "k"), "directory"),
+    "export --session into a missing folder": (
+        ("export", "{tmp}/missing/x.jsonl", "--session", "k"),
+        "missing",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def cli_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("cli") / "s.sqlite"
+
+    async def fill() -> None:
+        async with await Store.open(db) as store:
+            await store.transcripts.create("main", "s1", cwd="/w")
+            await store.sessions.patch("main", "k", {"sessionId": "s1", "updatedAt": 1})
+
+    asyncio.run(fill())
+    return db
+
+
+@pytest.mark.parametrize("case", sorted(CLI_REFUSALS))
+def test_every_refused_argument_is_one_line_through_the_program(
+    cli_db: Path, tmp_path: Path, case: str
+) -> None:
+    """`store-sql` as a subprocess: non-zero exit, one line on stderr naming what is wrong,
+    no traceback, and the database unchanged."""
+    args, named = CLI_REFUSALS[case]
+    args = tuple(a.replace("{tmp}", str(tmp_path)) for a in args)
+    before = cli_db.read_bytes()
+    line = refused(*args, "--db", cli_db)
+    assert named in line, line
+    assert cli_db.read_bytes() == before
+
+
 # --- D4: a damaged page never ends in a traceback ----------------------------------------------
 
 PAGE = 4096
