@@ -133,6 +133,8 @@ __all__ = [
     "verify_tree",
 ]
 
+# The module of each public name (not errors): a new public name goes here, in the imports
+# for type checkers above, and in __all__ (tests/test_layout.py checks every name resolves).
 _HOMES = {
     "CheckpointSpec": "store_sql.checkpoints.entries",
     "Persisted": "store_sql.checkpoints.entries",

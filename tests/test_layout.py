@@ -108,6 +108,22 @@ def test_public_names_say_store_sql() -> None:
     assert out.stdout == "store_sql\n"
 
 
+def test_importing_the_package_loads_no_module_of_its_own_but_the_errors() -> None:
+    """`store-sql` starts (and handles Ctrl-C) before it loads what its command needs: the
+    package imports a public name's module when the name is first used. Every public name
+    resolves and says `store_sql`."""
+    code = (
+        "import sys, store_sql\n"
+        "print(sorted(m for m in sys.modules if m.startswith('store_sql')))\n"
+        "print(sorted(n for n in store_sql.__all__ "
+        "if getattr(getattr(store_sql, n), '__module__', 'store_sql') != 'store_sql'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["['store_sql', 'store_sql.errors']", "[]"]
+
+
 def test_the_package_stands_on_its_own() -> None:
     pattern = re.compile(r"issue [0-9]|shared/")
     hits = [

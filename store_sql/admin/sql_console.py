@@ -363,8 +363,9 @@ class Console:
         text = str(exc)
         if "interrupted" in text:
             return (
-                f"query stopped after {timeout_s:g} s (a long read keeps the gateway from "
-                "resetting its WAL); narrow the query or raise the time limit"
+                f"query stopped after {timeout_s:g} s (a long read, or output read slowly, "
+                "keeps the gateway from resetting its WAL); narrow the query or raise the "
+                "time limit"
             )
         if "too big" in text:
             return (

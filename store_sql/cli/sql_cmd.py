@@ -165,6 +165,11 @@ class _Shape:
         """The rows held back, once the input ends."""
         return []
 
+    def least_bytes(self, row: tuple[Any, ...]) -> int:
+        """A lower bound of the row's printed size, known before it is rendered (a blob
+        grows in hex or base64), so a row far past the bound is never rendered."""
+        return 0
+
     def end(self, summary: dict[str, Any]) -> bytes:
         return b""
 
@@ -194,6 +199,9 @@ class _Printed:
                 self.cut_by = "rows"
                 break
             self.read += 1
+            if self.size + self.shape.least_bytes(row) > self.max_bytes:
+                self.cut_by = "bytes"
+                return
             if not self._print(self.shape.rows(row)):
                 return
 
@@ -280,6 +288,9 @@ class _Json(_Shape):
     def head(self) -> bytes:
         return b'{\n  "columns": ' + _dumps(self.columns) + b',\n  "rows": ['
 
+    def least_bytes(self, row: tuple[Any, ...]) -> int:
+        return sum(len(v) * 4 // 3 if isinstance(v, bytes) else _text_size(v) for v in row)
+
     def rows(self, row: tuple[Any, ...]) -> list[bytes]:
         record = {n: _json_value(v) for n, v in zip(self.names, row, strict=True)}
         lead = b"\n    " if self.first else b",\n    "
@@ -296,6 +307,11 @@ def _text_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return "X'" + value.hex().upper() + "'"
     return value
+
+
+def _text_size(value: Any) -> int:
+    """Characters of a text value (each at least one byte printed); 0 for other values."""
+    return len(value) if isinstance(value, str) else 0
 
 
 def _encoded(text: str) -> bytes:
@@ -316,6 +332,9 @@ class _Csv(_Shape):
 
     def head(self) -> bytes:
         return self._line(self.columns)
+
+    def least_bytes(self, row: tuple[Any, ...]) -> int:
+        return sum(len(v) * 2 if isinstance(v, bytes) else _text_size(v) for v in row)
 
     def rows(self, row: tuple[Any, ...]) -> list[bytes]:
         return [self._line("" if v is None else _text_value(v) for v in row)]
