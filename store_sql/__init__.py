@@ -188,22 +188,10 @@ def _say_store_sql(value: Any) -> None:
         value.__module__ = "store_sql"
 
 
-for _error in (
-    ConflictError,
-    CopyFailedError,
-    DamagedIndexError,
-    DatabaseCorruptError,
-    DatabaseRefusedError,
-    ExportRefusedError,
-    ImportFailedError,
-    InvalidEntryError,
-    NotFoundError,
-    StoreClosedError,
-    StoreError,
-    WriteFailedError,
-):
-    _say_store_sql(_error)
-del _error
+for _name in __all__:
+    if _name in globals():  # the errors, imported above; the rest when first used
+        _say_store_sql(globals()[_name])
+del _name
 
 
 def __getattr__(name: str) -> Any:
