@@ -834,7 +834,7 @@ def test_a_million_rows_stream_in_memory_that_does_not_grow_with_the_result(
     parent, so a program that kept the rows could not hide them."""
     done = subprocess.run(
         [sys.executable, "-c", _STREAMED, str(STORE_SQL), "sql", "--db", str(small_db),
-         shape, "--max-rows", "2000000", "--max-bytes", str(10**12), _ROWS_1E6],
+         shape, "--max-rows", "2000000", "--max-bytes", str(10**12), "--timeout", "600", _ROWS_1E6],
         capture_output=True, text=True, timeout=600, check=True,
     )  # fmt: skip
     code, printed, peak_kib = map(int, done.stdout.split())
