@@ -100,6 +100,27 @@ def test_an_endless_query_is_read_one_row_past_the_bound(both: tuple[Path, str, 
     assert result.truncated
 
 
+@pytest.mark.parametrize("form", ["--table", "--csv", "--json"])
+def test_an_endless_query_streams_through_the_printer_and_stops_at_the_bound(
+    both: tuple[Path, str, Sample], form: str
+) -> None:
+    _, url, _ = both
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n"
+    done = cli("sql", "--db", url, form, "--max-rows", "1000", "--timeout", "60", endless)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "store-sql sql: output cut at 1000 rows; more rows were not read "
+        "(raise --max-rows, or add LIMIT/WHERE)\n"
+    )
+    if form == "--json":
+        printed = json.loads(done.stdout)
+        assert [r["i"] for r in printed["rows"]] == list(range(1, 1001))
+        assert (printed["truncated"], printed["cut_by"]) == (True, "rows")
+    else:
+        assert done.stdout.splitlines()[1:3] == ["1", "2"]
+        assert "1000" in done.stdout.splitlines()[1000]
+
+
 def test_a_runaway_query_is_stopped_by_the_timeout(both: tuple[Path, str, Sample]) -> None:
     _, url, _ = both
     done = cli("sql", "--db", url, "--timeout", "0.5", "SELECT pg_sleep(30)")

@@ -15,6 +15,8 @@ What the SQLite console promises (sql_console.py), in PostgreSQL's terms:
   runs in the READ ONLY transaction alone and `QueryResult.notice` says so.
 - **Bounds**: at most `max_rows` rows (plus one, to tell truncation) and `max_bytes` bytes of
   values are fetched, through a cursor; `statement_timeout` stops a query after `timeout_s`.
+  `stream` hands rows over as the cursor fetches them (the CLI prints them as they come, with
+  the same printer and bounds as on SQLite), and its time limit covers the whole read.
   Unlike SQLite, PostgreSQL builds a value before the console can measure it: a single value
   longer than `max_bytes` fails the query once it has arrived.
 - **It never migrates or creates**: the database must already hold a store_sql schema
