@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from store_sql.checkpoints.snapshots import (
     CapturedSnapshot,
+    SnapshotSource,
     capture_snapshot,
     check_captured,
     insert_snapshot,
@@ -202,16 +203,50 @@ def persist_checkpoint(
     """Append a checkpoint to the entry of `key` and take its snapshot, in the caller's
     transaction. Raises NotFoundError, storing nothing, when the key (or its transcript,
     when no `snapshot` is given) does not exist."""
-    entry = sessions.get_entry(conn, agent_id, key)
+    entry, session_id = persisted_session(sessions.get_entry(conn, agent_id, key), agent_id, key)
+    if snapshot is None:
+        snapshot = capture_snapshot(conn, agent_id, session_id)
+    else:
+        check_captured(conn, agent_id, snapshot)
+    new = new_checkpoint(key, session_id, spec, snapshot)
+    existing = entry_checkpoints(entry)
+    sizes = snapshot_sizes(conn, agent_id, existing)
+    trim = trimmed_entry(entry, existing, new, sizes, max_retained_bytes)
+    sessions.put_entry(conn, agent_id, key, trim.entry)
+    insert_snapshot(conn, agent_id, key, new.checkpoint_id, snapshot, new.file_name)
+    release_snapshots(conn, agent_id, trim.removed, trim.kept)
+    return trim.persisted(new)
+
+
+def persisted_session(
+    entry: sessions.Entry | None, agent_id: str, key: str
+) -> tuple[sessions.Entry, str]:
+    """The entry and its `sessionId`; NotFoundError (nothing stored) when the key or its
+    session is missing."""
     session_id = entry.get("sessionId") if entry else None
     if entry is None or not isinstance(session_id, str) or not session_id:
         raise NotFoundError(
             f"agent {agent_id!r} has no session {key!r}; the checkpoint was not stored"
         )
-    if snapshot is None:
-        snapshot = capture_snapshot(conn, agent_id, session_id)
-    else:
-        check_captured(conn, agent_id, snapshot)
+    return entry, session_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewCheckpoint:
+    """A checkpoint about to be stored, with the snapshot file it names."""
+
+    checkpoint: Checkpoint
+    checkpoint_id: str
+    file_name: str
+    created_at: int
+    byte_size: int
+
+
+def new_checkpoint(
+    key: str, session_id: str, spec: CheckpointSpec, snapshot: CapturedSnapshot
+) -> NewCheckpoint:
+    """The checkpoint object for a captured snapshot: fresh ids, `createdAt` now unless
+    given."""
     created_at = spec.created_at if spec.created_at is not None else now_ms()
     if isinstance(created_at, bool) or not isinstance(created_at, int):
         raise InvalidEntryError(f"created_at must be epoch milliseconds, got {created_at!r}")
@@ -227,21 +262,41 @@ def persist_checkpoint(
         pre_session_file=file_name,
         pre_leaf_id=snapshot.leaf_id,
     )
-    existing = entry_checkpoints(entry)
-    sizes = snapshot_sizes(conn, agent_id, existing)
-    sizes[checkpoint_id] = snapshot.byte_size
-    kept, removed = trim_checkpoints([*existing, checkpoint], sizes, max_retained_bytes)
+    return NewCheckpoint(checkpoint, checkpoint_id, file_name, created_at, snapshot.byte_size)
+
+
+@dataclass(frozen=True, slots=True)
+class Trimmed:
+    """The entry with the new checkpoint added and the list trimmed."""
+
+    entry: sessions.Entry
+    kept: list[Checkpoint]
+    removed: list[Checkpoint]
+
+    def persisted(self, new: NewCheckpoint) -> Persisted:
+        ids = [str(cp.get("checkpointId")) for cp in self.removed]
+        return Persisted(new.checkpoint, ids, self.entry)
+
+
+def trimmed_entry(
+    entry: sessions.Entry,
+    existing: Sequence[Checkpoint],
+    new: NewCheckpoint,
+    sizes: dict[str, int],
+    max_retained_bytes: int,
+) -> Trimmed:
+    """The entry after `new` is appended and the list trimmed (`sizes`: the existing
+    checkpoints' snapshot bytes); `updatedAt = max(updatedAt, createdAt)`."""
+    sizes = {**sizes, new.checkpoint_id: new.byte_size}
+    kept, removed = trim_checkpoints([*existing, new.checkpoint], sizes, max_retained_bytes)
     updated_at = entry.get("updatedAt")
     if isinstance(updated_at, bool) or not isinstance(updated_at, int | float):
         updated_at = 0
     new_entry = sessions.apply_patch(
         entry,
-        {"updatedAt": max(updated_at, created_at), "compactionCheckpoints": kept},
+        {"updatedAt": max(updated_at, new.created_at), "compactionCheckpoints": kept},
     )
-    sessions.put_entry(conn, agent_id, key, new_entry)
-    insert_snapshot(conn, agent_id, key, checkpoint_id, snapshot, file_name)
-    release_snapshots(conn, agent_id, removed, kept)
-    return Persisted(checkpoint, [str(cp.get("checkpointId")) for cp in removed], new_entry)
+    return Trimmed(new_entry, kept, removed)
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -249,7 +304,11 @@ def persist_checkpoint(
 
 def list_checkpoints(conn: sqlite3.Connection, agent_id: str, key: str) -> list[Checkpoint]:
     """The checkpoints of `key`, newest first (NotFoundError when the key does not exist)."""
-    entry = sessions.get_entry(conn, agent_id, key)
+    return checkpoints_of(sessions.get_entry(conn, agent_id, key), agent_id, key)
+
+
+def checkpoints_of(entry: Mapping[str, Any] | None, agent_id: str, key: str) -> list[Checkpoint]:
+    """The entry's checkpoints newest first; NotFoundError when there is no entry."""
     if entry is None:
         raise NotFoundError(f"agent {agent_id!r} has no session {key!r}")
     return newest_first(entry_checkpoints(entry))
@@ -268,7 +327,13 @@ def find_checkpoint(entry: Mapping[str, Any] | None, checkpoint_id: str) -> Chec
 def get_checkpoint(
     conn: sqlite3.Connection, agent_id: str, key: str, checkpoint_id: str
 ) -> Checkpoint:
-    entry = sessions.get_entry(conn, agent_id, key)
+    return checkpoint_of(sessions.get_entry(conn, agent_id, key), agent_id, key, checkpoint_id)
+
+
+def checkpoint_of(
+    entry: Mapping[str, Any] | None, agent_id: str, key: str, checkpoint_id: str
+) -> Checkpoint:
+    """The entry's checkpoint by id; NotFoundError when the entry or the id is missing."""
     if entry is None:
         raise NotFoundError(f"agent {agent_id!r} has no session {key!r}")
     cp = find_checkpoint(entry, checkpoint_id)
@@ -284,6 +349,10 @@ def checkpoint_snapshot_bytes(
 ) -> bytes:
     """The `.checkpoint.` file of one checkpoint, as export writes it."""
     source = snapshot_source(conn, agent_id, get_checkpoint(conn, agent_id, key, checkpoint_id))
+    return snapshot_bytes(conn, require_source(source, key, checkpoint_id))
+
+
+def require_source(source: SnapshotSource | None, key: str, checkpoint_id: str) -> SnapshotSource:
     if source is None:
         raise NotFoundError(f"checkpoint {checkpoint_id!r} of {key!r} has no snapshot file")
-    return snapshot_bytes(conn, source)
+    return source

@@ -19,18 +19,24 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
 from store_sql.checkpoints.entries import Checkpoint, find_checkpoint, now_ms
-from store_sql.checkpoints.snapshots import base_name, index_rel_dir, snapshot_source
+from store_sql.checkpoints.snapshots import (
+    SnapshotSource,
+    base_name,
+    index_rel_dir,
+    snapshot_source,
+)
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.sessions import rows as sessions
 from store_sql.transcripts import rows as tx
-from store_sql.transcripts.reads import page
+from store_sql.transcripts.reads import StoredEntry, page
 
 ForkMode = Literal["branch", "restore"]
 
@@ -97,31 +103,54 @@ def _number(value: Any) -> int | float | None:
     return value if abs(value) != float("inf") else None
 
 
-def _fork_source(conn: sqlite3.Connection, agent_id: str, cp: Checkpoint) -> _Source:
-    """The pre-compaction snapshot; failing that, the post-compaction transcript up to its
-    entry (the gateway's resolveCheckpointTranscriptForkSource)."""
+def fork_origin(cp: Checkpoint) -> tuple[str, str | None, bool]:
+    """`(path, stop_after_id, from_snapshot)`: the pre-compaction snapshot when the
+    checkpoint names one; failing that, the post-compaction transcript up to its entry (the
+    gateway's resolveCheckpointTranscriptForkSource)."""
     pre, post = cp.get("preCompaction"), cp.get("postCompaction")
     pre_path = _field(pre, "sessionFile")
     if pre_path is not None:
-        source = snapshot_source(conn, agent_id, cp)
-        if source is None:
-            raise NotFoundError(f"the snapshot {pre_path!r} of checkpoint is not in the store")
-        stop = _field(pre, "entryId") or _field(pre, "leafId")
-        return _Source(
-            source.transcript_id, source.upto_pos, stop, pre_path, _number(cp.get("tokensBefore"))
-        )
+        return pre_path, _field(pre, "entryId") or _field(pre, "leafId"), True
     post_path = _field(post, "sessionFile")
     stop = _field(post, "entryId") or _field(post, "leafId")
     if post_path is None or stop is None:
         raise NotFoundError("the checkpoint names no transcript to branch from")
+    return post_path, stop, False
+
+
+def source_of_snapshot(
+    cp: Checkpoint, path: str, stop: str | None, source: SnapshotSource | None
+) -> _Source:
+    if source is None:
+        raise NotFoundError(f"the snapshot {path!r} of checkpoint is not in the store")
+    return _Source(
+        source.transcript_id, source.upto_pos, stop, path, _number(cp.get("tokensBefore"))
+    )
+
+
+def source_of_transcript(
+    cp: Checkpoint, path: str, stop: str | None, row: Sequence[Any] | None
+) -> _Source:
+    """`row`: the `(transcript_id, line_count)` of the transcript the path names."""
+    if row is None:
+        raise NotFoundError(f"the transcript {path!r} of checkpoint is not in the store")
+    return _Source(int(row[0]), int(row[1]) - 1, stop, path, _number(cp.get("tokensAfter")))
+
+
+POST_TRANSCRIPT_ORDER = "ORDER BY kind = 'live' DESC, transcript_id DESC LIMIT 1"
+"""Which transcript a post-compaction file name means: the live one, else the newest."""
+
+
+def _fork_source(conn: sqlite3.Connection, agent_id: str, cp: Checkpoint) -> _Source:
+    path, stop, from_snapshot = fork_origin(cp)
+    if from_snapshot:
+        return source_of_snapshot(cp, path, stop, snapshot_source(conn, agent_id, cp))
     row = conn.execute(
         "SELECT transcript_id, line_count FROM transcripts WHERE agent_id = ? AND file_name = ? "
-        "AND superseded_by IS NULL ORDER BY kind = 'live' DESC, transcript_id DESC LIMIT 1",
-        (agent_id, base_name(post_path)),
+        f"AND superseded_by IS NULL {POST_TRANSCRIPT_ORDER}",
+        (agent_id, base_name(path)),
     ).fetchone()
-    if row is None:
-        raise NotFoundError(f"the transcript {post_path!r} of checkpoint is not in the store")
-    return _Source(int(row[0]), int(row[1]) - 1, stop, post_path, _number(cp.get("tokensAfter")))
+    return source_of_transcript(cp, path, stop, row)
 
 
 def _plain(value: Any) -> Any:
@@ -147,36 +176,72 @@ def parse_like_js(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _read_entries(
-    conn: sqlite3.Connection, source: _Source
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    header: dict[str, Any] | None = None
-    entries: list[dict[str, Any]] = []
-    after = -1
-    while after < source.upto_pos:
-        batch = page(conn, source.transcript_id, after_pos=after, limit=5000)
+READ_BATCH = 5000
+"""Lines read per page while a snapshot is parsed."""
+
+
+class SnapshotEntries:
+    """The snapshot's header and entries, parsed a page of lines at a time up to the
+    source's last line or its stop entry."""
+
+    def __init__(self, source: _Source) -> None:
+        self._source = source
+        self.header: dict[str, Any] | None = None
+        self.entries: list[dict[str, Any]] = []
+        self.after = -1
+        self._done = False
+        self._found_stop = False
+
+    @property
+    def wants_more(self) -> bool:
+        return not self._done and self.after < self._source.upto_pos
+
+    def take(self, batch: Sequence[StoredEntry]) -> None:
+        """Parse one page (`page(after_pos=self.after)`); an empty page ends the read."""
         if not batch:
-            break
+            self._done = True
+            return
         for line in batch:
-            if line.pos > source.upto_pos:
+            if line.pos > self._source.upto_pos:
                 break
             value = parse_like_js(line.raw)
             if value is None:
                 continue
-            if header is None:
-                header = value
+            if self.header is None:
+                self.header = value
                 continue
             if value.get("type") == "session":
                 continue
-            entries.append(value)
-            if source.stop_after_id is not None and value.get("id") == source.stop_after_id:
-                return header, entries
-        after = batch[-1].pos
-    if header is None or header.get("type") != "session" or not isinstance(header.get("id"), str):
-        raise InvalidEntryError("the snapshot does not start with a session header")
-    if source.stop_after_id is not None:
-        raise NotFoundError(f"the snapshot has no entry {source.stop_after_id!r} (its leaf)")
-    return header, entries
+            self.entries.append(value)
+            stop = self._source.stop_after_id
+            if stop is not None and value.get("id") == stop:
+                self._done = self._found_stop = True
+                return
+        self.after = batch[-1].pos
+
+    def result(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        header = self.header
+        if self._found_stop and header is not None:
+            return header, self.entries
+        if (
+            header is None
+            or header.get("type") != "session"
+            or not isinstance(header.get("id"), str)
+        ):
+            raise InvalidEntryError("the snapshot does not start with a session header")
+        stop = self._source.stop_after_id
+        if stop is not None:
+            raise NotFoundError(f"the snapshot has no entry {stop!r} (its leaf)")
+        return header, self.entries
+
+
+def _read_entries(
+    conn: sqlite3.Connection, source: _Source
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    read = SnapshotEntries(source)
+    while read.wants_more:
+        read.take(page(conn, source.transcript_id, after_pos=read.after, limit=READ_BATCH))
+    return read.result()
 
 
 def _row(pos: int, value: dict[str, Any], pos_of: dict[str, int], header: bool) -> tx.LineRow:
@@ -215,15 +280,51 @@ def plan_fork(
     cwd: str | None = None,
 ) -> ForkPlan:
     """Read the checkpoint's snapshot and build the new transcript's lines (a reader)."""
-    entry = sessions.get_entry(conn, agent_id, key)
+    session_id, cp = fork_checkpoint(
+        sessions.get_entry(conn, agent_id, key), agent_id, key, checkpoint_id
+    )
+    source = _fork_source(conn, agent_id, cp)
+    old_header, entries = _read_entries(conn, source)
+    return build_fork_plan(
+        agent_id=agent_id,
+        key=key,
+        session_id=session_id,
+        cp=cp,
+        source=source,
+        old_header=old_header,
+        entries=entries,
+        rel_dir=index_rel_dir(conn, agent_id),
+        cwd=cwd,
+    )
+
+
+def fork_checkpoint(
+    entry: sessions.Entry | None, agent_id: str, key: str, checkpoint_id: str
+) -> tuple[str, Checkpoint]:
+    """`(session_id, checkpoint)` of the entry a fork starts from (NotFoundError else)."""
     session_id = entry.get("sessionId") if entry else None
     if entry is None or not isinstance(session_id, str) or not session_id:
         raise NotFoundError(f"agent {agent_id!r} has no session {key!r}")
     cp = find_checkpoint(entry, checkpoint_id)
     if cp is None:
         raise NotFoundError(f"session {key!r} has no checkpoint {checkpoint_id!r}")
-    source = _fork_source(conn, agent_id, cp)
-    old_header, entries = _read_entries(conn, source)
+    return session_id, cp
+
+
+def build_fork_plan(
+    *,
+    agent_id: str,
+    key: str,
+    session_id: str,
+    cp: Checkpoint,
+    source: _Source,
+    old_header: dict[str, Any],
+    entries: list[dict[str, Any]],
+    rel_dir: str,
+    cwd: str | None,
+) -> ForkPlan:
+    """The new transcript's lines: a fresh header naming the source, then the entries as
+    JSON.stringify writes them."""
     if old_header.get("version") != 3:
         raise InvalidEntryError(
             f"the snapshot is a v{old_header.get('version') or 1} transcript; migrate the "
@@ -251,7 +352,7 @@ def plan_fork(
         parent_session=source.path,
         rows=rows,
         total_tokens=source.total_tokens,
-        rel_dir=index_rel_dir(conn, agent_id),
+        rel_dir=rel_dir,
     )
 
 
@@ -291,7 +392,22 @@ def commit_fork(
     conn: sqlite3.Connection, plan: ForkPlan, mode: ForkMode, new_key: str | None = None
 ) -> ForkResult:
     """Write the planned transcript and the entry that uses it (one writer mutation)."""
-    current = sessions.get_entry(conn, plan.agent_id, plan.source_key)
+    current, cp = check_fork(sessions.get_entry(conn, plan.agent_id, plan.source_key), plan, mode)
+    key = fork_key(plan, mode, new_key)
+    if mode == "branch" and sessions.read_entry_text(conn, plan.agent_id, key) is not None:
+        raise key_taken(key)
+    tid = tx.insert_transcript(conn, **new_transcript(plan))
+    tx.insert_lines(conn, tid, plan.rows, ends_with_newline=True)
+    entry = clone_entry(current, plan, branch_of=plan.source_key if mode == "branch" else None)
+    sessions.put_entry(conn, plan.agent_id, key, entry)
+    return ForkResult(key, plan.session_id, entry, cp, tid, plan.file_name)
+
+
+def check_fork(
+    current: sessions.Entry | None, plan: ForkPlan, mode: ForkMode
+) -> tuple[sessions.Entry, Checkpoint]:
+    """The entry and the checkpoint, when the session is still what the plan saw (else
+    NotFoundError, or InvalidEntryError: retry)."""
     if current is None:
         raise NotFoundError(f"agent {plan.agent_id!r} has no session {plan.source_key!r}")
     if current.get("sessionId") != plan.source_session_id:
@@ -301,23 +417,29 @@ def commit_fork(
     cp = find_checkpoint(current, plan.checkpoint_id)
     if cp is None:
         raise NotFoundError(f"session {plan.source_key!r} has no checkpoint {plan.checkpoint_id!r}")
+    return current, cp
+
+
+def fork_key(plan: ForkPlan, mode: ForkMode, new_key: str | None) -> str:
+    """The key the fork writes: a branch's new key (given, else `agent:<id>:dashboard:<uuid>`),
+    a restore's own."""
     if mode == "branch":
-        key = new_key or f"agent:{plan.agent_id}:dashboard:{uuid.uuid4()}"
-        if sessions.read_entry_text(conn, plan.agent_id, key) is not None:
-            raise InvalidEntryError(f"session key {key!r} already exists; choose another")
-    else:
-        key = plan.source_key
-    tid = tx.insert_transcript(
-        conn,
-        agent_id=plan.agent_id,
-        rel_dir=plan.rel_dir,
-        session_id=plan.session_id,
-        kind="live",
-        file_name=plan.file_name,
-        version=3,
-        parent_session=plan.parent_session,
-    )
-    tx.insert_lines(conn, tid, plan.rows, ends_with_newline=True)
-    entry = clone_entry(current, plan, branch_of=plan.source_key if mode == "branch" else None)
-    sessions.put_entry(conn, plan.agent_id, key, entry)
-    return ForkResult(key, plan.session_id, entry, cp, tid, plan.file_name)
+        return new_key or f"agent:{plan.agent_id}:dashboard:{uuid.uuid4()}"
+    return plan.source_key
+
+
+def key_taken(key: str) -> InvalidEntryError:
+    return InvalidEntryError(f"session key {key!r} already exists; choose another")
+
+
+def new_transcript(plan: ForkPlan) -> dict[str, Any]:
+    """The `insert_transcript` arguments of the fork's transcript."""
+    return {
+        "agent_id": plan.agent_id,
+        "rel_dir": plan.rel_dir,
+        "session_id": plan.session_id,
+        "kind": "live",
+        "file_name": plan.file_name,
+        "version": 3,
+        "parent_session": plan.parent_session,
+    }

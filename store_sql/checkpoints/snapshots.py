@@ -11,7 +11,7 @@ name), renders them byte for byte, and releases them when their checkpoints are 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from store_sql.errors import InvalidEntryError
 from store_sql.sessions import rows as sessions
 from store_sql.transcripts import rows as tx
 from store_sql.transcripts.file_bytes import transcript_blocks
+from store_sql.transcripts.rows import TranscriptInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,8 @@ def snapshot_file_name(live_file_name: str, snapshot_uuid: str) -> str:
 # --- capture ---------------------------------------------------------------------------------
 
 
-def capture_snapshot(conn: sqlite3.Connection, agent_id: str, session_id: str) -> CapturedSnapshot:
-    """The live transcript of a session as it stands: one row read, whatever its length."""
-    info = tx.require_live(conn, agent_id, session_id)
+def captured_of(info: TranscriptInfo, session_id: str) -> CapturedSnapshot:
+    """Where a live transcript stands: every line it has now."""
     return CapturedSnapshot(
         transcript_id=info.transcript_id,
         session_id=info.session_id or session_id,
@@ -82,8 +82,17 @@ def capture_snapshot(conn: sqlite3.Connection, agent_id: str, session_id: str) -
     )
 
 
+def capture_snapshot(conn: sqlite3.Connection, agent_id: str, session_id: str) -> CapturedSnapshot:
+    """The live transcript of a session as it stands: one row read, whatever its length."""
+    return captured_of(tx.require_live(conn, agent_id, session_id), session_id)
+
+
 def check_captured(conn: sqlite3.Connection, agent_id: str, snap: CapturedSnapshot) -> None:
-    info = tx.get_info(conn, snap.transcript_id)
+    check_captured_info(tx.get_info(conn, snap.transcript_id), agent_id, snap)
+
+
+def check_captured_info(info: TranscriptInfo, agent_id: str, snap: CapturedSnapshot) -> None:
+    """InvalidEntryError unless the snapshot is a prefix of this agent's transcript."""
     if info.agent_id != agent_id:
         raise InvalidEntryError(
             f"snapshot of transcript {snap.transcript_id} belongs to agent {info.agent_id!r}, "
@@ -159,24 +168,40 @@ def snapshot_sizes(
 ) -> dict[str, int]:
     """Checkpoint id -> bytes of its snapshot file (0 when it has none): one query for the
     snapshot rows, a lookup per checkpoint only for imported copies and unknown sizes."""
-    names = {str(cp.get("checkpointId")): pre_file(cp) for cp in checkpoints}
-    rows = {
-        (cp_id, name): size
-        for cp_id, name, size in conn.execute(
-            "SELECT checkpoint_id, file_name, byte_size FROM checkpoint_snapshots "
-            "WHERE agent_id = ? AND file_name IN (SELECT value FROM json_each(?))",
-            (agent_id, orjson.dumps([base_name(n) for n in names.values() if n]).decode()),
-        )
-    }
-    sizes: dict[str, int] = {}
-    for cp in checkpoints:
-        cp_id, name = str(cp.get("checkpointId")), names[str(cp.get("checkpointId"))]
-        size = rows.get((cp_id, base_name(name))) if name else 0
-        if size is None:
-            source = snapshot_source(conn, agent_id, cp)
-            size = source.byte_size if source else 0
-        sizes[cp_id] = int(size)
+    rows = conn.execute(
+        "SELECT checkpoint_id, file_name, byte_size FROM checkpoint_snapshots "
+        "WHERE agent_id = ? AND file_name IN (SELECT value FROM json_each(?))",
+        (agent_id, orjson.dumps(snapshot_file_names(checkpoints)).decode()),
+    ).fetchall()
+    sizes, unknown = known_sizes(checkpoints, rows)
+    for cp in unknown:
+        source = snapshot_source(conn, agent_id, cp)
+        sizes[str(cp.get("checkpointId"))] = source.byte_size if source else 0
     return sizes
+
+
+def snapshot_file_names(checkpoints: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The snapshot file names the checkpoints name (bare names, as the rows hold them)."""
+    return [base_name(n) for cp in checkpoints if (n := pre_file(cp)) is not None]
+
+
+def known_sizes(
+    checkpoints: Sequence[Mapping[str, Any]], rows: Iterable[Sequence[Any]]
+) -> tuple[dict[str, int], list[Mapping[str, Any]]]:
+    """`(sizes, unknown)`: checkpoint id -> snapshot bytes from the `(checkpoint_id,
+    file_name, byte_size)` rows (0 without a file), and the checkpoints whose size the rows
+    do not give (an imported copy, or a row of unknown size)."""
+    found = {(cp_id, name): size for cp_id, name, size in rows}
+    sizes: dict[str, int] = {}
+    unknown: list[Mapping[str, Any]] = []
+    for cp in checkpoints:
+        cp_id, name = str(cp.get("checkpointId")), pre_file(cp)
+        size = found.get((cp_id, base_name(name))) if name else 0
+        if size is None:
+            unknown.append(cp)
+        else:
+            sizes[cp_id] = int(size)
+    return sizes, unknown
 
 
 def snapshot_bytes(conn: sqlite3.Connection, source: SnapshotSource) -> bytes:
@@ -204,6 +229,19 @@ def insert_snapshot(
     )  # fmt: skip
 
 
+def files_to_release(
+    removed: Sequence[Mapping[str, Any]], kept: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The trimmed checkpoints whose snapshot files go: those naming a file that no kept
+    checkpoint names (the gateway's cleanupTrimmedCompactionCheckpointFiles)."""
+    kept_files = {base_name(f) for cp in kept if (f := pre_file(cp)) is not None}
+    return [
+        cp
+        for cp in removed
+        if (name := pre_file(cp)) is not None and base_name(name) not in kept_files
+    ]
+
+
 def release_snapshots(
     conn: sqlite3.Connection,
     agent_id: str,
@@ -212,12 +250,8 @@ def release_snapshots(
 ) -> int:
     """Drop the snapshots of trimmed checkpoints unless a kept checkpoint names the same
     file (the gateway's cleanupTrimmedCompactionCheckpointFiles). Returns how many went."""
-    kept_files = {base_name(f) for cp in kept if (f := pre_file(cp)) is not None}
     released = 0
-    for cp in removed:
-        name = pre_file(cp)
-        if name is None or base_name(name) in kept_files:
-            continue
+    for cp in files_to_release(removed, kept):
         source = snapshot_source(conn, agent_id, cp)
         if source is None:
             continue
