@@ -48,7 +48,9 @@ DEFAULT_DB_ENV = "STORE_SQL_DB"
 
 Dialect = Literal["sqlite", "postgresql"]
 
-POSTGRES_NAMESPACES = frozenset({"sessions", "transcripts", "search", "lifecycle", "maintenance"})
+POSTGRES_NAMESPACES = frozenset(
+    {"sessions", "transcripts", "search", "lifecycle", "maintenance", "checkpoints"}
+)
 """The namespaces that run on PostgreSQL; the others raise BackendNotSupportedError there."""
 
 

@@ -1,12 +1,14 @@
 """`--db postgresql://...` on the command line and on `store-sql serve`, in real processes.
 
-The session commands give the same output on both backends; every command not on
-PostgreSQL yet refuses the URL in one line (exit 2, no traceback) and never takes it for a
-path (no file appears); a password never shows. The PostgreSQL-only parts (URL refusals,
-the server on a URL) are PostgreSQL's by nature; the rest runs on both backends."""
+The session commands give the same output on both backends; every command runs on
+PostgreSQL, and one that did not would refuse the URL in one line before it ran, never
+taking it for a path (no file appears); a password never shows. The PostgreSQL-only parts
+(URL refusals, the server on a URL) are PostgreSQL's by nature; the rest runs on both
+backends."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -18,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from store_sql.cli.common import refuse_unported
 from store_sql.cli.main import build_parser
+from store_sql.errors import BackendNotSupportedError
 from store_sql.service.discovery import Address
 from store_sql.service.remote import ServiceClient
 
@@ -100,17 +104,8 @@ def _on_postgres(command: list[str]) -> bool:
     return bool(getattr(args, "on_postgres", False))
 
 
-UNPORTED = [c for c in _every_command() if not _on_postgres(c)]
-PORTED = [c for c in _every_command() if _on_postgres(c)]
-
-
-def test_the_commands_not_on_postgresql_are_those_of_unported_namespaces() -> None:
-    assert sorted(" ".join(c[:2]) for c in UNPORTED) == [
-        "checkpoints branch",
-        "checkpoints list",
-        "checkpoints restore",
-        "checkpoints show",
-    ]
+def test_every_command_is_on_postgresql() -> None:
+    assert [" ".join(c[:2]) for c in _every_command() if not _on_postgres(c)] == []
 
 
 def _without_timing(said: str) -> str:
@@ -165,19 +160,19 @@ def test_every_command_on_postgresql_prints_what_it_prints_on_sqlite(
         ).read_bytes(), rel
 
 
-@pytest.mark.parametrize("command", UNPORTED, ids=lambda c: " ".join(c[:2]))
-def test_commands_not_on_postgresql_refuse_the_url_in_one_line(
-    command: list[str], tmp_path: Path
-) -> None:
+def test_a_command_not_on_postgresql_refuses_the_url_in_one_line(tmp_path: Path) -> None:
+    """Every command is on PostgreSQL now; the refusal stays for one that is not (it runs
+    before the command, so no file appears under the URL's name)."""
     url = "postgresql://me:s3cret@/nowhere?host=/nonexistent"
-    done = cli(*command, "--db", url, cwd=tmp_path)
-    assert done.returncode == 2, (done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "is not on PostgreSQL yet" in lines[0]
-    assert "Traceback" not in done.stderr
-    assert "s3cret" not in done.stderr + done.stdout
-    assert list(tmp_path.iterdir()) == []  # nothing was created under the URL's name
+    with pytest.raises(BackendNotSupportedError) as refused:
+        refuse_unported(argparse.Namespace(db=url, command_name="store-sql future"))
+    message = str(refused.value)
+    assert message.splitlines() == [message]
+    assert "`store-sql future` is not on PostgreSQL yet" in message
+    assert "s3cret" not in message
+    refuse_unported(argparse.Namespace(db=url, command_name="x", on_postgres=True))
+    refuse_unported(argparse.Namespace(db=str(tmp_path / "s.sqlite"), command_name="x"))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_ported_commands_name_the_url_with_its_password_masked(tmp_path: Path) -> None:
@@ -237,9 +232,9 @@ def test_serve_on_a_url_answers_session_routes(pg_url: str, tmp_path: Path) -> N
         searched = client.request("GET", "/v1/search?q=nothing+here")
         assert searched.status == 200, searched.body
         assert searched.json()["hits"] == []
-        unported = client.request("GET", "/v1/agents/main/sessions/k/checkpoints")
-        assert unported.status == 400
-        assert "not on PostgreSQL yet" in unported.json()["error"]["message"]
+        checkpoints = client.request("GET", "/v1/agents/main/sessions/k/checkpoints")
+        assert checkpoints.status == 200, checkpoints.body
+        assert checkpoints.json()["checkpoints"] == []
         assert not list(tmp_path.glob("*.serve"))  # no discovery file for a URL
     finally:
         proc.terminate()

@@ -84,7 +84,7 @@ class ForkResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Source:
+class ForkSource:
     transcript_id: int
     upto_pos: int
     stop_after_id: str | None
@@ -120,28 +120,28 @@ def fork_origin(cp: Checkpoint) -> tuple[str, str | None, bool]:
 
 def source_of_snapshot(
     cp: Checkpoint, path: str, stop: str | None, source: SnapshotSource | None
-) -> _Source:
+) -> ForkSource:
     if source is None:
         raise NotFoundError(f"the snapshot {path!r} of checkpoint is not in the store")
-    return _Source(
+    return ForkSource(
         source.transcript_id, source.upto_pos, stop, path, _number(cp.get("tokensBefore"))
     )
 
 
 def source_of_transcript(
     cp: Checkpoint, path: str, stop: str | None, row: Sequence[Any] | None
-) -> _Source:
+) -> ForkSource:
     """`row`: the `(transcript_id, line_count)` of the transcript the path names."""
     if row is None:
         raise NotFoundError(f"the transcript {path!r} of checkpoint is not in the store")
-    return _Source(int(row[0]), int(row[1]) - 1, stop, path, _number(cp.get("tokensAfter")))
+    return ForkSource(int(row[0]), int(row[1]) - 1, stop, path, _number(cp.get("tokensAfter")))
 
 
 POST_TRANSCRIPT_ORDER = "ORDER BY kind = 'live' DESC, transcript_id DESC LIMIT 1"
 """Which transcript a post-compaction file name means: the live one, else the newest."""
 
 
-def _fork_source(conn: sqlite3.Connection, agent_id: str, cp: Checkpoint) -> _Source:
+def _fork_source(conn: sqlite3.Connection, agent_id: str, cp: Checkpoint) -> ForkSource:
     path, stop, from_snapshot = fork_origin(cp)
     if from_snapshot:
         return source_of_snapshot(cp, path, stop, snapshot_source(conn, agent_id, cp))
@@ -184,7 +184,7 @@ class SnapshotEntries:
     """The snapshot's header and entries, parsed a page of lines at a time up to the
     source's last line or its stop entry."""
 
-    def __init__(self, source: _Source) -> None:
+    def __init__(self, source: ForkSource) -> None:
         self._source = source
         self.header: dict[str, Any] | None = None
         self.entries: list[dict[str, Any]] = []
@@ -236,7 +236,7 @@ class SnapshotEntries:
 
 
 def _read_entries(
-    conn: sqlite3.Connection, source: _Source
+    conn: sqlite3.Connection, source: ForkSource
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     read = SnapshotEntries(source)
     while read.wants_more:
@@ -317,7 +317,7 @@ def build_fork_plan(
     key: str,
     session_id: str,
     cp: Checkpoint,
-    source: _Source,
+    source: ForkSource,
     old_header: dict[str, Any],
     entries: list[dict[str, Any]],
     rel_dir: str,

@@ -186,7 +186,7 @@ def snapshot_file_names(checkpoints: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def known_sizes(
-    checkpoints: Sequence[Mapping[str, Any]], rows: Iterable[Sequence[Any]]
+    checkpoints: Sequence[Mapping[str, Any]], rows: Iterable[Iterable[Any]]
 ) -> tuple[dict[str, int], list[Mapping[str, Any]]]:
     """`(sizes, unknown)`: checkpoint id -> snapshot bytes from the `(checkpoint_id,
     file_name, byte_size)` rows (0 without a file), and the checkpoints whose size the rows

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from store_sql.cli import output
-from store_sql.cli.common import add_agent, add_common, with_store
+from store_sql.cli.common import add_agent, add_common, on_postgres, with_store
 from store_sql.cli.remote import server_for, session_path, via
 from store_sql.formats import jsjson
 from store_sql.service.remote import segment
@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     add_common(p)
+    on_postgres(p)
     add_agent(p)
     p.add_argument("key", help="session key")
 
