@@ -114,8 +114,8 @@ async def test_reset_leaves_a_transcript_another_entry_still_uses(backend: Store
     assert (await store.transcripts.info(AGENT, "sid-1")).kind == "live"
 
 
-async def test_reset_keeps_the_checkpoints_and_their_snapshots(store: Store) -> None:
-    """SQLite only: checkpoints are not on PostgreSQL yet."""
+async def test_reset_keeps_the_checkpoints_and_their_snapshots(backend: Store) -> None:
+    store = backend
     await make_session(store)
     cp = (await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
     before = await store.checkpoints.snapshot_bytes(AGENT, KEY, cp["checkpointId"])
@@ -158,7 +158,7 @@ async def test_delete_of_a_missing_key_reports_nothing_deleted(backend: Store) -
 
 
 async def test_purge_removes_one_agent_entirely_in_chunks(store: Store) -> None:
-    """SQLite only: it persists a checkpoint and counts the writer's batches
+    """SQLite only: it counts the SQLite writer's batches and reads the rows through sqlite3
     (tests/test_pg_lifecycle.py purges on both backends)."""
     await make_session(store)
     await store.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))

@@ -117,6 +117,7 @@ def _without_timing(said: str) -> str:
 
 SAMPLE = REPO / "samples" / "state"
 SAMPLE_SESSION = "b19c5100-4b94-45e6-bd8c-ad7d7f3c7591"
+SAMPLE_CHECKPOINT = "a9db3840-0e0a-43fd-a0ff-bcbca5e879ee"
 
 
 def test_every_command_on_postgresql_prints_what_it_prints_on_sqlite(
@@ -139,6 +140,17 @@ def test_every_command_on_postgresql_prints_what_it_prints_on_sqlite(
             ok("sql", "SELECT count(*) AS n FROM transcript_lines", "--db", db, cwd=tmp_path),
             ok("verify", str(SAMPLE), "--db", db, cwd=tmp_path),
             ok("sessions", "cleanup", "--db", db, cwd=tmp_path),
+            ok("checkpoints", "list", "agent:main:main", "--db", db, cwd=tmp_path),
+            ok(
+                "checkpoints",
+                "show",
+                "agent:main:main",
+                SAMPLE_CHECKPOINT,
+                "--snapshot",
+                "--db",
+                db,
+                cwd=tmp_path,
+            ),
         ]
         ok("export", str(out), "--db", db, cwd=tmp_path)
         ok("stats", "--db", db, cwd=tmp_path)
@@ -147,6 +159,12 @@ def test_every_command_on_postgresql_prints_what_it_prints_on_sqlite(
         assert doctor.returncode in (0, 1), doctor.stderr
         assert "Traceback" not in doctor.stderr
         outputs[name] = said
+    snapshot = (
+        SAMPLE
+        / "agents/main/sessions"
+        / (f"{SAMPLE_SESSION}.checkpoint.41b7d338-9616-499f-8203-2279f9aacbf8.jsonl")
+    )
+    assert outputs["sqlite"][-1].encode() == snapshot.read_bytes()
     assert outputs["postgresql"] == outputs["sqlite"]
     files = sorted(
         p.relative_to(tmp_path / "export-sqlite")

@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from store_sql import BackendNotSupportedError, DatabaseRefusedError, Store, WriteFailedError
+from store_sql import store as store_module
 from store_sql.engine.pg.url import is_postgres_url, mask_password
 from store_sql.engine.pg.writer import CombinablePgMutation
 from store_sql.schema.tables import SCHEMA_REVISION, metadata
@@ -132,7 +133,17 @@ async def test_an_unreachable_server_is_one_refusal_with_the_password_masked(
     assert "postgresql://me:***@/db" in str(caught.value)
 
 
-async def test_unported_namespaces_raise_backend_not_supported(pg_url: str) -> None:
+async def test_every_namespace_is_on_postgresql() -> None:
+    namespaces = {"sessions", "transcripts", "checkpoints", "lifecycle", "maintenance", "search"}
+    assert namespaces == store_module.POSTGRES_NAMESPACES
+
+
+async def test_unported_namespaces_raise_backend_not_supported(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A namespace left out of POSTGRES_NAMESPACES (none is now) refuses on first use."""
+    ported = store_module.POSTGRES_NAMESPACES - {"checkpoints"}
+    monkeypatch.setattr(store_module, "POSTGRES_NAMESPACES", ported)
     store = await Store.open(pg_url)
     try:
         with pytest.raises(
