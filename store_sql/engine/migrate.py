@@ -61,8 +61,11 @@ def include_object(
 _FTS_PREFIX = "entry_text_fts"
 
 
-def transactional_engine(path: Path) -> Any:
-    """A SQLAlchemy engine on `path` whose transactions really are SQLite transactions."""
+def transactional_engine(path: Path, *, durable: bool = True) -> Any:
+    """A SQLAlchemy engine on `path` whose transactions really are SQLite transactions.
+
+    `durable=False` skips the sync at each commit: for a file nobody else sees yet, which its
+    creator syncs once when it is complete."""
     from sqlalchemy import create_engine, event
 
     engine = create_engine(f"sqlite:///{path}")
@@ -71,6 +74,8 @@ def transactional_engine(path: Path) -> Any:
     def _no_implicit_tx(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         dbapi_conn.execute("PRAGMA foreign_keys = ON")
+        if not durable:
+            dbapi_conn.execute("PRAGMA synchronous = OFF")
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
@@ -79,9 +84,10 @@ def transactional_engine(path: Path) -> Any:
     return engine
 
 
-def upgrade_to_head(path: Path) -> None:
-    """Upgrade `path` to the newest revision, each revision in one transaction."""
-    _run(path, "upgrade", "head")
+def upgrade_to_head(path: Path, *, durable: bool = True) -> None:
+    """Upgrade `path` to the newest revision, each revision in one transaction
+    (`durable`: see `transactional_engine`)."""
+    _run(path, "upgrade", "head", durable=durable)
 
 
 def downgrade_to(path: Path, revision: str) -> None:
@@ -89,8 +95,8 @@ def downgrade_to(path: Path, revision: str) -> None:
     _run(path, "downgrade", revision)
 
 
-def _run(path: Path, direction: str, revision: str) -> None:
-    engine = transactional_engine(path)
+def _run(path: Path, direction: str, revision: str, *, durable: bool = True) -> None:
+    engine = transactional_engine(path, durable=durable)
     try:
         with engine.connect() as conn:
             run_alembic(conn, direction, revision)

@@ -131,11 +131,12 @@ def inspect_file(path: Path) -> FileState:
     return FileState(application_id=app_id, revision=revision, has_tables=bool(names))
 
 
-def run_migrations(path: Path) -> None:
-    """Upgrade `path` to the head revision with Alembic, each revision in one transaction."""
+def run_migrations(path: Path, *, durable: bool = True) -> None:
+    """Upgrade `path` to the head revision with Alembic, each revision in one transaction
+    (`durable=False`: no sync per revision, for a file its creator syncs once at the end)."""
     from store_sql.engine.migrate import upgrade_to_head
 
-    upgrade_to_head(path)
+    upgrade_to_head(path, durable=durable)
 
 
 def _create(path: Path) -> None:
@@ -151,18 +152,23 @@ def _create(path: Path) -> None:
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
+            conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA page_size = 4096")
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("VACUUM")  # makes page_size and auto_vacuum take effect on an empty file
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         finally:
             conn.close()
-        run_migrations(tmp)
+        # Nobody sees the temporary file until it is linked into place, so the revisions skip
+        # their syncs and the finished file is synced once before it is installed.
+        run_migrations(tmp, durable=False)
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
+            conn.execute("PRAGMA synchronous = OFF")
             conn.execute("PRAGMA journal_mode = WAL")
         finally:
             conn.close()
+        _fsync_file(tmp)
         _install(tmp, path)
         _fsync_dir(path.parent)
     finally:
@@ -261,6 +267,14 @@ def _directory_lock(directory: Path) -> Iterator[None]:
 def _sidecar_exists(path: Path) -> bool:
     # A 0-byte database with a -wal beside it may hold committed data in the WAL.
     return Path(f"{path}-wal").exists()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(directory: Path) -> None:
