@@ -156,16 +156,77 @@ def pg_module_url(pg_server_url: str) -> Iterator[str]:
         asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
 
 
+async def _migrated_template(admin: Any, server_url: str) -> str:
+    """The name of a template database holding this code's whole schema, built once per
+    server and schema revision (the revision is in its name, so a server kept between runs
+    never hands out an old schema). It is built under another name and renamed when done,
+    so a run that dies midway leaves no half-built template behind that name."""
+    from store_sql.schema.tables import SCHEMA_REVISION
+
+    name = f"store_sql_schema_{SCHEMA_REVISION}"
+    if await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+        return name
+    building = f"b_{uuid.uuid4().hex}"
+    await admin.execute(f"CREATE DATABASE {building} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
+    opened = await Store.open(database_url(server_url, building))
+    await opened.close()
+    try:
+        await _retry_while_in_use(admin, f"ALTER DATABASE {building} RENAME TO {name}")
+    except Exception as exc:  # another run built it first
+        if "already exists" not in str(exc):
+            raise
+        await admin.execute(f"DROP DATABASE IF EXISTS {building} WITH (FORCE)")
+        return name
+    await admin.execute(f"ALTER DATABASE {name} IS_TEMPLATE true")
+    return name
+
+
+async def _retry_while_in_use(admin: Any, statement: str) -> None:
+    """Run `statement`, which needs a database nobody is connected to, waiting out the
+    server's backends of connections just closed (they leave a moment after the close)."""
+    import asyncio
+
+    for _ in range(50):
+        try:
+            await admin.execute(statement)
+            return
+        except Exception as exc:
+            if "is being accessed by other users" not in str(exc):
+                raise
+            await asyncio.sleep(0.1)
+    await admin.execute(statement)
+
+
+@pytest.fixture
+async def pg_store_url(pg_server_url: str) -> AsyncIterator[str]:
+    """The URL of a fresh PostgreSQL database that already holds the whole schema (a copy of
+    `_migrated_template`), dropped after the test. Opening it finds the schema current, as
+    opening a store made earlier does; `pg_url` is the empty database for tests of building
+    the schema itself."""
+    admin = await _admin(pg_server_url)
+    name = f"t_{uuid.uuid4().hex}"
+    try:
+        template = await _migrated_template(admin, pg_server_url)
+        await _retry_while_in_use(
+            admin, f"CREATE DATABASE {name} TEMPLATE {template} STRATEGY FILE_COPY"
+        )
+        yield database_url(pg_server_url, name)
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
 BACKENDS = ["sqlite", "postgresql"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
-    """Where the `backend` store lives: a SQLite file in tmp_path, or a fresh PostgreSQL
-    database (`pg_url`). For tests that open (or run a CLI on) the location themselves."""
+    """Where the `backend` store lives: a SQLite file in tmp_path (not there yet), or a fresh
+    PostgreSQL database holding the schema (`pg_store_url`). For tests that open (or run a
+    CLI on) the location themselves."""
     if request.param == "sqlite":
         return tmp_path / "store.sqlite"
-    url: str = request.getfixturevalue("pg_url")
+    url: str = request.getfixturevalue("pg_store_url")
     return url
 
 
