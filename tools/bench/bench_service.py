@@ -30,7 +30,10 @@ Metrics (ratio orientation in harness.py: > 1 means the service did better):
   is the server's mean group-commit size during the run (group commit must still happen);
   `loop_cpu_us` is the CPU time of the server's event-loop thread per append (from /proc:
   where the requests' HTTP work happens) and `baseline_loop_cpu_us` the same for the
-  in-process loop, the figures that explain the ratio (docs/TESTING.md).
+  in-process loop, the figures that explain the ratio (docs/TESTING.md); `server_cpu_us`
+  is every thread of the server (loop, writer, readers, upkeep) per append against
+  `baseline_cpu_us`, this whole process during the in-process rounds, and `client_cpu_us`
+  what the 100 clients cost this process's loop per append (they run on the same 2 cores).
 - `service.sse_delivery`: the median time from an append's acknowledgement (its HTTP answer
   read by the client) to the arrival of its event on a subscriber's stream (0 when the
   event came first), vs the bound of 10 ms; ratio = 10 ms / median, target >= 1.
@@ -379,10 +382,12 @@ async def _concurrent_local(store: Store, per_client: int) -> float:
         return CLIENTS * per_client / (time.perf_counter() - start)
 
 
-def _thread_cpu(pid: int) -> float:
-    """CPU seconds of a process's main thread (its event loop), or NaN where /proc is not."""
+def _thread_cpu(pid: int, task: str | None = None) -> float:
+    """CPU seconds of a process's main thread (its event loop), or of the whole process
+    with task "" (every thread), or NaN where /proc is not."""
+    where = f"/proc/{pid}/stat" if task == "" else f"/proc/{pid}/task/{task or pid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(where).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -412,17 +417,24 @@ async def _concurrent(servers: dict[str, ServerProcess], store: Store, quick: bo
     best: dict[str, float] = {}
     batches = {name: [0.0, 0.0] for name in servers}
     loop_cpu = dict.fromkeys(["local", *servers], 0.0)
+    all_cpu = dict.fromkeys(["local", *servers], 0.0)
+    client_cpu = dict.fromkeys(servers, 0.0)
     for r in range(rounds):
         await asyncio.to_thread(_settle, servers)
-        started = time.thread_time()
+        started, process_started = time.thread_time(), time.process_time()
         best["local"] = max(best.get("local", 0.0), await _concurrent_local(store, per_client))
         loop_cpu["local"] += time.thread_time() - started
+        all_cpu["local"] += time.process_time() - process_started
         for name, server in servers.items():
             await asyncio.to_thread(_settle, servers)
             before = _writer_counts(server)
-            cpu_before = _thread_cpu(server.proc.pid)
+            pid = server.proc.pid
+            cpu_before, all_before = _thread_cpu(pid), _thread_cpu(pid, "")
+            started = time.thread_time()
             rate = await _concurrent_http(server, per_client, r)
-            loop_cpu[name] += _thread_cpu(server.proc.pid) - cpu_before
+            client_cpu[name] += time.thread_time() - started
+            loop_cpu[name] += _thread_cpu(pid) - cpu_before
+            all_cpu[name] += _thread_cpu(pid, "") - all_before
             after = _writer_counts(server)
             batches[name][0] += after[0] - before[0]
             batches[name][1] += after[1] - before[1]
@@ -442,6 +454,9 @@ async def _concurrent(servers: dict[str, ServerProcess], store: Store, quick: bo
         result["mean_batch"] = round(done / made, 1) if made else 0.0
         result["loop_cpu_us"] = round(loop_cpu[name] / appends * 1e6, 1)
         result["baseline_loop_cpu_us"] = round(loop_cpu["local"] / appends * 1e6, 1)
+        result["server_cpu_us"] = round(all_cpu[name] / appends * 1e6, 1)
+        result["baseline_cpu_us"] = round(all_cpu["local"] / appends * 1e6, 1)
+        result["client_cpu_us"] = round(client_cpu[name] / appends * 1e6, 1)
         rows.append(result)
     return rows
 
