@@ -23,15 +23,19 @@ depends_on = None
 _TABLES = (schema.agent_databases, schema.database_transcripts, schema.pre_migration_files)
 
 
+# The index as this revision made it (0007 moves its condition onto a column): a text
+# search in the line (PostgreSQL's `line` is NULL for a line kept as bytes, never an entry).
 _NAVIGATION_INDEX = (
     "CREATE INDEX IF NOT EXISTS ix_transcript_lines_navigation "
-    f"ON transcript_lines (transcript_id, pos) WHERE {schema.NAVIGATION_LINES}"
+    "ON transcript_lines (transcript_id, pos) WHERE kind = 'entry' AND "
+    "(type IN ('leaf', 'reset') OR instr(line, '\"appendMode\":\"side\"') > 0)"
 )
 
 
 _PG_NAVIGATION_INDEX = (
     "CREATE INDEX IF NOT EXISTS ix_transcript_lines_navigation "
-    f"ON transcript_lines (transcript_id, pos) WHERE {schema.PG_NAVIGATION_LINES}"
+    "ON transcript_lines (transcript_id, pos) WHERE kind = 'entry' AND "
+    "(type IN ('leaf', 'reset') OR strpos(line, '\"appendMode\":\"side\"') > 0)"
 )
 
 

@@ -30,6 +30,7 @@ from store_sql.formats.transcript_jsonl import (
     parse_line,
 )
 from store_sql.importer.spooled_line import SPOOL_LINE_BYTES, SpooledLine
+from store_sql.schema.tables import SIDE_APPEND_MARK
 
 CHUNK_BYTES = 1 << 20
 """Lines per commit, in bytes (one read of the source, extended to the end of its last
@@ -92,9 +93,9 @@ class LineStats:
 LineParams = tuple[Any, ...]
 """One line as the parameters of `importer.rows.insert_lines_sql` after the transcript_id:
 ``(pos, line, kind, entry_id, parent_id, parent_pos, type, role, timestamp,
-idempotency_key, byte_size, damage)``; ``line`` is the line's exact bytes."""
+idempotency_key, byte_size, damage, side_append)``; ``line`` is the line's exact bytes."""
 PARENT_ID, PARENT_POS = 4, 5
-ROW_PARAMS = 12
+ROW_PARAMS = 13
 
 GROUP_ROWS = 64
 """Lines per INSERT statement (import_files). With one statement per line the writer takes
@@ -414,7 +415,7 @@ class LineChunker:
             leaf_id = entry_id
             entries += 1
             append((pos, raw, "entry", entry_id, parent_id, parent_pos, type_, role, ts, idem,
-                    len(raw), None))  # fmt: skip
+                    len(raw), None, _side_append(raw)))  # fmt: skip
             pos += 1
         self._pos, self._prev_entry = pos, prev_entry
         chunk.entries += entries
@@ -438,7 +439,7 @@ class LineChunker:
             self._v1 = chunk.header.version == 1
             entry_id, _, _, type_, role, ts, _ = entry_fields(value)
             return (pos, raw, "header", entry_id, None, None, type_, role, ts, None, len(raw),
-                    None)  # fmt: skip
+                    None, _side_append(raw))  # fmt: skip
         if kind is _DAMAGED:
             chunk.damaged += 1
             self.stats.damage(pos, damage or "damaged")
@@ -448,13 +449,22 @@ class LineChunker:
         # (orjson refuses invalid UTF-8 as Python's decoder does: surrogates, overlongs).
         if kind is _DAMAGED and not _is_utf8(raw):  # a spooled line knows (`_is_utf8`)
             chunk.blobs.append(len(chunk.rows))
-        return (pos, raw, kind.value, None, None, None, None, None, None, None, len(raw), damage)
+        return (pos, raw, kind.value, None, None, None, None, None, None, None, len(raw), damage,
+                _side_append(raw))  # fmt: skip
 
     def _rotate_ids(self) -> None:
         if self._older_ids:
             self._maybe_older = True
         self._older_ids = self._ids
         self._ids = {}
+
+
+def _side_append(raw: bytes | SpooledLine) -> int:
+    """`tables.side_append` of a line read whole or spooled (which tested its pieces)."""
+    if type(raw) is bytes:
+        return int(SIDE_APPEND_MARK in raw)
+    assert isinstance(raw, SpooledLine)
+    return int(raw.has_side_mark)
 
 
 def _grouped(rows: list[LineParams]) -> list[LineParams]:

@@ -55,6 +55,7 @@ appended), so an import holds at most one piece of an opaque file or archive in 
 _LINE_COLUMNS = (
     "transcript_id", "pos", "line", "line_bytes", "kind", "entry_id", "parent_id",
     "parent_pos", "type", "role", "timestamp", "idempotency_key", "byte_size", "damage",
+    "side_append",
 )  # fmt: skip
 _NUL_ESCAPE = b"\\u0000"
 
@@ -198,7 +199,7 @@ def line_records(transcript_id: int, chunk: LineChunk) -> Iterable[tuple[Any, ..
         fields = row[3:10]
         if _NUL_ESCAPE in raw:
             fields = tuple(_text(f) if isinstance(f, str) else f for f in fields)
-        yield (transcript_id, pos, text, data, row[2], *fields, row[10], row[11])
+        yield (transcript_id, pos, text, data, row[2], *fields, row[10], row[11], row[12])
 
 
 async def _insert_chunk(conn: Connection, transcript_id: int, chunk: LineChunk) -> None:

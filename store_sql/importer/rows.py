@@ -28,8 +28,7 @@ from store_sql.importer.chunks import (
     LineParams,
     LineStats,
 )
-from store_sql.importer.spooled_line import SIDE_MARK, SpooledLine
-from store_sql.schema.tables import NAVIGATION_LINES
+from store_sql.importer.spooled_line import SpooledLine
 from store_sql.transcripts.rows import insert_transcript, now_iso
 
 # --- transcripts: what the store holds for a source file -------------------------------------
@@ -215,7 +214,7 @@ def _drop_last_line(conn: sqlite3.Connection, transcript_id: int) -> None:
 
 # ?1 in every row is the transcript_id; each plain ? takes the next number after the
 # largest used so far (SQLite's rule), so the rows' own parameters follow it in order.
-_LINE_VALUES = "(?1, ?, CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_LINE_VALUES = "(?1, ?, CAST(? AS TEXT), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 @functools.cache
@@ -229,8 +228,8 @@ def insert_lines_sql(rows: int) -> str:
     (`_BLOB_LINE`), as `transcripts.stored_line` stores it."""
     return (
         "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "
-        "parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) VALUES "
-        + ", ".join([_LINE_VALUES] * rows)
+        "parent_pos, type, role, timestamp, idempotency_key, byte_size, damage, side_append) "
+        "VALUES " + ", ".join([_LINE_VALUES] * rows)
     )
 
 
@@ -268,13 +267,12 @@ def _insert_chunk(conn: sqlite3.Connection, transcript_id: int, chunk: LineChunk
         )
 
 
-# A spooled line's row is created holding a stand-in of the line's length: spaces (TEXT) or
-# zeros (BLOB, a line that is not UTF-8), after the side mark when the line holds it, so that
-# the partial index over NAVIGATION_LINES is the one the line itself gives. Then the line is
-# copied over it in pieces. Binding the line instead costs SQLite two more copies of it.
-_SPOOLED_TEXT = "printf('%s%.*c', ?, ?, ' ')"
+# A spooled line's row is created holding a stand-in of the line's length, spaces (TEXT) or
+# zeros (BLOB, a line that is not UTF-8), then the line is copied over it in pieces. Binding
+# the line instead costs SQLite another copy of it. The row's extracted columns, side_append
+# among them, come from the line as read, so every index is right before the copy.
+_SPOOLED_TEXT = "printf('%.*c', ?, ' ')"
 _SPOOLED_BLOB = "zeroblob(?)"
-_NAVIGATION_ROW = f"SELECT {NAVIGATION_LINES} FROM transcript_lines WHERE line_pk = ?"
 
 
 def _insert_spooled(
@@ -282,28 +280,17 @@ def _insert_spooled(
 ) -> None:
     """Store the row of a spooled line (`chunks.LineChunk.spooled`) and copy the line in."""
     assert line.read is not None
-    mark = SIDE_MARK.decode() if line.has_side_mark else ""
-    args: tuple[Any, ...]
-    if line.read.utf8:
-        stand_in, args = _SPOOLED_TEXT, (mark, len(line) - len(mark))
-    else:
-        stand_in, args = _SPOOLED_BLOB, (len(line),)
+    stand_in = _SPOOLED_TEXT if line.read.utf8 else _SPOOLED_BLOB
     sql = (
         "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "
-        f"parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) VALUES "
-        f"(?, ?, {stand_in}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "parent_pos, type, role, timestamp, idempotency_key, byte_size, damage, side_append) "
+        f"VALUES (?, ?, {stand_in}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
-    params = (transcript_id, row[0], *args, *row[2:])
+    params = (transcript_id, row[0], len(line), *row[2:])
     (line_pk,) = conn.execute(sql + " RETURNING line_pk", params).fetchone()
-    navigation = conn.execute(_NAVIGATION_ROW, (line_pk,)).fetchone()[0]
     with conn.blobopen("transcript_lines", "line", line_pk) as blob:
         for piece in line.pieces():
             blob.write(piece)
-    if conn.execute(_NAVIGATION_ROW, (line_pk,)).fetchone()[0] != navigation:
-        raise ImportFailedError(
-            f"line {row[0] + 1} could not be stored as read (its navigation flag changed "
-            "when its bytes were copied in); nothing of this chunk was stored"
-        )
     line.close()
 
 

@@ -15,16 +15,12 @@ from typing import Any
 
 from store_sql.formats.long_line import LongLine, LongLineReader
 from store_sql.formats.transcript_jsonl import LineKind, parse_line
+from store_sql.schema.tables import SIDE_APPEND_MARK
 
-__all__ = ["SIDE_MARK", "SPOOL_LINE_BYTES", "SpooledLine"]
+__all__ = ["SPOOL_LINE_BYTES", "SpooledLine"]
 
 SPOOL_LINE_BYTES = 16 << 20
 """Lines longer than this are spooled (shorter ones are read and stored in memory)."""
-
-SIDE_MARK = b'"appendMode":"side"'
-"""The text `schema.tables.NAVIGATION_LINES` looks for in a line: the stand-in a spooled
-line's row is created with holds it exactly when the line does, so the partial index that
-condition defines is right before the line's bytes are copied in (the writer checks it)."""
 
 _PIECE = 1 << 20
 
@@ -53,10 +49,11 @@ class SpooledLine:
         self._file.write(piece)
         if self._reader is not None:
             self._reader.feed(piece)
-        if not self.has_side_mark:
-            window = self._edge + piece[: len(SIDE_MARK)]
-            self.has_side_mark = SIDE_MARK in window or SIDE_MARK in piece
-            self._edge = piece[-(len(SIDE_MARK) - 1) :]
+        if not self.has_side_mark:  # `tables.side_append`, across the pieces' edges
+            window = self._edge + piece[: len(SIDE_APPEND_MARK)]
+            self.has_side_mark = SIDE_APPEND_MARK in window or SIDE_APPEND_MARK in piece
+            keep = len(SIDE_APPEND_MARK) - 1
+            self._edge = (self._edge + piece if len(piece) < keep else piece)[-keep:]
         if len(self._head) < 4:
             self._head += piece[: 4 - len(self._head)]
         self._last = piece[-1]

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 # The revision the code expects; tests/test_migrations.py checks it is Alembic's head.
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 # PRAGMA application_id marks a file as ours ("SQLS"), so `Store.open` can refuse a
 # SQLite database that belongs to someone else instead of writing tables into it.
@@ -42,17 +42,27 @@ JsNumber = Integer().with_variant(Numeric(), "postgresql")
 as the entry has it. SQLite's INTEGER column keeps either; on PostgreSQL `numeric` keeps
 both exactly (the PostgreSQL twins bind floats by their shortest decimal spelling)."""
 
-NAVIGATION_LINES = (
-    "kind = 'entry' AND (type IN ('leaf', 'reset') OR instr(line, '\"appendMode\":\"side\"') > 0)"
-)
-"""The lines that make a transcript follow today's tree rules (transcripts/navigation.py):
-a query must spell its condition exactly so for SQLite to use `ix_transcript_lines_navigation`."""
+SIDE_APPEND_MARK = b'"appendMode":"side"'
+"""The text whose presence in a line sets `transcript_lines.side_append`: an entry written
+with `appendMode: "side"` (transcripts/navigation.py) holds it, as the gateway writes it."""
 
-PG_NAVIGATION_LINES = (
-    "kind = 'entry' AND (type IN ('leaf', 'reset') OR strpos(line, '\"appendMode\":\"side\"') > 0)"
-)
-"""`NAVIGATION_LINES` in PostgreSQL's words (`strpos` for `instr`; `line` is the text column,
-NULL for a line kept as bytes, which is never an entry)."""
+
+def side_append(line: str | bytes) -> int:
+    """`transcript_lines.side_append` for a line: 1 when its bytes hold `SIDE_APPEND_MARK`.
+    A substring test on the stored bytes, like the text search it stands for, so the index
+    below is decided without reading the line again in SQL."""
+    if isinstance(line, str):
+        return int(_SIDE_APPEND_TEXT in line)
+    return int(SIDE_APPEND_MARK in line)
+
+
+_SIDE_APPEND_TEXT = SIDE_APPEND_MARK.decode()
+
+NAVIGATION_LINES = "kind = 'entry' AND (type IN ('leaf', 'reset') OR side_append = 1)"
+"""The lines that make a transcript follow today's tree rules (transcripts/navigation.py),
+in the words of both dialects: a query must spell its condition exactly so for SQLite to use
+`ix_transcript_lines_navigation`. The condition reads extracted columns only: a condition
+reading `line` makes SQLite copy a line while inserting it."""
 
 # Lines are stored as TEXT when valid UTF-8 (so json_extract works on them) and as BLOB when
 # not (so their bytes survive exactly). A column declared BLOB has no type affinity in SQLite,
@@ -316,6 +326,13 @@ transcript_lines = Table(
     Column("idempotency_key", Text, comment="message.idempotencyKey"),
     Column("byte_size", BigInt, nullable=False, comment="size of the line in bytes"),
     Column("damage", Text, comment="why a damaged line could not be read; kept verbatim"),
+    Column(
+        "side_append",
+        BigInt,
+        nullable=False,
+        server_default=text("0"),
+        comment='1 when the line\'s bytes hold "appendMode":"side" (a side append), else 0',
+    ),
     UniqueConstraint("transcript_id", "pos", name="uq_transcript_lines_pos"),
     Index("ix_transcript_lines_entry", "transcript_id", "entry_id"),
     Index("ix_transcript_lines_parent", "transcript_id", "parent_pos"),
@@ -331,7 +348,7 @@ transcript_lines = Table(
         "transcript_id",
         "pos",
         sqlite_where=text(NAVIGATION_LINES),
-        postgresql_where=text(PG_NAVIGATION_LINES),
+        postgresql_where=text(NAVIGATION_LINES),
     ),
     CheckConstraint("kind IN ('header', 'entry', 'blank', 'damaged')", name="line_kind_known"),
     comment="every line of every transcript, exact bytes plus extracted columns",

@@ -19,6 +19,7 @@ import orjson
 
 from store_sql.engine.writer import CombinableMutation
 from store_sql.errors import InvalidEntryError, NotFoundError
+from store_sql.schema.tables import side_append
 from store_sql.transcripts.entry_lines import EntryTemplate, prepare_entry
 from store_sql.transcripts.reads import navigation
 from store_sql.transcripts.rows import (
@@ -173,8 +174,8 @@ class Chain:
 # UTF-8): bound as bytes and cast, so they are never decoded to str and encoded again.
 _INSERT_APPENDED = (
     "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "
-    "parent_pos, type, role, timestamp, idempotency_key, byte_size) "
-    "VALUES (?, ?, CAST(? AS TEXT), 'entry', ?, ?, ?, ?, ?, ?, ?, ?)"
+    "parent_pos, type, role, timestamp, idempotency_key, byte_size, side_append) "
+    "VALUES (?, ?, CAST(? AS TEXT), 'entry', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -232,7 +233,8 @@ def append_to_chain(
         pos = chain.pos
         chain.params.append(
             (transcript_id, pos, line, entry_id, parent, parent_pos, entry.type, entry.role,
-             now if entry.timestamp_json is None else entry.timestamp, key, len(line))
+             now if entry.timestamp_json is None else entry.timestamp, key, len(line),
+             side_append(line))
         )  # fmt: skip
         chain.added_bytes += len(line) + 1
         appended = Appended(entry_id, pos, False, parent)

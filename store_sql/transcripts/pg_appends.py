@@ -6,7 +6,7 @@ deadlock on them) and reads their leaf and counters under that lock; the lock is
 COMMIT, so another process's group waits and then sees the new leaf. A group is:
 
 1. lock: resolve every target, lock its transcript row, and say whether the transcript
-   holds lines that make it follow today's tree rules (`tables.PG_NAVIGATION_LINES`);
+   holds lines that make it follow today's tree rules (`tables.NAVIGATION_LINES`);
 2. place the entries (`appends.append_to_chain`, the same code as on SQLite) and write
    everything in one statement: the lines, their idempotency keys, the transcripts'
    counters and leaves (`unnest` arrays).
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from store_sql.engine.pg.writer import CombinablePgMutation
 from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
-from store_sql.schema.tables import PG_NAVIGATION_LINES
+from store_sql.schema.tables import NAVIGATION_LINES
 from store_sql.transcripts import pg_reads
 from store_sql.transcripts.appends import (
     LEAF,
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PgAppendMutation", "append_group"]
 
-# PG_NAVIGATION_LINES names its columns unqualified: inside `EXISTS (SELECT ... FROM
+# NAVIGATION_LINES names its columns unqualified: inside `EXISTS (SELECT ... FROM
 # transcript_lines ...)` they are that table's, the innermost scope.
 # The targets are found through the primary key and ix_transcripts_session (an OR of the
 # two would scan the table), then locked. A row changed by another writer while the lock
@@ -58,7 +58,7 @@ __all__ = ["PgAppendMutation", "append_group"]
 # (`_lock` then looks again).
 _LOCK = (
     f"SELECT {INFO_COLUMNS}, EXISTS (SELECT 1 FROM transcript_lines n WHERE "
-    f"n.transcript_id = t.transcript_id AND {PG_NAVIGATION_LINES}) "
+    f"n.transcript_id = t.transcript_id AND {NAVIGATION_LINES}) "
     "FROM transcripts t WHERE transcript_id IN ("
     "SELECT unnest($1::bigint[]) UNION ALL SELECT l.transcript_id "
     "FROM unnest($2::text[], $3::text[]) AS u(agent_id, session_id) "
@@ -84,31 +84,32 @@ _LOOKUP = (
     "UNION ALL "
     "SELECT 'n', u.tid, NULL, NULL, NULL, NULL FROM unnest($6::bigint[]) AS u(tid) "
     "WHERE EXISTS (SELECT 1 FROM transcript_lines l WHERE l.transcript_id = u.tid AND "
-    f"{PG_NAVIGATION_LINES})"
+    f"{NAVIGATION_LINES})"
 )
 
 # Every write is guarded by `refused`: a stored entry with a new id or a new key, or a
-# navigating line in a transcript placed without today's tree rules ($17). The checks are
+# navigating line in a transcript placed without today's tree rules ($18). The checks are
 # scalar subqueries with LIMIT, which the planner runs per new line as an index probe; as
 # joins it hashed them against a scan of the whole table.
 _WRITE = (
     "WITH new AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], "
-    "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[]) "
-    "AS n(transcript_id, pos, line, entry_id, parent_id, parent_pos, type, role, timestamp, "
-    "idempotency_key, byte_size)), "
+    "$5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], "
+    "$12::bigint[]) AS n(transcript_id, pos, line, entry_id, parent_id, parent_pos, type, role, "
+    "timestamp, idempotency_key, byte_size, side_append)), "
     "refused(why, tid, entry_id) AS ((SELECT 'id', n.transcript_id, n.entry_id FROM new n "
     "WHERE (SELECT true FROM transcript_lines l WHERE l.transcript_id = n.transcript_id "
     "AND l.entry_id = n.entry_id LIMIT 1)) "
     "UNION ALL (SELECT 'key', NULL, NULL FROM new n WHERE (SELECT true FROM idempotency_keys k "
     "WHERE k.transcript_id = n.transcript_id AND k.key = n.idempotency_key LIMIT 1) LIMIT 1) "
-    "UNION ALL (SELECT 'navigation', NULL, NULL FROM unnest($17::bigint[]) AS u(tid) "
+    "UNION ALL (SELECT 'navigation', NULL, NULL FROM unnest($18::bigint[]) AS u(tid) "
     "WHERE EXISTS "
     "(SELECT 1 FROM transcript_lines l WHERE l.transcript_id = u.tid AND "
-    f"{PG_NAVIGATION_LINES}) LIMIT 1)), "
+    f"{NAVIGATION_LINES}) LIMIT 1)), "
     "lines AS (INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, "
-    "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size) "
+    "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size, side_append) "
     "SELECT transcript_id, pos, line, 'entry', entry_id, parent_id, parent_pos, type, role, "
-    "timestamp, idempotency_key, byte_size FROM new WHERE NOT EXISTS (SELECT 1 FROM refused)), "
+    "timestamp, idempotency_key, byte_size, side_append FROM new "
+    "WHERE NOT EXISTS (SELECT 1 FROM refused)), "
     "keys AS (INSERT INTO idempotency_keys (transcript_id, key, pos) "
     "SELECT transcript_id, idempotency_key, pos FROM new "
     "WHERE idempotency_key IS NOT NULL AND NOT EXISTS (SELECT 1 FROM refused) "
@@ -118,7 +119,7 @@ _WRITE = (
     "byte_size = t.byte_size + a.bytes "
     "+ (CASE WHEN t.ends_with_newline <> 0 OR t.line_count = 0 THEN 0 ELSE 1 END), "
     "ends_with_newline = 1, leaf_pos = a.leaf_pos, leaf_id = a.leaf_id "
-    "FROM unnest($12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::text[]) "
+    "FROM unnest($13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[], $17::text[]) "
     "AS a(transcript_id, lines, bytes, leaf_pos, leaf_id) "
     "WHERE t.transcript_id = a.transcript_id AND NOT EXISTS (SELECT 1 FROM refused)) "
     "SELECT (SELECT array_agg(ARRAY[why, tid::text, entry_id]) FROM refused), "
@@ -364,7 +365,7 @@ async def _write(
     them (nothing written), the stored ids among the new ones."""
     if not chains:
         return None
-    lines: list[list[Any]] = [[] for _ in range(11)]
+    lines: list[list[Any]] = [[] for _ in range(12)]
     for chain in chains:
         for params in chain.params:
             for column, value in zip(lines, params, strict=True):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from store_sql.engine.pg.readers import snapshot
 from store_sql.errors import NotFoundError
-from store_sql.schema.tables import PG_NAVIGATION_LINES
+from store_sql.schema.tables import NAVIGATION_LINES
 from store_sql.transcripts import legacy
 from store_sql.transcripts.context import SessionContext, context_from_path
 from store_sql.transcripts.pg_rows import get_info, raw_line, require_live
@@ -104,11 +104,11 @@ _WALK = (
     f"UNION ALL SELECT {_columns('l.')}, walk.depth + 1 FROM walk JOIN transcript_lines l "
     "ON l.transcript_id = $1 AND l.pos = walk.parent_pos WHERE walk.depth < $3) "
     "SELECT *, EXISTS (SELECT 1 FROM transcript_lines n WHERE n.transcript_id = $1 AND "
-    f"{PG_NAVIGATION_LINES}) FROM walk ORDER BY depth"
+    f"{NAVIGATION_LINES}) FROM walk ORDER BY depth"
 )
 _NAVIGATION_PROBE = (
     f"SELECT EXISTS (SELECT 1 FROM transcript_lines WHERE transcript_id = $1 AND "
-    f"{PG_NAVIGATION_LINES})"
+    f"{NAVIGATION_LINES})"
 )
 _NO_LIMIT = 1 << 62
 
@@ -199,7 +199,7 @@ _RECENT_LIVE = (
     "ON l.transcript_id = (SELECT transcript_id FROM t) AND l.pos = walk.parent_pos "
     "WHERE walk.depth < $3) "
     "SELECT t.*, EXISTS (SELECT 1 FROM transcript_lines n WHERE "
-    f"n.transcript_id = t.transcript_id AND {PG_NAVIGATION_LINES}), walk.* "
+    f"n.transcript_id = t.transcript_id AND {NAVIGATION_LINES}), walk.* "
     "FROM t LEFT JOIN walk ON true ORDER BY walk.depth"
 )
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql.errors import InvalidEntryError, NotFoundError
+from store_sql.schema.tables import side_append
 from store_sql.transcripts.rows import (
     INFO_COLUMNS,
     KINDS,
@@ -178,10 +179,10 @@ async def create_transcript(
 
 _INSERT_LINES = (
     "INSERT INTO transcript_lines (transcript_id, pos, line, line_bytes, kind, entry_id, "
-    "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) "
-    "SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[], $6::text[], "
-    "$7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], "
-    "$13::bigint[], $14::text[])"
+    "parent_id, parent_pos, type, role, timestamp, idempotency_key, byte_size, damage, "
+    "side_append) SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::bytea[], $5::text[], "
+    "$6::text[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], "
+    "$13::bigint[], $14::text[], $15::bigint[])"
 )
 # The first line holding each key, as an imported file keeps it; later ones keep their line
 # but not the key's row.
@@ -201,13 +202,13 @@ ADVANCE_SQL = (
 
 
 def line_arrays(rows: Sequence[LineRow]) -> list[list[Any]]:
-    """`_INSERT_LINES`' column arrays ($2..$14) for `rows`."""
-    columns: list[list[Any]] = [[] for _ in range(13)]
+    """`_INSERT_LINES`' column arrays ($2..$15) for `rows`."""
+    columns: list[list[Any]] = [[] for _ in range(14)]
     for row in rows:
         text, data = line_columns(line_bytes(row.line))
         values = (row.pos, text, data, row.kind, row.entry_id, row.parent_id, row.parent_pos,
                   row.type, row.role, row.timestamp, row.idempotency_key, row.byte_size,
-                  row.damage)  # fmt: skip
+                  row.damage, side_append(row.line))  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     return columns

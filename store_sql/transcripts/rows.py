@@ -23,6 +23,7 @@ import orjson
 
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
+from store_sql.schema.tables import side_append
 
 KINDS = ("live", "topic", "fork", "checkpoint", "reset", "deleted", "other")
 
@@ -91,6 +92,7 @@ class LineRow:
             self.idempotency_key,
             self.byte_size,
             self.damage,
+            side_append(self.line),
         )
 
 
@@ -319,8 +321,8 @@ def header_row(
 
 _INSERT_LINE = (
     "INSERT INTO transcript_lines (transcript_id, pos, line, kind, entry_id, parent_id, "
-    "parent_pos, type, role, timestamp, idempotency_key, byte_size, damage) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "parent_pos, type, role, timestamp, idempotency_key, byte_size, damage, side_append) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
