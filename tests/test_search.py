@@ -15,6 +15,7 @@ from inspection_data import Sample, cli, copy_db, fts_rows
 from pg_copy import copy_store, create_schema
 
 from store_sql import Store
+from store_sql.schema.extra_sql import SEARCH_TEXT_CHARS
 from store_sql.search.query import InvalidSearchError, make_snippet, normalize_since
 
 
@@ -313,3 +314,44 @@ async def test_an_append_is_found_at_once_and_leaves_with_its_transcript(backend
     assert "[zebra]" in found.hits[1].snippet
     await backend.lifecycle.delete_transcript(info.transcript_id)
     assert (await backend.search.find("zebra")).hits == []
+
+
+async def test_text_past_the_cap_is_not_searchable(backend: Store) -> None:
+    """Only the first SEARCH_TEXT_CHARS characters of a line's text are searchable (counted
+    in characters: the filler takes two bytes each), alike when the line is scanned above the
+    indexer's mark and when it is found through the index; the index forgets it exactly."""
+    head = "é" * (SEARCH_TEXT_CHARS - 30)
+    text = head + "kestrel" + "y" * 18 + "osprey heron"  # "osprey" straddles the cap
+    assert text.index("osprey") == SEARCH_TEXT_CHARS - 5
+    info = await backend.transcripts.create("main", "s-long", cwd="/w")
+    await backend.transcripts.append_message("main", "s-long", {"role": "user", "content": text})
+    for indexed in (False, True):
+        if indexed:
+            await backend.search.catch_up()
+        for term, found in (("kestrel", 1), ("ospre", 1), ("osprey", 0), ("heron", 0)):
+            hits = (await backend.search.find(term)).hits
+            assert len(hits) == found, (term, indexed)
+    # The index itself holds the capped text: trigrams past the cap were never given to it.
+    assert [_fts_matches(backend, t) for t in ("kestrel", "heron")] in ([1, 0], [None, None])
+    await backend.lifecycle.delete_transcript(info.transcript_id)
+    assert (await backend.search.find("kestrel")).hits == []
+    # Forgotten with the text it was indexed with: nothing of the line is left in it.
+    assert _fts_matches(backend, "kestrel") in (0, None)
+
+
+def _fts_matches(store: Store, term: str) -> int | None:
+    """Rows of entry_text_fts that hold every trigram of `term`, read from the index alone
+    (None on PostgreSQL); raises when FTS5 finds its index inconsistent."""
+    if store.dialect != "sqlite":
+        return None
+    conn = sqlite3.connect(store.path)
+    try:
+        conn.execute("INSERT INTO entry_text_fts (entry_text_fts) VALUES ('integrity-check')")
+        match = " AND ".join(f'"{term[i : i + 3]}"' for i in range(len(term) - 2))
+        found = conn.execute(
+            "SELECT count(*) FROM entry_text_fts WHERE entry_text_fts MATCH ?", (match,)
+        ).fetchone()[0]
+        conn.rollback()
+        return int(found)
+    finally:
+        conn.close()

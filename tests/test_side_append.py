@@ -1,6 +1,7 @@
-"""transcript_lines.side_append on both backends: every writer sets it to the substring test
-the navigation index's condition made on the line, and revision 0007 fills it for a
-database written before it, keeping the index's answers."""
+"""Revision 0007 on both backends. transcript_lines.side_append: every writer sets it to the
+substring test the navigation index's condition made on the line, and the revision fills it
+for a database written before it, keeping the index's answers. And the searchable text is
+cut at SEARCH_TEXT_CHARS: the revision takes a longer line's text out of the index."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from store_sql import Store, import_path
 from store_sql.engine import migrate
 from store_sql.engine.pg import opening as pg_opening
+from store_sql.schema.extra_sql import SEARCH_TEXT_CHARS
 from store_sql.schema.tables import NAVIGATION_LINES, SIDE_APPEND_MARK, side_append
 
 SID = "11111111-2222-4333-8444-555555555555"
@@ -137,6 +139,8 @@ async def test_a_0006_database_upgrades_with_the_column_filled_and_the_same_answ
     async with await Store.open(location) as store:
         await import_path(store, _state(tmp_path / "state"))
         await store.transcripts.append("main", SID, [{"type": "custom", "appendMode": "side"}])
+        await store.transcripts.append_message("main", "s3", {"role": "user", "content": _LONG})
+        await store.search.catch_up()
     flags = await _rows(location, "SELECT line_pk, side_append FROM transcript_lines ORDER BY 1")
     answers = await _navigating(location, NAVIGATION_LINES)
     assert len(answers) == 4  # the side append, the leaf control, the nested mark, the appended
@@ -148,17 +152,48 @@ async def test_a_0006_database_upgrades_with_the_column_filled_and_the_same_answ
         await pg_opening.downgrade_to(location, "0006")
     assert "side_append" not in await _columns(location)
     assert await _navigating(location, _OLD_CONDITION[_dialect(location)]) == answers
+    assert await _searchable(location, "heron") == 1  # the whole text, as before 0007
 
     async with await Store.open(location) as store:
         assert store.open_report.upgraded_from == "0006"
         if isinstance(location, Path):
             assert store.open_report.backup_path is not None
             assert "side_append" not in await _columns(store.open_report.backup_path)
-        navigated = await store.transcripts.context("main", SID)
-    assert await _rows(location, "SELECT line_pk, side_append FROM transcript_lines "
-                       "ORDER BY 1") == flags  # fmt: skip
-    assert await _navigating(location, NAVIGATION_LINES) == answers
-    assert navigated is not None
+        assert await _rows(location, "SELECT line_pk, side_append FROM transcript_lines "
+                           "ORDER BY 1") == flags  # fmt: skip
+        assert await _navigating(location, NAVIGATION_LINES) == answers
+        assert await _searchable(location, "kestrel") == 1
+        assert await _searchable(location, "heron") == 0  # past the cap now
+        assert len((await store.search.find("kestrel")).hits) == 1
+        assert (await store.search.find("heron")).hits == []
+        for info in await store.transcripts.list_transcripts("main", session_id="s3"):
+            await store.lifecycle.delete_transcript(info.transcript_id)
+    assert await _searchable(location, "kestrel") == 0  # forgotten with its indexed text
+
+
+_LONG = "é" * (SEARCH_TEXT_CHARS - 20) + "kestrel" + "y" * 20 + "heron"
+
+
+async def _searchable(location: str | Path, term: str) -> int:
+    """Lines the search index holds `term` for, read from the index alone: FTS5's trigrams
+    on SQLite (which also checks its own consistency), the view's text on PostgreSQL."""
+    if isinstance(location, Path):
+        import sqlite3
+
+        conn = sqlite3.connect(location)
+        try:
+            conn.execute("INSERT INTO entry_text_fts (entry_text_fts) VALUES ('integrity-check')")
+            match = " AND ".join(f'"{term[i : i + 3]}"' for i in range(len(term) - 2))
+            sql = "SELECT count(*) FROM entry_text_fts WHERE entry_text_fts MATCH ?"
+            found = conn.execute(sql, (match,)).fetchone()[0]
+            conn.rollback()
+            return int(found)
+        finally:
+            conn.close()
+    [(found,)] = await _rows(
+        location, f"SELECT count(*) FROM entry_search_text WHERE text LIKE '%{term}%'"
+    )
+    return int(found)
 
 
 @pytest.mark.parametrize("piece", [1, 7, 19, 1 << 20])

@@ -3,6 +3,10 @@ the partial index of the lines that make a transcript follow today's tree rules
 (ix_transcript_lines_navigation) reads extracted columns only. Its condition searched the
 line's text, which makes SQLite copy every line it inserts once more.
 
+And a line's searchable text is its first `extra_sql.SEARCH_TEXT_CHARS` characters: the
+view, triggers and PostgreSQL function that define it are replaced, and the lines indexed
+with more text than that are indexed again.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-07
@@ -13,7 +17,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from store_sql.schema import pg_views
+from store_sql.schema import extra_sql, pg_views
 from store_sql.schema import tables as schema
 
 revision = "0007"
@@ -66,9 +70,43 @@ def upgrade() -> None:
         op.execute(f"UPDATE transcript_lines SET side_append = 1 WHERE {_TEXT_SEARCH}")
     op.execute("DROP INDEX IF EXISTS ix_transcript_lines_navigation")
     op.execute(_index(schema.NAVIGATION_LINES))
+    _search_text(extra_sql.SEARCH_TEXT_CHARS)
+
+
+def _search_text(chars: int | None) -> None:
+    """Define a line's searchable text as its first `chars` characters (None: all of it).
+
+    PostgreSQL's trigram index keeps the trigrams of the text it was given for a longer
+    line: a superset of the new text's, and every candidate is checked against the text, so
+    searches are right without rebuilding it. SQLite's external-content index must forget
+    a line with the exact text it indexed: the lines whose text may change (longer than the
+    cap in bytes, so possibly in characters) are taken out with the old definition and put
+    back with the new one."""
+    if _postgresql():
+        op.execute(pg_views.search_text_function(chars))
+        return
+    op.execute(
+        "CREATE TEMP TABLE retexted AS SELECT line_pk FROM transcript_lines "
+        f"WHERE kind = 'entry' AND byte_size > {extra_sql.SEARCH_TEXT_CHARS} "
+        "AND line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1)"
+    )
+    op.execute(
+        "INSERT INTO entry_text_fts (entry_text_fts, rowid, text) SELECT 'delete', line_pk, "
+        "text FROM entry_search_text WHERE line_pk IN (SELECT line_pk FROM temp.retexted)"
+    )
+    for statement in extra_sql.SEARCH_TEXT_DROP_STATEMENTS:
+        op.execute(statement)
+    for statement in extra_sql.search_text_statements(chars):
+        op.execute(statement)
+    op.execute(
+        "INSERT INTO entry_text_fts (rowid, text) SELECT line_pk, text FROM entry_search_text "
+        "WHERE line_pk IN (SELECT line_pk FROM temp.retexted)"
+    )
+    op.execute("DROP TABLE temp.retexted")
 
 
 def downgrade() -> None:
+    _search_text(None)
     postgresql = _postgresql()
     op.execute("DROP INDEX IF EXISTS ix_transcript_lines_navigation")
     search = _PG_TEXT_SEARCH if postgresql else _TEXT_SEARCH

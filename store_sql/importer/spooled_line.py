@@ -1,10 +1,10 @@
 """A transcript line too long to hold in memory while it is stored: kept in a temporary file.
 
 Storing a line through a bound parameter needs it three times in memory at once (the bytes
-read, SQLite's copy of the parameter, the record). A line longer than `SPOOL_LINE_BYTES` is therefore written to an unnamed temporary
-file as it is read, its fields are read on the way (`formats.long_line`), and the writer
-copies it into its row in pieces (`importer.rows`): memory stays near twice the line, all
-of it SQLite's, with nothing held by Python.
+read, SQLite's copy of the parameter, the record). A line longer than `SPOOL_LINE_BYTES` is
+therefore written to an unnamed temporary file as it is read, its fields are read on the way
+(`formats.long_line`), and the writer copies it into its row in pieces (`importer.rows`):
+memory stays near twice the line, all of it SQLite's, with nothing held by Python.
 """
 
 from __future__ import annotations

@@ -61,9 +61,20 @@ END
 # through it; `store-sql search --rebuild` refills the index from it.
 
 
-def search_text_sql(line: str) -> str:
+SEARCH_TEXT_CHARS = 65_536
+"""The characters of a line's searchable text that are searchable: the first 64 Ki. Search
+finds what a person looks for in a conversation: the prose of a message, a tool's name, a
+command and the start of its output; past that, a line holds a pasted file or a tool's
+whole output. The trigram index takes about 0.5 s per MiB of text, in the writer's time:
+a capped line is indexed in about 50 ms, where a 200 MiB line took minutes. Every reader
+of the text (the view, the index's triggers, the PostgreSQL function, search.entry_text)
+cuts it here, so all agree on what is searchable."""
+
+
+def search_text_sql(line: str, chars: int | None = SEARCH_TEXT_CHARS) -> str:
     """SQL for the searchable text of the entry line `line` (a column reference): what
-    `search.entry_text.entry_search_text` gives for the parsed line, NULL when it has none.
+    `search.entry_text.entry_search_text` gives for the parsed line, NULL when it has none;
+    its first `chars` characters (None: all of it, as before revision 0007).
 
     Message entries give their text blocks and toolCall names (one per line), or a string
     content; bash executions their command and output; compactions and branch summaries
@@ -96,7 +107,7 @@ def search_text_sql(line: str) -> str:
         f"CASE WHEN json_type({j}, '$.name') IS NOT NULL THEN {string('$.name')} "
         f"ELSE {string('$.label')} END"
     )
-    return (
+    text = (
         f"nullif(CASE json_extract({j}, '$.type') "
         f"WHEN 'message' THEN CASE WHEN json_extract({j}, '$.message.role') = 'bashExecution' "
         f"THEN {bash} ELSE {blocks('$.message.content')} END "
@@ -107,18 +118,23 @@ def search_text_sql(line: str) -> str:
         f"WHEN 'label' THEN {name} "
         "END, '')"
     )
+    return text if chars is None else f"substr({text}, 1, {chars})"
 
 
-ENTRY_SEARCH_TEXT_VIEW = f"""
+def _search_text_view(chars: int | None) -> str:
+    return f"""
 CREATE VIEW IF NOT EXISTS entry_search_text AS
 -- The searchable text of every entry line that has some (the content of entry_text_fts):
 -- message text blocks and tool names, bash command and output, summaries, custom message
 -- content, session names and labels. line_pk is the full-text rowid.
 SELECT line_pk, text FROM (
-    SELECT line_pk, {search_text_sql("line")} AS text
+    SELECT line_pk, {search_text_sql("line", chars)} AS text
     FROM transcript_lines WHERE kind = 'entry'
 ) WHERE text IS NOT NULL
 """
+
+
+ENTRY_SEARCH_TEXT_VIEW = _search_text_view(SEARCH_TEXT_CHARS)
 
 EXTERNAL_FTS_TABLE = """
 CREATE VIRTUAL TABLE IF NOT EXISTS entry_text_fts USING fts5(
@@ -131,20 +147,22 @@ CREATE VIRTUAL TABLE IF NOT EXISTS entry_text_fts USING fts5(
 )
 """
 
+
 # Forgetting an indexed line: FTS5 must be given the text it indexed, so the trigger
 # computes it from the old line exactly as the view does. Lines above the indexer's mark
 # were never indexed and are left alone. The mark then drops below a deleted highest line:
 # SQLite gives a new row max(line_pk) + 1, so deleting the highest lines lets their numbers
 # come back, and a reused number must be above the mark, where the indexer finds it. One
 # trigger does both, in this order (the FTS delete reads the mark before it moves).
-SEARCH_DELETE_TRIGGER = f"""
+def _search_delete_trigger(chars: int | None) -> str:
+    return f"""
 CREATE TRIGGER IF NOT EXISTS transcript_lines_search_delete
 AFTER DELETE ON transcript_lines
 -- Remove an indexed line from entry_text_fts; keep the indexer's mark below reused line_pks.
 BEGIN
     INSERT INTO entry_text_fts (entry_text_fts, rowid, text)
     SELECT 'delete', old.line_pk, x.text
-    FROM (SELECT {search_text_sql("old.line")} AS text) AS x
+    FROM (SELECT {search_text_sql("old.line", chars)} AS text) AS x
     WHERE old.kind = 'entry' AND x.text IS NOT NULL
       AND old.line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1);
     UPDATE search_index_state
@@ -153,8 +171,13 @@ BEGIN
 END
 """
 
+
+SEARCH_DELETE_TRIGGER = _search_delete_trigger(SEARCH_TEXT_CHARS)
+
+
 # The store never rewrites an indexed line; a hand edit (`store-sql sql --write`) may.
-SEARCH_UPDATE_TRIGGER = f"""
+def _search_update_trigger(chars: int | None) -> str:
+    return f"""
 CREATE TRIGGER IF NOT EXISTS transcript_lines_search_update
 AFTER UPDATE OF line, kind ON transcript_lines
 WHEN old.line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1)
@@ -162,14 +185,30 @@ WHEN old.line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1)
 BEGIN
     INSERT INTO entry_text_fts (entry_text_fts, rowid, text)
     SELECT 'delete', old.line_pk, x.text
-    FROM (SELECT {search_text_sql("old.line")} AS text) AS x
+    FROM (SELECT {search_text_sql("old.line", chars)} AS text) AS x
     WHERE old.kind = 'entry' AND x.text IS NOT NULL;
     INSERT INTO entry_text_fts (rowid, text)
     SELECT new.line_pk, x.text
-    FROM (SELECT {search_text_sql("new.line")} AS text) AS x
+    FROM (SELECT {search_text_sql("new.line", chars)} AS text) AS x
     WHERE new.kind = 'entry' AND x.text IS NOT NULL;
 END
 """
+
+
+SEARCH_UPDATE_TRIGGER = _search_update_trigger(SEARCH_TEXT_CHARS)
+
+
+def search_text_statements(chars: int | None) -> tuple[str, ...]:
+    """The view and the two triggers that define a line's searchable text, cut at `chars`
+    characters (None: whole); revision 0007 replaces them (and its downgrade)."""
+    return (_search_text_view(chars), _search_delete_trigger(chars), _search_update_trigger(chars))
+
+
+SEARCH_TEXT_DROP_STATEMENTS: tuple[str, ...] = (
+    "DROP TRIGGER IF EXISTS transcript_lines_search_update",
+    "DROP TRIGGER IF EXISTS transcript_lines_search_delete",
+    "DROP VIEW IF EXISTS entry_search_text",
+)
 
 # --- Maintainer views (docs/SCHEMA.md) -------------------------------------------------------
 # Plain SQL with SQLite's built-in JSON functions, so they work the same in the sqlite3 shell,

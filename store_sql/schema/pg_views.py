@@ -17,6 +17,8 @@ with these differences of dialect:
 
 from __future__ import annotations
 
+from store_sql.schema.extra_sql import SEARCH_TEXT_CHARS
+
 # --- parsing a line ---------------------------------------------------------------------------
 
 # IMMUTABLE so that the search index can be built on it. Lines containing `\u0000` are the
@@ -44,7 +46,7 @@ $$
 
 # The same text as search/entry_text.py gives for the parsed line, and as
 # extra_sql.search_text_sql gives on SQLite.
-SEARCH_TEXT_FUNCTION = r"""
+_WHOLE_SEARCH_TEXT_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION entry_search_text(line text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE STRICT AS $$
 -- The searchable text of an entry line: message text blocks and tool names, bash command
@@ -103,6 +105,18 @@ BEGIN
 END
 $$
 """
+
+
+def search_text_function(chars: int | None) -> str:
+    """`entry_search_text(line)` returning the first `chars` characters of the text (None:
+    all of it, as before revision 0007); see extra_sql.SEARCH_TEXT_CHARS."""
+    if chars is None:
+        return _WHOLE_SEARCH_TEXT_FUNCTION
+    whole = "RETURN nullif(found, '');"
+    return _WHOLE_SEARCH_TEXT_FUNCTION.replace(whole, f"RETURN left(nullif(found, ''), {chars});")
+
+
+SEARCH_TEXT_FUNCTION = search_text_function(SEARCH_TEXT_CHARS)
 
 # --- the full-text index ----------------------------------------------------------------------
 

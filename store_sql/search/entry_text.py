@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from store_sql.schema.extra_sql import SEARCH_TEXT_CHARS
+
 
 def _blocks_text(content: Any) -> str:
     if isinstance(content, str):
@@ -26,7 +28,8 @@ def entry_search_text(value: Any) -> str | None:
     """Text a person would search for in an entry, or None when it has none.
 
     Messages give their text blocks (and tool names), bash executions their command and
-    output, compactions and branch summaries their summary, custom messages their content."""
+    output, compactions and branch summaries their summary, custom messages their content;
+    its first `SEARCH_TEXT_CHARS` characters."""
     if not isinstance(value, dict):
         return None
     kind = value.get("type")
@@ -48,4 +51,4 @@ def entry_search_text(value: Any) -> str | None:
     elif kind == "session_info" or kind == "label":
         name = value.get("name", value.get("label"))
         text = name if isinstance(name, str) else ""
-    return text or None
+    return text[:SEARCH_TEXT_CHARS] or None
