@@ -21,8 +21,9 @@ depends_on = None
 
 # 0001 builds the tables of store_sql/schema/tables.py except those later revisions add
 # (0002: search_index_state; 0005: the OpenClaw database sources; 0004: session_directories,
-# session_entry_files), and the objects of schema_sql.INITIAL_STATEMENTS. Until the first
-# release it follows those definitions; from then on, schema changes come as new revisions
+# session_entry_files), and the objects of schema_sql.INITIAL_STATEMENTS. Its transcript_lines
+# has today's columns and indexes, so 0007 adds side_append only where it is missing.
+# Until the first release it follows those definitions; from then on, schema changes come as new revisions
 # and this file is frozen by copying the definitions it uses into it.
 # tests/test_opening.py compares a database migrated to the head with the metadata.
 _LATER = frozenset(
