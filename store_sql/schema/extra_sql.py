@@ -79,8 +79,11 @@ def search_text_sql(line: str, chars: int | None = SEARCH_TEXT_CHARS) -> str:
     Message entries give their text blocks and toolCall names (one per line), or a string
     content; bash executions their command and output; compactions and branch summaries
     their summary; custom messages their content; session_info and label entries their name
-    (or label). Only JSON text is read: a BLOB line or invalid JSON has no text."""
-    j = f"(CASE WHEN typeof({line}) = 'text' AND json_valid({line}) THEN {line} END)"
+    (or label). Only JSON text is read: a BLOB line or invalid JSON has no text.
+
+    The line is checked once, around the whole expression: SQLite loads (and the JSON
+    functions parse) a value anew at every reference, which is what a long line costs."""
+    j = line
 
     def blocks(path: str) -> str:
         return (
@@ -118,7 +121,9 @@ def search_text_sql(line: str, chars: int | None = SEARCH_TEXT_CHARS) -> str:
         f"WHEN 'label' THEN {name} "
         "END, '')"
     )
-    return text if chars is None else f"substr({text}, 1, {chars})"
+    if chars is not None:
+        text = f"substr({text}, 1, {chars})"
+    return f"(CASE WHEN typeof({line}) = 'text' AND json_valid({line}) THEN {text} END)"
 
 
 def _search_text_view(chars: int | None) -> str:
