@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 from alembic.script import ScriptDirectory
 
-from store_sql import Store
+from store_sql import DatabaseRefusedError, Store
 from store_sql.engine.migrate import _alembic_config
 from store_sql.engine.pg import opening
 from store_sql.engine.pg.backup import major_of_pg_dump, major_of_server
@@ -203,3 +203,28 @@ def test_passwords_leave_the_url_for_the_environment() -> None:
         "s3",
     )
     assert split_password("postgresql://me@h/db") == ("postgresql://me@h/db", None)
+
+
+async def test_a_pg_dump_that_fails_refuses_the_upgrade_and_leaves_no_file(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    older = await older_store(pg_url)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "pg_dump"
+    program.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = --version ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi\n'
+        "echo partial; echo 'pg_dump: error: connection refused' >&2; exit 1\n"
+    )
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    folder = tmp_path / "backups"
+    with pytest.raises(DatabaseRefusedError, match=r"pg_dump exit 1: pg_dump: error: conn"):
+        await Store.open(pg_url, backup_dir=folder)
+    assert list(folder.iterdir()) == []  # the partial dump is gone
+    conn = await asyncpg.connect(pg_url)
+    try:
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == older
+    finally:
+        await conn.close()
