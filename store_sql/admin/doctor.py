@@ -29,11 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from store_sql.admin import store_checks
-from store_sql.admin.findings import BOTH as BOTH
 from store_sql.admin.findings import ERROR as ERROR
 from store_sql.admin.findings import INFO as INFO
 from store_sql.admin.findings import OK as OK
-from store_sql.admin.findings import POSTGRESQL as POSTGRESQL
 from store_sql.admin.findings import SQLITE as SQLITE
 from store_sql.admin.findings import WARN as WARN
 from store_sql.admin.findings import Check as Check
