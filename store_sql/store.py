@@ -148,6 +148,7 @@ class Store:
         full_text: bool = True,
         settings: EngineSettings | None = None,
         create: bool = True,
+        backup_dir: str | os.PathLike[str] | None = None,
     ) -> Store:
         """Open (creating or upgrading as needed) the database at `location`: a path to a
         SQLite file, or a `postgresql://` URL (libpq's URI form) of a PostgreSQL database.
@@ -166,16 +167,26 @@ class Store:
         `store.search.catch_up()` or `store-sql search --catch-up` indexes the rest.
 
         On PostgreSQL the database must be UTF-8 with the C collation and either empty or a
-        store_sql schema; the same revision rules apply (no backup is made before an
-        upgrade there: docs/GUARANTEES.md). `synchronous` FULL or EXTRA waits for each
-        commit's WAL flush (`synchronous_commit=on`), NORMAL and OFF do not."""
+        store_sql schema; the same revision rules apply. An upgrade there is preceded by a
+        `pg_dump` backup into `backup_dir` (default `$STORE_SQL_BACKUP_DIR`, else
+        `~/.local/state/store-sql/backups`), skipped with a logged reason where pg_dump is
+        missing or older than the server (`open_report.backup_skipped`; docs/GUARANTEES.md).
+        `synchronous` FULL or EXTRA waits for each commit's WAL flush
+        (`synchronous_commit=on`), NORMAL and OFF do not."""
         cfg = settings or EngineSettings(
             synchronous=synchronous, readers=readers, busy_timeout_ms=busy_timeout_ms
         )
         if is_postgres_url(location):
             from store_sql.engine.pg.database import PgDatabase
 
-            pg = await PgDatabase.open(str(location), cfg, upgrade=upgrade, create=create)
+            pg = await PgDatabase.open(
+                str(location),
+                cfg,
+                upgrade=upgrade,
+                create=create,
+                backup=backup_before_upgrade,
+                backup_dir=None if backup_dir is None else Path(backup_dir),
+            )
             return cls(None, None, None, pg.open_report, postgres=pg)
         db_path = Path(os.path.abspath(location))  # noqa: ASYNC240 - a getcwd, no disk I/O
         report = await asyncio.to_thread(

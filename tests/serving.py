@@ -95,6 +95,11 @@ class RunningServer:
         self.kill()
         raise RuntimeError("store-sql serve did not start in time")
 
+    @property
+    def location(self) -> str | Path:
+        """What the server serves: the PostgreSQL URL, else the SQLite file."""
+        return self.url if self.url is not None else self.db
+
     def new_client(self) -> ServiceClient:
         return ServiceClient(self.record.address, self.token, timeout=60)
 
@@ -128,6 +133,17 @@ class RunningServer:
             self.stop()
         finally:
             self.kill()
+
+
+def served_backend(
+    request: Any, tmp_path_factory: Any, *, extra: tuple[str, ...] = ()
+) -> RunningServer:
+    """A (not yet started) server for a fixture parametrised on the backend (`sqlite`,
+    `postgresql`): a SQLite file in a new temporary folder, or a fresh PostgreSQL database
+    made for the fixture's scope (`pg_module_url`; its token file in the folder)."""
+    db = tmp_path_factory.mktemp("svc") / "store.sqlite"
+    url = request.getfixturevalue("pg_module_url") if request.param == "postgresql" else None
+    return RunningServer(db, extra=extra, url=url)
 
 
 def session_path(agent: str, key: str) -> str:

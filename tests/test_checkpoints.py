@@ -444,3 +444,35 @@ async def test_two_stores_persisting_to_one_key_lose_no_checkpoint(pg_url: str) 
     finally:
         await first.close()
         await second.close()
+
+
+NOT_UTF8_FILE = (
+    b'{"type":"session","version":3,"id":"sid-1","timestamp":"t","cwd":"/w"}\n'
+    b'{"type":"message","id":"aaaa0001","parentId":null,"timestamp":"t",'
+    b'"message":{"role":"user","content":"caf\xe9 1E3"}}\n'
+    b'{"type":"message","id":"aaaa0002","parentId":"aaaa0001","timestamp":"t",'
+    b'"message":{"role":"assistant","content":"ok"}}\n'
+)
+"""An entry whose text holds a byte that is not UTF-8 (Latin-1 e9), then its child."""
+
+
+@pytest.mark.parametrize("mode", ["branch", "restore"])
+async def test_a_line_that_is_not_utf8_keeps_its_bytes_and_its_place_in_the_chain(
+    backend: Store, mode: str
+) -> None:
+    await backend.sessions.put(
+        AGENT, KEY, {"sessionId": "sid-1", "sessionFile": "sid-1.jsonl", "updatedAt": 1}
+    )
+    rows, ends_with_newline, _ = transcript_rows(NOT_UTF8_FILE)
+    tid = await insert_transcript(
+        backend, agent_id=AGENT, rel_dir="agents/main/sessions", session_id="sid-1",
+        kind="live", file_name="sid-1.jsonl", version=3,
+    )  # fmt: skip
+    await insert_lines(backend, tid, rows, ends_with_newline=ends_with_newline)
+    cp = (await backend.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
+    fork = backend.checkpoints.branch if mode == "branch" else backend.checkpoints.restore
+    result = await fork(AGENT, KEY, cp["checkpointId"])
+    lines = (await backend.transcripts.file_bytes(AGENT, result.session_id)).split(b"\n")
+    assert lines[1:] == NOT_UTF8_FILE.split(b"\n")[1:]
+    path = await backend.transcripts.active_path(AGENT, result.session_id)
+    assert [e.id for e in path] == ["aaaa0001", "aaaa0002"]

@@ -1,7 +1,10 @@
 """The CLI's writing commands go to the server that owns the database, and print the same.
 
 Two databases get the same commands: one served by `store-sql serve`, one without a server.
-The outputs must be equal but for `via` (and what differs by nature: random ids, times)."""
+The outputs must be equal but for `via` (and what differs by nature: random ids, times).
+
+SQLite only: the CLI finds the server through the discovery file beside a SQLite file; on a
+PostgreSQL URL every command runs in its own process (cli/remote.py)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from serving import RunningServer
+from conftest import BACKENDS
+from serving import RunningServer, served_backend
 
 from store_sql.service import discovery
 
@@ -22,10 +23,11 @@ SAMPLE_PARAMS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    db = tmp_path_factory.mktemp("svc") / "store.sqlite"
-    with RunningServer(db) as running:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    with served_backend(request, tmp_path_factory) as running:
         running.request("POST", "/v1/agents/main/transcripts/s-contract", {"cwd": "/w"})
         running.request(
             "PATCH",

@@ -1,6 +1,6 @@
 """The server killed (-9) or stopped (SIGTERM) while 100 clients append: every acknowledged
 append is there afterwards, and clients retrying with their idempotency keys end up with
-exactly one copy of each entry."""
+exactly one copy of each entry. Serving a SQLite file and a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -112,8 +112,15 @@ def drain(events: EventStream) -> None:
         events.next_event()
 
 
-def run_kill_round(db: Path, rng: random.Random) -> tuple[int, int]:
-    server = RunningServer(db).start()
+def serving(location: str | Path, tmp_path: Path) -> RunningServer:
+    """A server of `location`: a SQLite file, or a PostgreSQL URL (its files in tmp_path)."""
+    if isinstance(location, Path):
+        return RunningServer(location)
+    return RunningServer(tmp_path / "store.sqlite", url=location)
+
+
+def run_kill_round(location: str | Path, tmp_path: Path, rng: random.Random) -> tuple[int, int]:
+    server = serving(location, tmp_path).start()
     try:
         clients, gate = start_clients(server)
         gate.set()
@@ -124,23 +131,22 @@ def run_kill_round(db: Path, rng: random.Random) -> tuple[int, int]:
             assert not c.is_alive()
     finally:
         server.kill()
-    with RunningServer(db) as again:
+    with serving(location, tmp_path) as again:
         return verify_and_retry(again, clients)
 
 
-def test_kill_9_loses_no_acknowledged_append(tmp_path: Path) -> None:
+def test_kill_9_loses_no_acknowledged_append(backend_location: str | Path, tmp_path: Path) -> None:
     seed = int(os.environ.get("STORE_SQL_CRASH_SEED", random.randrange(2**32)))
     print(f"service crash seed {seed}")
     rng = random.Random(seed)
     rounds = 5 if LONG else 1
-    totals = [run_kill_round(tmp_path / "store.sqlite", rng) for _ in range(rounds)]
+    totals = [run_kill_round(backend_location, tmp_path, rng) for _ in range(rounds)]
     print(f"kill -9 rounds: {rounds}; acknowledged, retried per round: {totals}")
     assert all(acked > 0 for acked, _ in totals)
 
 
-def test_sigterm_drains_and_answers(tmp_path: Path) -> None:
-    db = tmp_path / "store.sqlite"
-    server = RunningServer(db).start()
+def test_sigterm_drains_and_answers(backend_location: str | Path, tmp_path: Path) -> None:
+    server = serving(backend_location, tmp_path).start()
     clients, gate = start_clients(server)
     events = EventStream(server, transcript_path(AGENT, "client-000") + "/events")
     gate.set()
@@ -150,17 +156,19 @@ def test_sigterm_drains_and_answers(tmp_path: Path) -> None:
         c.join(60)
         assert not c.is_alive()
     assert server.proc.wait(60) == 0  # type: ignore[union-attr]
-    assert not discovery.serve_file(db).exists()
+    assert not discovery.serve_file(server.db).exists()
     with pytest.raises(EOFError):
         drain(events)
     events.close()
-    with RunningServer(db) as again:
+    with serving(backend_location, tmp_path) as again:
         acked, _ = verify_and_retry(again, clients)
     assert acked > 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a unix")
 def test_second_server_on_the_same_database_is_refused(tmp_path: Path) -> None:
+    """SQLite only: a SQLite file has one writer process; several servers may serve one
+    PostgreSQL database (the test below)."""
     db = tmp_path / "store.sqlite"
     with RunningServer(db) as first:
         second = RunningServer(db)
@@ -168,3 +176,46 @@ def test_second_server_on_the_same_database_is_refused(tmp_path: Path) -> None:
             second.start(timeout=30)
         assert first.request("GET", "/v1/health", auth=False).status == 200
     assert ServiceClient.for_database(db) is None
+
+
+def test_two_servers_serve_one_postgresql_database(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL only: two servers (as on two hosts) append to one transcript in turns and
+    at once; it stays one chain holding each entry once."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        RunningServer(tmp_path / "a" / "store.sqlite", url=pg_url) as first,
+        RunningServer(tmp_path / "b" / "store.sqlite", url=pg_url) as second,
+    ):
+        base = transcript_path(AGENT, "shared")
+        assert first.request("POST", base, {"cwd": "/w"}).status == 201
+        for n in range(10):
+            for server in (first, second):
+                key = f"{server is first}-{n}"
+                answer = server.request("POST", base + "/entries", {"entries": [message(key)]})
+                assert answer.status == 200, answer.body
+
+        def burst(server: RunningServer, tag: str) -> None:
+            client = server.new_client()
+            for n in range(25):
+                answer = client.request(
+                    "POST", base + "/entries", {"entries": [message(f"{tag}-{n}")]}
+                )
+                assert answer.status == 200, answer.body
+
+        threads = [
+            threading.Thread(target=burst, args=(server, f"{tag}{i}"))
+            for i in range(4)
+            for server, tag in ((first, "a"), (second, "b"))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        path = second.request("GET", base + "/path").json()["entries"]
+        assert len(path) == 20 + 8 * 25
+        assert len({e["id"] for e in path}) == len(path)
+        assert [e["parentId"] for e in path[1:]] == [e["id"] for e in path[:-1]]
+        counts = keys_in(first, "shared")
+        assert len(counts) == 20 + 8 * 25
+        assert set(counts.values()) == {1}

@@ -19,9 +19,10 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import BACKENDS
 from hypothesis import given
 from hypothesis import strategies as st
-from serving import EventStream, RunningServer, session_path, transcript_path
+from serving import EventStream, RunningServer, served_backend, session_path, transcript_path
 
 from store_sql.service.wire import camel, camel_keys, snake, snake_keys
 
@@ -117,10 +118,11 @@ class Walk:
         self.data_seen |= all_keys(value) & DATA_KEYS
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    db = tmp_path_factory.mktemp("svc") / "store.sqlite"
-    with RunningServer(db) as running:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    with served_backend(request, tmp_path_factory) as running:
         yield running
 
 

@@ -12,9 +12,10 @@ from urllib.parse import quote
 
 import orjson
 import pytest
+from conftest import BACKENDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from serving import RunningServer
+from serving import RunningServer, served_backend
 
 from store_sql.service import discovery
 
@@ -32,11 +33,12 @@ _server: RunningServer | None = None
 _templates: list[tuple[str, str, dict[str, Any]]] = []
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
     global _server
-    db = tmp_path_factory.mktemp("svc") / "store.sqlite"
-    with RunningServer(db, extra=("--max-body", "65536")) as running:
+    with served_backend(request, tmp_path_factory, extra=("--max-body", "65536")) as running:
         running.request("POST", "/v1/agents/main/transcripts/s1", {"cwd": "/w"})
         running.request("PATCH", "/v1/agents/main/sessions/k1", {"sessionId": "s1", "updatedAt": 1})
         document = running.request("GET", "/openapi.json").json()

@@ -1,4 +1,6 @@
-"""README's curl session runs as written against a real `store-sql serve`."""
+"""README's curl session runs as written against a real `store-sql serve`.
+
+SQLite only: README's session serves a file (`--db gateway.sqlite`), as written."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""How `store-sql serve` starts: unix socket mode, loopback and TLS rules, the token file."""
+"""How `store-sql serve` starts: unix socket mode, loopback and TLS rules, the token file.
+
+SQLite only: these are the transport's and its files' rules, the same whatever is served
+(a server on PostgreSQL starts and answers in test_service_transcripts.py and friends)."""
 
 from __future__ import annotations
 

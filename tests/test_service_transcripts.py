@@ -1,4 +1,5 @@
-"""Transcript routes, the turn, and the event streams of a real `store-sql serve`."""
+"""Transcript routes, the turn, and the event streams of a real `store-sql serve`, serving a
+SQLite file and then a PostgreSQL database (the same requests, the same answers)."""
 
 from __future__ import annotations
 
@@ -8,17 +9,19 @@ from pathlib import Path
 
 import orjson
 import pytest
-from serving import EventStream, RunningServer, session_path, transcript_path
+from conftest import BACKENDS
+from serving import EventStream, RunningServer, served_backend, session_path, transcript_path
 
 from store_sql import Store, export_transcript
 
 AGENT = "main"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    db = tmp_path_factory.mktemp("svc") / "store.sqlite"
-    with RunningServer(db) as running:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    with served_backend(request, tmp_path_factory) as running:
         yield running
 
 
@@ -37,7 +40,7 @@ def new_session(server: RunningServer, session_id: str, key: str | None = None) 
     return transcript_path(AGENT, session_id)
 
 
-def exported(db: Path, session_id: str) -> bytes:
+def exported(db: str | Path, session_id: str) -> bytes:
     async def read() -> bytes:
         async with await Store.open(db) as store:
             return await export_transcript(store, AGENT, session_id)
@@ -94,7 +97,7 @@ def test_jsonl_is_byte_exact(server: RunningServer) -> None:
     served = server.request("GET", f"/v1/agents/{AGENT}/transcripts/t2.jsonl")
     assert served.status == 200
     assert served.headers["content-type"].startswith("application/x-ndjson")
-    assert served.body == exported(server.db, "t2")
+    assert served.body == exported(server.location, "t2")
     assert b'"n":1e+21' in served.body
 
 

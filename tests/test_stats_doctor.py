@@ -105,10 +105,15 @@ def test_healthy_database_and_nothing_is_written(private: Path) -> None:
     checks = by_name(report)
     assert report.exit_code == expected_exit_when_healthy()
     healthy = ["full_text_search", "file_modes", "database", "schema_revision", "schema_objects",
-               "journal_mode", "integrity_check", "foreign_key_check"]  # fmt: skip
+               "journal_mode", "integrity_check", "foreign_key_check", "chains"]  # fmt: skip
     for name in healthy:
         assert checks[name].status == doctor.OK, checks[name]
-    assert checks["full_text_search"].details == {"fts5": True, "trigram": True}
+    assert checks["full_text_search"].details == {
+        "fts5": True,
+        "trigram": True,
+        "index": True,
+        "lines_not_indexed": 0,
+    }
     assert_untouched(private, before)
 
 
@@ -211,8 +216,14 @@ def test_doctor_cli_exit_codes_and_json(private: Path) -> None:
     out = json.loads(proc.stdout)
     assert out["exit_code"] == proc.returncode
     names = [c["name"] for c in out["checks"]]
-    assert names[:2] == ["sqlite_library", "full_text_search"]
+    assert names[0] == "sqlite_library"
     assert {"integrity_check", "foreign_key_check", "journal_mode", "writer"} <= set(names)
+    assert {"full_text_search", "chains", "schema_revision", "schema_objects"} <= set(names)
+    assert out["backend_only"] == [c["name"] for c in out["checks"] if c["backend"] == "sqlite"]
+    assert set(out["backend_only"]) == {
+        "sqlite_library", "file_modes", "sidecar_files", "journal_mode", "integrity_check",
+        "writer",
+    }  # fmt: skip
     text = cli("doctor", "--db", str(private), "--quick")
     assert text.returncode == proc.returncode
     assert "quick_check" in text.stdout

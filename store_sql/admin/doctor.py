@@ -1,9 +1,12 @@
 """`store-sql doctor`: is this database, and the SQLite under it, healthy? Never writes.
 
 Each check gives ok / info / warn / error; the worst decides the exit status (0 healthy,
-1 warnings, 2 errors). The database is read through the read-only console (`sql_console`):
-no checkpoint, no migration, no file created except the `-wal`/`-shm` SQLite itself needs to
-read a WAL database when they are missing (with the database file's permissions).
+1 warnings, 2 errors). The store's own checks (schema, search index, chains, missing
+parents: admin/store_checks.py) are the ones PostgreSQL's doctor runs too; the library, the
+files, the journal, integrity_check and the writer are SQLite's alone (`backend="sqlite"`).
+The database is read through the read-only console (`sql_console`): no checkpoint, no
+migration, no file created except the `-wal`/`-shm` SQLite itself needs to read a WAL
+database when they are missing (with the database file's permissions).
 
 Order matters: the sidecar files are examined *before* the console connection exists, so
 what is reported is what the gateway left, not what this run created. The `-shm` header is
@@ -20,13 +23,22 @@ import os
 import re
 import sqlite3
 import stat
-import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from store_sql.admin import store_checks
+from store_sql.admin.findings import ERROR as ERROR
+from store_sql.admin.findings import INFO as INFO
+from store_sql.admin.findings import OK as OK
+from store_sql.admin.findings import SQLITE as SQLITE
+from store_sql.admin.findings import WARN as WARN
+from store_sql.admin.findings import Check as Check
+from store_sql.admin.findings import DoctorReport as DoctorReport
+from store_sql.admin.findings import format_report as format_report
 from store_sql.admin.sql_console import check_path, open_console
+from store_sql.admin.store_checks import revision_check as revision_check
 from store_sql.admin.wal_files import lock_holders, read_wal_index
 from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.pragmas import EngineSettings
@@ -37,48 +49,11 @@ from store_sql.schema import tables as schema
 if TYPE_CHECKING:
     from store_sql.store import Store
 
-OK, INFO, WARN, ERROR = "ok", "info", "warn", "error"
-_RANK = {OK: 0, INFO: 0, WARN: 1, ERROR: 2}
-
 MIN_SQLITE = (3, 51, 3)
 """SQLite 3.7.0 through 3.51.2 have the WAL-reset bug; 3.51.3 (and 3.52.0+) fix it."""
 
 WAL_RESET_BUG_URL = "https://sqlite.org/wal.html#walresetbug"
-_MAX_LISTED = 20
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    status: str
-    summary: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class DoctorReport:
-    path: str
-    checks: list[Check]
-
-    @property
-    def status(self) -> str:
-        worst = max((_RANK[c.status] for c in self.checks), default=0)
-        return {0: OK, 1: WARN, 2: ERROR}[worst]
-
-    @property
-    def exit_code(self) -> int:
-        return _RANK[self.status]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "checks": [
-                {"name": c.name, "status": c.status, "summary": c.summary, "details": c.details}
-                for c in self.checks
-            ],
-        }
+_MAX_LISTED = store_checks.MAX_LISTED
 
 
 # --- the SQLite library ----------------------------------------------------------------------
@@ -89,7 +64,9 @@ def check_sqlite_version(version: tuple[int, int, int] | None = None) -> Check:
     text = ".".join(map(str, found))
     details = {"sqlite_version": text, "minimum_recommended": ".".join(map(str, MIN_SQLITE))}
     if found >= MIN_SQLITE:
-        return Check("sqlite_library", OK, f"SQLite {text} (has the WAL-reset fix)", details)
+        return Check(
+            "sqlite_library", OK, f"SQLite {text} (has the WAL-reset fix)", details, SQLITE
+        )
     return Check(
         "sqlite_library",
         WARN,
@@ -101,15 +78,17 @@ def check_sqlite_version(version: tuple[int, int, int] | None = None) -> Check:
         "store_sql on a Python whose sqlite3 module links SQLite >= 3.51.3 "
         "(check with: python -c 'import sqlite3; print(sqlite3.sqlite_version)').",
         details,
+        SQLITE,
     )
 
 
-def check_full_text() -> Check:
-    """FTS5 and its trigram tokenizer in this SQLite build (tested on a memory database)."""
-    conn = sqlite3.connect(":memory:")
+def check_full_text(conn: sqlite3.Connection | None = None) -> Check:
+    """FTS5 and its trigram tokenizer in this SQLite build (tested on a memory database),
+    then, given the database, its index `entry_text_fts` and the lines not indexed yet."""
+    memory = sqlite3.connect(":memory:")
     try:
         try:
-            conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+            memory.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
         except sqlite3.Error as exc:
             return Check(
                 "full_text_search",
@@ -119,7 +98,7 @@ def check_full_text() -> Check:
                 {"fts5": False, "trigram": False},
             )
         try:
-            conn.execute("CREATE VIRTUAL TABLE g USING fts5(x, tokenize = 'trigram')")
+            memory.execute("CREATE VIRTUAL TABLE g USING fts5(x, tokenize = 'trigram')")
         except sqlite3.Error as exc:
             return Check(
                 "full_text_search",
@@ -129,9 +108,30 @@ def check_full_text() -> Check:
                 {"fts5": True, "trigram": False},
             )
     finally:
-        conn.close()
+        memory.close()
+    details: dict[str, Any] = {"fts5": True, "trigram": True}
+    if conn is None:
+        return Check("full_text_search", OK, "FTS5 with the trigram tokenizer", details)
+    if not conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'entry_text_fts'"
+    ).fetchone():
+        details["index"] = False
+        return store_checks.search_index_problem(
+            "the full-text index entry_text_fts is missing: searches fail; rebuild it with "
+            "`store-sql search --rebuild`",
+            details,
+        )
+    details["index"] = True
+    details["lines_not_indexed"] = conn.execute(
+        "SELECT count(*) FROM transcript_lines WHERE line_pk > "
+        "(SELECT coalesce(max(indexed_upto), 0) FROM search_index_state)"
+    ).fetchone()[0]
     return Check(
-        "full_text_search", OK, "FTS5 with the trigram tokenizer", {"fts5": True, "trigram": True}
+        "full_text_search",
+        OK,
+        "FTS5 with the trigram tokenizer; the index is present "
+        f"({details['lines_not_indexed']} lines waiting for the indexer)",
+        details,
     )
 
 
@@ -162,8 +162,9 @@ def check_file_modes(path: Path) -> Check:
             + ", ".join(loose)
             + " (expected 0600; fix with chmod 600, -wal and -shm inherit the database's mode)",
             modes,
+            SQLITE,
         )
-    return Check("file_modes", OK, "owner-only (0600)", modes)
+    return Check("file_modes", OK, "owner-only (0600)", modes, SQLITE)
 
 
 def check_sidecars(path: Path, *, in_process: bool) -> tuple[Check, dict[str, int] | None]:
@@ -238,52 +239,14 @@ def _expected_objects() -> dict[str, str]:
     return expected
 
 
-def revision_check(revision: str | None) -> Check:
-    """The database's schema revision against the code's (both backends)."""
-    from store_sql.engine.migrate import known_revisions
-
-    details = {"database": revision, "code": schema.SCHEMA_REVISION}
-    if revision == schema.SCHEMA_REVISION:
-        return Check("schema_revision", OK, f"revision {revision} (current)", details)
-    if revision is None:
-        return Check("schema_revision", ERROR, "no schema revision recorded", details)
-    if revision in known_revisions():
-        return Check(
-            "schema_revision",
-            WARN,
-            f"revision {revision} is older than {schema.SCHEMA_REVISION}: run "
-            "`store-sql migrate` (it backs the database up first)",
-            details,
-        )
-    return Check(
-        "schema_revision",
-        ERROR,
-        f"revision {revision} is newer than this store_sql ({schema.SCHEMA_REVISION}) "
-        "knows: upgrade store_sql before using this database",
-        details,
-    )
-
-
 def check_schema(conn: sqlite3.Connection) -> list[Check]:
     names = dict(conn.execute("SELECT name, type FROM sqlite_master").fetchall())
     revision = None
     if "alembic_version" in names:
         row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         revision = row[0] if row else None
-    checks = [revision_check(revision)]
     missing = sorted(n for n, kind in _expected_objects().items() if names.get(n) != kind)
-    if missing:
-        checks.append(
-            Check(
-                "schema_objects",
-                ERROR if revision == schema.SCHEMA_REVISION else WARN,
-                "missing: " + ", ".join(missing),
-                {"missing": missing},
-            )
-        )
-    else:
-        checks.append(Check("schema_objects", OK, "every table, view and trigger is present"))
-    return checks
+    return [revision_check(revision), store_checks.schema_objects_check(revision, missing)]
 
 
 def check_journal_mode(conn: sqlite3.Connection) -> Check:
@@ -313,18 +276,26 @@ def check_integrity(conn: sqlite3.Connection, *, quick: bool) -> Check:
     )
 
 
-def check_foreign_keys(conn: sqlite3.Connection) -> Check:
-    rows = conn.execute("PRAGMA foreign_key_check").fetchmany(_MAX_LISTED)
-    if not rows:
-        return Check("foreign_key_check", OK, "ok")
-    listed = [{"table": r[0], "rowid": r[1], "parent": r[2], "fk": r[3]} for r in rows]
-    return Check(
-        "foreign_key_check",
-        ERROR,
-        f"rows point at missing parents, e.g. {listed[0]['table']} rowid {listed[0]['rowid']} "
-        f"-> {listed[0]['parent']}",
-        {"violations": listed},
+def check_chains(conn: sqlite3.Connection, *, quick: bool) -> Check:
+    def rows(sql: str) -> list[dict[str, Any]]:
+        cursor = conn.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    counts = [] if quick else rows(store_checks.WRONG_COUNTS)
+    return store_checks.chains_check(
+        rows(store_checks.BROKEN_PARENTS), rows(store_checks.BROKEN_LEAVES), counts, quick=quick
     )
+
+
+def check_foreign_keys(conn: sqlite3.Connection) -> Check:
+    """Rows whose parent is missing, key by key (store_checks.missing_parent_queries)."""
+    violations = []
+    for key, sql in store_checks.missing_parent_queries():
+        count = conn.execute(sql).fetchone()[0]
+        if count:
+            violations.append({**key, "rows": int(count)})
+    return store_checks.missing_parents_check(violations)
 
 
 def check_wal(
@@ -384,17 +355,17 @@ def diagnose(
 
     `in_process`: this process already has the database open (the gateway itself); the
     -shm header is then not read (see the module docstring). A store on PostgreSQL gets
-    the checks PostgreSQL allows: admin/pg_doctor.py."""
+    the same store checks and its own server's: admin/pg_doctor.py."""
     db = Path(path).absolute()
-    checks = [check_sqlite_version(), check_full_text()]
+    checks = [check_sqlite_version()]
     try:
         check_path(db)
     except DatabaseRefusedError as exc:
         checks.append(Check("database", ERROR, str(exc)))
         return DoctorReport(str(db), checks)
-    checks.append(check_file_modes(db))
+    checks.append(_sqlite_only(check_file_modes(db)))
     sidecars, wal_index = check_sidecars(db, in_process=in_process)
-    checks.append(sidecars)
+    checks.append(_sqlite_only(sidecars))
     try:
         console = open_console(db)
     except DatabaseRefusedError as exc:
@@ -404,12 +375,22 @@ def diagnose(
         conn = console.conn
         checks.append(Check("database", OK, "a store_sql database (application_id matches)"))
         checks.extend(_guarded(db, "schema_revision", lambda: check_schema(conn)))
-        checks.extend(_guarded(db, "journal_mode", lambda: [check_journal_mode(conn)]))
+        checks.extend(_guarded(db, "full_text_search", lambda: [check_full_text(conn)]))
+        checks.extend(
+            map(_sqlite_only, _guarded(db, "journal_mode", lambda: [check_journal_mode(conn)]))
+        )
         name = "quick_check" if quick else "integrity_check"
-        checks.extend(_guarded(db, name, lambda: [check_integrity(conn, quick=quick)]))
+        checks.extend(
+            map(_sqlite_only, _guarded(db, name, lambda: [check_integrity(conn, quick=quick)]))
+        )
+        checks.extend(_guarded(db, "chains", lambda: [check_chains(conn, quick=quick)]))
         checks.extend(_guarded(db, "foreign_key_check", lambda: [check_foreign_keys(conn)]))
-    checks.append(check_wal(db, wal_index, writer_metrics))
+    checks.append(_sqlite_only(check_wal(db, wal_index, writer_metrics)))
     return DoctorReport(str(db), checks)
+
+
+def _sqlite_only(check: Check) -> Check:
+    return replace(check, backend=SQLITE)
 
 
 def _guarded(db: Path, name: str, run: Callable[[], list[Check]]) -> list[Check]:
@@ -434,16 +415,3 @@ async def diagnose_store(store: Store, *, quick: bool = False) -> DoctorReport:
     return await asyncio.to_thread(
         diagnose, store.path, quick=quick, writer_metrics=metrics, in_process=True
     )
-
-
-def format_report(report: DoctorReport) -> str:
-    """The human form: one line per check, then the verdict."""
-    lines = [f"store-sql doctor: {report.path}"]
-    width = max(len(c.name) for c in report.checks)
-    indent = " " * (width + 9)
-    for c in report.checks:
-        head = f"{c.status.upper():<5}  {c.name:<{width}}  "
-        lines.append(textwrap.fill(c.summary, 100, initial_indent=head, subsequent_indent=indent))
-    verdict = {OK: "healthy", WARN: "warnings", ERROR: "errors"}[report.status]
-    lines.append(f"result: {verdict} (exit {report.exit_code})")
-    return "\n".join(lines)

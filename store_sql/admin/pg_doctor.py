@@ -3,18 +3,17 @@
 No PRAGMA and no files: the server keeps its own pages, WAL and integrity. What is checked,
 in one READ ONLY snapshot through the console's connection (pg_console.reading):
 
-- `server`: the server's version;
-- `text_rules`: UTF-8 encoding and the C collation (bytewise order, as SQLite's BINARY);
-- `schema_revision`, `schema_objects`: as on SQLite, against the tables, views and the
-  search index this store_sql creates;
-- `full_text_search`: pg_trgm installed and `ix_transcript_lines_search` valid (a failed
-  concurrent build leaves an index that is never used);
-- `chains`: every line's parent_pos points to an earlier line of its transcript, every
-  leaf to a line, and the line counters agree with the lines (`--quick` skips the counters);
-- `foreign_key_check`: rows whose parent is missing, for every foreign key of the schema
-  (PostgreSQL enforces them, but a copy made with triggers off or a hand edit can break
-  them);
-- `reader_role`: whether `store-sql sql` can run as the read-only role.
+- the store's own checks, as on SQLite (admin/store_checks.py): `schema_revision`,
+  `schema_objects` (the tables, views and search index this store_sql creates),
+  `full_text_search` (pg_trgm installed and `ix_transcript_lines_search` valid: a failed
+  concurrent build leaves an index that is never used), `chains` (every line's parent_pos
+  points to an earlier line of its transcript, every leaf to a line, the line counters
+  agree with the lines; `--quick` skips the counters) and `foreign_key_check` (rows whose
+  parent is missing: PostgreSQL enforces foreign keys, but a copy made with triggers off or
+  the replica role, or a hand edit, can break them);
+- PostgreSQL's alone (`backend="postgresql"`): `server` (its version), `text_rules` (UTF-8
+  and the C collation, bytewise order as SQLite's BINARY) and `reader_role` (whether
+  `store-sql sql` can run as the read-only role).
 """
 
 from __future__ import annotations
@@ -25,8 +24,19 @@ from typing import Any
 
 import asyncpg
 
-from store_sql.admin.doctor import ERROR, INFO, OK, WARN, Check, DoctorReport, revision_check
+from store_sql.admin import store_checks
+from store_sql.admin.findings import (
+    BOTH,
+    ERROR,
+    INFO,
+    OK,
+    POSTGRESQL,
+    WARN,
+    Check,
+    DoctorReport,
+)
 from store_sql.admin.pg_console import reading
+from store_sql.admin.store_checks import revision_check
 from store_sql.engine.pg.url import mask_password
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema import pg_views
@@ -35,18 +45,16 @@ from store_sql.schema import tables as schema
 MIN_SERVER = 130000
 """PostgreSQL 13: the oldest server the store is tested against."""
 
-_MAX_LISTED = 20
-
 
 async def check_server(conn: asyncpg.Connection[Any]) -> Check:
     number = int(await conn.fetchval("SHOW server_version_num"))
     text = str(await conn.fetchval("SHOW server_version"))
     details = {"server_version": text, "server_version_num": number}
     if number >= MIN_SERVER:
-        return Check("server", OK, f"PostgreSQL {text}", details)
+        return Check("server", OK, f"PostgreSQL {text}", details, POSTGRESQL)
     return Check(
         "server", WARN, f"PostgreSQL {text} is older than 13, which store_sql is not tested on",
-        details,
+        details, POSTGRESQL,
     )  # fmt: skip
 
 
@@ -65,13 +73,12 @@ async def check_text_rules(conn: asyncpg.Connection[Any]) -> Check:
             f"collation {row['datcollate']}, not C: text sorts differently than on SQLite"
         )
     if problems:
-        return Check("text_rules", ERROR, "; ".join(problems), details)
-    return Check("text_rules", OK, f"UTF8, collation {row['datcollate']}", details)
+        return Check("text_rules", ERROR, "; ".join(problems), details, POSTGRESQL)
+    return Check("text_rules", OK, f"UTF8, collation {row['datcollate']}", details, POSTGRESQL)
 
 
 async def check_schema(conn: asyncpg.Connection[Any]) -> list[Check]:
     revision = await conn.fetchval("SELECT version_num FROM alembic_version")
-    checks = [revision_check(revision)]
     present = {
         r["relname"]: r["relkind"]
         for r in await conn.fetch(
@@ -84,18 +91,7 @@ async def check_schema(conn: asyncpg.Connection[Any]) -> list[Check]:
     expected.update({name: "v" for name in (*pg_views.VIEWS, "entry_search_text")})
     expected[pg_views.SEARCH_INDEX_NAME] = "i"
     missing = sorted(n for n, kind in expected.items() if present.get(n) != kind)
-    if missing:
-        checks.append(
-            Check(
-                "schema_objects",
-                ERROR if revision == schema.SCHEMA_REVISION else WARN,
-                "missing: " + ", ".join(missing),
-                {"missing": missing},
-            )
-        )
-    else:
-        checks.append(Check("schema_objects", OK, "every table, view and index is present"))
-    return checks
+    return [revision_check(revision), store_checks.schema_objects_check(revision, missing)]
 
 
 async def check_full_text(conn: asyncpg.Connection[Any]) -> Check:
@@ -107,11 +103,9 @@ async def check_full_text(conn: asyncpg.Connection[Any]) -> Check:
     )
     details = {"pg_trgm": trgm, "index_valid": valid}
     if trgm is None:
-        return Check("full_text_search", ERROR, "pg_trgm is not installed here", details)
+        return store_checks.search_index_problem("pg_trgm is not installed here", details)
     if not valid:
-        return Check(
-            "full_text_search",
-            ERROR,
+        return store_checks.search_index_problem(
             f"{pg_views.SEARCH_INDEX_NAME} is missing or invalid: searches read every entry; "
             "rebuild it with `store-sql search --rebuild`",
             details,
@@ -119,96 +113,27 @@ async def check_full_text(conn: asyncpg.Connection[Any]) -> Check:
     return Check("full_text_search", OK, f"pg_trgm {trgm}, the trigram index is valid", details)
 
 
-_BROKEN_PARENTS = """
-SELECT l.transcript_id, l.pos, l.parent_pos FROM transcript_lines AS l
-LEFT JOIN transcript_lines AS p ON p.transcript_id = l.transcript_id AND p.pos = l.parent_pos
-WHERE l.parent_pos IS NOT NULL AND (p.line_pk IS NULL OR l.parent_pos >= l.pos)
-ORDER BY l.transcript_id, l.pos LIMIT $1
-"""
-
-_BROKEN_LEAVES = """
-SELECT t.transcript_id, t.leaf_pos FROM transcripts AS t
-WHERE t.leaf_pos IS NOT NULL AND NOT EXISTS (
-    SELECT 1 FROM transcript_lines AS l
-    WHERE l.transcript_id = t.transcript_id AND l.pos = t.leaf_pos AND l.kind = 'entry')
-ORDER BY t.transcript_id LIMIT $1
-"""
-
-_WRONG_COUNTS = """
-SELECT t.transcript_id, t.line_count, coalesce(c.lines, 0) AS lines, t.entry_count,
-       coalesce(c.entries, 0) AS entries, coalesce(c.last_pos, -1) AS last_pos
-FROM transcripts AS t
-LEFT JOIN (
-    SELECT transcript_id, count(*) AS lines, count(*) FILTER (WHERE kind = 'entry') AS entries,
-           max(pos) AS last_pos
-    FROM transcript_lines GROUP BY transcript_id
-) AS c ON c.transcript_id = t.transcript_id
-WHERE t.line_count <> coalesce(c.lines, 0) OR t.entry_count <> coalesce(c.entries, 0)
-   OR coalesce(c.last_pos, -1) <> t.line_count - 1
-ORDER BY t.transcript_id LIMIT $1
-"""
-
-
 async def check_chains(conn: asyncpg.Connection[Any], *, quick: bool) -> Check:
-    parents = [dict(r) for r in await conn.fetch(_BROKEN_PARENTS, _MAX_LISTED)]
-    leaves = [dict(r) for r in await conn.fetch(_BROKEN_LEAVES, _MAX_LISTED)]
-    counts = [] if quick else [dict(r) for r in await conn.fetch(_WRONG_COUNTS, _MAX_LISTED)]
-    details: dict[str, Any] = {
-        "broken_parents": parents,
-        "broken_leaves": leaves,
-        "wrong_counts": counts,
-        "counters_checked": not quick,
-    }
-    problems = []
-    if parents:
-        p = parents[0]
-        problems.append(
-            f"lines whose parent_pos is not an earlier line, e.g. transcript "
-            f"{p['transcript_id']} pos {p['pos']} -> {p['parent_pos']}"
-        )
-    if leaves:
-        problems.append(
-            f"leaves that are not entry lines, e.g. transcript {leaves[0]['transcript_id']} "
-            f"leaf_pos {leaves[0]['leaf_pos']}"
-        )
-    if counts:
-        problems.append(
-            f"line counters that disagree with the lines, e.g. transcript "
-            f"{counts[0]['transcript_id']}"
-        )
-    if problems:
-        return Check("chains", ERROR, "; ".join(problems), details)
-    summary = "every parent and leaf points at a line" + (
-        "" if quick else "; line counters agree with the lines"
+    async def rows(sql: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in await conn.fetch(sql)]
+
+    counts = [] if quick else await rows(store_checks.WRONG_COUNTS)
+    return store_checks.chains_check(
+        await rows(store_checks.BROKEN_PARENTS),
+        await rows(store_checks.BROKEN_LEAVES),
+        counts,
+        quick=quick,
     )
-    return Check("chains", OK, summary, details)
 
 
 async def check_foreign_keys(conn: asyncpg.Connection[Any]) -> Check:
-    violations: list[dict[str, Any]] = []
-    for table in schema.metadata.sorted_tables:
-        for key in table.foreign_keys:
-            child, parent = key.parent, key.column
-            count = await conn.fetchval(
-                f"SELECT count(*) FROM {table.name} AS c WHERE c.{child.name} IS NOT NULL "
-                f"AND NOT EXISTS (SELECT 1 FROM {parent.table.name} AS p "
-                f"WHERE p.{parent.name} = c.{child.name})"
-            )
-            if count:
-                violations.append(
-                    {"table": table.name, "column": child.name, "parent": parent.table.name,
-                     "rows": int(count)}
-                )  # fmt: skip
-    if not violations:
-        return Check("foreign_key_check", OK, "ok")
-    first = violations[0]
-    return Check(
-        "foreign_key_check",
-        ERROR,
-        f"rows point at missing parents, e.g. {first['rows']} rows of {first['table']}."
-        f"{first['column']} -> {first['parent']}",
-        {"violations": violations},
-    )
+    """Rows whose parent is missing, key by key (store_checks.missing_parent_queries)."""
+    violations = []
+    for key, sql in store_checks.missing_parent_queries():
+        count = await conn.fetchval(sql)
+        if count:
+            violations.append({**key, "rows": int(count)})
+    return store_checks.missing_parents_check(violations)
 
 
 def check_reader_role(as_reader: bool) -> Check:
@@ -218,6 +143,7 @@ def check_reader_role(as_reader: bool) -> Check:
             OK,
             f"store-sql sql runs as {pg_views.READER_ROLE} (may only read)",
             {"role": pg_views.READER_ROLE},
+            POSTGRESQL,
         )
     return Check(
         "reader_role",
@@ -226,6 +152,7 @@ def check_reader_role(as_reader: bool) -> Check:
         "schema's owner to create or grant it): store-sql sql runs in a READ ONLY "
         "transaction only",
         {"role": pg_views.READER_ROLE},
+        POSTGRESQL,
     )
 
 
@@ -265,7 +192,11 @@ async def _guarded(
         async with conn.transaction():  # a savepoint: a failed check leaves the snapshot usable
             return await run()
     except asyncpg.PostgresError as exc:
-        return [Check(name, ERROR, f"could not finish: {exc}", {"error": str(exc)})]
+        backend = POSTGRESQL if name in _POSTGRESQL_ONLY else BOTH
+        return [Check(name, ERROR, f"could not finish: {exc}", {"error": str(exc)}, backend)]
+
+
+_POSTGRESQL_ONLY = frozenset({"server", "text_rules", "reader_role"})
 
 
 def diagnose(url: str, *, quick: bool = False) -> DoctorReport:

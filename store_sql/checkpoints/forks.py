@@ -3,8 +3,10 @@
 Both follow the gateway's `forkCompactionCheckpointTranscriptAsync` and
 `cloneCheckpointSessionEntry` (openclaw `src/gateway/session-compaction-checkpoints.ts`):
 the snapshot's entries up to the checkpoint's leaf are parsed and re-written with
-JSON.stringify (unreadable lines dropped, as pi's loader drops them) under a fresh header
-naming `parentSession`, in a new live transcript `<ISO time, ':' and '.' as '->_<uuid>.jsonl`.
+JSON.stringify (unreadable lines dropped, as pi's loader drops them; an entry whose line is
+not UTF-8 is copied byte for byte, where the gateway would write U+FFFD for its invalid bytes)
+under a fresh header naming `parentSession`, in a new live transcript
+`<ISO time, ':' and '.' as '->_<uuid>.jsonl`.
 Branch adds a new session key for it (label `"<label> (checkpoint)"`, `parentSessionKey`);
 restore points the same key at it, keeping the checkpoints. The old transcript is left as it
 is, as the gateway leaves the file.
@@ -165,15 +167,39 @@ def _plain(value: Any) -> Any:
 
 
 def parse_like_js(raw: bytes) -> dict[str, Any] | None:
-    """`JSON.parse(line)` when it gives an object, else None (the line is skipped)."""
+    """`JSON.parse(line)` when it gives an object, else None (the line is skipped).
+
+    A line that is not UTF-8 is read as the gateway reads its file, invalid bytes replaced
+    by U+FFFD: it is skipped only when that text is not a JSON object either."""
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         try:
             value = _plain(jsjson.loads(raw))
         except ValueError:
-            return None
+            try:
+                value = _plain(jsjson.loads(raw.decode("utf-8", "replace")))
+            except ValueError:
+                return None
     return value if isinstance(value, dict) else None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotEntry:
+    """One entry of the snapshot: what JSON.parse gives, and the line's own bytes when they
+    are not UTF-8. Such a line is copied byte for byte: re-written from its value, its
+    invalid bytes would become U+FFFD and the text it held would be lost."""
+
+    value: dict[str, Any]
+    verbatim: bytes | None = None
+
+
+def _verbatim(raw: bytes) -> bytes | None:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    return None
 
 
 READ_BATCH = 5000
@@ -187,7 +213,7 @@ class SnapshotEntries:
     def __init__(self, source: ForkSource) -> None:
         self._source = source
         self.header: dict[str, Any] | None = None
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[SnapshotEntry] = []
         self.after = -1
         self._done = False
         self._found_stop = False
@@ -212,14 +238,14 @@ class SnapshotEntries:
                 continue
             if value.get("type") == "session":
                 continue
-            self.entries.append(value)
+            self.entries.append(SnapshotEntry(value, _verbatim(line.raw)))
             stop = self._source.stop_after_id
             if stop is not None and value.get("id") == stop:
                 self._done = self._found_stop = True
                 return
         self.after = batch[-1].pos
 
-    def result(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def result(self) -> tuple[dict[str, Any], list[SnapshotEntry]]:
         header = self.header
         if self._found_stop and header is not None:
             return header, self.entries
@@ -237,15 +263,21 @@ class SnapshotEntries:
 
 def _read_entries(
     conn: sqlite3.Connection, source: ForkSource
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+) -> tuple[dict[str, Any], list[SnapshotEntry]]:
     read = SnapshotEntries(source)
     while read.wants_more:
         read.take(page(conn, source.transcript_id, after_pos=read.after, limit=READ_BATCH))
     return read.result()
 
 
-def _row(pos: int, value: dict[str, Any], pos_of: dict[str, int], header: bool) -> tx.LineRow:
-    raw = jsjson.dumps_bytes(value)
+def _row(
+    pos: int,
+    value: dict[str, Any],
+    pos_of: dict[str, int],
+    header: bool,
+    verbatim: bytes | None = None,
+) -> tx.LineRow:
+    raw = jsjson.dumps_bytes(value) if verbatim is None else verbatim
     entry_id = value.get("id") if isinstance(value.get("id"), str) else None
     parent_id = value.get("parentId") if isinstance(value.get("parentId"), str) else None
     found = value.get("message")
@@ -319,12 +351,12 @@ def build_fork_plan(
     cp: Checkpoint,
     source: ForkSource,
     old_header: dict[str, Any],
-    entries: list[dict[str, Any]],
+    entries: list[SnapshotEntry],
     rel_dir: str,
     cwd: str | None,
 ) -> ForkPlan:
     """The new transcript's lines: a fresh header naming the source, then the entries as
-    JSON.stringify writes them."""
+    JSON.stringify writes them (a line that is not UTF-8 as it was)."""
     if old_header.get("version") != 3:
         raise InvalidEntryError(
             f"the snapshot is a v{old_header.get('version') or 1} transcript; migrate the "
@@ -340,7 +372,10 @@ def build_fork_plan(
     header = tx.header_value(new_id, cwd=cwd, timestamp=timestamp, parent_session=source.path)
     pos_of: dict[str, int] = {}
     rows = [_row(0, header, pos_of, header=True)]
-    rows += [_row(pos, value, pos_of, header=False) for pos, value in enumerate(entries, 1)]
+    rows += [
+        _row(pos, entry.value, pos_of, header=False, verbatim=entry.verbatim)
+        for pos, entry in enumerate(entries, 1)
+    ]
     return ForkPlan(
         agent_id=agent_id,
         source_key=key,

@@ -19,8 +19,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         "doctor",
         help="check the SQLite library and the database (read-only); exit 0/1/2",
         description=(
-            "SQLite version, FTS5/trigram, file modes, leftover -wal/-shm, journal mode, "
-            "schema revision, integrity_check, foreign_key_check, WAL. Never writes."
+            "The store's checks, the same on both backends: schema revision and objects, "
+            "the full-text index, chains, foreign_key_check. Then the backend's own, listed "
+            "as such: SQLite version, file modes, leftover -wal/-shm, journal mode, "
+            "integrity_check, WAL; or PostgreSQL's server, text rules, reader role. "
+            "Never writes."
         ),
         epilog="exit status: 0 healthy, 1 warnings, 2 errors",
     )

@@ -36,6 +36,9 @@ class OpenReport:
     created: bool
     upgraded_from: str | None
     backup_path: Path | None
+    backup_skipped: str | None = None
+    """Why an upgrade made no backup although one was asked for (PostgreSQL: no pg_dump on
+    PATH, or one older than the server)."""
 
 
 @dataclass(frozen=True, slots=True)

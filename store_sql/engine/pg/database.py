@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from store_sql.engine.opening import OpenReport
@@ -45,9 +46,13 @@ class PgDatabase:
         *,
         upgrade: bool = True,
         create: bool = True,
+        backup: bool = True,
+        backup_dir: Path | None = None,
     ) -> PgDatabase:
         """Check and prepare the database at `url` (opening.py), then connect the writer."""
-        report = await opening.prepare(url, upgrade=upgrade, create=create)
+        report = await opening.prepare(
+            url, upgrade=upgrade, create=create, backup=backup, backup_dir=backup_dir
+        )
         write_settings = {
             "synchronous_commit": _SYNCHRONOUS_COMMIT[settings.synchronous],
             # Another process's group holds a row lock for one transaction; a wait longer

@@ -2,19 +2,22 @@
 
 The rules mirror the SQLite file's (docs/GUARANTEES.md): a database holding someone else's
 tables, or a schema revision newer than this code, is refused and never written to; an empty
-one gets the schema; an older revision is upgraded through the same Alembic history. The
-database must store UTF-8 and sort with the C collation (bytewise, as SQLite's BINARY): the
-store's order and its byte-exact text depend on both. Processes opening one database at
+one gets the schema; an older revision is backed up with pg_dump (backup.py) and upgraded
+through the same Alembic history. The database must store UTF-8 and sort with the C
+collation (bytewise, as SQLite's BINARY): the store's order and its byte-exact text depend
+on both. Processes opening one database at
 once take turns through an advisory lock, so the schema is built or upgraded once.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from store_sql.engine.opening import OpenReport
+from store_sql.engine.pg.backup import Backup, dump_before_upgrade
 from store_sql.engine.pg.url import mask_password
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema.tables import APPLICATION_ID, SCHEMA_REVISION
@@ -38,8 +41,18 @@ async def connect(url: str, **settings: str) -> asyncpg.Connection[asyncpg.Recor
         raise DatabaseRefusedError(f"{mask_password(url)}: cannot connect: {exc}") from exc
 
 
-async def prepare(url: str, *, upgrade: bool = True, create: bool = True) -> OpenReport:
-    """Make the database at `url` a current store_sql database, or refuse it untouched."""
+async def prepare(
+    url: str,
+    *,
+    upgrade: bool = True,
+    create: bool = True,
+    backup: bool = True,
+    backup_dir: Path | None = None,
+) -> OpenReport:
+    """Make the database at `url` a current store_sql database, or refuse it untouched.
+
+    An upgrade is preceded by a pg_dump backup into `backup_dir` (backup.py says where by
+    default and when it is skipped); `backup=False` upgrades without one."""
     shown = mask_password(url)
     conn = await connect(url)
     try:
@@ -72,8 +85,16 @@ async def prepare(url: str, *, upgrade: bool = True, create: bool = True) -> Ope
                     f"{shown}: schema revision {revision!r} is older than {SCHEMA_REVISION!r}; "
                     "run `store-sql migrate` to upgrade it"
                 )
+            made = Backup(None, None)
+            if backup:
+                made = await dump_before_upgrade(url, conn, revision, backup_dir)
             await upgrade_to_head(url)
-            return OpenReport(created=False, upgraded_from=revision, backup_path=None)
+            return OpenReport(
+                created=False,
+                upgraded_from=revision,
+                backup_path=made.path,
+                backup_skipped=made.skipped,
+            )
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", APPLICATION_ID)
     finally:
