@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from store_sql.engine.group_commit import GroupCommitMetrics, Outcome, settle
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.engine.wal import WalPacer, WalUpkeep, checkpoint_truncate, wal_path
@@ -72,55 +73,17 @@ class _Job:
 
 
 @dataclass(slots=True)
-class _Outcome:
-    ok: bool
-    value: Any = None
-    skipped: bool = False
+class WriterMetrics(GroupCommitMetrics):
+    """The group counters, and SQLite's own: the store's upkeep writes, the WAL's size,
+    syncs and checkpoints, and upkeep that gave way to a caller."""
 
-
-@dataclass(slots=True)
-class WriterMetrics:
-    """Counters the writer keeps; `Store.metrics()` reports them."""
-
-    batches: int = 0
-    mutations: int = 0
     background_mutations: int = 0
-    failed_mutations: int = 0
-    largest_batch: int = 0
-    last_batch_size: int = 0
-    total_txn_seconds: float = 0.0
-    max_txn_seconds: float = 0.0
     checkpoints: int = 0
     wal_bytes: int = 0
     max_wal_bytes: int = 0
-    batch_retries: int = 0
-    savepoint_reruns: int = 0
     wal_syncs: int = 0
     background_checkpoints: int = 0
     preempted_upkeep: int = 0
-
-    def as_dict(self, queue_depth: int) -> dict[str, Any]:
-        mean = self.total_txn_seconds / self.batches if self.batches else 0.0
-        return {
-            "queue_depth": queue_depth,
-            "batches": self.batches,
-            "mutations": self.mutations,
-            "background_mutations": self.background_mutations,
-            "failed_mutations": self.failed_mutations,
-            "mean_batch_size": self.mutations / self.batches if self.batches else 0.0,
-            "largest_batch": self.largest_batch,
-            "last_batch_size": self.last_batch_size,
-            "mean_txn_ms": mean * 1000,
-            "max_txn_ms": self.max_txn_seconds * 1000,
-            "checkpoints": self.checkpoints,
-            "wal_bytes": self.wal_bytes,
-            "max_wal_bytes": self.max_wal_bytes,
-            "batch_retries": self.batch_retries,
-            "savepoint_reruns": self.savepoint_reruns,
-            "wal_syncs": self.wal_syncs,
-            "background_checkpoints": self.background_checkpoints,
-            "preempted_upkeep": self.preempted_upkeep,
-        }
 
 
 class Writer:
@@ -235,7 +198,7 @@ class Writer:
                 )
             except BaseException as exc:  # the thread itself failed: every job learns it
                 for job in batch:
-                    _settle(job, _Outcome(ok=False, value=_as_write_error(exc)))
+                    settle(job.future, Outcome(ok=False, value=_as_write_error(exc)))
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -284,7 +247,7 @@ class Writer:
 
     def _apply_and_tell(
         self, conn: sqlite3.Connection, *, batch: list[_Job], loop: asyncio.AbstractEventLoop
-    ) -> list[_Outcome]:
+    ) -> list[Outcome]:
         outcomes = self._apply(conn, batch=batch)
         # The callers learn their outcomes in the loop's next turn, straight from here, not
         # a turn later through the writer's task; a caller that writes again at once finds
@@ -294,7 +257,7 @@ class Writer:
             loop.call_soon_threadsafe(_settle_all, batch, outcomes)
         return outcomes
 
-    def _apply(self, conn: sqlite3.Connection, *, batch: list[_Job]) -> list[_Outcome]:
+    def _apply(self, conn: sqlite3.Connection, *, batch: list[_Job]) -> list[Outcome]:
         # The store's own upkeep (indexing steps) waits at most checkpoint_wait_ms for
         # another process's write lock, not busy_timeout: a caller's write queued behind it
         # would otherwise wait one busy_timeout for the step and another for itself. The
@@ -309,7 +272,7 @@ class Writer:
             if upkeep_only:
                 conn.execute(f"PRAGMA busy_timeout = {int(self._settings.busy_timeout_ms)}")
 
-    def _apply_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+    def _apply_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
         started = time.perf_counter()
         try:
             if len(batch) == 1:
@@ -333,7 +296,7 @@ class Writer:
             self._wal.pace(conn, self.metrics)
         return outcomes
 
-    def _apply_together(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[_Outcome]:
+    def _apply_together(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[Outcome]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -341,7 +304,7 @@ class Writer:
             # write lock past busy_timeout. Every job of the batch gets this error: retrying
             # each alone would wait busy_timeout once more per job.
             return [
-                _Outcome(ok=False, value=_as_write_error(exc), skipped=j.abandoned) for j in batch
+                Outcome(ok=False, value=_as_write_error(exc), skipped=j.abandoned) for j in batch
             ]
         optimistic = self._run_optimistically(conn, batch)
         if optimistic is not None:
@@ -351,10 +314,10 @@ class Writer:
         # its own savepoint, so only the failing one is undone.
         self.metrics.savepoint_reruns += 1
         conn.execute("BEGIN IMMEDIATE")
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         for job in batch:
             if job.abandoned:
-                outcomes.append(_Outcome(ok=False, skipped=True))
+                outcomes.append(Outcome(ok=False, skipped=True))
                 continue
             conn.execute("SAVEPOINT job")
             try:
@@ -370,16 +333,16 @@ class Writer:
                     raise sqlite3.OperationalError(f"transaction lost: {exc}") from exc
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
-                outcomes.append(_Outcome(ok=False, value=_as_write_error(exc)))
+                outcomes.append(Outcome(ok=False, value=_as_write_error(exc)))
             else:
                 conn.execute("RELEASE job")
-                outcomes.append(_Outcome(ok=True, value=value))
+                outcomes.append(Outcome(ok=True, value=value))
         conn.execute("COMMIT")
         return outcomes
 
     def _run_optimistically(
         self, conn: sqlite3.Connection, batch: list[_Job]
-    ) -> list[_Outcome] | None:
+    ) -> list[Outcome] | None:
         """Run the group with no savepoints; None (transaction rolled back) if one failed.
 
         A savepoint per mutation costs two statements and makes SQLite journal every page the
@@ -391,7 +354,7 @@ class Writer:
         Consecutive `CombinableMutation`s of one class run through their `combine`. A
         failure reruns them one by one like any other, so each caller still gets its own
         outcome."""
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         start = 0
         while start < len(batch):
             first = batch[start].fn
@@ -413,15 +376,15 @@ class Writer:
             done = iter(values)
             for job in batch[start:end]:
                 if job.abandoned:
-                    outcomes.append(_Outcome(ok=False, skipped=True))
+                    outcomes.append(Outcome(ok=False, skipped=True))
                 else:
-                    outcomes.append(_Outcome(ok=True, value=next(done)))
+                    outcomes.append(Outcome(ok=True, value=next(done)))
             start = end
         return outcomes
 
-    def _apply_alone(self, conn: sqlite3.Connection, job: _Job) -> _Outcome:
+    def _apply_alone(self, conn: sqlite3.Connection, job: _Job) -> Outcome:
         if job.abandoned:
-            return _Outcome(ok=False, skipped=True)
+            return Outcome(ok=False, skipped=True)
         if job.preemptible:
             # SQLite calls this every PREEMPT_CHECK_OPS steps of any statement, COMMIT's
             # index flush and merges included; a true return aborts the statement and the
@@ -439,37 +402,20 @@ class Writer:
             _rollback_quietly(conn)
             if job.preemptible and getattr(exc, "sqlite_errorname", None) == "SQLITE_INTERRUPT":
                 self.metrics.preempted_upkeep += 1
-                return _Outcome(ok=False, value=UpkeepPreemptedError("a caller's write came first"))
-            return _Outcome(ok=False, value=_as_write_error(exc))
-        return _Outcome(ok=True, value=value)
+                return Outcome(ok=False, value=UpkeepPreemptedError("a caller's write came first"))
+            return Outcome(ok=False, value=_as_write_error(exc))
+        return Outcome(ok=True, value=value)
 
-    def _record(self, batch: list[_Job], outcomes: list[_Outcome], elapsed: float) -> None:
-        m = self.metrics
-        m.batches += 1
+    def _record(self, batch: list[_Job], outcomes: list[Outcome], elapsed: float) -> None:
         upkeep = sum(1 for job in batch if job.background)
-        m.background_mutations += upkeep
-        m.mutations += len(batch) - upkeep
-        m.failed_mutations += sum(1 for o in outcomes if not o.ok and not o.skipped)
-        m.last_batch_size = len(batch)
-        m.largest_batch = max(m.largest_batch, len(batch))
-        m.total_txn_seconds += elapsed
-        m.max_txn_seconds = max(m.max_txn_seconds, elapsed)
+        failed = sum(1 for o in outcomes if not o.ok and not o.skipped)
+        self.metrics.record(len(batch), failed, elapsed, background=upkeep)
+        self.metrics.background_mutations += upkeep
 
 
-def _settle_all(batch: list[_Job], outcomes: list[_Outcome]) -> None:
+def _settle_all(batch: list[_Job], outcomes: list[Outcome]) -> None:
     for job, outcome in zip(batch, outcomes, strict=True):
-        _settle(job, outcome)
-
-
-def _settle(job: _Job, outcome: _Outcome) -> None:
-    if job.future.done():
-        return
-    if outcome.skipped:
-        job.future.cancel()
-    elif outcome.ok:
-        job.future.set_result(outcome.value)
-    else:
-        job.future.set_exception(outcome.value)
+        settle(job.future, outcome)
 
 
 # What to tell a caller, by SQLite's primary result code (sqlite3.Error.sqlite_errorname).

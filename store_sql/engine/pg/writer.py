@@ -26,6 +26,7 @@ from typing import Any, TypeAlias, TypeVar
 
 import asyncpg
 
+from store_sql.engine.group_commit import GroupCommitMetrics, Outcome, settle
 from store_sql.errors import StoreClosedError, StoreError, WriteFailedError
 
 T = TypeVar("T")
@@ -74,43 +75,10 @@ class _Job:
 
 
 @dataclass(slots=True)
-class _Outcome:
-    ok: bool
-    value: Any = None
-    skipped: bool = False
+class PgWriterMetrics(GroupCommitMetrics):
+    """The group counters, and how often the writer opened a new connection."""
 
-
-@dataclass(slots=True)
-class PgWriterMetrics:
-    """Counters the writer keeps; `Store.metrics()` reports them."""
-
-    batches: int = 0
-    mutations: int = 0
-    failed_mutations: int = 0
-    largest_batch: int = 0
-    last_batch_size: int = 0
-    total_txn_seconds: float = 0.0
-    max_txn_seconds: float = 0.0
-    batch_retries: int = 0
-    savepoint_reruns: int = 0
     reconnects: int = 0
-
-    def as_dict(self, queue_depth: int) -> dict[str, Any]:
-        mean = self.total_txn_seconds / self.batches if self.batches else 0.0
-        return {
-            "queue_depth": queue_depth,
-            "batches": self.batches,
-            "mutations": self.mutations,
-            "failed_mutations": self.failed_mutations,
-            "mean_batch_size": self.mutations / self.batches if self.batches else 0.0,
-            "largest_batch": self.largest_batch,
-            "last_batch_size": self.last_batch_size,
-            "mean_txn_ms": mean * 1000,
-            "max_txn_ms": self.max_txn_seconds * 1000,
-            "batch_retries": self.batch_retries,
-            "savepoint_reruns": self.savepoint_reruns,
-            "reconnects": self.reconnects,
-        }
 
 
 class _GroupAborted(Exception):
@@ -193,7 +161,7 @@ class PgWriter:
                 outcomes = await self._apply(batch)
             except BaseException as exc:
                 for job in batch:
-                    _settle(job, _Outcome(ok=False, value=_as_write_error(exc)))
+                    settle(job.future, Outcome(ok=False, value=_as_write_error(exc)))
                 if not isinstance(exc, Exception):
                     raise
                 continue
@@ -202,7 +170,7 @@ class PgWriter:
                 self._last_done = time.monotonic()
             self._record(batch, outcomes, time.perf_counter() - started)
             for job, outcome in zip(batch, outcomes, strict=True):
-                _settle(job, outcome)
+                settle(job.future, outcome)
 
     async def _connection(self) -> PgConnection:
         if self._conn is None or self._conn.is_closed():
@@ -210,7 +178,7 @@ class PgWriter:
             self.metrics.reconnects += 1
         return self._conn
 
-    async def _apply(self, batch: list[_Job]) -> list[_Outcome]:
+    async def _apply(self, batch: list[_Job]) -> list[Outcome]:
         for attempt in range(RETRIES + 1):
             try:
                 conn = await self._connection()
@@ -231,19 +199,19 @@ class PgWriter:
                 if self._conn is not None and not self._conn.is_closed():
                     self._conn.terminate()
                 self._conn = None
-                return [_Outcome(ok=False, value=_as_write_error(exc)) for _ in batch]
+                return [Outcome(ok=False, value=_as_write_error(exc)) for _ in batch]
         err = WriteFailedError(
             f"PostgreSQL aborted this write {RETRIES + 1} times (deadlock or serialization "
             "failure with other writers); it was not stored"
         )
-        return [_Outcome(ok=False, value=err) for _ in batch]
+        return [Outcome(ok=False, value=err) for _ in batch]
 
     async def _run_optimistically(
         self, conn: PgConnection, batch: list[_Job]
-    ) -> list[_Outcome] | None:
+    ) -> list[Outcome] | None:
         """The group in one transaction without savepoints; None when a mutation failed
         (everything rolled back)."""
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         tx = conn.transaction()
         await tx.start()
         try:
@@ -261,7 +229,7 @@ class PgWriter:
                     values = [await job.fn(conn) for job in run]
                 else:
                     values = await kind.combine(conn, [job.fn for job in run])
-                outcomes.extend(_Outcome(ok=True, value=v) for v in values)
+                outcomes.extend(Outcome(ok=True, value=v) for v in values)
                 start = end
             await tx.commit()
         except BaseException as exc:
@@ -271,12 +239,12 @@ class PgWriter:
             if connection_lost(exc) or not isinstance(exc, Exception):
                 raise
             if len(batch) == 1:  # alone in its transaction: nothing to run again
-                return [_Outcome(ok=False, value=_as_write_error(exc))]
+                return [Outcome(ok=False, value=_as_write_error(exc))]
             return None
         return outcomes
 
-    async def _run_with_savepoints(self, conn: PgConnection, batch: list[_Job]) -> list[_Outcome]:
-        outcomes: list[_Outcome] = []
+    async def _run_with_savepoints(self, conn: PgConnection, batch: list[_Job]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
         tx = conn.transaction()
         await tx.start()
         try:
@@ -289,10 +257,10 @@ class PgWriter:
                     if _retryable(exc) or connection_lost(exc):
                         raise
                     await savepoint.rollback()
-                    outcomes.append(_Outcome(ok=False, value=_as_write_error(exc)))
+                    outcomes.append(Outcome(ok=False, value=_as_write_error(exc)))
                 else:
                     await savepoint.commit()
-                    outcomes.append(_Outcome(ok=True, value=value))
+                    outcomes.append(Outcome(ok=True, value=value))
             await tx.commit()
         except BaseException as exc:
             await _rollback(conn, tx)
@@ -301,15 +269,9 @@ class PgWriter:
             raise
         return outcomes
 
-    def _record(self, batch: list[_Job], outcomes: list[_Outcome], elapsed: float) -> None:
-        m = self.metrics
-        m.batches += 1
-        m.mutations += len(batch)
-        m.failed_mutations += sum(1 for o in outcomes if not o.ok and not o.skipped)
-        m.last_batch_size = len(batch)
-        m.largest_batch = max(m.largest_batch, len(batch))
-        m.total_txn_seconds += elapsed
-        m.max_txn_seconds = max(m.max_txn_seconds, elapsed)
+    def _record(self, batch: list[_Job], outcomes: list[Outcome], elapsed: float) -> None:
+        failed = sum(1 for o in outcomes if not o.ok and not o.skipped)
+        self.metrics.record(len(batch), failed, elapsed)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -333,17 +295,6 @@ async def _rollback(conn: PgConnection, tx: Any) -> None:
         await tx.rollback()
     except Exception:
         conn.terminate()
-
-
-def _settle(job: _Job, outcome: _Outcome) -> None:
-    if job.future.done():
-        return
-    if outcome.skipped:
-        job.future.cancel()
-    elif outcome.ok:
-        job.future.set_result(outcome.value)
-    else:
-        job.future.set_exception(outcome.value)
 
 
 def _as_write_error(exc: BaseException) -> BaseException:
