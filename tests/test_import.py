@@ -25,7 +25,7 @@ import zstandard
 from store_sql import Store, export_tree, import_path
 from store_sql.errors import ImportFailedError
 from store_sql.importer import chunks as import_lines
-from store_sql.importer import rows as import_files
+from store_sql.importer.backend import SqliteImport
 from store_sql.importer.report import ImportProgress
 
 SID = "4a24ada5-df64-4801-a672-65bda22a45b4"
@@ -609,7 +609,9 @@ async def test_chunked_import_links_parents_across_chunks_and_resumes_after_a_cr
     path = sessions_dir(tmp_path) / f"{SID}.jsonl"
     path.write_bytes(data)
     monkeypatch.setattr(import_lines, "CHUNK_BYTES", 64 << 10)
-    real = import_files.write_chunk
+    # The SQLite importer's row functions, as its writer calls them.
+    statements = SqliteImport.rows
+    real = statements.write_chunk
     seen: list[int] = []
 
     def crash_on_fifth(conn: sqlite3.Connection, target: Any, chunk: Any) -> int:
@@ -621,13 +623,13 @@ async def test_chunked_import_links_parents_across_chunks_and_resumes_after_a_cr
             raise ImportFailedError("simulated crash")
         return real(conn, target, chunk)
 
-    monkeypatch.setattr(import_files, "write_chunk", crash_on_fifth)
+    monkeypatch.setattr(statements, "write_chunk", crash_on_fifth)
     first = await import_path(store, tmp_path)
     assert first.files[0].status == "error"
     [(committed,)] = await rows(store, "SELECT line_count FROM transcripts")
     assert 0 < committed < 6001
 
-    monkeypatch.setattr(import_files, "write_chunk", real)
+    monkeypatch.setattr(statements, "write_chunk", real)
     assert await import_one(store, tmp_path) == "appended"
 
     got = await rows(store, "SELECT pos, parent_pos FROM transcript_lines ORDER BY pos")

@@ -3,17 +3,19 @@
 Everything an import decides (plan, chunks, which lines are new, what a sessions.d changed)
 is shared; only the statements differ. On SQLite each method runs a synchronous function of
 `importer.rows` (and its neighbours) on the writer's or a reader's thread; on PostgreSQL the
-async twin of `importer.pg_rows` on the engine's connection. `backend_for(store)` picks one by
-the store's `dialect`.
+async twin of `importer.pg_rows` on the engine's connection. One base class runs them all;
+each backend's class names its row functions (`rows`) and composes the one write that differs
+in shape (`import_archive`). `backend_for(store)` picks one by the store's `dialect`.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 from store_sql.engine.database import Database
-from store_sql.engine.pg.database import PgDatabase
+from store_sql.engine.pg.writer import PgConnection
 from store_sql.formats.import_archive import ArchivedFile
 from store_sql.formats.in_tree import TreeFile
 from store_sql.importer import database_rows as origin_db
@@ -102,10 +104,57 @@ def backend_for(store: Database) -> ImportBackend:
     return SqliteImport(store)
 
 
-class SqliteImport:
-    """`ImportBackend` on SQLite: the functions of `importer.rows` and its neighbours."""
+class _Engine(Protocol):
+    """The store's engine as the importer uses it: a function of a connection run in the
+    writer's next group, or in one read snapshot."""
 
-    def __init__(self, store: Database) -> None:
+    async def read(self, fn: Callable[[Any], Any]) -> Any: ...
+
+    async def write(self, fn: Callable[[Any], Any]) -> Any: ...
+
+
+class _SqliteRows:
+    """The SQLite functions of `importer.rows` and its neighbours, under the names their
+    PostgreSQL twins have in `importer.pg_rows`."""
+
+    current_transcript = staticmethod(db.current_transcript)
+    write_chunk = staticmethod(db.write_chunk)
+    opaque_sha256 = staticmethod(db.opaque_sha256)
+    store_opaque = staticmethod(db.store_opaque)
+    stored_index = staticmethod(_stored_index)
+    import_index = staticmethod(_import_index)
+    known_files = staticmethod(_known_files)
+    import_directory = staticmethod(_import_directory)
+    stored_with_origin = staticmethod(origin_db.stored_with_origin)
+    record_origin = staticmethod(origin_db.record_origin)
+    write_events_chunk = staticmethod(origin_db.write_events_chunk)
+    record_database = staticmethod(origin_db.record_database)
+
+    @staticmethod
+    def import_compressed(
+        conn: sqlite3.Connection, new: db.NewTranscript, source: Opener, stats: LineStats
+    ) -> int:
+        return db.import_compressed(conn, new, source, stats=stats)
+
+    @staticmethod
+    def store_archived(
+        conn: sqlite3.Connection, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
+    ) -> None:
+        name = file.parts[-1]
+        db.store_opaque(conn, agent_id, rel_dir, name, "pre_migration", file.open)
+        origin_db.record_pre_migration(
+            conn, agent_id, rel_dir, name, what.original_name, what.role, what.session_id
+        )
+
+
+class _Import:
+    """`ImportBackend` over one engine: each method runs the function of its name from
+    `rows` (the backend's row functions, synchronous on SQLite, async on PostgreSQL) in the
+    writer's group (writes) or a read snapshot (reads)."""
+
+    rows: Any
+
+    def __init__(self, store: _Engine) -> None:
         self._store = store
 
     async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -118,66 +167,62 @@ class SqliteImport:
         self, agent_id: str, rel_dir: str, file_name: str
     ) -> db.StoredSource | None:
         found: db.StoredSource | None = await self._read(
-            db.current_transcript, agent_id, rel_dir, file_name
+            self.rows.current_transcript, agent_id, rel_dir, file_name
         )
         return found
 
     async def write_chunk(self, target: Target, chunk: LineChunk) -> int:
-        return int(await self._write(db.write_chunk, target, chunk))
+        return int(await self._write(self.rows.write_chunk, target, chunk))
 
     async def import_compressed(
         self, new: db.NewTranscript, source: Opener, stats: LineStats
     ) -> int:
-        return int(
-            await self._store.write(
-                lambda conn: db.import_compressed(conn, new, source, stats=stats)
-            )
-        )
+        return int(await self._write(self.rows.import_compressed, new, source, stats))
 
     async def opaque_sha256(self, agent_id: str, rel_dir: str, name: str) -> str | None:
-        sha: str | None = await self._read(db.opaque_sha256, agent_id, rel_dir, name)
+        sha: str | None = await self._read(self.rows.opaque_sha256, agent_id, rel_dir, name)
         return sha
 
     async def store_opaque(
         self, agent_id: str, rel_dir: str, name: str, kind: str, source: bytes | Opener
     ) -> None:
-        await self._write(db.store_opaque, agent_id, rel_dir, name, kind, source)
+        await self._write(self.rows.store_opaque, agent_id, rel_dir, name, kind, source)
 
     async def stored_index(self, agent_id: str) -> StoredIndex | None:
-        found: StoredIndex | None = await self._read(_stored_index, agent_id)
+        found: StoredIndex | None = await self._read(self.rows.stored_index, agent_id)
         return found
 
     async def import_index(self, source: IndexSource) -> IndexOutcome:
-        outcome: IndexOutcome = await self._write(_import_index, source)
+        outcome: IndexOutcome = await self._write(self.rows.import_index, source)
         return outcome
 
     async def known_files(self, agent_id: str) -> dict[str, tuple[str, str]]:
-        files: dict[str, tuple[str, str]] = await self._read(_known_files, agent_id)
+        files: dict[str, tuple[str, str]] = await self._read(self.rows.known_files, agent_id)
         return files
 
     async def import_directory(self, source: DirectorySource, write: bool) -> DirectoryOutcome:
         run = self._write if write else self._read
-        outcome: DirectoryOutcome = await run(_import_directory, source, write)
+        outcome: DirectoryOutcome = await run(self.rows.import_directory, source, write)
         return outcome
 
     async def stored_with_origin(
         self, agent_id: str, rel_dir: str, file_name: str
     ) -> tuple[db.StoredSource | None, origin_db.Origin | None]:
         found: tuple[db.StoredSource | None, origin_db.Origin | None] = await self._read(
-            origin_db.stored_with_origin, agent_id, rel_dir, file_name
+            self.rows.stored_with_origin, agent_id, rel_dir, file_name
         )
         return found
 
     async def record_origin(
         self, transcript_id: int, agent_id: str, session_id: str, origin: origin_db.Origin
     ) -> None:
-        await self._write(origin_db.record_origin, transcript_id, agent_id, session_id, origin)
+        await self._write(self.rows.record_origin, transcript_id, agent_id, session_id, origin)
 
     async def write_events_chunk(
         self, target: Target, chunk: LineChunk, update: origin_db.OriginUpdate
     ) -> tuple[int, int]:
         done: tuple[int, int] = await self._write(
-            origin_db.write_events_chunk, target, chunk, update
+            self.rows.write_events_chunk, target, chunk, update
         )
         return done
 
@@ -185,8 +230,20 @@ class SqliteImport:
         self, agent_id: str, rel_path: str, schema_version: int, app_version: str | None
     ) -> None:
         await self._write(
-            origin_db.record_database, agent_id, rel_path, schema_version, app_version
+            self.rows.record_database, agent_id, rel_path, schema_version, app_version
         )
+
+    async def store_archived(
+        self, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
+    ) -> None:
+        await self._write(self.rows.store_archived, agent_id, rel_dir, file, what)
+
+
+class SqliteImport(_Import):
+    """`ImportBackend` on SQLite: the functions of `importer.rows` and its neighbours, each
+    run on the writer's or a reader's thread."""
+
+    rows = _SqliteRows
 
     async def import_archive(
         self,
@@ -196,7 +253,7 @@ class SqliteImport:
         stats: LineStats,
         origin: tuple[str, str, origin_db.Origin],
     ) -> int:
-        def run(conn: Any) -> int:
+        def run(conn: sqlite3.Connection) -> int:
             if compressed:
                 tid = db.import_compressed_bytes(conn, new, data, stats=stats)
             else:
@@ -206,98 +263,12 @@ class SqliteImport:
 
         return int(await self._store.write(run))
 
-    async def store_archived(
-        self, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
-    ) -> None:
-        name = file.parts[-1]
 
-        def run(conn: Any) -> None:
-            db.store_opaque(conn, agent_id, rel_dir, name, "pre_migration", file.open)
-            origin_db.record_pre_migration(
-                conn, agent_id, rel_dir, name, what.original_name, what.role, what.session_id
-            )
-
-        await self._store.write(run)
-
-
-class PostgresImport:
+class PostgresImport(_Import):
     """`ImportBackend` on PostgreSQL: the async twins of `importer.pg_rows`, each run in the
     engine's writer group (writes) or a read-only snapshot (reads)."""
 
-    def __init__(self, store: PgDatabase) -> None:
-        self._store = store
-
-    async def _read(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._store.read(lambda conn: fn(conn, *args))
-
-    async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await self._store.write(lambda conn: fn(conn, *args))
-
-    async def current_transcript(
-        self, agent_id: str, rel_dir: str, file_name: str
-    ) -> db.StoredSource | None:
-        found: db.StoredSource | None = await self._read(
-            pg.current_transcript, agent_id, rel_dir, file_name
-        )
-        return found
-
-    async def write_chunk(self, target: Target, chunk: LineChunk) -> int:
-        return int(await self._write(pg.write_chunk, target, chunk))
-
-    async def import_compressed(
-        self, new: db.NewTranscript, source: Opener, stats: LineStats
-    ) -> int:
-        return int(await self._write(pg.import_compressed, new, source, stats))
-
-    async def opaque_sha256(self, agent_id: str, rel_dir: str, name: str) -> str | None:
-        sha: str | None = await self._read(pg.opaque_sha256, agent_id, rel_dir, name)
-        return sha
-
-    async def store_opaque(
-        self, agent_id: str, rel_dir: str, name: str, kind: str, source: bytes | Opener
-    ) -> None:
-        await self._write(pg.store_opaque, agent_id, rel_dir, name, kind, source)
-
-    async def stored_index(self, agent_id: str) -> StoredIndex | None:
-        found: StoredIndex | None = await self._read(pg.stored_index, agent_id)
-        return found
-
-    async def import_index(self, source: IndexSource) -> IndexOutcome:
-        outcome: IndexOutcome = await self._write(pg.import_index, source)
-        return outcome
-
-    async def known_files(self, agent_id: str) -> dict[str, tuple[str, str]]:
-        files: dict[str, tuple[str, str]] = await self._read(pg.known_files, agent_id)
-        return files
-
-    async def import_directory(self, source: DirectorySource, write: bool) -> DirectoryOutcome:
-        run = self._write if write else self._read
-        outcome: DirectoryOutcome = await run(pg.import_directory, source, write)
-        return outcome
-
-    async def stored_with_origin(
-        self, agent_id: str, rel_dir: str, file_name: str
-    ) -> tuple[db.StoredSource | None, origin_db.Origin | None]:
-        found: tuple[db.StoredSource | None, origin_db.Origin | None] = await self._read(
-            pg.stored_with_origin, agent_id, rel_dir, file_name
-        )
-        return found
-
-    async def record_origin(
-        self, transcript_id: int, agent_id: str, session_id: str, origin: origin_db.Origin
-    ) -> None:
-        await self._write(pg.record_origin, transcript_id, agent_id, session_id, origin)
-
-    async def write_events_chunk(
-        self, target: Target, chunk: LineChunk, update: origin_db.OriginUpdate
-    ) -> tuple[int, int]:
-        done: tuple[int, int] = await self._write(pg.write_events_chunk, target, chunk, update)
-        return done
-
-    async def record_database(
-        self, agent_id: str, rel_path: str, schema_version: int, app_version: str | None
-    ) -> None:
-        await self._write(pg.record_database, agent_id, rel_path, schema_version, app_version)
+    rows = pg
 
     async def import_archive(
         self,
@@ -307,7 +278,7 @@ class PostgresImport:
         stats: LineStats,
         origin: tuple[str, str, origin_db.Origin],
     ) -> int:
-        async def run(conn: Any) -> int:
+        async def run(conn: PgConnection) -> int:
             if compressed:
                 tid = await pg.import_compressed_bytes(conn, new, data, stats)
             else:
@@ -316,8 +287,3 @@ class PostgresImport:
             return tid
 
         return int(await self._store.write(run))
-
-    async def store_archived(
-        self, agent_id: str, rel_dir: str, file: TreeFile, what: ArchivedFile
-    ) -> None:
-        await self._write(pg.store_archived, agent_id, rel_dir, file, what)
