@@ -19,17 +19,14 @@ from store_sql.checkpoints import pg_snapshots as pg_snap
 from store_sql.checkpoints.entries import Checkpoint, CheckpointSpec, Persisted
 from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot, capture_snapshot
+from store_sql.engine.namespace import Namespace
 
 if TYPE_CHECKING:
-    from store_sql.engine.database import Database
+    pass
 
 
-class CheckpointAPI:
+class CheckpointAPI(Namespace):
     """Compaction checkpoints of a session: persist, list, get, branch, restore."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._pg = db.postgres if db.dialect == "postgresql" else None
 
     async def capture(self, agent_id: str, session_id: str) -> CapturedSnapshot:
         """Where the session's live transcript stands now (a read; O(1)).
@@ -37,9 +34,9 @@ class CheckpointAPI:
         Capture before appending the compaction entry and hand the result to `persist`, so
         the snapshot is the transcript as it was before compaction, as the gateway's copy."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_snap.capture_snapshot(c, agent_id, session_id))
-        return await self._db.read(lambda c: capture_snapshot(c, agent_id, session_id))
+        return await self._read_rows(
+            capture_snapshot, pg_snap.capture_snapshot, agent_id, session_id
+        )
 
     async def persist(
         self,
@@ -57,43 +54,37 @@ class CheckpointAPI:
         key stores nothing and raises NotFoundError."""
         check_agent_id(agent_id)
         check_session_key(key)
-        if self._pg is not None:
-            return await self._pg.write(
-                lambda c: pg_cps.persist_checkpoint(
-                    c, agent_id, key, spec, snapshot, max_retained_bytes=max_retained_bytes
-                )
-            )
-        return await self._db.write(
-            lambda c: cps.persist_checkpoint(
-                c, agent_id, key, spec, snapshot, max_retained_bytes=max_retained_bytes
-            )
+        return await self._write_rows(
+            cps.persist_checkpoint,
+            pg_cps.persist_checkpoint,
+            agent_id,
+            key,
+            spec,
+            snapshot,
+            max_retained_bytes=max_retained_bytes,
         )
 
     async def list_checkpoints(self, agent_id: str, key: str) -> list[Checkpoint]:
         """The checkpoints of `key`, newest `createdAt` first."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_cps.list_checkpoints(c, agent_id, key))
-        return await self._db.read(lambda c: cps.list_checkpoints(c, agent_id, key))
+        return await self._read_rows(cps.list_checkpoints, pg_cps.list_checkpoints, agent_id, key)
 
     async def get(self, agent_id: str, key: str, checkpoint_id: str) -> Checkpoint:
         """One checkpoint by id (NotFoundError when the key or the id is unknown)."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(
-                lambda c: pg_cps.get_checkpoint(c, agent_id, key, checkpoint_id)
-            )
-        return await self._db.read(lambda c: cps.get_checkpoint(c, agent_id, key, checkpoint_id))
+        return await self._read_rows(
+            cps.get_checkpoint, pg_cps.get_checkpoint, agent_id, key, checkpoint_id
+        )
 
     async def snapshot_bytes(self, agent_id: str, key: str, checkpoint_id: str) -> bytes:
         """The `<sessionId>.checkpoint.<uuid>.jsonl` file of a checkpoint, as exported."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(
-                lambda c: pg_cps.checkpoint_snapshot_bytes(c, agent_id, key, checkpoint_id)
-            )
-        return await self._db.read(
-            lambda c: cps.checkpoint_snapshot_bytes(c, agent_id, key, checkpoint_id)
+        return await self._read_rows(
+            cps.checkpoint_snapshot_bytes,
+            pg_cps.checkpoint_snapshot_bytes,
+            agent_id,
+            key,
+            checkpoint_id,
         )
 
     async def branch(

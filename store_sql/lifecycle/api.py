@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from store_sql.addresses import check_agent_id, check_session_key
+from store_sql.engine.namespace import Namespace
 from store_sql.lifecycle import pg_rows as pg_lc
 from store_sql.lifecycle import rows as lc
 from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
@@ -21,16 +22,11 @@ from store_sql.sessions import pg_guards
 from store_sql.sessions.guards import Expect, check_expect
 
 if TYPE_CHECKING:
-    from store_sql.engine.database import Database
     from store_sql.engine.pg.writer import PgConnection
 
 
-class LifecycleAPI:
+class LifecycleAPI(Namespace):
     """Reset and delete sessions (archiving their transcripts); purge whole agents."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._pg = db.postgres if db.dialect == "postgresql" else None
 
     async def reset(
         self,
@@ -110,10 +106,7 @@ class LifecycleAPI:
     ) -> PurgeResult:
         """Remove every entry, transcript, snapshot and kept file of one agent."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            start = await self._pg.write(lambda c: pg_lc.purge_agent_rows(c, agent_id))
-        else:
-            start = await self._db.write(lambda c: lc.purge_agent_rows(c, agent_id))
+        start = await self._write_rows(lc.purge_agent_rows, pg_lc.purge_agent_rows, agent_id)
         lines = 0
         for transcript_id in start.transcript_ids:
             lines += await self.delete_transcript(transcript_id, chunk_lines=chunk_lines)

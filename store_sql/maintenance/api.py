@@ -22,6 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from store_sql.addresses import check_agent_id
+from store_sql.engine.namespace import Namespace
 from store_sql.engine.wal import file_size, wal_path
 from store_sql.lifecycle import pg_rows as pg_lc
 from store_sql.lifecycle.rows import delete_transcript_chunk
@@ -34,7 +35,6 @@ from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import list_agents
 
 if TYPE_CHECKING:
-    from store_sql.engine.database import Database
     from store_sql.engine.pg.database import PgDatabase
 
 ENTRY_BATCH: int = 500
@@ -53,12 +53,8 @@ _NOTHING_TO_RECLAIM: dict[str, Any] = {
 }
 
 
-class MaintenanceAPI:
+class MaintenanceAPI(Namespace):
     """Cleanup by the gateway's maintenance policy, and giving space back."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._pg = db.postgres if db.dialect == "postgresql" else None
 
     async def plan(
         self,
@@ -131,9 +127,7 @@ class MaintenanceAPI:
         return report
 
     async def _agents(self) -> list[str]:
-        if self._pg is not None:
-            return await self._pg.read(pg_sessions.list_agents)
-        return await self._db.read(list_agents)
+        return await self._read_rows(list_agents, pg_sessions.list_agents)
 
     async def cleanup_all(
         self,

@@ -3,7 +3,8 @@
 Each method validates its arguments on the caller's side, then hands one function from
 `sessions` to the writer (changes) or the reader pool (reads). On PostgreSQL the function
 is its twin from `pg_rows` / `pg_guards` / `pg_recovery`, handed to the PostgreSQL engine
-(`db.postgres`); which one is `db.dialect`'s choice, made here and nowhere else."""
+(`db.postgres`); which one is `db.dialect`'s choice, made by `Namespace` (its
+`_read_rows` / `_write_rows`) and nowhere else."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql import addresses
+from store_sql.engine.namespace import Namespace
 from store_sql.formats import jsjson
 from store_sql.sessions import guards, pg_guards, pg_recovery, pg_rows
 from store_sql.sessions import rows as sessions
@@ -23,7 +25,7 @@ from store_sql.sessions.turns import TurnMutation, TurnResult
 from store_sql.transcripts.appends import LEAF
 
 if TYPE_CHECKING:
-    from store_sql.engine.database import Database
+    pass
 
 
 def _filter(
@@ -38,12 +40,8 @@ def _filter(
     return ListFilter(updated_after, updated_before, label, chat_type, channel)
 
 
-class SessionIndexAPI:
+class SessionIndexAPI(Namespace):
     """Session entries per agent: get, list, patch, update, delete, touch, render."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._pg = db.postgres if db.dialect == "postgresql" else None
 
     def _key(self, key: str) -> None:
         addresses.check_session_key(key)
@@ -53,9 +51,7 @@ class SessionIndexAPI:
     async def get(self, agent_id: str, key: str) -> Entry | None:
         """The entry of `key`, or None."""
         addresses.check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_rows.get_entry(c, agent_id, key))
-        return await self._db.read(lambda c: sessions.get_entry(c, agent_id, key))
+        return await self._read_rows(sessions.get_entry, pg_rows.get_entry, agent_id, key)
 
     async def list_entries(
         self,
@@ -74,12 +70,8 @@ class SessionIndexAPI:
         addresses.check_int("limit", limit, minimum=0)
         addresses.check_int("offset", offset, minimum=0)
         where = _filter(updated_after, updated_before, label, chat_type, channel)
-        if self._pg is not None:
-            return await self._pg.read(
-                lambda c: pg_rows.list_entries(c, agent_id, where, limit, offset)
-            )
-        return await self._db.read(
-            lambda c: sessions.list_entries(c, agent_id, where, limit, offset)
+        return await self._read_rows(
+            sessions.list_entries, pg_rows.list_entries, agent_id, where, limit, offset
         )
 
     async def count_entries(
@@ -95,22 +87,16 @@ class SessionIndexAPI:
         """How many entries `list_entries` with the same filters would return, unpaged."""
         addresses.check_agent_id(agent_id)
         where = _filter(updated_after, updated_before, label, chat_type, channel)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_rows.count_entries(c, agent_id, where))
-        return await self._db.read(lambda c: sessions.count_entries(c, agent_id, where))
+        return await self._read_rows(sessions.count_entries, pg_rows.count_entries, agent_id, where)
 
     async def agents(self) -> list[str]:
         """Agents that have a session index."""
-        if self._pg is not None:
-            return await self._pg.read(pg_rows.list_agents)
-        return await self._db.read(sessions.list_agents)
+        return await self._read_rows(sessions.list_agents, pg_rows.list_agents)
 
     async def get_text(self, agent_id: str, key: str) -> EntryText | None:
         """The entry's exact stored text and its version (the ETag over HTTP), or None."""
         addresses.check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_guards.read_entry(c, agent_id, key))
-        return await self._db.read(lambda c: guards.read_entry(c, agent_id, key))
+        return await self._read_rows(guards.read_entry, pg_guards.read_entry, agent_id, key)
 
     async def patch(
         self, agent_id: str, key: str, patch: Mapping[str, Any], *, expect: Expect | None = None
@@ -123,10 +109,9 @@ class SessionIndexAPI:
         self._key(key)
         if expect is not None:
             return (await self.patch_text(agent_id, key, patch, expect=expect)).value()
-        if self._pg is not None:
-            text = await self._pg.write(lambda c: pg_rows.patch_entry(c, agent_id, key, patch))
-        else:
-            text = await self._db.write(lambda c: sessions.patch_entry(c, agent_id, key, patch))
+        text = await self._write_rows(
+            sessions.patch_entry, pg_rows.patch_entry, agent_id, key, patch
+        )
         # Parsed here, not on the writer's thread: the writer is the one everybody waits for.
         entry: Entry = jsjson.loads(text)
         return entry
@@ -137,9 +122,7 @@ class SessionIndexAPI:
         """`patch`, answering with the stored text and version instead of a parsed entry."""
         addresses.check_agent_id(agent_id)
         self._key(key)
-        if self._pg is not None:
-            return await self._pg.write(lambda c: pg_guards.patch(c, agent_id, key, patch, expect))
-        return await self._db.write(lambda c: guards.patch(c, agent_id, key, patch, expect))
+        return await self._write_rows(guards.patch, pg_guards.patch, agent_id, key, patch, expect)
 
     async def put(
         self, agent_id: str, key: str, entry: Entry, *, expect: Expect | None = None
@@ -150,9 +133,7 @@ class SessionIndexAPI:
         if expect is not None:
             await self.put_text(agent_id, key, entry, expect=expect)
             return entry
-        if self._pg is not None:
-            return await self._pg.write(lambda c: pg_rows.put_entry(c, agent_id, key, entry))
-        return await self._db.write(lambda c: sessions.put_entry(c, agent_id, key, entry))
+        return await self._write_rows(sessions.put_entry, pg_rows.put_entry, agent_id, key, entry)
 
     async def put_text(
         self, agent_id: str, key: str, entry: Entry, *, expect: Expect | None = None
@@ -160,9 +141,7 @@ class SessionIndexAPI:
         """`put`, answering with the stored text and version."""
         addresses.check_agent_id(agent_id)
         self._key(key)
-        if self._pg is not None:
-            return await self._pg.write(lambda c: pg_guards.put(c, agent_id, key, entry, expect))
-        return await self._db.write(lambda c: guards.put(c, agent_id, key, entry, expect))
+        return await self._write_rows(guards.put, pg_guards.put, agent_id, key, entry, expect)
 
     async def update(self, agent_id: str, key: str, mutator: Mutator) -> Entry | None:
         """Atomic read-modify-write: `mutator(entry or None) -> new entry or None`.
@@ -173,9 +152,9 @@ class SessionIndexAPI:
         atomic across processes too (compare-and-swap)."""
         addresses.check_agent_id(agent_id)
         self._key(key)
-        if self._pg is not None:
-            return await self._pg.write(lambda c: pg_rows.update_entry(c, agent_id, key, mutator))
-        return await self._db.write(lambda c: sessions.update_entry(c, agent_id, key, mutator))
+        return await self._write_rows(
+            sessions.update_entry, pg_rows.update_entry, agent_id, key, mutator
+        )
 
     async def delete(self, agent_id: str, key: str, *, expect: Expect | None = None) -> bool:
         """Remove the entry; True if it existed."""
@@ -195,10 +174,7 @@ class SessionIndexAPI:
         if expect is not None:
             await self.touch_text(agent_id, key, updated_at, expect=expect)
             return
-        if self._pg is not None:
-            await self._pg.write(lambda c: pg_rows.touch_entry(c, agent_id, key, updated_at))
-            return
-        await self._db.write(lambda c: sessions.touch_entry(c, agent_id, key, updated_at))
+        await self._write_rows(sessions.touch_entry, pg_rows.touch_entry, agent_id, key, updated_at)
 
     async def recover(self, agent_id: str) -> IndexRecovery:
         """Make the index of an agent whose imported sessions.json could not be read
@@ -209,9 +185,7 @@ class SessionIndexAPI:
         Raises NotFoundError when the agent has no index, InvalidEntryError when its index
         is not damaged."""
         addresses.check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.write(lambda c: pg_recovery.recover_index(c, agent_id))
-        return await self._db.write(lambda c: recover_index(c, agent_id))
+        return await self._write_rows(recover_index, pg_recovery.recover_index, agent_id)
 
     async def touch_text(
         self, agent_id: str, key: str, updated_at: int, *, expect: Expect | None = None
@@ -219,11 +193,9 @@ class SessionIndexAPI:
         """`touch`, answering with the entry's stored text and version."""
         addresses.check_agent_id(agent_id)
         addresses.check_int("updatedAt", updated_at)
-        if self._pg is not None:
-            return await self._pg.write(
-                lambda c: pg_guards.touch(c, agent_id, key, updated_at, expect)
-            )
-        return await self._db.write(lambda c: guards.touch(c, agent_id, key, updated_at, expect))
+        return await self._write_rows(
+            guards.touch, pg_guards.touch, agent_id, key, updated_at, expect
+        )
 
     async def batch(self, agent_id: str, ops: Sequence[SessionOp]) -> list[SessionOpResult]:
         """Several patches, puts, deletes and touches (each with its own `expect`) as one
@@ -232,9 +204,7 @@ class SessionIndexAPI:
         for op in ops:
             self._key(op.key)
         ops = list(ops)
-        if self._pg is not None:
-            return await self._pg.write(lambda c: pg_guards.apply_batch(c, agent_id, ops))
-        return await self._db.write(lambda c: guards.apply_batch(c, agent_id, ops))
+        return await self._write_rows(guards.apply_batch, pg_guards.apply_batch, agent_id, ops)
 
     async def turn(
         self,
@@ -278,6 +248,6 @@ class SessionIndexAPI:
     async def render_json(self, agent_id: str) -> bytes | None:
         """The agent's sessions.json exactly as export writes it (None: no index)."""
         addresses.check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_rows.render_sessions_json(c, agent_id))
-        return await self._db.read(lambda c: sessions.render_sessions_json(c, agent_id))
+        return await self._read_rows(
+            sessions.render_sessions_json, pg_rows.render_sessions_json, agent_id
+        )

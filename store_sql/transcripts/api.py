@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql.addresses import Target, check_agent_id, check_int, check_session_id
+from store_sql.engine.namespace import Namespace
 from store_sql.errors import ConflictError, InvalidEntryError
 from store_sql.formats.js_values import js_trim
 from store_sql.sessions.rows import default_rel_dir
@@ -31,7 +32,6 @@ from store_sql.transcripts.upgrade import migrate_to_v3
 if TYPE_CHECKING:
     import asyncpg
 
-    from store_sql.engine.database import Database
 
 T = TypeVar("T")
 """A session id (its live transcript) or a transcript_id."""
@@ -49,17 +49,11 @@ def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
-class TranscriptAPI:
+class TranscriptAPI(Namespace):
     """Create, append to and read transcripts.
 
     Every read and write names its SQLite function and its PostgreSQL twin side by side
     (`pg_rows`, `pg_reads`, `pg_appends`); the database's dialect picks one."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._pg = db.postgres if db.dialect == "postgresql" else None
-        """The PostgreSQL engine (its doors take async functions of an asyncpg
-        connection), or None on SQLite."""
 
     async def _read(
         self,
@@ -120,55 +114,34 @@ class TranscriptAPI:
         """Start the live transcript of a session with a v3 header, as the gateway would."""
         check_agent_id(agent_id)
         check_session_id(session_id)
-        if self._pg is not None:
-            return await self._pg.write(
-                lambda c: pg_rows.create_transcript(
-                    c,
-                    agent_id,
-                    session_id,
-                    rel_dir=default_rel_dir(agent_id),
-                    cwd=cwd,
-                    parent_session=parent_session,
-                    timestamp=timestamp,
-                )
-            )
-        return await self._db.write(
-            lambda c: tx.create_transcript(
-                c,
-                agent_id,
-                session_id,
-                rel_dir=default_rel_dir(agent_id),
-                cwd=cwd,
-                parent_session=parent_session,
-                timestamp=timestamp,
-            )
+        return await self._write_rows(
+            tx.create_transcript,
+            pg_rows.create_transcript,
+            agent_id,
+            session_id,
+            rel_dir=default_rel_dir(agent_id),
+            cwd=cwd,
+            parent_session=parent_session,
+            timestamp=timestamp,
         )
 
     async def info(self, agent_id: str, target: Target) -> TranscriptInfo:
         """Identity, leaf and counters of a transcript (no lines read)."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_rows.resolve_target(c, agent_id, target))
-        return await self._db.read(lambda c: _resolve(c, agent_id, target))
+        return await self._read_rows(tx.resolve_target, pg_rows.resolve_target, agent_id, target)
 
     async def find(self, agent_id: str, session_id: str) -> TranscriptInfo | None:
         """The live transcript of a session, or None."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(lambda c: pg_rows.find_live(c, agent_id, session_id))
-        return await self._db.read(lambda c: tx.find_live(c, agent_id, session_id))
+        return await self._read_rows(tx.find_live, pg_rows.find_live, agent_id, session_id)
 
     async def list_transcripts(
         self, agent_id: str, *, session_id: str | None = None
     ) -> list[TranscriptInfo]:
         """Every transcript of an agent (or of one session): live, archives, versions."""
         check_agent_id(agent_id)
-        if self._pg is not None:
-            return await self._pg.read(
-                lambda c: pg_rows.list_transcripts(c, agent_id, session_id=session_id)
-            )
-        return await self._db.read(
-            lambda c: tx.list_transcripts(c, agent_id, session_id=session_id)
+        return await self._read_rows(
+            tx.list_transcripts, pg_rows.list_transcripts, agent_id, session_id=session_id
         )
 
     # --- appends --------------------------------------------------------------------------
