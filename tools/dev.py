@@ -121,20 +121,24 @@ def install_openclaw_oracle() -> None:
     the machine. Where it cannot be installed (npm or the registry unreachable) this says so
     and goes on: those tests then skip with the same reason."""
     _say("tools/oracles/openclaw (the real OpenClaw and its Node.js, from npm; cached)")
+    _install_oracle("OpenClaw", "openclaw", "--install")
+
+
+def _install_oracle(name: str, script: str, *args: str) -> None:
+    """Run `tools/oracles/<script>`, which prints where the oracle is installed, or exits 3
+    (and says why on stderr) where it cannot be installed: its tests then skip."""
     done = subprocess.run(
-        ["bash", str(ROOT / "tools" / "oracles" / "openclaw"), "--install"],
+        ["bash", str(ROOT / "tools" / "oracles" / script), *args],
         capture_output=True,
         text=True,
         check=False,
     )
     if done.returncode == 0:
-        _say(f"OpenClaw oracle ready in {done.stdout.strip()}")
+        _say(f"{name} oracle ready in {done.stdout.strip()}")
     elif done.returncode == 3:
-        _say(f"OpenClaw oracle unavailable, its tests will skip: {done.stderr.strip()}")
+        _say(f"{name} oracle unavailable, its tests will skip: {done.stderr.strip()}")
     else:
-        sys.exit(
-            f"installing the OpenClaw oracle failed ({done.returncode}): {done.stderr.strip()}"
-        )
+        sys.exit(f"installing the {name} oracle failed ({done.returncode}): {done.stderr.strip()}")
 
 
 NODE_CLIENT = ROOT / "clients" / "node"
@@ -215,18 +219,7 @@ def install_pi_oracle() -> None:
     registry cannot be reached this says so and goes on: the tests that need pi then skip
     with the same reason."""
     _say("tools/oracles/pi (the real pi, from the npm registry; cached)")
-    done = subprocess.run(
-        ["bash", str(ROOT / "tools" / "oracles" / "pi")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode == 0:
-        _say(f"pi oracle ready in {done.stdout.strip()}")
-    elif done.returncode == 3:
-        _say(f"pi oracle unavailable, its tests will skip: {done.stderr.strip()}")
-    else:
-        sys.exit(f"installing the pi oracle failed ({done.returncode}): {done.stderr.strip()}")
+    _install_oracle("pi", "pi")
 
 
 def install_postgres() -> None:
