@@ -77,15 +77,19 @@ def _entries_json(entries: list[Any]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _show(args: argparse.Namespace) -> int:
-    entries = with_store(
-        args.db, lambda s: s.transcripts.active_path(args.agent, _target(args.session))
-    )
+def _print_entries(args: argparse.Namespace, entries: list[Any]) -> int:
     if args.json:
         output.emit_json(_entries_json(entries))
     else:
         print("\n".join(render.entry_lines(entries)))
     return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    entries = with_store(
+        args.db, lambda s: s.transcripts.active_path(args.agent, _target(args.session))
+    )
+    return _print_entries(args, entries)
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -95,11 +99,7 @@ def _tail(args: argparse.Namespace) -> int:
             args.agent, _target(args.session), limit=args.limit, max_bytes=args.max_bytes
         ),
     )
-    if args.json:
-        output.emit_json(_entries_json(entries))
-    else:
-        print("\n".join(render.entry_lines(entries)))
-    return 0
+    return _print_entries(args, entries)
 
 
 def _tree(args: argparse.Namespace) -> int:
