@@ -5,6 +5,7 @@ its own session code."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import inspection_data
+import pg_copy
 import pytest
 
 from store_sql import Store
@@ -132,6 +135,37 @@ async def pg_url(pg_server_url: str) -> AsyncIterator[str]:
         await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def both(
+    tmp_path_factory: pytest.TempPathFactory, pg_url: str
+) -> tuple[Path, str, inspection_data.Sample]:
+    """The inspection sample twice: a private SQLite copy, and copied row for row into a
+    fresh PostgreSQL database (`pg_url`)."""
+    db, sample = inspection_data.copy_db(
+        tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("both")
+    )
+    await pg_copy.create_schema(pg_url)
+    await pg_copy.copy_store(db, pg_url)
+    return db, pg_url, sample
+
+
+class FakeTerminal(io.StringIO):
+    """Text written to a terminal: `isatty()` says so, as the progress bars ask."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def claim_a_terminal(monkeypatch: pytest.MonkeyPatch) -> FakeTerminal:
+    """From here on, in-process commands see a terminal on stderr (what they draw there is
+    returned); their stdout is captured apart. Called in the test's body: pytest puts its
+    own capture back on sys.stderr between a fixture's setup and the test."""
+    drawn = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", drawn)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    return drawn
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ comparing every file's bytes with `==`."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import claim_a_terminal
 
 from store_sql import CopyFailedError, Store, copy_store, export_digests, import_path
 from store_sql.cli.main import main
@@ -113,18 +113,11 @@ def test_a_missing_source_or_the_same_store_twice_is_one_line(tmp_path: Path) ->
     assert "same store" in same.stderr.decode()
 
 
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def test_a_terminal_gets_a_progress_bar(
     source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In-process: stderr claims to be a terminal."""
-    terminal = FakeTerminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    terminal = claim_a_terminal(monkeypatch)
 
     assert main(["copy", str(source), str(tmp_path / "dst.sqlite")]) == 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -11,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import claim_a_terminal
 
 from store_sql import Store, import_path
 from store_sql.cli.main import main
@@ -126,18 +126,11 @@ async def test_a_file_that_cannot_be_imported_makes_the_exit_status_1(
     assert b"refusing to replace or merge" in done.stdout
 
 
-class FakeTerminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 def test_a_terminal_gets_a_progress_bar(
     state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """In-process (a pty would cost another subprocess): stderr claims to be a terminal."""
-    terminal = FakeTerminal()
-    monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    terminal = claim_a_terminal(monkeypatch)
 
     assert main(["import", str(state), "--db", str(tmp_path / "t.db")]) == 0
 

@@ -12,22 +12,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 from conftest import database_url
-from inspection_data import Sample, cli, copy_db
-from pg_copy import copy_store, create_schema
+from inspection_data import Sample, cli
 
 from store_sql.admin import pg_console
 from store_sql.admin.sql_console import QueryFailedError
 from store_sql.cli.main import main
 from store_sql.schema.pg_views import READER_ROLE, READER_ROLE_GRANTS
-
-
-@pytest.fixture
-async def both(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> tuple[Path, str, Sample]:
-    db, sample = copy_db(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("pgconsole"))
-    await create_schema(pg_url)
-    await copy_store(db, pg_url)
-    return db, pg_url, sample
-
 
 SAME_OUTPUT = [
     "SELECT session_key, session_id, updated_at_iso, transcript_file FROM sessions "

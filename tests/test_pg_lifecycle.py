@@ -12,8 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from inspection_data import Sample, copy_db
-from pg_copy import copy_store, create_schema
+from inspection_data import Sample
 
 from store_sql import Store
 from store_sql.errors import ConflictError
@@ -30,14 +29,6 @@ TABLES = {
     "indexes": "SELECT agent_id FROM session_indexes",
     "snapshots": "SELECT snapshot_pk FROM checkpoint_snapshots",
 }
-
-
-@pytest.fixture
-async def both(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> tuple[Path, str, Sample]:
-    db, sample = copy_db(tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("pglife"))
-    await create_schema(pg_url)
-    await copy_store(db, pg_url)
-    return db, pg_url, sample
 
 
 def _sqlite_state(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
