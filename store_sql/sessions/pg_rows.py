@@ -123,20 +123,10 @@ async def get_entry(conn: PgConnection, agent_id: str, key: str) -> Entry | None
 
 
 def _filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
-    stmt = stmt.where(E.c.agent_id == agent_id)
+    """`rows.filtered`; a filter value PostgreSQL's text cannot hold matches nothing."""
     if any(_unstorable(v) for v in (where.label, where.chat_type, where.channel)):
-        return stmt.where(false())
-    if where.updated_after is not None:
-        stmt = stmt.where(E.c.updated_at > where.updated_after)
-    if where.updated_before is not None:
-        stmt = stmt.where(E.c.updated_at < where.updated_before)
-    if where.label is not None:
-        stmt = stmt.where(E.c.label == where.label)
-    if where.chat_type is not None:
-        stmt = stmt.where(E.c.chat_type == where.chat_type)
-    if where.channel is not None:
-        stmt = stmt.where(E.c.channel == where.channel)
-    return stmt
+        return stmt.where(E.c.agent_id == agent_id).where(false())
+    return rows.filtered(stmt, agent_id, where)
 
 
 async def _fetch(conn: PgConnection, stmt: Any) -> list[Any]:

@@ -171,7 +171,8 @@ def entry_of(text: str | None) -> Entry | None:
     return value if isinstance(value, dict) else None
 
 
-def _filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
+def filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
+    """`stmt` narrowed to the agent's entries that pass `where` (both dialects)."""
     stmt = stmt.where(E.c.agent_id == agent_id)
     if where.updated_after is not None:
         stmt = stmt.where(E.c.updated_at > where.updated_after)
@@ -194,7 +195,7 @@ def list_entries(
     offset: int,
 ) -> list[SessionSummary]:
     """Entries newest `updatedAt` first, from indexed columns only (no entry JSON read)."""
-    stmt = _filtered(select(*SUMMARY_COLUMNS), agent_id, where).order_by(
+    stmt = filtered(select(*SUMMARY_COLUMNS), agent_id, where).order_by(
         E.c.updated_at.desc(), E.c.position
     )
     if limit is not None:
@@ -207,7 +208,7 @@ def list_entries(
 
 
 def count_entries(conn: sqlite3.Connection, agent_id: str, where: ListFilter) -> int:
-    compiled = _filtered(select(func.count()).select_from(E), agent_id, where).compile(
+    compiled = filtered(select(func.count()).select_from(E), agent_id, where).compile(
         dialect=_dialect()
     )
     return int(conn.execute(str(compiled), compiled.params).fetchone()[0])
