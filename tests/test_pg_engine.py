@@ -294,3 +294,46 @@ async def test_a_writer_whose_connection_broke_reconnects(pg_url: str) -> None:
         assert await store.postgres.write(lambda c: c.fetchval("SELECT pg_backend_pid()")) != pid
     finally:
         await store.close()
+
+
+async def test_a_read_cancelled_at_any_step_leaves_the_next_read_a_fresh_snapshot(
+    pg_store_url: str,
+) -> None:
+    """A read cancelled while its BEGIN, a statement or its COMMIT is on the wire (a client
+    that went away) must not hand its connection, still inside that transaction, to the
+    next read: that read would run as a savepoint of the old snapshot and miss every
+    commit made since."""
+    other = await asyncpg.connect(pg_store_url)
+    store = await Store.open(pg_store_url)
+    try:
+        await other.execute("CREATE TABLE probe (x integer)")
+        db = store.postgres
+
+        async def newest(conn: Any) -> int:
+            await conn.fetchval("SELECT 1")
+            return int(await conn.fetchval("SELECT coalesce(max(x), -1) FROM probe"))
+
+        for steps in range(60):
+            task = asyncio.create_task(db.read(newest))
+            for _ in range(steps % 6):
+                await asyncio.sleep(0)
+            if steps >= 30:
+                await asyncio.sleep((steps - 30) * 0.0001)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await other.execute("INSERT INTO probe VALUES ($1)", steps)
+            assert await db.read(newest) == steps
+
+        # Whatever left it there, a connection still inside a transaction after its read
+        # goes, and the next read gets a connection of its own.
+        async def leaves_a_transaction_open(conn: Any) -> None:
+            await conn.execute("BEGIN")
+
+        for steps in range(60, 65):
+            await db.read(leaves_a_transaction_open, single_statement=True)
+            await other.execute("INSERT INTO probe VALUES ($1)", steps)
+            assert await db.read(newest) == steps
+    finally:
+        await store.close()
+        await other.close()

@@ -51,10 +51,17 @@ class PgReaders:
             except Exception as exc:
                 broken = connection_lost(exc)
                 raise
+            except BaseException:
+                # Cancelled (a caller that went away) with BEGIN, a statement or COMMIT on
+                # the wire: what the server did with it is unknown.
+                broken = True
+                raise
             finally:
                 self.busy -= 1
                 self.reads += 1
-                if broken or conn.is_closed():
+                # A connection still inside a transaction would run the next read as a
+                # savepoint of this read's snapshot, blind to every commit since.
+                if broken or conn.is_closed() or conn.is_in_transaction():
                     conn.terminate()
                 else:
                     self._free.append(conn)
