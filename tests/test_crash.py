@@ -728,7 +728,7 @@ def _revision_and_notes(db: Path) -> tuple[str | None, int]:
 # What each revision adds that tells it from the one before (0001: the tables and views;
 # 0002: the full-text indexer's mark and its trigger; 0005: the OpenClaw database sources;
 # 0004, after 0005: the sessions.d tables; 0006, after 0004: the search text view and the
-# trigger that replaces 0002's).
+# trigger that replaces 0002's; 0008 changes PostgreSQL only).
 _REVISION_OBJECTS: dict[str | None, frozenset[str]] = {
     None: frozenset(),
     "0001": frozenset({"transcript_lines", "messages"}),
@@ -742,6 +742,11 @@ _REVISION_OBJECTS: dict[str | None, frozenset[str]] = {
                        "database_transcripts", "pre_migration_files", "session_directories",
                        "session_entry_files"}),
     "0006": frozenset({"transcript_lines", "messages", "search_index_state",
+                       "agent_databases", "database_transcripts", "pre_migration_files",
+                       "session_directories", "session_entry_files", "entry_search_text",
+                       "transcript_lines_search_delete"}),
+    # 0008 changes PostgreSQL only.
+    "0008": frozenset({"transcript_lines", "messages", "search_index_state",
                        "agent_databases", "database_transcripts", "pre_migration_files",
                        "session_directories", "session_entry_files", "entry_search_text",
                        "transcript_lines_search_delete"}),

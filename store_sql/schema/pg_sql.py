@@ -67,3 +67,10 @@ EXTERNAL_INDEX_STATEMENTS: list[str] = [
     pg_views.READER_ROLE_GRANTS,
 ]
 EXTERNAL_INDEX_DROP_STATEMENTS: list[str] = [*pg_views.SEARCH_DROP_STATEMENTS]
+
+# --- 0008: the search index off the write path ----------------------------------------
+
+# The trigram index moves from transcript_lines onto `search_text`, filled by the background
+# indexer from the `search_pending` queue an insert trigger keeps (schema/pg_views.py).
+SEARCH_QUEUE_STATEMENTS: list[str] = [*pg_views.SEARCH_QUEUE_STATEMENTS]
+SEARCH_QUEUE_DROP_STATEMENTS: list[str] = [*pg_views.SEARCH_QUEUE_DROP_STATEMENTS]
