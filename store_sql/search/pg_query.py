@@ -125,16 +125,26 @@ def search_sql(query: SearchQuery, terms: Terms, *, queued: bool = True) -> tupl
         " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
         f" WHERE {where} AND {condition.replace(_TEXT, 's.text')}"
     )
+    # The queued lines are looked up by key (`= ANY` of the queue's keys read first) and
+    # materialized before their text is computed, so the text is computed for them alone:
+    # as a join, the planner scanned every line and computed the text or probed the queue
+    # for each (the queue's size changes too fast for its statistics to tell).
+    queued_cte = ""
     if queued:
-        found += (
-            f" UNION ALL SELECT {columns}, q.text FROM search_pending AS p"
-            " JOIN transcript_lines AS l ON l.line_pk = p.line_pk"
+        queued_cte = (
+            f"queued AS MATERIALIZED (SELECT {columns}, l.line FROM transcript_lines AS l"
             " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
-            " CROSS JOIN LATERAL (SELECT entry_search_text(l.line) AS text) AS q"
-            f" WHERE {where} AND {condition.replace(_TEXT, 'q.text')}"
+            " WHERE l.line_pk = ANY(ARRAY(SELECT line_pk FROM search_pending))"
+            f" AND {where}), "
+        )
+        found += (
+            " UNION ALL SELECT line_pk, transcript_id, pos, entry_id, type, role, timestamp,"
+            " agent_id, session_id, kind, file_name, q.text FROM queued"
+            " CROSS JOIN LATERAL (SELECT entry_search_text(queued.line) AS text) AS q"
+            f" WHERE {condition.replace(_TEXT, 'q.text')}"
         )
     sql = (
-        f"WITH RECURSIVE found AS ({found})"
+        f"WITH RECURSIVE {queued_cte}found AS ({found})"
         + (_ACTIVE_PATH if query.active_path_only else "")
         + " SELECT f.*, (SELECT e.session_key FROM session_entries AS e"
         " WHERE e.agent_id = f.agent_id AND e.session_id = f.session_id"

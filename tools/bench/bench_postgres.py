@@ -21,7 +21,11 @@ Transcripts:
 - `postgres.four_writers`: 4 writer processes on PostgreSQL, 25 appenders each (100 in
   all, one session each), against 1 process on SQLite with the same 100 appenders:
   appends/s over the same number of seconds. The issue's goal: more than the single SQLite
-  writer (ratio > 1).
+  writer (ratio > 1). The row also says where the CPU went during the timed seconds: each
+  writer process's own CPU seconds (`writer_cpu_s`), the server's (`server_cpu_s`: the
+  postmaster and every backend, read from /proc), the SQLite process's (`sqlite_cpu_s`), the
+  load averages before and after, and how many lines the search indexers left queued
+  (`queued_after`: indexing that waits for a quiet moment, as on SQLite).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -252,6 +257,7 @@ async def _writer(where: str, first: int, tasks: int, seconds: float) -> None:
         print("READY", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         deadline = time.monotonic() + seconds
+        cpu_before = _own_cpu()
         done = 0
 
         async def appender(sid: str) -> None:
@@ -263,15 +269,58 @@ async def _writer(where: str, first: int, tasks: int, seconds: float) -> None:
                 done += 1
 
         await asyncio.gather(*(appender(sid) for sid in sessions))
-    print(json.dumps({"appends": done}), flush=True)
+        cpu = _own_cpu() - cpu_before
+    print(json.dumps({"appends": done, "cpu_s": cpu}), flush=True)
 
 
-async def _writers(where: str, processes: int, seconds: float) -> float:
-    """Appends/s of `processes` writer processes sharing 100 appenders."""
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes `pids` have used so far (0 for gone ones)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _server_pids(backend_pid: int) -> list[int]:
+    """The postmaster of the backend `backend_pid` and all its children now."""
+    stat = Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    postmaster = int(stat[1])
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def _writers(where: str, processes: int, seconds: float) -> dict[str, Any]:
+    """Appends/s of `processes` writer processes sharing 100 appenders, and where the CPU
+    went meanwhile."""
     target: str | Path = where if "://" in where else Path(where)
+    backend = 0
     async with await Store.open(target) as store:
         for t in range(APPENDERS):
             await store.transcripts.create(AGENT, f"w{t}", cwd="/w")
+        if store.dialect == "postgresql":
+            backend = await store.postgres.read(lambda c: c.fetchval("SELECT pg_backend_pid()"))
     per = APPENDERS // processes
     procs = [
         await asyncio.create_subprocess_exec(
@@ -286,15 +335,42 @@ async def _writers(where: str, processes: int, seconds: float) -> float:
         line = await proc.stdout.readline()
         if line != b"READY\n":
             raise RuntimeError(f"a writer process failed to start: {line!r}")
+    load_before = _load()
+    server = _server_pids(backend) if backend else []
+    server_before = _cpu_of(server)
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write(b"go\n")
         await proc.stdin.drain()
+    # The backends of the writer processes exist until their stores close: read the
+    # server's CPU as the timed seconds end, before the processes finish.
+    await asyncio.sleep(seconds)
+    server = _server_pids(backend) if backend else []
+    server_cpu = _cpu_of(server) - server_before
+    load_after = _load()
     total = 0
+    cpu: list[float] = []
     for proc in procs:
         out, _ = await asyncio.wait_for(proc.communicate(), seconds + 120)
-        total += json.loads(out.decode().strip().splitlines()[-1])["appends"]
-    return total / seconds
+        result = json.loads(out.decode().strip().splitlines()[-1])
+        total += result["appends"]
+        cpu.append(round(result["cpu_s"], 2))
+    return {
+        "rate": total / seconds,
+        "writer_cpu_s": cpu,
+        "server_cpu_s": round(server_cpu, 2),
+        "load": [load_before, load_after],
+    }
+
+
+async def _queued(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM search_pending"))
+    finally:
+        await conn.close()
 
 
 async def four_writers_rows(server_url: str, quick: bool) -> list[Row]:
@@ -305,9 +381,20 @@ async def four_writers_rows(server_url: str, quick: bool) -> list[Row]:
     url = await _fresh_database(server_url)
     try:
         pg = await _writers(url, WRITERS, seconds)
+        queued_after = await _queued(url)
     finally:
         await _drop_database(server_url, url)
-    return [row("postgres.four_writers", pg, lite, "ops/s", True, target=1.0)]
+    return [
+        {
+            **row("postgres.four_writers", pg["rate"], lite["rate"], "ops/s", True, target=1.0),
+            "writer_cpu_s": pg["writer_cpu_s"],
+            "server_cpu_s": pg["server_cpu_s"],
+            "sqlite_cpu_s": lite["writer_cpu_s"][0],
+            "load": pg["load"],
+            "sqlite_load": lite["load"],
+            "queued_after": queued_after,
+        }
+    ]
 
 
 def run(quick: bool) -> list[Row]:
@@ -315,7 +402,10 @@ def run(quick: bool) -> list[Row]:
         rows: list[Row] = []
         try:
             async with _server() as server_url:
+                only = os.environ.get("STORE_SQL_BENCH_PG_ROWS", "")
                 for metric in (sessions_patch_rows, transcripts_rows, four_writers_rows):
+                    if only and metric.__name__ not in only.split(","):
+                        continue
                     try:
                         rows.extend(await metric(server_url, quick))
                     except Exception as exc:
