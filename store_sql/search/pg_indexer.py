@@ -135,6 +135,7 @@ class PgSearchIndexer:
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stepping = asyncio.Lock()
+        self._closing = False
         self.steps = 0
         self.lines_indexed = 0
         self.preempted = 0
@@ -154,6 +155,7 @@ class PgSearchIndexer:
         self._wanted.set()
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -177,9 +179,12 @@ class PgSearchIndexer:
         return self._conn
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow the
+            # cancellation `close` sends when the event is set at the same moment.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wanted.wait(), LOOK_S)
+                async with asyncio.timeout(LOOK_S):
+                    await self._wanted.wait()
             self._wanted.clear()
             try:
                 await self._round()

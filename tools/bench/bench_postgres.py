@@ -169,6 +169,9 @@ async def sessions_patch_rows(server_url: str, quick: bool) -> list[Row]:
 
 AGENT = "main"
 APPENDERS = 100
+INDEXER_ENV = "STORE_SQL_BENCH_PG_INDEXER"
+"""`off`: the writer processes (both backends) run without their search indexers, to
+measure what the appends alone cost (by hand; the row's own runs keep them on)."""
 WRITERS = 4
 
 
@@ -252,7 +255,8 @@ async def _writer(where: str, first: int, tasks: int, seconds: float) -> None:
     """A writer process: `tasks` appenders on sessions w<first>..., each appending for
     `seconds` once the parent says go; prints the number of appends acknowledged."""
     target: str | Path = where if "://" in where else Path(where)
-    async with await Store.open(target) as store:
+    full_text = os.environ.get(INDEXER_ENV) != "off"
+    async with await Store.open(target, full_text=full_text) as store:
         sessions = [f"w{first + t}" for t in range(tasks)]
         print("READY", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
@@ -278,23 +282,25 @@ def _own_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _cpu_of(pids: list[int]) -> float:
-    """CPU seconds (user + system) the processes `pids` have used so far (0 for gone ones)."""
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) each of the processes `pids` has used so far."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    used: dict[int, float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            continue  # gone
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
 
 
-def _server_pids(backend_pid: int) -> list[int]:
-    """The postmaster of the backend `backend_pid` and all its children now."""
-    stat = Path(f"/proc/{backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
-    postmaster = int(stat[1])
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _server_pids(postmaster: int) -> list[int]:
+    """The postmaster `postmaster` and all its children now."""
     pids = [postmaster]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -315,12 +321,13 @@ async def _writers(where: str, processes: int, seconds: float) -> dict[str, Any]
     """Appends/s of `processes` writer processes sharing 100 appenders, and where the CPU
     went meanwhile."""
     target: str | Path = where if "://" in where else Path(where)
-    backend = 0
+    postmaster = 0
     async with await Store.open(target) as store:
         for t in range(APPENDERS):
             await store.transcripts.create(AGENT, f"w{t}", cwd="/w")
         if store.dialect == "postgresql":
             backend = await store.postgres.read(lambda c: c.fetchval("SELECT pg_backend_pid()"))
+            postmaster = _parent(backend)
     per = APPENDERS // processes
     procs = [
         await asyncio.create_subprocess_exec(
@@ -336,7 +343,7 @@ async def _writers(where: str, processes: int, seconds: float) -> dict[str, Any]
         if line != b"READY\n":
             raise RuntimeError(f"a writer process failed to start: {line!r}")
     load_before = _load()
-    server = _server_pids(backend) if backend else []
+    server = _server_pids(postmaster) if postmaster else []
     server_before = _cpu_of(server)
     for proc in procs:
         assert proc.stdin is not None
@@ -345,8 +352,9 @@ async def _writers(where: str, processes: int, seconds: float) -> dict[str, Any]
     # The backends of the writer processes exist until their stores close: read the
     # server's CPU as the timed seconds end, before the processes finish.
     await asyncio.sleep(seconds)
-    server = _server_pids(backend) if backend else []
-    server_cpu = _cpu_of(server) - server_before
+    server_after = _cpu_of(_server_pids(postmaster) if postmaster else [])
+    # A backend that started meanwhile (an indexer's connection) counts from 0.
+    server_cpu = sum(cpu - server_before.get(pid, 0.0) for pid, cpu in server_after.items())
     load_after = _load()
     total = 0
     cpu: list[float] = []
