@@ -274,7 +274,10 @@ async def _writer(where: str, first: int, tasks: int, seconds: float) -> None:
 
         await asyncio.gather(*(appender(sid) for sid in sessions))
         cpu = _own_cpu() - cpu_before
-    print(json.dumps({"appends": done, "cpu_s": cpu}), flush=True)
+        print(json.dumps({"appends": done, "cpu_s": cpu}), flush=True)
+        # The store (and its server backends) stays open until the parent has read the
+        # server's CPU time.
+        await asyncio.to_thread(sys.stdin.readline)
 
 
 def _own_cpu() -> float:
@@ -349,20 +352,25 @@ async def _writers(where: str, processes: int, seconds: float) -> dict[str, Any]
         assert proc.stdin is not None
         proc.stdin.write(b"go\n")
         await proc.stdin.drain()
-    # The backends of the writer processes exist until their stores close: read the
-    # server's CPU as the timed seconds end, before the processes finish.
-    await asyncio.sleep(seconds)
-    server_after = _cpu_of(_server_pids(postmaster) if postmaster else [])
-    # A backend that started meanwhile (an indexer's connection) counts from 0.
-    server_cpu = sum(cpu - server_before.get(pid, 0.0) for pid, cpu in server_after.items())
-    load_after = _load()
     total = 0
     cpu: list[float] = []
     for proc in procs:
-        out, _ = await asyncio.wait_for(proc.communicate(), seconds + 120)
-        result = json.loads(out.decode().strip().splitlines()[-1])
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), seconds + 120)
+        result = json.loads(line.decode())
         total += result["appends"]
         cpu.append(round(result["cpu_s"], 2))
+    # Every writer has stopped and still holds its connections, whose backends are read
+    # here (a backend that started meanwhile, an indexer's, counts from 0).
+    server_after = _cpu_of(_server_pids(postmaster) if postmaster else [])
+    server_cpu = sum(used - server_before.get(pid, 0.0) for pid, used in server_after.items())
+    load_after = _load()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"done\n")
+        await proc.stdin.drain()
+    for proc in procs:
+        await asyncio.wait_for(proc.communicate(), 120)
     return {
         "rate": total / seconds,
         "writer_cpu_s": cpu,
@@ -376,6 +384,8 @@ async def _queued(url: str) -> int:
 
     conn = await asyncpg.connect(url)
     try:
+        if not await conn.fetchval("SELECT to_regclass('search_pending') IS NOT NULL"):
+            return 0  # a schema without the queue (before revision 0008)
         return int(await conn.fetchval("SELECT count(*) FROM search_pending"))
     finally:
         await conn.close()
