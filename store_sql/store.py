@@ -168,8 +168,9 @@ class Store:
         Lines are indexed for full-text search behind the writes, in the writer's idle time
         (search/indexer.py; on PostgreSQL search/pg_indexer.py, where every store process
         indexes the lines any process queued); `full_text=False` turns that indexing off for
-        this process, for a gateway that never searches. Searches still find recent lines by scanning what is
-        not indexed yet, up to `search.indexer.BACKLOG_LIMIT` lines (they say so past it);
+        this process, for a gateway that never searches. Searches still find recent lines
+        by scanning what is not indexed yet, up to `search.indexer.BACKLOG_LIMIT` lines
+        (they say so past it);
         `store.search.catch_up()` or `store-sql search --catch-up` indexes the rest.
 
         On PostgreSQL the database must be UTF-8 with the C collation and either empty or a
