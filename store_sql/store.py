@@ -36,6 +36,7 @@ from store_sql.maintenance.api import MaintenanceAPI
 from store_sql.maintenance.steps import free_pages, vacuum_step
 from store_sql.search.api import SearchAPI
 from store_sql.search.indexer import BackgroundIndexer, lines_waiting
+from store_sql.search.pg_indexer import PgSearchIndexer
 from store_sql.sessions.api import SessionIndexAPI
 from store_sql.transcripts.api import TranscriptAPI
 
@@ -89,13 +90,18 @@ class Store:
         self.location: str = postgres.location if postgres is not None else str(path)
         """Where the store is: the SQLite file's path, or the URL with its password masked."""
         self.open_report = report
-        self.full_text = full_text and postgres is None
+        self.full_text = full_text
         """Whether the background indexer keeps the full-text index current (`Store.open`)."""
         self._writer = writer
         self._readers = readers
         self._closed = False
-        self._indexer: BackgroundIndexer | None = None
-        if self.full_text and writer is not None and readers is not None:
+        self._indexer: BackgroundIndexer | PgSearchIndexer | None = None
+        if self.full_text and postgres is not None:
+            pg_indexer = PgSearchIndexer(postgres.connect, postgres.idle_for)
+            postgres.on_write = pg_indexer.poke
+            pg_indexer.start()
+            self._indexer = pg_indexer
+        elif self.full_text and writer is not None and readers is not None:
             self._indexer = BackgroundIndexer(
                 partial(writer.submit, background=True), readers.run, writer.idle_for
             )
@@ -161,9 +167,11 @@ class Store:
         or has a newer schema revision than this code (`DatabaseRefusedError`).
 
         Lines are indexed for full-text search behind the writes, in the writer's idle time
-        (search/indexer.py); `full_text=False` turns that indexing off for this process, for a
-        gateway that never searches. Searches still find recent lines by scanning what is
-        not indexed yet, up to `search.indexer.BACKLOG_LIMIT` lines (they say so past it);
+        (search/indexer.py; on PostgreSQL search/pg_indexer.py, where every store process
+        indexes the lines any process queued); `full_text=False` turns that indexing off for
+        this process, for a gateway that never searches. Searches still find recent lines
+        by scanning what is not indexed yet, up to `search.indexer.BACKLOG_LIMIT` lines
+        (they say so past it);
         `store.search.catch_up()` or `store-sql search --catch-up` indexes the rest.
 
         On PostgreSQL the database must be UTF-8 with the C collation and either empty or a
@@ -187,7 +195,7 @@ class Store:
                 backup=backup_before_upgrade,
                 backup_dir=None if backup_dir is None else Path(backup_dir),
             )
-            return cls(None, None, None, pg.open_report, postgres=pg)
+            return cls(None, None, None, pg.open_report, full_text=full_text, postgres=pg)
         db_path = Path(os.path.abspath(location))  # noqa: ASYNC240 - a getcwd, no disk I/O
         report = await asyncio.to_thread(
             prepare, db_path, upgrade=upgrade, backup=backup_before_upgrade, create=create
@@ -216,6 +224,8 @@ class Store:
             return
         self._closed = True
         if self._postgres is not None:
+            if self._indexer is not None:
+                await self._indexer.close()
             await self._postgres.close()
             return
         assert self._writer is not None
@@ -300,7 +310,7 @@ class Store:
         return self._writer.queue_depth
 
     @property
-    def indexer(self) -> BackgroundIndexer | None:
+    def indexer(self) -> BackgroundIndexer | PgSearchIndexer | None:
         """The background full-text indexer (None with `full_text=False`)."""
         return self._indexer
 
@@ -315,18 +325,20 @@ class Store:
         background indexer on, its steps, lines read and failures (the last error kept).
         On PostgreSQL: the writer's groups, retries and reconnects, and the readers."""
         if self._postgres is not None:
-            return self._postgres.metrics()
-        assert self._writer is not None
-        assert self._readers is not None
-        m = self._writer.metrics.as_dict(self._writer.queue_depth)
-        m["readers"] = self._readers.size
-        m["readers_busy"] = self._readers.busy
-        m["reads"] = self._readers.reads
+            m = self._postgres.metrics()
+        else:
+            assert self._writer is not None
+            assert self._readers is not None
+            m = self._writer.metrics.as_dict(self._writer.queue_depth)
+            m["readers"] = self._readers.size
+            m["readers_busy"] = self._readers.busy
+            m["reads"] = self._readers.reads
         if self._indexer is not None:
             m["index_steps"] = self._indexer.steps
             m["index_lines"] = self._indexer.lines_indexed
             m["index_preempted"] = self._indexer.preempted
             m["index_failures"] = self._indexer.failures
             m["index_last_error"] = self._indexer.last_error
-        m["wal_bytes"] = file_size(wal_path(self.path))
+        if self._postgres is None:
+            m["wal_bytes"] = file_size(wal_path(self.path))
         return m

@@ -93,8 +93,41 @@ async def _check(url: str, sessions: list[str], acks: bytes) -> None:
             for (session, key), ids in acked.items():
                 if session == sid:
                     assert ids == {by_key.get(key)}, f"{sid}: acknowledged {key} {ids} missing"
+        await _check_search(store, acked)
     finally:
         await store.close()
+
+
+_SEARCH_STATE = (
+    "SELECT (SELECT count(*) FROM transcript_lines WHERE kind = 'entry' "
+    "AND entry_search_text(line) IS NOT NULL) AS with_text, "
+    "(SELECT count(*) FROM search_text) AS indexed, "
+    "(SELECT count(*) FROM search_pending AS p JOIN transcript_lines AS l USING (line_pk) "
+    "WHERE entry_search_text(l.line) IS NOT NULL) AS queued, "
+    "(SELECT count(*) FROM search_text JOIN search_pending USING (line_pk)) AS twice"
+)
+
+
+async def _check_search(store: Store, acked: dict[tuple[str, str], set[str]]) -> None:
+    """Four indexers (one killed) shared the queue: every entry line with text is indexed
+    or queued, never both; acknowledged appends are found before and after a catch-up."""
+    state = await store.postgres.read(lambda c: c.fetchrow(_SEARCH_STATE))
+    assert state["twice"] == 0
+    assert state["indexed"] + state["queued"] == state["with_text"], dict(state)
+    sample = sorted(acked)[:: max(1, len(acked) // 20)]
+
+    async def find_all() -> None:
+        for session, key in sample:
+            hits = (await store.search.find(f"{key} from", limit=5)).hits
+            assert {h.entry_id for h in hits if h.session_id == session} == acked[(session, key)], (
+                f"{session} {key} not found"
+            )
+
+    await find_all()
+    await store.search.catch_up()
+    state = await store.postgres.read(lambda c: c.fetchrow(_SEARCH_STATE))
+    assert (state["indexed"], state["queued"]) == (state["with_text"], 0), dict(state)
+    await find_all()
 
 
 def test_four_writer_processes_keep_every_chain_whole(pg_url: str, tmp_path: Path) -> None:

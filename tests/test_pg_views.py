@@ -18,7 +18,7 @@ import pytest
 from inspection_data import Sample, copy_db
 from pg_copy import copy_store, create_schema
 
-from store_sql.schema import pg_views
+from store_sql import Store
 from store_sql.schema.extra_sql import VIEWS
 
 
@@ -122,18 +122,34 @@ LINES = {
 
 @pytest.mark.parametrize("case", list(LINES))
 async def test_a_line_that_is_not_plain_json_never_fails_a_query(pg_url: str, case: str) -> None:
-    """The search index computes its expression while a line is written: a line it cannot
-    read gets no text, never an error (which would refuse the write)."""
-    await create_schema(pg_url)
+    """The search indexer computes the text of each queued line: a line it cannot read gets
+    no text, never an error (which would leave the queue stuck behind it)."""
     line, text = LINES[case]
-    conn = await asyncpg.connect(pg_url)
+    store = await Store.open(pg_url, full_text=False)
     try:
-        assert await conn.fetchval("SELECT entry_search_text($1)", line) == text
-        assert pg_views.SEARCH_INDEX_NAME in await conn.fetchval(
-            "SELECT string_agg(indexname, ',') FROM pg_indexes WHERE tablename = 'transcript_lines'"
+        info = await store.transcripts.create("main", "s-odd", cwd="/w")
+        await store.postgres.write(
+            lambda c: c.execute(
+                "INSERT INTO transcript_lines (transcript_id, pos, line, kind, byte_size) "
+                "VALUES ($1, 1000, $2, 'entry', 1)",
+                info.transcript_id,
+                line,
+            )
         )
+        assert (
+            await store.postgres.read(lambda c: c.fetchval("SELECT entry_search_text($1)", line))
+            == text
+        )
+        assert await store.search.catch_up() >= 1
+        indexed = await store.postgres.read(
+            lambda c: c.fetchval(
+                "SELECT count(s.text) FROM transcript_lines AS l "
+                "LEFT JOIN search_text AS s ON s.line_pk = l.line_pk WHERE l.pos = 1000"
+            )
+        )
+        assert indexed == (0 if text is None else 1)
     finally:
-        await conn.close()
+        await store.close()
 
 
 SCHEMA_DOC = Path(__file__).resolve().parents[1] / "docs" / "SCHEMA.md"

@@ -2,8 +2,8 @@
 snapshot through the console's connection (pg_console.reading), from the counters kept on
 `transcripts` and indexed columns.
 
-The full-text index covers every entry line (PostgreSQL keeps it as lines are written), so
-`full_text_rows` is the entry count and nothing waits; the database's size is
+`full_text_rows` counts the rows of `search_text` (indexed entry lines with text) and
+`full_text_waiting` the lines queued for the background indexer; the database's size is
 `pg_database_size`; free pages and the WAL belong to the server and read 0.
 """
 
@@ -84,8 +84,8 @@ async def collect_stats(
         opaque_files=await _one(conn, "SELECT count(*) FROM opaque_files"),
         opaque_file_bytes=await _one(conn, "SELECT sum(octet_length(content)) FROM opaque_files"),
         checkpoint_snapshots=await _one(conn, "SELECT count(*) FROM checkpoint_snapshots"),
-        full_text_rows=await _one(conn, "SELECT sum(entry_count) FROM transcripts"),
-        full_text_waiting=0,
+        full_text_rows=await _one(conn, "SELECT count(*) FROM search_text"),
+        full_text_waiting=await _one(conn, "SELECT count(*) FROM search_pending"),
         biggest_sessions=biggest,
         dialect="postgresql",
     )

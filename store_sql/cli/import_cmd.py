@@ -18,6 +18,7 @@ from store_sql.cli.remote import server_for, via
 from store_sql.importer.api import import_path
 from store_sql.importer.report import ImportProgress, ImportReport
 from store_sql.search.indexer import backlog
+from store_sql.search.pg_indexer import queued
 from store_sql.service.wire import snake_keys
 from store_sql.store import Store
 
@@ -55,8 +56,10 @@ def _import(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             progress=bar.update if bar is not None else None,
         )
-        # On PostgreSQL the search index is kept by the server as lines are written.
-        waiting = 0 if store.dialect == "postgresql" else await store.read(backlog)
+        if store.dialect == "postgresql":
+            waiting = await store.postgres.read(queued)
+        else:
+            waiting = await store.read(backlog)
         return report, waiting
 
     client = server_for(args)

@@ -195,6 +195,7 @@ async def finish(conn: Connection, tables: list[CopiedTable]) -> None:
 
 async def clear(conn: Connection, tables: list[CopiedTable]) -> None:
     names = [t.name for t in tables]
-    if await conn.fetchval("SELECT to_regclass('idempotency_keys') IS NOT NULL"):
-        names.append("idempotency_keys")
+    for derived in ("idempotency_keys", "search_pending", "search_text"):
+        if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", derived):
+            names.append(derived)
     await conn.execute(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")

@@ -59,11 +59,19 @@ SEARCH_STATE_STATEMENTS: list[str] = [
 
 # --- 0006: the search index, and the console's read-only role ------------------------
 
-# pg_trgm's GIN index over entry_search_text(line), kept by PostgreSQL as lines are written
-# (no indexer: search_index_state stays unused); then the role `store-sql sql` reads as,
-# granted SELECT on every table, which exists by now.
+# pg_trgm's GIN index over entry_search_text(line), kept in the transaction that writes a
+# line (0008 replaces it with search_text and its background indexer; search_index_state
+# stays unused on PostgreSQL); then the role `store-sql sql` reads as, granted SELECT on
+# every table, which exists by now.
 EXTERNAL_INDEX_STATEMENTS: list[str] = [
     *pg_views.SEARCH_STATEMENTS,
     pg_views.READER_ROLE_GRANTS,
 ]
 EXTERNAL_INDEX_DROP_STATEMENTS: list[str] = [*pg_views.SEARCH_DROP_STATEMENTS]
+
+# --- 0008: the search index off the write path ----------------------------------------
+
+# The trigram index moves from transcript_lines onto `search_text`, filled by the background
+# indexer from the `search_pending` queue an insert trigger keeps (schema/pg_views.py).
+SEARCH_QUEUE_STATEMENTS: list[str] = [*pg_views.SEARCH_QUEUE_STATEMENTS]
+SEARCH_QUEUE_DROP_STATEMENTS: list[str] = [*pg_views.SEARCH_QUEUE_DROP_STATEMENTS]

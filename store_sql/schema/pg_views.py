@@ -120,24 +120,75 @@ SEARCH_TEXT_FUNCTION = search_text_function(SEARCH_TEXT_CHARS)
 
 # --- the full-text index ----------------------------------------------------------------------
 
-# A trigram GIN index over the searchable text of every entry line, kept by PostgreSQL
-# itself in the transaction that writes the line: it holds no copy of the text (the
-# expression is computed from the line), is current the moment a line commits, whichever
-# process wrote it, and needs no indexer and no mark. A query must spell the expression
-# and the predicate exactly so (`entry_search_text(line)`, `kind = 'entry'`) to use it.
+# Revision 0006's index: a trigram GIN index over the searchable text of every entry line,
+# kept by PostgreSQL in the transaction that writes the line. Revision 0008 replaces it with
+# the search tables below; 0006 and 0008's downgrade still create it.
 TRGM_EXTENSION = "CREATE EXTENSION IF NOT EXISTS pg_trgm"
 
-SEARCH_INDEX = """
-CREATE INDEX IF NOT EXISTS ix_transcript_lines_search ON transcript_lines
+LINE_INDEX_NAME = "ix_transcript_lines_search"
+
+SEARCH_INDEX = f"""
+CREATE INDEX IF NOT EXISTS {LINE_INDEX_NAME} ON transcript_lines
 USING gin (entry_search_text(line) gin_trgm_ops) WHERE kind = 'entry'
 """
 
-SEARCH_INDEX_NAME = "ix_transcript_lines_search"
+# The index from revision 0008 on, off the write path, as SQLite's is: an append stores its
+# lines, and a statement trigger queues the entry lines' keys in `search_pending` (a b-tree
+# insert per line, in the append's transaction, whatever path wrote the lines: appends,
+# imports, COPY). The background indexer of each store process (search/pg_indexer.py)
+# claims queued keys with FOR UPDATE SKIP LOCKED, so processes share the work without doing
+# it twice, and moves each line's text into `search_text` in the same transaction as it
+# deletes the key: in any snapshot a stored entry line is in exactly one of the two. A
+# search reads `search_text` through its trigram index and computes the text of the queued
+# lines itself (search/pg_query.py). `search_text` keeps the text the index was built
+# from, so a candidate is checked without parsing its line again; a line's row goes with
+# the line (ON DELETE CASCADE). Lines are never rewritten in place, so inserts are all
+# the trigger has to follow.
+SEARCH_INDEX_NAME = "ix_search_text_trgm"
+
+SEARCH_QUEUE_STATEMENTS: tuple[str, ...] = (
+    "CREATE TABLE search_pending (line_pk bigint NOT NULL, "
+    "CONSTRAINT pk_search_pending PRIMARY KEY (line_pk))",
+    "COMMENT ON TABLE search_pending IS 'entry lines not in search_text yet: the background "
+    "indexer''s queue (PostgreSQL only)'",
+    "CREATE TABLE search_text (line_pk bigint NOT NULL, text text NOT NULL, "
+    "CONSTRAINT pk_search_text PRIMARY KEY (line_pk), "
+    "CONSTRAINT fk_search_text_line FOREIGN KEY (line_pk) "
+    "REFERENCES transcript_lines (line_pk) ON DELETE CASCADE)",
+    "COMMENT ON TABLE search_text IS 'the searchable text of each indexed entry line that has "
+    "some, under a trigram index (PostgreSQL only)'",
+    """
+CREATE OR REPLACE FUNCTION queue_entry_lines() RETURNS trigger
+LANGUAGE plpgsql AS $$
+-- Queue the entry lines a statement inserted for the background full-text indexer.
+BEGIN
+    INSERT INTO search_pending (line_pk) SELECT line_pk FROM new_lines WHERE kind = 'entry';
+    RETURN NULL;
+END
+$$
+""",
+    "CREATE TRIGGER transcript_lines_search_queue AFTER INSERT ON transcript_lines "
+    "REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION queue_entry_lines()",
+    # The lines stored so far go in here, in the revision's transaction, and the index is
+    # built over them in one pass (faster than growing it row by row).
+    "INSERT INTO search_text (line_pk, text) SELECT line_pk, text FROM "
+    "(SELECT line_pk, entry_search_text(line) AS text FROM transcript_lines "
+    "WHERE kind = 'entry') AS x WHERE text IS NOT NULL",
+    f"CREATE INDEX {SEARCH_INDEX_NAME} ON search_text USING gin (text gin_trgm_ops)",
+    f"DROP INDEX IF EXISTS {LINE_INDEX_NAME}",
+)
+SEARCH_QUEUE_DROP_STATEMENTS: tuple[str, ...] = (
+    SEARCH_INDEX,
+    "DROP TRIGGER IF EXISTS transcript_lines_search_queue ON transcript_lines",
+    "DROP FUNCTION IF EXISTS queue_entry_lines()",
+    "DROP TABLE IF EXISTS search_text",
+    "DROP TABLE IF EXISTS search_pending",
+)
 
 ENTRY_SEARCH_TEXT_VIEW = """
 CREATE OR REPLACE VIEW entry_search_text AS
--- The searchable text of every entry line that has some (what ix_transcript_lines_search
--- indexes).
+-- The searchable text of every entry line that has some (what the full-text index holds
+-- once the indexer has come by).
 SELECT line_pk, text FROM (
     SELECT line_pk, entry_search_text(line) AS text
     FROM transcript_lines WHERE kind = 'entry'
@@ -435,7 +486,7 @@ SEARCH_STATEMENTS: tuple[str, ...] = (
 )
 SEARCH_DROP_STATEMENTS: tuple[str, ...] = (
     "DROP VIEW IF EXISTS entry_search_text",
-    f"DROP INDEX IF EXISTS {SEARCH_INDEX_NAME}",
+    f"DROP INDEX IF EXISTS {LINE_INDEX_NAME}",
     "DROP FUNCTION IF EXISTS entry_search_text(text)",
 )
 

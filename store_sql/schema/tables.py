@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 
 # The revision the code expects; tests/test_migrations.py checks it is Alembic's head.
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 # PRAGMA application_id marks a file as ours ("SQLS"), so `Store.open` can refuse a
 # SQLite database that belongs to someone else instead of writing tables into it.

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from store_sql.search import pg_query
+from store_sql.search import pg_indexer, pg_query
 from store_sql.search.indexer import catch_up, clear_index, index_pending
 from store_sql.search.query import (
     DEFAULT_LIMIT,
@@ -111,9 +111,10 @@ class SearchAPI:
         """Index every line written so far now, rather than in the writer's idle time (after
         a large import, before a burst of searches); returns the lines indexed. The
         background indexer waits meanwhile, so the two never take turns on the same lines.
-        On PostgreSQL every line is indexed as it is written: 0 at once."""
+        On PostgreSQL the steps claim the queued lines no other process is indexing."""
         if self._pg is not None:
-            return 0
+            async with self._db.indexing_paused():
+                return await pg_indexer.catch_up(self._pg.write)
         async with self._db.indexing_paused():
             return await catch_up(self._db.write)
 
@@ -123,11 +124,34 @@ class SearchAPI:
         batch_size: int = REBUILD_BATCH,
         progress: Callable[[RebuildReport], None] | None = None,
     ) -> RebuildReport:
-        """Rebuild the full-text index from the stored lines (see `rebuild_index`). On
-        PostgreSQL one REINDEX in one writer transaction (`batch_size` does not apply)."""
+        """Rebuild the full-text index from the stored lines (see `rebuild_index`; on
+        PostgreSQL `rebuild_on_postgres`)."""
         if self._pg is not None:
-            report = await self._pg.write(pg_query.rebuild_index)
-            if progress is not None:
-                progress(report)
-            return report
+            return await self._rebuild_on_postgres(batch_size, progress)
         return await rebuild_index(self._db, batch_size=batch_size, progress=progress)
+
+    async def _rebuild_on_postgres(
+        self, batch_size: int, progress: Callable[[RebuildReport], None] | None
+    ) -> RebuildReport:
+        """Empty `search_text` and queue every entry line in one writer transaction, then
+        index the queue one writer step at a time, so appends go on in between. Searches
+        meanwhile compute the text of the queued lines (up to `BACKLOG_LIMIT`; past it they
+        report what they could not search), as on SQLite."""
+        assert self._pg is not None
+        pg = self._pg
+        report = RebuildReport()
+        async with self._db.indexing_paused():
+            await pg.write(pg_indexer.queue_every_line)
+            while True:
+                step = await pg.write(partial(pg_indexer.index_step, batch_size=batch_size))
+                report.batches += 1
+                report.lines_read += step.lines_read
+                report.rows_indexed += step.rows_indexed
+                if progress is not None:
+                    progress(report)
+                if step.lines_read < batch_size:
+                    break
+            counts = await pg.read(pg_query.index_counts)
+        report.unreadable = counts.unreadable
+        report.upto_line_pk = counts.upto_line_pk
+        return report

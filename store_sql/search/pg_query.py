@@ -1,16 +1,19 @@
 """`store.search` on PostgreSQL: the same query semantics as query.py, read through
-`ix_transcript_lines_search` (a pg_trgm GIN index over `entry_search_text(line)`,
-schema/pg_views.py).
+`search_text` (the entry lines' searchable text under the pg_trgm GIN index
+`ix_search_text_trgm`, schema/pg_views.py) and the lines still queued for the background
+indexer (`search_pending`, search/pg_indexer.py), whose text the search computes itself.
+In any snapshot an entry line is in exactly one of the two, so a committed append is found
+at once, whichever process wrote it and whether or not it has been indexed. As on SQLite,
+a search computes the text of at most `BACKLOG_LIMIT` queued lines; past that it leaves
+them out and says how many (`unsearched`, the notice).
 
-PostgreSQL keeps that index in the transaction that writes a line, so there is no indexer,
-no mark and no backlog: every committed line is searched (`unsearched` is always 0). Each
-substring of the search becomes `entry_search_text(line) ILIKE '%substring%'`, combined
-with AND, OR and AND NOT as the raw query says; pg_trgm answers a pattern with 3 or more
-characters from the index and a shorter one by reading every entry's text, which the
-result says (`mode`, `notice`), as on SQLite. `Terms.matches` then checks each hit's text
-as it does on SQLite, so a hit is what both backends call a match: ILIKE folds the case of
-ASCII letters only under the C character type the store's database uses, where SQLite's
-check folds every letter (docs/POSTGRES.md).
+Each substring of the search becomes `text ILIKE '%substring%'`, combined with AND, OR and
+AND NOT as the raw query says; pg_trgm answers a pattern with 3 or more characters from
+the index and a shorter one by reading every entry's text, which the result says (`mode`,
+`notice`), as on SQLite. `Terms.matches` then checks each hit's text as it does on SQLite,
+so a hit is what both backends call a match: ILIKE folds the case of ASCII letters only
+under the C character type the store's database uses, where SQLite's check folds every
+letter (docs/POSTGRES.md).
 
 Hits come newest first (entry timestamp, then line_pk), as on SQLite; neither backend ranks
 by relevance.
@@ -22,7 +25,8 @@ from typing import Any
 
 import asyncpg
 
-from store_sql.schema.pg_views import SEARCH_INDEX_NAME
+from store_sql.search.indexer import BACKLOG_LIMIT, INDEX_BATCH
+from store_sql.search.pg_indexer import index_step, queue_every_line, queued
 from store_sql.search.query import (
     MAX_LIMIT,
     TRIGRAM_MIN_CHARS,
@@ -49,8 +53,8 @@ from store_sql.search.terms import (
 _FETCH = 64
 """Hits fetched and checked per round trip."""
 
-_TEXT = "entry_search_text(l.line)"
-"""The indexed expression, spelled as the index spells it so the planner uses it."""
+_TEXT = "\x00text\x00"
+"""Where `_condition` puts the text it tests: `s.text` (indexed) or `q.text` (queued)."""
 
 
 class _Params:
@@ -105,17 +109,42 @@ _ACTIVE_PATH = """
 """
 
 
-def search_sql(query: SearchQuery, terms: Terms) -> tuple[str, list[Any]]:
-    """The statement finding `query`'s hits, newest first, and its parameters."""
+def search_sql(query: SearchQuery, terms: Terms, *, queued: bool = True) -> tuple[str, list[Any]]:
+    """The statement finding `query`'s hits, newest first, and its parameters: the indexed
+    lines through the trigram index, and (`queued`) the lines waiting for the indexer."""
     params = _Params()
-    where = [*_filters(query, params), _condition(terms.node, params)]
-    sql = (
-        "WITH RECURSIVE found AS ("
-        " SELECT l.line_pk, l.transcript_id, l.pos, l.entry_id, l.type, l.role, l.timestamp,"
-        f" t.agent_id, t.session_id, t.kind, t.file_name, {_TEXT} AS text"
-        " FROM transcript_lines AS l"
+    where = " AND ".join(_filters(query, params))
+    condition = _condition(terms.node, params)
+    columns = (
+        "l.line_pk, l.transcript_id, l.pos, l.entry_id, l.type, l.role, l.timestamp,"
+        " t.agent_id, t.session_id, t.kind, t.file_name"
+    )
+    found = (
+        f"SELECT {columns}, s.text FROM search_text AS s"
+        " JOIN transcript_lines AS l ON l.line_pk = s.line_pk"
         " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
-        f" WHERE {' AND '.join(where)})"
+        f" WHERE {where} AND {condition.replace(_TEXT, 's.text')}"
+    )
+    # The queued lines are looked up by key (`= ANY` of the queue's keys read first) and
+    # materialized before their text is computed, so the text is computed for them alone:
+    # as a join, the planner scanned every line and computed the text or probed the queue
+    # for each (the queue's size changes too fast for its statistics to tell).
+    queued_cte = ""
+    if queued:
+        queued_cte = (
+            f"queued AS MATERIALIZED (SELECT {columns}, l.line FROM transcript_lines AS l"
+            " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
+            " WHERE l.line_pk = ANY(ARRAY(SELECT line_pk FROM search_pending))"
+            f" AND {where}), "
+        )
+        found += (
+            " UNION ALL SELECT line_pk, transcript_id, pos, entry_id, type, role, timestamp,"
+            " agent_id, session_id, kind, file_name, q.text FROM queued"
+            " CROSS JOIN LATERAL (SELECT entry_search_text(queued.line) AS text) AS q"
+            f" WHERE {condition.replace(_TEXT, 'q.text')}"
+        )
+    sql = (
+        f"WITH RECURSIVE {queued_cte}found AS ({found})"
         + (_ACTIVE_PATH if query.active_path_only else "")
         + " SELECT f.*, (SELECT e.session_key FROM session_entries AS e"
         " WHERE e.agent_id = f.agent_id AND e.session_id = f.session_id"
@@ -154,7 +183,22 @@ async def search_entries(conn: asyncpg.Connection[Any], query: SearchQuery) -> S
     limit = max(1, min(query.limit, MAX_LIMIT))
     terms = raw_query(query.text) if query.raw else literal(query.text)
     mode, notice = _mode_and_notice(query, terms)
-    sql, args = search_sql(query, terms)
+    waiting = await queued(conn, BACKLOG_LIMIT + 1)
+    unsearched = await queued(conn) if waiting > BACKLOG_LIMIT else 0
+    if unsearched:
+        notice = "; ".join(
+            filter(
+                None,
+                [
+                    notice,
+                    f"{unsearched} lines written since the full-text index was last brought "
+                    f"up to date were not searched (more than {BACKLOG_LIMIT} lines are "
+                    "waiting); they are indexed in the background, or now with "
+                    "`store-sql search --catch-up`",
+                ],
+            )
+        )
+    sql, args = search_sql(query, terms, queued=not unsearched)
     needles = terms.substrings()
     hits: list[SearchHit] = []
     more = False
@@ -167,7 +211,7 @@ async def search_entries(conn: asyncpg.Connection[Any], query: SearchQuery) -> S
                 more = True
                 break
             hits.append(_hit(row, needles))
-    return SearchResult(hits=hits, more=more, mode=mode, notice=notice, unsearched=0)
+    return SearchResult(hits=hits, more=more, mode=mode, notice=notice, unsearched=unsearched)
 
 
 def _hit(row: asyncpg.Record, needles: list[str]) -> SearchHit:
@@ -189,13 +233,11 @@ def _hit(row: asyncpg.Record, needles: list[str]) -> SearchHit:
     )
 
 
-async def rebuild_index(conn: asyncpg.Connection[Any]) -> RebuildReport:
-    """Rebuild `ix_transcript_lines_search` from the stored lines (a writer mutation: writes
-    to transcript lines wait until it commits). The report counts the entry lines, the
-    entries with text (indexed) and those that are not readable JSON."""
-    await conn.execute(f"REINDEX INDEX {SEARCH_INDEX_NAME}")
+async def index_counts(conn: asyncpg.Connection[Any]) -> RebuildReport:
+    """The report of a finished rebuild: the entry lines, those with text (indexed) and
+    those that are not readable JSON, and the largest line_pk."""
     row = await conn.fetchrow(
-        "SELECT count(*) AS lines, count(entry_search_text(line)) AS indexed,"
+        "SELECT count(*) AS lines, (SELECT count(*) FROM search_text) AS indexed,"
         " count(*) FILTER (WHERE line IS NOT NULL AND entry_line_json(line) IS NULL)"
         " AS unreadable, coalesce(max(line_pk), 0) AS upto"
         " FROM transcript_lines WHERE kind = 'entry'"
@@ -205,6 +247,20 @@ async def rebuild_index(conn: asyncpg.Connection[Any]) -> RebuildReport:
         lines_read=int(row["lines"]),
         rows_indexed=int(row["indexed"]),
         unreadable=int(row["unreadable"]),
-        batches=1,
         upto_line_pk=int(row["upto"]),
     )
+
+
+async def rebuild_index(conn: asyncpg.Connection[Any]) -> RebuildReport:
+    """Empty `search_text` and index every entry line again on `conn`, in the caller's
+    transaction (`store.search.rebuild` does the same in writer steps, appends going on in
+    between)."""
+    await queue_every_line(conn)
+    batches = 0
+    while True:
+        batches += 1
+        if (await index_step(conn, INDEX_BATCH)).lines_read < INDEX_BATCH:
+            break
+    report = await index_counts(conn)
+    report.batches = batches
+    return report

@@ -21,7 +21,11 @@ Transcripts:
 - `postgres.four_writers`: 4 writer processes on PostgreSQL, 25 appenders each (100 in
   all, one session each), against 1 process on SQLite with the same 100 appenders:
   appends/s over the same number of seconds. The issue's goal: more than the single SQLite
-  writer (ratio > 1).
+  writer (ratio > 1). The row also says where the CPU went during the timed seconds: each
+  writer process's own CPU seconds (`writer_cpu_s`), the server's (`server_cpu_s`: the
+  postmaster and every backend, read from /proc), the SQLite process's (`sqlite_cpu_s`), the
+  load averages before and after, and how many lines the search indexers left queued
+  (`queued_after`: indexing that waits for a quiet moment, as on SQLite).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -164,6 +169,9 @@ async def sessions_patch_rows(server_url: str, quick: bool) -> list[Row]:
 
 AGENT = "main"
 APPENDERS = 100
+INDEXER_ENV = "STORE_SQL_BENCH_PG_INDEXER"
+"""`off`: the writer processes (both backends) run without their search indexers, to
+measure what the appends alone cost (by hand; the row's own runs keep them on)."""
 WRITERS = 4
 
 
@@ -247,11 +255,13 @@ async def _writer(where: str, first: int, tasks: int, seconds: float) -> None:
     """A writer process: `tasks` appenders on sessions w<first>..., each appending for
     `seconds` once the parent says go; prints the number of appends acknowledged."""
     target: str | Path = where if "://" in where else Path(where)
-    async with await Store.open(target) as store:
+    full_text = os.environ.get(INDEXER_ENV) != "off"
+    async with await Store.open(target, full_text=full_text) as store:
         sessions = [f"w{first + t}" for t in range(tasks)]
         print("READY", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
         deadline = time.monotonic() + seconds
+        cpu_before = _own_cpu()
         done = 0
 
         async def appender(sid: str) -> None:
@@ -263,15 +273,64 @@ async def _writer(where: str, first: int, tasks: int, seconds: float) -> None:
                 done += 1
 
         await asyncio.gather(*(appender(sid) for sid in sessions))
-    print(json.dumps({"appends": done}), flush=True)
+        cpu = _own_cpu() - cpu_before
+        print(json.dumps({"appends": done, "cpu_s": cpu}), flush=True)
+        # The store (and its server backends) stays open until the parent has read the
+        # server's CPU time.
+        await asyncio.to_thread(sys.stdin.readline)
 
 
-async def _writers(where: str, processes: int, seconds: float) -> float:
-    """Appends/s of `processes` writer processes sharing 100 appenders."""
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) each of the processes `pids` has used so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[int, float] = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone
+        used[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _server_pids(postmaster: int) -> list[int]:
+    """The postmaster `postmaster` and all its children now."""
+    pids = [postmaster]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == postmaster:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def _writers(where: str, processes: int, seconds: float) -> dict[str, Any]:
+    """Appends/s of `processes` writer processes sharing 100 appenders, and where the CPU
+    went meanwhile."""
     target: str | Path = where if "://" in where else Path(where)
+    postmaster = 0
     async with await Store.open(target) as store:
         for t in range(APPENDERS):
             await store.transcripts.create(AGENT, f"w{t}", cwd="/w")
+        if store.dialect == "postgresql":
+            backend = await store.postgres.read(lambda c: c.fetchval("SELECT pg_backend_pid()"))
+            postmaster = _parent(backend)
     per = APPENDERS // processes
     procs = [
         await asyncio.create_subprocess_exec(
@@ -286,15 +345,50 @@ async def _writers(where: str, processes: int, seconds: float) -> float:
         line = await proc.stdout.readline()
         if line != b"READY\n":
             raise RuntimeError(f"a writer process failed to start: {line!r}")
+    load_before = _load()
+    server = _server_pids(postmaster) if postmaster else []
+    server_before = _cpu_of(server)
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.write(b"go\n")
         await proc.stdin.drain()
     total = 0
+    cpu: list[float] = []
     for proc in procs:
-        out, _ = await asyncio.wait_for(proc.communicate(), seconds + 120)
-        total += json.loads(out.decode().strip().splitlines()[-1])["appends"]
-    return total / seconds
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), seconds + 120)
+        result = json.loads(line.decode())
+        total += result["appends"]
+        cpu.append(round(result["cpu_s"], 2))
+    # Every writer has stopped and still holds its connections, whose backends are read
+    # here (a backend that started meanwhile, an indexer's, counts from 0).
+    server_after = _cpu_of(_server_pids(postmaster) if postmaster else [])
+    server_cpu = sum(used - server_before.get(pid, 0.0) for pid, used in server_after.items())
+    load_after = _load()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"done\n")
+        await proc.stdin.drain()
+    for proc in procs:
+        await asyncio.wait_for(proc.communicate(), 120)
+    return {
+        "rate": total / seconds,
+        "writer_cpu_s": cpu,
+        "server_cpu_s": round(server_cpu, 2),
+        "load": [load_before, load_after],
+    }
+
+
+async def _queued(url: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('search_pending') IS NOT NULL"):
+            return 0  # a schema without the queue (before revision 0008)
+        return int(await conn.fetchval("SELECT count(*) FROM search_pending"))
+    finally:
+        await conn.close()
 
 
 async def four_writers_rows(server_url: str, quick: bool) -> list[Row]:
@@ -305,9 +399,20 @@ async def four_writers_rows(server_url: str, quick: bool) -> list[Row]:
     url = await _fresh_database(server_url)
     try:
         pg = await _writers(url, WRITERS, seconds)
+        queued_after = await _queued(url)
     finally:
         await _drop_database(server_url, url)
-    return [row("postgres.four_writers", pg, lite, "ops/s", True, target=1.0)]
+    return [
+        {
+            **row("postgres.four_writers", pg["rate"], lite["rate"], "ops/s", True, target=1.0),
+            "writer_cpu_s": pg["writer_cpu_s"],
+            "server_cpu_s": pg["server_cpu_s"],
+            "sqlite_cpu_s": lite["writer_cpu_s"][0],
+            "load": pg["load"],
+            "sqlite_load": lite["load"],
+            "queued_after": queued_after,
+        }
+    ]
 
 
 def run(quick: bool) -> list[Row]:
@@ -315,7 +420,10 @@ def run(quick: bool) -> list[Row]:
         rows: list[Row] = []
         try:
             async with _server() as server_url:
+                only = os.environ.get("STORE_SQL_BENCH_PG_ROWS", "")
                 for metric in (sessions_patch_rows, transcripts_rows, four_writers_rows):
+                    if only and metric.__name__ not in only.split(","):
+                        continue
                     try:
                         rows.extend(await metric(server_url, quick))
                     except Exception as exc:

@@ -29,8 +29,19 @@ class PgDatabase:
 
     dialect: Literal["postgresql"] = "postgresql"
 
-    def __init__(self, url: str, writer: PgWriter, readers: PgReaders, report: OpenReport) -> None:
+    def __init__(
+        self,
+        url: str,
+        writer: PgWriter,
+        readers: PgReaders,
+        report: OpenReport,
+        connect: Callable[[], Awaitable[PgConnection]],
+    ) -> None:
         self._url = url
+        self.connect = connect
+        """Open another connection with the writer's settings (the search indexer's)."""
+        self.on_write: Callable[[], None] | None = None
+        """Called after each write that committed (the search indexer's `poke`)."""
         self.location = mask_password(url)
         """The URL with its password masked."""
         self.open_report = report
@@ -68,13 +79,16 @@ class PgDatabase:
         conn = await connect_writer()
         writer = PgWriter(conn, connect_writer)
         writer.start()
-        return cls(url, writer, PgReaders(connect_reader, settings.readers), report)
+        readers = PgReaders(connect_reader, settings.readers)
+        return cls(url, writer, readers, report, connect_writer)
 
     async def write(self, fn: Callable[[PgConnection], Awaitable[T]]) -> T:
         """Await `fn(connection)` in the writer's next group transaction."""
         if self._closed:
             raise StoreClosedError("the store is closed")
         result: T = await self._writer.submit(fn)
+        if self.on_write is not None:
+            self.on_write()
         return result
 
     async def read(
