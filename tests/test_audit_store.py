@@ -700,10 +700,18 @@ def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+def _as_at_a_terminal() -> None:
+    """Run in the child before it starts: Ctrl-C's default action, as a shell at a terminal
+    gives its commands. A test run started in the background of a script (`cmd &`) inherits
+    SIGINT ignored, and the program rightly keeps an ignored SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_during_a_query_says_interrupted_not_timed_out(small_db: Path) -> None:
     proc = subprocess.Popen(
         [str(STORE_SQL), "sql", "--db", str(small_db), "--timeout", "600", ENDLESS],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_as_at_a_terminal,
     )  # fmt: skip
     # The query runs once the program has the database open.
     fds = Path(f"/proc/{proc.pid}/fd")
@@ -936,6 +944,7 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_in_one_line(
         proc = subprocess.Popen(
             [str(STORE_SQL), *sigint_commands[command]],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            preexec_fn=_as_at_a_terminal,
         )  # fmt: skip
         while proc.poll() is None and not _has_loaded(proc.pid, "orjson"):
             time.sleep(0.001)
@@ -959,6 +968,7 @@ def test_ctrl_c_before_the_interpreter_is_up_prints_nothing(small_db: Path) -> N
     proc = subprocess.Popen(
         [str(STORE_SQL), "sql", "--db", str(small_db), "SELECT 1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_as_at_a_terminal,
     )  # fmt: skip
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
