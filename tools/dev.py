@@ -252,6 +252,23 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, leave)
 
 
+TEST_WORKERS = 2
+"""pytest-xdist worker processes of a default run: most of the suite's time is waiting (child
+processes starting, fsyncs, PostgreSQL round trips), so two workers keep two cores busy."""
+
+
+def _with_workers(pytest_args: list[str]) -> list[str]:
+    """`pytest_args` with the default workers and distribution, unless they choose their own
+    (`-n N`, `-n 0` or `-p no:xdist` for one process, `--dist ...`)."""
+    chosen = any(
+        arg.startswith(("-n", "--numprocesses", "--dist", "-pno:xdist")) or arg == "no:xdist"
+        for arg in pytest_args
+    )
+    if chosen:
+        return pytest_args
+    return ["-n", str(TEST_WORKERS), "--dist", "loadfile", *pytest_args]
+
+
 def test(pytest_args: list[str]) -> None:
     """Everything CI checks: lint, format, types, tests (with a throwaway PostgreSQL server
     for the tests that need one, stopped at the end whatever happens)."""
@@ -274,6 +291,7 @@ def test(pytest_args: list[str]) -> None:
     except pg_server.Unavailable as exc:
         _say(f"no PostgreSQL server, its tests will skip: {exc}")
     try:
+        pytest_args = _with_workers(pytest_args)
         _say(f"{BIN / 'python'} -m pytest {' '.join(pytest_args)}")
         subprocess.run([BIN / "python", "-m", "pytest", *pytest_args], env=env, check=True)
     finally:
