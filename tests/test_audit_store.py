@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -700,6 +701,17 @@ def small_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+def _finish(proc: subprocess.Popen[Any], timeout: float) -> tuple[Any, Any]:
+    """`proc.communicate(timeout=...)`, killing the child when it does not end in time, so
+    a failing test leaves no process (a server, a query) running behind it."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
 def _as_at_a_terminal() -> None:
     """Run in the child before it starts: Ctrl-C's default action, as a shell at a terminal
     gives its commands. A test run started in the background of a script (`cmd &`) inherits
@@ -722,7 +734,7 @@ def test_ctrl_c_during_a_query_says_interrupted_not_timed_out(small_db: Path) ->
         time.sleep(0.1)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = _finish(proc, 60)
     assert "Traceback" not in err, err
     assert "600 s" not in err, err
     assert "interrupted" in err
@@ -898,7 +910,7 @@ def test_a_closed_stdout_ends_the_output_quietly(small_db: Path) -> None:
     assert proc.stdout is not None
     assert proc.stdout.read(1000)
     proc.stdout.close()  # as `| head` does
-    _, err = proc.communicate(timeout=120)
+    _, err = _finish(proc, 120)
     assert err == b""
     assert proc.returncode == 141
 
@@ -950,7 +962,7 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_in_one_line(
             time.sleep(0.001)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
+        _, err = _finish(proc, 120)
         assert "Traceback" not in err, (delay, err)
         outcomes.append(proc.returncode)
         if proc.returncode == 130:
@@ -971,7 +983,7 @@ def test_ctrl_c_before_the_interpreter_is_up_prints_nothing(small_db: Path) -> N
         preexec_fn=_as_at_a_terminal,
     )  # fmt: skip
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    _, err = _finish(proc, 60)
     assert "Traceback" not in err
     assert proc.returncode in (-signal.SIGINT, 130)
 
