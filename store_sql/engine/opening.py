@@ -171,9 +171,9 @@ def _create(path: Path) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
         finally:
             conn.close()
-        _fsync_file(tmp)
+        _fsync(tmp)
         _install(tmp, path)
-        _fsync_dir(path.parent)
+        _fsync(path.parent)
     finally:
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm"), Path(f"{tmp}-journal")):
             if leftover.exists():
@@ -272,16 +272,9 @@ def _sidecar_exists(path: Path) -> bool:
     return Path(f"{path}-wal").exists()
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Sync a file's data, or a directory's entries (a rename or link in it)."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
