@@ -112,3 +112,16 @@ def test_a_killed_run_leaves_no_server_behind() -> None:
         time.sleep(0.1)
     assert not _alive(pid)
     assert not folder.exists()
+
+
+def test_help_prints_usage_and_starts_no_server() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "pg_server.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: tools/pg_server.py")
+    assert "postgresql://" not in done.stdout

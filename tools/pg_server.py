@@ -225,10 +225,22 @@ class ThrowawayPostgres:
 
 
 def main(argv: list[str]) -> None:
-    if argv == ["--reap"]:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="tools/pg_server.py",
+        description="Start a throwaway PostgreSQL server, print its URL, stop it on Enter, "
+        "Ctrl-C or end of input.",
+    )
+    parser.add_argument("--durable", action="store_true", help="keep fsync on")
+    parser.add_argument(
+        "--reap", action="store_true", help="stop servers left by dead runs, start none"
+    )
+    args = parser.parse_args(argv)
+    if args.reap:
         reap_stale()
         return
-    with ThrowawayPostgres(durable="--durable" in argv) as server:
+    with ThrowawayPostgres(durable=args.durable) as server:
         print(server.url, flush=True)
         with contextlib.suppress(KeyboardInterrupt, EOFError):
             input()
