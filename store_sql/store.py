@@ -16,12 +16,11 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
-from store_sql.checkpoints.api import CheckpointAPI
 from store_sql.engine.damage import corruption_error, is_corruption
 from store_sql.engine.opening import OpenReport, prepare
 from store_sql.engine.pg.url import is_postgres_url
@@ -31,17 +30,17 @@ from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.engine.wal import file_size, truncate_wal_file, wal_path
 from store_sql.engine.writer import Writer
 from store_sql.errors import BackendNotSupportedError, StoreClosedError, WriteFailedError
-from store_sql.lifecycle.api import LifecycleAPI
-from store_sql.maintenance.api import MaintenanceAPI
-from store_sql.maintenance.steps import free_pages, vacuum_step
-from store_sql.search.api import SearchAPI
 from store_sql.search.indexer import BackgroundIndexer, lines_waiting
-from store_sql.search.pg_indexer import PgSearchIndexer
-from store_sql.sessions.api import SessionIndexAPI
-from store_sql.transcripts.api import TranscriptAPI
 
 if TYPE_CHECKING:
+    from store_sql.checkpoints.api import CheckpointAPI
     from store_sql.engine.pg.database import PgDatabase
+    from store_sql.lifecycle.api import LifecycleAPI
+    from store_sql.maintenance.api import MaintenanceAPI
+    from store_sql.search.api import SearchAPI
+    from store_sql.search.pg_indexer import PgSearchIndexer
+    from store_sql.sessions.api import SessionIndexAPI
+    from store_sql.transcripts.api import TranscriptAPI
 
 T = TypeVar("T")
 
@@ -97,6 +96,8 @@ class Store:
         self._closed = False
         self._indexer: BackgroundIndexer | PgSearchIndexer | None = None
         if self.full_text and postgres is not None:
+            from store_sql.search.pg_indexer import PgSearchIndexer
+
             pg_indexer = PgSearchIndexer(postgres.connect, postgres.idle_for)
             postgres.on_write = pg_indexer.poke
             pg_indexer.start()
@@ -106,18 +107,50 @@ class Store:
                 partial(writer.submit, background=True), readers.run, writer.idle_for
             )
             self._indexer.start(lines_waiting=lines_waiting)
-        self.sessions = self._namespace("sessions", SessionIndexAPI)
+
+    # --- the namespaces, each imported and made on first use ------------------------------
+
+    @cached_property
+    def sessions(self) -> SessionIndexAPI:
         """The session index (sessions.json) of every agent."""
-        self.transcripts = self._namespace("transcripts", TranscriptAPI)
+        from store_sql.sessions.api import SessionIndexAPI
+
+        return self._namespace("sessions", SessionIndexAPI)
+
+    @cached_property
+    def transcripts(self) -> TranscriptAPI:
         """Transcripts: appends, tree and context reads."""
-        self.checkpoints = self._namespace("checkpoints", CheckpointAPI)
+        from store_sql.transcripts.api import TranscriptAPI
+
+        return self._namespace("transcripts", TranscriptAPI)
+
+    @cached_property
+    def checkpoints(self) -> CheckpointAPI:
         """Compaction checkpoints: persist, list, get, branch, restore."""
-        self.lifecycle = self._namespace("lifecycle", LifecycleAPI)
+        from store_sql.checkpoints.api import CheckpointAPI
+
+        return self._namespace("checkpoints", CheckpointAPI)
+
+    @cached_property
+    def lifecycle(self) -> LifecycleAPI:
         """Session reset and delete (archiving transcripts), agent purge."""
-        self.maintenance = self._namespace("maintenance", MaintenanceAPI)
+        from store_sql.lifecycle.api import LifecycleAPI
+
+        return self._namespace("lifecycle", LifecycleAPI)
+
+    @cached_property
+    def maintenance(self) -> MaintenanceAPI:
         """Cleanup by the gateway's policy: prune, cap, archive, disk budget, vacuum."""
-        self.search = self._namespace("search", SearchAPI)
+        from store_sql.maintenance.api import MaintenanceAPI
+
+        return self._namespace("maintenance", MaintenanceAPI)
+
+    @cached_property
+    def search(self) -> SearchAPI:
         """Full-text search over entries, and rebuilding its index."""
+        from store_sql.search.api import SearchAPI
+
+        return self._namespace("search", SearchAPI)
 
     def _namespace(self, name: str, api: Callable[[Store], T]) -> T:
         if self.dialect == "postgresql" and name not in POSTGRES_NAMESPACES:
@@ -238,6 +271,8 @@ class Store:
         # Checked on a reader first: the step needs the write lock, and another process
         # holding it must not cost a closing store a busy_timeout when there is nothing
         # to give back.
+        from store_sql.maintenance.steps import free_pages, vacuum_step
+
         with contextlib.suppress(Exception):
             if await self._readers.run(free_pages):
                 await self._writer.submit(vacuum_step, background=True)

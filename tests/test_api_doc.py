@@ -3,6 +3,7 @@ namespace's section, with each keyword default the code has."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import re
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 import pytest
 
 import store_sql
-from store_sql import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 API_MD = (ROOT / "docs" / "API.md").read_text(encoding="utf-8")
@@ -18,10 +18,12 @@ NAMESPACES = ["sessions", "transcripts", "checkpoints", "lifecycle", "maintenanc
 
 
 def _constructors() -> dict[str, type]:
-    source = inspect.getsource(Store.__init__)
-    found = dict(re.findall(r"self\.(\w+) = self\._namespace\(\"\w+\", (\w+API)\)", source))
-    globs = Store.__init__.__globals__
-    return {attr: globs[cls] for attr, cls in found.items()}
+    """Each namespace property of Store and the class it makes (imported on first use)."""
+    source = inspect.getsource(importlib.import_module("store_sql.store"))
+    found = re.findall(
+        r"def (\w+)\(self\) -> \w+API:.*?from ([\w.]+) import (\w+API)", source, re.DOTALL
+    )
+    return {attr: getattr(importlib.import_module(home), cls) for attr, home, cls in found}
 
 
 def _section(namespace: str) -> str:

@@ -41,7 +41,7 @@ from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.opening import file_kind
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError, StoreError
-from store_sql.schema.tables import APPLICATION_ID
+from store_sql.schema.revision import APPLICATION_ID
 
 DEFAULT_MAX_ROWS = 1000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

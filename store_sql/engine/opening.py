@@ -24,7 +24,7 @@ from store_sql.engine.damage import is_corruption, next_steps
 from store_sql.engine.file_modes import create_private_file, make_private_dirs
 from store_sql.engine.readers import read_only_uri
 from store_sql.errors import DatabaseRefusedError
-from store_sql.schema.tables import APPLICATION_ID, SCHEMA_REVISION
+from store_sql.schema.revision import APPLICATION_ID, SCHEMA_REVISION
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

@@ -30,7 +30,7 @@ from store_sql.formats.transcript_jsonl import (
     parse_line,
 )
 from store_sql.importer.spooled_line import SPOOL_LINE_BYTES, SpooledLine
-from store_sql.schema.tables import SIDE_APPEND_MARK
+from store_sql.schema.navigation_lines import SIDE_APPEND_MARK
 
 CHUNK_BYTES = 1 << 20
 """Lines per commit, in bytes (one read of the source, extended to the end of its last

@@ -14,7 +14,7 @@ from typing import Any
 
 from store_sql.formats.long_line import LongLine, LongLineReader
 from store_sql.formats.transcript_jsonl import LineKind, parse_line
-from store_sql.schema.tables import SIDE_APPEND_MARK
+from store_sql.schema.navigation_lines import SIDE_APPEND_MARK
 
 __all__ = ["SPOOL_LINE_BYTES", "SpooledLine"]
 

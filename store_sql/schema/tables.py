@@ -24,12 +24,11 @@ from sqlalchemy import (
     text,
 )
 
-# The revision the code expects; tests/test_migrations.py checks it is Alembic's head.
-SCHEMA_REVISION = "0008"
-
-# PRAGMA application_id marks a file as ours ("SQLS"), so `Store.open` can refuse a
-# SQLite database that belongs to someone else instead of writing tables into it.
-APPLICATION_ID = 0x53514C53
+from store_sql.schema.navigation_lines import NAVIGATION_LINES as NAVIGATION_LINES
+from store_sql.schema.navigation_lines import SIDE_APPEND_MARK as SIDE_APPEND_MARK
+from store_sql.schema.navigation_lines import side_append as side_append
+from store_sql.schema.revision import APPLICATION_ID as APPLICATION_ID
+from store_sql.schema.revision import SCHEMA_REVISION as SCHEMA_REVISION
 
 metadata = MetaData()
 
@@ -41,28 +40,6 @@ JsNumber = Integer().with_variant(Numeric(), "postgresql")
 """A number copied from an entry's JSON (updatedAt, token counts): an integer or a float
 as the entry has it. SQLite's INTEGER column keeps either; on PostgreSQL `numeric` keeps
 both exactly (the PostgreSQL twins bind floats by their shortest decimal spelling)."""
-
-SIDE_APPEND_MARK = b'"appendMode":"side"'
-"""The text whose presence in a line sets `transcript_lines.side_append`: an entry written
-with `appendMode: "side"` (transcripts/navigation.py) holds it, as the gateway writes it."""
-
-
-def side_append(line: str | bytes) -> int:
-    """`transcript_lines.side_append` for a line: 1 when its bytes hold `SIDE_APPEND_MARK`.
-    A substring test on the stored bytes, like the text search it stands for, so the index
-    below is decided without reading the line again in SQL."""
-    if isinstance(line, str):
-        return int(_SIDE_APPEND_TEXT in line)
-    return int(SIDE_APPEND_MARK in line)
-
-
-_SIDE_APPEND_TEXT = SIDE_APPEND_MARK.decode()
-
-NAVIGATION_LINES = "kind = 'entry' AND (type IN ('leaf', 'reset') OR side_append = 1)"
-"""The lines that make a transcript follow today's tree rules (transcripts/navigation.py),
-in the words of both dialects: a query must spell its condition exactly so for SQLite to use
-`ix_transcript_lines_navigation`. The condition reads extracted columns only: a condition
-reading `line` makes SQLite copy a line while inserting it."""
 
 # Lines are stored as TEXT when valid UTF-8 (so json_extract works on them) and as BLOB when
 # not (so their bytes survive exactly). A column declared BLOB has no type affinity in SQLite,

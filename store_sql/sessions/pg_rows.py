@@ -21,12 +21,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import false, func, select
-
-from store_sql.engine.pg.statements import compile_pg
 from store_sql.engine.pg.writer import PgConnection
 from store_sql.errors import InvalidEntryError, WriteFailedError
-from store_sql.schema.tables import session_entries as E
 from store_sql.sessions import rows
 from store_sql.sessions.columns import COLUMN_NAMES, NUMBER_COLUMNS, entry_columns
 from store_sql.sessions.rows import (
@@ -122,33 +118,24 @@ async def get_entry(conn: PgConnection, agent_id: str, key: str) -> Entry | None
     return rows.entry_of(await read_entry_text(conn, agent_id, key))
 
 
-def _filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
-    """`rows.filtered`; a filter value PostgreSQL's text cannot hold matches nothing."""
-    if any(_unstorable(v) for v in (where.label, where.chat_type, where.channel)):
-        return stmt.where(E.c.agent_id == agent_id).where(false())
-    return rows.filtered(stmt, agent_id, where)
-
-
-async def _fetch(conn: PgConnection, stmt: Any) -> list[Any]:
-    text, params = compile_pg(stmt)
-    return list(await conn.fetch(text, *params))
-
-
 async def list_entries(
     conn: PgConnection, agent_id: str, where: ListFilter, limit: int | None, offset: int
 ) -> list[SessionSummary]:
     """Entries newest `updatedAt` first (entries without one last, as on SQLite), from
     indexed columns only."""
-    stmt = _filtered(select(*rows.SUMMARY_COLUMNS), agent_id, where).order_by(
-        E.c.updated_at.desc().nulls_last(), E.c.position
+    condition, params = _condition(agent_id, where)
+    sql = (
+        f"SELECT {rows.SUMMARY_COLUMNS} FROM session_entries WHERE {condition} "
+        "ORDER BY updated_at DESC NULLS LAST, position"
     )
     if limit is not None:
-        stmt = stmt.limit(min(limit, _INT32_MAX))
+        params.append(min(limit, _INT32_MAX))
+        sql += f" LIMIT ${len(params)}"
     if offset:
-        stmt = stmt.offset(min(offset, _INT32_MAX))
-    found = await _fetch(conn, stmt)
+        params.append(min(offset, _INT32_MAX))
+        sql += f" OFFSET ${len(params)}"
     summaries = []
-    for r in found:
+    for r in await conn.fetch(sql, *params):
         values = list(r)
         values[2] = number_of(values[2])
         summaries.append(SessionSummary(*values))
@@ -156,8 +143,20 @@ async def list_entries(
 
 
 async def count_entries(conn: PgConnection, agent_id: str, where: ListFilter) -> int:
-    found = await _fetch(conn, _filtered(select(func.count()).select_from(E), agent_id, where))
-    return int(found[0][0])
+    condition, params = _condition(agent_id, where)
+    return int(
+        await conn.fetchval(f"SELECT count(*) FROM session_entries WHERE {condition}", *params)
+    )
+
+
+def _condition(agent_id: str, where: ListFilter) -> tuple[str, list[Any]]:
+    """`rows._condition` with `$n` parameters; a filter value PostgreSQL's text cannot hold
+    matches nothing."""
+    if any(_unstorable(v) for v in (where.label, where.chat_type, where.channel)):
+        return "false", []
+    conditions = where.conditions()
+    tests = [f"{test} ${n}" for n, (test, _) in enumerate(conditions, start=2)]
+    return " AND ".join(["agent_id = $1", *tests]), [agent_id, *(v for _, v in conditions)]
 
 
 async def list_agents(conn: PgConnection) -> list[str]:

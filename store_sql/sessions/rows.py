@@ -16,16 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, delete, func, insert, select
 
-from store_sql.engine.statements import compile_sql
 from store_sql.errors import DamagedIndexError, InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.formats.entry_patch import patch_entry_text
 from store_sql.formats.sessions_dir import entry_file_name, key_refusal
 from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
-from store_sql.schema.tables import session_entries as E
-from store_sql.schema.tables import session_indexes as I
 from store_sql.sessions.columns import COLUMN_NAMES, entry_columns, patched_columns
 
 Entry = dict[str, Any]
@@ -57,38 +53,41 @@ class ListFilter:
     chat_type: str | None = None
     channel: str | None = None
 
+    def conditions(self) -> list[tuple[str, Any]]:
+        """Each filter that is set, as (a test of a session_entries column that ends where
+        its value is bound, the value); both backends' SQL is built from these."""
+        return [
+            (test, value) for field, test in _TESTS if (value := getattr(self, field)) is not None
+        ]
+
+
+_TESTS = (
+    ("updated_after", "updated_at >"),
+    ("updated_before", "updated_at <"),
+    ("label", "label ="),
+    ("chat_type", "chat_type ="),
+    ("channel", "channel ="),
+)
+
 
 # --- statements ----------------------------------------------------------------------------
 
-_SELECT_TEXT = compile_sql(
-    select(E.c.entry_json).where(
-        E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
-    )
-)
+_ENTRY_COLUMNS = ", ".join(COLUMN_NAMES)
+_KEY_IS = "agent_id = :agent_id AND session_key = :session_key"
+_SELECT_TEXT = f"SELECT entry_json FROM session_entries WHERE {_KEY_IS}"
 # The index's source_state comes along so a change to an index already rendered by the API
 # skips the (no-op) _MARK_CHANGED statement: one statement of three on the hottest path.
-_SELECT_STORED = compile_sql(
-    select(
-        E.c.entry_json,
-        select(I.c.source_state).where(I.c.agent_id == E.c.agent_id).scalar_subquery(),
-        *(E.c[name] for name in COLUMN_NAMES),
-    ).where(E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key"))
+_SELECT_STORED = (
+    "SELECT e.entry_json, (SELECT i.source_state FROM session_indexes i "
+    f"WHERE i.agent_id = e.agent_id), {', '.join(f'e.{name}' for name in COLUMN_NAMES)} "
+    "FROM session_entries e WHERE e.agent_id = :agent_id AND e.session_key = :session_key"
 )
-_INSERT_ENTRY = compile_sql(
-    insert(E).values(
-        agent_id=bindparam("agent_id"),
-        session_key=bindparam("session_key"),
-        position=bindparam("position"),
-        entry_json=bindparam("entry_json"),
-        problem=bindparam("problem"),
-        **{name: bindparam(name) for name in COLUMN_NAMES},
-    )
+_INSERT_ENTRY = (
+    "INSERT INTO session_entries (agent_id, session_key, position, entry_json, problem, "
+    f"{_ENTRY_COLUMNS}) VALUES (:agent_id, :session_key, :position, :entry_json, :problem, "
+    f"{', '.join(f':{name}' for name in COLUMN_NAMES)})"
 )
-_DELETE_ENTRY = compile_sql(
-    delete(E).where(
-        E.c.agent_id == bindparam("agent_id"), E.c.session_key == bindparam("session_key")
-    )
-)
+_DELETE_ENTRY = f"DELETE FROM session_entries WHERE {_KEY_IS}"
 _ENSURE_INDEX = (
     "INSERT INTO session_indexes (agent_id, rel_dir, source_state) "
     "VALUES (:agent_id, :rel_dir, 'api') ON CONFLICT (agent_id) DO NOTHING"
@@ -108,16 +107,10 @@ _TAKE_POSITION = (
 )
 
 SUMMARY_COLUMNS = (
-    E.c.session_key,
-    E.c.session_id,
-    E.c.updated_at,
-    E.c.label,
-    E.c.display_name,
-    E.c.chat_type,
-    E.c.channel,
-    E.c.model,
-    E.c.entry_bytes,
+    "session_key, session_id, updated_at, label, display_name, chat_type, channel, model, "
+    "entry_bytes"
 )
+"""The columns of a `SessionSummary`, in its fields' order."""
 
 
 def default_rel_dir(agent_id: str) -> str:
@@ -171,22 +164,6 @@ def entry_of(text: str | None) -> Entry | None:
     return value if isinstance(value, dict) else None
 
 
-def filtered(stmt: Any, agent_id: str, where: ListFilter) -> Any:
-    """`stmt` narrowed to the agent's entries that pass `where` (both dialects)."""
-    stmt = stmt.where(E.c.agent_id == agent_id)
-    if where.updated_after is not None:
-        stmt = stmt.where(E.c.updated_at > where.updated_after)
-    if where.updated_before is not None:
-        stmt = stmt.where(E.c.updated_at < where.updated_before)
-    if where.label is not None:
-        stmt = stmt.where(E.c.label == where.label)
-    if where.chat_type is not None:
-        stmt = stmt.where(E.c.chat_type == where.chat_type)
-    if where.channel is not None:
-        stmt = stmt.where(E.c.channel == where.channel)
-    return stmt
-
-
 def list_entries(
     conn: sqlite3.Connection,
     agent_id: str,
@@ -195,33 +172,31 @@ def list_entries(
     offset: int,
 ) -> list[SessionSummary]:
     """Entries newest `updatedAt` first, from indexed columns only (no entry JSON read)."""
-    stmt = filtered(select(*SUMMARY_COLUMNS), agent_id, where).order_by(
-        E.c.updated_at.desc(), E.c.position
+    condition, params = _condition(agent_id, where)
+    sql = (
+        f"SELECT {SUMMARY_COLUMNS} FROM session_entries WHERE {condition} "
+        "ORDER BY updated_at DESC, position"
     )
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    if offset:
-        stmt = stmt.offset(offset)
-    compiled = stmt.compile(dialect=_dialect())
-    rows = conn.execute(str(compiled), compiled.params).fetchall()
-    return [SessionSummary(*row) for row in rows]
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"  # LIMIT -1: no limit
+        params += [-1 if limit is None else limit, offset]
+    return [SessionSummary(*row) for row in conn.execute(sql, params)]
 
 
 def count_entries(conn: sqlite3.Connection, agent_id: str, where: ListFilter) -> int:
-    compiled = filtered(select(func.count()).select_from(E), agent_id, where).compile(
-        dialect=_dialect()
-    )
-    return int(conn.execute(str(compiled), compiled.params).fetchone()[0])
+    condition, params = _condition(agent_id, where)
+    sql = f"SELECT count(*) FROM session_entries WHERE {condition}"
+    return int(conn.execute(sql, params).fetchone()[0])
+
+
+def _condition(agent_id: str, where: ListFilter) -> tuple[str, list[Any]]:
+    conditions = where.conditions()
+    sql = " AND ".join(["agent_id = ?", *(f"{test} ?" for test, _ in conditions)])
+    return sql, [agent_id, *(value for _, value in conditions)]
 
 
 def list_agents(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in conn.execute("SELECT agent_id FROM session_indexes ORDER BY agent_id")]
-
-
-def _dialect() -> Any:
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite.dialect(paramstyle="named")
 
 
 def render_sessions_json(conn: sqlite3.Connection, agent_id: str) -> bytes | None:

@@ -19,7 +19,7 @@ import orjson
 
 from store_sql.engine.writer import CombinableMutation
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.schema.tables import side_append
+from store_sql.schema.navigation_lines import side_append
 from store_sql.transcripts.entry_lines import EntryTemplate, prepare_entry
 from store_sql.transcripts.reads import navigation
 from store_sql.transcripts.rows import (

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from store_sql.engine.pg.writer import CombinablePgMutation
 from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
-from store_sql.schema.tables import NAVIGATION_LINES
+from store_sql.schema.navigation_lines import NAVIGATION_LINES
 from store_sql.transcripts import pg_reads
 from store_sql.transcripts.appends import (
     LEAF,

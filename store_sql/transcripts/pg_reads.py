@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from store_sql.engine.pg.readers import snapshot
 from store_sql.errors import NotFoundError
-from store_sql.schema.tables import NAVIGATION_LINES
+from store_sql.schema.navigation_lines import NAVIGATION_LINES
 from store_sql.transcripts import legacy
 from store_sql.transcripts.context import SessionContext, context_from_path
 from store_sql.transcripts.pg_rows import get_info, raw_line, require_live

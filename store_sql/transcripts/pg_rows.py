@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.schema.tables import side_append
+from store_sql.schema.navigation_lines import side_append
 from store_sql.transcripts.rows import (
     INFO_COLUMNS,
     KINDS,

@@ -21,7 +21,7 @@ from typing import Any
 
 from store_sql.errors import NotFoundError
 from store_sql.formats.js_values import epoch_ms, js_trim
-from store_sql.schema.tables import NAVIGATION_LINES
+from store_sql.schema.navigation_lines import NAVIGATION_LINES
 from store_sql.transcripts.navigation import Navigation, is_leaf_control, scan_navigation
 from store_sql.transcripts.rows import TranscriptInfo, get_info, parse_stored
 

@@ -23,7 +23,7 @@ import orjson
 
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
-from store_sql.schema.tables import side_append
+from store_sql.schema.navigation_lines import side_append
 
 KINDS = ("live", "topic", "fork", "checkpoint", "reset", "deleted", "other")
 

@@ -20,7 +20,7 @@ from store_sql.engine.opening import OpenReport
 from store_sql.engine.pg.backup import Backup, dump_before_upgrade
 from store_sql.engine.pg.url import mask_password
 from store_sql.errors import DatabaseRefusedError
-from store_sql.schema.tables import APPLICATION_ID, SCHEMA_REVISION
+from store_sql.schema.revision import APPLICATION_ID, SCHEMA_REVISION
 
 _C_COLLATIONS = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8", "ucs_basic"})
 """Collations that order text by its bytes (code points, for UTF-8)."""
