@@ -27,6 +27,7 @@ from store_sql.engine.pg.url import is_postgres_url
 from store_sql.engine.pragmas import EngineSettings, Synchronous, configure_writer
 from store_sql.engine.readers import ReaderPool
 from store_sql.engine.thread_conn import ThreadConnection
+from store_sql.engine.vacuum import free_pages, vacuum_step
 from store_sql.engine.wal import file_size, truncate_wal_file, wal_path
 from store_sql.engine.writer import Writer
 from store_sql.errors import BackendNotSupportedError, StoreClosedError, WriteFailedError
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
     from store_sql.transcripts.api import TranscriptAPI
 
 T = TypeVar("T")
-
-DEFAULT_DB_ENV = "STORE_SQL_DB"
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -271,8 +270,6 @@ class Store:
         # Checked on a reader first: the step needs the write lock, and another process
         # holding it must not cost a closing store a busy_timeout when there is nothing
         # to give back.
-        from store_sql.maintenance.steps import free_pages, vacuum_step
-
         with contextlib.suppress(Exception):
             if await self._readers.run(free_pages):
                 await self._writer.submit(vacuum_step, background=True)

@@ -14,6 +14,7 @@ import pytest
 
 from store_sql import Store
 from store_sql.checkpoints.entries import CheckpointSpec
+from store_sql.engine import vacuum
 from store_sql.maintenance import api as maintenance_api
 from store_sql.maintenance import plan as mt
 from store_sql.maintenance import policy as mp
@@ -286,7 +287,7 @@ async def test_space_is_given_back_to_the_file_system(tmp_path: Path) -> None:
     await store.close()
     space = report["spaceReclaimed"]
     assert report["archiveCleanup"]["removedFiles"] == 40
-    assert space["pagesVacuumed"] > steps.VACUUM_THRESHOLD_PAGES
+    assert space["pagesVacuumed"] > vacuum.VACUUM_THRESHOLD_PAGES
     assert space["dbBytesAfter"] < before / 2
     assert (tmp_path / "space.sqlite").stat().st_size == space["dbBytesAfter"]
 

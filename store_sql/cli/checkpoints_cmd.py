@@ -12,7 +12,6 @@ from store_sql.cli import output
 from store_sql.cli.common import add_agent, add_common, on_postgres, with_store
 from store_sql.cli.remote import server_for, session_path, via
 from store_sql.formats import jsjson
-from store_sql.service.remote import segment
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -105,6 +104,8 @@ def _fork_report(result: Any) -> dict[str, Any]:
 
 
 def _remote_fork(client: Any, args: argparse.Namespace, action: str) -> dict[str, Any]:
+    from store_sql.service.remote import segment
+
     body = {"newKey": args.new_key} if getattr(args, "new_key", None) is not None else {}
     path = session_path(args.agent, args.key, "checkpoints", segment(args.checkpoint_id), action)
     with client:

@@ -3,23 +3,29 @@
 `--db` is a SQLite file or a PostgreSQL URL (`postgresql://...`). A URL is never taken for
 a path: commands whose work is on PostgreSQL say so with `set_defaults(on_postgres=True)`
 (`on_postgres`); cli/main.py refuses a URL for every other command, in one line, before
-it runs (`BackendNotSupportedError`)."""
+it runs (`BackendNotSupportedError`).
+
+Building the parser imports no more than argparse needs: a command imports the library
+(the store, the importer, the server...) when it runs, so every `store-sql` starts quickly
+whatever the command."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from store_sql.engine.pg.url import is_postgres_url
 from store_sql.errors import BackendNotSupportedError, InvalidEntryError
 from store_sql.formats import jsjson
-from store_sql.store import DEFAULT_DB_ENV, Store
+
+if TYPE_CHECKING:
+    from store_sql.store import Store
 
 T = TypeVar("T")
 
+DEFAULT_DB_ENV = "STORE_SQL_DB"
 DEFAULT_DB = "store.sqlite"
 
 
@@ -55,15 +61,28 @@ def refuse_unported(args: argparse.Namespace) -> None:
 
 
 def with_store(
-    db: str, work: Callable[[Store], Awaitable[T]], *, create: bool = False, **open_args: object
+    db: str,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    create: bool = False,
+    full_text: bool = False,
+    **open_args: object,
 ) -> T:
     """Open the database, run `work(store)`, close it; all on a fresh event loop.
 
     Only commands that bring data of their own (`import`, `sessions patch`) pass
-    `create=True`: every other command refuses a missing database and creates nothing."""
+    `create=True`: every other command refuses a missing database and creates nothing.
+    A command's store runs no background indexer (`full_text=False`): the process lives for
+    one command, which then changes only what it says it changes (a dry run nothing); the
+    lines it writes are indexed by the gateway's or the server's store in their idle time,
+    or by `store-sql search --catch-up`, and a search scans them meanwhile."""
+    import asyncio
+
+    from store_sql.store import Store
 
     async def run() -> T:
-        store = await Store.open(db, create=create, **open_args)  # type: ignore[arg-type]
+        options: dict[str, Any] = {"create": create, "full_text": full_text, **open_args}
+        store = await Store.open(db, **options)
         try:
             return await work(store)
         finally:

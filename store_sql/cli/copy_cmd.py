@@ -6,17 +6,17 @@ it copied but the exports differ, 2 when it could not copy (DST not empty, SRC m
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from store_sql.cli import output
-from store_sql.copy.api import CopyProgress, CopyReport, copy_store
 from store_sql.engine.pg.url import is_postgres_url
 from store_sql.errors import CopyFailedError
-from store_sql.store import Store
+
+if TYPE_CHECKING:
+    from store_sql.copy.api import CopyProgress, CopyReport
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _copy(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from store_sql.copy.api import copy_store
+    from store_sql.store import Store
+
     if _same(args.src, args.dst):
         raise CopyFailedError(f"SRC and DST are the same store ({args.src})")
     bar = CopyBar(sys.stderr) if sys.stderr.isatty() else None

@@ -7,8 +7,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from store_sql.admin import doctor as doctor
-from store_sql.admin import pg_doctor
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
 from store_sql.engine.pg.url import is_postgres_url
@@ -38,7 +36,11 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    from store_sql.admin import doctor
+
     if is_postgres_url(args.db):
+        from store_sql.admin import pg_doctor
+
         report = pg_doctor.diagnose(args.db, quick=args.quick)
     else:
         report = doctor.diagnose(args.db, quick=args.quick)

@@ -8,15 +8,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.cli.verify_cmd import require_database
 from store_sql.errors import ExportRefusedError
-from store_sql.exporter.api import ExportReport, export_transcript, export_tree, write_file_atomic
-from store_sql.exporter.plan import INDEX_LAYOUTS
-from store_sql.exporter.pre_migration import export_pre_migration
+
+if TYPE_CHECKING:
+    from store_sql.exporter.api import ExportReport
+
+# exporter.plan.INDEX_LAYOUTS, spelled here so the parser imports no exporter
+# (tests/test_cli_start.py checks the two agree).
+INDEX_LAYOUTS = ("json", "directory")
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -58,6 +62,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from store_sql.exporter.api import export_tree
+    from store_sql.exporter.pre_migration import export_pre_migration
+
     require_database(args.db)
     if args.session is not None:
         return _export_one(args)
@@ -88,6 +95,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _export_one(args: argparse.Namespace) -> int:
+    from store_sql.exporter.api import export_transcript, write_file_atomic
+
     agent = args.agent or "main"
     if args.out != "-" and args.out.endswith("/"):
         raise ExportRefusedError(

@@ -10,17 +10,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.cli.remote import server_for, via
-from store_sql.importer.api import import_path
-from store_sql.importer.report import ImportProgress, ImportReport
-from store_sql.search.indexer import backlog
-from store_sql.search.pg_indexer import queued
-from store_sql.service.wire import snake_keys
-from store_sql.store import Store
+
+if TYPE_CHECKING:
+    from store_sql.importer.report import ImportProgress, ImportReport
+    from store_sql.store import Store
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -49,6 +47,8 @@ def _import(args: argparse.Namespace) -> int:
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
 
     async def run(store: Store) -> tuple[ImportReport, int]:
+        from store_sql.importer.api import import_path
+
         report = await import_path(
             store,
             Path(args.path),
@@ -57,17 +57,21 @@ def _import(args: argparse.Namespace) -> int:
             progress=bar.update if bar is not None else None,
         )
         if store.dialect == "postgresql":
+            from store_sql.search.pg_indexer import queued
+
             waiting = await store.postgres.read(queued)
         else:
+            from store_sql.search.indexer import backlog
+
             waiting = await store.read(backlog)
         return report, waiting
 
     client = server_for(args)
     if client is None:
         try:
-            # This process only imports: the lines are indexed for full text by the store
-            # the gateway opens, in its idle time, or by `search --catch-up` (said below).
-            report, waiting = with_store(args.db, run, create=True, full_text=False)
+            # The lines are indexed for full text by the store the gateway opens, in its
+            # idle time, or by `search --catch-up` (said below).
+            report, waiting = with_store(args.db, run, create=True)
         finally:
             if bar is not None:
                 bar.close()
@@ -76,6 +80,8 @@ def _import(args: argparse.Namespace) -> int:
         body: dict[str, Any] = {"path": os.path.abspath(args.path), "dryRun": args.dry_run}
         if args.agent is not None:
             body["agent"] = args.agent
+        from store_sql.service.wire import snake_keys
+
         with client:
             value = snake_keys(client.call("POST", "/v1/import", body))
         waiting = value["full_text_waiting"]

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
-from store_sql.engine.opening import OpenReport, prepare
 from store_sql.engine.pg.url import is_postgres_url, mask_password
+
+if TYPE_CHECKING:
+    from store_sql.engine.opening import OpenReport
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -34,6 +35,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 def _migrate(args: argparse.Namespace) -> int:
     report: OpenReport
     if is_postgres_url(args.db):
+        import asyncio
+
         from store_sql.engine.pg import opening
 
         report = asyncio.run(
@@ -41,6 +44,8 @@ def _migrate(args: argparse.Namespace) -> int:
         )
         shown = mask_password(args.db)
     else:
+        from store_sql.engine.opening import prepare
+
         report = prepare(Path(args.db), upgrade=True, backup=not args.no_backup)
         shown = args.db
     result = {

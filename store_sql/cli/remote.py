@@ -17,10 +17,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store_sql.engine.pg.url import is_postgres_url
-from store_sql.service.remote import ServiceClient, segment
+
+if TYPE_CHECKING:
+    from store_sql.service.remote import ServiceClient
 
 LOCAL_ENV = "STORE_SQL_LOCAL"
 
@@ -30,6 +32,8 @@ def server_for(args: argparse.Namespace) -> ServiceClient | None:
     if os.environ.get(LOCAL_ENV) == "1" or is_postgres_url(args.db):
         # Several processes write one PostgreSQL database at once: no server to defer to.
         return None
+    from store_sql.service.remote import ServiceClient
+
     client = ServiceClient.for_database(Path(os.path.abspath(args.db)))
     if client is not None and not getattr(args, "json", False):
         print(f"store-sql: sent to the server at {client.address.url}", file=sys.stderr)
@@ -41,8 +45,12 @@ def via(value: dict[str, Any], client: ServiceClient | None) -> dict[str, Any]:
 
 
 def agent_path(agent: str, *parts: str) -> str:
+    from store_sql.service.remote import segment
+
     return "/v1/agents/" + segment(agent) + "".join("/" + p for p in parts)
 
 
 def session_path(agent: str, key: str, *parts: str) -> str:
+    from store_sql.service.remote import segment
+
     return agent_path(agent, "sessions", segment(key), *parts)

@@ -12,20 +12,21 @@ cannot be used or the search text / a filter is invalid."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from store_sql.admin import pg_console
-from store_sql.admin.sql_console import check_path, open_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.engine.pg.url import is_postgres_url
-from store_sql.search import pg_query
-from store_sql.search import query as search
-from store_sql.search.query import RebuildReport, SearchQuery, SearchResult
-from store_sql.transcripts.rows import KINDS
+
+if TYPE_CHECKING:
+    from store_sql.search.query import RebuildReport, SearchQuery, SearchResult
+
+# transcripts.rows.KINDS and search.query.DEFAULT_LIMIT, spelled here so the parser imports
+# neither (tests/test_cli_start.py checks they agree).
+KINDS = ("live", "topic", "fork", "checkpoint", "reset", "deleted", "other")
+DEFAULT_LIMIT = 20
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -58,7 +59,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
         dest="kinds",
         help="only transcripts of this kind (repeatable; default: all current transcripts)",
     )
-    p.add_argument("--limit", type=int, default=search.DEFAULT_LIMIT, help="most hits (default 20)")
+    p.add_argument(
+        "--limit", type=int, default=DEFAULT_LIMIT, help=f"most hits (default {DEFAULT_LIMIT})"
+    )
     p.add_argument(
         "--raw",
         action="store_true",
@@ -78,6 +81,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
+    from store_sql.search.query import SearchQuery
+
     if args.text is None and not (args.rebuild or args.catch_up):
         print(
             "store-sql search: give TEXT to search for, or --rebuild / --catch-up",
@@ -118,6 +123,8 @@ def _search(args: argparse.Namespace) -> int:
 
 def _rebuild(args: argparse.Namespace) -> RebuildReport:
     if not is_postgres_url(args.db):
+        from store_sql.admin.sql_console import check_path
+
         check_path(args.db)  # a rebuild must not create a database at a mistyped path
 
     def progress(r: RebuildReport) -> None:
@@ -137,6 +144,8 @@ def _rebuild(args: argparse.Namespace) -> RebuildReport:
 
 def _catch_up(args: argparse.Namespace) -> int:
     if not is_postgres_url(args.db):
+        from store_sql.admin.sql_console import check_path
+
         check_path(args.db)
     lines = with_store(args.db, lambda s: s.search.catch_up())
     if not args.json:
@@ -162,7 +171,12 @@ def _search_file(path: str | Path, query: SearchQuery) -> SearchResult:
     creates, migrates or checkpoints it, so it is safe beside a running gateway. On
     PostgreSQL: the console's READ ONLY snapshot (admin/pg_console.py)."""
     if is_postgres_url(path):
+        import asyncio
+
         return asyncio.run(_search_postgres(str(path), query))
+    from store_sql.admin.sql_console import open_console
+    from store_sql.search import query as search
+
     with open_console(path) as console:
         console.conn.execute("BEGIN")
         try:
@@ -172,5 +186,8 @@ def _search_file(path: str | Path, query: SearchQuery) -> SearchResult:
 
 
 async def _search_postgres(url: str, query: SearchQuery) -> SearchResult:
+    from store_sql.admin import pg_console
+    from store_sql.search import pg_query
+
     async with pg_console.reading(url) as (conn, _):
         return await pg_query.search_entries(conn, query)

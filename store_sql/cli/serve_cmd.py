@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from store_sql.cli.common import on_postgres
+from store_sql.cli.common import DEFAULT_DB_ENV, on_postgres
 from store_sql.engine.pg.url import is_postgres_url
-from store_sql.service.bodies import DEFAULT_MAX_BODY
-from store_sql.store import DEFAULT_DB_ENV
+
+# service.bodies.DEFAULT_MAX_BODY, spelled here so the parser imports no part of the service
+# (tests/test_cli_start.py checks the two agree).
+DEFAULT_MAX_BODY = 32 * 1024 * 1024
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store_sql.cli import output
 from store_sql.cli.common import (
@@ -17,8 +17,9 @@ from store_sql.cli.remote import agent_path, server_for, session_path, via
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
-from store_sql.service.wire import snake_keys
-from store_sql.store import Store
+
+if TYPE_CHECKING:
+    from store_sql.store import Store
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -335,6 +336,8 @@ def _delete_archive(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
+    from store_sql.service.wire import snake_keys
+
     if not args.yes:
         raise InvalidEntryError(f"purging agent {args.agent!r} cannot be undone: add --yes")
     client = server_for(args)

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
-from store_sql.admin import sql_console as sql_console
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
 from store_sql.engine.pg.url import is_postgres_url
 
 if TYPE_CHECKING:
-    from store_sql.admin import pg_console
+    from store_sql.admin import pg_console, sql_console
 
 EXIT_OK = 0
 EXIT_QUERY_FAILED = 1
@@ -51,6 +50,13 @@ examples:
 """
 
 
+# The defaults of admin.sql_console, spelled here so the parser imports no console
+# (tests/test_cli_start.py checks they agree).
+DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_TIMEOUT_S = 30.0
+
+
 def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "sql",
@@ -67,29 +73,31 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--max-rows",
         type=int,
-        default=sql_console.DEFAULT_MAX_ROWS,
+        default=DEFAULT_MAX_ROWS,
         metavar="N",
-        help=f"print at most N rows (default {sql_console.DEFAULT_MAX_ROWS})",
+        help=f"print at most N rows (default {DEFAULT_MAX_ROWS})",
     )
     p.add_argument(
         "--max-bytes",
         type=int,
-        default=sql_console.DEFAULT_MAX_BYTES,
+        default=DEFAULT_MAX_BYTES,
         metavar="N",
         help="print at most N bytes of rows (rows stream out as they are read); a single "
-        f"value longer than N fails the query (default {sql_console.DEFAULT_MAX_BYTES})",
+        f"value longer than N fails the query (default {DEFAULT_MAX_BYTES})",
     )
     p.add_argument(
         "--timeout",
         type=float,
-        default=sql_console.DEFAULT_TIMEOUT_S,
+        default=DEFAULT_TIMEOUT_S,
         metavar="SECONDS",
-        help=f"stop the query after this long (default {sql_console.DEFAULT_TIMEOUT_S:g})",
+        help=f"stop the query after this long (default {DEFAULT_TIMEOUT_S:g})",
     )
     p.set_defaults(handler=_sql)
 
 
 def _sql(args: argparse.Namespace) -> int:
+    from store_sql.admin import sql_console
+
     if sum((args.json, args.csv, args.table)) > 1:
         print("store-sql sql: choose one of --json, --csv, --table", file=sys.stderr)
         return 2
@@ -139,6 +147,8 @@ def _rows(args: argparse.Namespace) -> Iterator[sql_console.RowStream | pg_conso
         ) as rows:
             yield rows
         return
+    from store_sql.admin import sql_console
+
     with (
         sql_console.open_console(args.db) as console,
         console.stream(args.query, timeout_s=args.timeout, max_value_bytes=args.max_bytes) as rows,

@@ -7,11 +7,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from store_sql.admin import pg_stats
-from store_sql.admin import stats as stats
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres
 from store_sql.engine.pg.url import is_postgres_url
+
+# admin.stats.DEFAULT_TOP, spelled here so the parser imports no admin module
+# (tests/test_cli_start.py checks the two agree).
+DEFAULT_TOP = 10
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -25,9 +27,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--top",
         type=int,
-        default=stats.DEFAULT_TOP,
+        default=DEFAULT_TOP,
         metavar="N",
-        help=f"how many of the biggest sessions to list (default {stats.DEFAULT_TOP})",
+        help=f"how many of the biggest sessions to list (default {DEFAULT_TOP})",
     )
     p.set_defaults(handler=_stats)
 
@@ -42,12 +44,15 @@ def _size(n: int) -> str:
 
 
 def _stats(args: argparse.Namespace) -> int:
+    from store_sql.admin import stats
+
     top = max(0, args.top)
-    s = (
-        pg_stats.stats(args.db, top=top)
-        if is_postgres_url(args.db)
-        else stats.stats_file(args.db, top=top)
-    )
+    if is_postgres_url(args.db):
+        from store_sql.admin import pg_stats
+
+        s = pg_stats.stats(args.db, top=top)
+    else:
+        s = stats.stats_file(args.db, top=top)
     if args.json:
         output.emit_json(s)
         return 0

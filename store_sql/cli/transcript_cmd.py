@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store_sql.cli import output
 from store_sql.cli.common import (
@@ -15,10 +15,9 @@ from store_sql.cli.common import (
 )
 from store_sql.cli.remote import agent_path, server_for, via
 from store_sql.formats import jsjson
-from store_sql.service.remote import error_of, segment
-from store_sql.service.wire import info_fields
-from store_sql.store import Store
-from store_sql.transcripts import render as render
+
+if TYPE_CHECKING:
+    from store_sql.store import Store
 
 
 def _target(text: str) -> str | int:
@@ -81,7 +80,9 @@ def _print_entries(args: argparse.Namespace, entries: list[Any]) -> int:
     if args.json:
         output.emit_json(_entries_json(entries))
     else:
-        print("\n".join(render.entry_lines(entries)))
+        from store_sql.transcripts.render import entry_lines
+
+        print("\n".join(entry_lines(entries)))
     return 0
 
 
@@ -107,7 +108,9 @@ def _tree(args: argparse.Namespace) -> int:
     if args.json:
         output.emit_json(roots)
     else:
-        print("\n".join(render.tree_lines(roots)))
+        from store_sql.transcripts.render import tree_lines
+
+        print("\n".join(tree_lines(roots)))
     return 0
 
 
@@ -156,6 +159,8 @@ def _append(args: argparse.Namespace) -> int:
 
 
 def _transcript_path(args: argparse.Namespace, *parts: str) -> str:
+    from store_sql.service.remote import segment
+
     target = _target(args.session)
     name = "_" if isinstance(target, int) else target
     return agent_path(args.agent, "transcripts", segment(name), *parts)
@@ -167,6 +172,8 @@ def _target_query(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def _ok(answer: Any) -> Any:
+    from store_sql.service.remote import error_of
+
     if answer.status >= 300:
         raise error_of(answer)
     return answer
@@ -185,6 +192,8 @@ def _migrate(args: argparse.Namespace) -> int:
             answer = client.request(
                 "POST", _transcript_path(args, "migrate"), query=_target_query(args)
             )
+            from store_sql.service.wire import info_fields
+
             info = info_fields(_ok(answer).json())
     output.emit(
         via(info, client) if args.json else info,

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from store_sql.cli import output
 from store_sql.cli.common import add_common, on_postgres, with_store
 from store_sql.engine.pg.url import is_postgres_url
 from store_sql.errors import NotFoundError
-from store_sql.exporter.verify import VerifyReport, verify_tree
+
+if TYPE_CHECKING:
+    from store_sql.exporter.verify import VerifyReport
 
 
 def register(sub: argparse._SubParsersAction[Any]) -> None:
@@ -30,6 +32,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from store_sql.exporter.verify import verify_tree
+
     require_database(args.db)
     report: VerifyReport = with_store(
         args.db, lambda store: verify_tree(store, Path(args.path), agent=args.agent)

@@ -22,6 +22,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from store_sql.addresses import check_agent_id
+from store_sql.engine import vacuum
 from store_sql.engine.namespace import Namespace
 from store_sql.engine.wal import file_size, wal_path
 from store_sql.lifecycle import pg_rows as pg_lc
@@ -281,7 +282,7 @@ class MaintenanceAPI(Namespace):
         if self._pg is not None:
             return dict(_NOTHING_TO_RECLAIM)
         db, wal = self._sizes()
-        free = await self._db.read(steps.free_pages)
+        free = await self._db.read(vacuum.free_pages)
         return {
             "freePagesBefore": free,
             "pagesVacuumed": 0,
@@ -297,7 +298,7 @@ class MaintenanceAPI(Namespace):
         *,
         before: tuple[int, int] | None = None,
         wal: bool = True,
-        threshold_pages: int = steps.VACUUM_THRESHOLD_PAGES,
+        threshold_pages: int = vacuum.VACUUM_THRESHOLD_PAGES,
         checkpoint_timeout_s: float = 0.25,
     ) -> dict[str, Any]:
         """Give free pages back (when more than `threshold_pages` are free) and truncate the
@@ -309,11 +310,11 @@ class MaintenanceAPI(Namespace):
         if self._pg is not None:
             return dict(_NOTHING_TO_RECLAIM)
         db_before, wal_before = before or self._sizes()
-        free = await self._db.write(steps.free_pages)
+        free = await self._db.write(vacuum.free_pages)
         remaining = free
         if free > threshold_pages:
             while remaining > 0:
-                after = await self._db.write(steps.vacuum_step)
+                after = await self._db.write(vacuum.vacuum_step)
                 if after >= remaining:  # other writers took the pages meanwhile
                     break
                 remaining = after
