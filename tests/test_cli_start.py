@@ -1,0 +1,144 @@
+"""`store-sql` starts without the libraries its command does not use, checked in real
+subprocesses through `sys.modules` (how fast it starts is tools/bench/bench_cli_start.py's).
+
+Building the parser, `--help` of every command, and reading an up-to-date SQLite store
+(the CLI's `sessions list`, the library's `Store.open`) load no SQLAlchemy and no Alembic:
+those are for creating and upgrading a schema. The server (uvicorn, starlette) loads only
+for `serve`, the PostgreSQL driver only for a PostgreSQL store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from store_sql.admin import sql_console
+from store_sql.admin import stats as admin_stats
+from store_sql.cli import export_cmd, search_cmd, serve_cmd, sql_cmd, stats_cmd
+from store_sql.exporter.plan import INDEX_LAYOUTS
+from store_sql.search.query import DEFAULT_LIMIT
+from store_sql.service.bodies import DEFAULT_MAX_BODY
+from store_sql.transcripts.rows import KINDS
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "state"
+SERVER = ("uvicorn", "starlette")
+SCHEMA_TOOLS = ("sqlalchemy", "alembic")
+DRIVER = ("asyncpg",)
+
+# The child runs `body`, then writes the top-level packages it loaded, of those asked for,
+# as JSON on stderr's last line (stdout is the command's).
+_CHILD = """
+import json, sys
+{body}
+wanted = {wanted!r}
+sys.stderr.write("\\n" + json.dumps(sorted(m for m in wanted if m in sys.modules)) + "\\n")
+"""
+
+
+def loaded(body: str, wanted: tuple[str, ...]) -> tuple[list[str], str]:
+    """The packages of `wanted` that a fresh interpreter running `body` loaded, and its
+    stdout."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD.format(body=body, wanted=wanted)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stderr.splitlines()[-1]), done.stdout
+
+
+def test_building_the_parser_loads_no_library() -> None:
+    body = "from store_sql.cli.main import build_parser\nbuild_parser()"
+    wanted = (*SCHEMA_TOOLS, *SERVER, *DRIVER, "asyncio", "sqlite3", "store_sql.store")
+    assert loaded(body, wanted)[0] == []
+
+
+def test_help_of_every_command_loads_no_heavy_library() -> None:
+    body = """
+import contextlib, io
+from store_sql.cli.main import build_parser, main
+commands = build_parser()._subparsers._group_actions[0].choices
+for argv in [["--help"], *([name, "--help"] for name in commands)]:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        main(argv)
+print(len(commands))
+"""
+    modules, out = loaded(body, (*SCHEMA_TOOLS, *SERVER, *DRIVER))
+    assert modules == []
+    assert int(out) >= 13
+
+
+def _sample_store(tmp_path: Path) -> Path:
+    db = tmp_path / "s.sqlite"
+    done = subprocess.run(
+        [sys.executable, "-m", "store_sql", "import", str(SAMPLE), "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return db
+
+
+def test_sessions_list_on_an_up_to_date_store_loads_no_schema_tools(tmp_path: Path) -> None:
+    db = _sample_store(tmp_path)
+    body = f"""
+from store_sql.cli.main import main
+code = main(["sessions", "list", "--db", {str(db)!r}, "--json"])
+assert code == 0, code
+"""
+    modules, out = loaded(body, (*SCHEMA_TOOLS, *SERVER))
+    assert modules == []
+    listed = json.loads(out)
+    assert listed["total"] == len(listed["sessions"]) > 0
+
+
+def test_store_open_and_list_load_no_schema_tools(tmp_path: Path) -> None:
+    db = _sample_store(tmp_path)
+    body = f"""
+import asyncio
+import store_sql
+
+async def work():
+    async with await store_sql.Store.open({str(db)!r}, create=False) as store:
+        return await store.sessions.list_entries("main"), await store.transcripts.list_transcripts("main")
+
+summaries, transcripts = asyncio.run(work())
+print(len(summaries), len(transcripts))
+"""
+    modules, out = loaded(body, (*SCHEMA_TOOLS, *SERVER))
+    assert modules == []
+    assert all(int(n) > 0 for n in out.split())
+
+
+def test_creating_a_store_uses_the_schema_tools(tmp_path: Path) -> None:
+    """The other side of the tests above: a new database is made by Alembic's migrations."""
+    body = f"""
+import asyncio
+import store_sql
+
+async def work():
+    async with await store_sql.Store.open({str(tmp_path / "new.sqlite")!r}):
+        pass
+
+asyncio.run(work())
+"""
+    assert loaded(body, SCHEMA_TOOLS)[0] == sorted(SCHEMA_TOOLS)
+
+
+def test_the_defaults_the_parser_spells_are_the_library_s() -> None:
+    assert search_cmd.KINDS == KINDS
+    assert search_cmd.DEFAULT_LIMIT == DEFAULT_LIMIT
+    assert export_cmd.INDEX_LAYOUTS == INDEX_LAYOUTS
+    assert stats_cmd.DEFAULT_TOP == admin_stats.DEFAULT_TOP
+    assert serve_cmd.DEFAULT_MAX_BODY == DEFAULT_MAX_BODY
+    assert (sql_cmd.DEFAULT_MAX_ROWS, sql_cmd.DEFAULT_MAX_BYTES, sql_cmd.DEFAULT_TIMEOUT_S) == (
+        sql_console.DEFAULT_MAX_ROWS,
+        sql_console.DEFAULT_MAX_BYTES,
+        sql_console.DEFAULT_TIMEOUT_S,
+    )
