@@ -106,7 +106,8 @@ import store_sql
 
 async def work():
     async with await store_sql.Store.open({str(db)!r}, create=False) as store:
-        return await store.sessions.list_entries("main"), await store.transcripts.list_transcripts("main")
+        sessions = await store.sessions.list_entries("main")
+        return sessions, await store.transcripts.list_transcripts("main")
 
 summaries, transcripts = asyncio.run(work())
 print(len(summaries), len(transcripts))
