@@ -85,20 +85,22 @@ def _sample_store(tmp_path: Path) -> Path:
     return db
 
 
-def test_sessions_list_on_an_up_to_date_store_loads_no_schema_tools(tmp_path: Path) -> None:
+def test_sessions_list_of_an_up_to_date_store_loads_no_schema_tools_nor_driver(
+    tmp_path: Path,
+) -> None:
     db = _sample_store(tmp_path)
     body = f"""
 from store_sql.cli.main import main
 code = main(["sessions", "list", "--db", {str(db)!r}, "--json"])
 assert code == 0, code
 """
-    modules, out = loaded(body, (*SCHEMA_TOOLS, *SERVER))
+    modules, out = loaded(body, (*SCHEMA_TOOLS, *SERVER, *DRIVER))
     assert modules == []
     listed = json.loads(out)
     assert listed["total"] == len(listed["sessions"]) > 0
 
 
-def test_store_open_and_list_load_no_schema_tools(tmp_path: Path) -> None:
+def test_store_open_and_every_namespace_load_no_schema_tools_nor_driver(tmp_path: Path) -> None:
     db = _sample_store(tmp_path)
     body = f"""
 import asyncio
@@ -106,13 +108,15 @@ import store_sql
 
 async def work():
     async with await store_sql.Store.open({str(db)!r}, create=False) as store:
+        for name in ("checkpoints", "lifecycle", "maintenance", "search"):
+            getattr(store, name)
         sessions = await store.sessions.list_entries("main")
         return sessions, await store.transcripts.list_transcripts("main")
 
 summaries, transcripts = asyncio.run(work())
 print(len(summaries), len(transcripts))
 """
-    modules, out = loaded(body, (*SCHEMA_TOOLS, *SERVER))
+    modules, out = loaded(body, (*SCHEMA_TOOLS, *SERVER, *DRIVER))
     assert modules == []
     assert all(int(n) > 0 for n in out.split())
 

@@ -17,8 +17,8 @@ import pytest
 
 from store_sql import BackendNotSupportedError, DatabaseRefusedError, Store, WriteFailedError
 from store_sql import store as store_module
+from store_sql.engine.pg.connection import CombinablePgMutation
 from store_sql.engine.pg.url import is_postgres_url, mask_password
-from store_sql.engine.pg.writer import CombinablePgMutation
 from store_sql.schema.tables import SCHEMA_REVISION, metadata
 from tests.conftest import database_url
 

@@ -23,7 +23,7 @@ from store_sql.checkpoints.entries import (
     trimmed_entry,
 )
 from store_sql.checkpoints.snapshots import CapturedSnapshot
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import Entry, entry_of
 

@@ -32,7 +32,7 @@ from store_sql.checkpoints.forks import (
 )
 from store_sql.checkpoints.pg_entries import locked_entry
 from store_sql.checkpoints.snapshots import base_name
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.transcripts import pg_reads
 from store_sql.transcripts import pg_rows as pg_tx

@@ -23,7 +23,7 @@ from store_sql.checkpoints.snapshots import (
     pre_file,
     snapshot_file_names,
 )
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import pg_reads
 from store_sql.transcripts import pg_rows as pg_tx

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from store_sql.copy import pg_rows as pg
 from store_sql.copy import rows as lite
 from store_sql.copy.tables import COPIED, CopiedTable
 from store_sql.engine.database import Database
-from store_sql.engine.pg.database import PgDatabase
+
+if TYPE_CHECKING:
+    from store_sql.engine.pg.database import PgDatabase
 
 Row = tuple[object, ...]
 Batch = tuple[CopiedTable, list[Row], int]

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from store_sql.copy.tables import BATCH_BYTES, BATCH_ROWS, CopiedTable, row_bytes
-from store_sql.engine.pg.writer import PgConnection as Connection
+from store_sql.engine.pg.connection import PgConnection as Connection
 from store_sql.errors import CopyFailedError
 from store_sql.sessions.pg_rows import number_of
 

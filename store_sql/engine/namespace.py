@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from store_sql.engine.database import Database
+    from store_sql.engine.pg.connection import PgConnection
     from store_sql.engine.pg.database import PgDatabase
-    from store_sql.engine.pg.writer import PgConnection
 
 P = ParamSpec("P")
 T = TypeVar("T")

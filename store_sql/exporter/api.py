@@ -31,7 +31,7 @@ from typing import Any, Literal
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.engine.file_modes import make_private_dirs
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.errors import (
     DatabaseCorruptError,
     ExportRefusedError,

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from store_sql.engine.database import Database
-from store_sql.engine.pg.database import PgDatabase
 from store_sql.exporter import pg_rows as pg
 from store_sql.exporter.plan import ExportPlan, IndexLayout, PlannedFile, file_chunks, plan_export
+
+if TYPE_CHECKING:
+    from store_sql.engine.pg.database import PgDatabase
 
 T = TypeVar("T")
 FileConsumer = Callable[[PlannedFile, Iterator[bytes]], T]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from store_sql.engine.pg.writer import PgConnection as Connection
+from store_sql.engine.pg.connection import PgConnection as Connection
 from store_sql.exporter.plan import (
     ExportPlan,
     IndexLayout,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
 
 from store_sql.engine.database import Database
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.formats.import_archive import ArchivedFile
 from store_sql.formats.in_tree import TreeFile
 from store_sql.importer import database_rows as origin_db

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from typing import Any, BinaryIO
 
-from store_sql.engine.pg.writer import PgConnection as Connection
+from store_sql.engine.pg.connection import PgConnection as Connection
 from store_sql.errors import ImportFailedError
 from store_sql.formats.import_archive import ArchivedFile
 from store_sql.formats.in_tree import TreeFile

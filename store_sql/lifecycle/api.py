@@ -22,7 +22,7 @@ from store_sql.sessions import pg_guards
 from store_sql.sessions.guards import Expect, check_expect
 
 if TYPE_CHECKING:
-    from store_sql.engine.pg.writer import PgConnection
+    from store_sql.engine.pg.connection import PgConnection
 
 
 class LifecycleAPI(Namespace):

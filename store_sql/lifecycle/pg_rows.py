@@ -13,9 +13,7 @@ import os
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from store_sql.errors import NotFoundError
 from store_sql.formats.state_dir import archive_name
@@ -33,6 +31,9 @@ from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import pg_rows as pg_tx
 from store_sql.transcripts import rows as tx
+
+if TYPE_CHECKING:
+    import asyncpg
 
 
 async def index_rel_dir(conn: asyncpg.Connection[Any], agent_id: str) -> str:

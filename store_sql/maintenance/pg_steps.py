@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from store_sql.lifecycle import pg_rows as pg_lc
 from store_sql.maintenance.plan import AgentFacts, Removal
@@ -26,6 +24,9 @@ from store_sql.maintenance.steps import (
     unused_transcript_names,
 )
 from store_sql.sessions import pg_rows as pg_sessions
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _ENTRY_FACTS = """
 SELECT session_key, session_id, updated_at, session_file, entry_bytes, chat_type,

@@ -28,11 +28,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from store_sql.search.indexer import BUSY_STEP_S, CATCH_UP_LINES, INDEX_BATCH, QUIET_S
+
+if TYPE_CHECKING:
+    import asyncpg
 
 QUIET_BATCH = 64
 """Lines one step takes while the writer is quiet: a step cannot be preempted on the

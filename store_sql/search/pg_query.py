@@ -21,9 +21,7 @@ by relevance.
 
 from __future__ import annotations
 
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from store_sql.search.indexer import BACKLOG_LIMIT, INDEX_BATCH
 from store_sql.search.pg_indexer import index_step, queue_every_line, queued
@@ -49,6 +47,9 @@ from store_sql.search.terms import (
     literal,
     raw_query,
 )
+
+if TYPE_CHECKING:
+    import asyncpg
 
 _FETCH = 64
 """Hits fetched and checked per round trip."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.errors import InvalidEntryError
 from store_sql.sessions import guards
 from store_sql.sessions import pg_rows as sessions

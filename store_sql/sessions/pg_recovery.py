@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.errors import NotFoundError
 from store_sql.sessions import pg_rows
 from store_sql.sessions.recovery import (

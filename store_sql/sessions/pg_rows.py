@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.errors import InvalidEntryError, WriteFailedError
 from store_sql.sessions import rows
 from store_sql.sessions.columns import COLUMN_NAMES, NUMBER_COLUMNS, entry_columns

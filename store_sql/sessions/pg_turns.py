@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from store_sql.engine.pg.writer import PgConnection
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.sessions import pg_rows
 from store_sql.sessions.guards import EntryText, entry_version
 from store_sql.sessions.turns import TurnMutation, TurnResult

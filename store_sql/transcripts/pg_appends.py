@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from store_sql.engine.pg.writer import CombinablePgMutation
+from store_sql.engine.pg.connection import CombinablePgMutation
 from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
 from store_sql.schema.navigation_lines import NAVIGATION_LINES
 from store_sql.transcripts import pg_reads

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from store_sql.engine.pg.readers import snapshot
+from store_sql.engine.pg.connection import snapshot
 from store_sql.errors import NotFoundError
 from store_sql.schema.navigation_lines import NAVIGATION_LINES
 from store_sql.transcripts import legacy

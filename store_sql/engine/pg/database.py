@@ -9,9 +9,10 @@ from typing import Any, Literal, TypeVar
 
 from store_sql.engine.opening import OpenReport
 from store_sql.engine.pg import opening
+from store_sql.engine.pg.connection import PgConnection
 from store_sql.engine.pg.readers import PgReaders
 from store_sql.engine.pg.url import mask_password
-from store_sql.engine.pg.writer import PgConnection, PgWriter
+from store_sql.engine.pg.writer import PgWriter
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.errors import StoreClosedError
 

@@ -12,16 +12,10 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import asyncpg
-
-from store_sql.engine.pg.writer import PgConnection, connection_lost
+from store_sql.engine.pg.connection import PgConnection, snapshot
+from store_sql.engine.pg.writer import connection_lost
 
 T = TypeVar("T")
-
-
-def snapshot(conn: PgConnection) -> asyncpg.transaction.Transaction:
-    """A read's transaction: REPEATABLE READ READ ONLY, one snapshot for all its statements."""
-    return conn.transaction(isolation="repeatable_read", readonly=True)
 
 
 class PgReaders:

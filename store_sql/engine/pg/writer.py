@@ -17,20 +17,19 @@ locks taken in id order keep those rare.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
 from store_sql.engine.group_commit import GroupCommitMetrics, Outcome, settle
+from store_sql.engine.pg.connection import CombinablePgMutation, PgConnection
 from store_sql.errors import StoreClosedError, StoreError, WriteFailedError
 
 T = TypeVar("T")
-PgConnection: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
 PgMutation = Callable[["asyncpg.Connection[asyncpg.Record]"], Awaitable[Any]]
 
 RETRIES = 20
@@ -48,24 +47,6 @@ BROKEN = (
     asyncpg.InternalClientError,
 )
 """What a connection that broke under an operation raises (with `connection_lost`)."""
-
-
-class CombinablePgMutation(abc.ABC):
-    """A mutation whose consecutive neighbours of the same class can run as one.
-
-    `combine(conn, mutations)` must have the same effect and results as awaiting the
-    mutations one after another, only in fewer statements (arrays through `unnest`,
-    `= ANY($1)`). Any error makes the writer rerun them one by one in savepoints, so each
-    caller still gets its own outcome."""
-
-    __slots__ = ()
-
-    @abc.abstractmethod
-    async def __call__(self, conn: PgConnection) -> Any: ...
-
-    @classmethod
-    @abc.abstractmethod
-    async def combine(cls, conn: PgConnection, mutations: Sequence[Any]) -> Sequence[Any]: ...
 
 
 @dataclass(slots=True)
