@@ -42,6 +42,19 @@ def _load_pg_server() -> Any:
 
 pg_server = _load_pg_server()
 
+
+def _cache_child_bytecode() -> None:
+    """The run's child processes (hundreds of `store-sql` and server starts) read their
+    modules' bytecode from a cache instead of compiling each module at each start, also where
+    the machine sets PYTHONDONTWRITEBYTECODE: the cache is in .pytest_cache, outside the
+    source tree, and a changed source file is compiled again as usual."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE") and not os.environ.get("PYTHONPYCACHEPREFIX"):
+        del os.environ["PYTHONDONTWRITEBYTECODE"]
+        os.environ["PYTHONPYCACHEPREFIX"] = str(ROOT / ".pytest_cache" / "pycache")
+
+
+_cache_child_bytecode()
+
 LONG_ENV = "STORE_SQL_LONG_TESTS"
 """Set to 1 by `--long` (or by hand): long crash, soak and fuzz runs (docs/TESTING.md)."""
 
