@@ -16,7 +16,6 @@ from store_sql.cli.common import (
 from store_sql.cli.remote import agent_path, server_for, session_path, via
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
-from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
 
 if TYPE_CHECKING:
     from store_sql.store import Store
@@ -220,6 +219,8 @@ def _register_lifecycle(cmds: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
+    from store_sql.maintenance.policy import MaintenancePolicy, parse_bytes, parse_duration_ms
+
     prune_after = parse_duration_ms(args.prune_after)
     retention: str | None = args.archive_retention
     policy = MaintenancePolicy(
