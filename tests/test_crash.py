@@ -730,7 +730,7 @@ def _revision_and_notes(db: Path) -> tuple[str | None, int]:
 # 0004, after 0005: the sessions.d tables; 0006, after 0004: the search text view and the
 # trigger that replaces 0002's; 0007 adds no object: 0001 made today's transcript_lines, with
 # its side_append column and navigation index, so 0007 only fills the column again; 0008
-# changes PostgreSQL only).
+# changes PostgreSQL only; 0009 redefines the search text view and triggers in place).
 _REVISION_OBJECTS: dict[str | None, frozenset[str]] = {
     None: frozenset(),
     "0001": frozenset({"transcript_lines", "messages"}),
@@ -750,6 +750,7 @@ _REVISION_OBJECTS: dict[str | None, frozenset[str]] = {
 }  # fmt: skip
 _REVISION_OBJECTS["0007"] = _REVISION_OBJECTS["0006"]
 _REVISION_OBJECTS["0008"] = _REVISION_OBJECTS["0007"]  # PostgreSQL only
+_REVISION_OBJECTS["0009"] = _REVISION_OBJECTS["0008"]
 _EVERY_OBJECT = frozenset().union(*_REVISION_OBJECTS.values())
 
 

@@ -87,6 +87,50 @@ def test_the_view_computes_what_python_computes(conn: sqlite3.Connection, entry:
     assert _sql_text(conn, line) == entry_search_text(orjson.loads(line))
 
 
+@settings(max_examples=300, deadline=None)
+@given(entry=_entry, chars=st.sampled_from([None, extra_sql.SEARCH_TEXT_CHARS, 5]))
+def test_long_lines_get_the_same_text_with_the_line_parsed_once(
+    conn: sqlite3.Connection, entry: Any, chars: int | None
+) -> None:
+    line = jsjson.dumps(entry)
+    one_pass = conn.execute(
+        f"SELECT {extra_sql.one_pass_search_text_sql('?1', chars)}", (line,)
+    ).fetchone()[0]
+    assert (
+        one_pass
+        == conn.execute(f"SELECT {extra_sql.search_text_sql('?1', chars)}", (line,)).fetchone()[0]
+    )
+
+
+def test_the_text_of_a_long_line_is_cut_where_the_short_form_cuts_it(
+    conn: sqlite3.Connection,
+) -> None:
+    cap = extra_sql.SEARCH_TEXT_CHARS
+    blocks = [{"type": "text", "text": "é" * (cap - 3)}, {"type": "toolCall", "name": "bash"},
+              "skipped", {"type": "text", "text": "😀" * cap}]  # fmt: skip
+    entries = [
+        {"type": "message", "message": {"role": "assistant", "content": blocks}},
+        {
+            "type": "message",
+            "message": {"role": "bashExecution", "command": "x" * cap, "output": "y"},
+        },
+        {"type": "custom_message", "content": blocks[::-1]},
+        {"type": "compaction", "summary": "s" * (3 * cap)},
+        {
+            "type": "message",
+            "message": {"content": [{"type": "text", "text": str(n)} for n in range(12)]},
+        },
+    ]
+    for entry in entries:
+        line = jsjson.dumps(entry)
+        assert len(line) > extra_sql.LONG_LINE_BYTES or entry["type"] == "message"
+        expected = entry_search_text(orjson.loads(line))
+        assert _sql_text(conn, line) == expected
+        by_size = extra_sql.line_search_text_sql("?1", "?2")
+        for size in (len(line), 0):  # the one-pass form, the per-reference form
+            assert conn.execute(f"SELECT {by_size}", (line, size)).fetchone()[0] == expected
+
+
 def test_text_after_a_nul_character_is_not_searchable(conn: sqlite3.Connection) -> None:
     # SQLite's json_extract (3.40) ends a string at an escaped U+0000: the index and the
     # search both read the text through it, so they agree; the Python rule keeps the rest.

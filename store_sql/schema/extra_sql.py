@@ -71,6 +71,14 @@ of the text (the view, the index's triggers, the PostgreSQL function, search.ent
 cuts it here, so all agree on what is searchable."""
 
 
+LONG_LINE_BYTES = 131_072
+"""Lines longer than this get their searchable text from `one_pass_search_text_sql` (each
+line's `byte_size` decides): the line is read and parsed twice in all, where
+`search_text_sql` reads and parses it at each of its references, which is what a long line
+costs. Below this size the per-reference expression is the cheaper of the two (the one-pass
+form sorts the JSON's nodes by the block they belong to)."""
+
+
 def search_text_sql(line: str, chars: int | None = SEARCH_TEXT_CHARS) -> str:
     """SQL for the searchable text of the entry line `line` (a column reference): what
     `search.entry_text.entry_search_text` gives for the parsed line, NULL when it has none;
@@ -126,14 +134,142 @@ def search_text_sql(line: str, chars: int | None = SEARCH_TEXT_CHARS) -> str:
     return f"(CASE WHEN typeof({line}) = 'text' AND json_valid({line}) THEN {text} END)"
 
 
-def _search_text_view(chars: int | None) -> str:
+# The fields search_text_sql reads, as json_tree names them, and the column prefix each
+# gets in one_pass_search_text_sql.
+_FIELDS = {
+    "$.type": "t",
+    "$.message.role": "role",
+    "$.message.command": "cmd",
+    "$.message.output": "out",
+    "$.summary": "summary",
+    "$.name": "name",
+    "$.label": "label",
+    "$.message.content": "mc",
+    "$.content": "cc",
+}
+_KINDS = ("t", "role")
+"""The fields that choose what the text is: compared whole, never cut."""
+_BLOCK_ARRAYS = ("$.message.content", "$.content")
+
+
+def one_pass_search_text_sql(line: str, chars: int | None = SEARCH_TEXT_CHARS) -> str:
+    """The same text as `search_text_sql`, with the line parsed once by `json_tree` (and once
+    by `json_valid`, the guard): the nodes that matter are grouped by the content block they
+    belong to, each block gives its text, and the blocks are joined in order. Each string is
+    cut at `chars` characters as soon as it is read, so no copy of a long string is made
+    past that (the first `chars` characters of the joined text are the same).
+
+    Where an object holds a key twice, json_extract reads the first and this form may read
+    either: such lines are the only ones where the two can differ."""
+    arrays = ", ".join(f"'{path}'" for path in _BLOCK_ARRAYS)
+    element = f"n.path IN ({arrays})"
+
+    def in_block(path: str) -> str:
+        # n is a field of an element of the array at `path`: its own path is `path[N]`.
+        start = len(path) + 1
+        return (
+            f"(substr(n.path, 1, {start}) = '{path}[' "
+            f"AND ltrim(substr(n.path, {start + 1}), '0123456789') = ']')"
+        )
+
+    field = "(" + " OR ".join(in_block(path) for path in _BLOCK_ARRAYS) + ")"
+    atom = (
+        "n.atom"
+        if chars is None
+        else f"CASE WHEN n.type = 'text' THEN substr(n.atom, 1, {chars}) ELSE n.atom END"
+    )
+
+    def block_field(key: str, column: str) -> str:
+        value = {"atom": "n.atom", "text": atom}.get(column, f"n.{column}")
+        return f"max(CASE WHEN {field} AND n.key = '{key}' THEN {value} END)"
+
+    block_type = block_field("type", "atom")
+    block = (
+        f"CASE WHEN max(CASE WHEN {element} THEN n.type END) = 'object' THEN CASE "
+        f"WHEN {block_type} = 'text' AND {block_field('text', 'type')} = 'text' "
+        f"THEN {block_field('text', 'text')} "
+        f"WHEN {block_type} = 'toolCall' AND {block_field('name', 'type')} = 'text' "
+        f"THEN {block_field('name', 'text')} END END"
+    )
+    fields = ", ".join(
+        f"max(CASE WHEN n.fullkey = '{path}' THEN {'n.atom' if name in _KINDS else atom} END) "
+        f"AS {name}_v, "
+        f"max(CASE WHEN n.fullkey = '{path}' THEN n.type END) AS {name}_t"
+        for path, name in _FIELDS.items()
+    )
+    wanted = ", ".join(f"'{path}'" for path in _FIELDS)
+    # One row per content block (its element's id), and one (-1) for the entry's fields.
+    nodes = (
+        f"SELECT CASE WHEN {element} THEN n.id WHEN {field} THEN n.parent ELSE -1 END AS g, "
+        f"max(CASE WHEN {element} THEN n.path END) AS arr, {block} AS b, {fields} "
+        f"FROM json_tree({line}) AS n WHERE n.fullkey IN ({wanted}) OR {element} "
+        f"OR ({field} AND n.key IN ('type', 'text', 'name')) GROUP BY 1 ORDER BY 1"
+    )
+    joined = ", ".join(f"max(x.{name}_v) AS {name}_v, max(x.{name}_t) AS {name}_t"
+                       for name in _FIELDS.values())  # fmt: skip
+    entry = (
+        f"SELECT {joined}, "
+        f"group_concat(CASE WHEN x.arr = '$.message.content' THEN x.b END, char(10)) AS mb, "
+        f"group_concat(CASE WHEN x.arr = '$.content' THEN x.b END, char(10)) AS cb "
+        f"FROM ({nodes}) AS x"
+    )
+
+    def string(name: str) -> str:
+        return f"CASE WHEN y.{name}_t = 'text' THEN y.{name}_v END"
+
+    def blocks(name: str, joined_blocks: str) -> str:
+        return (
+            f"CASE y.{name}_t WHEN 'text' THEN y.{name}_v WHEN 'array' THEN y.{joined_blocks} END"
+        )
+
+    command, output = string("cmd"), string("out")
+    bash = (
+        f"CASE WHEN ({command}) IS NOT NULL AND ({output}) IS NOT NULL "
+        f"THEN ({command}) || char(10) || ({output}) ELSE coalesce({command}, {output}) END"
+    )
+    name = f"CASE WHEN y.name_t IS NOT NULL THEN {string('name')} ELSE {string('label')} END"
+    text = (
+        "nullif(CASE y.t_v "
+        "WHEN 'message' THEN CASE WHEN y.role_v = 'bashExecution' "
+        f"THEN {bash} ELSE {blocks('mc', 'mb')} END "
+        f"WHEN 'compaction' THEN {string('summary')} "
+        f"WHEN 'branch_summary' THEN {string('summary')} "
+        f"WHEN 'custom_message' THEN {blocks('cc', 'cb')} "
+        f"WHEN 'session_info' THEN {name} "
+        f"WHEN 'label' THEN {name} "
+        "END, '')"
+    )
+    if chars is not None:
+        text = f"substr({text}, 1, {chars})"
+    return (
+        f"(CASE WHEN typeof({line}) = 'text' AND json_valid({line}) "
+        f"THEN (SELECT {text} FROM ({entry}) AS y) END)"
+    )
+
+
+def line_search_text_sql(line: str, byte_size: str, chars: int | None = SEARCH_TEXT_CHARS) -> str:
+    """The searchable text of a stored line (`line` and its `byte_size` column): the
+    expression suited to its size, as the view and the index's triggers compute it."""
+    return (
+        f"(CASE WHEN {byte_size} > {LONG_LINE_BYTES} THEN {one_pass_search_text_sql(line, chars)} "
+        f"ELSE {search_text_sql(line, chars)} END)"
+    )
+
+
+def _text_sql(line: str, chars: int | None, *, by_size: bool) -> str:
+    if by_size:
+        return line_search_text_sql(f"{line}line", f"{line}byte_size", chars)
+    return search_text_sql(f"{line}line", chars)
+
+
+def _search_text_view(chars: int | None, *, by_size: bool = False) -> str:
     return f"""
 CREATE VIEW IF NOT EXISTS entry_search_text AS
 -- The searchable text of every entry line that has some (the content of entry_text_fts):
 -- message text blocks and tool names, bash command and output, summaries, custom message
 -- content, session names and labels. line_pk is the full-text rowid.
 SELECT line_pk, text FROM (
-    SELECT line_pk, {search_text_sql("line", chars)} AS text
+    SELECT line_pk, {_text_sql("", chars, by_size=by_size)} AS text
     FROM transcript_lines WHERE kind = 'entry'
 ) WHERE text IS NOT NULL
 """
@@ -159,7 +295,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS entry_text_fts USING fts5(
 # SQLite gives a new row max(line_pk) + 1, so deleting the highest lines lets their numbers
 # come back, and a reused number must be above the mark, where the indexer finds it. One
 # trigger does both, in this order (the FTS delete reads the mark before it moves).
-def _search_delete_trigger(chars: int | None) -> str:
+def _search_delete_trigger(chars: int | None, *, by_size: bool = False) -> str:
     return f"""
 CREATE TRIGGER IF NOT EXISTS transcript_lines_search_delete
 AFTER DELETE ON transcript_lines
@@ -167,7 +303,7 @@ AFTER DELETE ON transcript_lines
 BEGIN
     INSERT INTO entry_text_fts (entry_text_fts, rowid, text)
     SELECT 'delete', old.line_pk, x.text
-    FROM (SELECT {search_text_sql("old.line", chars)} AS text) AS x
+    FROM (SELECT {_text_sql("old.", chars, by_size=by_size)} AS text) AS x
     WHERE old.kind = 'entry' AND x.text IS NOT NULL
       AND old.line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1);
     UPDATE search_index_state
@@ -181,7 +317,7 @@ SEARCH_DELETE_TRIGGER = _search_delete_trigger(SEARCH_TEXT_CHARS)
 
 
 # The store never rewrites an indexed line; a hand edit (`store-sql sql --write`) may.
-def _search_update_trigger(chars: int | None) -> str:
+def _search_update_trigger(chars: int | None, *, by_size: bool = False) -> str:
     return f"""
 CREATE TRIGGER IF NOT EXISTS transcript_lines_search_update
 AFTER UPDATE OF line, kind ON transcript_lines
@@ -190,11 +326,11 @@ WHEN old.line_pk <= (SELECT indexed_upto FROM search_index_state WHERE id = 1)
 BEGIN
     INSERT INTO entry_text_fts (entry_text_fts, rowid, text)
     SELECT 'delete', old.line_pk, x.text
-    FROM (SELECT {search_text_sql("old.line", chars)} AS text) AS x
+    FROM (SELECT {_text_sql("old.", chars, by_size=by_size)} AS text) AS x
     WHERE old.kind = 'entry' AND x.text IS NOT NULL;
     INSERT INTO entry_text_fts (rowid, text)
     SELECT new.line_pk, x.text
-    FROM (SELECT {search_text_sql("new.line", chars)} AS text) AS x
+    FROM (SELECT {_text_sql("new.", chars, by_size=by_size)} AS text) AS x
     WHERE new.kind = 'entry' AND x.text IS NOT NULL;
 END
 """
@@ -203,10 +339,15 @@ END
 SEARCH_UPDATE_TRIGGER = _search_update_trigger(SEARCH_TEXT_CHARS)
 
 
-def search_text_statements(chars: int | None) -> tuple[str, ...]:
+def search_text_statements(chars: int | None, *, by_size: bool = False) -> tuple[str, ...]:
     """The view and the two triggers that define a line's searchable text, cut at `chars`
-    characters (None: whole); revision 0007 replaces them (and its downgrade)."""
-    return (_search_text_view(chars), _search_delete_trigger(chars), _search_update_trigger(chars))
+    characters (None: whole); `by_size`: long lines parsed once (`line_search_text_sql`,
+    from revision 0009 on). Revisions 0007 and 0009 replace them (and their downgrades)."""
+    return (
+        _search_text_view(chars, by_size=by_size),
+        _search_delete_trigger(chars, by_size=by_size),
+        _search_update_trigger(chars, by_size=by_size),
+    )
 
 
 SEARCH_TEXT_DROP_STATEMENTS: tuple[str, ...] = (
@@ -504,9 +645,25 @@ EXTERNAL_INDEX_DROP_STATEMENTS: tuple[str, ...] = (
     "DROP VIEW IF EXISTS entry_search_text",
 )
 
+# Revision 0009: long lines parsed once.
+HEAD_SEARCH_TEXT_STATEMENTS = search_text_statements(SEARCH_TEXT_CHARS, by_size=True)
+
+# What the background indexer adds to the index: the view's rows for a range of line_pk,
+# computed from the same expression as the view. Read through the view, the expression
+# would be computed twice per line (SQLite copies it into the view's `text IS NOT NULL`);
+# `LIMIT -1` keeps the inner query a co-routine, so it is computed once.
+INDEX_RANGE = (
+    "INSERT INTO entry_text_fts (rowid, text) SELECT line_pk, text FROM ("
+    f"SELECT line_pk, {_text_sql('', SEARCH_TEXT_CHARS, by_size=True)} AS text "
+    "FROM transcript_lines WHERE kind = 'entry' AND line_pk > ? AND line_pk <= ? LIMIT -1"
+    ") WHERE text IS NOT NULL"
+)
+
 # Everything at the head revision (store-sql doctor checks a database against it).
 CREATE_STATEMENTS: tuple[str, ...] = (
     *VIEWS.values(),
     SEARCH_STATE_ROW,
-    *EXTERNAL_INDEX_STATEMENTS,
+    HEAD_SEARCH_TEXT_STATEMENTS[0],
+    EXTERNAL_FTS_TABLE,
+    *HEAD_SEARCH_TEXT_STATEMENTS[1:],
 )

@@ -30,6 +30,7 @@ from functools import partial
 from typing import Protocol
 
 from store_sql.engine.writer import UpkeepPreemptedError
+from store_sql.schema.extra_sql import INDEX_RANGE
 
 INDEX_BATCH = 256
 """Most lines one indexing step reads (catch-up and rebuild take steps of this size)."""
@@ -63,12 +64,9 @@ only steps a write may wait for."""
 
 _IDLE_POLL_S = 0.005
 
-# The searchable text comes from the view (schema/extra_sql.py), the same definition the
-# delete trigger uses, so the index forgets exactly what it was given.
-_INDEX_RANGE = (
-    "INSERT INTO entry_text_fts (rowid, text) "
-    "SELECT line_pk, text FROM entry_search_text WHERE line_pk > ? AND line_pk <= ?"
-)
+# The searchable text comes from the view's definition (schema/extra_sql.py), the same one
+# the delete trigger uses, so the index forgets exactly what it was given.
+_INDEX_RANGE = INDEX_RANGE
 _UNREADABLE_IN_RANGE = (
     "SELECT count(*) FROM transcript_lines WHERE line_pk > ? AND line_pk <= ? "
     "AND kind = 'entry' AND typeof(line) = 'text' AND NOT json_valid(line)"
