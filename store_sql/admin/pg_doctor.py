@@ -41,6 +41,8 @@ from store_sql.engine.pg.url import mask_password
 from store_sql.errors import DatabaseRefusedError
 from store_sql.schema import pg_views
 from store_sql.schema import tables as schema
+from store_sql.search.indexer import BACKLOG_LIMIT
+from store_sql.search.pg_indexer import line_index_ready, queued
 
 MIN_SERVER = 130000
 """PostgreSQL 13: the oldest server the store is tested against."""
@@ -110,7 +112,22 @@ async def check_full_text(conn: asyncpg.Connection[Any]) -> Check:
             "rebuild it with `store-sql search --rebuild`",
             details,
         )
-    return Check("full_text_search", OK, f"pg_trgm {trgm}, the trigram index is valid", details)
+    # Catch-up after an upgrade queued every stored line (revision 0008), or after a rebuild.
+    details["lines_not_indexed"] = await queued(conn)
+    details["line_index"] = await line_index_ready(conn)
+    catching_up = (
+        f"; revision 0006's index over the lines finds the queued lines until at most "
+        f"{BACKLOG_LIMIT} wait"
+        if details["line_index"]
+        else ""
+    )
+    return Check(
+        "full_text_search",
+        OK,
+        f"pg_trgm {trgm}, the trigram index is valid ({details['lines_not_indexed']} lines "
+        f"waiting for the indexer{catching_up})",
+        details,
+    )
 
 
 async def check_chains(conn: asyncpg.Connection[Any], *, quick: bool) -> Check:

@@ -169,13 +169,23 @@ $$
 """,
     "CREATE TRIGGER transcript_lines_search_queue AFTER INSERT ON transcript_lines "
     "REFERENCING NEW TABLE AS new_lines FOR EACH STATEMENT EXECUTE FUNCTION queue_entry_lines()",
-    # The lines stored so far go in here, in the revision's transaction, and the index is
-    # built over them in one pass (faster than growing it row by row).
-    "INSERT INTO search_text (line_pk, text) SELECT line_pk, text FROM "
-    "(SELECT line_pk, entry_search_text(line) AS text FROM transcript_lines "
-    "WHERE kind = 'entry') AS x WHERE text IS NOT NULL",
     f"CREATE INDEX {SEARCH_INDEX_NAME} ON search_text USING gin (text gin_trgm_ops)",
-    f"DROP INDEX IF EXISTS {LINE_INDEX_NAME}",
+    # The lines stored so far are queued: the background indexers move them in bounded
+    # steps after the upgrade, which then takes a b-tree insert per line, not minutes of
+    # computing every line's text in its transaction. Revision 0006's index over the
+    # lines stays until they are (nearly) all indexed: searches find the queued lines
+    # through it (search/pg_query.py), and the indexer drops it (`retire_line_index`).
+    "INSERT INTO search_pending (line_pk) SELECT line_pk FROM transcript_lines "
+    "WHERE kind = 'entry'",
+    f"""
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM search_pending) THEN
+        DROP INDEX IF EXISTS {LINE_INDEX_NAME};
+    END IF;
+END
+$$
+""",
 )
 SEARCH_QUEUE_DROP_STATEMENTS: tuple[str, ...] = (
     SEARCH_INDEX,

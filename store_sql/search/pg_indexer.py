@@ -30,7 +30,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from store_sql.search.indexer import BUSY_STEP_S, CATCH_UP_LINES, INDEX_BATCH, QUIET_S
+from store_sql.schema.pg_views import LINE_INDEX_NAME
+from store_sql.search.indexer import (
+    BACKLOG_LIMIT,
+    BUSY_STEP_S,
+    CATCH_UP_LINES,
+    INDEX_BATCH,
+    QUIET_S,
+)
 
 if TYPE_CHECKING:
     import asyncpg
@@ -90,6 +97,30 @@ async def queued(conn: asyncpg.Connection[Any], limit: int | None = None) -> int
     )
 
 
+async def line_index_ready(conn: asyncpg.Connection[Any]) -> bool:
+    """Whether revision 0006's trigram index over the lines' text still stands (valid): it
+    is kept while the lines an upgrade to 0008 queued are being indexed."""
+    return bool(
+        await conn.fetchval(
+            "SELECT i.indisvalid FROM pg_index AS i WHERE i.indexrelid = to_regclass($1)",
+            LINE_INDEX_NAME,
+        )
+    )
+
+
+async def retire_line_index(conn: asyncpg.Connection[Any]) -> bool:
+    """Drop revision 0006's index over the lines once searches no longer need it: at most
+    BACKLOG_LIMIT lines queued, which a search reads itself. On a connection outside any
+    transaction (DROP INDEX CONCURRENTLY waits for the transactions using it and blocks
+    no append). Returns whether the index is gone."""
+    if await conn.fetchval("SELECT to_regclass($1)", LINE_INDEX_NAME) is None:
+        return True
+    if await queued(conn, BACKLOG_LIMIT + 1) > BACKLOG_LIMIT:
+        return False
+    await conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {LINE_INDEX_NAME}")
+    return True
+
+
 async def queue_every_line(conn: asyncpg.Connection[Any]) -> None:
     """Empty the index and queue every entry line again (the start of a rebuild)."""
     await conn.execute("DELETE FROM search_text")
@@ -143,6 +174,9 @@ class PgSearchIndexer:
         """Always 0 here: a step on its own connection never stands in a write's way."""
         self.failures = 0
         self.last_error: str | None = None
+        self._line_index: bool | None = None
+        """False once revision 0006's index over the lines is gone (or cannot be dropped
+        by this process)."""
 
     def start(self) -> None:
         """Begin with a round: lines may wait from an earlier run or another process."""
@@ -211,7 +245,20 @@ class PgSearchIndexer:
             self.steps += 1
             self.lines_indexed += done.lines_read
             if done.lines_read < batch:
+                if self._line_index is not False:
+                    await self._retire_line_index(conn)
                 return
+
+    async def _retire_line_index(self, conn: asyncpg.Connection[Any]) -> None:
+        """Drop the upgrade's interim index once caught up (`retire_line_index`); a refusal
+        (a role that does not own the table) is reported once and not tried again here."""
+        try:
+            async with self._stepping:
+                if await retire_line_index(conn):
+                    self._line_index = False
+        except asyncpg.PostgresError as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._line_index = False
 
     async def _idle(self) -> bool:
         """Wait until the writer has been quiet for QUIET_S (True), or BUSY_STEP_S at most

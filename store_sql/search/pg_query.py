@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from store_sql.search.indexer import BACKLOG_LIMIT, INDEX_BATCH
-from store_sql.search.pg_indexer import index_step, queue_every_line, queued
+from store_sql.search.pg_indexer import index_step, line_index_ready, queue_every_line, queued
 from store_sql.search.query import (
     MAX_LIMIT,
     TRIGRAM_MIN_CHARS,
@@ -110,9 +110,12 @@ _ACTIVE_PATH = """
 """
 
 
-def search_sql(query: SearchQuery, terms: Terms, *, queued: bool = True) -> tuple[str, list[Any]]:
+def search_sql(
+    query: SearchQuery, terms: Terms, *, queued: bool = True, through_line_index: bool = False
+) -> tuple[str, list[Any]]:
     """The statement finding `query`'s hits, newest first, and its parameters: the indexed
-    lines through the trigram index, and (`queued`) the lines waiting for the indexer."""
+    lines through the trigram index, and (`queued`) the lines waiting for the indexer, by
+    key, or (`through_line_index`) through revision 0006's index over the lines' text."""
     params = _Params()
     where = " AND ".join(_filters(query, params))
     condition = _condition(terms.node, params)
@@ -131,7 +134,22 @@ def search_sql(query: SearchQuery, terms: Terms, *, queued: bool = True) -> tupl
     # as a join, the planner scanned every line and computed the text or probed the queue
     # for each (the queue's size changes too fast for its statistics to tell).
     queued_cte = ""
-    if queued:
+    if through_line_index:
+        # After an upgrade to 0008 queued every stored line: 0006's index over the text of
+        # every entry line finds the candidates, which are kept if still queued.
+        text = "entry_search_text(l.line)"
+        queued_cte = (
+            f"queued AS MATERIALIZED (SELECT {columns}, {text} AS text"
+            " FROM transcript_lines AS l"
+            " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
+            f" WHERE {where} AND {condition.replace(_TEXT, text)}"
+            " AND EXISTS (SELECT 1 FROM search_pending AS p WHERE p.line_pk = l.line_pk)), "
+        )
+        found += (
+            " UNION ALL SELECT line_pk, transcript_id, pos, entry_id, type, role, timestamp,"
+            " agent_id, session_id, kind, file_name, text FROM queued"
+        )
+    elif queued:
         queued_cte = (
             f"queued AS MATERIALIZED (SELECT {columns}, l.line FROM transcript_lines AS l"
             " JOIN transcripts AS t ON t.transcript_id = l.transcript_id"
@@ -185,7 +203,13 @@ async def search_entries(conn: asyncpg.Connection[Any], query: SearchQuery) -> S
     terms = raw_query(query.text) if query.raw else literal(query.text)
     mode, notice = _mode_and_notice(query, terms)
     waiting = await queued(conn, BACKLOG_LIMIT + 1)
-    unsearched = await queued(conn) if waiting > BACKLOG_LIMIT else 0
+    # More lines queued than a search reads itself: after an upgrade to 0008 queued every
+    # stored line, 0006's index over the lines finds them until the indexer has caught up
+    # (for a text the trigram index can look up); otherwise they are left out and counted.
+    through_line_index = (
+        waiting > BACKLOG_LIMIT and terms.match is not None and await line_index_ready(conn)
+    )
+    unsearched = await queued(conn) if waiting > BACKLOG_LIMIT and not through_line_index else 0
     if unsearched:
         notice = "; ".join(
             filter(
@@ -199,7 +223,9 @@ async def search_entries(conn: asyncpg.Connection[Any], query: SearchQuery) -> S
                 ],
             )
         )
-    sql, args = search_sql(query, terms, queued=not unsearched)
+    sql, args = search_sql(
+        query, terms, queued=not unsearched, through_line_index=through_line_index
+    )
     needles = terms.substrings()
     hits: list[SearchHit] = []
     more = False
