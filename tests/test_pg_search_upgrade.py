@@ -36,8 +36,10 @@ def _state(root: Path) -> Path:
         for m in range(LINES // 3):
             n = s * 100 + m
             message = {"role": "user", "content": f"about the wren{n}x here"}
-            lines.append({"type": "message", "id": f"e{n}", "parentId": f"e{n - 1}" if m else None,
-                          "timestamp": f"2026-01-01T00:00:{m:02d}Z", "message": message})  # fmt: skip
+            parent = f"e{n - 1}" if m else None
+            stamp = f"2026-01-01T00:00:{m:02d}Z"
+            lines.append({"type": "message", "id": f"e{n}", "parentId": parent,
+                          "timestamp": stamp, "message": message})  # fmt: skip
         (folder / f"s{s}.jsonl").write_text("".join(json.dumps(v) + "\n" for v in lines))
     return root
 
