@@ -5,7 +5,9 @@ indexer (`search_pending`, search/pg_indexer.py), whose text the search computes
 In any snapshot an entry line is in exactly one of the two, so a committed append is found
 at once, whichever process wrote it and whether or not it has been indexed. As on SQLite,
 a search computes the text of at most `BACKLOG_LIMIT` queued lines; past that it leaves
-them out and says how many (`unsearched`, the notice).
+them out and says how many (`unsearched`, the notice), except while revision 0006's index
+over the lines' text stands (after an upgrade to 0008 queued every stored line): then the
+queued lines are found through it.
 
 Each substring of the search becomes `text ILIKE '%substring%'`, combined with AND, OR and
 AND NOT as the raw query says; pg_trgm answers a pattern with 3 or more characters from
