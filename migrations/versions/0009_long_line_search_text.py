@@ -55,18 +55,25 @@ def _redefine(*, by_size: bool) -> None:
         )
     ]
     batches = [long_lines[i : i + _BATCH] for i in range(0, len(long_lines), _BATCH)]
+    # Out with the text the standing definition gives (the view's, computed once a line)...
     for batch in batches:
-        _reindex(conn, "INSERT INTO entry_text_fts (entry_text_fts, rowid, text) "
-                 "SELECT 'delete', line_pk, text FROM entry_search_text", batch)  # fmt: skip
+        rows = extra_sql.search_text_rows_sql(_among(batch), by_size=not by_size)
+        conn.execute(
+            sa.text(
+                "INSERT INTO entry_text_fts (entry_text_fts, rowid, text) "
+                f"SELECT 'delete', line_pk, text FROM ({rows})"
+            )
+        )
     for statement in extra_sql.SEARCH_TEXT_DROP_STATEMENTS:
         op.execute(statement)
-    for statement in extra_sql.search_text_statements(extra_sql.SEARCH_TEXT_CHARS, by_size=by_size):
+    chars = extra_sql.SEARCH_TEXT_CHARS
+    for statement in extra_sql.search_text_statements(chars, by_size=by_size):
         op.execute(statement)
+    # ...and in with the new one's.
     for batch in batches:
-        _reindex(conn, "INSERT INTO entry_text_fts (rowid, text) "
-                 "SELECT line_pk, text FROM entry_search_text", batch)  # fmt: skip
+        rows = extra_sql.search_text_rows_sql(_among(batch), by_size=by_size)
+        conn.execute(sa.text(f"INSERT INTO entry_text_fts (rowid, text) {rows}"))
 
 
-def _reindex(conn: sa.Connection, statement: str, line_pks: list[int]) -> None:
-    keys = ", ".join(str(line_pk) for line_pk in line_pks)
-    conn.execute(sa.text(f"{statement} WHERE line_pk IN ({keys})"))
+def _among(line_pks: list[int]) -> str:
+    return f"line_pk IN ({', '.join(str(line_pk) for line_pk in line_pks)})"

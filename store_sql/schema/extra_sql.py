@@ -648,15 +648,24 @@ EXTERNAL_INDEX_DROP_STATEMENTS: tuple[str, ...] = (
 # Revision 0009: long lines parsed once.
 HEAD_SEARCH_TEXT_STATEMENTS = search_text_statements(SEARCH_TEXT_CHARS, by_size=True)
 
-# What the background indexer adds to the index: the view's rows for a range of line_pk,
-# computed from the same expression as the view. Read through the view, the expression
-# would be computed twice per line (SQLite copies it into the view's `text IS NOT NULL`);
-# `LIMIT -1` keeps the inner query a co-routine, so it is computed once.
-INDEX_RANGE = (
-    "INSERT INTO entry_text_fts (rowid, text) SELECT line_pk, text FROM ("
-    f"SELECT line_pk, {_text_sql('', SEARCH_TEXT_CHARS, by_size=True)} AS text "
-    "FROM transcript_lines WHERE kind = 'entry' AND line_pk > ? AND line_pk <= ? LIMIT -1"
-    ") WHERE text IS NOT NULL"
+
+def search_text_rows_sql(lines: str, *, by_size: bool = True) -> str:
+    """The view's rows for the lines `lines` selects (a condition on transcript_lines),
+    computed from the same expression as the view (`search_text_statements`). Read through
+    the view, the expression is computed twice per line (SQLite copies it into the view's
+    `text IS NOT NULL`); `LIMIT -1` keeps the inner query a co-routine, so it is computed
+    once."""
+    return (
+        "SELECT line_pk, text FROM ("
+        f"SELECT line_pk, {_text_sql('', SEARCH_TEXT_CHARS, by_size=by_size)} AS text "
+        f"FROM transcript_lines WHERE kind = 'entry' AND {lines} LIMIT -1"
+        ") WHERE text IS NOT NULL"
+    )
+
+
+# What the background indexer adds to the index: the view's rows for a range of line_pk.
+INDEX_RANGE = "INSERT INTO entry_text_fts (rowid, text) " + search_text_rows_sql(
+    "line_pk > ? AND line_pk <= ?"
 )
 
 # Everything at the head revision (store-sql doctor checks a database against it).
