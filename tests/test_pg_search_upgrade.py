@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from store_sql import Store, import_path
+from store_sql.admin.pg_doctor import check_full_text
 from store_sql.engine.pg import opening as pg_opening
 from store_sql.schema.pg_views import LINE_INDEX_NAME
 from store_sql.search import pg_indexer, pg_query
@@ -88,6 +89,11 @@ async def test_an_upgraded_store_finds_its_lines_while_and_after_they_are_indexe
             "main", "s1", {"role": "user", "content": "a late wren999x"}
         )
         assert len((await store.search.find("wren999x")).hits) == 1
+        # The doctor shows the catch-up: the lines waiting, the interim index kept.
+        check = await store.postgres.read(check_full_text)
+        assert check.details["lines_not_indexed"] == LINES + 1
+        assert check.details["line_index"] is True
+        assert "31 lines waiting" in check.summary
         # A text the trigram index cannot look up leaves the queue out, and says so.
         short = await store.search.find("xh")
         assert short.unsearched == LINES + 1
@@ -104,3 +110,6 @@ async def test_an_upgraded_store_finds_its_lines_while_and_after_they_are_indexe
         assert await _found(store) == before
         assert len((await store.search.find("wren999x")).hits) == 1
         assert (await store.search.find("xh")).unsearched == 0
+        check = await store.postgres.read(check_full_text)
+        assert check.details["lines_not_indexed"] == 0
+        assert check.details["line_index"] is False
