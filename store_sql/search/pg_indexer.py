@@ -252,6 +252,8 @@ class PgSearchIndexer:
     async def _retire_line_index(self, conn: asyncpg.Connection[Any]) -> None:
         """Drop the upgrade's interim index once caught up (`retire_line_index`); a refusal
         (a role that does not own the table) is reported once and not tried again here."""
+        import asyncpg  # loaded already: this store is on PostgreSQL
+
         try:
             async with self._stepping:
                 if await retire_line_index(conn):
