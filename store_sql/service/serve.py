@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from store_sql.engine.pg.url import is_postgres_url
@@ -217,6 +218,28 @@ class _Server(uvicorn.Server):
         self.service.state.stop()
 
 
+def uvicorn_config(
+    app: ASGIApp, tls_cert: Path | None = None, tls_key: Path | None = None
+) -> uvicorn.Config:
+    """How `serve` runs uvicorn: httptools with each answer in one write, no access log,
+    no proxy headers, no Server or Date header (tools/bench measures a constant answer
+    under this same configuration as the floor of every HTTP row)."""
+    return uvicorn.Config(
+        app,
+        lifespan="off",
+        http=_Protocol,
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=int(GRACE_SECONDS),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     db: Path | str
@@ -262,20 +285,7 @@ async def run(
         sock.close()
         raise
     service = Service(store, ready.token, config=ServiceConfig(max_body=options.max_body))
-    config = uvicorn.Config(
-        PageApp(service),
-        lifespan="off",
-        http=_Protocol,
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=int(GRACE_SECONDS),
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
-        ssl_keyfile=str(options.tls_key) if options.tls_key else None,
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-    )
+    config = uvicorn_config(PageApp(service), options.tls_cert, options.tls_key)
     server = _Server(config, service)
     where = discovery.Address.of_socket(sock, tls=options.tls_cert is not None)
     marker = (

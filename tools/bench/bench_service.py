@@ -34,6 +34,12 @@ Metrics (ratio orientation in harness.py: > 1 means the service did better):
   is every thread of the server (loop, writer, readers, upkeep) per append against
   `baseline_cpu_us`, this whole process during the in-process rounds, and `client_cpu_us`
   what the 100 clients cost this process's loop per append (they run on the same 2 cores).
+- `service.concurrent_floor_http_tcp` / `_unix`: the framework floor. The same 100 clients
+  send the same append requests to `service_floor.py`: uvicorn with `serve`'s own
+  configuration answering a constant (no routing, token, parsing, store). Requests per
+  second against the same in-process appends/s: no HTTP row of one server can do better
+  than this ratio. `append_to_floor` is the append row's appends/s over the floor's
+  requests/s; `loop_cpu_us` and `client_cpu_us` are per request, as above.
 - `service.sse_delivery`: the median time from an append's acknowledgement (its HTTP answer
   read by the client) to the arrival of its event on a subscriber's stream (0 when the
   event came first), vs the bound of 10 ms; ratio = 10 ms / median, target >= 1.
@@ -118,11 +124,52 @@ class ServerProcess:
                 self.proc.kill()
 
     def request_bytes(self, method: str, path: str, body: bytes) -> bytes:
-        head = (
-            f"{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {self.token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        return _request_bytes(self.token, method, path, body)
+
+
+def _request_bytes(token: str, method: str, path: str, body: bytes) -> bytes:
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class FloorProcess:
+    """`service_floor.py` in a child process: uvicorn as `serve` runs it, answering every
+    request with a constant (the framework floor)."""
+
+    token = "floor"  # the floor checks no token; the requests match the real ones
+
+    def __init__(self, where: Path, unix: bool) -> None:
+        script = Path(__file__).with_name("service_floor.py")
+        args = ["--socket", str(where)] if unix else ["--port", "0"]
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
-        return head.encode() + body
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError("service_floor.py did not start")
+        found = orjson.loads(line)
+        if "socket" in found:
+            self.address = Address(found["socket"], None, None)
+        else:
+            self.address = Address(None, found["host"], found["port"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def request_bytes(self, method: str, path: str, body: bytes) -> bytes:
+        return _request_bytes(self.token, method, path, body)
 
 
 def _answer_end(buf: bytes) -> int | None:
@@ -346,7 +393,9 @@ async def _sequential(servers: dict[str, ServerProcess], store: Store, quick: bo
 # --- concurrent appends -----------------------------------------------------------------------
 
 
-async def _concurrent_http(server: ServerProcess, per_client: int, round_no: int) -> float:
+async def _concurrent_http(
+    server: ServerProcess | FloorProcess, per_client: int, round_no: int
+) -> float:
     body = orjson.dumps({"entries": [{"type": "message", "message": MESSAGE}]})
     clients = [await LoopClient.connect(server.address) for _ in range(CLIENTS)]
     requests = [
@@ -411,33 +460,44 @@ def _writer_counts(server: ServerProcess) -> tuple[float, float]:
     return found["store_sql_store_batches"], found["store_sql_store_mutations"]
 
 
-async def _concurrent(servers: dict[str, ServerProcess], store: Store, quick: bool) -> list[Row]:
+async def _concurrent(
+    servers: dict[str, ServerProcess],
+    floors: dict[str, FloorProcess],
+    store: Store,
+    quick: bool,
+) -> list[Row]:
     per_client = 20 if quick else 50
     rounds = 2 if quick else 3
     best: dict[str, float] = {}
     batches = {name: [0.0, 0.0] for name in servers}
-    loop_cpu = dict.fromkeys(["local", *servers], 0.0)
-    all_cpu = dict.fromkeys(["local", *servers], 0.0)
-    client_cpu = dict.fromkeys(servers, 0.0)
+    children: dict[str, ServerProcess | FloorProcess] = {
+        **servers,
+        **{f"floor_{name}": floor for name, floor in floors.items()},
+    }
+    loop_cpu = dict.fromkeys(["local", *children], 0.0)
+    all_cpu = dict.fromkeys(["local", *children], 0.0)
+    client_cpu = dict.fromkeys(children, 0.0)
     for r in range(rounds):
         await asyncio.to_thread(_settle, servers)
         started, process_started = time.thread_time(), time.process_time()
         best["local"] = max(best.get("local", 0.0), await _concurrent_local(store, per_client))
         loop_cpu["local"] += time.thread_time() - started
         all_cpu["local"] += time.process_time() - process_started
-        for name, server in servers.items():
+        for name, child in children.items():
             await asyncio.to_thread(_settle, servers)
-            before = _writer_counts(server)
-            pid = server.proc.pid
+            server = servers.get(name)
+            before = _writer_counts(server) if server is not None else (0.0, 0.0)
+            pid = child.proc.pid
             cpu_before, all_before = _thread_cpu(pid), _thread_cpu(pid, "")
             started = time.thread_time()
-            rate = await _concurrent_http(server, per_client, r)
+            rate = await _concurrent_http(child, per_client, r)
             client_cpu[name] += time.thread_time() - started
             loop_cpu[name] += _thread_cpu(pid) - cpu_before
             all_cpu[name] += _thread_cpu(pid, "") - all_before
-            after = _writer_counts(server)
-            batches[name][0] += after[0] - before[0]
-            batches[name][1] += after[1] - before[1]
+            if server is not None:
+                after = _writer_counts(server)
+                batches[name][0] += after[0] - before[0]
+                batches[name][1] += after[1] - before[1]
             best[name] = max(best.get(name, 0.0), rate)
     appends = rounds * per_client * CLIENTS
     rows = []
@@ -457,6 +517,20 @@ async def _concurrent(servers: dict[str, ServerProcess], store: Store, quick: bo
         result["server_cpu_us"] = round(all_cpu[name] / appends * 1e6, 1)
         result["baseline_cpu_us"] = round(all_cpu["local"] / appends * 1e6, 1)
         result["client_cpu_us"] = round(client_cpu[name] / appends * 1e6, 1)
+        rows.append(result)
+    for name in floors:
+        floor = f"floor_{name}"
+        result = row(
+            f"service.concurrent_floor_http_{name}",
+            best[floor],
+            best["local"],
+            "requests/s",
+            True,
+        )
+        result["append_to_floor"] = round(best[name] / best[floor], 4) if best[floor] else 0.0
+        result["loop_cpu_us"] = round(loop_cpu[floor] / appends * 1e6, 1)
+        result["server_cpu_us"] = round(all_cpu[floor] / appends * 1e6, 1)
+        result["client_cpu_us"] = round(client_cpu[floor] / appends * 1e6, 1)
         rows.append(result)
     return rows
 
@@ -563,7 +637,12 @@ def _prepare(server: ServerProcess) -> None:
         client.close()
 
 
-async def _main(quick: bool, work: Path, servers: dict[str, ServerProcess]) -> list[Row]:
+async def _main(
+    quick: bool,
+    work: Path,
+    servers: dict[str, ServerProcess],
+    floors: dict[str, FloorProcess],
+) -> list[Row]:
     rows: list[Row] = []
     async with await Store.open(work / "local.sqlite") as store:
         for sid in ["seq", *(f"c{t:03d}" for t in range(CLIENTS))]:
@@ -573,7 +652,7 @@ async def _main(quick: bool, work: Path, servers: dict[str, ServerProcess]) -> l
         # timed with it paused, as the transcript benchmarks time appends.
         async with store.indexing_paused():
             rows += await _sequential(servers, store, quick)
-            rows += await _concurrent(servers, store, quick)
+            rows += await _concurrent(servers, floors, store, quick)
     rows += await _sse(servers["unix"], quick)
     return rows
 
@@ -584,15 +663,18 @@ def run(quick: bool) -> list[Row]:
         shutil.rmtree(work)
     work.mkdir()
     servers: dict[str, ServerProcess] = {}
+    floors: dict[str, FloorProcess] = {}
     try:
         servers["tcp"] = ServerProcess(work / "tcp.sqlite", unix=False)
         servers["unix"] = ServerProcess(work / "unix.sqlite", unix=True)
+        floors["tcp"] = FloorProcess(work / "floor.sock", unix=False)
+        floors["unix"] = FloorProcess(work / "floor.sock", unix=True)
         for server in servers.values():
             _prepare(server)
-        return uvloop.run(_main(quick, work, servers))
+        return uvloop.run(_main(quick, work, servers, floors))
     finally:
-        for server in servers.values():
-            server.stop()
+        for child in [*servers.values(), *floors.values()]:
+            child.stop()
 
 
 if __name__ == "__main__":
