@@ -4,8 +4,9 @@ every request with a constant, so no request costs the server less.
     python tools/bench/service_floor.py --port 0        (or --socket PATH)
 
 It binds like `serve` (`bind_tcp` / `bind_unix`), runs uvicorn with `serve`'s own
-configuration (`uvicorn_config`: httptools, one write per answer, uvloop), prints its
-address as one JSON line (`{"host", "port"}` or `{"socket"}`), then serves until SIGTERM.
+configuration (`uvicorn_config`: httptools, one write per answer, uvloop) and heap
+settings (`settle_heap`), prints its address as one JSON line (`{"host", "port"}` or
+`{"socket"}`), then serves until SIGTERM.
 The app reads the whole body and answers 200 with an append's answer of the usual size,
 written as raw ASGI messages: no routing, token, parsing, store or metrics. What a request
 costs here is what uvicorn, httptools, uvloop and the sockets cost; bench_service.py times
@@ -24,7 +25,7 @@ import uvicorn
 import uvloop
 from starlette.types import Message, Receive, Scope, Send
 
-from store_sql.service.serve import bind_tcp, bind_unix, uvicorn_config
+from store_sql.service.serve import bind_tcp, bind_unix, settle_heap, uvicorn_config
 
 ANSWER = b'[{"id":"1a2b3c4d","parentId":"0f1e2d3c","existed":false,"pos":21}]'
 HEAD: Message = {
@@ -50,6 +51,7 @@ async def constant(scope: Scope, receive: Receive, send: Send) -> None:
 async def _serve(args: argparse.Namespace) -> None:
     sock = bind_unix(Path(args.socket)) if args.socket else bind_tcp("127.0.0.1", args.port)
     server = uvicorn.Server(uvicorn_config(constant))
+    settle_heap()
     if args.socket:
         print(json.dumps({"socket": args.socket}), flush=True)
     else:
