@@ -58,10 +58,12 @@ class Operation:
     name: str = ""
     answer: type[Struct] | None = None
     """The Struct its JSON answer is encoded from, for the document's response schema."""
+    operation_id: str = field(init=False, compare=False, repr=False)
+    """`name`, or the handler's name: the document's operationId and the metrics' label."""
 
-    @property
-    def operation_id(self) -> str:
-        return self.name or self.handler.__name__.lstrip("_")
+    def __post_init__(self) -> None:
+        # Read on every request (the metrics' label): worked out once.
+        object.__setattr__(self, "operation_id", self.name or self.handler.__name__.lstrip("_"))
 
 
 @dataclass(frozen=True, slots=True)
