@@ -238,7 +238,8 @@ async def _lock(conn: asyncpg.Connection, mutations: Sequence[PgAppendMutation])
             )
         if isinstance(target, int):
             ids.add(target)
-        else:
+        elif "\x00" not in target:
+            # No PostgreSQL text holds NUL: such a session has no transcript (`_resolved`).
             sessions.add((m.agent_id, target))
     for look in range(_LOCK_LOOKS):
         rows = await conn.fetch(

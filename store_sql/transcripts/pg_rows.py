@@ -66,6 +66,8 @@ async def find_live(
     conn: asyncpg.Connection, agent_id: str, session_id: str
 ) -> TranscriptInfo | None:
     """rows.find_live."""
+    if "\x00" in session_id:
+        return None  # no PostgreSQL text holds NUL, so no transcript has this session id
     rows = await conn.fetch(
         f"SELECT {INFO_COLUMNS} FROM transcripts "
         "WHERE agent_id = $1 AND session_id = $2 AND kind IN ('live', 'fork') "

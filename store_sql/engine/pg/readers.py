@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from store_sql.engine.pg.connection import PgConnection, snapshot
-from store_sql.engine.pg.writer import connection_lost
+from store_sql.engine.pg.writer import connection_lost, nul_lookup
 
 T = TypeVar("T")
 
@@ -44,6 +44,8 @@ class PgReaders:
                     return await fn(conn)
             except Exception as exc:
                 broken = connection_lost(exc)
+                if (not_found := nul_lookup(exc)) is not None:
+                    raise not_found from exc
                 raise
             except BaseException:
                 # Cancelled (a caller that went away) with BEGIN, a statement or COMMIT on

@@ -27,7 +27,7 @@ import asyncpg
 
 from store_sql.engine.group_commit import GroupCommitMetrics, Outcome, settle
 from store_sql.engine.pg.connection import CombinablePgMutation, PgConnection
-from store_sql.errors import StoreClosedError, StoreError, WriteFailedError
+from store_sql.errors import NotFoundError, StoreClosedError, StoreError, WriteFailedError
 
 T = TypeVar("T")
 PgMutation = Callable[["asyncpg.Connection[asyncpg.Record]"], Awaitable[Any]]
@@ -39,6 +39,7 @@ MAX_GROUP = 1000
 """At most this many mutations per group transaction."""
 
 _RETRYABLE = ("40P01", "40001")
+_CHARACTER_NOT_IN_REPERTOIRE = "22021"
 
 BROKEN = (
     OSError,
@@ -269,6 +270,20 @@ def connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and state.startswith(("08", "57P"))
 
 
+def nul_lookup(exc: BaseException) -> NotFoundError | None:
+    """The error for a statement that named a string holding NUL (SQLSTATE 22021): no
+    PostgreSQL text holds that character, so nothing stored has such a key, id or name, the
+    answer SQLite gives by finding nothing. None for every other failure."""
+    if getattr(exc, "sqlstate", None) != _CHARACTER_NOT_IN_REPERTOIRE:
+        return None
+    err = NotFoundError(
+        "a key, id or name holds a NUL character (U+0000), which PostgreSQL text cannot "
+        "hold, so nothing stored has it"
+    )
+    err.__cause__ = exc
+    return err
+
+
 async def _rollback(conn: PgConnection, tx: Any) -> None:
     """Roll the transaction back; a connection that cannot is dropped (the next group
     opens a new one)."""
@@ -282,6 +297,8 @@ def _as_write_error(exc: BaseException) -> BaseException:
     """PostgreSQL's own failures become WriteFailedError; the mutation's errors pass through."""
     if isinstance(exc, StoreError):
         return exc
+    if (not_found := nul_lookup(exc)) is not None:
+        return not_found
     if isinstance(exc, asyncpg.PostgresError) or connection_lost(exc):
         state = getattr(exc, "sqlstate", None)
         where = f" (SQLSTATE {state})" if state else ""
