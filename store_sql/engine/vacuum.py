@@ -12,7 +12,7 @@ VACUUM_THRESHOLD_PAGES: Final = 1024
 """Free pages (4 MiB at 4 KiB pages) above which a cleanup gives space back to the file
 system with `incremental_vacuum`; below it the pages are simply reused by later writes."""
 VACUUM_STEP_PAGES: Final = 2048
-"""Pages freed per writer transaction (~55 ms measured), so other writes interleave."""
+"""Pages freed per writer transaction: a step short enough that other writes interleave."""
 
 
 def free_pages(conn: sqlite3.Connection) -> int:
