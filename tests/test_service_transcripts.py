@@ -220,3 +220,22 @@ def test_a_slow_session_subscriber_is_told_to_resync(server: RunningServer) -> N
             event = stream.next_event()
             if event["event"] == "upsert" and orjson.loads(event["data"])["key"] == "after-resync":
                 break
+
+
+def test_names_holding_nul_are_not_found(server: RunningServer) -> None:
+    """PostgreSQL text cannot hold NUL, SQLite's can: both answer 404 in the error shape."""
+    base = new_session(server, "t-nul")
+    answers = [
+        server.request("GET", transcript_path(AGENT, "a\x00b") + "/recent"),
+        server.request("GET", base + "/entries/" + "e%00"),
+        server.request(
+            "POST",
+            transcript_path(AGENT, "a\x00b") + "/entries",
+            {"entries": [message("user", "x")]},
+        ),
+        server.request(
+            "POST", base + "/entries", {"entries": [message("user", "x")], "parentId": "e\x00"}
+        ),
+    ]
+    assert [a.status for a in answers] == [404, 404, 404, 404], [a.body for a in answers]
+    assert all(a.json()["error"]["code"] == "NOT_FOUND" for a in answers)
