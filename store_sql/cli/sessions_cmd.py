@@ -39,26 +39,17 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     on_postgres(p)
 
     p = cmds.add_parser("get", help="one entry as JSON (as sessions.json holds it)")
-    add_common(p)
-    add_agent(p)
-    p.add_argument("key")
+    _one_session(p)
     p.set_defaults(handler=_get)
-    on_postgres(p)
 
     p = cmds.add_parser("patch", help="merge a JSON object into an entry (null removes a field)")
-    add_common(p)
-    add_agent(p)
-    p.add_argument("key")
+    _one_session(p)
     p.add_argument("patch", metavar="PATCH_JSON")
     p.set_defaults(handler=_patch)
-    on_postgres(p)
 
     p = cmds.add_parser("delete", help="remove an entry")
-    add_common(p)
-    add_agent(p)
-    p.add_argument("key")
+    _one_session(p)
     p.set_defaults(handler=_delete)
-    on_postgres(p)
 
     p = cmds.add_parser(
         "recover",
@@ -71,6 +62,14 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     on_postgres(p)
 
     _register_lifecycle(cmds)
+
+
+def _one_session(p: argparse.ArgumentParser) -> None:
+    """The options of a command on one session entry: `--db`, `--json`, `--agent`, its key."""
+    add_common(p)
+    add_agent(p)
+    p.add_argument("key")
+    on_postgres(p)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -195,20 +194,14 @@ def _register_lifecycle(cmds: argparse._SubParsersAction[Any]) -> None:
     on_postgres(p)
 
     p = cmds.add_parser("reset", help="new session id and transcript; the old one is archived")
-    add_common(p)
-    add_agent(p)
-    p.add_argument("key")
+    _one_session(p)
     p.set_defaults(handler=_reset)
-    on_postgres(p)
 
     p = cmds.add_parser(
         "delete-archive", help="remove an entry and archive its transcript as .deleted."
     )
-    add_common(p)
-    add_agent(p)
-    p.add_argument("key")
+    _one_session(p)
     p.set_defaults(handler=_delete_archive)
-    on_postgres(p)
 
     p = cmds.add_parser("purge", help="remove every entry and transcript of one agent")
     add_common(p)
