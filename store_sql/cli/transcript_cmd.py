@@ -136,13 +136,12 @@ def _append(args: argparse.Namespace) -> int:
         if args.parent is not None:
             body["parentId"] = args.parent
         with client:
-            answer = client.request(
+            done = client.call(
                 "POST",
                 _transcript_path(args, "entries"),
                 raw=jsjson.dumps_bytes(body),
                 query=_target_query(args),
-            )
-            done = _ok(answer).json()[0]
+            )[0]
         appended = {
             "id": done["id"],
             "pos": done["pos"],
@@ -171,14 +170,6 @@ def _target_query(args: argparse.Namespace) -> dict[str, Any] | None:
     return {"transcriptId": target} if isinstance(target, int) else None
 
 
-def _ok(answer: Any) -> Any:
-    from store_sql.service.remote import error_of
-
-    if answer.status >= 300:
-        raise error_of(answer)
-    return answer
-
-
 def _migrate(args: argparse.Namespace) -> int:
     client = server_for(args)
     if client is None:
@@ -188,13 +179,12 @@ def _migrate(args: argparse.Namespace) -> int:
             )
         )
     else:
-        with client:
-            answer = client.request(
-                "POST", _transcript_path(args, "migrate"), query=_target_query(args)
-            )
-            from store_sql.service.wire import info_fields
+        from store_sql.service.wire import info_fields
 
-            info = info_fields(_ok(answer).json())
+        with client:
+            info = info_fields(
+                client.call("POST", _transcript_path(args, "migrate"), query=_target_query(args))
+            )
     output.emit(
         via(info, client) if args.json else info,
         args.json,
