@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from store_sql.importer import rows as db
 from store_sql.importer.chunks import LineChunk
@@ -27,6 +27,11 @@ class Origin:
     base_created_at: int | None
     last_event_sha256: str | None
     source_sha256: str | None
+
+    def row(self, transcript_id: int, agent_id: str, session_id: str) -> tuple[object, ...]:
+        """The transcript's `database_transcripts` row, in column order: its three keys, then
+        these fields in the order they are declared (and read back: `Origin(*row)`)."""
+        return (transcript_id, agent_id, session_id, *astuple(self))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +80,7 @@ def record_origin(
         "last_seq = excluded.last_seq, event_count = excluded.event_count, "
         "base_created_at = excluded.base_created_at, "
         "last_event_sha256 = excluded.last_event_sha256, source_sha256 = excluded.source_sha256",
-        (
-            transcript_id,
-            agent_id,
-            session_id,
-            origin.source,
-            origin.generation,
-            origin.last_seq,
-            origin.event_count,
-            origin.base_created_at,
-            origin.last_event_sha256,
-            origin.source_sha256,
-        ),
+        origin.row(transcript_id, agent_id, session_id),
     )
 
 

@@ -750,16 +750,7 @@ async def record_origin(
         "last_seq = excluded.last_seq, event_count = excluded.event_count, "
         "base_created_at = excluded.base_created_at, "
         "last_event_sha256 = excluded.last_event_sha256, source_sha256 = excluded.source_sha256",
-        transcript_id,
-        agent_id,
-        session_id,
-        origin.source,
-        origin.generation,
-        origin.last_seq,
-        origin.event_count,
-        origin.base_created_at,
-        origin.last_event_sha256,
-        origin.source_sha256,
+        *origin.row(transcript_id, agent_id, session_id),
     )
 
 
