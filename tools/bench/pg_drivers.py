@@ -190,28 +190,20 @@ async def asyncpg_combined_writer(
     return GroupWriter(run_group), conn.close
 
 
-async def psycopg_combined_writer(
-    url: str, sync_commit: str, *, binary: bool = False
+async def _psycopg_thread_writer(
+    url: str, sync_commit: str, apply: Callable[[Any, list[Append]], None]
 ) -> tuple[GroupWriter, Callable[[], Any]]:
+    """psycopg 3 (sync) on one worker thread: `apply(conn, group)` runs there, one thread hop
+    per group."""
     import psycopg
 
     pool = ThreadPoolExecutor(1)
     loop = asyncio.get_running_loop()
     conn = await loop.run_in_executor(pool, lambda: psycopg.connect(url, autocommit=True))
     await loop.run_in_executor(pool, conn.execute, f"SET synchronous_commit = {sync_commit}")
-    lock, insert, advance_sql = _psql(LOCK_ALL), _psql(INSERT_ALL), _psql(ADVANCE_ALL)
-
-    def apply(items: list[Append]) -> None:
-        with conn.transaction():
-            ids = sorted({t for t, _ in items})
-            rows = conn.execute(lock, (ids,), binary=binary).fetchall()
-            next_pos = {r[0]: r[1] for r in rows}
-            lines, advance = _columns(items, next_pos)
-            conn.execute(insert, lines, binary=binary)
-            conn.execute(advance_sql, advance, binary=binary)
 
     async def run_group(items: list[Append]) -> None:
-        await loop.run_in_executor(pool, apply, items)
+        await loop.run_in_executor(pool, apply, conn, items)
 
     async def close() -> None:
         await loop.run_in_executor(pool, conn.close)
@@ -220,16 +212,27 @@ async def psycopg_combined_writer(
     return GroupWriter(run_group), close
 
 
-async def psycopg_writer(url: str, sync_commit: str) -> tuple[GroupWriter, Callable[[], Any]]:
-    import psycopg
+async def psycopg_combined_writer(
+    url: str, sync_commit: str, *, binary: bool = False
+) -> tuple[GroupWriter, Callable[[], Any]]:
+    lock, insert, advance_sql = _psql(LOCK_ALL), _psql(INSERT_ALL), _psql(ADVANCE_ALL)
 
-    pool = ThreadPoolExecutor(1)
-    loop = asyncio.get_running_loop()
-    conn = await loop.run_in_executor(pool, lambda: psycopg.connect(url, autocommit=True))
-    await loop.run_in_executor(pool, conn.execute, f"SET synchronous_commit = {sync_commit}")
+    def apply(conn: Any, items: list[Append]) -> None:
+        with conn.transaction():
+            ids = sorted({t for t, _ in items})
+            rows = conn.execute(lock, (ids,), binary=binary).fetchall()
+            next_pos = {r[0]: r[1] for r in rows}
+            lines, advance = _columns(items, next_pos)
+            conn.execute(insert, lines, binary=binary)
+            conn.execute(advance_sql, advance, binary=binary)
+
+    return await _psycopg_thread_writer(url, sync_commit, apply)
+
+
+async def psycopg_writer(url: str, sync_commit: str) -> tuple[GroupWriter, Callable[[], Any]]:
     lock, insert, advance = _psql(LOCK), _psql(INSERT), _psql(ADVANCE)
 
-    def apply(items: list[Append]) -> None:
+    def apply(conn: Any, items: list[Append]) -> None:
         with conn.transaction():
             for transcript, key in items:
                 row = conn.execute(lock, (transcript,)).fetchone()
@@ -239,14 +242,7 @@ async def psycopg_writer(url: str, sync_commit: str) -> tuple[GroupWriter, Calla
                 conn.execute(insert, (transcript, pos, entry, LINE, key))
                 conn.execute(advance, (pos + 1, entry, transcript))
 
-    async def run_group(items: list[Append]) -> None:
-        await loop.run_in_executor(pool, apply, items)
-
-    async def close() -> None:
-        await loop.run_in_executor(pool, conn.close)
-        pool.shutdown()
-
-    return GroupWriter(run_group), close
+    return await _psycopg_thread_writer(url, sync_commit, apply)
 
 
 async def sqlalchemy_writer(url: str, sync_commit: str) -> tuple[GroupWriter, Callable[[], Any]]:
