@@ -139,14 +139,13 @@ async def query(
             columns, rows, cut_by = await _fetch(conn, sql, params, max_rows, max_bytes)
         except asyncpg.PostgresError as exc:
             raise _failed(exc, timeout_s) from exc
-    return QueryResult(
-        columns=columns,
-        rows=rows,
-        truncated=cut_by is not None,
+    return QueryResult.read(
+        columns,
+        rows,
+        cut_by,
         max_rows=max_rows,
-        elapsed_ms=(time.perf_counter() - started) * 1000,
         max_bytes=max_bytes,
-        cut_by=cut_by,
+        started=started,
         notice=_role_notice(as_reader),
     )
 

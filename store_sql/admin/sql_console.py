@@ -157,6 +157,31 @@ class QueryResult:
     """What the reader should know about how the statement ran (PostgreSQL: without the
     read-only role)."""
 
+    @classmethod
+    def read(
+        cls,
+        columns: list[str],
+        rows: list[tuple[Any, ...]],
+        cut_by: str | None,
+        *,
+        max_rows: int,
+        max_bytes: int,
+        started: float,
+        notice: str | None = None,
+    ) -> QueryResult:
+        """The rows a query read until `cut_by` stopped it (None: it read them all), timed
+        from `started` (a `time.perf_counter()`)."""
+        return cls(
+            columns=columns,
+            rows=rows,
+            truncated=cut_by is not None,
+            max_rows=max_rows,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            max_bytes=max_bytes,
+            cut_by=cut_by,
+            notice=notice,
+        )
+
 
 class RowStream:
     """The rows of one console query (`Console.stream`), fetched one per step of iteration."""
@@ -292,14 +317,8 @@ class Console:
                     cut_by = "bytes"
                     break
                 rows.append(row)
-        return QueryResult(
-            columns=stream.columns,
-            rows=rows,
-            truncated=cut_by is not None,
-            max_rows=max_rows,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-            max_bytes=max_bytes,
-            cut_by=cut_by,
+        return QueryResult.read(
+            stream.columns, rows, cut_by, max_rows=max_rows, max_bytes=max_bytes, started=started
         )
 
     @contextlib.contextmanager
