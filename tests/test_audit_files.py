@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import command_line
 import pytest
 
 from store_sql import Store, export_tree, import_path
@@ -31,13 +32,7 @@ SECRET = b"-----BEGIN PRIVATE KEY----- outside the tree\n"
 
 
 def store_sql(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    exe = shutil.which("store-sql", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "store_sql"]
-    env = {k: v for k, v in os.environ.items() if k != "STORE_SQL_DB"}
-    done = subprocess.run(
-        [*command, *map(str, args)], cwd=cwd, capture_output=True, timeout=120, env=env,
-        check=False,
-    )  # fmt: skip
+    done = command_line.store_sql(*args, cwd=cwd)
     assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
     return done
 

@@ -10,10 +10,10 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import command_line
 import pytest
 from conftest import claim_a_terminal
 
@@ -31,13 +31,7 @@ needs_corpus = pytest.mark.skipif(
 
 
 def store_sql(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    exe = shutil.which("store-sql", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "store_sql"]
-    env = {k: v for k, v in os.environ.items() if k != "STORE_SQL_DB"}
-    return subprocess.run(
-        [*command, *map(str, args)], cwd=cwd, capture_output=True, timeout=300, env=env,
-        check=False,
-    )  # fmt: skip
+    return command_line.store_sql(*args, cwd=cwd, timeout=300)
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:

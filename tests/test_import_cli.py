@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from command_line import store_sql
 from conftest import claim_a_terminal
 
 from store_sql import Store, import_path
@@ -26,16 +23,6 @@ INDEX = (
     + SID.encode()
     + b'",\n    "updatedAt": 1\n  }\n}'
 )
-
-
-def store_sql(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    exe = shutil.which("store-sql", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "store_sql"]
-    env = {k: v for k, v in os.environ.items() if k != "STORE_SQL_DB"}
-    return subprocess.run(
-        [*command, *map(str, args)], cwd=cwd, capture_output=True, timeout=120, env=env,
-        check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture
