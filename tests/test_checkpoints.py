@@ -76,6 +76,19 @@ async def insert_transcript(store: Store, **columns: Any) -> int:
     return int(await store.write(lambda c: tx.insert_transcript(c, **columns)))
 
 
+async def imported_session(store: Store, file: bytes) -> None:
+    """Session KEY on sid-1, whose transcript holds `file` as an importer stores it."""
+    await store.sessions.put(
+        AGENT, KEY, {"sessionId": "sid-1", "sessionFile": "sid-1.jsonl", "updatedAt": 1}
+    )
+    rows, ends_with_newline, _ = transcript_rows(file)
+    tid = await insert_transcript(
+        store, agent_id=AGENT, rel_dir="agents/main/sessions", session_id="sid-1",
+        kind="live", file_name="sid-1.jsonl", version=3,
+    )  # fmt: skip
+    await insert_lines(store, tid, rows, ends_with_newline=ends_with_newline)
+
+
 async def test_checkpoint_fields_follow_the_gateway_order(backend: Store) -> None:
     await make_session(backend)
     spec = CheckpointSpec(
@@ -393,15 +406,7 @@ async def _snapshot_and_branch(location: str | Path) -> tuple[bytes, bytes, list
     transcript's lines after its header (its own id and time)."""
     store = await Store.open(location)
     try:
-        await store.sessions.put(
-            AGENT, KEY, {"sessionId": "sid-1", "sessionFile": "sid-1.jsonl", "updatedAt": 1}
-        )
-        rows, ends_with_newline, _ = transcript_rows(MIXED_FILE)
-        tid = await insert_transcript(
-            store, agent_id=AGENT, rel_dir="agents/main/sessions", session_id="sid-1",
-            kind="live", file_name="sid-1.jsonl", version=3,
-        )  # fmt: skip
-        await insert_lines(store, tid, rows, ends_with_newline=ends_with_newline)
+        await imported_session(store, MIXED_FILE)
         spec = CheckpointSpec(reason="manual", created_at=5)
         cp = (await store.checkpoints.persist(AGENT, KEY, spec)).checkpoint
         before = await store.checkpoints.snapshot_bytes(AGENT, KEY, cp["checkpointId"])
@@ -460,15 +465,7 @@ NOT_UTF8_FILE = (
 async def test_a_line_that_is_not_utf8_keeps_its_bytes_and_its_place_in_the_chain(
     backend: Store, mode: str
 ) -> None:
-    await backend.sessions.put(
-        AGENT, KEY, {"sessionId": "sid-1", "sessionFile": "sid-1.jsonl", "updatedAt": 1}
-    )
-    rows, ends_with_newline, _ = transcript_rows(NOT_UTF8_FILE)
-    tid = await insert_transcript(
-        backend, agent_id=AGENT, rel_dir="agents/main/sessions", session_id="sid-1",
-        kind="live", file_name="sid-1.jsonl", version=3,
-    )  # fmt: skip
-    await insert_lines(backend, tid, rows, ends_with_newline=ends_with_newline)
+    await imported_session(backend, NOT_UTF8_FILE)
     cp = (await backend.checkpoints.persist(AGENT, KEY, CheckpointSpec(reason="manual"))).checkpoint
     fork = backend.checkpoints.branch if mode == "branch" else backend.checkpoints.restore
     result = await fork(AGENT, KEY, cp["checkpointId"])
