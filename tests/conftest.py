@@ -123,11 +123,7 @@ async def _admin(url: str) -> Any:
     return await asyncpg.connect(url)
 
 
-def database_url(server_url: str, name: str) -> str:
-    """`server_url` (postgresql://user@/db?query) with the database `name` instead."""
-    head, _, query = server_url.partition("?")
-    base = head.rsplit("/", 1)[0]
-    return f"{base}/{name}" + (f"?{query}" if query else "")
+database_url = pg_server.database_url
 
 
 @pytest.fixture

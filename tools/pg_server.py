@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -222,6 +223,25 @@ class ThrowawayPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def server_for_run(*, durable: bool = False) -> Iterator[str]:
+    """The URL of the server a run uses: `$STORE_SQL_TEST_PG` when set, else a throwaway one
+    started here and stopped on leaving (Unavailable where none can be started)."""
+    given = os.environ.get(URL_ENV)
+    if given:
+        yield given
+        return
+    with ThrowawayPostgres(durable=durable) as server:
+        yield server.url
+
+
+def database_url(server_url: str, name: str) -> str:
+    """`server_url` (postgresql://user@/db?query) with the database `name` instead."""
+    head, _, query = server_url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{query}" if query else "")
 
 
 def main(argv: list[str]) -> None:

@@ -29,8 +29,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +56,7 @@ def run(quick: bool) -> list[Row]:
 async def _main(size_mb: int) -> list[Row]:
     state = _state_dir(size_mb)
     mb = sum(p.stat().st_size for p in state.rglob("*") if p.is_file()) / 1e6
-    async with _server() as server:
+    with pg_server.server_for_run(durable=True) as server:
         rows: list[Row] = []
         lite = bench_dir() / f"copy_src_{uuid.uuid4().hex}.sqlite"
         pg_url = await _database(server)
@@ -117,16 +115,6 @@ def _state_dir(size_mb: int) -> Path:
     return root
 
 
-@asynccontextmanager
-async def _server() -> AsyncIterator[str]:
-    given = os.environ.get(pg_server.URL_ENV)
-    if given:
-        yield given
-        return
-    with pg_server.ThrowawayPostgres(durable=True) as server:
-        yield server.url
-
-
 async def _database(server_url: str) -> str:
     import asyncpg
 
@@ -138,8 +126,7 @@ async def _database(server_url: str) -> str:
         )
     finally:
         await admin.close()
-    base, _, query = server_url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    return pg_server.database_url(server_url, name)
 
 
 async def _timed_import(db: str, state: Path) -> float:

@@ -31,7 +31,6 @@ Transcripts:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
@@ -40,7 +39,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,19 +60,7 @@ def _pg_server_module() -> Any:
     return module
 
 
-@contextlib.asynccontextmanager
-async def _server() -> AsyncIterator[str]:
-    pg_server = _pg_server_module()
-    given = os.environ.get(pg_server.URL_ENV)
-    if given:
-        yield given
-        return
-    server = pg_server.ThrowawayPostgres(durable=True)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+pg_server = _pg_server_module()
 
 
 async def _fresh_database(server_url: str) -> str:
@@ -85,8 +72,7 @@ async def _fresh_database(server_url: str) -> str:
         await admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
     finally:
         await admin.close()
-    head, _, query = server_url.partition("?")
-    return f"{head.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    return pg_server.database_url(server_url, name)
 
 
 async def _drop_database(server_url: str, url: str) -> None:
@@ -419,7 +405,7 @@ def run(quick: bool) -> list[Row]:
     async def main() -> list[Row]:
         rows: list[Row] = []
         try:
-            async with _server() as server_url:
+            with pg_server.server_for_run(durable=True) as server_url:
                 only = os.environ.get("STORE_SQL_BENCH_PG_ROWS", "")
                 for metric in (sessions_patch_rows, transcripts_rows, four_writers_rows):
                     if only and metric.__name__ not in only.split(","):
