@@ -31,7 +31,6 @@ Transcripts:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import resource
@@ -48,19 +47,11 @@ from harness import Row, bench_dir, error_row, gc_paused, row, run_async
 from store_sql import Store
 
 REPO = Path(__file__).resolve().parent.parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+
+import pg_server  # noqa: E402
+
 ENTRIES = 1_000
-
-
-def _pg_server_module() -> Any:
-    spec = importlib.util.spec_from_file_location("pg_server", REPO / "tools" / "pg_server.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-pg_server = _pg_server_module()
 
 
 async def _fresh_database(server_url: str) -> str:
