@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from command_line import python_m
 
 from store_sql import Store
 from store_sql.engine.migrate import head_revision
@@ -26,15 +27,7 @@ SID = "abc"
 def cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "store_sql", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=cwd or REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-    )
+    return python_m(*args, cwd=cwd or REPO, env=env, timeout=60)
 
 
 def ok(*args: str, **kwargs: Any) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from command_line import python_m
 
 from store_sql.cli.common import refuse_unported
 from store_sql.cli.main import build_parser
@@ -31,15 +31,7 @@ STORE_SQL = Path(sys.executable).with_name("store-sql")
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "store_sql", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    return python_m(*args, cwd=cwd)
 
 
 def ok(*args: str, cwd: Path) -> str:
