@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from store_sql.transcripts import pg_reads, pg_rows
 from store_sql.transcripts.rows import TranscriptInfo
-from store_sql.transcripts.upgrade import check_migratable, migrated_rows
+from store_sql.transcripts.upgrade import check_migratable, migrated_rows, v3_transcript
 
 if TYPE_CHECKING:
     import asyncpg
@@ -21,18 +21,7 @@ async def migrate_to_v3(conn: asyncpg.Connection, transcript_id: int) -> Transcr
     old = await pg_rows.get_info(conn, transcript_id)
     check_migratable(old)
     rows = migrated_rows(await pg_reads.all_entries(conn, transcript_id))
-    new_id = await pg_rows.insert_transcript(
-        conn,
-        agent_id=old.agent_id,
-        rel_dir=old.rel_dir,
-        session_id=old.session_id,
-        kind=old.kind,
-        file_name=old.file_name,
-        version=3,
-        parent_session=old.parent_session,
-        topic=old.topic,
-        archived_at=old.archived_at,
-    )
+    new_id = await pg_rows.insert_transcript(conn, **v3_transcript(old))
     await pg_rows.insert_lines(conn, new_id, rows, ends_with_newline=old.ends_with_newline)
     await conn.execute(
         "UPDATE transcripts SET superseded_by = $1 WHERE transcript_id = $2", new_id, transcript_id

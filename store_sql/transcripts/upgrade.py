@@ -10,6 +10,7 @@ nothing is lost.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from store_sql.errors import InvalidEntryError
 from store_sql.formats import jsjson
@@ -31,18 +32,7 @@ def migrate_to_v3(conn: sqlite3.Connection, transcript_id: int) -> TranscriptInf
     old = get_info(conn, transcript_id)
     check_migratable(old)
     rows = migrated_rows(all_entries(conn, transcript_id))
-    new_id = insert_transcript(
-        conn,
-        agent_id=old.agent_id,
-        rel_dir=old.rel_dir,
-        session_id=old.session_id,
-        kind=old.kind,
-        file_name=old.file_name,
-        version=3,
-        parent_session=old.parent_session,
-        topic=old.topic,
-        archived_at=old.archived_at,
-    )
+    new_id = insert_transcript(conn, **v3_transcript(old))
     insert_lines(conn, new_id, rows, ends_with_newline=old.ends_with_newline)
     conn.execute(
         "UPDATE transcripts SET superseded_by = ? WHERE transcript_id = ?", (new_id, transcript_id)
@@ -59,6 +49,21 @@ def check_migratable(old: TranscriptInfo) -> None:
     version = old.version or 1
     if version >= 3:
         raise InvalidEntryError(f"{old.file_name} is already a v{version} transcript")
+
+
+def v3_transcript(old: TranscriptInfo) -> dict[str, Any]:
+    """The `insert_transcript` arguments of the v3 version: the old transcript's, but v3."""
+    return {
+        "agent_id": old.agent_id,
+        "rel_dir": old.rel_dir,
+        "session_id": old.session_id,
+        "kind": old.kind,
+        "file_name": old.file_name,
+        "version": 3,
+        "parent_session": old.parent_session,
+        "topic": old.topic,
+        "archived_at": old.archived_at,
+    }
 
 
 def migrated_rows(lines: list[StoredEntry]) -> list[LineRow]:
