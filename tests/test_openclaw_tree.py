@@ -171,6 +171,17 @@ async def _imported(store: Store, tmp_path: Path, entries: list[dict[str, Any]])
     await import_path(store, tmp_path / "state")
 
 
+async def _append_point(store: Store) -> str | None:
+    """The parent a message appended at the leaf of the imported transcript gets."""
+    (appended,) = await store.transcripts.append(
+        "main",
+        "nav",
+        [{"type": "message", "message": {"role": "user", "content": "next"}}],
+        parent_id=LEAF,
+    )
+    return (await store.transcripts.entry("main", "nav", appended.id)).parent_id
+
+
 async def test_a_leaf_control_selects_the_path_and_the_append_point(
     store: Store, tmp_path: Path
 ) -> None:
@@ -189,14 +200,7 @@ async def test_a_leaf_control_selects_the_path_and_the_append_point(
     assert [e.id for e in recent] == ["a2"]
     ctx = await store.transcripts.context("main", "nav")
     assert [m["content"] for m in ctx.messages] == ["one", "two"]
-    (appended,) = await store.transcripts.append(
-        "main",
-        "nav",
-        [{"type": "message", "message": {"role": "user", "content": "next"}}],
-        parent_id=LEAF,
-    )
-    entry = await store.transcripts.entry("main", "nav", appended.id)
-    assert entry.parent_id == nav.append_parent_id == "s1"
+    assert await _append_point(store) == nav.append_parent_id == "s1"
 
 
 async def test_a_transcript_without_such_entries_reads_as_before(
@@ -206,14 +210,7 @@ async def test_a_transcript_without_such_entries_reads_as_before(
     await _imported(store, tmp_path, entries)
     path = await store.transcripts.active_path("main", "nav")
     assert [e.id for e in path] == ["a1", "b2"]
-    (appended,) = await store.transcripts.append(
-        "main",
-        "nav",
-        [{"type": "message", "message": {"role": "user", "content": "next"}}],
-        parent_id=LEAF,
-    )
-    entry = await store.transcripts.entry("main", "nav", appended.id)
-    assert entry.parent_id == "b2"
+    assert await _append_point(store) == "b2"
 
 
 async def test_a_reset_bounds_the_context_and_the_tree_leaves_controls_out(
