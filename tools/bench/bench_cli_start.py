@@ -6,6 +6,9 @@ Metrics (ratio orientation in harness.py: > 1 means the store did better):
   fraction of the command's time that is the interpreter's own start.
 - `cli_start.sessions_list`: `python -m store_sql sessions list --json` on a small store (the
   repository's samples/state imported: 9 sessions), vs the same baseline.
+- `cli_start.sessions_patch`: `python -m store_sql sessions patch --json` of one of those
+  entries, vs the same baseline: a writing command, which looks for a server owning the
+  store (its discovery file) before it works locally.
 
 Both sides run as an installed package does: with its modules' bytecode cached (in this run's
 own `PYTHONPYCACHEPREFIX`, written by a first, untimed run; the source tree is not touched).
@@ -32,6 +35,7 @@ from harness import Fastest, Row, bench_dir, row
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE = ROOT / "samples" / "state"
 BASELINE = [sys.executable, "-c", "import sqlite3, json"]
+PATCHED_KEY = "agent:main:whatsapp:direct:+4915112345678"  # an entry of samples/state
 
 
 def run(quick: bool) -> list[Row]:
@@ -44,6 +48,10 @@ def run(quick: bool) -> list[Row]:
         "cli_start.sessions_list": [
             *(sys.executable, "-m", "store_sql", "sessions", "list"),
             *("--db", str(db), "--json"),
+        ],
+        "cli_start.sessions_patch": [
+            *(sys.executable, "-m", "store_sql", "sessions", "patch", PATCHED_KEY),
+            *('{"label": "bench"}', "--db", str(db), "--json"),
         ],
     }
     rows = []
@@ -86,8 +94,9 @@ def _env(pycache: Path | None, *, write_bytecode: bool) -> dict[str, str]:
     if pycache is not None:
         pycache.mkdir(exist_ok=True)
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    # The command must not find a server to defer to.
-    env["STORE_SQL_LOCAL"] = "1"
+    # No server owns the bench's store (it has no discovery file), so a writing command
+    # looks for one, finds none and works locally, as on a machine that runs no server.
+    env.pop("STORE_SQL_LOCAL", None)
     return env
 
 
