@@ -48,6 +48,7 @@ TYPE_CHECKING = False  # typing's own, without importing typing at start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from store_sql.addresses import LEAF
     from store_sql.checkpoints.entries import CheckpointSpec, Persisted
     from store_sql.checkpoints.forks import ForkResult
     from store_sql.checkpoints.snapshots import CapturedSnapshot
@@ -68,7 +69,7 @@ if TYPE_CHECKING:
     from store_sql.sessions.rows import SessionSummary
     from store_sql.sessions.turns import TurnResult
     from store_sql.store import Store
-    from store_sql.transcripts.appends import LEAF, Appended
+    from store_sql.transcripts.appends import Appended
     from store_sql.transcripts.context import SessionContext
     from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
     from store_sql.transcripts.rows import TranscriptInfo
@@ -136,6 +137,7 @@ __all__ = [
 # The module of each public name (not errors): a new public name goes here, in the imports
 # for type checkers above, and in __all__ (tests/test_layout.py checks every name resolves).
 _HOMES = {
+    "LEAF": "store_sql.addresses",
     "CheckpointSpec": "store_sql.checkpoints.entries",
     "Persisted": "store_sql.checkpoints.entries",
     "ForkResult": "store_sql.checkpoints.forks",
@@ -171,7 +173,6 @@ _HOMES = {
     "SessionSummary": "store_sql.sessions.rows",
     "TurnResult": "store_sql.sessions.turns",
     "Store": "store_sql.store",
-    "LEAF": "store_sql.transcripts.appends",
     "Appended": "store_sql.transcripts.appends",
     "SessionContext": "store_sql.transcripts.context",
     "Changes": "store_sql.transcripts.reads",

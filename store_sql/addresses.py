@@ -8,12 +8,17 @@ gateway writes; session keys are opaque strings (docs/FORMATS.md, sections 1 and
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from store_sql.errors import InvalidEntryError
 from store_sql.formats.sqltext import storable
 
 Target = str | int
 """A transcript: a session id (its live transcript), or a transcript id from `info()`."""
+
+LEAF: Final = "<leaf>"
+"""The parent of an appended entry when none is named: the transcript's current leaf (the
+default of every append)."""
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The integers SQLite stores; a bigger Python int cannot even be bound to a statement."""

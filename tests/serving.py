@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from store_sql.service import discovery
+from store_sql.service import discovery, remote
 from store_sql.service.remote import Answer, ServiceClient, segment
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ class RunningServer:
             if (
                 record is not None
                 and record.pid == self.proc.pid
-                and discovery.answers(record.address)
+                and remote.answers(record.address)
             ):
                 self.record = record
                 self.token = record.token_file.read_text().strip()
@@ -160,7 +160,7 @@ class EventStream:
     def __init__(
         self, server: RunningServer, path: str, headers: dict[str, str] | None = None
     ) -> None:
-        self.conn = discovery.connection(server.record.address, 30)
+        self.conn = remote.connection(server.record.address, 30)
         sent = {"Authorization": f"Bearer {server.token}", "Accept": "text/event-stream"}
         sent.update(headers or {})
         self.conn.request("GET", path, headers=sent)

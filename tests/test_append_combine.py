@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from store_sql import Store
+from store_sql import LEAF, Store
 from store_sql.errors import InvalidEntryError, NotFoundError
-from store_sql.transcripts.appends import LEAF, AppendMutation
+from store_sql.transcripts.appends import AppendMutation
 
 SESSIONS = ("s1", "s2")
 

@@ -4,15 +4,20 @@ subprocesses through `sys.modules` (how fast it starts is tools/bench/bench_cli_
 Building the parser, `--help` of every command, and reading an up-to-date SQLite store
 (the CLI's `sessions list`, the library's `Store.open`) load no SQLAlchemy and no Alembic:
 those are for creating and upgrading a schema. The server (uvicorn, starlette) loads only
-for `serve`, the PostgreSQL driver only for a PostgreSQL store."""
+for `serve`, the PostgreSQL driver and the domains' PostgreSQL twins (`pg_*` modules) only
+for a PostgreSQL store, the HTTP client only for a writing command that finds a server's
+discovery file, and the transcript append path only for a command that appends."""
 
 from __future__ import annotations
 
+import ast
 import json
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import store_sql
 from store_sql.admin import sql_console
 from store_sql.admin import stats as admin_stats
 from store_sql.cli import export_cmd, search_cmd, serve_cmd, sql_cmd, stats_cmd
@@ -26,6 +31,13 @@ SAMPLE = ROOT / "samples" / "state"
 SERVER = ("uvicorn", "starlette")
 SCHEMA_TOOLS = ("sqlalchemy", "alembic")
 DRIVER = ("asyncpg",)
+TWINS = tuple(
+    module.name
+    for module in pkgutil.walk_packages(store_sql.__path__, "store_sql.")
+    if module.name.rsplit(".", 1)[-1].startswith("pg_")
+)
+HTTP_CLIENT = ("http.client",)
+APPEND_PATH = ("store_sql.transcripts.appends",)
 
 # The child runs `body`, then writes the top-level packages it loaded, of those asked for,
 # as JSON on stderr's last line (stdout is the command's).
@@ -98,6 +110,99 @@ assert code == 0, code
     assert modules == []
     listed = json.loads(out)
     assert listed["total"] == len(listed["sessions"]) > 0
+
+
+def test_sessions_list_loads_no_twin_nor_the_append_path(tmp_path: Path) -> None:
+    db = _sample_store(tmp_path)
+    body = f"""
+from store_sql.cli.main import main
+assert main(["sessions", "list", "--db", {str(db)!r}, "--json"]) == 0
+"""
+    assert loaded(body, (*TWINS, *APPEND_PATH))[0] == []
+
+
+# A writing command with no STORE_SQL_LOCAL: it looks for a server, as on a user's machine.
+_WRITE = """
+import os
+from store_sql.cli.main import main
+os.environ.pop("STORE_SQL_LOCAL", None)
+code = main({argv!r})
+assert code == 0, code
+"""
+
+
+def test_a_sessions_patch_without_a_server_loads_no_twin_no_http_client_no_append_path(
+    tmp_path: Path,
+) -> None:
+    db = _sample_store(tmp_path)
+    key = _first_session(db)["key"]
+    argv = ["sessions", "patch", key, '{"label": "patched"}', "--db", str(db), "--json"]
+    modules, out = loaded(_WRITE.format(argv=argv), (*TWINS, *DRIVER, *HTTP_CLIENT, *APPEND_PATH))
+    assert modules == []
+    assert json.loads(out)["via"] == "local"
+    assert _first_session(db)["label"] == "patched"
+
+
+def test_a_transcript_append_without_a_server_loads_no_twin_nor_http_client(
+    tmp_path: Path,
+) -> None:
+    db = _sample_store(tmp_path)
+    session_id = _first_session(db)["session_id"]
+    entry = '{"type": "custom", "customType": "start-up", "data": {}}'
+    argv = ["transcript", "append", session_id, entry, "--db", str(db), "--json"]
+    modules, out = loaded(_WRITE.format(argv=argv), (*TWINS, *DRIVER, *HTTP_CLIENT))
+    assert modules == []
+    assert json.loads(out)["via"] == "local"
+
+
+def test_every_twin_named_at_run_time_is_the_one_the_type_checker_reads() -> None:
+    """`postgres_twin("m")` under `else:` stands for `from ... import ...` under
+    TYPE_CHECKING: the same name for the same module, in every module that uses it."""
+    users = 0
+    for path in sorted((ROOT / "store_sql").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+                named = _twin_names(node.orelse)
+                if named:
+                    users += 1
+                    imported = _imported_modules(node.body)
+                    assert {name: imported.get(name) for name in named} == named, path
+    assert users >= 6
+
+
+def _twin_names(body: list[ast.stmt]) -> dict[str, str]:
+    return {
+        target.id: call.args[0].value
+        for statement in body
+        if isinstance(statement, ast.Assign)
+        and isinstance(call := statement.value, ast.Call)
+        and ast.unparse(call.func) == "postgres_twin"
+        and isinstance(call.args[0], ast.Constant)
+        for target in statement.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def _imported_modules(body: list[ast.stmt]) -> dict[str, str]:
+    return {
+        alias.asname or alias.name: f"{statement.module}.{alias.name}"
+        for statement in body
+        if isinstance(statement, ast.ImportFrom)
+        for alias in statement.names
+    }
+
+
+def _first_session(db: Path) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "store_sql", "sessions", "list", "--db", str(db), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    first: dict[str, object] = json.loads(done.stdout)["sessions"][0]
+    return first
 
 
 def test_store_open_and_every_namespace_load_no_schema_tools_nor_driver(tmp_path: Path) -> None:

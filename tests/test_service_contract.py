@@ -12,7 +12,7 @@ import pytest
 from conftest import BACKENDS
 from serving import RunningServer, served_backend
 
-from store_sql.service import discovery
+from store_sql.service import remote
 
 SAMPLE_PARAMS = {
     "agent": "main",
@@ -51,7 +51,7 @@ def send(
     server: RunningServer, method: str, path: str, headers: dict[str, str], body: bytes | None
 ) -> tuple[int, dict[str, str], bytes]:
     """One request on its own connection; event streams are closed after their headers."""
-    conn = discovery.connection(server.record.address, 30)
+    conn = remote.connection(server.record.address, 30)
     try:
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()

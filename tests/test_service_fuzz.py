@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serving import RunningServer, served_backend
 
-from store_sql.service import discovery
+from store_sql.service import remote
 
 LONG = os.environ.get("STORE_SQL_LONG_TESTS") == "1"
 EXAMPLES = 2500 if LONG else 200
@@ -112,7 +112,7 @@ def _send(
     sent = dict(extra)
     if token:
         sent["Authorization"] = f"Bearer {_server.token}"
-    conn = discovery.connection(_server.record.address, 30)
+    conn = remote.connection(_server.record.address, 30)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
         for name, value in sent.items():

@@ -13,16 +13,19 @@ from typing import TYPE_CHECKING
 from store_sql.addresses import check_agent_id, check_session_key
 from store_sql.checkpoints import entries as cps
 from store_sql.checkpoints import forks as forks
-from store_sql.checkpoints import pg_entries as pg_cps
-from store_sql.checkpoints import pg_forks
-from store_sql.checkpoints import pg_snapshots as pg_snap
 from store_sql.checkpoints.entries import Checkpoint, CheckpointSpec, Persisted
 from store_sql.checkpoints.forks import ForkResult
 from store_sql.checkpoints.snapshots import CapturedSnapshot, capture_snapshot
-from store_sql.engine.namespace import Namespace
+from store_sql.engine.namespace import Namespace, postgres_twin
 
 if TYPE_CHECKING:
-    pass
+    from store_sql.checkpoints import pg_entries as pg_cps
+    from store_sql.checkpoints import pg_forks
+    from store_sql.checkpoints import pg_snapshots as pg_snap
+else:
+    pg_cps = postgres_twin("store_sql.checkpoints.pg_entries")
+    pg_forks = postgres_twin("store_sql.checkpoints.pg_forks")
+    pg_snap = postgres_twin("store_sql.checkpoints.pg_snapshots")
 
 
 class CheckpointAPI(Namespace):

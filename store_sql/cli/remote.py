@@ -32,9 +32,15 @@ def server_for(args: argparse.Namespace) -> ServiceClient | None:
     if os.environ.get(LOCAL_ENV) == "1" or is_postgres_url(args.db):
         # Several processes write one PostgreSQL database at once: no server to defer to.
         return None
+    from store_sql.service import discovery
+
+    db = Path(os.path.abspath(args.db))
+    if discovery.read(db) is None:
+        # No server announced itself: the HTTP client is not even loaded.
+        return None
     from store_sql.service.remote import ServiceClient
 
-    client = ServiceClient.for_database(Path(os.path.abspath(args.db)))
+    client = ServiceClient.for_database(db)
     if client is not None and not getattr(args, "json", False):
         print(f"store-sql: sent to the server at {client.address.url}", file=sys.stderr)
     return client

@@ -119,7 +119,7 @@ def _append(args: argparse.Namespace) -> int:
     entry = json_object_argument(args.entry, "ENTRY_JSON", example)
 
     async def work(store: Store) -> Any:
-        from store_sql.transcripts.appends import LEAF
+        from store_sql.addresses import LEAF
 
         parent = args.parent if args.parent is not None else LEAF
         return (

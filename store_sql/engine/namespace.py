@@ -6,13 +6,24 @@ A namespace keeps its SQLite functions (`rows.py`) beside their async PostgreSQL
 the arguments once (`self._read_rows(rows.get, pg_rows.get, agent_id, key)`); the store's
 dialect picks which one runs, through which engine's door. Reads that compose several
 functions differently on each side test `self._pg` themselves.
+
+A store on SQLite never loads a twin: an API module names its twin modules through
+`postgres_twin`, which imports one when a function of it is first called, and imports the
+real module for the type checker only:
+
+    if TYPE_CHECKING:
+        from store_sql.sessions import pg_rows
+    else:
+        pg_rows = postgres_twin("store_sql.sessions.pg_rows")
 """
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
+import sys
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from store_sql.engine.database import Database
@@ -58,3 +69,31 @@ class Namespace:
         if self._pg is not None:
             return await self._pg.write(lambda c: pg(c, *args, **kwargs))
         return await self._db.write(lambda c: fn(c, *args, **kwargs))
+
+
+def postgres_twin(module: str) -> Any:
+    """The PostgreSQL twin module `module`, imported when one of its functions (or classes)
+    is first called: `twin.fn` is a stand-in for `fn` that imports the module and calls it.
+
+    Only calls go through a stand-in, so a twin is used for its functions alone: its
+    constants, exceptions and types are the SQLite side's (the twins import those)."""
+    return _Twin(module)
+
+
+class _Twin:
+    __slots__ = ("_module",)
+
+    def __init__(self, module: str) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        module = self._module
+
+        def twin(*args: Any, **kwargs: Any) -> Any:
+            loaded = sys.modules.get(module) or importlib.import_module(module)
+            return getattr(loaded, name)(*args, **kwargs)
+
+        twin.__qualname__ = twin.__name__ = name
+        return twin

@@ -14,15 +14,18 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from store_sql.addresses import check_agent_id, check_session_key
-from store_sql.engine.namespace import Namespace
-from store_sql.lifecycle import pg_rows as pg_lc
+from store_sql.engine.namespace import Namespace, postgres_twin
 from store_sql.lifecycle import rows as lc
 from store_sql.lifecycle.rows import DeleteResult, PurgeResult, ResetResult
-from store_sql.sessions import pg_guards
 from store_sql.sessions.guards import Expect, check_expect
 
 if TYPE_CHECKING:
     from store_sql.engine.pg.connection import PgConnection
+    from store_sql.lifecycle import pg_rows as pg_lc
+    from store_sql.sessions import pg_guards
+else:
+    pg_lc = postgres_twin("store_sql.lifecycle.pg_rows")
+    pg_guards = postgres_twin("store_sql.sessions.pg_guards")
 
 
 class LifecycleAPI(Namespace):

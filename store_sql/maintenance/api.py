@@ -23,20 +23,24 @@ from typing import TYPE_CHECKING, Any
 
 from store_sql.addresses import check_agent_id
 from store_sql.engine import vacuum
-from store_sql.engine.namespace import Namespace
+from store_sql.engine.namespace import Namespace, postgres_twin
 from store_sql.engine.wal import file_size, wal_path
-from store_sql.lifecycle import pg_rows as pg_lc
 from store_sql.lifecycle.rows import delete_transcript_chunk
-from store_sql.maintenance import pg_steps
 from store_sql.maintenance import plan as mt
 from store_sql.maintenance import steps as steps
 from store_sql.maintenance.plan import CleanupPlan, FileFact
 from store_sql.maintenance.policy import MaintenancePolicy
-from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import list_agents
 
 if TYPE_CHECKING:
     from store_sql.engine.pg.database import PgDatabase
+    from store_sql.lifecycle import pg_rows as pg_lc
+    from store_sql.maintenance import pg_steps
+    from store_sql.sessions import pg_rows as pg_sessions
+else:
+    pg_lc = postgres_twin("store_sql.lifecycle.pg_rows")
+    pg_steps = postgres_twin("store_sql.maintenance.pg_steps")
+    pg_sessions = postgres_twin("store_sql.sessions.pg_rows")
 
 ENTRY_BATCH: int = 500
 """Entries removed per writer transaction: small enough that other writes wait only briefly

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from store_sql.search import pg_indexer, pg_query
+from store_sql.engine.namespace import postgres_twin
 from store_sql.search.indexer import catch_up, clear_index, index_pending
 from store_sql.search.query import (
     DEFAULT_LIMIT,
@@ -25,6 +25,10 @@ from store_sql.search.query import (
 
 if TYPE_CHECKING:
     from store_sql.engine.database import Database
+    from store_sql.search import pg_indexer, pg_query
+else:
+    pg_indexer = postgres_twin("store_sql.search.pg_indexer")
+    pg_query = postgres_twin("store_sql.search.pg_query")
 
 
 # --- rebuilding ------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Written (0600, atomically) by `store-sql serve` once its socket is bound and removed when it
 stops; clients on this machine (the CLI's writing commands, the gateway) read it to send
 their work to that server instead of opening the database themselves. A file whose server
-no longer answers (the process was killed) is stale: `find_server` ignores it.
+no longer answers (the process was killed) is stale: the client's `find_server`
+(service/remote.py) ignores it. Reading the file takes no HTTP client: a command that finds
+none works locally without loading one.
 
     {"pid": 4242, "url": "http://127.0.0.1:8765", "socket": null, "host": "127.0.0.1",
      "port": 8765, "tls": false, "tokenFile": "/data/store.sqlite.token"}
@@ -12,10 +14,8 @@ no longer answers (the process was killed) is stale: `find_server` ignores it.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import socket
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -23,7 +23,6 @@ from typing import Any, Final
 import orjson
 
 SUFFIX: Final = ".serve"
-PROBE_SECONDS: Final = 2.0
 
 
 def serve_file(db: Path) -> Path:
@@ -107,60 +106,3 @@ def remove(record: ServerRecord) -> None:
 def read_path(path: Path) -> ServerRecord | None:
     db = path.with_name(path.name[: -len(SUFFIX)])
     return read(db)
-
-
-def find_server(db: Path) -> ServerRecord | None:
-    """The server serving `db`, if its discovery file exists and it answers /v1/health."""
-    record = read(db)
-    if record is None:
-        return None
-    return record if answers(record.address) else None
-
-
-def connection(address: Address, timeout: float) -> http.client.HTTPConnection:
-    """An HTTP connection to the address (unix socket, TCP or TLS)."""
-    if address.socket_path is not None:
-        return UnixConnection(address.socket_path, timeout)
-    assert address.host is not None
-    assert address.port is not None
-    if address.tls:
-        context = ssl.create_default_context()
-        # A local server's certificate is usually self-signed for 127.0.0.1: the token,
-        # not the certificate, is what authenticates on this machine.
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return http.client.HTTPSConnection(
-            address.host, address.port, timeout=timeout, context=context
-        )
-    return http.client.HTTPConnection(address.host, address.port, timeout=timeout)
-
-
-def answers(address: Address) -> bool:
-    conn = connection(address, PROBE_SECONDS)
-    try:
-        conn.request("GET", "/v1/health")
-        response = conn.getresponse()
-        response.read()
-        return response.status == 200
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-class UnixConnection(http.client.HTTPConnection):
-    """http.client over a unix socket."""
-
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock

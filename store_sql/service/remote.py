@@ -7,10 +7,12 @@ One `ServiceClient` keeps one keep-alive connection; it is not shared between th
 from __future__ import annotations
 
 import http.client
+import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 import orjson
@@ -24,10 +26,12 @@ from store_sql.errors import (
 )
 from store_sql.service import discovery
 from store_sql.service.auth import read_token
-from store_sql.service.discovery import Address
+from store_sql.service.discovery import Address, ServerRecord
 
 TIMEOUT_SECONDS = 600.0
 """Long enough for an import or a cleanup the server runs for the caller."""
+
+PROBE_SECONDS: Final = 2.0
 
 
 class ServiceUnreachableError(StoreError):
@@ -59,7 +63,7 @@ class ServiceClient:
     @classmethod
     def for_database(cls, db: Path, token_file: Path | None = None) -> ServiceClient | None:
         """A client of the server serving `db`, or None when no server answers for it."""
-        record = discovery.find_server(db)
+        record = find_server(db)
         if record is None:
             return None
         return cls(record.address, read_token(token_file or record.token_file))
@@ -97,7 +101,7 @@ class ServiceClient:
         sent.update(headers or {})
         for attempt in (1, 2):
             reused = self._conn is not None
-            conn = self._conn or discovery.connection(self.address, self.timeout)
+            conn = self._conn or connection(self.address, self.timeout)
             self._conn = conn
             try:
                 conn.request(method, path, body=payload, headers=sent)
@@ -143,3 +147,60 @@ def error_of(answer: Answer) -> StoreError:
         "TOO_LARGE": InvalidEntryError,
     }.get(code, StoreError)
     return kind(f"{message} (server: {answer.status} {code})")
+
+
+def find_server(db: Path) -> ServerRecord | None:
+    """The server serving `db`, if its discovery file exists and it answers /v1/health."""
+    record = discovery.read(db)
+    if record is None:
+        return None
+    return record if answers(record.address) else None
+
+
+def connection(address: Address, timeout: float) -> http.client.HTTPConnection:
+    """An HTTP connection to the address (unix socket, TCP or TLS)."""
+    if address.socket_path is not None:
+        return UnixConnection(address.socket_path, timeout)
+    assert address.host is not None
+    assert address.port is not None
+    if address.tls:
+        context = ssl.create_default_context()
+        # A local server's certificate is usually self-signed for 127.0.0.1: the token,
+        # not the certificate, is what authenticates on this machine.
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(
+            address.host, address.port, timeout=timeout, context=context
+        )
+    return http.client.HTTPConnection(address.host, address.port, timeout=timeout)
+
+
+def answers(address: Address) -> bool:
+    conn = connection(address, PROBE_SECONDS)
+    try:
+        conn.request("GET", "/v1/health")
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """http.client over a unix socket."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock

@@ -38,6 +38,7 @@ from store_sql.service.app import Service
 from store_sql.service.auth import load_or_create_token
 from store_sql.service.bodies import DEFAULT_MAX_BODY
 from store_sql.service.page import PageApp
+from store_sql.service.remote import find_server
 from store_sql.service.state import ServiceConfig
 from store_sql.store import Store
 
@@ -285,7 +286,7 @@ def prepare(options: ServeOptions) -> _Prepared:
     db = Path(os.path.abspath(options.db))
     token_file = options.token_file or db.with_name(db.name + ".token")
     token = load_or_create_token(token_file)
-    existing = discovery.find_server(db)
+    existing = find_server(db)
     if existing is not None:
         raise ServeRefusedError(
             f"{db} is already served by process {existing.pid} at {existing.url}"

@@ -15,6 +15,7 @@ import msgspec
 from msgspec import UNSET
 from starlette.responses import Response, StreamingResponse
 
+from store_sql.addresses import LEAF
 from store_sql.service import bodies
 from store_sql.service.bodies import AppendBody, CreateTranscriptBody, TurnBody
 from store_sql.service.http_errors import ApiError
@@ -29,7 +30,6 @@ from store_sql.service.responses import (
 from store_sql.service.routing import Call, Operation, Param, describe
 from store_sql.service.session_routes import change_data
 from store_sql.service.wire import appended_item, info_dict
-from store_sql.transcripts.appends import LEAF
 from store_sql.transcripts.reads import Cursor, TreeNode
 
 T: Final = "/v1/agents/{agent}/transcripts/{sessionId}"

@@ -4,7 +4,8 @@ Each method validates its arguments on the caller's side, then hands one functio
 `sessions` to the writer (changes) or the reader pool (reads). On PostgreSQL the function
 is its twin from `pg_rows` / `pg_guards` / `pg_recovery`, handed to the PostgreSQL engine
 (`db.postgres`); which one is `db.dialect`'s choice, made by `Namespace` (its
-`_read_rows` / `_write_rows`) and nowhere else."""
+`_read_rows` / `_write_rows`) and nowhere else. The twins load only for a store on
+PostgreSQL (`postgres_twin`), and the transcript append path only for a turn."""
 
 from __future__ import annotations
 
@@ -13,19 +14,23 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from store_sql import addresses
-from store_sql.engine.namespace import Namespace
+from store_sql.addresses import LEAF
+from store_sql.engine.namespace import Namespace, postgres_twin
 from store_sql.formats import jsjson
-from store_sql.sessions import guards, pg_guards, pg_recovery, pg_rows
+from store_sql.sessions import guards
 from store_sql.sessions import rows as sessions
 from store_sql.sessions.guards import EntryText, Expect, SessionOp, SessionOpResult
-from store_sql.sessions.pg_turns import PgTurnMutation
 from store_sql.sessions.recovery import IndexRecovery, recover_index
 from store_sql.sessions.rows import Entry, ListFilter, Mutator, SessionSummary
-from store_sql.sessions.turns import TurnMutation, TurnResult
-from store_sql.transcripts.appends import LEAF
 
 if TYPE_CHECKING:
-    pass
+    from store_sql.sessions import pg_guards, pg_recovery, pg_rows, pg_turns
+    from store_sql.sessions.turns import TurnResult
+else:
+    pg_guards = postgres_twin("store_sql.sessions.pg_guards")
+    pg_recovery = postgres_twin("store_sql.sessions.pg_recovery")
+    pg_rows = postgres_twin("store_sql.sessions.pg_rows")
+    pg_turns = postgres_twin("store_sql.sessions.pg_turns")
 
 
 def _filter(
@@ -226,7 +231,7 @@ class SessionIndexAPI(Namespace):
         stamp = int(time.time() * 1000) if updated_at is None else updated_at
         if self._pg is not None:
             return await self._pg.write(
-                PgTurnMutation(
+                pg_turns.PgTurnMutation(
                     agent_id,
                     key,
                     entries,
@@ -235,6 +240,9 @@ class SessionIndexAPI(Namespace):
                     parent_id=parent_id,
                 )
             )
+        # A turn appends: the transcript append path loads with the first one.
+        from store_sql.sessions.turns import TurnMutation
+
         mutation = TurnMutation(
             agent_id,
             key,

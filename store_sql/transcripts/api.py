@@ -12,25 +12,30 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from store_sql.addresses import Target, check_agent_id, check_int, check_session_id
-from store_sql.engine.namespace import Namespace
+from store_sql.addresses import LEAF, Target, check_agent_id, check_int, check_session_id
+from store_sql.engine.namespace import Namespace, postgres_twin
 from store_sql.errors import ConflictError, InvalidEntryError
 from store_sql.formats.js_values import js_trim
 from store_sql.sessions.rows import default_rel_dir
 from store_sql.transcripts import context as context_mod
 from store_sql.transcripts import legacy as legacy
-from store_sql.transcripts import pg_reads, pg_rows, pg_upgrade
 from store_sql.transcripts import reads as reads
 from store_sql.transcripts import rows as tx
-from store_sql.transcripts.appends import LEAF, Appended, AppendMutation
+from store_sql.transcripts.appends import Appended, AppendMutation
 from store_sql.transcripts.file_bytes import transcript_blocks
-from store_sql.transcripts.pg_appends import PgAppendMutation
 from store_sql.transcripts.reads import Changes, Cursor, StoredEntry, TranscriptCounts, TreeNode
 from store_sql.transcripts.rows import TranscriptInfo
 from store_sql.transcripts.upgrade import migrate_to_v3
 
 if TYPE_CHECKING:
     import asyncpg
+
+    from store_sql.transcripts import pg_appends, pg_reads, pg_rows, pg_upgrade
+else:
+    pg_appends = postgres_twin("store_sql.transcripts.pg_appends")
+    pg_reads = postgres_twin("store_sql.transcripts.pg_reads")
+    pg_rows = postgres_twin("store_sql.transcripts.pg_rows")
+    pg_upgrade = postgres_twin("store_sql.transcripts.pg_upgrade")
 
 
 T = TypeVar("T")
@@ -161,7 +166,7 @@ class TranscriptAPI(Namespace):
         `message.idempotencyKey` is already present is not written again."""
         check_agent_id(agent_id)
         if self._pg is not None:
-            pg_mutation = PgAppendMutation(agent_id, target, list(entries), parent_id)
+            pg_mutation = pg_appends.PgAppendMutation(agent_id, target, list(entries), parent_id)
             return await self._pg.write(pg_mutation)
         mutation = AppendMutation(agent_id, target, list(entries), parent_id)
         return await self._db.write(mutation)
@@ -173,7 +178,7 @@ class TranscriptAPI(Namespace):
         # the gateway's hot path (tools/bench concurrent appends).
         check_agent_id(agent_id)
         if self._pg is not None:
-            mutation = PgAppendMutation(agent_id, target, (fields,), parent_id)
+            mutation = pg_appends.PgAppendMutation(agent_id, target, (fields,), parent_id)
             return (await self._pg.write(mutation))[0]
         return (await self._db.write(AppendMutation(agent_id, target, (fields,), parent_id)))[0]
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import orjson
 
+from store_sql.addresses import LEAF
 from store_sql.engine.writer import CombinableMutation
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.schema.navigation_lines import side_append
@@ -32,9 +33,6 @@ from store_sql.transcripts.rows import (
     resolve_parent_pos,
     resolve_target,
 )
-
-LEAF: Final = "<leaf>"
-"""Append as a child of the current leaf (the default)."""
 
 
 @dataclass(frozen=True, slots=True)

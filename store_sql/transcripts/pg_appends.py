@@ -30,12 +30,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from store_sql.addresses import LEAF
 from store_sql.engine.pg.connection import CombinablePgMutation
 from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
 from store_sql.schema.navigation_lines import NAVIGATION_LINES
 from store_sql.transcripts import pg_reads
 from store_sql.transcripts.appends import (
-    LEAF,
     Appended,
     Chain,
     NewIdTakenError,

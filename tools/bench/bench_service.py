@@ -66,7 +66,7 @@ import uvloop
 from harness import Row, bench_dir, gc_paused, row
 
 from store_sql import Store
-from store_sql.service import discovery
+from store_sql.service import discovery, remote
 from store_sql.service.discovery import Address
 
 AGENT = "main"
@@ -104,7 +104,7 @@ class ServerProcess:
             if (
                 record is not None
                 and record.pid == self.proc.pid
-                and discovery.answers(record.address)
+                and remote.answers(record.address)
             ):
                 self.address = record.address
                 self.token = record.token_file.read_text().strip()
