@@ -155,6 +155,19 @@ def test_a_transcript_append_without_a_server_loads_no_twin_nor_http_client(
     assert json.loads(out)["via"] == "local"
 
 
+def test_import_into_and_export_of_a_sqlite_store_load_no_twin(tmp_path: Path) -> None:
+    db = _sample_store(tmp_path)
+    body = f"""
+import os
+from store_sql.cli.main import main
+os.environ.pop("STORE_SQL_LOCAL", None)
+assert main(["import", {str(SAMPLE)!r}, "--db", {str(db)!r}, "--json"]) == 0
+assert main(["export", "--db", {str(db)!r}, {str(tmp_path / "out")!r}, "--json"]) == 0
+"""
+    assert loaded(body, (*TWINS, *DRIVER, *HTTP_CLIENT))[0] == []
+    assert (tmp_path / "out").is_dir()
+
+
 def test_every_twin_named_at_run_time_is_the_one_the_type_checker_reads() -> None:
     """`postgres_twin("m")` under `else:` stands for `from ... import ...` under
     TYPE_CHECKING: the same name for the same module, in every module that uses it."""

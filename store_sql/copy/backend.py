@@ -13,13 +13,16 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
-from store_sql.copy import pg_rows as pg
 from store_sql.copy import rows as lite
 from store_sql.copy.tables import COPIED, CopiedTable
 from store_sql.engine.database import Database
+from store_sql.engine.namespace import postgres_twin
 
 if TYPE_CHECKING:
+    from store_sql.copy import pg_rows as pg
     from store_sql.engine.pg.database import PgDatabase
+else:
+    pg = postgres_twin("store_sql.copy.pg_rows")
 
 Row = tuple[object, ...]
 Batch = tuple[CopiedTable, list[Row], int]

@@ -26,11 +26,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from store_sql.addresses import check_agent_id
 from store_sql.engine.database import Database
 from store_sql.engine.file_modes import make_private_dirs
+from store_sql.engine.namespace import postgres_twin
 from store_sql.engine.pg.connection import PgConnection
 from store_sql.errors import (
     DatabaseCorruptError,
@@ -42,14 +43,20 @@ from store_sql.exporter.plan import ExportPlan, IndexLayout, PlannedFile, check_
 from store_sql.formats import sessions_dir as directory_index
 from store_sql.formats.in_tree import make_dirs, open_dir, write_file
 from store_sql.formats.state_dir import StateDirError, safe_join
-from store_sql.sessions import pg_rows as pg_sessions
 from store_sql.sessions.rows import get_entry
-from store_sql.transcripts import pg_reads
-from store_sql.transcripts import pg_rows as pg_transcripts
 from store_sql.transcripts import render as render
 from store_sql.transcripts.file_bytes import transcript_blocks
 from store_sql.transcripts.reads import all_entries
 from store_sql.transcripts.rows import TranscriptInfo, find_live, get_info
+
+if TYPE_CHECKING:
+    from store_sql.sessions import pg_rows as pg_sessions
+    from store_sql.transcripts import pg_reads
+    from store_sql.transcripts import pg_rows as pg_transcripts
+else:
+    pg_sessions = postgres_twin("store_sql.sessions.pg_rows")
+    pg_reads = postgres_twin("store_sql.transcripts.pg_reads")
+    pg_transcripts = postgres_twin("store_sql.transcripts.pg_rows")
 
 __all__ = [
     "ExportReport",

@@ -14,11 +14,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from store_sql.engine.database import Database
-from store_sql.exporter import pg_rows as pg
+from store_sql.engine.namespace import postgres_twin
 from store_sql.exporter.plan import ExportPlan, IndexLayout, PlannedFile, file_chunks, plan_export
 
 if TYPE_CHECKING:
     from store_sql.engine.pg.database import PgDatabase
+    from store_sql.exporter import pg_rows as pg
+else:
+    pg = postgres_twin("store_sql.exporter.pg_rows")
 
 T = TypeVar("T")
 FileConsumer = Callable[[PlannedFile, Iterator[bytes]], T]

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from store_sql.engine.database import Database
+from store_sql.engine.namespace import postgres_twin
 from store_sql.engine.pg.connection import PgConnection
 from store_sql.formats.import_archive import ArchivedFile
 from store_sql.formats.in_tree import TreeFile
 from store_sql.importer import database_rows as origin_db
-from store_sql.importer import pg_rows as pg
 from store_sql.importer import rows as db
 from store_sql.importer.chunks import LineChunk, LineStats
 from store_sql.importer.session_directory import DirectoryOutcome, DirectorySource
@@ -29,6 +29,10 @@ from store_sql.importer.session_index import IndexOutcome, IndexSource
 from store_sql.importer.session_index import import_index as _import_index
 from store_sql.importer.session_index import stored_index as _stored_index
 
+if TYPE_CHECKING:
+    from store_sql.importer import pg_rows as pg
+else:
+    pg = postgres_twin("store_sql.importer.pg_rows")
 Opener = Callable[[], BinaryIO]
 StoredIndex = tuple[str, str, str | None]
 Target = db.NewTranscript | db.Continuation
