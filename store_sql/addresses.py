@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from store_sql.errors import InvalidEntryError
+from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats.sqltext import storable
 
 Target = str | int
@@ -33,6 +33,20 @@ def check_int(name: str, value: int | None, *, minimum: int = INT64_MIN) -> int 
             f"{name} must be an integer from {minimum} to {INT64_MAX}, got {value!r}"
         )
     return value
+
+
+def check_target(target: Target) -> Target:
+    """A transcript target: a str, or an int no bool; InvalidEntryError otherwise. An int
+    past 64 bits names no transcript (ids are 64-bit; neither driver can bind it), so it is
+    NotFoundError, as an unused id is."""
+    if isinstance(target, bool) or not isinstance(target, str | int):
+        raise InvalidEntryError(
+            f"a transcript is named by a session id (str) or a transcript_id (int), "
+            f"got {type(target).__name__} {target!r}"
+        )
+    if isinstance(target, int) and not INT64_MIN <= target <= INT64_MAX:
+        raise NotFoundError(f"no transcript with id {target}")
+    return target
 
 
 _AGENT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")

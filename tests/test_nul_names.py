@@ -36,6 +36,7 @@ async def test_lookups_by_names_holding_nul_find_nothing(backend: Store) -> None
     calls: dict[str, Callable[[], Awaitable[Any]]] = {
         "info": lambda: t.info(A, "s\x00"),
         "find": lambda: t.find(A, "s\x00"),
+        "list": lambda: t.list_transcripts(A, session_id="s\x00"),
         "recent": lambda: t.recent(A, "s\x00"),
         "entry": lambda: t.entry(A, "s1", "e\x00"),
         "children": lambda: t.children(A, "s1", "e\x00"),
@@ -50,6 +51,7 @@ async def test_lookups_by_names_holding_nul_find_nothing(backend: Store) -> None
     assert answers == {
         "info": NotFoundError,
         "find": None,
+        "list": [],
         "recent": NotFoundError,
         "entry": NotFoundError,
         "children": NotFoundError,

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import orjson
 
+from store_sql.errors import InvalidEntryError
 from store_sql.formats.js_numbers import NumberLiteral, is_array_index, js_number_text
 
 _MAX_INDENT: Final = 10  # JSON.stringify clamps a numeric `space` argument to 10
@@ -312,7 +313,8 @@ def dumps_bytes(value: object, *, indent: int = 0, level: int = 0) -> bytes:
         raise failure.public() from None
     except RecursionError:
         # JSON.stringify gives up too (RangeError), at a few thousand levels in Node 20.
-        raise ValueError("value nested too deeply to write as JSON") from None
+        # InvalidEntryError is a ValueError: the value, not the store, is at fault.
+        raise InvalidEntryError("value nested too deeply to write as JSON") from None
 
 
 def dumps(value: object, *, indent: int = 0, level: int = 0) -> str:

@@ -30,9 +30,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from store_sql.addresses import LEAF
+from store_sql.addresses import LEAF, check_target
 from store_sql.engine.pg.connection import CombinablePgMutation
-from store_sql.errors import ConflictError, InvalidEntryError, NotFoundError
+from store_sql.errors import ConflictError, NotFoundError
 from store_sql.schema.navigation_lines import NAVIGATION_LINES
 from store_sql.transcripts import pg_reads
 from store_sql.transcripts.appends import (
@@ -230,12 +230,7 @@ async def _lock(conn: asyncpg.Connection, mutations: Sequence[PgAppendMutation])
     ids: set[int] = set()
     sessions: set[tuple[str, str]] = set()
     for m in mutations:
-        target = m.target
-        if isinstance(target, bool) or not isinstance(target, str | int):
-            raise InvalidEntryError(
-                f"a transcript is named by a session id (str) or a transcript_id (int), "
-                f"got {type(target).__name__} {target!r}"
-            )
+        target = check_target(m.target)
         if isinstance(target, int):
             ids.add(target)
         elif "\x00" not in target:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from store_sql.addresses import check_target
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.schema.navigation_lines import side_append
 from store_sql.transcripts.rows import (
@@ -89,11 +90,7 @@ async def resolve_target(
     conn: asyncpg.Connection, agent_id: str, target: str | int
 ) -> TranscriptInfo:
     """rows.resolve_target."""
-    if isinstance(target, bool) or not isinstance(target, str | int):
-        raise InvalidEntryError(
-            f"a transcript is named by a session id (str) or a transcript_id (int), "
-            f"got {type(target).__name__} {target!r}"
-        )
+    check_target(target)
     if isinstance(target, int):
         info = await get_info(conn, target)
         if info.agent_id != agent_id:
@@ -108,6 +105,8 @@ async def resolve_target(
 async def list_transcripts(
     conn: asyncpg.Connection, agent_id: str, *, session_id: str | None = None
 ) -> list[TranscriptInfo]:
+    if session_id is not None and "\x00" in session_id:
+        return []  # no PostgreSQL text holds NUL, so no transcript has this session id
     sql = f"SELECT {INFO_COLUMNS} FROM transcripts WHERE agent_id = $1"
     params: list[Any] = [agent_id]
     if session_id is not None:

@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from store_sql.addresses import check_target
 from store_sql.errors import InvalidEntryError, NotFoundError
 from store_sql.formats import jsjson
 from store_sql.schema.navigation_lines import side_append
@@ -187,11 +188,7 @@ def require_live(conn: sqlite3.Connection, agent_id: str, session_id: str) -> Tr
 def resolve_target(conn: sqlite3.Connection, agent_id: str, target: str | int) -> TranscriptInfo:
     """A session id names its live transcript; an int is a transcript_id, which must be one
     of `agent_id`'s transcripts (a bool is neither)."""
-    if isinstance(target, bool) or not isinstance(target, str | int):
-        raise InvalidEntryError(
-            f"a transcript is named by a session id (str) or a transcript_id (int), "
-            f"got {type(target).__name__} {target!r}"
-        )
+    check_target(target)
     if isinstance(target, int):
         info = get_info(conn, target)
         if info.agent_id != agent_id:
