@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
+from store_sql.engine.lookups import lone_surrogate_lookup
 from store_sql.engine.pragmas import EngineSettings, configure_reader
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.errors import StoreClosedError
@@ -72,6 +73,10 @@ class ReaderPool:
         try:
             self.reads += 1
             return await conn.run(lambda c: _in_snapshot(c, fn))
+        except UnicodeEncodeError as exc:
+            if (not_found := lone_surrogate_lookup(exc)) is not None:
+                raise not_found from exc
+            raise
         finally:
             self._free.put_nowait(conn)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from store_sql.engine.group_commit import GroupCommitMetrics, Outcome, settle
+from store_sql.engine.lookups import lone_surrogate_lookup
 from store_sql.engine.pragmas import EngineSettings
 from store_sql.engine.thread_conn import ThreadConnection
 from store_sql.engine.wal import WalPacer, WalUpkeep, checkpoint_truncate, wal_path
@@ -435,6 +436,8 @@ _ADVICE = {
 
 def _as_write_error(exc: BaseException) -> BaseException:
     """SQLite's own failures become WriteFailedError; the mutation's errors pass through."""
+    if (not_found := lone_surrogate_lookup(exc)) is not None:
+        return not_found
     if isinstance(exc, sqlite3.Error):
         name = getattr(exc, "sqlite_errorname", None) or ""
         advice = _ADVICE.get("_".join(name.split("_")[:2]))  # SQLITE_IOERR_WRITE -> SQLITE_IOERR

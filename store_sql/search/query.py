@@ -186,6 +186,11 @@ def check_query(query: SearchQuery) -> None:
         ("role", query.role),
         *(("kind", kind) for kind in query.kinds),
     ):
+        if isinstance(value, str) and "\0" in value:
+            # PostgreSQL text cannot hold NUL, so neither backend takes it (one answer on both).
+            raise InvalidSearchError(
+                f"the {name} {value!r} holds a NUL character, which cannot be searched for"
+            )
         if value is not None and not (isinstance(value, str) and storable(value)):
             raise InvalidSearchError(
                 f"the {name} {value!r} is not well-formed text (a lone surrogate, or bytes "

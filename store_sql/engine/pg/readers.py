@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from store_sql.engine.lookups import lone_surrogate_lookup
 from store_sql.engine.pg.connection import PgConnection, snapshot
 from store_sql.engine.pg.writer import connection_lost, nul_lookup
 
@@ -43,7 +44,9 @@ class PgReaders:
                 async with snapshot(conn):
                     return await fn(conn)
             except Exception as exc:
-                broken = connection_lost(exc)
+                # A string the driver could not encode failed the statement half sent: the
+                # server may still hold it open, so the connection is not reused.
+                broken = connection_lost(exc) or lone_surrogate_lookup(exc) is not None
                 if (not_found := nul_lookup(exc)) is not None:
                     raise not_found from exc
                 raise

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from store_sql.engine.group_commit import GroupCommitMetrics, Outcome, settle
+from store_sql.engine.lookups import lone_surrogate_lookup
 from store_sql.engine.pg.connection import CombinablePgMutation, PgConnection
 from store_sql.errors import NotFoundError, StoreClosedError, StoreError, WriteFailedError
 
@@ -273,9 +274,10 @@ def connection_lost(exc: BaseException) -> bool:
 def nul_lookup(exc: BaseException) -> NotFoundError | None:
     """The error for a statement that named a string holding NUL (SQLSTATE 22021): no
     PostgreSQL text holds that character, so nothing stored has such a key, id or name, the
-    answer SQLite gives by finding nothing. None for every other failure."""
+    answer SQLite gives by finding nothing; so is one holding a lone surrogate
+    (`lone_surrogate_lookup`). None for every other failure."""
     if getattr(exc, "sqlstate", None) != _CHARACTER_NOT_IN_REPERTOIRE:
-        return None
+        return lone_surrogate_lookup(exc)
     err = NotFoundError(
         "a key, id or name holds a NUL character (U+0000), which PostgreSQL text cannot "
         "hold, so nothing stored has it"
