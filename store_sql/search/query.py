@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from store_sql.formats.sqltext import storable
+from store_sql.formats.sqltext import storable, storable_text
 from store_sql.search.indexer import BACKLOG_LIMIT, INDEX_BATCH, indexed_upto
 from store_sql.search.terms import InvalidSearchError, Terms, literal, raw_query
 
@@ -168,7 +168,18 @@ _ACTIVE_PATH = """
 _FETCH = 64
 """Candidates fetched, checked and their texts read per round trip."""
 
-_TEXTS = "SELECT line_pk, text FROM entry_search_text WHERE line_pk IN ({marks})"
+_TEXTS = "SELECT line_pk, CAST(text AS BLOB) FROM entry_search_text WHERE line_pk IN ({marks})"
+
+
+def _decoded(text: bytes) -> str:
+    """A searchable text read as bytes. SQLite's JSON functions write an escaped lone
+    surrogate (`"\\ud800"`) as its three-byte form, which is not UTF-8, so sqlite3 cannot
+    read the text as TEXT; such a character becomes U+FFFD here, as in every copy of text
+    the store makes (`storable_text`)."""
+    try:
+        return storable_text(text.decode("utf-8", "surrogatepass"))
+    except UnicodeDecodeError:
+        return text.decode("utf-8", "replace")
 
 
 def check_query(query: SearchQuery) -> None:
@@ -287,7 +298,8 @@ def _texts(conn: sqlite3.Connection, line_pks: list[int]) -> dict[int, str]:
     if not line_pks:
         return {}
     marks = ", ".join("?" * len(line_pks))
-    return dict(conn.execute(_TEXTS.format(marks=marks), line_pks).fetchall())
+    rows = conn.execute(_TEXTS.format(marks=marks), line_pks).fetchall()
+    return {pk: _decoded(text) for pk, text in rows if text is not None}
 
 
 def _search_unindexed(
@@ -309,14 +321,15 @@ def _search_unindexed(
         return {}, int(waiting)
     raw_like = None if query.raw else _raw_line_pattern(query.text)
     rows = conn.execute(
-        "SELECT v.line_pk, v.text FROM entry_search_text AS v "
+        "SELECT v.line_pk, CAST(v.text AS BLOB) FROM entry_search_text AS v "
         "JOIN transcript_lines AS l ON l.line_pk = v.line_pk "
         "JOIN transcripts AS t ON t.transcript_id = l.transcript_id "
         f"WHERE v.line_pk > :upto AND {' AND '.join(where)}"
         + (" AND l.line LIKE :raw_like ESCAPE '\\'" if raw_like else ""),
         {**params, "upto": upto, "raw_like": raw_like},
     ).fetchall()
-    return {pk: found for pk, found in rows if terms.matches(found)}, 0
+    texts = {pk: _decoded(found) for pk, found in rows if found is not None}
+    return {pk: found for pk, found in texts.items() if terms.matches(found)}, 0
 
 
 # Characters no JSON writer we know escapes (Go escapes <, > and &; some writers escape /).
