@@ -23,6 +23,7 @@ from typing import Any
 
 from store_sql.engine.pg.connection import PgConnection
 from store_sql.errors import InvalidEntryError, WriteFailedError
+from store_sql.formats.sqltext import storable
 from store_sql.sessions import rows
 from store_sql.sessions.columns import COLUMN_NAMES, NUMBER_COLUMNS, entry_columns
 from store_sql.sessions.rows import (
@@ -152,7 +153,7 @@ async def count_entries(conn: PgConnection, agent_id: str, where: ListFilter) ->
 def _condition(agent_id: str, where: ListFilter) -> tuple[str, list[Any]]:
     """`rows._condition` with `$n` parameters; a filter value PostgreSQL's text cannot hold
     matches nothing."""
-    if any(_unstorable(v) for v in (where.label, where.chat_type, where.channel)):
+    if where.matches_nothing(lambda v: storable(v) and not _unstorable(v)):
         return "false", []
     conditions = where.conditions()
     tests = [f"{test} ${n}" for n, (test, _) in enumerate(conditions, start=2)]

@@ -22,6 +22,7 @@ from store_sql.formats import jsjson
 from store_sql.formats.entry_patch import patch_entry_text
 from store_sql.formats.sessions_dir import entry_file_name, key_refusal
 from store_sql.formats.sessions_json import entry_text, js_key_order, render_index, validate_entry
+from store_sql.formats.sqltext import storable
 from store_sql.sessions.columns import COLUMN_NAMES, entry_columns, patched_columns
 
 Entry = dict[str, Any]
@@ -59,6 +60,12 @@ class ListFilter:
         return [
             (test, value) for field, test in _TESTS if (value := getattr(self, field)) is not None
         ]
+
+    def matches_nothing(self, held: Callable[[str], bool]) -> bool:
+        """True when a text filter is a string no column holds (`held`: the strings the
+        backend's text holds; no store writes any other), so no entry matches."""
+        texts = (self.label, self.chat_type, self.channel)
+        return any(isinstance(v, str) and not held(v) for v in texts)
 
 
 _TESTS = (
@@ -190,6 +197,8 @@ def count_entries(conn: sqlite3.Connection, agent_id: str, where: ListFilter) ->
 
 
 def _condition(agent_id: str, where: ListFilter) -> tuple[str, list[Any]]:
+    if where.matches_nothing(storable):
+        return "0", []  # a lone surrogate: sqlite3 could not even bind it
     conditions = where.conditions()
     sql = " AND ".join(["agent_id = ?", *(f"{test} ?" for test, _ in conditions)])
     return sql, [agent_id, *(value for _, value in conditions)]
