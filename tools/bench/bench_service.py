@@ -86,7 +86,26 @@ SETTLE_SECONDS = 60.0
 # --- the server and its clients ---------------------------------------------------------------
 
 
-class ServerProcess:
+class ChildServer:
+    """A server in a child process: how it stops (SIGTERM, then a kill after 60 s) and how a
+    request to it is written."""
+
+    proc: subprocess.Popen[bytes]
+    token: str
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def request_bytes(self, method: str, path: str, body: bytes) -> bytes:
+        return _request_bytes(self.token, method, path, body)
+
+
+class ServerProcess(ChildServer):
     """`store-sql serve` in a child process on a fresh database."""
 
     def __init__(self, db: Path, unix: bool) -> None:
@@ -115,17 +134,6 @@ class ServerProcess:
         self.stop()
         raise RuntimeError("store-sql serve did not start")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def request_bytes(self, method: str, path: str, body: bytes) -> bytes:
-        return _request_bytes(self.token, method, path, body)
-
 
 def _request_bytes(token: str, method: str, path: str, body: bytes) -> bytes:
     head = (
@@ -135,7 +143,7 @@ def _request_bytes(token: str, method: str, path: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-class FloorProcess:
+class FloorProcess(ChildServer):
     """`service_floor.py` in a child process: uvicorn as `serve` runs it, answering every
     request with a constant (the framework floor)."""
 
@@ -159,17 +167,6 @@ class FloorProcess:
             self.address = Address(found["socket"], None, None)
         else:
             self.address = Address(None, found["host"], found["port"])
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-    def request_bytes(self, method: str, path: str, body: bytes) -> bytes:
-        return _request_bytes(self.token, method, path, body)
 
 
 def _answer_end(buf: bytes) -> int | None:
