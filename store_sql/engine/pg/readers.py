@@ -12,9 +12,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from store_sql.engine.lookups import lone_surrogate_lookup
+from store_sql.engine.lookups import lone_surrogate_lookup, unstorable_lookup
 from store_sql.engine.pg.connection import PgConnection, snapshot
-from store_sql.engine.pg.writer import connection_lost, nul_lookup
+from store_sql.engine.pg.writer import connection_lost
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class PgReaders:
                 # A string the driver could not encode failed the statement half sent: the
                 # server may still hold it open, so the connection is not reused.
                 broken = connection_lost(exc) or lone_surrogate_lookup(exc) is not None
-                if (not_found := nul_lookup(exc)) is not None:
+                if (not_found := unstorable_lookup(exc)) is not None:
                     raise not_found from exc
                 raise
             except BaseException:

@@ -26,9 +26,9 @@ from typing import Any, TypeVar
 import asyncpg
 
 from store_sql.engine.group_commit import GroupCommitMetrics, Outcome, settle
-from store_sql.engine.lookups import lone_surrogate_lookup
+from store_sql.engine.lookups import unstorable_lookup
 from store_sql.engine.pg.connection import CombinablePgMutation, PgConnection
-from store_sql.errors import NotFoundError, StoreClosedError, StoreError, WriteFailedError
+from store_sql.errors import StoreClosedError, StoreError, WriteFailedError
 
 T = TypeVar("T")
 PgMutation = Callable[["asyncpg.Connection[asyncpg.Record]"], Awaitable[Any]]
@@ -40,7 +40,6 @@ MAX_GROUP = 1000
 """At most this many mutations per group transaction."""
 
 _RETRYABLE = ("40P01", "40001")
-_CHARACTER_NOT_IN_REPERTOIRE = "22021"
 
 BROKEN = (
     OSError,
@@ -271,21 +270,6 @@ def connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and state.startswith(("08", "57P"))
 
 
-def nul_lookup(exc: BaseException) -> NotFoundError | None:
-    """The error for a statement that named a string holding NUL (SQLSTATE 22021): no
-    PostgreSQL text holds that character, so nothing stored has such a key, id or name, the
-    answer SQLite gives by finding nothing; so is one holding a lone surrogate
-    (`lone_surrogate_lookup`). None for every other failure."""
-    if getattr(exc, "sqlstate", None) != _CHARACTER_NOT_IN_REPERTOIRE:
-        return lone_surrogate_lookup(exc)
-    err = NotFoundError(
-        "a key, id or name holds a NUL character (U+0000), which PostgreSQL text cannot "
-        "hold, so nothing stored has it"
-    )
-    err.__cause__ = exc
-    return err
-
-
 async def _rollback(conn: PgConnection, tx: Any) -> None:
     """Roll the transaction back; a connection that cannot is dropped (the next group
     opens a new one)."""
@@ -299,7 +283,7 @@ def _as_write_error(exc: BaseException) -> BaseException:
     """PostgreSQL's own failures become WriteFailedError; the mutation's errors pass through."""
     if isinstance(exc, StoreError):
         return exc
-    if (not_found := nul_lookup(exc)) is not None:
+    if (not_found := unstorable_lookup(exc)) is not None:
         return not_found
     if isinstance(exc, asyncpg.PostgresError) or connection_lost(exc):
         state = getattr(exc, "sqlstate", None)
